@@ -1,0 +1,245 @@
+/* Scaled dot-product attention, flash style.
+ *
+ * Each (batch, head) pair is one unit of work for one thread. Queries are
+ * taken in blocks of BQ rows and keys in blocks of BK columns; logits of one
+ * tile live in per-thread scratch and an online softmax (running max and sum
+ * per row) merges the key blocks. Forward keeps only the row log-sum-exp;
+ * backward recomputes each tile's probabilities from it. All products are
+ * BLAS calls on tiles.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define BQ 128
+#define BK 512
+
+typedef struct {
+    int Tq, Tk, D, Dv, causal;
+    float scale;
+    const uint8_t *keep; /* (Tk,) for this batch row, or NULL */
+} attn_shape;
+
+/* Scaled logits of a tile, with masked entries set to -inf. */
+static void masked_logits(const attn_shape *a, const float *qb, const float *kb, int q0,
+                          int nq, int k0, int nk, float *S, nlpk_sgemm_fn sgemm) {
+    gemm_rm(sgemm, 0, 1, nq, nk, a->D, a->scale, qb, a->D, kb, a->D, 0.0f, S, nk);
+    if (a->keep) {
+        for (int i = 0; i < nq; i++)
+            for (int j = 0; j < nk; j++)
+                if (!a->keep[k0 + j]) S[(size_t)i * nk + j] = -INFINITY;
+    }
+    if (a->causal) {
+        int shift = a->Tk - a->Tq;
+        for (int i = 0; i < nq; i++) {
+            int last = q0 + i + shift - k0; /* last visible column in this tile */
+            for (int j = last + 1 < 0 ? 0 : last + 1; j < nk; j++) S[(size_t)i * nk + j] = -INFINITY;
+        }
+    }
+}
+
+/* Whether any query row of [q0, q0 + nq) may see a key of [k0, ...). */
+static int tile_visible(const attn_shape *a, int q0, int nq, int k0) {
+    return !a->causal || k0 <= q0 + nq - 1 + (a->Tk - a->Tq);
+}
+
+NLPK_CLONES
+static float row_max(const float *s, int n) {
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+    return m;
+}
+
+/* s[j] <- exp(s[j] - m) (0 where s[j] is -inf); returns the sum. */
+NLPK_CLONES
+static float exp_shifted(float *s, int n, float m) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        float p = s[j] == -INFINITY ? 0.0f : nlpk_expf(s[j] - m);
+        s[j] = p;
+        sum += p;
+    }
+    return sum;
+}
+
+NLPK_CLONES
+static void scale_row(float *x, int n, float c) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] *= c;
+}
+
+static void forward_unit(const attn_shape *a, const float *q, const float *k, const float *v,
+                         float *out, float *lse, float *S, float *m, float *l,
+                         nlpk_sgemm_fn sgemm) {
+    for (int q0 = 0; q0 < a->Tq; q0 += BQ) {
+        int nq = a->Tq - q0 < BQ ? a->Tq - q0 : BQ;
+        const float *qb = q + (size_t)q0 * a->D;
+        float *ob = out + (size_t)q0 * a->Dv;
+        memset(ob, 0, (size_t)nq * a->Dv * sizeof(float));
+        for (int i = 0; i < nq; i++) {
+            m[i] = -INFINITY;
+            l[i] = 0.0f;
+        }
+        for (int k0 = 0; k0 < a->Tk && tile_visible(a, q0, nq, k0); k0 += BK) {
+            int nk = a->Tk - k0 < BK ? a->Tk - k0 : BK;
+            masked_logits(a, qb, k + (size_t)k0 * a->D, q0, nq, k0, nk, S, sgemm);
+            for (int i = 0; i < nq; i++) {
+                float *s = S + (size_t)i * nk;
+                float mt = row_max(s, nk);
+                float mnew = mt > m[i] ? mt : m[i];
+                if (mnew == -INFINITY) { /* nothing visible yet: contributes nothing */
+                    memset(s, 0, (size_t)nk * sizeof(float));
+                    continue;
+                }
+                if (mnew != m[i] && m[i] != -INFINITY) {
+                    /* A larger maximum arrived: rescale what was summed so far. */
+                    float c = nlpk_expf(m[i] - mnew);
+                    l[i] *= c;
+                    scale_row(ob + (size_t)i * a->Dv, a->Dv, c);
+                }
+                m[i] = mnew;
+                l[i] += exp_shifted(s, nk, mnew);
+            }
+            gemm_rm(sgemm, 0, 0, nq, a->Dv, nk, 1.0f, S, nk, v + (size_t)k0 * a->Dv, a->Dv,
+                    1.0f, ob, a->Dv);
+        }
+        for (int i = 0; i < nq; i++) {
+            if (l[i] > 0.0f) {
+                scale_row(ob + (size_t)i * a->Dv, a->Dv, 1.0f / l[i]);
+                lse[q0 + i] = m[i] + logf(l[i]);
+            } else {
+                lse[q0 + i] = m[i] == m[i] ? -INFINITY : m[i]; /* keep a NaN visible */
+            }
+        }
+    }
+}
+
+int nlpk_attention_forward(const float *q, const float *k, const float *v, int B, int H,
+                           int Tq, int Tk, int D, int Dv, float scale,
+                           const uint8_t *key_keep, int causal, float *out, float *lse,
+                           nlpk_sgemm_fn sgemm) {
+    const int bq = Tq < BQ ? Tq : BQ, bk = Tk < BK ? Tk : BK;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *S = malloc(((size_t)bq * bk + 2 * (size_t)bq) * sizeof(float));
+        if (!S) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < B * H; u++) {
+            if (!S) continue;
+            int b = u / H;
+            attn_shape a = {Tq, Tk, D, Dv, causal, scale,
+                            key_keep ? key_keep + (size_t)b * Tk : NULL};
+            forward_unit(&a, q + (size_t)u * Tq * D, k + (size_t)u * Tk * D,
+                         v + (size_t)u * Tk * Dv, out + (size_t)u * Tq * Dv,
+                         lse + (size_t)u * Tq, S, S + (size_t)bq * bk,
+                         S + (size_t)bq * bk + bq, sgemm);
+        }
+        free(S);
+    }
+    return failed ? NLPK_ENOMEM : NLPK_OK;
+}
+
+/* P <- exp(S - lse) row by row (rows with lse = -inf see nothing: zeros). */
+NLPK_CLONES
+static void probs_from_lse(float *S, int nq, int nk, const float *lse) {
+    for (int i = 0; i < nq; i++) {
+        float *s = S + (size_t)i * nk;
+        float L = lse[i];
+        if (L == -INFINITY) {
+            memset(s, 0, (size_t)nk * sizeof(float));
+            continue;
+        }
+#pragma omp simd
+        for (int j = 0; j < nk; j++) s[j] = s[j] == -INFINITY ? 0.0f : nlpk_expf(s[j] - L);
+    }
+}
+
+/* dS = P * (dP - delta), in place in dP. */
+NLPK_CLONES
+static void softmax_grad(const float *P, float *dP, int nq, int nk, const float *delta) {
+    for (int i = 0; i < nq; i++) {
+        const float *p = P + (size_t)i * nk;
+        float *g = dP + (size_t)i * nk;
+        float d = delta[i];
+#pragma omp simd
+        for (int j = 0; j < nk; j++) g[j] = p[j] * (g[j] - d);
+    }
+}
+
+NLPK_CLONES
+static float dot(const float *x, const float *y, int n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++) s += x[j] * y[j];
+    return s;
+}
+
+static void backward_unit(const attn_shape *a, const float *dout, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse,
+                          float *dq, float *dk, float *dv, float *S, float *dP, float *delta,
+                          nlpk_sgemm_fn sgemm) {
+    memset(dk, 0, (size_t)a->Tk * a->D * sizeof(float));
+    memset(dv, 0, (size_t)a->Tk * a->Dv * sizeof(float));
+    memset(dq, 0, (size_t)a->Tq * a->D * sizeof(float));
+    for (int q0 = 0; q0 < a->Tq; q0 += BQ) {
+        int nq = a->Tq - q0 < BQ ? a->Tq - q0 : BQ;
+        const float *qb = q + (size_t)q0 * a->D;
+        const float *dob = dout + (size_t)q0 * a->Dv;
+        float *dqb = dq + (size_t)q0 * a->D;
+        /* delta_i = sum_j P_ij dP_ij = dout_i . out_i */
+        for (int i = 0; i < nq; i++)
+            delta[i] = dot(dob + (size_t)i * a->Dv, out + (size_t)(q0 + i) * a->Dv, a->Dv);
+        for (int k0 = 0; k0 < a->Tk && tile_visible(a, q0, nq, k0); k0 += BK) {
+            int nk = a->Tk - k0 < BK ? a->Tk - k0 : BK;
+            const float *kb = k + (size_t)k0 * a->D, *vb = v + (size_t)k0 * a->Dv;
+            masked_logits(a, qb, kb, q0, nq, k0, nk, S, sgemm);
+            probs_from_lse(S, nq, nk, lse + q0);
+            gemm_rm(sgemm, 1, 0, nk, a->Dv, nq, 1.0f, S, nk, dob, a->Dv, 1.0f,
+                    dv + (size_t)k0 * a->Dv, a->Dv);
+            gemm_rm(sgemm, 0, 1, nq, nk, a->Dv, 1.0f, dob, a->Dv, vb, a->Dv, 0.0f, dP, nk);
+            softmax_grad(S, dP, nq, nk, delta);
+            gemm_rm(sgemm, 0, 0, nq, a->D, nk, a->scale, dP, nk, kb, a->D, 1.0f, dqb, a->D);
+            gemm_rm(sgemm, 1, 0, nk, a->D, nq, a->scale, dP, nk, qb, a->D, 1.0f,
+                    dk + (size_t)k0 * a->D, a->D);
+        }
+    }
+}
+
+int nlpk_attention_backward(const float *dout, const float *q, const float *k,
+                            const float *v, const float *out, const float *lse, int B,
+                            int H, int Tq, int Tk, int D, int Dv, float scale,
+                            const uint8_t *key_keep, int causal, float *dq, float *dk,
+                            float *dv, nlpk_sgemm_fn sgemm) {
+    const int bq = Tq < BQ ? Tq : BQ, bk = Tk < BK ? Tk : BK;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *S = malloc((2 * (size_t)bq * bk + bq) * sizeof(float));
+        if (!S) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < B * H; u++) {
+            if (!S) continue;
+            int b = u / H;
+            attn_shape a = {Tq, Tk, D, Dv, causal, scale,
+                            key_keep ? key_keep + (size_t)b * Tk : NULL};
+            backward_unit(&a, dout + (size_t)u * Tq * Dv, q + (size_t)u * Tq * D,
+                          k + (size_t)u * Tk * D, v + (size_t)u * Tk * Dv,
+                          out + (size_t)u * Tq * Dv, lse + (size_t)u * Tq,
+                          dq + (size_t)u * Tq * D, dk + (size_t)u * Tk * D,
+                          dv + (size_t)u * Tk * Dv, S, S + (size_t)bq * bk,
+                          S + 2 * (size_t)bq * bk, sgemm);
+        }
+        free(S);
+    }
+    return failed ? NLPK_ENOMEM : NLPK_OK;
+}

@@ -1,0 +1,165 @@
+"""Argument checks shared by the compiled kernels and their numpy reference.
+
+The bindings run these before any pointer reaches C, so that bad input from a
+user, a file or a model raises a Python exception instead of crashing. The
+reference runs the same checks, so both back ends reject the same input the
+same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ID_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+PADDINGS = ("valid", "same")
+# The C kernels index with int; stay well inside it.
+MAX_DIM = 2**31 - 1
+
+
+def float_array(x: object, name: str, ndim: int) -> np.ndarray:
+    """Return ``x`` if it is a C-contiguous float32 array of rank ``ndim``, else raise."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name} must have dtype float32, got {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
+    if any(d > MAX_DIM for d in x.shape) or x.size > 2**62:
+        raise ValueError(f"{name} is too large: shape {x.shape}")
+    return x
+
+
+def nonempty(x: np.ndarray, name: str) -> None:
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+
+
+def same_shape(name_a: str, shape_a: tuple, name_b: str, shape_b: tuple) -> None:
+    if tuple(shape_a) != tuple(shape_b):
+        raise ValueError(f"{name_a} has shape {tuple(shape_a)} but {name_b} has shape {tuple(shape_b)}")
+
+
+def ids_array(ids: object, name: str, vocab_size: int) -> np.ndarray:
+    """Return ``ids`` as C-contiguous int64, checking dtype and that every id is in range.
+
+    An id below zero or at least ``vocab_size`` raises IndexError naming the id
+    and its position, the first such one in C order.
+    """
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(ids).__name__}")
+    if ids.dtype not in ID_DTYPES:
+        raise TypeError(f"{name} must have dtype int32 or int64, got {ids.dtype}")
+    if not ids.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
+    if ids.size:
+        bad = (ids < 0) | (ids >= vocab_size)
+        if bad.any():
+            flat = int(np.argmax(bad.reshape(-1)))
+            position = tuple(int(i) for i in np.unravel_index(flat, ids.shape))
+            raise IndexError(
+                f"{name}: id {int(ids.reshape(-1)[flat])} at position {position} is out of "
+                f"range for a vocabulary of {vocab_size} (valid ids: 0..{vocab_size - 1})"
+            )
+    return np.ascontiguousarray(ids, dtype=np.int64)
+
+
+def padding_id(padding_idx: int | None, vocab_size: int) -> int:
+    """The padding id as an int, or -1 for none."""
+    if padding_idx is None:
+        return -1
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+        raise TypeError(f"padding_idx must be an int or None, got {type(padding_idx).__name__}")
+    if not 0 <= padding_idx < vocab_size:
+        raise ValueError(f"padding_idx {padding_idx} is outside the vocabulary of {vocab_size}")
+    return int(padding_idx)
+
+
+def vocab_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {value!r}")
+    return int(value)
+
+
+def conv_geometry(x: np.ndarray, w: np.ndarray, padding: str) -> tuple[int, int]:
+    """Check a conv1d input/weight pair and return (pad_left, output length)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    nonempty(x, "x")
+    nonempty(w, "w")
+    _, T, C = x.shape
+    K, Cw, _ = w.shape
+    if Cw != C:
+        raise ValueError(f"w has {Cw} input channels (shape {w.shape}) but x has {C} (shape {x.shape})")
+    if padding == "same":
+        return (K - 1) // 2, T
+    if K > T:
+        raise ValueError(
+            f"kernel width {K} is longer than the sequence length {T} with padding='valid'; "
+            "use padding='same' or longer inputs"
+        )
+    return 0, T - K + 1
+
+
+def bias_vector(b: object, F: int) -> np.ndarray | None:
+    if b is None:
+        return None
+    b = float_array(b, "b", 1)
+    if b.shape[0] != F:
+        raise ValueError(f"b has {b.shape[0]} entries but w has {F} filters")
+    return b
+
+
+def attention_inputs(
+    q: object, k: object, v: object, key_padding_mask: object, scale: float | None
+) -> tuple[np.ndarray | None, float]:
+    """Check q, k, v of an attention call; return the keep-mask (uint8) and the scale."""
+    q = float_array(q, "q", 4)
+    k = float_array(k, "k", 4)
+    v = float_array(v, "v", 4)
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        nonempty(x, name)
+    B, H, _, D = q.shape
+    if k.shape[:2] != (B, H) or k.shape[3] != D:
+        raise ValueError(f"k must have shape ({B}, {H}, Tk, {D}) to match q {q.shape}, got {k.shape}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"v must have shape {k.shape[:3]} + (Dv,) to match k {k.shape}, got {v.shape}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(D)
+    elif not isinstance(scale, (int, float, np.floating)) or not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    keep = None
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, np.ndarray):
+            raise TypeError(f"key_padding_mask must be a numpy array, got {type(key_padding_mask).__name__}")
+        if key_padding_mask.dtype != np.bool_ and not np.issubdtype(key_padding_mask.dtype, np.integer):
+            raise TypeError(f"key_padding_mask must be bool (True = padding), got {key_padding_mask.dtype}")
+        if key_padding_mask.shape != (B, k.shape[2]):
+            raise ValueError(
+                f"key_padding_mask must have shape (B, Tk) = {(B, k.shape[2])}, got {key_padding_mask.shape}"
+            )
+        keep = np.ascontiguousarray(key_padding_mask == 0, dtype=np.uint8)
+    return keep, float(scale)
+
+
+def argmax_array(argmax: object, shape: tuple, length: int) -> np.ndarray:
+    """Check the argmax saved by the fused forward: int32, ``shape``, every entry in [0, length)."""
+    if not isinstance(argmax, np.ndarray):
+        raise TypeError(f"argmax must be a numpy array, got {type(argmax).__name__}")
+    if argmax.dtype != np.int32:
+        raise TypeError(f"argmax must have dtype int32 (as returned by the forward), got {argmax.dtype}")
+    same_shape("argmax", argmax.shape, "(B, F)", shape)
+    if not argmax.flags.c_contiguous:
+        raise ValueError("argmax must be C-contiguous; pass np.ascontiguousarray(argmax)")
+    if argmax.size:
+        bad = (argmax < 0) | (argmax >= length)
+        if bad.any():
+            position = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), shape))
+            raise IndexError(
+                f"argmax: step {int(argmax[position])} at position {position} is outside "
+                f"the {length} output steps"
+            )
+    return argmax

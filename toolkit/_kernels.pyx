@@ -1,0 +1,307 @@
+"""Bindings of the C kernels in csrc/: the only door into C.
+
+Every function checks its arguments (toolkit._checks) before a pointer reaches
+C, releases the GIL while the kernel runs, and returns new numpy arrays. BLAS
+comes from scipy.linalg.cython_blas, as in scikit-learn, and is handed to the
+kernels as a function pointer so that csrc/ links to no BLAS of its own.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from scipy.linalg.cython_blas cimport sgemm
+
+from toolkit import _checks
+
+cdef extern from "nlpk.h" nogil:
+    ctypedef void (*nlpk_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                                   float *alpha, float *a, int *lda, float *b, int *ldb,
+                                   float *beta, float *c, int *ldc)
+    int NLPK_OK
+    int nlpk_openmp_enabled()
+    int nlpk_max_threads()
+    void nlpk_embedding_forward(const float *table, int64_t D, const int64_t *ids, int64_t n,
+                                float *out)
+    void nlpk_embedding_backward_dense(const float *grad_out, const int64_t *ids, int64_t n,
+                                       int64_t D, int64_t padding_id, float *grad_table)
+    void nlpk_embedding_backward_rows(const float *grad_out, const int64_t *slot, int64_t n,
+                                      int64_t D, float *rows)
+    int nlpk_conv1d_forward(const float *x, int B, int T, int C, const float *w, int K, int F,
+                            const float *bias, int pad_left, int To, float *y,
+                            nlpk_sgemm_fn sgemm)
+    int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
+                             const float *w, int K, int F, int pad_left, int To,
+                             float *dx, float *dw, float *db, nlpk_sgemm_fn sgemm)
+    int nlpk_conv1d_relu_maxpool_forward(const float *x, int B, int T, int C, const float *w,
+                                         int K, int F, const float *bias, int pad_left, int To,
+                                         float *pooled, int32_t *argmax, nlpk_sgemm_fn sgemm)
+    int nlpk_conv1d_relu_maxpool_backward(const float *dpooled, const float *pooled,
+                                          const int32_t *argmax, const float *x, int B, int T,
+                                          int C, const float *w, int K, int F, int pad_left,
+                                          float *dx, float *dw, float *db)
+    int nlpk_attention_forward(const float *q, const float *k, const float *v, int B, int H,
+                               int Tq, int Tk, int D, int Dv, float scale,
+                               const uint8_t *key_keep, int causal, float *out, float *lse,
+                               nlpk_sgemm_fn sgemm)
+    int nlpk_attention_backward(const float *dout, const float *q, const float *k,
+                                const float *v, const float *out, const float *lse, int B,
+                                int H, int Tq, int Tk, int D, int Dv, float scale,
+                                const uint8_t *key_keep, int causal, float *dq, float *dk,
+                                float *dv, nlpk_sgemm_fn sgemm)
+
+cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
+
+
+# Typed views of checked, non-empty, C-contiguous arrays. The checks in
+# _checks guarantee all three, so taking the address of element 0 is safe.
+cdef inline float *fptr(a) except NULL:
+    cdef float[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline int64_t *lptr(a) except NULL:
+    cdef int64_t[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline int32_t *iptr(a) except NULL:
+    cdef int32_t[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline uint8_t *bptr(a):
+    if a is None:
+        return NULL
+    cdef uint8_t[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline void check_status(int status) except *:
+    if status != NLPK_OK:
+        raise MemoryError("kernel scratch memory could not be allocated")
+
+
+def openmp_enabled() -> bool:
+    """Whether the kernels were compiled with OpenMP (else they run on one thread)."""
+    return bool(nlpk_openmp_enabled())
+
+
+def max_threads() -> int:
+    """Threads an OpenMP kernel will use (OMP_NUM_THREADS, else the core count)."""
+    return nlpk_max_threads()
+
+
+def embedding_forward(table, ids):
+    table = _checks.float_array(table, "table", 2)
+    ids = _checks.ids_array(ids, "ids", table.shape[0])
+    cdef int64_t D = table.shape[1], n = ids.size
+    out = np.empty(ids.shape + (D,), dtype=np.float32)
+    if n == 0 or D == 0:
+        return out
+    cdef float *t = fptr(table)
+    cdef int64_t *i = lptr(ids)
+    cdef float *o = fptr(out)
+    with nogil:
+        nlpk_embedding_forward(t, D, i, n, o)
+    return out
+
+
+def _grad_rows(grad_out, ids):
+    """Check grad_out against ids and return it as (n, D)."""
+    grad_out = _checks.float_array(grad_out, "grad_out", ids.ndim + 1)
+    _checks.same_shape("grad_out without its last axis", grad_out.shape[:-1], "ids", ids.shape)
+    return grad_out.reshape(ids.size, grad_out.shape[-1])
+
+
+def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
+    vocab_size = _checks.vocab_size(vocab_size)
+    ids = _checks.ids_array(ids, "ids", vocab_size)
+    grad = _grad_rows(grad_out, ids)
+    cdef int64_t pad = _checks.padding_id(padding_idx, vocab_size)
+    cdef int64_t D = grad.shape[1], n = grad.shape[0]
+    if out is None:
+        out = np.zeros((vocab_size, D), dtype=np.float32)
+    else:
+        out = _checks.float_array(out, "out", 2)
+        _checks.same_shape("out", out.shape, "(vocab_size, D)", (vocab_size, D))
+    if n == 0 or D == 0:
+        return out
+    cdef float *g = fptr(grad)
+    cdef int64_t *i = lptr(ids)
+    cdef float *o = fptr(out)
+    with nogil:
+        nlpk_embedding_backward_dense(g, i, n, D, pad, o)
+    return out
+
+
+def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
+    vocab_size = _checks.vocab_size(vocab_size)
+    ids = _checks.ids_array(ids, "ids", vocab_size)
+    grad = _grad_rows(grad_out, ids)
+    pad = _checks.padding_id(padding_idx, vocab_size)
+    flat = ids.reshape(-1)
+    unique, slot = np.unique(flat, return_inverse=True)
+    slot = np.ascontiguousarray(slot.reshape(-1), dtype=np.int64)
+    if pad >= 0 and unique.size and (unique == pad).any():
+        # Drop the padding id from the list; its positions get slot -1.
+        where = int(np.searchsorted(unique, pad))
+        unique = np.delete(unique, where)
+        slot = np.where(slot == where, -1, np.where(slot > where, slot - 1, slot))
+    cdef int64_t D = grad.shape[1], n = grad.shape[0]
+    rows = np.zeros((unique.size, D), dtype=np.float32)
+    if n == 0 or D == 0 or unique.size == 0:
+        return unique.astype(np.int64), rows
+    cdef float *g = fptr(grad)
+    cdef int64_t *s = lptr(slot)
+    cdef float *r = fptr(rows)
+    with nogil:
+        nlpk_embedding_backward_rows(g, s, n, D, r)
+    return unique.astype(np.int64), rows
+
+
+def conv1d_forward(x, w, b=None, padding="valid"):
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    cdef int pad_left, To
+    pad_left, To = _checks.conv_geometry(x, w, padding)
+    cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
+    b = _checks.bias_vector(b, F)
+    y = np.empty((B, To, F), dtype=np.float32)
+    cdef float *px = fptr(x)
+    cdef float *pw = fptr(w)
+    cdef float *pb = NULL if b is None else fptr(b)
+    cdef float *py = fptr(y)
+    cdef int status
+    with nogil:
+        status = nlpk_conv1d_forward(px, B, T, C, pw, K, F, pb, pad_left, To, py, BLAS)
+    check_status(status)
+    return y
+
+
+def conv1d_backward(dy, x, w, padding="valid"):
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    cdef int pad_left, To
+    pad_left, To = _checks.conv_geometry(x, w, padding)
+    cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
+    dy = _checks.float_array(dy, "dy", 3)
+    _checks.same_shape("dy", dy.shape, "the conv1d output", (B, To, F))
+    dx = np.empty_like(x)
+    dw = np.empty_like(w)
+    db = np.empty(F, dtype=np.float32)
+    cdef float *pdy = fptr(dy)
+    cdef float *px = fptr(x)
+    cdef float *pw = fptr(w)
+    cdef float *pdx = fptr(dx)
+    cdef float *pdw = fptr(dw)
+    cdef float *pdb = fptr(db)
+    cdef int status
+    with nogil:
+        status = nlpk_conv1d_backward(pdy, px, B, T, C, pw, K, F, pad_left, To, pdx, pdw, pdb, BLAS)
+    check_status(status)
+    return dx, dw, db
+
+
+def conv1d_relu_maxpool_forward(x, w, b=None, padding="valid"):
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    cdef int pad_left, To
+    pad_left, To = _checks.conv_geometry(x, w, padding)
+    cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
+    b = _checks.bias_vector(b, F)
+    pooled = np.empty((B, F), dtype=np.float32)
+    argmax = np.empty((B, F), dtype=np.int32)
+    cdef float *px = fptr(x)
+    cdef float *pw = fptr(w)
+    cdef float *pb = NULL if b is None else fptr(b)
+    cdef float *pp = fptr(pooled)
+    cdef int32_t *pa = iptr(argmax)
+    cdef int status
+    with nogil:
+        status = nlpk_conv1d_relu_maxpool_forward(px, B, T, C, pw, K, F, pb, pad_left, To, pp, pa, BLAS)
+    check_status(status)
+    return pooled, argmax
+
+
+def conv1d_relu_maxpool_backward(dpooled, x, w, pooled, argmax, padding="valid"):
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    cdef int pad_left, To
+    pad_left, To = _checks.conv_geometry(x, w, padding)
+    cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
+    dpooled = _checks.float_array(dpooled, "dpooled", 2)
+    pooled = _checks.float_array(pooled, "pooled", 2)
+    _checks.same_shape("dpooled", dpooled.shape, "(B, F)", (B, F))
+    _checks.same_shape("pooled", pooled.shape, "(B, F)", (B, F))
+    argmax = _checks.argmax_array(argmax, (B, F), To)
+    dx = np.empty_like(x)
+    dw = np.empty_like(w)
+    db = np.empty(F, dtype=np.float32)
+    cdef float *pdp = fptr(dpooled)
+    cdef float *pp = fptr(pooled)
+    cdef int32_t *pa = iptr(argmax)
+    cdef float *px = fptr(x)
+    cdef float *pw = fptr(w)
+    cdef float *pdx = fptr(dx)
+    cdef float *pdw = fptr(dw)
+    cdef float *pdb = fptr(db)
+    cdef int status
+    with nogil:
+        status = nlpk_conv1d_relu_maxpool_backward(pdp, pp, pa, px, B, T, C, pw, K, F, pad_left,
+                                                   pdx, pdw, pdb)
+    check_status(status)
+    return dx, dw, db
+
+
+def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
+    cdef int Tk = k.shape[2], Dv = v.shape[3]
+    out = np.empty((B, H, Tq, Dv), dtype=np.float32)
+    lse = np.empty((B, H, Tq), dtype=np.float32)
+    cdef float *pq = fptr(q)
+    cdef float *pk = fptr(k)
+    cdef float *pv = fptr(v)
+    cdef uint8_t *pm = bptr(keep)
+    cdef float *po = fptr(out)
+    cdef float *pl = fptr(lse)
+    cdef float s = scale
+    cdef int c = bool(causal)
+    cdef int status
+    with nogil:
+        status = nlpk_attention_forward(pq, pk, pv, B, H, Tq, Tk, D, Dv, s, pm, c, po, pl, BLAS)
+    check_status(status)
+    return out, lse
+
+
+def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=False, scale=None):
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
+    cdef int Tk = k.shape[2], Dv = v.shape[3]
+    dout = _checks.float_array(dout, "dout", 4)
+    out = _checks.float_array(out, "out", 4)
+    lse = _checks.float_array(lse, "lse", 3)
+    _checks.same_shape("dout", dout.shape, "the attention output", (B, H, Tq, Dv))
+    _checks.same_shape("out", out.shape, "the attention output", (B, H, Tq, Dv))
+    _checks.same_shape("lse", lse.shape, "(B, H, Tq)", (B, H, Tq))
+    dq = np.empty_like(q)
+    dk = np.empty_like(k)
+    dv = np.empty_like(v)
+    cdef float *pdo = fptr(dout)
+    cdef float *pq = fptr(q)
+    cdef float *pk = fptr(k)
+    cdef float *pv = fptr(v)
+    cdef float *po = fptr(out)
+    cdef float *pl = fptr(lse)
+    cdef uint8_t *pm = bptr(keep)
+    cdef float *pdq = fptr(dq)
+    cdef float *pdk = fptr(dk)
+    cdef float *pdv = fptr(dv)
+    cdef float s = scale
+    cdef int c = bool(causal)
+    cdef int status
+    with nogil:
+        status = nlpk_attention_backward(pdo, pq, pk, pv, po, pl, B, H, Tq, Tk, D, Dv, s, pm, c,
+                                         pdq, pdk, pdv, BLAS)
+    check_status(status)
+    return dq, dk, dv

@@ -1,0 +1,217 @@
+"""Pure-numpy reference of every kernel in ``toolkit.kernels``.
+
+Same functions, same signatures, same argument checks, same results (float32
+out) — written for clarity, computed in float64, and slow. The test suite
+checks the compiled kernels against these and runs the gradient checks on
+both. Nothing here is used on a hot path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toolkit import _checks
+
+
+def embedding_forward(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Reference of kernels.embedding_forward."""
+    table = _checks.float_array(table, "table", 2)
+    ids = _checks.ids_array(ids, "ids", table.shape[0])
+    return table[ids]
+
+
+def _dense_grad(grad_out: np.ndarray, ids: np.ndarray, vocab_size: int, pad: int) -> np.ndarray:
+    grad_out = _checks.float_array(grad_out, "grad_out", ids.ndim + 1)
+    _checks.same_shape("grad_out without its last axis", grad_out.shape[:-1], "ids", ids.shape)
+    D = grad_out.shape[-1]
+    grad = np.zeros((vocab_size, D), dtype=np.float64)
+    np.add.at(grad, ids.reshape(-1), grad_out.reshape(-1, D))
+    if pad >= 0:
+        grad[pad] = 0.0
+    return grad
+
+
+def embedding_backward(
+    grad_out: np.ndarray,
+    ids: np.ndarray,
+    vocab_size: int,
+    padding_idx: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Reference of kernels.embedding_backward."""
+    vocab_size = _checks.vocab_size(vocab_size)
+    ids = _checks.ids_array(ids, "ids", vocab_size)
+    pad = _checks.padding_id(padding_idx, vocab_size)
+    grad = _dense_grad(grad_out, ids, vocab_size, pad)
+    if out is None:
+        return grad.astype(np.float32)
+    out = _checks.float_array(out, "out", 2)
+    _checks.same_shape("out", out.shape, "(vocab_size, D)", grad.shape)
+    out += grad.astype(np.float32)
+    return out
+
+
+def embedding_backward_sparse(
+    grad_out: np.ndarray, ids: np.ndarray, vocab_size: int, padding_idx: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference of kernels.embedding_backward_sparse."""
+    vocab_size = _checks.vocab_size(vocab_size)
+    ids = _checks.ids_array(ids, "ids", vocab_size)
+    pad = _checks.padding_id(padding_idx, vocab_size)
+    grad = _dense_grad(grad_out, ids, vocab_size, pad)
+    unique = np.unique(ids)
+    unique = unique[unique != pad].astype(np.int64)
+    return unique, grad[unique].astype(np.float32)
+
+
+def _padded(x: np.ndarray, w: np.ndarray, padding: str) -> tuple[np.ndarray, int]:
+    """x in float64 with the zeros that the padding adds, and the output length."""
+    pad_left, To = _checks.conv_geometry(x, w, padding)
+    K, T = w.shape[0], x.shape[1]
+    pad_right = max(To + K - 1 - T - pad_left, 0)
+    return np.pad(x.astype(np.float64), ((0, 0), (pad_left, pad_right), (0, 0))), To
+
+
+def _conv64(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: str) -> np.ndarray:
+    xp, To = _padded(x, w, padding)
+    w64 = w.astype(np.float64)
+    y = sum(xp[:, k : k + To, :] @ w64[k] for k in range(w.shape[0]))
+    if b is not None:
+        y = y + b.astype(np.float64)
+    return y
+
+
+def conv1d_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, padding: str = "valid"
+) -> np.ndarray:
+    """Reference of kernels.conv1d_forward."""
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    b = _checks.bias_vector(b, w.shape[2])
+    return _conv64(x, w, b, padding).astype(np.float32)
+
+
+def _conv_grads(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: str) -> tuple[np.ndarray, ...]:
+    xp, To = _padded(x, w, padding)
+    pad_left = _checks.conv_geometry(x, w, padding)[0]
+    K, T = w.shape[0], x.shape[1]
+    w64 = w.astype(np.float64)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros(w.shape, dtype=np.float64)
+    for k in range(K):
+        dxp[:, k : k + To, :] += dy @ w64[k].T
+        dw[k] = np.einsum("btc,btf->cf", xp[:, k : k + To, :], dy)
+    dx = dxp[:, pad_left : pad_left + T, :]
+    return dx.astype(np.float32), dw.astype(np.float32), dy.sum(axis=(0, 1)).astype(np.float32)
+
+
+def conv1d_backward(
+    dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: str = "valid"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.conv1d_backward."""
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    To = _checks.conv_geometry(x, w, padding)[1]
+    dy = _checks.float_array(dy, "dy", 3)
+    _checks.same_shape("dy", dy.shape, "the conv1d output", (x.shape[0], To, w.shape[2]))
+    return _conv_grads(dy.astype(np.float64), x, w, padding)
+
+
+def conv1d_relu_maxpool_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, padding: str = "valid"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference of kernels.conv1d_relu_maxpool_forward: the unfused sequence."""
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    b = _checks.bias_vector(b, w.shape[2])
+    y = _conv64(x, w, b, padding)
+    argmax = y.argmax(axis=1).astype(np.int32)
+    pooled = np.maximum(y.max(axis=1), 0.0)
+    return pooled.astype(np.float32), argmax
+
+
+def conv1d_relu_maxpool_backward(
+    dpooled: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    pooled: np.ndarray,
+    argmax: np.ndarray,
+    padding: str = "valid",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.conv1d_relu_maxpool_backward: scatter to a dense dy, then conv backward."""
+    x = _checks.float_array(x, "x", 3)
+    w = _checks.float_array(w, "w", 3)
+    To = _checks.conv_geometry(x, w, padding)[1]
+    B, F = x.shape[0], w.shape[2]
+    dpooled = _checks.float_array(dpooled, "dpooled", 2)
+    pooled = _checks.float_array(pooled, "pooled", 2)
+    _checks.same_shape("dpooled", dpooled.shape, "(B, F)", (B, F))
+    _checks.same_shape("pooled", pooled.shape, "(B, F)", (B, F))
+    argmax = _checks.argmax_array(argmax, (B, F), To)
+    dy = np.zeros((B, To, F), dtype=np.float64)
+    bi, fi = np.meshgrid(np.arange(B), np.arange(F), indexing="ij")
+    dy[bi, argmax, fi] = np.where(pooled > 0, dpooled, 0.0)
+    return _conv_grads(dy, x, w, padding)
+
+
+def _probabilities(
+    q: np.ndarray, k: np.ndarray, keep: np.ndarray | None, causal: bool, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (float64) and the row log-sum-exp, masked rows as zeros and -inf."""
+    s = scale * (q.astype(np.float64) @ np.swapaxes(k.astype(np.float64), -1, -2))
+    Tq, Tk = q.shape[2], k.shape[2]
+    visible = np.ones((q.shape[0], 1, Tq, Tk), dtype=bool)
+    if keep is not None:
+        visible &= keep.astype(bool)[:, None, None, :]
+    if causal:
+        visible &= np.tril(np.ones((Tq, Tk), dtype=bool), k=Tk - Tq)
+    s = np.where(visible, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    seen = np.isfinite(m)
+    e = np.where(visible, np.exp(s - np.where(seen, m, 0.0)), 0.0)
+    total = e.sum(axis=-1, keepdims=True)
+    p = np.where(seen, e / np.where(seen, total, 1.0), 0.0)
+    lse = np.where(seen, m + np.log(np.where(seen, total, 1.0)), -np.inf)[..., 0]
+    return p, lse
+
+
+def attention_forward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    key_padding_mask: np.ndarray | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference of kernels.attention_forward: the full probability matrix, in float64."""
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    p, lse = _probabilities(q, k, keep, causal, scale)
+    return (p @ v.astype(np.float64)).astype(np.float32), lse.astype(np.float32)
+
+
+def attention_backward(
+    dout: np.ndarray,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    out: np.ndarray,
+    lse: np.ndarray,
+    key_padding_mask: np.ndarray | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.attention_backward (recomputes the probabilities from q and k)."""
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    B, H, Tq, _ = q.shape
+    expected = (B, H, Tq, v.shape[3])
+    for name, x, ndim, shape in (("dout", dout, 4, expected), ("out", out, 4, expected), ("lse", lse, 3, expected[:3])):
+        _checks.float_array(x, name, ndim)
+        _checks.same_shape(name, x.shape, "the attention output", shape)
+    p, _ = _probabilities(q, k, keep, causal, scale)
+    do = dout.astype(np.float64)
+    dv = np.swapaxes(p, -1, -2) @ do
+    dp = do @ np.swapaxes(v.astype(np.float64), -1, -2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    dq = scale * ds @ k.astype(np.float64)
+    dk = scale * np.swapaxes(ds, -1, -2) @ q.astype(np.float64)
+    return dq.astype(np.float32), dk.astype(np.float32), dv.astype(np.float32)
