@@ -48,6 +48,7 @@ static int tile_visible(const attn_shape *a, int q0, int nq, int k0) {
 NLPK_CLONES
 static float row_max(const float *s, int n) {
     float m = -INFINITY;
+#pragma omp simd reduction(max : m)
     for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
     return m;
 }

@@ -1,10 +1,15 @@
-/* 1-D convolution on channels-last sequences through im2col + BLAS.
+/* 1-D convolution on channels-last sequences, through BLAS.
  *
- * With channels last and stride 1, the receptive field of output step t is
- * the K*C floats starting at x[t - pad_left]: im2col is a row copy, and the
- * whole window product becomes one GEMM with inner dimension K*C. Work is
- * split over the batch; each thread owns its scratch and its slice of the
- * output, and parameter gradients are summed from per-thread buffers.
+ * Two algorithms compute the same thing:
+ * - taps: y[t] += x[t + k - pad_left] @ w[k] for each tap k, one GEMM per tap
+ *   straight on the input rows (channels last makes them a plain matrix);
+ * - Winograd F(2, K) for K = 3 and 5: outputs in pairs, from transformed
+ *   input tiles and transformed weights, with alpha = K + 1 GEMMs per pair of
+ *   outputs instead of 2K (1.5x fewer products for K = 3, 1.67x for K = 5).
+ *   Transforms use small exact constants, so float32 results stay within a
+ *   few ulp-scale errors of the direct sum (tests hold both to the reference).
+ * Work is split over the batch; each thread owns its scratch and its slice of
+ * the output, and weight gradients are summed from per-thread buffers.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,72 +18,200 @@
 #include "internal.h"
 #include "nlpk.h"
 
-
-/* Output steps are processed in chunks of at most this many rows, which
- * bounds the im2col scratch for very long sequences. */
+/* Output steps are produced in chunks of at most this many rows (even, for
+ * Winograd pairs), which bounds the scratch for very long sequences. */
 #define ROW_CHUNK 512
+#define MAX_ALPHA 6
 
-/* cols (r1 - r0, K*C): row t - r0 holds x[t - pad_left .. t - pad_left + K), zeros outside [0, T). */
-static void im2col(const float *xb, int T, int C, int K, int pad_left, int r0, int r1,
-                   float *cols) {
-    const size_t KC = (size_t)K * C;
-    for (int t = r0; t < r1; t++) {
-        float *row = cols + (size_t)(t - r0) * KC;
-        int s = t - pad_left;
-        if (s >= 0 && s + K <= T) {
-            memcpy(row, xb + (size_t)s * C, KC * sizeof(float));
-            continue;
-        }
+/* y_pair = AT [(G w) . (BT d)] over alpha = K + 1 points (0, +-1, +-2, inf),
+ * from the Toom-Cook construction, rows rescaled so that BT is integral. */
+typedef struct {
+    int K, alpha;
+    float BT[MAX_ALPHA][MAX_ALPHA];
+    float G[MAX_ALPHA][5];
+    float AT[2][MAX_ALPHA];
+} winograd_t;
+
+static const winograd_t WINOGRAD_3 = {
+    3, 4,
+    {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
+    {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}},
+    {{1, 1, 1, 0}, {0, 1, -1, -1}},
+};
+
+static const winograd_t WINOGRAD_5 = {
+    5, 6,
+    {{4, 0, -5, 0, 1, 0},
+     {0, 4, 4, -1, -1, 0},
+     {0, -4, 4, 1, -1, 0},
+     {0, -2, -1, 2, 1, 0},
+     {0, 2, -1, -2, 1, 0},
+     {0, 4, 0, -5, 0, 1}},
+    {{0.25f, 0, 0, 0, 0},
+     {1.f / 6, 1.f / 6, 1.f / 6, 1.f / 6, 1.f / 6},
+     {1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6, 1.f / 6},
+     {1.f / 24, 2.f / 24, 4.f / 24, 8.f / 24, 16.f / 24},
+     {1.f / 24, -2.f / 24, 4.f / 24, -8.f / 24, 16.f / 24},
+     {0, 0, 0, 0, 1}},
+    {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}},
+};
+
+/* One convolution's fixed parts: geometry, weights (K, C, F) and, for
+ * Winograd, the transformed weights U (alpha, C, F). */
+typedef struct {
+    int C, F, K, pad_left;
+    const float *w, *bias;
+    const winograd_t *wino;
+    float *U;
+    nlpk_sgemm_fn sgemm;
+} conv_plan;
+
+/* Winograd pays off once the GEMMs dominate the transforms. */
+static const winograd_t *pick_winograd(int K, int C, int F) {
+    if (C < 16 || F < 16) return NULL;
+    if (K == 3) return &WINOGRAD_3;
+    if (K == 5) return &WINOGRAD_5;
+    return NULL;
+}
+
+/* Fill a plan; allocates U for Winograd (free with plan_free). */
+static int plan_init(conv_plan *p, int C, int F, int K, int pad_left, const float *w,
+                     const float *bias, nlpk_sgemm_fn sgemm) {
+    p->C = C, p->F = F, p->K = K, p->pad_left = pad_left;
+    p->w = w, p->bias = bias, p->sgemm = sgemm, p->U = NULL;
+    p->wino = pick_winograd(K, C, F);
+    if (!p->wino) return NLPK_OK;
+    const size_t CF = (size_t)C * F;
+    p->U = malloc((size_t)p->wino->alpha * CF * sizeof(float));
+    if (!p->U) return NLPK_ENOMEM;
+    for (int a = 0; a < p->wino->alpha; a++) {
+        float *Ua = p->U + a * CF;
+        memset(Ua, 0, CF * sizeof(float));
         for (int k = 0; k < K; k++) {
-            int src = s + k;
-            if (src >= 0 && src < T)
-                memcpy(row + (size_t)k * C, xb + (size_t)src * C, (size_t)C * sizeof(float));
-            else
-                memset(row + (size_t)k * C, 0, (size_t)C * sizeof(float));
+            float g = p->wino->G[a][k];
+            if (g == 0.0f) continue;
+            const float *wk = w + k * CF;
+            for (size_t i = 0; i < CF; i++) Ua[i] += g * wk[i];
+        }
+    }
+    return NLPK_OK;
+}
+
+static void plan_free(conv_plan *p) { free(p->U); }
+
+/* Floats of per-thread scratch that conv_range and winograd_weight_grad need. */
+static size_t scratch_floats(const conv_plan *p) {
+    if (!p->wino) return 1;
+    size_t tiles = ROW_CHUNK / 2;
+    return (size_t)p->wino->alpha * tiles * ((size_t)p->C + p->F) + (size_t)p->C;
+}
+
+static void fill_bias(const conv_plan *p, float *y, int rows) {
+    for (int i = 0; i < rows; i++) {
+        float *yr = y + (size_t)i * p->F;
+        if (p->bias)
+            memcpy(yr, p->bias, (size_t)p->F * sizeof(float));
+        else
+            memset(yr, 0, (size_t)p->F * sizeof(float));
+    }
+}
+
+/* V[a][j] = sum_i BT[a][i] x[2 (j0 + j) - pad_left + i], zeros outside [0, T). */
+NLPK_CLONES
+static void input_transform(const conv_plan *p, const float *xb, int T, int j0, int nj,
+                            float *V, const float *zeros) {
+    const winograd_t *W = p->wino;
+    const int C = p->C;
+    const size_t plane = (size_t)nj * C;
+    for (int j = 0; j < nj; j++) {
+        const float *rows[MAX_ALPHA];
+        int base = 2 * (j0 + j) - p->pad_left;
+        for (int i = 0; i < W->alpha; i++)
+            rows[i] = (base + i >= 0 && base + i < T) ? xb + (size_t)(base + i) * C : zeros;
+        for (int a = 0; a < W->alpha; a++) {
+            float *v = V + a * plane + (size_t)j * C;
+            memset(v, 0, (size_t)C * sizeof(float));
+            for (int i = 0; i < W->alpha; i++) {
+                float bt = W->BT[a][i];
+                if (bt == 0.0f) continue;
+                const float *xr = rows[i];
+#pragma omp simd
+                for (int c = 0; c < C; c++) v[c] += bt * xr[c];
+            }
         }
     }
 }
 
-/* y rows [r0, r1) of one sequence: bias (or zero) plus cols @ w. */
-static void conv_rows(const float *cols, int rows, int KC, const float *w, int F,
-                      const float *bias, float *y, nlpk_sgemm_fn sgemm) {
-    for (int i = 0; i < rows; i++) {
-        float *yr = y + (size_t)i * F;
-        if (bias)
-            memcpy(yr, bias, (size_t)F * sizeof(float));
-        else
-            memset(yr, 0, (size_t)F * sizeof(float));
+/* Output rows [r0, r1) of one sequence of length T into y (r1 - r0, F).
+ * r0 is even when the plan is Winograd. */
+static void conv_range(const conv_plan *p, const float *xb, int T, int r0, int r1, float *y,
+                       float *scratch) {
+    const int C = p->C, F = p->F;
+    fill_bias(p, y, r1 - r0);
+    if (!p->wino) {
+        for (int k = 0; k < p->K; k++) {
+            int t0 = p->pad_left - k > r0 ? p->pad_left - k : r0;
+            int t1 = T + p->pad_left - k < r1 ? T + p->pad_left - k : r1;
+            if (t1 <= t0) continue;
+            gemm_rm(p->sgemm, 0, 0, t1 - t0, F, C, 1.0f, xb + (size_t)(t0 + k - p->pad_left) * C,
+                    C, p->w + (size_t)k * C * F, F, 1.0f, y + (size_t)(t0 - r0) * F, F);
+        }
+        return;
     }
-    gemm_rm(sgemm, 0, 0, rows, F, KC, 1.0f, cols, KC, w, F, 1.0f, y, F);
+    const winograd_t *W = p->wino;
+    const int j0 = r0 / 2, nj = (r1 - r0 + 1) / 2;
+    float *V = scratch, *M = V + (size_t)W->alpha * nj * C, *zeros = M + (size_t)W->alpha * nj * F;
+    memset(zeros, 0, (size_t)C * sizeof(float));
+    input_transform(p, xb, T, j0, nj, V, zeros);
+    for (int a = 0; a < W->alpha; a++)
+        gemm_rm(p->sgemm, 0, 0, nj, F, C, 1.0f, V + (size_t)a * nj * C, C,
+                p->U + (size_t)a * C * F, F, 0.0f, M + (size_t)a * nj * F, F);
+    for (int j = 0; j < nj; j++)
+        for (int i = 0; i < 2 && 2 * j + i < r1 - r0; i++) {
+            float *yr = y + (size_t)(2 * j + i) * F;
+            for (int a = 0; a < W->alpha; a++) {
+                float at = W->AT[i][a];
+                if (at == 0.0f) continue;
+                const float *m = M + ((size_t)a * nj + j) * F;
+#pragma omp simd
+                for (int f = 0; f < F; f++) yr[f] += at * m[f];
+            }
+        }
 }
 
-static int chunk_rows(int To) { return To < ROW_CHUNK ? (To > 0 ? To : 1) : ROW_CHUNK; }
-
-int nlpk_conv1d_forward(const float *x, int B, int T, int C, const float *w, int K, int F,
-                        const float *bias, int pad_left, int To, float *y,
-                        nlpk_sgemm_fn sgemm) {
-    const int KC = K * C, R = chunk_rows(To);
+/* Whole sequences: y (B, To, F) from x (B, T, C). */
+static int conv_batch(const conv_plan *p, const float *x, int B, int T, int To, float *y) {
+    const size_t nscratch = scratch_floats(p);
     int failed = 0;
 #pragma omp parallel
     {
-        float *cols = malloc((size_t)R * KC * sizeof(float));
-        if (!cols) {
+        float *scratch = malloc(nscratch * sizeof(float));
+        if (!scratch) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
-            if (!cols) continue;
-            const float *xb = x + (size_t)b * T * C;
-            for (int r0 = 0; r0 < To; r0 += R) {
-                int r1 = r0 + R < To ? r0 + R : To;
-                im2col(xb, T, C, K, pad_left, r0, r1, cols);
-                conv_rows(cols, r1 - r0, KC, w, F, bias, y + ((size_t)b * To + r0) * F, sgemm);
+            if (!scratch) continue;
+            for (int r0 = 0; r0 < To; r0 += ROW_CHUNK) {
+                int r1 = r0 + ROW_CHUNK < To ? r0 + ROW_CHUNK : To;
+                conv_range(p, x + (size_t)b * T * p->C, T, r0, r1, y + ((size_t)b * To + r0) * p->F,
+                           scratch);
             }
         }
-        free(cols);
+        free(scratch);
     }
     return failed ? NLPK_ENOMEM : NLPK_OK;
+}
+
+int nlpk_conv1d_forward(const float *x, int B, int T, int C, const float *w, int K, int F,
+                        const float *bias, int pad_left, int To, float *y,
+                        nlpk_sgemm_fn sgemm) {
+    conv_plan p;
+    int status = plan_init(&p, C, F, K, pad_left, w, bias, sgemm);
+    if (status == NLPK_OK) status = conv_batch(&p, x, B, T, To, y);
+    plan_free(&p);
+    return status;
 }
 
 /* dst[i] = sum over nbuf buffers of acc[j * n + i]. */
@@ -91,44 +224,86 @@ static void reduce_buffers(const float *acc, int nbuf, size_t n, float *dst) {
     }
 }
 
+/* dU[a] += V[a]^T dM[a] for output rows [r0, r1) of one sequence, where
+ * dM[a][j] = sum_i AT[i][a] dy[2 (j0 + j) + i]: the Winograd forward, transposed. */
+static void winograd_weight_grad(const conv_plan *p, const float *xb, int T, const float *dyb,
+                                 int r0, int r1, float *dU, float *scratch) {
+    const winograd_t *W = p->wino;
+    const int C = p->C, F = p->F, j0 = r0 / 2, nj = (r1 - r0 + 1) / 2;
+    float *V = scratch, *dM = V + (size_t)W->alpha * nj * C, *zeros = dM + (size_t)W->alpha * nj * F;
+    memset(zeros, 0, (size_t)C * sizeof(float));
+    input_transform(p, xb, T, j0, nj, V, zeros);
+    for (int a = 0; a < W->alpha; a++) {
+        for (int j = 0; j < nj; j++) {
+            float *m = dM + ((size_t)a * nj + j) * F;
+            memset(m, 0, (size_t)F * sizeof(float));
+            for (int i = 0; i < 2 && 2 * j + i < r1 - r0; i++) {
+                float at = W->AT[i][a];
+                if (at == 0.0f) continue;
+                const float *g = dyb + (size_t)(r0 + 2 * j + i) * F;
+#pragma omp simd
+                for (int f = 0; f < F; f++) m[f] += at * g[f];
+            }
+        }
+        gemm_rm(p->sgemm, 1, 0, C, F, nj, 1.0f, V + (size_t)a * nj * C, C, dM + (size_t)a * nj * F,
+                F, 1.0f, dU + (size_t)a * C * F, F);
+    }
+}
+
 int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
                          const float *w, int K, int F, int pad_left, int To,
                          float *dx, float *dw, float *db, nlpk_sgemm_fn sgemm) {
-    const int KC = K * C, R = chunk_rows(To), nthr = MAX_THREADS();
-    const size_t nw = (size_t)KC * F;
-    /* Per-thread dw then db, so that threads never add into shared memory. */
+    /* dx is the convolution of dy with the taps reversed and transposed,
+     * w'[k] = w[K - 1 - k]^T (F x C), padded so that it is "full". */
+    const size_t CF = (size_t)C * F;
+    float *wflip = malloc((size_t)K * CF * sizeof(float));
+    if (!wflip) return NLPK_ENOMEM;
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int f = 0; f < F; f++)
+                wflip[((size_t)(K - 1 - k) * F + f) * C + c] = w[((size_t)k * C + c) * F + f];
+    conv_plan back, fwd;
+    int status = plan_init(&back, F, C, K, K - 1 - pad_left, wflip, NULL, sgemm);
+    if (status == NLPK_OK) status = conv_batch(&back, dy, B, To, T, dx);
+    plan_free(&back);
+    free(wflip);
+    if (status != NLPK_OK) return status;
+
+    status = plan_init(&fwd, C, F, K, pad_left, w, NULL, sgemm);
+    if (status != NLPK_OK) return status;
+    const int nthr = MAX_THREADS();
+    /* Per-thread weight gradient (in Winograd space when fwd.wino), then db. */
+    const size_t nw = (size_t)(fwd.wino ? fwd.wino->alpha : K) * CF;
+    const size_t nscratch = scratch_floats(&fwd);
     float *acc = calloc((size_t)nthr * (nw + F), sizeof(float));
-    if (!acc) return NLPK_ENOMEM;
-    int failed = 0;
-#pragma omp parallel num_threads(nthr)
+    int failed = acc == NULL;
+#pragma omp parallel num_threads(nthr) if (!failed)
     {
         float *dw_t = acc + (size_t)THREAD_ID() * nw;
         float *db_t = acc + (size_t)nthr * nw + (size_t)THREAD_ID() * F;
-        float *cols = malloc((size_t)R * KC * sizeof(float));
-        if (!cols) {
+        float *scratch = malloc(nscratch * sizeof(float));
+        if (!scratch) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
-            if (!cols) continue;
+            if (!scratch) continue;
             const float *xb = x + (size_t)b * T * C;
             const float *dyb = dy + (size_t)b * To * F;
-            float *dxb = dx + (size_t)b * T * C;
-            memset(dxb, 0, (size_t)T * C * sizeof(float));
-            /* dx[s] += dy[t] @ w[k]^T for every tap k with s = t + k - pad_left. */
-            for (int k = 0; k < K; k++) {
-                int t0 = pad_left - k > 0 ? pad_left - k : 0;
-                int t1 = T + pad_left - k < To ? T + pad_left - k : To;
-                if (t1 <= t0) continue;
-                gemm_rm(sgemm, 0, 1, t1 - t0, C, F, 1.0f, dyb + (size_t)t0 * F, F,
-                        w + (size_t)k * C * F, F, 1.0f, dxb + (size_t)(t0 + k - pad_left) * C, C);
-            }
-            for (int r0 = 0; r0 < To; r0 += R) {
-                int r1 = r0 + R < To ? r0 + R : To;
-                im2col(xb, T, C, K, pad_left, r0, r1, cols);
-                gemm_rm(sgemm, 1, 0, KC, F, r1 - r0, 1.0f, cols, KC, dyb + (size_t)r0 * F, F,
-                        1.0f, dw_t, F);
+            if (fwd.wino) {
+                for (int r0 = 0; r0 < To; r0 += ROW_CHUNK)
+                    winograd_weight_grad(&fwd, xb, T, dyb, r0, r0 + ROW_CHUNK < To ? r0 + ROW_CHUNK : To,
+                                         dw_t, scratch);
+            } else {
+                /* dw[k] += x[t + k - pad_left]^T dy[t] over the steps where the tap is inside x. */
+                for (int k = 0; k < K; k++) {
+                    int t0 = pad_left - k > 0 ? pad_left - k : 0;
+                    int t1 = T + pad_left - k < To ? T + pad_left - k : To;
+                    if (t1 <= t0) continue;
+                    gemm_rm(sgemm, 1, 0, C, F, t1 - t0, 1.0f, xb + (size_t)(t0 + k - pad_left) * C, C,
+                            dyb + (size_t)t0 * F, F, 1.0f, dw_t + (size_t)k * CF, F);
+                }
             }
             for (int t = 0; t < To; t++) {
                 const float *row = dyb + (size_t)t * F;
@@ -136,32 +311,60 @@ int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
                 for (int f = 0; f < F; f++) db_t[f] += row[f];
             }
         }
-        free(cols);
+        free(scratch);
     }
     if (!failed) {
-        reduce_buffers(acc, nthr, nw, dw);
+        if (fwd.wino) {
+            /* dU summed over threads, then dw[k] = sum_a G[a][k] dU[a]. */
+            float *dU = malloc(nw * sizeof(float));
+            if (!dU) {
+                failed = 1;
+            } else {
+                reduce_buffers(acc, nthr, nw, dU);
+                memset(dw, 0, (size_t)K * CF * sizeof(float));
+                for (int k = 0; k < K; k++)
+                    for (int a = 0; a < fwd.wino->alpha; a++) {
+                        float g = fwd.wino->G[a][k];
+                        if (g == 0.0f) continue;
+                        const float *src = dU + a * CF;
+                        float *dst = dw + k * CF;
+                        for (size_t i = 0; i < CF; i++) dst[i] += g * src[i];
+                    }
+                free(dU);
+            }
+        } else {
+            reduce_buffers(acc, nthr, nw, dw);
+        }
         if (db) reduce_buffers(acc + (size_t)nthr * nw, nthr, (size_t)F, db);
     }
     free(acc);
+    plan_free(&fwd);
     return failed ? NLPK_ENOMEM : NLPK_OK;
 }
 
 int nlpk_conv1d_relu_maxpool_forward(const float *x, int B, int T, int C, const float *w,
                                      int K, int F, const float *bias, int pad_left, int To,
                                      float *pooled, int32_t *argmax, nlpk_sgemm_fn sgemm) {
-    const int KC = K * C, R = chunk_rows(To);
+    conv_plan p;
+    int status = plan_init(&p, C, F, K, pad_left, w, bias, sgemm);
+    if (status != NLPK_OK) {
+        plan_free(&p);
+        return status;
+    }
+    const int R = To < ROW_CHUNK ? To : ROW_CHUNK;
+    const size_t nscratch = scratch_floats(&p);
     int failed = 0;
 #pragma omp parallel
     {
-        float *cols = malloc((size_t)R * KC * sizeof(float));
+        float *scratch = malloc(nscratch * sizeof(float));
         float *y = malloc((size_t)R * F * sizeof(float));
-        if (!cols || !y) {
+        if (!scratch || !y) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
-            if (!cols || !y) continue;
+            if (!scratch || !y) continue;
             const float *xb = x + (size_t)b * T * C;
             float *best = pooled + (size_t)b * F;
             int32_t *arg = argmax + (size_t)b * F;
@@ -171,8 +374,7 @@ int nlpk_conv1d_relu_maxpool_forward(const float *x, int B, int T, int C, const 
             }
             for (int r0 = 0; r0 < To; r0 += R) {
                 int r1 = r0 + R < To ? r0 + R : To;
-                im2col(xb, T, C, K, pad_left, r0, r1, cols);
-                conv_rows(cols, r1 - r0, KC, w, F, bias, y, sgemm);
+                conv_range(&p, xb, T, r0, r1, y, scratch);
                 for (int t = r0; t < r1; t++) {
                     const float *yr = y + (size_t)(t - r0) * F;
                     for (int f = 0; f < F; f++) {
@@ -188,9 +390,10 @@ int nlpk_conv1d_relu_maxpool_forward(const float *x, int B, int T, int C, const 
             for (int f = 0; f < F; f++)
                 if (best[f] <= 0.0f) best[f] = 0.0f;
         }
-        free(cols);
+        free(scratch);
         free(y);
     }
+    plan_free(&p);
     return failed ? NLPK_ENOMEM : NLPK_OK;
 }
 

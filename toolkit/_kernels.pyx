@@ -6,7 +6,10 @@ comes from scipy.linalg.cython_blas, as in scikit-learn, and is handed to the
 kernels as a function pointer so that csrc/ links to no BLAS of its own.
 """
 
+import threading
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from scipy.linalg.cython_blas cimport sgemm
@@ -50,6 +53,42 @@ cdef extern from "nlpk.h" nogil:
                                 float *dv, nlpk_sgemm_fn sgemm)
 
 cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
+
+
+class _SerialBlas:
+    """Keeps BLAS on one thread while any kernel that calls it is running.
+
+    The kernels split work over OpenMP threads and call BLAS from each of them;
+    a threaded BLAS (OpenBLAS with pthreads, as scipy ships) would start its own
+    threads on top, oversubscribing the cores and spinning (measured: 2-3x
+    slower on 2 cores). scikit-learn limits BLAS the same way around its prange
+    loops. The limit is process-wide, so it is counted: it is set when the
+    first concurrent kernel starts and restored when the last one ends.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._pools = None
+        self._limiter = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                if self._pools is None:
+                    self._pools = ThreadpoolController().select(user_api="blas")
+                self._limiter = self._pools.limit(limits=1)
+            self._users += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+serial_blas = _SerialBlas()
 
 
 # Typed views of checked, non-empty, C-contiguous arrays. The checks in
@@ -172,7 +211,7 @@ def conv1d_forward(x, w, b=None, padding="valid"):
     cdef float *pb = NULL if b is None else fptr(b)
     cdef float *py = fptr(y)
     cdef int status
-    with nogil:
+    with serial_blas, nogil:
         status = nlpk_conv1d_forward(px, B, T, C, pw, K, F, pb, pad_left, To, py, BLAS)
     check_status(status)
     return y
@@ -196,7 +235,7 @@ def conv1d_backward(dy, x, w, padding="valid"):
     cdef float *pdw = fptr(dw)
     cdef float *pdb = fptr(db)
     cdef int status
-    with nogil:
+    with serial_blas, nogil:
         status = nlpk_conv1d_backward(pdy, px, B, T, C, pw, K, F, pad_left, To, pdx, pdw, pdb, BLAS)
     check_status(status)
     return dx, dw, db
@@ -217,7 +256,7 @@ def conv1d_relu_maxpool_forward(x, w, b=None, padding="valid"):
     cdef float *pp = fptr(pooled)
     cdef int32_t *pa = iptr(argmax)
     cdef int status
-    with nogil:
+    with serial_blas, nogil:
         status = nlpk_conv1d_relu_maxpool_forward(px, B, T, C, pw, K, F, pb, pad_left, To, pp, pa, BLAS)
     check_status(status)
     return pooled, argmax
@@ -268,7 +307,7 @@ def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
     cdef float s = scale
     cdef int c = bool(causal)
     cdef int status
-    with nogil:
+    with serial_blas, nogil:
         status = nlpk_attention_forward(pq, pk, pv, B, H, Tq, Tk, D, Dv, s, pm, c, po, pl, BLAS)
     check_status(status)
     return out, lse
@@ -300,7 +339,7 @@ def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=Fa
     cdef float s = scale
     cdef int c = bool(causal)
     cdef int status
-    with nogil:
+    with serial_blas, nogil:
         status = nlpk_attention_backward(pdo, pq, pk, pv, po, pl, B, H, Tq, Tk, D, Dv, s, pm, c,
                                          pdq, pdk, pdv, BLAS)
     check_status(status)

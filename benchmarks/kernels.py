@@ -1,0 +1,215 @@
+"""Kernel speed: ours vs PyTorch CPU vs our numpy reference, side by side.
+
+    python benchmarks/kernels.py [--repeats 20] [--threads 2] [--skip-numpy]
+
+Each case times forward, and forward + backward, of one kernel at the
+reference shapes of issue 2. All contenders run interleaved in one process
+(ours, torch, numpy, ours, ...) so that the machine's background noise hits
+them alike; the table reports medians after warm-up and the ratios
+peer time / our time (above 1.0: we are faster).
+
+PyTorch is a benchmark-only dependency (`pip install torch==2.13.0` here);
+without it the torch column says "n/a" and the rest still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=20, help="timed repeats per contender (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    p.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
+    p.add_argument("--skip-numpy", action="store_true", help="leave out the (slow) numpy reference")
+    p.add_argument("--only", default="", help="run only cases whose name contains this text")
+    return p.parse_args()
+
+
+args = parse_args()
+# Thread counts must be fixed before numpy, torch or our kernels start their pools.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(args.threads)
+
+import numpy as np  # noqa: E402
+
+import toolkit.kernels as ours  # noqa: E402
+import toolkit.numpy_kernels as ref  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+
+    torch.set_num_threads(args.threads)
+except ImportError:
+    torch = None
+
+rng = np.random.default_rng(0)
+
+
+def randn(*shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def tt(a: np.ndarray, grad: bool = False):
+    t = torch.from_numpy(a.copy())
+    return t.requires_grad_(grad)
+
+
+# Each case builder returns {contender: (forward, forward_backward)}; a
+# contender missing from the dict is reported as n/a.
+Case = dict[str, tuple[Callable[[], object], Callable[[], object]]]
+
+
+def embedding_case() -> Case:
+    V, D, B, T = 20_000, 128, 64, 400
+    table, ids = randn(V, D), rng.integers(0, V, (B, T)).astype(np.int64)
+    g = randn(B, T, D)
+    case: Case = {}
+    for name, k in (("ours", ours), ("numpy", ref)):
+        case[name] = (
+            lambda k=k: k.embedding_forward(table, ids),
+            lambda k=k: (k.embedding_forward(table, ids), k.embedding_backward(g, ids, V)),
+        )
+    if torch is not None:
+        w, i, gt = tt(table, True), torch.from_numpy(ids), tt(g)
+
+        def fb():
+            w.grad = None
+            TF.embedding(i, w).backward(gt)
+
+        case["torch"] = (lambda: TF.embedding(i, w.detach()), fb)
+    return case
+
+
+def conv_cases() -> dict[str, Case]:
+    B, T, C, K, F = 64, 400, 128, 5, 128
+    x, w, b = randn(B, T, C), randn(K, C, F, scale=0.05), randn(F)
+    dy, dp = randn(B, T - K + 1, F), randn(B, F)
+    plain: Case = {}
+    fused: Case = {}
+    for name, k in (("ours", ours), ("numpy", ref)):
+        plain[name] = (
+            lambda k=k: k.conv1d_forward(x, w, b),
+            lambda k=k: (k.conv1d_forward(x, w, b), k.conv1d_backward(dy, x, w)),
+        )
+
+        def fused_fb(k=k):
+            pooled, arg = k.conv1d_relu_maxpool_forward(x, w, b)
+            return k.conv1d_relu_maxpool_backward(dp, x, w, pooled, arg)
+
+        fused[name] = (lambda k=k: k.conv1d_relu_maxpool_forward(x, w, b), fused_fb)
+    if torch is not None:
+        # torch gets its own native layout, (B, C, T) input and (F, C, K) weights.
+        xt = tt(np.ascontiguousarray(x.transpose(0, 2, 1)), True)
+        wt = tt(np.ascontiguousarray(w.transpose(2, 1, 0)), True)
+        bt, dyt, dpt = tt(b, True), tt(np.ascontiguousarray(dy.transpose(0, 2, 1))), tt(dp)
+
+        def zero():
+            xt.grad = wt.grad = bt.grad = None
+
+        def conv_fb():
+            zero()
+            TF.conv1d(xt, wt, bt).backward(dyt)
+
+        def fused_fwd():
+            with torch.no_grad():
+                return torch.relu(TF.conv1d(xt, wt, bt)).amax(dim=2)
+
+        def fused_fb_t():
+            zero()
+            torch.relu(TF.conv1d(xt, wt, bt)).amax(dim=2).backward(dpt)
+
+        with torch.no_grad():
+            plain_fwd = lambda: TF.conv1d(xt, wt, bt)  # noqa: E731
+        plain["torch"] = (lambda: TF.conv1d(xt.detach(), wt.detach(), bt.detach()), conv_fb)
+        fused["torch"] = (fused_fwd, fused_fb_t)
+        del plain_fwd
+    return {
+        f"conv1d valid {B}x{T}x{C} K={K} F={F}": plain,
+        f"fused conv+relu+maxpool {B}x{T}x{C} K={K} F={F}": fused,
+    }
+
+
+def attention_case(B: int, H: int, T: int, D: int, causal: bool) -> Case:
+    q, k, v, do = (randn(B, H, T, D) for _ in range(4))
+    case: Case = {}
+    for name, mod in (("ours", ours), ("numpy", ref)):
+
+        def fb(mod=mod):
+            out, lse = mod.attention_forward(q, k, v, causal=causal)
+            return mod.attention_backward(do, q, k, v, out, lse, causal=causal)
+
+        case[name] = (lambda mod=mod: mod.attention_forward(q, k, v, causal=causal), fb)
+    if torch is not None:
+        qt, kt, vt, dot_ = tt(q, True), tt(k, True), tt(v, True), tt(do)
+
+        def fwd():
+            with torch.no_grad():
+                return TF.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+
+        def fb_t():
+            qt.grad = kt.grad = vt.grad = None
+            TF.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).backward(dot_)
+
+        case["torch"] = (fwd, fb_t)
+    return case
+
+
+def all_cases() -> dict[str, Case]:
+    cases = {"embedding V=20000 D=128 ids 64x400": embedding_case()}
+    cases.update(conv_cases())
+    for B, H, T, D, causal in ((32, 8, 128, 64, False), (32, 8, 128, 64, True), (8, 8, 512, 64, False)):
+        label = f"attention B={B} H={H} T={T} D={D}" + (" causal" if causal else "")
+        cases[label] = attention_case(B, H, T, D, causal)
+    return cases
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def main() -> int:
+    contenders = ["ours", "torch"] + ([] if args.skip_numpy else ["numpy"])
+    print(f"threads={args.threads} repeats={args.repeats} (median) openmp={ours.openmp_enabled()}")
+    if torch is None:
+        print("torch is not installed: the torch column is n/a (pip install torch==2.13.0, benchmark-only)")
+    else:
+        print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
+    header = f"{'case':<48} {'pass':<8} {'ours ms':>9} {'torch ms':>9} {'numpy ms':>9} {'torch/ours':>10} {'numpy/ours':>10}"
+    print(header)
+    print("-" * len(header))
+    for label, case in all_cases().items():
+        if args.only and args.only not in label:
+            continue
+        for which, pass_name in ((0, "fwd"), (1, "fwd+bwd")):
+            fns = {c: case[c][which] for c in contenders if c in case}
+            # The numpy reference is slow; fewer repeats keep the run short
+            # without touching the ours-vs-torch medians.
+            med = time_interleaved({c: f for c, f in fns.items() if c != "numpy"}, args.repeats, args.warmup)
+            if "numpy" in fns:
+                med.update(time_interleaved({"numpy": fns["numpy"]}, max(3, args.repeats // 5), 1))
+            cell = lambda c: f"{med[c] * 1e3:9.2f}" if c in med else f"{'n/a':>9}"  # noqa: E731
+            ratio = lambda c: f"{med[c] / med['ours']:10.2f}" if c in med else f"{'n/a':>10}"  # noqa: E731
+            print(f"{label:<48} {pass_name:<8} {cell('ours')} {cell('torch')} {cell('numpy')} {ratio('torch')} {ratio('numpy')}")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
