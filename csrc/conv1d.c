@@ -276,8 +276,12 @@ int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
     const size_t nw = (size_t)(fwd.wino ? fwd.wino->alpha : K) * CF;
     const size_t nscratch = scratch_floats(&fwd);
     float *acc = calloc((size_t)nthr * (nw + F), sizeof(float));
-    int failed = acc == NULL;
-#pragma omp parallel num_threads(nthr) if (!failed)
+    if (!acc) {
+        plan_free(&fwd);
+        return NLPK_ENOMEM;
+    }
+    int failed = 0;
+#pragma omp parallel num_threads(nthr)
     {
         float *dw_t = acc + (size_t)THREAD_ID() * nw;
         float *db_t = acc + (size_t)nthr * nw + (size_t)THREAD_ID() * F;
