@@ -40,6 +40,21 @@ static void masked_logits(const attn_shape *a, const float *qb, const float *kb,
     }
 }
 
+/* What a tile row whose maximum is -inf holds: ROW_NAN if a NaN, else
+ * ROW_VISIBLE if some visible key has a -inf logit (only inf inputs do that),
+ * else ROW_MASKED. */
+enum { ROW_MASKED, ROW_VISIBLE, ROW_NAN };
+
+static int empty_row_kind(const attn_shape *a, const float *s, int qi, int k0, int nk) {
+    int last = a->causal ? qi + (a->Tk - a->Tq) - k0 : nk - 1;
+    int kind = ROW_MASKED;
+    for (int j = 0; j < nk; j++) {
+        if (s[j] != s[j]) return ROW_NAN;
+        if (j <= last && (!a->keep || a->keep[k0 + j])) kind = ROW_VISIBLE;
+    }
+    return kind;
+}
+
 /* Whether any query row of [q0, q0 + nq) may see a key of [k0, ...). */
 static int tile_visible(const attn_shape *a, int q0, int nq, int k0) {
     return !a->causal || k0 <= q0 + nq - 1 + (a->Tk - a->Tq);
@@ -73,7 +88,7 @@ static void scale_row(float *x, int n, float c) {
 }
 
 static void forward_unit(const attn_shape *a, const float *q, const float *k, const float *v,
-                         float *out, float *lse, float *S, float *m, float *l,
+                         float *out, float *lse, float *S, float *m, float *l, float *saw,
                          nlpk_sgemm_fn sgemm) {
     for (int q0 = 0; q0 < a->Tq; q0 += BQ) {
         int nq = a->Tq - q0 < BQ ? a->Tq - q0 : BQ;
@@ -83,6 +98,7 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
         for (int i = 0; i < nq; i++) {
             m[i] = -INFINITY;
             l[i] = 0.0f;
+            saw[i] = 0.0f;
         }
         for (int k0 = 0; k0 < a->Tk && tile_visible(a, q0, nq, k0); k0 += BK) {
             int nk = a->Tk - k0 < BK ? a->Tk - k0 : BK;
@@ -91,7 +107,12 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
                 float *s = S + (size_t)i * nk;
                 float mt = row_max(s, nk);
                 float mnew = mt > m[i] ? mt : m[i];
-                if (mnew == -INFINITY) { /* nothing visible yet: contributes nothing */
+                if (mnew == -INFINITY) {
+                    /* A NaN poisons the row for good; visible keys at -inf only
+                     * matter if no later tile brings a finite logit. */
+                    int kind = empty_row_kind(a, s, q0 + i, k0, nk);
+                    if (kind == ROW_NAN) m[i] = l[i] = NAN;
+                    if (kind == ROW_VISIBLE) saw[i] = 1.0f;
                     memset(s, 0, (size_t)nk * sizeof(float));
                     continue;
                 }
@@ -108,11 +129,17 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
                     1.0f, ob, a->Dv);
         }
         for (int i = 0; i < nq; i++) {
+            float *o = ob + (size_t)i * a->Dv;
             if (l[i] > 0.0f) {
-                scale_row(ob + (size_t)i * a->Dv, a->Dv, 1.0f / l[i]);
+                scale_row(o, a->Dv, 1.0f / l[i]);
                 lse[q0 + i] = m[i] + logf(l[i]);
+            } else if (l[i] != l[i] || saw[i] != 0.0f) {
+                /* The softmax is undefined (NaN logits, or every visible
+                 * logit -inf): say NaN rather than pass the row off as masked. */
+                for (int j = 0; j < a->Dv; j++) o[j] = NAN;
+                lse[q0 + i] = NAN;
             } else {
-                lse[q0 + i] = m[i] == m[i] ? -INFINITY : m[i]; /* keep a NaN visible */
+                lse[q0 + i] = -INFINITY; /* no visible key: zeros */
             }
         }
     }
@@ -126,7 +153,7 @@ int nlpk_attention_forward(const float *q, const float *k, const float *v, int B
     int failed = 0;
 #pragma omp parallel
     {
-        float *S = malloc(((size_t)bq * bk + 2 * (size_t)bq) * sizeof(float));
+        float *S = malloc(((size_t)bq * bk + 3 * (size_t)bq) * sizeof(float));
         if (!S) {
 #pragma omp atomic write
             failed = 1;
@@ -140,7 +167,7 @@ int nlpk_attention_forward(const float *q, const float *k, const float *v, int B
             forward_unit(&a, q + (size_t)u * Tq * D, k + (size_t)u * Tk * D,
                          v + (size_t)u * Tk * Dv, out + (size_t)u * Tq * Dv,
                          lse + (size_t)u * Tq, S, S + (size_t)bq * bk,
-                         S + (size_t)bq * bk + bq, sgemm);
+                         S + (size_t)bq * bk + bq, S + (size_t)bq * bk + 2 * bq, sgemm);
         }
         free(S);
     }

@@ -33,6 +33,28 @@ def float_array(x: object, name: str, ndim: int) -> np.ndarray:
     return x
 
 
+def writable(x: np.ndarray, name: str) -> np.ndarray:
+    if not x.flags.writeable:
+        raise ValueError(f"{name} is read-only; the result is written into it")
+    return x
+
+
+def table_array(table: object) -> np.ndarray:
+    """An embedding table: float32 (V, D) with V, D >= 1."""
+    table = float_array(table, "table", 2)
+    nonempty(table, "table")
+    return table
+
+
+def grad_rows(grad_out: object, ids: np.ndarray) -> np.ndarray:
+    """Check an embedding output gradient: ids.shape + (D,) with D >= 1."""
+    grad_out = float_array(grad_out, "grad_out", ids.ndim + 1)
+    same_shape("grad_out without its last axis", grad_out.shape[:-1], "ids", ids.shape)
+    if grad_out.shape[-1] == 0:
+        raise ValueError(f"grad_out must have rows of at least one value, got shape {grad_out.shape}")
+    return grad_out
+
+
 def nonempty(x: np.ndarray, name: str) -> None:
     if x.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
@@ -64,7 +86,8 @@ def ids_array(ids: object, name: str, vocab_size: int) -> np.ndarray:
                 f"{name}: id {int(ids.reshape(-1)[flat])} at position {position} is out of "
                 f"range for a vocabulary of {vocab_size} (valid ids: 0..{vocab_size - 1})"
             )
-    return np.ascontiguousarray(ids, dtype=np.int64)
+    # asarray, not ascontiguousarray: the latter turns a 0-d id into shape (1,).
+    return np.asarray(ids, dtype=np.int64, order="C")
 
 
 def padding_id(padding_idx: int | None, vocab_size: int) -> int:

@@ -93,13 +93,25 @@ serial_blas = _SerialBlas()
 
 # Typed views of checked, non-empty, C-contiguous arrays. The checks in
 # _checks guarantee all three, so taking the address of element 0 is safe.
+# Inputs go through const views, so read-only arrays (np.load with mmap_mode,
+# frozen weights) are accepted; outputs are always fresh writable arrays.
+cdef inline const float *cfptr(a) except NULL:
+    cdef const float[::1] view = a.reshape(-1)
+    return &view[0]
+
+
 cdef inline float *fptr(a) except NULL:
     cdef float[::1] view = a.reshape(-1)
     return &view[0]
 
 
-cdef inline int64_t *lptr(a) except NULL:
-    cdef int64_t[::1] view = a.reshape(-1)
+cdef inline const int64_t *lptr(a) except NULL:
+    cdef const int64_t[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline const int32_t *ciptr(a) except NULL:
+    cdef const int32_t[::1] view = a.reshape(-1)
     return &view[0]
 
 
@@ -108,10 +120,10 @@ cdef inline int32_t *iptr(a) except NULL:
     return &view[0]
 
 
-cdef inline uint8_t *bptr(a):
+cdef inline const uint8_t *bptr(a):
     if a is None:
         return NULL
-    cdef uint8_t[::1] view = a.reshape(-1)
+    cdef const uint8_t[::1] view = a.reshape(-1)
     return &view[0]
 
 
@@ -131,42 +143,36 @@ def max_threads() -> int:
 
 
 def embedding_forward(table, ids):
-    table = _checks.float_array(table, "table", 2)
+    table = _checks.table_array(table)
     ids = _checks.ids_array(ids, "ids", table.shape[0])
     cdef int64_t D = table.shape[1], n = ids.size
     out = np.empty(ids.shape + (D,), dtype=np.float32)
-    if n == 0 or D == 0:
+    if n == 0:
         return out
-    cdef float *t = fptr(table)
-    cdef int64_t *i = lptr(ids)
+    cdef const float *t = cfptr(table)
+    cdef const int64_t *i = lptr(ids)
     cdef float *o = fptr(out)
     with nogil:
         nlpk_embedding_forward(t, D, i, n, o)
     return out
 
 
-def _grad_rows(grad_out, ids):
-    """Check grad_out against ids and return it as (n, D)."""
-    grad_out = _checks.float_array(grad_out, "grad_out", ids.ndim + 1)
-    _checks.same_shape("grad_out without its last axis", grad_out.shape[:-1], "ids", ids.shape)
-    return grad_out.reshape(ids.size, grad_out.shape[-1])
-
-
 def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
     vocab_size = _checks.vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
-    grad = _grad_rows(grad_out, ids)
+    grad_out = _checks.grad_rows(grad_out, ids)
+    grad = grad_out.reshape(ids.size, grad_out.shape[-1])
     cdef int64_t pad = _checks.padding_id(padding_idx, vocab_size)
     cdef int64_t D = grad.shape[1], n = grad.shape[0]
     if out is None:
         out = np.zeros((vocab_size, D), dtype=np.float32)
     else:
-        out = _checks.float_array(out, "out", 2)
+        out = _checks.writable(_checks.float_array(out, "out", 2), "out")
         _checks.same_shape("out", out.shape, "(vocab_size, D)", (vocab_size, D))
-    if n == 0 or D == 0:
+    if n == 0:
         return out
-    cdef float *g = fptr(grad)
-    cdef int64_t *i = lptr(ids)
+    cdef const float *g = cfptr(grad)
+    cdef const int64_t *i = lptr(ids)
     cdef float *o = fptr(out)
     with nogil:
         nlpk_embedding_backward_dense(g, i, n, D, pad, o)
@@ -176,7 +182,8 @@ def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
 def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
     vocab_size = _checks.vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
-    grad = _grad_rows(grad_out, ids)
+    grad_out = _checks.grad_rows(grad_out, ids)
+    grad = grad_out.reshape(ids.size, grad_out.shape[-1])
     pad = _checks.padding_id(padding_idx, vocab_size)
     flat = ids.reshape(-1)
     unique, slot = np.unique(flat, return_inverse=True)
@@ -188,10 +195,10 @@ def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
         slot = np.where(slot == where, -1, np.where(slot > where, slot - 1, slot))
     cdef int64_t D = grad.shape[1], n = grad.shape[0]
     rows = np.zeros((unique.size, D), dtype=np.float32)
-    if n == 0 or D == 0 or unique.size == 0:
+    if unique.size == 0:
         return unique.astype(np.int64), rows
-    cdef float *g = fptr(grad)
-    cdef int64_t *s = lptr(slot)
+    cdef const float *g = cfptr(grad)
+    cdef const int64_t *s = lptr(slot)
     cdef float *r = fptr(rows)
     with nogil:
         nlpk_embedding_backward_rows(g, s, n, D, r)
@@ -206,9 +213,9 @@ def conv1d_forward(x, w, b=None, padding="valid"):
     cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
     b = _checks.bias_vector(b, F)
     y = np.empty((B, To, F), dtype=np.float32)
-    cdef float *px = fptr(x)
-    cdef float *pw = fptr(w)
-    cdef float *pb = NULL if b is None else fptr(b)
+    cdef const float *px = cfptr(x)
+    cdef const float *pw = cfptr(w)
+    cdef const float *pb = NULL if b is None else cfptr(b)
     cdef float *py = fptr(y)
     cdef int status
     with serial_blas, nogil:
@@ -228,9 +235,9 @@ def conv1d_backward(dy, x, w, padding="valid"):
     dx = np.empty_like(x)
     dw = np.empty_like(w)
     db = np.empty(F, dtype=np.float32)
-    cdef float *pdy = fptr(dy)
-    cdef float *px = fptr(x)
-    cdef float *pw = fptr(w)
+    cdef const float *pdy = cfptr(dy)
+    cdef const float *px = cfptr(x)
+    cdef const float *pw = cfptr(w)
     cdef float *pdx = fptr(dx)
     cdef float *pdw = fptr(dw)
     cdef float *pdb = fptr(db)
@@ -250,9 +257,9 @@ def conv1d_relu_maxpool_forward(x, w, b=None, padding="valid"):
     b = _checks.bias_vector(b, F)
     pooled = np.empty((B, F), dtype=np.float32)
     argmax = np.empty((B, F), dtype=np.int32)
-    cdef float *px = fptr(x)
-    cdef float *pw = fptr(w)
-    cdef float *pb = NULL if b is None else fptr(b)
+    cdef const float *px = cfptr(x)
+    cdef const float *pw = cfptr(w)
+    cdef const float *pb = NULL if b is None else cfptr(b)
     cdef float *pp = fptr(pooled)
     cdef int32_t *pa = iptr(argmax)
     cdef int status
@@ -276,11 +283,11 @@ def conv1d_relu_maxpool_backward(dpooled, x, w, pooled, argmax, padding="valid")
     dx = np.empty_like(x)
     dw = np.empty_like(w)
     db = np.empty(F, dtype=np.float32)
-    cdef float *pdp = fptr(dpooled)
-    cdef float *pp = fptr(pooled)
-    cdef int32_t *pa = iptr(argmax)
-    cdef float *px = fptr(x)
-    cdef float *pw = fptr(w)
+    cdef const float *pdp = cfptr(dpooled)
+    cdef const float *pp = cfptr(pooled)
+    cdef const int32_t *pa = ciptr(argmax)
+    cdef const float *px = cfptr(x)
+    cdef const float *pw = cfptr(w)
     cdef float *pdx = fptr(dx)
     cdef float *pdw = fptr(dw)
     cdef float *pdb = fptr(db)
@@ -298,10 +305,10 @@ def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
     cdef int Tk = k.shape[2], Dv = v.shape[3]
     out = np.empty((B, H, Tq, Dv), dtype=np.float32)
     lse = np.empty((B, H, Tq), dtype=np.float32)
-    cdef float *pq = fptr(q)
-    cdef float *pk = fptr(k)
-    cdef float *pv = fptr(v)
-    cdef uint8_t *pm = bptr(keep)
+    cdef const float *pq = cfptr(q)
+    cdef const float *pk = cfptr(k)
+    cdef const float *pv = cfptr(v)
+    cdef const uint8_t *pm = bptr(keep)
     cdef float *po = fptr(out)
     cdef float *pl = fptr(lse)
     cdef float s = scale
@@ -326,13 +333,13 @@ def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=Fa
     dq = np.empty_like(q)
     dk = np.empty_like(k)
     dv = np.empty_like(v)
-    cdef float *pdo = fptr(dout)
-    cdef float *pq = fptr(q)
-    cdef float *pk = fptr(k)
-    cdef float *pv = fptr(v)
-    cdef float *po = fptr(out)
-    cdef float *pl = fptr(lse)
-    cdef uint8_t *pm = bptr(keep)
+    cdef const float *pdo = cfptr(dout)
+    cdef const float *pq = cfptr(q)
+    cdef const float *pk = cfptr(k)
+    cdef const float *pv = cfptr(v)
+    cdef const float *po = cfptr(out)
+    cdef const float *pl = cfptr(lse)
+    cdef const uint8_t *pm = bptr(keep)
     cdef float *pdq = fptr(dq)
     cdef float *pdk = fptr(dk)
     cdef float *pdv = fptr(dv)

@@ -15,14 +15,13 @@ from toolkit import _checks
 
 def embedding_forward(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Reference of kernels.embedding_forward."""
-    table = _checks.float_array(table, "table", 2)
+    table = _checks.table_array(table)
     ids = _checks.ids_array(ids, "ids", table.shape[0])
     return table[ids]
 
 
 def _dense_grad(grad_out: np.ndarray, ids: np.ndarray, vocab_size: int, pad: int) -> np.ndarray:
-    grad_out = _checks.float_array(grad_out, "grad_out", ids.ndim + 1)
-    _checks.same_shape("grad_out without its last axis", grad_out.shape[:-1], "ids", ids.shape)
+    grad_out = _checks.grad_rows(grad_out, ids)
     D = grad_out.shape[-1]
     grad = np.zeros((vocab_size, D), dtype=np.float64)
     np.add.at(grad, ids.reshape(-1), grad_out.reshape(-1, D))
@@ -45,7 +44,7 @@ def embedding_backward(
     grad = _dense_grad(grad_out, ids, vocab_size, pad)
     if out is None:
         return grad.astype(np.float32)
-    out = _checks.float_array(out, "out", 2)
+    out = _checks.writable(_checks.float_array(out, "out", 2), "out")
     _checks.same_shape("out", out.shape, "(vocab_size, D)", grad.shape)
     out += grad.astype(np.float32)
     return out
@@ -166,12 +165,15 @@ def _probabilities(
     if causal:
         visible &= np.tril(np.ones((Tq, Tk), dtype=bool), k=Tk - Tq)
     s = np.where(visible, s, -np.inf)
-    m = s.max(axis=-1, keepdims=True)
-    seen = np.isfinite(m)
-    e = np.where(visible, np.exp(s - np.where(seen, m, 0.0)), 0.0)
-    total = e.sum(axis=-1, keepdims=True)
-    p = np.where(seen, e / np.where(seen, total, 1.0), 0.0)
-    lse = np.where(seen, m + np.log(np.where(seen, total, 1.0)), -np.inf)[..., 0]
+    # A row that sees no key gives zeros and lse = -inf. Any other row is a
+    # plain softmax, so NaN or infinite logits come out as NaN.
+    seen = visible.any(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        m = np.where(seen, s.max(axis=-1, keepdims=True), 0.0)
+        e = np.where(visible, np.exp(s - m), 0.0)
+        total = np.where(seen, e.sum(axis=-1, keepdims=True), 1.0)
+        p = e / total
+        lse = np.where(seen, m + np.log(total), -np.inf)[..., 0]
     return p, lse
 
 

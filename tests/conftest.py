@@ -1,0 +1,188 @@
+"""Shared fixtures and helpers for the kernel tests.
+
+Helpers are handed out as fixtures rather than imported from this file, so
+the suite works under every pytest import mode and with more conftest files
+later. Session scope keeps them usable inside hypothesis tests.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import toolkit.kernels as compiled
+import toolkit.numpy_kernels as reference
+
+BACKENDS = {"compiled": compiled, "numpy": reference}
+
+# Property tests compare small random shapes; each example is cheap, but the
+# whole suite must stay within a few minutes on two cores.
+settings.register_profile(
+    "kernels",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("kernels")
+
+
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
+def backend(request):
+    """Each test using it runs once on the compiled kernels and once on the numpy reference."""
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    # Seeded from the test id: reproducible, yet different data per test and
+    # per parametrization.
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def rel_error(got: np.ndarray, want: np.ndarray) -> float:
+    """Norm-wise relative error ||got - want|| / ||want|| in float64 (absolute when want is 0)."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    diff = float(np.linalg.norm((got - want).ravel()))
+    norm = float(np.linalg.norm(want.ravel()))
+    return diff / norm if norm > 0 else diff
+
+
+def assert_close(
+    got, want, rtol: float = 1e-4, atol_factor: float = 1e-5, scale: float | None = None, what: str = ""
+) -> None:
+    """float32 kernel output vs a reference: same shape, same NaN/inf pattern, close elsewhere.
+
+    Close means a norm-wise relative error <= rtol and an element-wise
+    allclose(rtol) with atol = atol_factor * scale. ``scale`` is the size of
+    the terms the result is summed from (default: max|want|); pass it when
+    the result can cancel to near zero, as a gradient through a softmax
+    does, since float32 rounding is relative to the terms, not to the sum.
+    """
+    got = np.asarray(got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    assert np.array_equal(np.isnan(g), np.isnan(w)), f"{what}: NaN positions differ"
+    inf = np.isinf(w)
+    assert np.array_equal(np.isinf(g), inf) and np.array_equal(g[inf], w[inf]), f"{what}: inf entries differ"
+    finite = np.isfinite(w)
+    g, w = g[finite], w[finite]
+    if w.size == 0:
+        return
+    ref = float(np.abs(w).max())
+    if scale is not None:
+        ref = max(ref, float(scale))
+    atol = atol_factor * max(ref, np.finfo(np.float32).tiny)
+    diff, norm = float(np.linalg.norm(g - w)), float(np.linalg.norm(w))
+    assert diff <= rtol * norm + atol * np.sqrt(w.size), (
+        f"{what}: norm-wise relative error {rel_error(g, w):.3g} > {rtol}"
+    )
+    bad = ~np.isclose(g, w, rtol=rtol, atol=atol)
+    assert not bad.any(), (
+        f"{what}: {int(bad.sum())} of {bad.size} entries differ; worst |got-want| = "
+        f"{float(np.abs(g - w).max()):.3g} (atol {atol:.3g})"
+    )
+
+
+def check_grads(
+    loss: Callable[..., float],
+    inputs: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    eps: float = 3e-3,
+    n_dirs: int = 3,
+    n_coords: int = 6,
+    rtol: float = 1e-2,
+) -> None:
+    """Central finite differences of a scalar float64 loss against analytic gradients.
+
+    ``loss(**inputs)`` evaluates the loss from float32 kernel outputs;
+    ``grads[name]`` is the claimed dL/d inputs[name]. Checked along a few
+    random directions through all inputs at once, then along single
+    coordinates, half of them where the claimed gradient is largest (where a
+    wrong value matters most) and half at random (where a missing value shows).
+    Steps are eps times each input's RMS, so that inputs of different scales
+    (data and weights) are perturbed alike.
+    Tolerance: rtol relative, plus rtol times the typical size of the
+    derivative being checked, so a wrong gradient fails even near zero.
+    """
+    names = list(inputs)
+    assert set(grads) == set(names)
+    for name in names:
+        assert grads[name].shape == inputs[name].shape, f"d{name} has the wrong shape"
+        assert np.all(np.isfinite(grads[name])), f"d{name} is not finite"
+    g64 = {n: grads[n].astype(np.float64) for n in names}
+    step_scale = {n: float(np.sqrt(np.mean(inputs[n].astype(np.float64) ** 2))) or 1.0 for n in names}
+    # For a step s * u with u standard normal, g . (s * u) is of this size:
+    typical = float(np.sqrt(sum(step_scale[n] ** 2 * np.sum(g64[n] ** 2) for n in names)))
+    total = sum(inputs[n].size for n in names)
+
+    def derivative_along(step: dict[str, np.ndarray]) -> tuple[float, float]:
+        plus, minus = dict(inputs), dict(inputs)
+        analytic = 0.0
+        for n, u in step.items():
+            x = inputs[n]
+            plus[n] = (x + eps * step_scale[n] * u).astype(np.float32)
+            minus[n] = (x - eps * step_scale[n] * u).astype(np.float32)
+            # The step actually taken, after rounding to float32.
+            taken = plus[n].astype(np.float64) - minus[n].astype(np.float64)
+            analytic += float(np.sum(g64[n] * taken))
+        numeric = loss(**plus) - loss(**minus)
+        scale = 2 * eps
+        return numeric / scale, analytic / scale
+
+    for d in range(n_dirs):
+        numeric, analytic = derivative_along({n: rng.standard_normal(inputs[n].shape) for n in names})
+        tol = rtol * abs(analytic) + rtol * typical
+        assert abs(numeric - analytic) <= tol, (
+            f"direction {d}: finite difference {numeric:.6g} vs analytic {analytic:.6g}"
+        )
+
+    weighted = np.concatenate([step_scale[n] * g64[n].ravel() for n in names])
+    offsets = np.cumsum([0] + [inputs[n].size for n in names])
+    largest = np.argsort(-np.abs(weighted))[: n_coords // 2]
+    chosen = np.concatenate([largest, rng.choice(total, size=n_coords - largest.size, replace=False)])
+    for idx in chosen:
+        which = int(np.searchsorted(offsets, idx, side="right") - 1)
+        n = names[which]
+        where = np.unravel_index(int(idx - offsets[which]), inputs[n].shape)
+        unit = np.zeros(inputs[n].shape)
+        unit[where] = 1.0
+        numeric, analytic = derivative_along({n: unit})
+        tol = rtol * abs(analytic) + rtol * typical / np.sqrt(total)
+        assert abs(numeric - analytic) <= tol, (
+            f"d{n}{tuple(int(i) for i in where)}: finite difference {numeric:.6g} vs analytic {analytic:.6g}"
+        )
+
+
+def weighted_sum(out: np.ndarray, weights: np.ndarray) -> float:
+    """The scalar loss sum(out * R), in float64 from a float32 output."""
+    return float(np.sum(out.astype(np.float64) * weights.astype(np.float64)))
+
+
+class Helpers:
+    """The shared helpers, reachable from tests through the ``h`` fixture."""
+
+    BACKENDS = BACKENDS
+    compiled = compiled
+    reference = reference
+    randn = staticmethod(randn)
+    rel_error = staticmethod(rel_error)
+    assert_close = staticmethod(assert_close)
+    check_grads = staticmethod(check_grads)
+    weighted_sum = staticmethod(weighted_sum)
+
+
+@pytest.fixture(scope="session")
+def h() -> type[Helpers]:
+    return Helpers

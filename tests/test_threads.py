@@ -1,0 +1,145 @@
+"""The compiled kernels under concurrency: Python threads, and OpenMP thread counts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import toolkit.kernels as K
+
+N_THREADS = 4
+REPEATS = 3
+
+
+def make_inputs(seed: int) -> dict:
+    """One thread's inputs, big enough that the kernels take their parallel paths."""
+    rng = np.random.default_rng(seed)
+
+    def randn(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    V, D = 3000, 48
+    ids = rng.integers(0, V, size=(8, 200))
+    x, w, b = randn(4, 150, 12), randn(3, 12, 20) / 6, randn(20)
+    q, k, v = randn(2, 2, 140, 16), randn(2, 2, 530, 16), randn(2, 2, 530, 8)
+    mask = rng.random((2, 530)) < 0.2
+    return dict(
+        table=randn(V, D), ids=ids, grad_out=randn(8, 200, D), V=V,
+        x=x, w=w, b=b, dy=randn(4, 148, 20), dpooled=randn(4, 20),
+        q=q, k=k, v=v, mask=mask, dout=randn(2, 2, 140, 8),
+    )
+
+
+def run_all(a: dict) -> list[np.ndarray]:
+    """Every compiled kernel once on one input set; the flat list of all outputs."""
+    outs = [K.embedding_forward(a["table"], a["ids"])]
+    outs.append(K.embedding_backward(a["grad_out"], a["ids"], a["V"], 0))
+    outs.extend(K.embedding_backward_sparse(a["grad_out"], a["ids"], a["V"], 0))
+    outs.append(K.conv1d_forward(a["x"], a["w"], a["b"], "valid"))
+    outs.extend(K.conv1d_backward(a["dy"], a["x"], a["w"], "valid"))
+    pooled, argmax = K.conv1d_relu_maxpool_forward(a["x"], a["w"], a["b"], "same")
+    outs += [pooled, argmax]
+    outs.extend(K.conv1d_relu_maxpool_backward(a["dpooled"], a["x"], a["w"], pooled, argmax, "same"))
+    out, lse = K.attention_forward(a["q"], a["k"], a["v"], a["mask"], True)
+    outs += [out, lse]
+    outs.extend(K.attention_backward(a["dout"], a["q"], a["k"], a["v"], out, lse, a["mask"], True))
+    return outs
+
+
+def blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_concurrent_calls_match_serial_calls():
+    inputs = [make_inputs(seed) for seed in range(N_THREADS)]
+    serial = [run_all(a) for a in inputs]
+    blas_before = blas_threads()
+    # All threads start together, so the calls really overlap.
+    start = threading.Barrier(N_THREADS)
+
+    def worker(i: int) -> list[list[np.ndarray]]:
+        start.wait()
+        return [run_all(inputs[i]) for _ in range(REPEATS)]
+
+    with ThreadPoolExecutor(max_workers=N_THREADS) as pool:
+        results = list(pool.map(worker, range(N_THREADS)))
+
+    for i, runs in enumerate(results):
+        for r, outs in enumerate(runs):
+            assert len(outs) == len(serial[i])
+            for j, (got, want) in enumerate(zip(outs, serial[i])):
+                assert np.array_equal(got, want), f"thread {i}, repeat {r}, output {j} differs from the serial call"
+    # The kernels pin BLAS to one thread while they run; the pin must be
+    # lifted once the last concurrent call is done.
+    assert blas_threads() == blas_before
+
+
+def test_repeated_calls_are_deterministic():
+    a = make_inputs(7)
+    first = run_all(a)
+    for _ in range(2):
+        assert all(np.array_equal(x, y) for x, y in zip(run_all(a), first))
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import toolkit.kernels as K
+
+    rng = np.random.default_rng(1234)
+    def randn(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    # Batch and heads larger than the thread count, so that work is split.
+    x, w, b = randn(6, 300, 10), randn(5, 10, 12) / 7, randn(12)
+    q, k, v = randn(3, 2, 200, 8), randn(3, 2, 700, 8), randn(3, 2, 700, 5)
+    mask = rng.random((3, 700)) < 0.25
+    y = K.conv1d_forward(x, w, b, "same")
+    dx, dw, db = K.conv1d_backward(randn(*y.shape), x, w, "same")
+    pooled, argmax = K.conv1d_relu_maxpool_forward(x, w, b, "valid")
+    fdx, fdw, fdb = K.conv1d_relu_maxpool_backward(randn(6, 12), x, w, pooled, argmax, "valid")
+    out, lse = K.attention_forward(q, k, v, mask, True)
+    dq, dk, dv = K.attention_backward(randn(*out.shape), q, k, v, out, lse, mask, True)
+    np.savez(sys.argv[1], y=y, dx=dx, dw=dw, db=db, pooled=pooled, argmax=argmax, fdx=fdx, fdw=fdw,
+             fdb=fdb, out=out, lse=lse, dq=dq, dk=dk, dv=dv,
+             threads=np.array([K.max_threads(), int(K.openmp_enabled())]))
+    """
+)
+
+
+def run_with_threads(n: int, tmp_path) -> dict:
+    path = tmp_path / f"threads{n}.npz"
+    env = dict(os.environ, OMP_NUM_THREADS=str(n))
+    subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env, check=True, timeout=120)
+    with np.load(path) as data:
+        return dict(data)
+
+
+def test_results_do_not_depend_on_thread_count(tmp_path, h):
+    one = run_with_threads(1, tmp_path)
+    two = run_with_threads(2, tmp_path)
+    openmp = bool(one["threads"][1])
+    assert one["threads"][0] == 1
+    assert two["threads"][0] == (2 if openmp else 1)
+    assert np.array_equal(one["argmax"], two["argmax"])
+    for name in one:
+        if name not in ("threads", "argmax"):
+            # Bitwise equality is not promised: per-thread partial sums change order.
+            h.assert_close(two[name], one[name], rtol=1e-5, atol_factor=1e-6, what=name)
+
+
+@pytest.mark.skipif(not K.openmp_enabled(), reason="built without OpenMP")
+def test_max_threads_follows_environment(tmp_path):
+    code = "import toolkit.kernels as K; print(K.max_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "3"
