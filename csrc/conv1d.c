@@ -8,8 +8,10 @@
  *   outputs instead of 2K (1.5x fewer products for K = 3, 1.67x for K = 5).
  *   Transforms use small exact constants, so float32 results stay within a
  *   few ulp-scale errors of the direct sum (tests hold both to the reference).
- * Work is split over the batch; each thread owns its scratch and its slice of
- * the output, and weight gradients are summed from per-thread buffers.
+ * Work is split over the batch, one sequence at a time to whichever thread is
+ * free (so a core slowed by other work does not hold the rest back); each
+ * thread owns its scratch and its slice of the output, and weight gradients
+ * are summed from per-thread buffers.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -190,7 +192,7 @@ static int conv_batch(const conv_plan *p, const float *x, int B, int T, int To, 
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             if (!scratch) continue;
             for (int r0 = 0; r0 < To; r0 += ROW_CHUNK) {
@@ -212,6 +214,19 @@ int nlpk_conv1d_forward(const float *x, int B, int T, int C, const float *w, int
     if (status == NLPK_OK) status = conv_batch(&p, x, B, T, To, y);
     plan_free(&p);
     return status;
+}
+
+/* Weight gradients are summed per slice of the batch, in batch order, each
+ * slice in a buffer of its own; slices go to whichever thread is free, and the
+ * buffers are added in slice order. The sums therefore do not depend on which
+ * thread ran what: the same inputs give the same bits on every run (and with
+ * any thread count up to MIN_SLICES / 2). */
+#define MIN_SLICES 8
+
+static int batch_slices(int B) {
+    int n = 2 * MAX_THREADS();
+    n = n < MIN_SLICES ? MIN_SLICES : n;
+    return B < n ? B : n;
 }
 
 /* dst[i] = sum over nbuf buffers of acc[j * n + i]. */
@@ -250,6 +265,30 @@ static void winograd_weight_grad(const conv_plan *p, const float *xb, int T, con
     }
 }
 
+/* Add one sequence's share of dw (in Winograd space for a Winograd plan) and db. */
+static void weight_grad_sequence(const conv_plan *p, const float *xb, int T, const float *dyb, int To,
+                                 float *dw, float *db, float *scratch) {
+    const int C = p->C, F = p->F;
+    if (p->wino) {
+        for (int r0 = 0; r0 < To; r0 += ROW_CHUNK)
+            winograd_weight_grad(p, xb, T, dyb, r0, r0 + ROW_CHUNK < To ? r0 + ROW_CHUNK : To, dw, scratch);
+    } else {
+        /* dw[k] += x[t + k - pad_left]^T dy[t] over the steps where the tap is inside x. */
+        for (int k = 0; k < p->K; k++) {
+            int t0 = p->pad_left - k > 0 ? p->pad_left - k : 0;
+            int t1 = T + p->pad_left - k < To ? T + p->pad_left - k : To;
+            if (t1 <= t0) continue;
+            gemm_rm(p->sgemm, 1, 0, C, F, t1 - t0, 1.0f, xb + (size_t)(t0 + k - p->pad_left) * C, C,
+                    dyb + (size_t)t0 * F, F, 1.0f, dw + (size_t)k * C * F, F);
+        }
+    }
+    for (int t = 0; t < To; t++) {
+        const float *row = dyb + (size_t)t * F;
+#pragma omp simd
+        for (int f = 0; f < F; f++) db[f] += row[f];
+    }
+}
+
 int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
                          const float *w, int K, int F, int pad_left, int To,
                          float *dx, float *dw, float *db, nlpk_sgemm_fn sgemm) {
@@ -271,60 +310,43 @@ int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
 
     status = plan_init(&fwd, C, F, K, pad_left, w, NULL, sgemm);
     if (status != NLPK_OK) return status;
-    const int nthr = MAX_THREADS();
-    /* Per-thread weight gradient (in Winograd space when fwd.wino), then db. */
+    /* Per-slice weight gradient (in Winograd space when fwd.wino), then db. */
+    const int nslices = batch_slices(B);
     const size_t nw = (size_t)(fwd.wino ? fwd.wino->alpha : K) * CF;
     const size_t nscratch = scratch_floats(&fwd);
-    float *acc = calloc((size_t)nthr * (nw + F), sizeof(float));
+    float *acc = calloc((size_t)nslices * (nw + F), sizeof(float));
     if (!acc) {
         plan_free(&fwd);
         return NLPK_ENOMEM;
     }
     int failed = 0;
-#pragma omp parallel num_threads(nthr)
+#pragma omp parallel
     {
-        float *dw_t = acc + (size_t)THREAD_ID() * nw;
-        float *db_t = acc + (size_t)nthr * nw + (size_t)THREAD_ID() * F;
         float *scratch = malloc(nscratch * sizeof(float));
         if (!scratch) {
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
+#pragma omp for schedule(dynamic, 1)
+        for (int sl = 0; sl < nslices; sl++) {
             if (!scratch) continue;
-            const float *xb = x + (size_t)b * T * C;
-            const float *dyb = dy + (size_t)b * To * F;
-            if (fwd.wino) {
-                for (int r0 = 0; r0 < To; r0 += ROW_CHUNK)
-                    winograd_weight_grad(&fwd, xb, T, dyb, r0, r0 + ROW_CHUNK < To ? r0 + ROW_CHUNK : To,
-                                         dw_t, scratch);
-            } else {
-                /* dw[k] += x[t + k - pad_left]^T dy[t] over the steps where the tap is inside x. */
-                for (int k = 0; k < K; k++) {
-                    int t0 = pad_left - k > 0 ? pad_left - k : 0;
-                    int t1 = T + pad_left - k < To ? T + pad_left - k : To;
-                    if (t1 <= t0) continue;
-                    gemm_rm(sgemm, 1, 0, C, F, t1 - t0, 1.0f, xb + (size_t)(t0 + k - pad_left) * C, C,
-                            dyb + (size_t)t0 * F, F, 1.0f, dw_t + (size_t)k * CF, F);
-                }
-            }
-            for (int t = 0; t < To; t++) {
-                const float *row = dyb + (size_t)t * F;
-#pragma omp simd
-                for (int f = 0; f < F; f++) db_t[f] += row[f];
-            }
+            float *dw_s = acc + (size_t)sl * nw;
+            float *db_s = acc + (size_t)nslices * nw + (size_t)sl * F;
+            int b0 = (int)((int64_t)B * sl / nslices), b1 = (int)((int64_t)B * (sl + 1) / nslices);
+            for (int b = b0; b < b1; b++)
+                weight_grad_sequence(&fwd, x + (size_t)b * T * C, T, dy + (size_t)b * To * F, To, dw_s,
+                                     db_s, scratch);
         }
         free(scratch);
     }
     if (!failed) {
         if (fwd.wino) {
-            /* dU summed over threads, then dw[k] = sum_a G[a][k] dU[a]. */
+            /* dU summed over slices, then dw[k] = sum_a G[a][k] dU[a]. */
             float *dU = malloc(nw * sizeof(float));
             if (!dU) {
                 failed = 1;
             } else {
-                reduce_buffers(acc, nthr, nw, dU);
+                reduce_buffers(acc, nslices, nw, dU);
                 memset(dw, 0, (size_t)K * CF * sizeof(float));
                 for (int k = 0; k < K; k++)
                     for (int a = 0; a < fwd.wino->alpha; a++) {
@@ -337,9 +359,9 @@ int nlpk_conv1d_backward(const float *dy, const float *x, int B, int T, int C,
                 free(dU);
             }
         } else {
-            reduce_buffers(acc, nthr, nw, dw);
+            reduce_buffers(acc, nslices, nw, dw);
         }
-        if (db) reduce_buffers(acc + (size_t)nthr * nw, nthr, (size_t)F, db);
+        if (db) reduce_buffers(acc + (size_t)nslices * nw, nslices, (size_t)F, db);
     }
     free(acc);
     plan_free(&fwd);
@@ -366,7 +388,7 @@ int nlpk_conv1d_relu_maxpool_forward(const float *x, int B, int T, int C, const 
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             if (!scratch || !y) continue;
             const float *xb = x + (size_t)b * T * C;
@@ -405,12 +427,12 @@ int nlpk_conv1d_relu_maxpool_backward(const float *dpooled, const float *pooled,
                                       const int32_t *argmax, const float *x, int B, int T,
                                       int C, const float *w, int K, int F, int pad_left,
                                       float *dx, float *dw, float *db) {
-    const int nthr = MAX_THREADS();
+    const int nslices = batch_slices(B);
     const size_t nw = (size_t)K * C * F;
     /* Work in (K, F, C) order so both the x row and the accumulated row are
-     * contiguous in c; wt is w in that order, acc the per-thread dw and db. */
+     * contiguous in c; wt is w in that order, acc the per-slice dw and db. */
     float *wt = malloc(nw * sizeof(float));
-    float *acc = calloc((size_t)nthr * (nw + F), sizeof(float));
+    float *acc = calloc((size_t)nslices * (nw + F), sizeof(float));
     if (!wt || !acc) {
         free(wt);
         free(acc);
@@ -420,12 +442,11 @@ int nlpk_conv1d_relu_maxpool_backward(const float *dpooled, const float *pooled,
         for (int c = 0; c < C; c++)
             for (int f = 0; f < F; f++)
                 wt[((size_t)k * F + f) * C + c] = w[((size_t)k * C + c) * F + f];
-#pragma omp parallel num_threads(nthr)
-    {
-        float *dwt = acc + (size_t)THREAD_ID() * nw;
-        float *db_t = acc + (size_t)nthr * nw + (size_t)THREAD_ID() * F;
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int sl = 0; sl < nslices; sl++) {
+        float *dwt = acc + (size_t)sl * nw;
+        float *db_t = acc + (size_t)nslices * nw + (size_t)sl * F;
+        for (int b = (int)((int64_t)B * sl / nslices); b < (int)((int64_t)B * (sl + 1) / nslices); b++) {
             const float *xb = x + (size_t)b * T * C;
             float *dxb = dx + (size_t)b * T * C;
             memset(dxb, 0, (size_t)T * C * sizeof(float));
@@ -451,16 +472,16 @@ int nlpk_conv1d_relu_maxpool_backward(const float *dpooled, const float *pooled,
             }
         }
     }
-    /* Sum the per-thread buffers back into (K, C, F) order. */
+    /* Sum the per-slice buffers back into (K, C, F) order. */
 #pragma omp parallel for schedule(static) if (nw > 16384)
     for (size_t i = 0; i < nw; i++) {
         size_t k = i / ((size_t)C * F), c = (i / F) % C, f = i % F;
         size_t src = (k * F + f) * C + c;
         float s = 0.0f;
-        for (int j = 0; j < nthr; j++) s += acc[(size_t)j * nw + src];
+        for (int j = 0; j < nslices; j++) s += acc[(size_t)j * nw + src];
         dw[i] = s;
     }
-    if (db) reduce_buffers(acc + (size_t)nthr * nw, nthr, (size_t)F, db);
+    if (db) reduce_buffers(acc + (size_t)nslices * nw, nslices, (size_t)F, db);
     free(wt);
     free(acc);
     return NLPK_OK;

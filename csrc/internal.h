@@ -8,10 +8,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define THREAD_ID() omp_get_thread_num()
 #define MAX_THREADS() omp_get_max_threads()
 #else
-#define THREAD_ID() 0
 #define MAX_THREADS() 1
 #endif
 

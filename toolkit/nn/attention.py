@@ -1,0 +1,79 @@
+"""Multi-head attention on the attention kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from toolkit import kernels
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, register_layer
+
+
+@register_layer
+class MultiHeadAttention(Layer):
+    """Self- or cross-attention with ``heads`` heads of size dim // heads.
+
+    ``forward(x, train, context=None, key_padding_mask=None)``: queries come
+    from x (B, Tq, dim); keys and values from ``context`` (B, Tk, context_dim)
+    or, when it is None, from x itself. ``key_padding_mask`` (B, Tk) bool marks
+    padding keys with True. ``causal=True`` lets each query see only keys up to
+    its own position (aligned at the end, as the kernel does). Backprop returns
+    dx for self-attention and (dx, dcontext) for cross-attention.
+    """
+
+    def __init__(self, dim: int, heads: int, causal: bool = False, context_dim: int | None = None,
+                 seed: Any = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.dim, self.heads, self.causal = dim, heads, causal
+        self.context_dim = context_dim or dim
+        rng = as_rng(seed)
+        for name, fan_in in (("q", dim), ("k", self.context_dim), ("v", self.context_dim), ("o", dim)):
+            self.add_param("w" + name, glorot_uniform(rng, fan_in, dim, (fan_in, dim)))
+            self.add_param("b" + name, np.zeros(dim))
+
+    def _project(self, x: Array, name: str) -> Array:
+        return x @ self.params["w" + name] + self.params["b" + name]
+
+    def _project_back(self, x: Array, dy: Array, name: str) -> Array:
+        """Accumulate the projection's gradients; return the gradient of its input."""
+        w = self.params["w" + name]
+        self.grads["w" + name] += x.reshape(-1, w.shape[0]).T @ dy.reshape(-1, w.shape[1])
+        self.grads["b" + name] += dy.reshape(-1, w.shape[1]).sum(axis=0)
+        return dy @ w.T
+
+    def _split(self, x: Array) -> Array:
+        B, T, _ = x.shape
+        return f32(x.reshape(B, T, self.heads, self.dim // self.heads).transpose(0, 2, 1, 3))
+
+    def _merge(self, x: Array) -> Array:
+        B, H, T, Dh = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
+
+    def forward(self, x: Array, train: bool = False, context: Array | None = None,
+                key_padding_mask: Array | None = None) -> tuple[Any, Backprop]:
+        x = f32(x)
+        ctx = x if context is None else f32(context)
+        q = self._split(self._project(x, "q"))
+        k = self._split(self._project(ctx, "k"))
+        v = self._split(self._project(ctx, "v"))
+        out, lse = kernels.attention_forward(q, k, v, key_padding_mask, self.causal)
+        merged = self._merge(out)
+        y = self._project(merged, "o")
+
+        def backprop(dy: Array) -> Any:
+            dmerged = self._project_back(merged, f32(dy), "o")
+            dout = self._split(dmerged)
+            dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, self.causal)
+            dx = self._project_back(x, self._merge(dq), "q")
+            dctx = self._project_back(ctx, self._merge(dk), "k") + self._project_back(ctx, self._merge(dv), "v")
+            if context is None:
+                return dx + dctx
+            return dx, dctx
+
+        return y, backprop
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim, "heads": self.heads, "causal": self.causal, "context_dim": self.context_dim}

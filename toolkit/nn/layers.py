@@ -1,0 +1,441 @@
+"""Layers with explicit forward and backward, on the compiled kernels.
+
+Every layer follows one protocol (thinc's): ``forward(x, train)`` returns the
+output and a ``backprop`` callable; ``backprop(dy)`` adds the parameter
+gradients into ``layer.grads`` and returns the gradient of the input. Nothing
+is cached on the layer between the two calls, so a layer can serve several
+forward passes at once (prediction from many threads, or a layer applied
+twice in one model). Parameters and gradients are float32 arrays owned by the
+layer, in ``params`` and ``grads`` under the same names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from toolkit import kernels
+
+Array = np.ndarray
+Backprop = Callable[[Any], Any]
+
+# Layer classes by name, for rebuilding a model from its JSON config.
+LAYERS: dict[str, type["Layer"]] = {}
+
+
+def register_layer(cls: type["Layer"]) -> type["Layer"]:
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape: tuple) -> Array:
+    """Keras' default kernel initialiser, so that models match their Keras originals."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def f32(x: Array) -> Array:
+    """C-contiguous float32, what the kernels take."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class Layer:
+    """Base class: parameters, gradients, config and the forward protocol."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+
+    def add_param(self, name: str, value: Array) -> None:
+        self.params[name] = f32(value)
+        self.grads[name] = np.zeros_like(self.params[name])
+
+    def forward(self, x: Any, train: bool = False) -> tuple[Any, Backprop]:
+        raise NotImplementedError
+
+    def __call__(self, x: Any) -> Any:
+        """Inference: the output alone."""
+        return self.forward(x, train=False)[0]
+
+    def children(self) -> list["Layer"]:
+        return []
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Array, Array]]:
+        """(path, parameter, gradient) for this layer and every layer inside it."""
+        for name, value in self.params.items():
+            yield prefix + name, value, self.grads[name]
+        for i, child in enumerate(self.children()):
+            yield from child.named_parameters(f"{prefix}{i}.")
+
+    def zero_grad(self) -> None:
+        for _, _, grad in self.named_parameters():
+            grad.fill(0.0)
+
+    def get_config(self) -> dict:
+        """Constructor arguments, JSON-serialisable, without the weights."""
+        return {}
+
+    def to_config(self) -> dict:
+        return {"class": type(self).__name__, "config": self.get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+
+def layer_from_config(config: dict) -> Layer:
+    """Rebuild a layer (and its children) from ``to_config()`` output; weights are set separately."""
+    name = config.get("class")
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r}")
+    return LAYERS[name].from_config(config["config"])
+
+
+@register_layer
+class Embedding(Layer):
+    """Lookup of rows of a (vocab_size, dim) table; the padding id's row is never trained."""
+
+    def __init__(self, vocab_size: int, dim: int, padding_idx: int | None = None, seed: Any = None):
+        super().__init__()
+        self.vocab_size, self.dim, self.padding_idx = vocab_size, dim, padding_idx
+        # Keras' Embedding initialiser: uniform(-0.05, 0.05).
+        table = as_rng(seed).uniform(-0.05, 0.05, size=(vocab_size, dim))
+        if padding_idx is not None:
+            table[padding_idx] = 0.0
+        self.add_param("table", table)
+
+    def forward(self, ids: Array, train: bool = False) -> tuple[Array, Backprop]:
+        table = self.params["table"]
+        out = kernels.embedding_forward(table, ids)
+
+        def backprop(dy: Array) -> None:
+            kernels.embedding_backward(f32(dy), ids, self.vocab_size, self.padding_idx, out=self.grads["table"])
+            return None  # ids have no gradient
+
+        return out, backprop
+
+    def get_config(self) -> dict:
+        return {"vocab_size": self.vocab_size, "dim": self.dim, "padding_idx": self.padding_idx}
+
+
+@register_layer
+class Conv1D(Layer):
+    """1-D convolution over (B, T, C) sequences, stride 1, weights (width, C, filters).
+
+    With ``activation="relu"`` and a GlobalMaxPool1D right after it in a
+    Sequential, the pair runs as the fused conv -> ReLU -> max-pool kernel,
+    which never builds the (B, T, filters) activation.
+    """
+
+    def __init__(self, in_channels: int, filters: int, width: int, padding: str = "valid",
+                 activation: str | None = None, seed: Any = None):
+        super().__init__()
+        if activation not in (None, "relu"):
+            raise ValueError(f"Conv1D activation must be None or 'relu', got {activation!r}")
+        self.in_channels, self.filters, self.width = in_channels, filters, width
+        self.padding, self.activation = padding, activation
+        rng = as_rng(seed)
+        self.add_param("w", glorot_uniform(rng, width * in_channels, width * filters, (width, in_channels, filters)))
+        self.add_param("b", np.zeros(filters))
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        x = f32(x)
+        w, b = self.params["w"], self.params["b"]
+        y = kernels.conv1d_forward(x, w, b, self.padding)
+        if self.activation == "relu":
+            y = np.maximum(y, 0.0, out=y)
+
+        def backprop(dy: Array) -> Array:
+            dy = f32(dy)
+            if self.activation == "relu":
+                dy = np.where(y > 0, dy, np.float32(0.0))
+            dx, dw, db = kernels.conv1d_backward(dy, x, w, self.padding)
+            self.grads["w"] += dw
+            self.grads["b"] += db
+            return dx
+
+        return y, backprop
+
+    def forward_relu_maxpool(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        """Conv -> ReLU -> global max over time as one kernel: (B, T, C) -> (B, filters)."""
+        x = f32(x)
+        w, b = self.params["w"], self.params["b"]
+        pooled, argmax = kernels.conv1d_relu_maxpool_forward(x, w, b, self.padding)
+
+        def backprop(dpooled: Array) -> Array:
+            dx, dw, db = kernels.conv1d_relu_maxpool_backward(f32(dpooled), x, w, pooled, argmax, self.padding)
+            self.grads["w"] += dw
+            self.grads["b"] += db
+            return dx
+
+        return pooled, backprop
+
+    def get_config(self) -> dict:
+        return {"in_channels": self.in_channels, "filters": self.filters, "width": self.width,
+                "padding": self.padding, "activation": self.activation}
+
+
+@register_layer
+class GlobalMaxPool1D(Layer):
+    """Max over the time axis: (B, T, C) -> (B, C); the gradient goes to each channel's first maximum."""
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        idx = x.argmax(axis=1)
+        out = np.take_along_axis(x, idx[:, None, :], axis=1)[:, 0, :]
+
+        def backprop(dy: Array) -> Array:
+            dx = np.zeros_like(x)
+            np.put_along_axis(dx, idx[:, None, :], dy[:, None, :], axis=1)
+            return dx
+
+        return out, backprop
+
+
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+
+
+@register_layer
+class Dense(Layer):
+    """y = x @ W + b over the last axis, W (in, out); optional activation."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str | None = None, seed: Any = None):
+        super().__init__()
+        if activation is not None and activation not in _ACTIVATIONS:
+            raise ValueError(f"Dense activation must be None or one of {_ACTIVATIONS}, got {activation!r}")
+        self.in_features, self.out_features, self.activation = in_features, out_features, activation
+        rng = as_rng(seed)
+        self.add_param("w", glorot_uniform(rng, in_features, out_features, (in_features, out_features)))
+        self.add_param("b", np.zeros(out_features))
+        self._act = ACTIVATION_LAYERS[activation]() if activation else None
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        x = f32(x)
+        w, b = self.params["w"], self.params["b"]
+        y = x @ w
+        y += b
+        act_back = None
+        if self._act is not None:
+            y, act_back = self._act.forward(y, train)
+
+        def backprop(dy: Array) -> Array:
+            if act_back is not None:
+                dy = act_back(dy)
+            dy = f32(dy)
+            x2 = x.reshape(-1, self.in_features)
+            dy2 = dy.reshape(-1, self.out_features)
+            self.grads["w"] += x2.T @ dy2
+            self.grads["b"] += dy2.sum(axis=0)
+            return dy @ w.T
+
+        return y, backprop
+
+    def get_config(self) -> dict:
+        return {"in_features": self.in_features, "out_features": self.out_features, "activation": self.activation}
+
+
+@register_layer
+class Dropout(Layer):
+    """Inverted dropout: zeroes a fraction ``rate`` of values in training, identity in inference."""
+
+    def __init__(self, rate: float, seed: Any = None):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.rng = as_rng(seed)
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        if not train or self.rate == 0.0:
+            return x, lambda dy: dy
+        scale = np.float32(1.0 / (1.0 - self.rate))
+        mask = (self.rng.random(x.shape, dtype=np.float32) >= self.rate) * scale
+        return x * mask, lambda dy: dy * mask
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate}
+
+
+@register_layer
+class ReLU(Layer):
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        y = np.maximum(x, 0.0)
+        return y, lambda dy: np.where(y > 0, dy, np.float32(0.0))
+
+
+@register_layer
+class Sigmoid(Layer):
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        y = sigmoid(x)
+        return y, lambda dy: dy * y * (1.0 - y)
+
+
+@register_layer
+class Tanh(Layer):
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        y = np.tanh(x)
+        return y, lambda dy: dy * (1.0 - y * y)
+
+
+@register_layer
+class GELU(Layer):
+    """GELU, tanh approximation (as in BERT and GPT-2)."""
+
+    C = math.sqrt(2.0 / math.pi)
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        inner = self.C * (x + 0.044715 * x**3)
+        t = np.tanh(inner)
+        y = 0.5 * x * (1.0 + t)
+
+        def backprop(dy: Array) -> Array:
+            dinner = self.C * (1.0 + 3 * 0.044715 * x**2)
+            return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
+
+        return y.astype(np.float32), backprop
+
+
+ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU}
+
+
+def sigmoid(x: Array) -> Array:
+    """Logistic function without overflow warnings for large |x|."""
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    e = np.exp(x[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+@register_layer
+class LayerNorm(Layer):
+    """Normalise over the last axis, then scale by gamma and shift by beta."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.add_param("gamma", np.ones(dim))
+        self.add_param("beta", np.zeros(dim))
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        mean = x.mean(axis=-1, keepdims=True)
+        xc = x - mean
+        inv = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + self.eps)
+        xhat = xc * inv
+        y = xhat * self.params["gamma"] + self.params["beta"]
+
+        def backprop(dy: Array) -> Array:
+            self.grads["gamma"] += (dy * xhat).reshape(-1, self.dim).sum(axis=0)
+            self.grads["beta"] += dy.reshape(-1, self.dim).sum(axis=0)
+            g = dy * self.params["gamma"]
+            return inv * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+
+        return y.astype(np.float32), backprop
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim, "eps": self.eps}
+
+
+@register_layer
+class PositionalEmbedding(Layer):
+    """Adds a learned position vector to each step of (B, T, dim); T <= max_len."""
+
+    def __init__(self, max_len: int, dim: int, seed: Any = None):
+        super().__init__()
+        self.max_len, self.dim = max_len, dim
+        self.add_param("table", as_rng(seed).normal(0.0, 0.02, size=(max_len, dim)))
+
+    def forward(self, x: Array, train: bool = False, offset: int = 0) -> tuple[Array, Backprop]:
+        T = x.shape[1]
+        if offset + T > self.max_len:
+            raise ValueError(f"sequence of {offset + T} steps is longer than max_len={self.max_len}")
+        y = x + self.params["table"][offset : offset + T]
+
+        def backprop(dy: Array) -> Array:
+            self.grads["table"][offset : offset + T] += dy.sum(axis=0)
+            return dy
+
+        return y, backprop
+
+    def get_config(self) -> dict:
+        return {"max_len": self.max_len, "dim": self.dim}
+
+
+def sinusoidal_positions(length: int, dim: int) -> Array:
+    """The fixed sine/cosine position encodings of "Attention is all you need", (length, dim)."""
+    pos = np.arange(length)[:, None]
+    rates = np.exp(-math.log(10000.0) * (np.arange(0, dim, 2) / dim))
+    table = np.zeros((length, dim))
+    table[:, 0::2] = np.sin(pos * rates)
+    table[:, 1::2] = np.cos(pos * rates[: dim // 2])
+    return table.astype(np.float32)
+
+
+@register_layer
+class Sequential(Layer):
+    """Layers applied in order. A Conv1D(activation="relu") followed by a
+    GlobalMaxPool1D runs as the fused kernel."""
+
+    def __init__(self, layers: list[Layer]):
+        super().__init__()
+        self.layers = list(layers)
+
+    def children(self) -> list[Layer]:
+        return self.layers
+
+    def forward(self, x: Any, train: bool = False) -> tuple[Any, Backprop]:
+        backprops: list[Backprop] = []
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(layer, Conv1D) and layer.activation == "relu" and isinstance(nxt, GlobalMaxPool1D):
+                x, back = layer.forward_relu_maxpool(x, train)
+                i += 2
+            else:
+                x, back = layer.forward(x, train)
+                i += 1
+            backprops.append(back)
+
+        def backprop(dy: Any) -> Any:
+            for back in reversed(backprops):
+                dy = back(dy)
+            return dy
+
+        return x, backprop
+
+    def get_config(self) -> dict:
+        return {"layers": [layer.to_config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        return cls([layer_from_config(c) for c in config["layers"]])
+
+
+@register_layer
+class Residual(Layer):
+    """y = x + layer(x)."""
+
+    def __init__(self, layer: Layer):
+        super().__init__()
+        self.layer = layer
+
+    def children(self) -> list[Layer]:
+        return [self.layer]
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        y, back = self.layer.forward(x, train)
+        return x + y, lambda dy: dy + back(dy)
+
+    def get_config(self) -> dict:
+        return {"layer": self.layer.to_config()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Residual":
+        return cls(layer_from_config(config["layer"]))

@@ -1,0 +1,134 @@
+"""Model files: the arrays of a layer tree plus a JSON config, in one zip file.
+
+Layout: ``config.json`` (format name and version, the architecture as layer
+configs, and whatever metadata the caller adds: vocabulary, hyper-parameters,
+metrics, how it was trained), then one ``arrays/<path>.npy`` per parameter.
+Arrays are read with ``allow_pickle=False`` and the config with ``json``: a
+model file is data, never code. Each array's SHA-256 is in the config, so an
+altered file is caught as well as a truncated or foreign one. Writes go to a
+temporary file in the same directory, then ``os.replace``: a reader never
+sees half a file, and an interrupted save leaves the old file intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.nn.layers import Layer, layer_from_config
+
+FORMAT = "nlp-tool-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read: missing, truncated, altered, foreign or from a newer version."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` and ``metadata`` (JSON-serialisable) to ``path`` atomically; return the path."""
+    path = Path(path)
+    arrays: dict[str, bytes] = {}
+    for name, value, _ in model.named_parameters():
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.ascontiguousarray(value), allow_pickle=False)
+        arrays[name] = buf.getvalue()
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.to_config(),
+        "arrays": {name: _sha256(data) for name, data in arrays.items()},
+        "metadata": metadata or {},
+    }
+    try:
+        config_bytes = json.dumps(config, indent=1, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model metadata is not JSON-serialisable: {err}") from err
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr("config.json", config_bytes)
+                for name, data in arrays.items():
+                    zf.writestr(f"arrays/{name}.npy", data)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Any failure, Ctrl-C included, leaves the previous file as it was.
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """The config and arrays of a model file, verified; ModelFileError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                config = json.loads(zf.read("config.json"))
+            except KeyError:
+                raise ModelFileError(f"{path}: not an nlp-tool model file (no config.json)") from None
+            if not isinstance(config, dict) or config.get("format") != FORMAT:
+                raise ModelFileError(f"{path}: not an nlp-tool model file (format {config.get('format')!r})"
+                                     if isinstance(config, dict) else f"{path}: not an nlp-tool model file")
+            version = config.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{path}: model format version {version!r} is newer than this nlp-tool reads "
+                    f"({FORMAT_VERSION}); upgrade nlp-tool"
+                )
+            arrays = {}
+            for name, digest in config.get("arrays", {}).items():
+                try:
+                    data = zf.read(f"arrays/{name}.npy")
+                except KeyError:
+                    raise ModelFileError(f"{path}: array {name!r} is missing") from None
+                if _sha256(data) != digest:
+                    raise ModelFileError(f"{path}: array {name!r} does not match its checksum (file altered?)")
+                arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError, UnicodeDecodeError,
+            EOFError, OSError, ValueError) as err:
+        raise ModelFileError(f"{path}: not a readable nlp-tool model file ({type(err).__name__}: {err})") from err
+    return config, arrays
+
+
+def load_model(path: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
+    """Rebuild the layer tree of a model file with its weights; return (model, metadata)."""
+    config, arrays = read_model_file(path)
+    try:
+        model = layer_from_config(config["architecture"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: bad architecture in config.json ({err})") from err
+    expected = {name: value for name, value, _ in model.named_parameters()}
+    if set(expected) != set(arrays):
+        raise ModelFileError(
+            f"{path}: arrays {sorted(set(arrays) ^ set(expected))} do not match the architecture"
+        )
+    for name, value in expected.items():
+        if arrays[name].shape != value.shape or arrays[name].dtype != value.dtype:
+            raise ModelFileError(
+                f"{path}: array {name!r} has shape {arrays[name].shape} {arrays[name].dtype}, "
+                f"the architecture needs {value.shape} {value.dtype}"
+            )
+        value[...] = arrays[name]
+    return model, config.get("metadata", {})

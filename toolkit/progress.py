@@ -1,0 +1,59 @@
+"""A small progress bar for long work, on stderr, silent when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+
+class ProgressBar:
+    """``update(n, **stats)`` as work is done, ``close()`` at the end (or use ``with``).
+
+    Drawn only when ``enabled`` (by default: the stream is a terminal), so
+    logs and pipes get no control characters. Redraws at most ten times a
+    second to stay cheap in tight loops.
+    """
+
+    def __init__(self, total: int | None, desc: str = "", unit: str = "it", stream: IO[str] | None = None,
+                 enabled: bool | None = None, width: int = 24):
+        self.total, self.desc, self.unit, self.width = total, desc, unit, width
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.done = 0
+        self.stats: dict[str, object] = {}
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, n: int = 1, **stats: object) -> None:
+        self.done += n
+        self.stats.update(stats)
+        now = time.perf_counter()
+        if self.enabled and (now - self._last_draw >= 0.1 or (self.total and self.done >= self.total)):
+            self._last_draw = now
+            self.stream.write("\r" + self.render(now) + "\x1b[K")
+            self.stream.flush()
+
+    def render(self, now: float | None = None) -> str:
+        elapsed = max((now or time.perf_counter()) - self.start, 1e-9)
+        rate = self.done / elapsed
+        parts = [self.desc] if self.desc else []
+        if self.total:
+            filled = int(self.width * min(self.done / self.total, 1.0))
+            parts.append(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}")
+        else:
+            parts.append(str(self.done))
+        parts.append(f"{rate:,.0f} {self.unit}/s")
+        parts += [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.stats.items()]
+        return " ".join(parts)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + self.render() + "\x1b[K\n")
+            self.stream.flush()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
