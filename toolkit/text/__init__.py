@@ -1,0 +1,9 @@
+"""Text to model input: word tokenizer, padding and batching of id sequences.
+
+Rules and examples are in docs/text.md.
+"""
+
+from toolkit.text.sequences import Batch, batch_sequences, pad_sequences
+from toolkit.text.tokenizer import OOV_ID, PAD_ID, WordTokenizer, tokenize
+
+__all__ = ["Batch", "OOV_ID", "PAD_ID", "WordTokenizer", "batch_sequences", "pad_sequences", "tokenize"]
