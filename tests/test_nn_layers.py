@@ -64,12 +64,13 @@ def test_conv1d_gradient(padding, activation, rng, h):
     layer_grad_check(layer, h.randn(rng, 2, 9, 5), rng, h)
 
 
-def test_conv1d_relu_then_maxpool_uses_fused_kernel_with_same_result(rng, h):
-    conv = nn.Conv1D(16, 16, 5, activation="relu", seed=3)
+@pytest.mark.parametrize("separate_relu", [False, True])
+def test_conv1d_relu_then_maxpool_uses_fused_kernel_with_same_result(separate_relu, rng, h):
+    conv = nn.Conv1D(16, 16, 5, activation=None if separate_relu else "relu", seed=3)
     x = h.randn(rng, 3, 20, 16)
-    fused = nn.Sequential([conv, nn.GlobalMaxPool1D()])
+    fused = nn.Sequential([conv, nn.ReLU(), nn.GlobalMaxPool1D()] if separate_relu else [conv, nn.GlobalMaxPool1D()])
     y_fused, back_fused = fused.forward(x, train=True)
-    y_plain, back_plain = nn.GlobalMaxPool1D().forward(conv.forward(x)[0])
+    y_plain, back_plain = nn.GlobalMaxPool1D().forward(np.maximum(conv.forward(x)[0], 0))
     h.assert_close(y_fused, y_plain.astype(np.float64), what="fused vs unfused output")
     # The fused path runs the fused kernel: its backward ignores steps other than the argmax.
     calls = []

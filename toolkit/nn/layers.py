@@ -379,8 +379,8 @@ def sinusoidal_positions(length: int, dim: int) -> Array:
 
 @register_layer
 class Sequential(Layer):
-    """Layers applied in order. A Conv1D(activation="relu") followed by a
-    GlobalMaxPool1D runs as the fused kernel."""
+    """Layers applied in order. Conv1D(activation="relu") then GlobalMaxPool1D,
+    or Conv1D then ReLU then GlobalMaxPool1D, run as the fused kernel."""
 
     def __init__(self, layers: list[Layer]):
         super().__init__()
@@ -389,17 +389,28 @@ class Sequential(Layer):
     def children(self) -> list[Layer]:
         return self.layers
 
+    def _fused_run(self, i: int) -> int:
+        """How many layers from i on form conv -> ReLU -> global max-pool (0 if they don't)."""
+        run = self.layers[i : i + 3]
+        if not isinstance(run[0], Conv1D):
+            return 0
+        if run[0].activation == "relu" and len(run) > 1 and isinstance(run[1], GlobalMaxPool1D):
+            return 2
+        if (run[0].activation is None and len(run) > 2 and isinstance(run[1], ReLU)
+                and isinstance(run[2], GlobalMaxPool1D)):
+            return 3
+        return 0
+
     def forward(self, x: Any, train: bool = False) -> tuple[Any, Backprop]:
         backprops: list[Backprop] = []
         i = 0
         while i < len(self.layers):
-            layer = self.layers[i]
-            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if isinstance(layer, Conv1D) and layer.activation == "relu" and isinstance(nxt, GlobalMaxPool1D):
-                x, back = layer.forward_relu_maxpool(x, train)
-                i += 2
+            fused = self._fused_run(i)
+            if fused:
+                x, back = self.layers[i].forward_relu_maxpool(x, train)
+                i += fused
             else:
-                x, back = layer.forward(x, train)
+                x, back = self.layers[i].forward(x, train)
                 i += 1
             backprops.append(back)
 
