@@ -7,6 +7,7 @@ later. Session scope keeps them usable inside hypothesis tests.
 
 from __future__ import annotations
 
+import subprocess
 import zlib
 from typing import Callable
 
@@ -170,6 +171,18 @@ def weighted_sum(out: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(out.astype(np.float64) * weights.astype(np.float64)))
 
 
+def run_checked(cmd: list, *, cwd, env: dict | None = None, timeout: float = 1200) -> str:
+    """Run ``cmd`` without stdin and return its stdout; on a non-zero exit, fail with the tail of its output."""
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-60:])
+        pytest.fail(f"exit code {proc.returncode}: {' '.join(map(str, cmd))}\n{tail}")
+    return proc.stdout
+
+
 class Helpers:
     """The shared helpers, reachable from tests through the ``h`` fixture."""
 
@@ -181,6 +194,7 @@ class Helpers:
     assert_close = staticmethod(assert_close)
     check_grads = staticmethod(check_grads)
     weighted_sum = staticmethod(weighted_sum)
+    run_checked = staticmethod(run_checked)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ package and access to a package index.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tarfile
 import textwrap
@@ -33,24 +32,6 @@ BUILD_TIMEOUT = 1200  # seconds, per step; a hung index should fail the test, no
 RUN_TIMEOUT = 300
 
 
-def run(cmd: list[str], *, cwd: Path, timeout: int = BUILD_TIMEOUT, env: dict | None = None) -> str:
-    """Run ``cmd`` without stdin; on failure, fail with the tail of its output."""
-    proc = subprocess.run(
-        [str(c) for c in cmd],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-60:])
-        pytest.fail(f"command failed with exit code {proc.returncode}: {' '.join(map(str, cmd))}\n{tail}")
-    return proc.stdout
-
-
 def clean_env() -> dict:
     """The environment minus anything that could point Python at this checkout."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -60,10 +41,10 @@ def clean_env() -> dict:
 
 
 @pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def dists(tmp_path_factory: pytest.TempPathFactory, h) -> tuple[Path, Path]:
     """(sdist, wheel) built from the repository."""
     outdir = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", outdir, REPO], cwd=REPO)
+    h.run_checked([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", outdir, REPO], cwd=REPO)
     sdists = sorted(outdir.glob("*.tar.gz"))
     wheels = sorted(outdir.glob("*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in outdir.iterdir())
@@ -136,22 +117,22 @@ CHECK_SCRIPT = textwrap.dedent(
 )
 
 
-def test_wheel_installs_and_runs_in_fresh_venv(dists, tmp_path):
+def test_wheel_installs_and_runs_in_fresh_venv(dists, tmp_path, h):
     _, wheel = dists
     env = clean_env()
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
+    h.run_checked([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
     bindir = venv / ("Scripts" if sys.platform == "win32" else "bin")
     python = bindir / ("python.exe" if sys.platform == "win32" else "python")
-    run([python, "-m", "pip", "install", "--no-input", wheel], cwd=tmp_path, env=env)
+    h.run_checked([python, "-m", "pip", "install", "--no-input", wheel], cwd=tmp_path, env=env)
 
     work = tmp_path / "elsewhere"
     work.mkdir()
     script = work / "check_kernels.py"
     script.write_text(CHECK_SCRIPT)
-    out = run([python, script], cwd=work, env=env, timeout=RUN_TIMEOUT)
+    out = h.run_checked([python, script], cwd=work, env=env, timeout=RUN_TIMEOUT)
     assert out.strip().splitlines()[-1].startswith("ok "), out
 
     tool = bindir / ("nlp-tool.exe" if sys.platform == "win32" else "nlp-tool")
-    version = run([tool, "--version"], cwd=work, env=env, timeout=RUN_TIMEOUT)
+    version = h.run_checked([tool, "--version"], cwd=work, env=env, timeout=RUN_TIMEOUT)
     assert version.strip() == f"nlp-tool, version {toolkit.__version__}"

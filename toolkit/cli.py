@@ -1,11 +1,543 @@
-"""The ``nlp-tool`` command line."""
+"""The ``nlp-tool`` command line: a thin click front end over ``toolkit.api``.
+
+Task verbs are built from the registry when the group first lists or looks
+up its commands. Nothing here imports numpy; engines load their heavy
+dependencies when they are constructed, so ``--help``, ``plugins`` and
+``tasks`` stay fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
-from toolkit import __version__
+from toolkit import __version__, io
+from toolkit.engine import OptionError
+from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
+
+if TYPE_CHECKING:
+    from toolkit.api import Pipeline
+
+RUNTIME_FAILURE = 1
 
 
-@click.group()
-@click.version_option(__version__, prog_name="nlp-tool")
-def cli() -> None:
-    """nlp-tool: NLP tasks on a C-accelerated core."""
+class Failure(click.ClickException):
+    """A runtime failure: one ``nlp-tool: error:`` line and exit code 1."""
+
+    exit_code = RUNTIME_FAILURE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"nlp-tool: error: {self.format_message()}", err=True)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+class NlpToolGroup(click.Group):
+    """The top-level group; loads the plugins on first use and adds their verbs and commands."""
+
+    def __init__(self, *args: Any, registry_factory: Callable[[], Registry] = get_registry, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registry_factory = registry_factory
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The loaded registry; the first access loads the plugins and adds their verbs and commands."""
+        if self._registry is None:
+            self._registry = self._registry_factory()
+            for task, engines in self._registry.tasks().items():
+                if task in self.commands:
+                    plugins = ", ".join(sorted({e.plugin for e in engines.values()}))
+                    click.echo(
+                        f"nlp-tool: warning: task {task!r} (plugin {plugins}) has the name of a command;"
+                        " it has no verb, use toolkit.pipeline",
+                        err=True,
+                    )
+                    continue
+                self.add_command(make_task_command(task, engines, self._registry))
+            self._registry.add_commands(self)
+        return self._registry
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _ = self.registry
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _ = self.registry
+        return super().get_command(ctx, cmd_name)
+
+
+def _registry(ctx: click.Context) -> Registry:
+    return ctx.find_root().command.registry
+
+
+# -- task verbs -------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
+    """The verb for ``task``: the common I/O options plus every option its engines declare."""
+    names = list(engines)
+    default = names[0]
+    engine_params: list[click.Parameter] = []
+    declared: dict[str, list[str]] = {}
+    for name, entry in engines.items():
+        for key, option in entry.engine_class.options.items():
+            declared.setdefault(key, []).append(name)
+            if key == "top_k" or len(declared[key]) > 1:
+                continue
+            flag = f"{_flag(key)}/--no-{key.replace('_', '-')}" if option.type is bool else _flag(key)
+            engine_params.append(
+                click.Option(
+                    [flag, key],
+                    # click.Choice compares strings; other choices are checked by Option.convert.
+                    type=click.Choice(option.choices)
+                    if option.choices and all(isinstance(c, str) for c in option.choices)
+                    else option.type,
+                    default=None,
+                    help=option.help,
+                )
+            )
+    for param in engine_params:
+        defaults = ", ".join(f"{e}: {engines[e].engine_class.options[param.name].default}" for e in declared[param.name])
+        param.help += f"  [default for engine {defaults}]"
+    top_k_defaults = ", ".join(
+        f"{name}: {entry.engine_class.options['top_k'].default}"
+        for name, entry in engines.items()
+        if "top_k" in entry.engine_class.options
+    )
+    takes_question = any(entry.engine_class.inputs == "question+context" for entry in engines.values())
+
+    params: list[click.Parameter] = [
+        click.Argument(["inputs"], nargs=-1, metavar="[FILE|GLOB|-]..."),
+        click.Option(["--text", "-t"], multiple=True, help="Inline input text (repeatable)."),
+        click.Option(
+            ["--input-format", "-i"],
+            type=click.Choice(io.INPUT_FORMATS),
+            default="text",
+            show_default=True,
+            help="text: one input per file; lines: one per non-empty line; jsonl: one per JSON object.",
+        ),
+        click.Option(["--text-field"], default="text", show_default=True, help="JSONL field holding the text."),
+        click.Option(["--id-field"], default="id", show_default=True, help="JSONL field holding the record id."),
+        click.Option(
+            ["--format", "-f", "fmt"],
+            type=click.Choice(io.OUTPUT_FORMATS),
+            default="text",
+            show_default=True,
+            help="Output format.",
+        ),
+        click.Option(
+            ["--output", "-o"],
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write to FILE (atomically: complete or not at all) instead of stdout.",
+        ),
+        click.Option(
+            ["--engine", "-e"],
+            type=click.Choice(names),
+            default=default,
+            show_default=True,
+            help="Engine to run.",
+        ),
+        click.Option(["--model", "-m"], help="Model file or name (default: the engine's default model)."),
+        click.Option(
+            ["--top-k", "top_k"],
+            type=click.IntRange(min=1),
+            help="Number of ranked results, for engines that rank."
+            + (f"  [default for engine {top_k_defaults}]" if top_k_defaults else ""),
+        ),
+        click.Option(["--batch-size"], type=click.IntRange(min=1), default=32, show_default=True, help="Inputs per engine call."),
+        click.Option(
+            ["--on-error"],
+            type=click.Choice(["stop", "skip"]),
+            default="stop",
+            show_default=True,
+            help="On a failing input: stop there, or report it and go on with the others.",
+        ),
+        click.Option(["--explain"], is_flag=True, help="Say which plugin, engine and model would run, and exit."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress display."),
+        click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
+    ]
+    if takes_question:
+        params.insert(2, click.Option(["--question"], help="Question asked of every input text (its context)."))
+    params += engine_params
+
+    lines = [f"Run the {task!r} task on files, stdin or --text.", "", "\b", "Engines:"]
+    lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in engines.items()]
+    lines += ["", "With no FILE, or when FILE is -, read standard input. Details: docs/cli.md."]
+
+    def callback(**kwargs: Any) -> None:
+        # --top-k is a common flag, passed on as the top_k option of engines that declare it.
+        engine_options = {key: kwargs.pop(key) for key in declared if key != "top_k"}
+        run_task(task, registry, engine_options, declared, **kwargs)
+
+    short_help = f"Run the {task} task ({', '.join(engines)})."
+    return click.Command(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
+
+
+def run_task(
+    task: str,
+    registry: Registry,
+    engine_options: dict,
+    declared: dict[str, list[str]],
+    *,
+    inputs: tuple[str, ...],
+    text: tuple[str, ...],
+    input_format: str,
+    text_field: str,
+    id_field: str,
+    fmt: str,
+    output: str | None,
+    engine: str,
+    model: str | None,
+    top_k: int | None,
+    batch_size: int,
+    on_error: str,
+    explain: bool,
+    quiet: bool,
+    debug: bool,
+    question: str | None = None,
+) -> None:
+    """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1)."""
+    entry = registry.engine(task, engine)
+    accepted = entry.engine_class.options
+    options = {key: value for key, value in engine_options.items() if value is not None}
+    if top_k is not None:
+        options["top_k"] = top_k
+    for key in options:
+        if key not in accepted:
+            owners = ", ".join(declared.get(key, [])) or "no engine"
+            raise click.UsageError(f"engine {engine!r} has no option {_flag(key)} (it belongs to: {owners})")
+
+    if explain:
+        try:
+            options = {key: accepted[key].convert(key, value) for key, value in options.items()}
+        except OptionError as error:
+            raise click.UsageError(str(error)) from error
+        explain_run(registry, entry, model, options, fmt)
+        return
+
+    try:
+        sources = io.expand_sources(inputs)
+    except io.InputError as error:
+        raise click.UsageError(str(error)) from error
+    if not sources and not text:
+        if sys.stdin.isatty():
+            raise click.UsageError("no input: give files, --text, or pipe text to stdin")
+        sources = ["-"]
+    if entry.engine_class.inputs == "question+context" and question is None and input_format != "jsonl":
+        raise click.UsageError(f"engine {engine!r} needs --question, or JSONL records with 'question' and 'context'")
+
+    from toolkit.api import Pipeline
+
+    try:
+        pipe = Pipeline(task, engine, model, batch_size=batch_size, registry=registry, **options)
+    except OptionError as error:
+        raise click.UsageError(str(error)) from error
+    except Exception as error:
+        if debug:
+            raise
+        raise Failure(f"cannot start engine {task}:{engine}: {_one_line(error)}") from error
+
+    records = io.read_records(sources, text, input_format, text_field, id_field, question)
+    try:
+        out = io.AtomicOutput(output)
+    except OSError as error:
+        raise Failure(f"cannot write {output}: {error.strerror or error}") from error
+    try:
+        failed = _process(pipe, records, out, fmt, on_error, quiet, debug)
+        out.commit()
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): click exits quietly.
+        out.discard()
+        raise
+    except OSError as error:
+        # Engine errors are caught per input in _run_batch, so this is the output failing (disk full, ...).
+        out.discard()
+        if debug:
+            raise
+        raise Failure(f"cannot write the output: {error}") from error
+    except BaseException:
+        out.discard()
+        raise
+    if failed:
+        raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+def _process(
+    pipe: Pipeline, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, on_error: str, quiet: bool, debug: bool
+) -> int:
+    """Run ``records`` through ``pipe`` a batch at a time and write the results; the number of failed inputs."""
+    first_two = list(itertools.islice(records, 2))
+    many = len(first_two) > 1
+    records = itertools.chain(first_two, records)
+    writer = io.Writer(out.stream, fmt, pipe.stamp(), pipe.engine.format_text, many)
+    progress = Progress(enabled=many and not quiet and sys.stderr.isatty())
+    failed = 0
+    try:
+        for batch in _batches(records, pipe.batch_size):
+            for record, result, error in _run_batch(pipe, batch, debug):
+                if error is None:
+                    writer.result(record.id, result)
+                    continue
+                failed += 1
+                writer.error(record.id, error)
+                if on_error == "stop":
+                    raise Failure(f"input {record.id!r}: {error}")
+                click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
+            progress.update(len(batch))
+        writer.close()
+    finally:
+        progress.close()
+    return failed
+
+
+def _batches(records: Iterator[io.Record], size: int) -> Iterator[list[io.Record]]:
+    while batch := list(itertools.islice(records, size)):
+        yield batch
+
+
+def _run_batch(
+    pipe: Pipeline, batch: list[io.Record], debug: bool
+) -> Iterator[tuple[io.Record, dict | None, str | None]]:
+    """(record, result, error message) per record; a failing batch is retried one by one to find the culprit."""
+    good = [r for r in batch if r.error is None]
+    try:
+        results = _checked_run(pipe, [r.value for r in good])
+    except Exception:
+        if debug:
+            raise
+        results = None
+    position = 0
+    for record in batch:
+        if record.error is not None:
+            yield record, None, record.error
+        elif results is not None:
+            yield record, results[position], None
+            position += 1
+        else:
+            try:
+                yield record, _checked_run(pipe, [record.value])[0], None
+            except Exception as error:
+                yield record, None, _one_line(error)
+
+
+def _checked_run(pipe: Pipeline, values: list) -> list[dict]:
+    results = pipe.engine.run(values)
+    if not isinstance(results, list) or len(results) != len(values):
+        count = len(results) if isinstance(results, list) else type(results).__name__
+        raise RuntimeError(f"engine {pipe.task}:{pipe.engine_name} returned {count} results for {len(values)} inputs")
+    return results
+
+
+class Progress:
+    """A count of processed inputs on stderr, redrawn in place; only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.done = 0
+        self.line = ""
+
+    def update(self, n: int) -> None:
+        if self.enabled:
+            self.done += n
+            self.line = f"nlp-tool: {self.done} inputs done"
+            click.echo("\r" + self.line, err=True, nl=False)
+
+    def close(self) -> None:
+        if self.line:
+            # Blank the line rather than use an ANSI erase, which not every console honours.
+            click.echo("\r" + " " * len(self.line) + "\r", err=True, nl=False)
+
+
+def explain_run(registry: Registry, entry: EngineEntry, model: str | None, options: dict, fmt: str) -> None:
+    cls = entry.engine_class
+    plugin = registry.plugins[entry.plugin]
+    settings = {key: options.get(key, option.default) for key, option in cls.options.items()}
+    info = {
+        "task": entry.task,
+        "engine": entry.name,
+        "engine_version": cls.version,
+        "description": entry.description,
+        "plugin": plugin.name,
+        "plugin_version": plugin.version,
+        "source": plugin.source,
+        "package": plugin.package,
+        "model": model if model is not None else cls.default_model,
+        "inputs": cls.inputs,
+        "options": settings,
+    }
+    if fmt in ("json", "jsonl"):
+        click.echo(json.dumps(info, ensure_ascii=False, indent=2 if fmt == "json" else None))
+        return
+    source = "built-in" if plugin.source == "built-in" else f"package {plugin.package}"
+    click.echo(f"task:    {entry.task}")
+    click.echo(f"engine:  {entry.name} {cls.version} — {entry.description}")
+    click.echo(f"plugin:  {plugin.name} {plugin.version or ''} ({source})")
+    click.echo(f"model:   {info['model'] or 'none (the engine needs no model)'}")
+    click.echo(f"inputs:  {cls.inputs}")
+    click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))
+
+
+# -- fixed commands ---------------------------------------------------------
+
+
+@click.command(name="tasks")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def tasks_command(ctx: click.Context, as_json: bool) -> None:
+    """List the tasks and their engines (the first engine of a task is its default)."""
+    registry = _registry(ctx)
+    if as_json:
+        rows = [
+            {
+                "task": task,
+                "engine": name,
+                "default": i == 0,
+                "description": entry.description,
+                "plugin": entry.plugin,
+                "inputs": entry.engine_class.inputs,
+                "default_model": entry.engine_class.default_model,
+                "options": {
+                    key: {"type": o.type.__name__, "default": o.default, "help": o.help}
+                    for key, o in entry.engine_class.options.items()
+                },
+            }
+            for task, engines in registry.tasks().items()
+            for i, (name, entry) in enumerate(engines.items())
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    rows = [
+        (task, name + (" *" if i == 0 else ""), entry.plugin, entry.description)
+        for task, engines in registry.tasks().items()
+        for i, (name, entry) in enumerate(engines.items())
+    ]
+    _table(["TASK", "ENGINE", "PLUGIN", "DESCRIPTION"], rows)
+    click.echo("\n* default engine of the task")
+
+
+def _table(header: list[str], rows: list[tuple]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        cells = [str(x).ljust(w) for x, w in zip(row[:-1], widths)] + [str(row[-1])]
+        click.echo("  ".join(cells).rstrip())
+
+
+@click.group(name="plugins", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List plugins: name, version, source, tasks and status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    registry = _registry(ctx)
+    infos = list(registry.plugins.values())
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in infos], indent=2, ensure_ascii=False))
+        return
+    rows = [
+        (
+            p.name,
+            p.version or "-",
+            "built-in" if p.source == "built-in" else f"package {p.package}",
+            ", ".join(p.tasks) or "-",
+            p.status + (f": {p.error}" if p.error else ""),
+        )
+        for p in infos
+    ]
+    _table(["NAME", "VERSION", "SOURCE", "TASKS", "STATUS"], rows)
+
+
+def _find_plugin(ctx: click.Context, name: str) -> PluginInfo:
+    registry = _registry(ctx)
+    for info in registry.plugins.values():
+        if normalize(name) in {normalize(info.name), normalize(info.package or info.name)}:
+            if info.source == "built-in":
+                raise click.UsageError(f"{info.name!r} is a built-in plugin and cannot be disabled")
+            return info
+    raise click.UsageError(f"no plugin named {name!r}; `nlp-tool plugins` lists them")
+
+
+@plugins_command.command(name="disable")
+@click.argument("name")
+@click.pass_context
+def plugins_disable(ctx: click.Context, name: str) -> None:
+    """Stop loading plugin NAME (kept installed; saved in the user config)."""
+    info = _find_plugin(ctx, name)
+    set_disabled(info.name, True)
+    click.echo(f"disabled plugin {info.name!r}")
+
+
+@plugins_command.command(name="enable")
+@click.argument("name")
+@click.pass_context
+def plugins_enable(ctx: click.Context, name: str) -> None:
+    """Load plugin NAME again after `nlp-tool plugins disable`."""
+    info = _find_plugin(ctx, name)
+    set_disabled(info.name, False)
+    click.echo(f"enabled plugin {info.name!r}")
+
+
+def _pip(args: list[str]) -> None:
+    # The tool's own interpreter, so plugins land where nlp-tool can see them.
+    code = subprocess.run([sys.executable, "-m", "pip", *args]).returncode
+    if code != 0:
+        raise Failure(f"pip {args[0]} failed with exit code {code}")
+
+
+@click.command(name="install")
+@click.argument("packages", nargs=-1)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages to the latest version.")
+@click.option("-e", "--editable", help="Install a project in editable mode from this path.")
+@click.option("--force-reinstall", is_flag=True, help="Reinstall even if already installed.")
+@click.option("--no-cache-dir", is_flag=True, help="Do not use pip's cache.")
+def install_command(packages: tuple[str, ...], upgrade: bool, editable: str | None, force_reinstall: bool, no_cache_dir: bool) -> None:
+    """Install packages (plugins) with pip into nlp-tool's own environment."""
+    if not packages and not editable:
+        raise click.UsageError("name at least one package, or -e PATH")
+    args = ["install"]
+    args += ["--upgrade"] if upgrade else []
+    args += ["--force-reinstall"] if force_reinstall else []
+    args += ["--no-cache-dir"] if no_cache_dir else []
+    args += ["--editable", editable] if editable else []
+    _pip(args + list(packages))
+
+
+@click.command(name="uninstall")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall_command(packages: tuple[str, ...], yes: bool) -> None:
+    """Uninstall packages (plugins) with pip from nlp-tool's own environment."""
+    _pip(["uninstall", *(["--yes"] if yes else []), *packages])
+
+
+def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpToolGroup:
+    """A fresh ``nlp-tool`` group over the registry ``registry_factory`` returns (tests use their own)."""
+
+    @click.group(cls=NlpToolGroup, registry_factory=registry_factory, name="nlp-tool")
+    @click.version_option(__version__, prog_name="nlp-tool")
+    def group() -> None:
+        """nlp-tool: NLP tasks on a C-accelerated core.
+
+        Each task is a command; `nlp-tool tasks` lists the tasks and their
+        engines, `nlp-tool plugins` the plugins that provide them.
+        """
+
+    for command in (tasks_command, plugins_command, install_command, uninstall_command):
+        group.add_command(command)
+    return group
+
+
+cli = make_cli()

@@ -14,18 +14,25 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning. libgomp's default spins for a
-# while after each parallel region, which on a small machine steals the cores
-# from whatever runs next (a numpy matmul, the BLAS threads, another
+import numpy as np
+
+# Our idle OpenMP threads sleep instead of spinning. libgomp's default spins
+# for a while after each parallel region, which on a small machine steals the
+# cores from whatever runs next (a numpy matmul, the BLAS threads, another
 # process): measured here, a 128x128 matmul right after a kernel took 27 ms
-# instead of 0.06 ms. Waking a sleeping thread costs microseconds, nothing
-# next to a kernel. Read once, when libgomp loads with the extension below; a
-# value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-
-from toolkit import _kernels  # noqa: E402
+# instead of 0.06 ms. Waking a sleeping thread costs microseconds, nothing next
+# to a kernel. libgomp reads the variable once, when it loads with the
+# extension; it is removed again afterwards so that other OpenMP runtimes
+# loaded later (PyTorch and scikit-learn bring their own) keep their defaults.
+# A value the user set is left alone.
+_wait_policy_unset = "OMP_WAIT_POLICY" not in os.environ
+if _wait_policy_unset:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+try:
+    from toolkit import _kernels
+finally:
+    if _wait_policy_unset:
+        del os.environ["OMP_WAIT_POLICY"]
 
 
 def openmp_enabled() -> bool:

@@ -1,0 +1,64 @@
+"""The ``keywords`` task's ``rake`` engine: RAKE behind nlp-tool's engine contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.engine import Engine, Option, OptionError
+
+from nlp_tool_keywords import __version__
+from nlp_tool_keywords.rake import extract_keywords
+
+
+class RakeEngine(Engine):
+    """Rapid Automatic Keyword Extraction: stopword-delimited phrases scored
+    by word degree / frequency. Needs no model and no training."""
+
+    task = "keywords"
+    name = "rake"
+    description = "RAKE keyword extraction: stopword-split phrases scored by word degree/frequency"
+    version = __version__
+    inputs = "text"
+    # Each declared option becomes a flag of the verb (--top-k, --max-words)
+    # and a keyword argument of toolkit.pipeline("keywords", ...). The base
+    # class checks names and types and stores the values in self.settings.
+    options = {
+        "top_k": Option(int, 5, "Number of keywords to return, best first."),
+        "max_words": Option(int, 3, "Drop candidate phrases longer than this many words."),
+    }
+    default_model = None  # rule-based: there is nothing to load
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model=model, **options)
+        if self.model is not None:
+            raise OptionError("the rake engine is rule-based and takes no model")
+        # Range checks the types cannot express; OptionError makes a bad
+        # value a usage error (exit code 2) on the command line.
+        for key in ("top_k", "max_words"):
+            if self.settings[key] < 1:
+                raise OptionError(f"option {key!r} must be at least 1, not {self.settings[key]}")
+
+    def run(self, inputs: list[str]) -> list[dict]:
+        """One result per input text: {"keywords": [{"text", "score", "start", "end"}, ...]}.
+
+        ``text[start:end] == keyword["text"]`` in the input it came from, best
+        first; scores are RAKE scores (sums of degree/frequency, higher is
+        better), not probabilities. Inputs are independent, so a batch gives
+        the same results as one-by-one calls.
+        """
+        for text in inputs:
+            if not isinstance(text, str):
+                raise TypeError(f"keywords:rake takes str inputs, not {type(text).__name__}")
+        return [
+            {
+                "keywords": [
+                    {"text": k.text, "score": k.score, "start": k.start, "end": k.end}
+                    for k in extract_keywords(text, **self.settings)
+                ]
+            }
+            for text in inputs
+        ]
+
+    def format_text(self, result: dict) -> str:
+        """One keyword per line, score first, for ``--format text``."""
+        return "\n".join(f"{k['score']:6.2f}  {k['text']}" for k in result["keywords"])

@@ -1,0 +1,130 @@
+"""The Python API: toolkit.pipeline and toolkit.tasks."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+
+import toolkit
+from toolkit.api import Pipeline
+from toolkit.engine import OptionError
+from toolkit.plugins import UnknownTaskError
+
+DOC = "The council met on Monday. It approved the plan. Work starts in May. Nobody objected."
+
+
+def test_tasks_maps_tasks_to_engines_with_descriptions():
+    tasks = toolkit.tasks()
+    assert "lead" in tasks["summarize"]
+    assert tasks["summarize"]["lead"].startswith("First N sentences")
+    assert next(iter(tasks["summarize"])) == "lead"
+
+
+def test_string_in_dict_out():
+    result = toolkit.pipeline("summarize", sentences=2)(DOC)
+    assert result["summary"] == "The council met on Monday. It approved the plan."
+    assert [s["rank"] for s in result["sentences"]] == [1, 2]
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_list_or_tuple_in_list_out(container):
+    summarize = toolkit.pipeline("summarize", engine="lead", sentences=1)
+    results = summarize(container([DOC, "One. Two."]))
+    assert isinstance(results, list)
+    assert [r["summary"] for r in results] == ["The council met on Monday.", "One."]
+
+
+def test_generator_in_lazy_iterator_out_pulled_in_batches():
+    pulled = []
+
+    def texts():
+        for i in range(7):
+            pulled.append(i)
+            yield f"Text {i}. More."
+
+    summarize = toolkit.pipeline("summarize", sentences=1, batch_size=3)
+    results = summarize(texts())
+    assert pulled == []
+    assert next(results)["summary"] == "Text 0."
+    assert pulled == [0, 1, 2]
+    assert [r["summary"] for r in results] == [f"Text {i}." for i in range(1, 7)]
+
+
+def test_empty_list_gives_empty_list():
+    assert toolkit.pipeline("summarize")([]) == []
+
+
+def test_stamp_names_tool_plugin_engine_and_model():
+    stamp = toolkit.pipeline("summarize").stamp()
+    assert stamp == {
+        "tool": "nlp-tool",
+        "tool_version": toolkit.__version__,
+        "plugin": "summarization",
+        "plugin_version": toolkit.__version__,
+        "engine": "summarize:lead",
+        "engine_version": "1.0",
+        "model": None,
+        "model_version": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"task": "nope"}, UnknownTaskError, "unknown task 'nope'"),
+        ({"task": "summarize", "engine": "nope"}, UnknownTaskError, "no engine 'nope'"),
+        ({"task": "summarize", "colour": "red"}, OptionError, "no option 'colour'"),
+        ({"task": "summarize", "sentences": "2"}, OptionError, "must be of type int"),
+        ({"task": "summarize", "sentences": 0}, OptionError, "at least 1"),
+        ({"task": "summarize", "model": "x.npz"}, OptionError, "takes no --model"),
+        ({"task": "summarize", "batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        toolkit.pipeline(**kwargs)
+
+
+@pytest.mark.parametrize("bad, name", [(42, "int"), (b"bytes. in.", "bytes"), ({"text": "A b."}, "dict")])
+def test_wrong_kind_of_input_is_a_type_error(bad, name):
+    with pytest.raises(TypeError, match=f"summarize:lead takes a str or an iterable of them, not {name}"):
+        toolkit.pipeline("summarize")(bad)
+
+
+def test_pipeline_pickles_and_runs_in_worker_processes():
+    summarize = toolkit.pipeline("summarize", sentences=1)
+    copy = pickle.loads(pickle.dumps(summarize))
+    assert isinstance(copy, Pipeline) and copy(DOC) == summarize(DOC)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(summarize, [DOC, "A b. C d."])) == [summarize(DOC), summarize("A b. C d.")]
+
+
+def test_pipeline_is_safe_to_call_from_threads():
+    summarize = toolkit.pipeline("summarize", sentences=2)
+    docs = [f"Doc {i} starts. It goes on. It ends {i}." for i in range(64)]
+    expected = [summarize(d) for d in docs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(summarize, docs)) == expected
+
+
+def test_hookimpl_import_is_cheap_and_api_is_lazy():
+    code = (
+        "import sys\n"
+        "from toolkit import hookimpl\n"
+        "assert 'toolkit.api' not in sys.modules and 'numpy' not in sys.modules\n"
+        "import toolkit\n"
+        "assert toolkit.pipeline('summarize', sentences=1)('A b. C d.')['summary'] == 'A b.'\n"
+        "assert toolkit.Engine.__module__ == 'toolkit.engine'\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_attribute_of_toolkit_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        toolkit.nope

@@ -1,0 +1,437 @@
+"""The task verbs' I/O contract, `tasks`, `plugins`, `install`, and start-up without numpy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import toolkit
+from toolkit import hookimpl
+from toolkit.cli import make_cli
+from toolkit.engine import Engine, Option
+from toolkit.plugins import PluginInfo, load_registry
+
+DOC = "The council met on Monday. It approved the plan. Work starts in May. Nobody objected."
+
+
+class Picky(Engine):
+    """Fails on inputs containing BOOM: stands in for an engine hitting bad input."""
+
+    task = "summarize"
+    name = "picky"
+    description = "Lead summary that refuses BOOM."
+    version = "0.1"
+    options = {"shout": Option(bool, False, "Upper-case the summary.")}
+
+    def run(self, inputs):
+        if any("BOOM" in x for x in inputs):
+            raise ValueError("cannot summarize BOOM")
+        return [{"summary": x.split(".")[0].upper() if self.settings["shout"] else x.split(".")[0]} for x in inputs]
+
+
+class Asker(Engine):
+    task = "ask"
+    name = "echo"
+    description = "Echoes question and context."
+    version = "1"
+    inputs = "question+context"
+    options = {"top_k": Option(int, 1, "Answers to return.")}
+
+    def run(self, inputs):
+        return [{"answer": x["context"][: len(x["question"])], "k": self.settings["top_k"]} for x in inputs]
+
+
+class Interrupted(Engine):
+    """Raises KeyboardInterrupt from run, as a Ctrl-C during a long batch does."""
+
+    task = "summarize"
+    name = "ctrl-c"
+    description = "Interrupted mid-run."
+    version = "0"
+
+    def run(self, inputs):
+        raise KeyboardInterrupt
+
+
+class Lossy(Engine):
+    """Breaks the contract: drops results."""
+
+    task = "summarize"
+    name = "lossy"
+    description = "Returns no results."
+    version = "0"
+
+    def run(self, inputs):
+        return []
+
+
+class TestPlugin:
+    @hookimpl
+    def register_engines(self, register):
+        register("summarize", "picky", Picky, Picky.description)
+        register("summarize", "ctrl-c", Interrupted, Interrupted.description)
+        register("summarize", "lossy", Lossy, Lossy.description)
+        register("ask", "echo", Asker, Asker.description)
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Invoke a fresh nlp-tool group (built-ins + TestPlugin) in process, from tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
+    registry = load_registry(entry_points=[])
+    registry.add_plugin(TestPlugin(), PluginInfo("test-plugin", "9.9", "package", package="test-plugin"))
+    cli = make_cli(lambda: registry)
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(cli, list(args), input=input)
+
+    return invoke
+
+
+def test_summarize_file(run, tmp_path):
+    (tmp_path / "a.txt").write_text(DOC)
+    result = run("summarize", "a.txt", "--sentences", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "The council met on Monday. It approved the plan.\n"
+
+
+def test_summarize_stdin_and_dash(run):
+    for args in ([], ["-"]):
+        result = run("summarize", "--sentences", "1", *args, input=DOC)
+        assert (result.exit_code, result.stdout) == (0, "The council met on Monday.\n")
+
+
+def test_glob_and_several_files_get_headers(run, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("X one. X two.")
+    (tmp_path / "d" / "y.txt").write_text("Y one. Y two.")
+    result = run("summarize", "d/*.txt", "--sentences", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "==> d/x.txt <==\nX one.\n\n==> d/y.txt <==\nY one.\n"
+
+
+def test_inline_text_json_output_has_id_result_and_stamp(run):
+    result = run("summarize", "--text", DOC, "--sentences", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert record["id"] == "text"
+    assert record["result"]["summary"] == "The council met on Monday."
+    assert record["result"]["sentences"][0]["score"] == 1.0
+    assert record["stamp"]["tool_version"] == toolkit.__version__
+    assert record["stamp"]["engine"] == "summarize:lead" and record["stamp"]["plugin"] == "summarization"
+
+
+def test_jsonl_input_keeps_ids(run, tmp_path):
+    lines = [{"doc": "A one. A two.", "key": "a"}, {"doc": "B one. B two."}]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    result = run("summarize", "in.jsonl", "-i", "jsonl", "--text-field", "doc", "--id-field", "key",
+                 "--sentences", "1", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["id"], r["result"]["summary"]) for r in records] == [("a", "A one."), ("in.jsonl:2", "B one.")]
+
+
+def test_lines_input_tsv_output(run, tmp_path):
+    (tmp_path / "in.txt").write_text("First\tline. Two.\n\nSecond line. Two.\n")
+    result = run("summarize", "in.txt", "--input-format", "lines", "--sentences", "1", "--format", "tsv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["id\tsummary", "in.txt:1\tFirst\\tline.", "in.txt:3\tSecond line."]
+
+
+def test_output_file_is_written_atomically(run, tmp_path):
+    (tmp_path / "out.txt").write_text("old")
+    result = run("summarize", "-t", "One. Two.", "-t", "BOOM. Two.", "-e", "picky", "-o", "out.txt")
+    assert result.exit_code == 1
+    assert (tmp_path / "out.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.txt"]
+    result = run("summarize", "-t", "One. Two.", "-o", "out.txt", "--sentences", "1")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert (tmp_path / "out.txt").read_text() == "One.\n"
+
+
+def test_ctrl_c_leaves_no_partial_output(run, tmp_path):
+    (tmp_path / "out.txt").write_text("old")
+    result = run("summarize", "-t", "One.", "-e", "ctrl-c", "-o", "out.txt")
+    assert result.exit_code == 1 and "Aborted" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.txt"]
+    assert (tmp_path / "out.txt").read_text() == "old"
+
+
+def test_unwritable_output_is_one_line_runtime_error(run):
+    result = run("summarize", "-t", "One.", "-o", "no/such/dir/out.txt")
+    assert result.exit_code == 1
+    assert result.stderr == "nlp-tool: error: cannot write no/such/dir/out.txt: No such file or directory\n"
+
+
+def test_progress_goes_to_stderr_only_when_enabled(capsys):
+    from toolkit.cli import Progress
+
+    for enabled in (False, True):
+        progress = Progress(enabled)
+        progress.update(32)
+        progress.update(5)
+        progress.close()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "\rnlp-tool: 32 inputs done\rnlp-tool: 37 inputs done\r" + " " * 24 + "\r"
+
+
+def test_on_error_skip_keeps_the_others_and_reports_the_id(run):
+    result = run("summarize", "-e", "picky", "-t", "Good one. x", "-t", "BOOM here.", "-t", "Fine too. y",
+                 "--on-error", "skip", "-f", "jsonl")
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["text:1", "text:2", "text:3"]
+    assert records[1]["error"] == "ValueError: cannot summarize BOOM"
+    assert records[0]["result"]["summary"] == "Good one" and records[2]["result"]["summary"] == "Fine too"
+    assert "nlp-tool: error: input 'text:2': ValueError: cannot summarize BOOM" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_on_error_stop_stops_at_the_failing_input(run):
+    result = run("summarize", "-e", "picky", "-t", "Good one.", "-t", "BOOM.", "-t", "Never.", "--batch-size", "1")
+    assert result.exit_code == 1
+    # Picky has no format_text, so text output is the result as JSON.
+    assert result.stdout == '==> text:1 <==\n{"summary": "Good one"}\n'
+    assert result.stderr == "nlp-tool: error: input 'text:2': ValueError: cannot summarize BOOM\n"
+
+
+def test_engine_breaking_the_result_count_is_a_runtime_error(run):
+    result = run("summarize", "-e", "lossy", "-t", "One.", "-t", "Two.", "--on-error", "skip")
+    assert result.exit_code == 1
+    assert "input 'text:1': RuntimeError: engine summarize:lossy returned 0 results for 1 inputs" in result.stderr
+    assert "2 input(s) failed" in result.stderr
+
+
+def test_debug_shows_the_traceback(run):
+    result = run("summarize", "-e", "picky", "-t", "BOOM.", "--debug")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValueError)
+
+
+def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    (tmp_path / "good.txt").write_text("Fine. Yes.")
+    result = run("summarize", "bad.txt", "good.txt", "--on-error", "skip", "--sentences", "1")
+    assert result.exit_code == 1
+    assert "input 'bad.txt': cannot read bad.txt" in result.stderr
+    assert result.stdout == "==> good.txt <==\nFine.\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope.txt"], "no such file: nope.txt"),
+        (["*.none"], "no file matches *.none"),
+        (["-t", "x", "--sentences", "0"], "at least 1"),
+        (["-t", "x", "--sentences", "two"], "'two' is not a valid integer"),
+        (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
+        (["-t", "x", "--shout"], "engine 'lead' has no option --shout (it belongs to: picky)"),
+        (["-t", "x", "--top-k", "2"], "engine 'lead' has no option --top-k"),
+        (["-t", "x", "--model", "m.npz"], "takes no --model"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(run, args, message):
+    result = run("summarize", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_engine_options_are_flags_in_help(run):
+    result = run("summarize", "--help")
+    assert result.exit_code == 0
+    for flag in ("--sentences", "--shout / --no-shout", "--engine", "--format", "--output", "--on-error"):
+        assert flag in result.stdout
+    assert "lead (default)" in result.stdout and "picky:" in result.stdout
+
+
+def test_bool_option_and_engine_choice(run):
+    result = run("summarize", "-t", "Hello there. Bye.", "--engine", "picky", "--shout")
+    assert (result.exit_code, result.stdout) == (0, '{"summary": "HELLO THERE"}\n')
+
+
+def test_question_context_task_and_top_k(run, tmp_path):
+    result = run("ask", "-t", "abcdef", "--question", "xyz", "--top-k", "3", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["result"] == {"answer": "abc", "k": 3}
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"id": 7, "question": "q", "context": "ctx"}) + "\n")
+    result = run("ask", "qa.jsonl", "-i", "jsonl", "-f", "jsonl")
+    assert json.loads(result.stdout)["id"] == "7" and json.loads(result.stdout)["result"]["answer"] == "c"
+    assert run("ask", "-t", "abc").exit_code == 2
+
+
+def test_explain(run):
+    result = run("summarize", "--explain", "-e", "picky", "--shout", "-f", "json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert (info["plugin"], info["plugin_version"], info["engine"], info["options"]) == (
+        "test-plugin", "9.9", "picky", {"shout": True}
+    )
+    text = run("summarize", "--explain").stdout
+    assert "plugin:  summarization" in text and "engine:  lead" in text and "options: sentences=3" in text
+
+
+def test_explain_checks_option_types(run):
+    result = run("ask", "--explain", "--top-k", "2", "-f", "json")
+    assert json.loads(result.stdout)["options"] == {"top_k": 2}
+
+
+def test_task_named_like_a_command_gets_no_verb_and_a_warning(tmp_path, monkeypatch):
+    class Plugins(Picky):
+        task, name = "plugins", "x"
+
+    class Clash:
+        @hookimpl
+        def register_engines(self, register):
+            register("plugins", "x", Plugins, "clashes")
+
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
+    registry = load_registry(entry_points=[])
+    registry.add_plugin(Clash(), PluginInfo("clash", "1", "package"))
+    result = CliRunner().invoke(make_cli(lambda: registry), ["plugins", "--json"])
+    assert result.exit_code == 0
+    assert "task 'plugins' (plugin clash) has the name of a command" in result.stderr
+    assert [p["name"] for p in json.loads(result.stdout)] == ["summarization", "clash"]
+
+
+def test_tasks_command(run):
+    result = run("tasks")
+    assert result.exit_code == 0
+    assert "summarize  lead *" in result.stdout and "ask" in result.stdout
+    rows = json.loads(run("tasks", "--json").stdout)
+    lead = next(r for r in rows if r["engine"] == "lead")
+    assert lead["default"] and lead["options"]["sentences"] == {"type": "int", "default": 3, "help": "Number of sentences in the summary."}
+
+
+def test_plugins_command(run):
+    plugins = json.loads(run("plugins", "--json").stdout)
+    assert [(p["name"], p["source"], p["status"], p["tasks"]) for p in plugins] == [
+        ("summarization", "built-in", "loaded", ["summarize:lead"]),
+        ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "ask:echo"]),
+    ]
+    table = run("plugins").stdout.splitlines()
+    assert table[0].split() == ["NAME", "VERSION", "SOURCE", "TASKS", "STATUS"]
+
+
+def test_plugins_disable_and_enable(run, tmp_path):
+    result = run("plugins", "disable", "test-plugin")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "home" / "config.json").read_text())["disabled"] == ["test-plugin"]
+    assert run("plugins", "enable", "test-plugin").exit_code == 0
+    assert json.loads((tmp_path / "home" / "config.json").read_text())["disabled"] == []
+    assert run("plugins", "disable", "summarization").exit_code == 2
+    assert run("plugins", "disable", "nope").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args, pip_args",
+    [
+        (["install", "nlp-tool-kw"], ["install", "nlp-tool-kw"]),
+        (["install", "-U", "a", "b"], ["install", "--upgrade", "a", "b"]),
+        (["install", "-e", "examples/kw"], ["install", "--editable", "examples/kw"]),
+        (["uninstall", "nlp-tool-kw", "-y"], ["uninstall", "--yes", "nlp-tool-kw"]),
+    ],
+)
+def test_install_and_uninstall_run_pip_of_this_interpreter(run, monkeypatch, args, pip_args):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert calls == [[sys.executable, "-m", "pip", *pip_args]]
+
+
+def test_failing_pip_is_a_runtime_failure(run, monkeypatch):
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    result = run("install", "nope")
+    assert result.exit_code == 1
+    assert "nlp-tool: error: pip install failed with exit code 1" in result.stderr
+
+
+# -- the real console script, with real (fake-installed) plugins --------------------------
+
+
+def script() -> str:
+    name = "nlp-tool.exe" if sys.platform == "win32" else "nlp-tool"
+    return str(Path(sys.executable).parent / name)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """Environment for the script: a dist with a working plugin and one whose import fails."""
+    for name, module, body in [
+        ("nlp-tool-broken", "broken_plugin_mod", "raise ImportError('needs libfoo')\n"),
+        ("nlp-tool-cmd", "cmd_plugin_mod", """
+            import click
+            from toolkit import hookimpl
+
+            @hookimpl
+            def register_commands(cli):
+                @cli.command()
+                def hello():
+                    "Say hello."
+                    click.echo("hello from a plugin")
+        """),
+    ]:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(body))
+        info = tmp_path / f"{name.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[nlp_tool]\n{name} = {module}\n")
+    env = {k: v for k, v in os.environ.items() if k != "NLP_TOOL_PLUGINS"}
+    env.update(PYTHONPATH=str(tmp_path), NLP_TOOL_HOME=str(tmp_path / "home"))
+    return env
+
+
+def run_script(env, *args, input=None):
+    return subprocess.run([script(), *args], input=input, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_broken_plugin_does_not_break_the_tool(site):
+    proc = run_script(site, "summarize", "--sentences", "1", input=DOC)
+    assert (proc.returncode, proc.stdout) == (0, "The council met on Monday.\n")
+    assert proc.stderr == "nlp-tool: warning: plugin 'nlp-tool-broken' failed to load: ImportError: needs libfoo\n"
+    plugins = {p["name"]: p for p in json.loads(run_script(site, "plugins", "--json").stdout)}
+    assert plugins["nlp-tool-broken"]["status"] == "failed"
+    assert plugins["nlp-tool-broken"]["error"] == "ImportError: needs libfoo"
+    assert plugins["nlp-tool-cmd"]["status"] == "loaded"
+    assert run_script(site, "hello").stdout == "hello from a plugin\n"
+
+
+def test_disable_persists_across_runs_and_env_var_selects(site):
+    assert run_script(site, "plugins", "disable", "nlp-tool-broken").returncode == 0
+    proc = run_script(site, "summarize", "-t", DOC)
+    assert proc.returncode == 0 and proc.stderr == ""
+    site["NLP_TOOL_PLUGINS"] = ""
+    proc = run_script(site, "plugins", "--json")
+    statuses = {p["name"]: p["status"] for p in json.loads(proc.stdout)}
+    assert statuses == {"summarization": "loaded", "nlp-tool-broken": "disabled", "nlp-tool-cmd": "disabled"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["tasks"], ["summarize", "--help"], ["summarize", "--explain"]])
+def test_startup_commands_do_not_import_numpy(site, args):
+    code = (
+        "import sys\n"
+        "from toolkit.cli import cli\n"
+        "try:\n"
+        f"    cli({args!r})\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+        "assert 'toolkit.kernels' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=site, timeout=60)
+    assert proc.returncode == 0, proc.stderr

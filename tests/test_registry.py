@@ -1,0 +1,281 @@
+"""The plugin registry: built-in and third-party plugins through the same hooks, failures per plugin."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+
+import click
+import pytest
+
+from toolkit import hookimpl
+from toolkit.engine import Engine, Option
+from toolkit.plugins import PluginInfo, Registry, UnknownTaskError, load_registry, set_disabled
+
+_ids = itertools.count()
+
+
+class Echo(Engine):
+    task = "echo"
+    name = "plain"
+    description = "Returns its input."
+    version = "1"
+
+    def run(self, inputs):
+        return [{"text": x} for x in inputs]
+
+
+class EchoPlugin:
+    @hookimpl
+    def register_engines(self, register):
+        register("echo", "plain", Echo, "Returns its input.")
+
+
+def fake_dist(root, name: str, body: str, version: str = "1.2") -> str:
+    """An installed distribution NAME with an nlp_tool entry point to a module holding BODY.
+
+    A dist-info folder on sys.path is all importlib.metadata needs, so this
+    exercises the real entry-point discovery without pip.
+    """
+    module = f"fake_plugin_{next(_ids)}"
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[nlp_tool]\n{name} = {module}\n")
+    return module
+
+
+GOOD_PLUGIN = """
+    from toolkit import hookimpl
+    from toolkit.engine import Engine
+
+    class Shout(Engine):
+        task = "shout"
+        name = "upper"
+        description = "Upper-cases its input."
+        version = "2"
+
+        def run(self, inputs):
+            return [{"text": x.upper()} for x in inputs]
+
+    @hookimpl
+    def register_engines(register):
+        register("shout", "upper", Shout, "Upper-cases its input.")
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A directory on sys.path for fake distributions, and a clean environment."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NLP_TOOL_PLUGINS", raising=False)
+    return tmp_path
+
+
+def test_builtin_plugins_are_registered_through_the_hooks(site):
+    registry = load_registry(entry_points=[])
+    assert registry.plugins["summarization"].as_dict() == {
+        "name": "summarization",
+        "version": registry.plugins["summarization"].version,
+        "source": "built-in",
+        "package": None,
+        "tasks": ["summarize:lead"],
+        "status": "loaded",
+        "error": None,
+    }
+    assert registry.engine("summarize").name == "lead"
+    assert registry.pm.get_plugin("summarization") is not None
+
+
+def test_hook_register_engines():
+    registry = Registry()
+    registry.add_plugin(EchoPlugin(), PluginInfo("echo", "1", "package"))
+    entry = registry.engine("echo", "plain")
+    assert (entry.engine_class, entry.description, entry.plugin) == (Echo, "Returns its input.", "echo")
+    assert registry.plugins["echo"].tasks == ["echo:plain"]
+
+
+def test_hook_register_commands():
+    class Commands:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command()
+            def hello():
+                click.echo("hello")
+
+    registry = Registry()
+    registry.add_plugin(Commands(), PluginInfo("commands", "1", "package"))
+    group = click.Group()
+    registry.add_commands(group)
+    assert "hello" in group.commands
+
+
+def test_same_task_and_engine_twice_names_both_plugins():
+    failures = []
+    registry = Registry(on_failure=failures.append)
+    registry.add_plugin(EchoPlugin(), PluginInfo("first", "1", "package"))
+    registry.add_plugin(EchoPlugin(), PluginInfo("second", "1", "package"))
+    second = registry.plugins["second"]
+    assert second.status == "failed"
+    assert "'first'" in second.error and "'second'" in second.error and "echo:plain" in second.error
+    assert failures == [second]
+    assert registry.engine("echo").plugin == "first"
+
+
+def test_a_hook_that_raises_halfway_registers_nothing():
+    class HalfBroken:
+        @hookimpl
+        def register_engines(self, register):
+            register("echo", "plain", Echo, "")
+            raise RuntimeError("model index unreachable")
+
+    registry = Registry()
+    registry.add_plugin(HalfBroken(), PluginInfo("half", "1", "package"))
+    assert registry.plugins["half"].status == "failed"
+    assert registry.plugins["half"].error == "RuntimeError: model index unreachable"
+    assert registry.plugins["half"].tasks == []
+    assert registry.tasks() == {}
+    assert not registry.pm.is_registered(registry.pm.get_plugin("half"))
+
+
+def test_a_command_hook_that_raises_leaves_the_group_as_it_was():
+    class BadCommands:
+        @hookimpl
+        def register_engines(self, register):
+            register("echo", "plain", Echo, "")
+
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(click.Command("half-added"))
+            raise ValueError("no")
+
+    registry = Registry()
+    registry.add_plugin(BadCommands(), PluginInfo("bad", "1", "package"))
+    group = click.Group(commands=[click.Command("tasks")])
+    registry.add_commands(group)
+    assert list(group.commands) == ["tasks"]
+    assert registry.plugins["bad"].status == "failed"
+    assert registry.tasks() == {}
+
+
+def test_a_command_hook_may_not_replace_existing_commands():
+    class Clobber:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(click.Command("tasks"))
+
+    registry = Registry()
+    registry.add_plugin(Clobber(), PluginInfo("clobber", "1", "package"))
+    tasks = click.Command("tasks")
+    group = click.Group(commands=[tasks])
+    registry.add_commands(group)
+    assert group.commands == {"tasks": tasks}
+    assert registry.plugins["clobber"].error == "RegistryError: command(s) tasks already exist"
+
+
+def test_unknown_hook_name_is_reported():
+    class Typo:
+        @hookimpl
+        def register_engine(self, register):
+            pass
+
+    registry = Registry()
+    registry.add_plugin(Typo(), PluginInfo("typo", "1", "package"))
+    assert registry.plugins["typo"].status == "failed"
+    assert "register_engine" in registry.plugins["typo"].error
+
+
+@pytest.mark.parametrize(
+    "task, engine, engine_class, message",
+    [
+        ("echo", "plain", dict, "not a subclass"),
+        ("echo", "plain", type("Reserved", (Echo,), {"options": {"model": Option(str, "", "clash")}}), "reserved"),
+        ("echo", "other", Echo, "Echo declares echo:plain but is registered as echo:other"),
+        ("Echo Task", "plain", Echo, "task name 'Echo Task' must be lower-case"),
+    ],
+)
+def test_bad_registrations_are_refused(task, engine, engine_class, message):
+    class Bad:
+        @hookimpl
+        def register_engines(self, register):
+            register(task, engine, engine_class, "")
+
+    registry = Registry()
+    registry.add_plugin(Bad(), PluginInfo("bad", "1", "package"))
+    assert registry.plugins["bad"].status == "failed"
+    assert message in registry.plugins["bad"].error
+
+
+def test_unknown_task_and_engine_errors_list_what_exists():
+    registry = load_registry(entry_points=[])
+    with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
+        registry.engine("nope")
+    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: lead\)"):
+        registry.engine("summarize", "x")
+
+
+def test_installed_plugin_is_found_through_its_entry_point(site):
+    fake_dist(site, "nlp-tool-shout", GOOD_PLUGIN)
+    registry = load_registry()
+    info = registry.plugins["nlp-tool-shout"]
+    assert (info.status, info.source, info.version, info.package, info.tasks) == (
+        "loaded", "package", "1.2", "nlp-tool-shout", ["shout:upper"]
+    )
+    assert registry.engine("shout").engine_class().run(["a"]) == [{"text": "A"}]
+
+
+def test_plugin_that_fails_to_import_is_listed_failed_and_others_load(site):
+    fake_dist(site, "nlp-tool-shout", GOOD_PLUGIN)
+    fake_dist(site, "nlp-tool-broken", "import not_a_module_anywhere\n")
+    failures = []
+    registry = load_registry(on_failure=failures.append)
+    broken = registry.plugins["nlp-tool-broken"]
+    assert broken.status == "failed"
+    assert broken.error == "ModuleNotFoundError: No module named 'not_a_module_anywhere'"
+    assert failures == [broken]
+    assert registry.plugins["nlp-tool-shout"].status == "loaded"
+    assert set(registry.tasks()) == {"summarize", "shout"}
+
+
+def test_plugin_calling_sys_exit_on_import_is_caught(site):
+    fake_dist(site, "nlp-tool-exit", "import sys\nsys.exit(3)\n")
+    assert load_registry().plugins["nlp-tool-exit"].status == "failed"
+
+
+@pytest.mark.parametrize("selection, loaded", [("", False), ("nlp-tool-shout", True), ("NLP_Tool_Shout,other", True), ("other", False)])
+def test_env_var_selects_third_party_plugins(site, monkeypatch, selection, loaded):
+    fake_dist(site, "nlp-tool-shout", GOOD_PLUGIN)
+    monkeypatch.setenv("NLP_TOOL_PLUGINS", selection)
+    registry = load_registry()
+    info = registry.plugins["nlp-tool-shout"]
+    assert (info.status == "loaded") is loaded
+    assert ("shout" in registry.tasks()) is loaded
+    assert registry.plugins["summarization"].status == "loaded"
+    if not loaded:
+        assert info.status == "disabled" and "NLP_TOOL_PLUGINS" in info.error
+
+
+def test_disabled_plugin_is_not_imported_and_can_be_enabled_again(site):
+    module = fake_dist(site, "nlp-tool-shout", GOOD_PLUGIN)
+    set_disabled("nlp-tool-shout", True)
+    assert json.loads((site / "home" / "config.json").read_text()) == {"disabled": ["nlp-tool-shout"]}
+    registry = load_registry()
+    assert registry.plugins["nlp-tool-shout"].status == "disabled"
+    assert "shout" not in registry.tasks()
+    import sys
+
+    assert module not in sys.modules
+    set_disabled("nlp-tool-shout", False)
+    assert load_registry().plugins["nlp-tool-shout"].status == "loaded"
+
+
+def test_damaged_config_file_warns_and_loads_everything(site, capsys):
+    fake_dist(site, "nlp-tool-shout", GOOD_PLUGIN)
+    (site / "home").mkdir()
+    (site / "home" / "config.json").write_text("{not json")
+    registry = load_registry()
+    assert registry.plugins["nlp-tool-shout"].status == "loaded"
+    assert "cannot read the configuration file" in capsys.readouterr().err

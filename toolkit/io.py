@@ -1,0 +1,214 @@
+"""Input reading and output writing for the task verbs of the command line.
+
+Kept apart from click so the contract (ids, formats, atomic output) can be
+tested and reused without a terminal.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+INPUT_FORMATS = ("text", "lines", "jsonl")
+OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
+
+
+class InputError(Exception):
+    """The inputs named on the command line cannot be used (a usage error)."""
+
+
+@dataclass
+class Record:
+    """One input: its id, and either the value to run on or why it could not be read."""
+
+    id: str
+    value: Any = None
+    error: str | None = None
+
+
+def expand_sources(args: Iterable[str]) -> list[str]:
+    """File arguments with globs expanded (for shells that do not), ``-`` kept for stdin."""
+    sources: list[str] = []
+    for arg in args:
+        if arg == "-" or os.path.exists(arg):
+            sources.append(arg)
+            continue
+        matches = sorted(glob.glob(arg, recursive=True)) if glob.has_magic(arg) else []
+        files = [m for m in matches if os.path.isfile(m)]
+        if not files:
+            raise InputError(f"no such file: {arg}" if not glob.has_magic(arg) else f"no file matches {arg}")
+        sources.extend(files)
+    for source in sources:
+        if source != "-" and os.path.isdir(source):
+            raise InputError(f"{source} is a directory; give files or a glob such as '{source}/*.txt'")
+    return sources
+
+
+def _read_source(source: str, stdin: IO[bytes]) -> str:
+    data = stdin.read() if source == "-" else Path(source).read_bytes()
+    # utf-8-sig: files saved by Windows editors start with a byte-order mark.
+    return data.decode("utf-8-sig")
+
+
+def read_records(
+    sources: list[str],
+    texts: Iterable[str],
+    input_format: str,
+    text_field: str = "text",
+    id_field: str = "id",
+    question: str | None = None,
+    stdin: IO[bytes] | None = None,
+) -> Iterator[Record]:
+    """Every input, lazily, in command-line order: ``--text`` values first, then the sources.
+
+    Ids: ``text`` for one ``--text`` (``text:N`` for several), the file name
+    (``-`` for stdin) for whole-file input, ``NAME:LINE`` for lines and JSONL
+    records, unless a JSONL record has the ``id_field``. With ``question``,
+    each text becomes the context of a question+context input; without it,
+    JSONL records must hold "question" and "context" fields for such engines.
+    """
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    texts = list(texts)
+    for n, text in enumerate(texts, 1):
+        yield Record("text" if len(texts) == 1 else f"text:{n}", _wrap(text, question))
+    for source in sources:
+        name = "-" if source == "-" else source
+        try:
+            content = _read_source(source, stdin)
+        except (OSError, UnicodeDecodeError) as error:
+            yield Record(name, error=f"cannot read {name}: {error}")
+            continue
+        if input_format == "text":
+            yield Record(name, _wrap(content, question))
+        elif input_format == "lines":
+            for number, line in enumerate(content.splitlines(), 1):
+                if line.strip():
+                    yield Record(f"{name}:{number}", _wrap(line, question))
+        else:
+            for number, line in enumerate(content.splitlines(), 1):
+                if line.strip():
+                    yield _jsonl_record(f"{name}:{number}", line, text_field, id_field, question)
+
+
+def _wrap(text: str, question: str | None) -> Any:
+    return text if question is None else {"question": question, "context": text}
+
+
+def _jsonl_record(where: str, line: str, text_field: str, id_field: str, question: str | None) -> Record:
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        return Record(where, error=f"invalid JSON: {error}")
+    if not isinstance(record, dict):
+        return Record(where, error="a JSONL line must hold a JSON object")
+    rid = str(record[id_field]) if record.get(id_field) is not None else where
+    if question is None and "question" in record and "context" in record:
+        if not (isinstance(record["question"], str) and isinstance(record["context"], str)):
+            return Record(rid, error="fields 'question' and 'context' must be strings")
+        return Record(rid, {"question": record["question"], "context": record["context"]})
+    text = record.get(text_field)
+    if not isinstance(text, str):
+        return Record(rid, error=f"no string field {text_field!r} (choose another with --text-field)")
+    return Record(rid, _wrap(text, question))
+
+
+class AtomicOutput:
+    """A text stream that is either stdout, or a file that appears only once complete.
+
+    The file is written beside its destination under a temporary name and
+    renamed over it on :meth:`commit`; on an error or Ctrl-C :meth:`discard`
+    removes the temporary file and any earlier version stays as it was.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._tmp: str | None = None
+        if path is None or path == "-":
+            self.stream: IO[str] = sys.stdout
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        self.stream = open(fd, "w", encoding="utf-8", newline="\n")
+
+    def commit(self) -> None:
+        if self._tmp is None:
+            self.stream.flush()
+            return
+        self.stream.close()
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+
+    def discard(self) -> None:
+        if self._tmp is None:
+            return
+        self.stream.close()
+        os.unlink(self._tmp)
+        self._tmp = None
+
+
+def _tsv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class Writer:
+    """Writes results in one of OUTPUT_FORMATS.
+
+    - text: the engine's plain-text reading of each result; with several
+      inputs, each under a ``==> id <==`` header, blank line between;
+    - jsonl: one ``{"id", "result", "stamp"}`` object per line (``"error"``
+      instead of ``"result"`` for a skipped input);
+    - json: the same objects in one JSON array;
+    - tsv: a header ``id`` + the scalar fields of the first result, then
+      one row per result; tabs and newlines in cells are escaped as \\t, \\n.
+    """
+
+    def __init__(
+        self, stream: IO[str], fmt: str, stamp: dict, format_text: Callable[[dict], str], many: bool
+    ) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.stamp = stamp
+        self.format_text = format_text
+        self.many = many
+        self.count = 0
+        self.columns: list[str] | None = None
+
+    def result(self, rid: str, result: dict) -> None:
+        if self.fmt == "text":
+            block = self.format_text(result)
+            if self.many:
+                block = f"{'' if self.count == 0 else chr(10)}==> {rid} <==\n{block}"
+            self.stream.write(block + "\n")
+        elif self.fmt == "tsv":
+            if self.columns is None:
+                self.columns = [k for k, v in result.items() if v is None or isinstance(v, (str, int, float, bool))]
+                self.stream.write("\t".join(["id", *self.columns]) + "\n")
+            self.stream.write("\t".join(_tsv_cell(x) for x in [rid, *(result.get(k) for k in self.columns)]) + "\n")
+        else:
+            self._json({"id": rid, "result": result, "stamp": self.stamp})
+        self.count += 1
+
+    def error(self, rid: str, message: str) -> None:
+        if self.fmt in ("json", "jsonl"):
+            self._json({"id": rid, "error": message, "stamp": self.stamp})
+            self.count += 1
+
+    def _json(self, obj: dict) -> None:
+        text = json.dumps(obj, ensure_ascii=False)
+        if self.fmt == "jsonl":
+            self.stream.write(text + "\n")
+        else:
+            self.stream.write(("[\n" if self.count == 0 else ",\n") + text)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("[]\n" if self.count == 0 else "\n]\n")

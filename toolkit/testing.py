@@ -1,0 +1,167 @@
+"""Conformance checks every engine must pass, for plugin authors' test suites.
+
+    from toolkit.testing import check_engine
+    from my_plugin import MyEngine
+
+    def test_my_engine_conforms():
+        check_engine(MyEngine)
+
+or one pytest test per check (in the spirit of scikit-learn's
+``parametrize_with_checks``)::
+
+    @pytest.mark.parametrize("check", engine_checks(MyEngine), ids=lambda c: c.__name__)
+    def test_my_engine(check):
+        check()
+
+Each check raises ``AssertionError`` with a message naming what broke.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from toolkit.engine import INPUT_KINDS, RESERVED_OPTION_NAMES, Engine, Option
+
+TEXTS = [
+    "The committee approved the budget on Tuesday. Members debated for hours. A final vote is due in May.",
+    "Short one.",
+    "No end punctuation here",
+    "Dr. Smith paid $3.50 for coffee in the U.S. on Jan. 5. She liked it!\n\nA new paragraph starts here.",
+]
+UNICODE_TEXTS = [
+    "今天天气很好。我们去公园吧！你来吗？",
+    "Ça coûte 5 €, n’est-ce pas ? Très cher ! Здравствуйте, мир.",
+    "مرحبا بالعالم. هذه جملة ثانية.",
+    "Emoji 🙂👍🏽 and combining e\u0301 letters. Zero\u200bwidth space.",
+]
+LONG_TEXT = " ".join(f"Sentence number {i} talks about topic {i % 17} at some length." for i in range(4000))
+
+
+def _as_inputs(engine_class: type[Engine], texts: list[str]) -> list:
+    if engine_class.inputs == "question+context":
+        return [{"question": "What is this about?", "context": text} for text in texts]
+    return list(texts)
+
+
+def _check_results(engine: Engine, inputs: list, results: Any, what: str) -> None:
+    assert isinstance(results, list), f"{what}: run() returned {type(results).__name__}, not a list"
+    assert len(results) == len(inputs), f"{what}: {len(inputs)} inputs gave {len(results)} results"
+    for i, result in enumerate(results):
+        assert isinstance(result, dict), f"{what}: result {i} is a {type(result).__name__}, not a dict"
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise AssertionError(f"{what}: result {i} is not JSON-serialisable: {error}") from error
+        assert isinstance(engine.format_text(result), str), f"{what}: format_text() must return a str"
+
+
+def check_attributes(engine_class: type[Engine]) -> None:
+    """Class attributes describe the engine without instantiating it."""
+    assert isinstance(engine_class, type) and issubclass(engine_class, Engine), "not a toolkit.engine.Engine subclass"
+    for attribute in ("task", "name", "description", "version"):
+        value = getattr(engine_class, attribute)
+        assert isinstance(value, str) and value.strip(), f"class attribute {attribute!r} must be a non-empty str"
+    assert engine_class.inputs in INPUT_KINDS, f"inputs must be one of {INPUT_KINDS}, not {engine_class.inputs!r}"
+    assert engine_class.default_model is None or isinstance(engine_class.default_model, str)
+    assert isinstance(engine_class.options, dict), "options must be a dict of name -> Option"
+    for key, option in engine_class.options.items():
+        assert key.isidentifier(), f"option name {key!r} must be a Python identifier"
+        assert key not in RESERVED_OPTION_NAMES, f"option name {key!r} is reserved by nlp-tool"
+        assert isinstance(option, Option), f"option {key!r} must be a toolkit.engine.Option"
+        option.convert(key, option.default)
+
+
+def check_result_shape(engine_class: type[Engine]) -> None:
+    """run() returns one JSON-serialisable dict per input, and stamp() says what ran."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, TEXTS)
+    _check_results(engine, inputs, engine.run(inputs), "batch")
+    stamp = engine.stamp()
+    for key in ("engine", "engine_version", "model", "model_version"):
+        assert key in stamp, f"stamp() lacks {key!r}"
+    json.dumps(stamp)
+
+
+def check_batch_equals_one_by_one(engine_class: type[Engine]) -> None:
+    """A result does not depend on the other inputs of its batch or on the batch size."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, TEXTS + UNICODE_TEXTS)
+    batch = engine.run(inputs)
+    single = [engine.run([x])[0] for x in inputs]
+    assert batch == single, "run(batch) differs from run([x]) one input at a time"
+    assert engine.run(inputs[::-1]) == batch[::-1], "results depend on the order of the batch"
+
+
+def check_empty_input(engine_class: type[Engine]) -> None:
+    """An empty batch gives no results; an empty or blank text gives a result, not an exception."""
+    engine = engine_class()
+    assert engine.run([]) == [], "run([]) must return []"
+    inputs = _as_inputs(engine_class, ["", "   \n\t "])
+    _check_results(engine, inputs, engine.run(inputs), "empty text")
+
+
+def check_long_input(engine_class: type[Engine]) -> None:
+    """A very long text (about 250,000 characters) is handled, not rejected or crashed on."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, [LONG_TEXT])
+    _check_results(engine, inputs, engine.run(inputs), "long text")
+
+
+def check_unicode(engine_class: type[Engine]) -> None:
+    """Non-Latin scripts, emoji, combining and zero-width characters."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, UNICODE_TEXTS)
+    _check_results(engine, inputs, engine.run(inputs), "unicode")
+
+
+def check_picklable(engine_class: type[Engine]) -> None:
+    """An engine survives pickling (to reach worker processes) and gives the same results after."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, TEXTS)
+    try:
+        copy = pickle.loads(pickle.dumps(engine))
+    except Exception as error:
+        raise AssertionError(f"the engine is not picklable: {error}") from error
+    assert copy.run(inputs) == engine.run(inputs), "a pickled copy gives different results"
+
+
+def check_thread_safe(engine_class: type[Engine]) -> None:
+    """Concurrent run() calls on one instance give the same results as sequential ones."""
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, TEXTS + UNICODE_TEXTS)
+    expected = [engine.run([x]) for x in inputs] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda x: engine.run([x]), inputs * 4))
+    assert got == expected, "concurrent calls give different results"
+
+
+CHECKS: tuple[Callable[[type[Engine]], None], ...] = (
+    check_attributes,
+    check_result_shape,
+    check_batch_equals_one_by_one,
+    check_empty_input,
+    check_long_input,
+    check_unicode,
+    check_picklable,
+    check_thread_safe,
+)
+
+
+def engine_checks(engine_class: type[Engine]) -> list[Callable[[], None]]:
+    """Every check bound to ``engine_class``, each named after its check, for pytest parametrization."""
+    checks = []
+    for check in CHECKS:
+        bound = functools.partial(check, engine_class)
+        functools.update_wrapper(bound, check)
+        checks.append(bound)
+    return checks
+
+
+def check_engine(engine_class: type[Engine]) -> None:
+    """Run every conformance check on ``engine_class`` (instantiated with its defaults)."""
+    for check in engine_checks(engine_class):
+        check()
