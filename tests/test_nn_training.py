@@ -307,3 +307,18 @@ def test_progress_bar_draws_only_when_enabled(rng, capsys):
         bar.update(10, loss=0.5)
     out = stream.getvalue()
     assert "work" in out and "10/10" in out and "loss=0.5" in out and out.endswith("\n")
+
+
+def test_save_arrays_round_trip_for_models_that_are_not_layers(tmp_path):
+    coef = np.arange(12, dtype=np.float16).reshape(3, 4)
+    path = nn.save_arrays(tmp_path / "linear.nlpt", {"coef": coef, "bias": np.zeros(3, np.float32)},
+                          {"labels": ["a", "b", "c"]})
+    config, arrays = nn.read_model_file(path)
+    assert config["architecture"] is None and config["metadata"] == {"labels": ["a", "b", "c"]}
+    np.testing.assert_array_equal(arrays["coef"], coef)
+    assert arrays["coef"].dtype == np.float16
+    with pytest.raises(nn.ModelFileError, match="no layer architecture"):
+        nn.load_model(path)
+    with pytest.raises(ValueError, match="Python objects"):
+        nn.save_arrays(tmp_path / "bad.nlpt", {"x": np.array([object()])})
+    assert not (tmp_path / "bad.nlpt").exists()

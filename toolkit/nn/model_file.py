@@ -37,19 +37,27 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` and ``metadata`` (JSON-serialisable) to ``path`` atomically; return the path."""
+def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None,
+                architecture: dict | None = None) -> Path:
+    """Write named arrays, metadata and (optionally) a layer architecture to ``path`` atomically.
+
+    For models that are not a layer tree (a linear model's coefficients, say);
+    ``save_model`` is this with the arrays and architecture of a Layer.
+    """
     path = Path(path)
-    arrays: dict[str, bytes] = {}
-    for name, value, _ in model.named_parameters():
+    blobs: dict[str, bytes] = {}
+    for name, value in arrays.items():
+        value = np.ascontiguousarray(value)
+        if value.dtype == object:
+            raise ValueError(f"array {name!r} holds Python objects; model files hold numbers only")
         buf = io.BytesIO()
-        np.lib.format.write_array(buf, np.ascontiguousarray(value), allow_pickle=False)
-        arrays[name] = buf.getvalue()
+        np.lib.format.write_array(buf, value, allow_pickle=False)
+        blobs[name] = buf.getvalue()
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": model.to_config(),
-        "arrays": {name: _sha256(data) for name, data in arrays.items()},
+        "architecture": architecture,
+        "arrays": {name: _sha256(data) for name, data in blobs.items()},
         "metadata": metadata or {},
     }
     try:
@@ -62,7 +70,7 @@ def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] |
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr("config.json", config_bytes)
-                for name, data in arrays.items():
+                for name, data in blobs.items():
                     zf.writestr(f"arrays/{name}.npy", data)
             raw.flush()
             os.fsync(raw.fileno())
@@ -73,6 +81,12 @@ def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] |
             os.unlink(tmp)
         raise
     return path
+
+
+def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` and ``metadata`` (JSON-serialisable) to ``path`` atomically; return the path."""
+    arrays = {name: value for name, value, _ in model.named_parameters()}
+    return save_arrays(path, arrays, metadata, architecture=model.to_config())
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -115,6 +129,8 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
 def load_model(path: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
     """Rebuild the layer tree of a model file with its weights; return (model, metadata)."""
     config, arrays = read_model_file(path)
+    if config.get("architecture") is None:
+        raise ModelFileError(f"{path}: holds arrays but no layer architecture; read it with read_model_file()")
     try:
         model = layer_from_config(config["architecture"])
     except (KeyError, TypeError, ValueError) as err:
