@@ -210,7 +210,7 @@ def test_bad_registrations_are_refused(task, engine, engine_class, message):
 
 
 def test_unknown_task_and_engine_errors_list_what_exists():
-    registry = load_registry(entry_points=[])
+    registry = load_registry(("plugins.summarization",), entry_points=[])
     with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
         registry.engine("nope")
     with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: lead\)"):
@@ -237,7 +237,7 @@ def test_plugin_that_fails_to_import_is_listed_failed_and_others_load(site):
     assert broken.error == "ModuleNotFoundError: No module named 'not_a_module_anywhere'"
     assert failures == [broken]
     assert registry.plugins["nlp-tool-shout"].status == "loaded"
-    assert set(registry.tasks()) == {"summarize", "shout"}
+    assert {"summarize", "shout"} <= set(registry.tasks())
 
 
 def test_plugin_calling_sys_exit_on_import_is_caught(site):

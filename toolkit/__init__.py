@@ -13,6 +13,8 @@ hookimpl = pluggy.HookimplMarker("nlp_tool")
 _LAZY = {
     "pipeline": ("toolkit.api", "pipeline"),
     "tasks": ("toolkit.api", "tasks"),
+    "train": ("toolkit.api", "train"),
+    "evaluate": ("toolkit.api", "evaluate"),
     "Engine": ("toolkit.engine", "Engine"),
 }
 

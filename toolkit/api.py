@@ -1,17 +1,20 @@
-"""The Python API: ``toolkit.pipeline`` and ``toolkit.tasks``.
+"""The Python API: ``toolkit.pipeline``, ``toolkit.tasks``, ``toolkit.train`` and ``toolkit.evaluate``.
 
-The command line is a thin layer over these two functions.
+The command line is a thin layer over these functions.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from toolkit import __version__
-from toolkit.engine import Engine
-from toolkit.plugins import Registry, get_registry
+from toolkit.datasets import read_records, split_records
+from toolkit.engine import DataError, Engine, can_evaluate, can_train, train_settings
+from toolkit.plugins import EngineEntry, Registry, get_registry
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -107,3 +110,138 @@ def pipeline(task: str, engine: str | None = None, model: str | None = None, **o
     ``batch_size``.
     """
     return Pipeline(task, engine, model, **options)
+
+
+Data = str | os.PathLike | Iterable[Mapping]
+
+
+def load_data(
+    data: Data,
+    fields: tuple[str, ...],
+    columns: Mapping[str, str] | None = None,
+    data_format: str | None = None,
+    encoding: str = "utf-8",
+) -> list[dict]:
+    """Records keyed by ``fields`` from a data file (see :func:`toolkit.datasets.read_records`) or dicts.
+
+    ``columns`` maps a field to the column (or key) holding it, where that
+    is not the field's own name. Raises DataError.
+    """
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(fields))
+    if unknown:
+        raise DataError(f"no record field {', '.join(map(repr, unknown))} (the fields are {', '.join(fields)})")
+    mapping = {field: columns.get(field, field) for field in fields}
+    if isinstance(data, (str, os.PathLike)):
+        return read_records(os.fspath(data), mapping, data_format, encoding)
+    records = []
+    for number, item in enumerate(data, 1):
+        if not isinstance(item, Mapping):
+            raise DataError(f"record {number}: expected a dict, not {type(item).__name__}")
+        missing = [key for key in mapping.values() if item.get(key) is None]
+        if missing:
+            raise DataError(f"record {number}: no field {missing[0]!r} (fields: {', '.join(map(repr, item)) or 'none'})")
+        records.append({field: item[key] for field, key in mapping.items()})
+    if not records:
+        raise DataError("no records")
+    return records
+
+
+def train(
+    task: str,
+    data: Data,
+    engine: str | None = None,
+    output: str | os.PathLike | None = None,
+    *,
+    valid: Data | None = None,
+    valid_split: float = 0.1,
+    columns: Mapping[str, str] | None = None,
+    data_format: str | None = None,
+    encoding: str = "utf-8",
+    seed: int = 0,
+    progress: bool | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+) -> dict:
+    """Train ``engine`` (default: the task's first trainable engine) of ``task`` and write its model file.
+
+    ``data`` (and ``valid``) is a CSV/TSV/JSONL file or a list of dicts keyed
+    by the engine's ``record_fields`` (other names through ``columns``).
+    Without ``valid``, ``valid_split`` of the records (stratified by label)
+    are held out for validation; 0 holds out none. ``output`` defaults to
+    ``TASK-ENGINE.nlpt`` in the current directory, and is replaced if it
+    exists. Other keywords are the engine's ``train_options``.
+
+    Returns the engine's report, after ``task``, ``engine``, ``model`` (the
+    file written), ``train_records``, ``valid_records`` and ``seconds``.
+    Raises DataError for unusable data, OptionError for a bad option,
+    NotImplementedError for an engine that cannot be trained.
+    """
+    registry = registry or get_registry()
+    entry = _capable_engine(registry, task, engine, can_train, "trained")
+    cls = entry.engine_class
+    settings = train_settings(cls, options)
+    records = load_data(data, cls.record_fields, columns, data_format, encoding)
+    if valid is not None:
+        held_out: list[dict] | None = load_data(valid, cls.record_fields, columns, data_format, encoding)
+    elif valid_split:
+        records, held_out = split_records(records, valid_split, seed)
+    else:
+        held_out = None
+    output = os.fspath(output) if output is not None else f"{task}-{entry.name}.nlpt"
+    start = time.perf_counter()
+    report = cls.train(records, output, valid=held_out, seed=seed, progress=progress, **settings)
+    seconds = time.perf_counter() - start
+    if not isinstance(report, dict):
+        raise RuntimeError(f"engine {task}:{entry.name} returned a {type(report).__name__} from train, not a dict")
+    if not os.path.isfile(output):
+        raise RuntimeError(f"engine {task}:{entry.name} wrote no model file at {output}")
+    return {
+        "task": task,
+        "engine": entry.name,
+        "model": output,
+        "train_records": len(records),
+        "valid_records": len(held_out or []),
+        "seconds": round(seconds, 3),
+        **report,
+    }
+
+
+def evaluate(
+    task: str,
+    data: Data,
+    engine: str | None = None,
+    model: str | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    data_format: str | None = None,
+    encoding: str = "utf-8",
+    registry: Registry | None = None,
+    **options: Any,
+) -> dict:
+    """Metrics of ``engine`` (default: the task's first engine that can be evaluated) with ``model`` on ``data``.
+
+    ``data`` as for :func:`train`; other keywords are the engine's run
+    options (as for :func:`pipeline`). Returns the engine's metrics dict.
+    """
+    registry = registry or get_registry()
+    entry = _capable_engine(registry, task, engine, can_evaluate, "evaluated")
+    records = load_data(data, entry.engine_class.record_fields, columns, data_format, encoding)
+    return entry.engine_class(model=model, **options).evaluate(records)
+
+
+def _capable_engine(
+    registry: Registry, task: str, engine: str | None, capable: Callable[[type], bool], verb: str
+) -> EngineEntry:
+    """The entry of ``engine``, or of the task's first engine for which ``capable`` holds."""
+    engines = registry.tasks().get(task, {})
+    if engine is None:
+        # The task's default engine may be rule-based; the first trainable one is the natural default.
+        engine = next((name for name, entry in engines.items() if capable(entry.engine_class)), None)
+        if engine is None and engines:
+            raise NotImplementedError(f"no engine of task {task!r} can be {verb} (engines: {', '.join(engines)})")
+    entry = registry.engine(task, engine)
+    if not capable(entry.engine_class):
+        able = ", ".join(name for name, e in engines.items() if capable(e.engine_class)) or "none"
+        raise NotImplementedError(f"engine {task}:{entry.name} cannot be {verb} (engines that can: {able})")
+    return entry

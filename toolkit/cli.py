@@ -8,22 +8,28 @@ dependencies when they are constructed, so ``--help``, ``plugins`` and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 import click
 
 from toolkit import __version__, io
-from toolkit.engine import OptionError
+from toolkit.datasets import DATA_FORMATS, ColumnError
+from toolkit.engine import DataError, OptionError, can_evaluate, can_train
 from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
 
 if TYPE_CHECKING:
     from toolkit.api import Pipeline
 
 RUNTIME_FAILURE = 1
+USAGE_ERROR = 2
+# The shell's code for a process stopped by SIGINT (128 + 2).
+INTERRUPTED = 130
 
 
 class Failure(click.ClickException):
@@ -33,6 +39,12 @@ class Failure(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"nlp-tool: error: {self.format_message()}", err=True)
+
+
+class BadData(Failure):
+    """Unusable training or evaluation data: one ``nlp-tool: error:`` line and exit code 2, like a usage error."""
+
+    exit_code = USAGE_ERROR
 
 
 def _one_line(error: BaseException) -> str:
@@ -86,19 +98,24 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
-    """The verb for ``task``: the common I/O options plus every option its engines declare."""
-    names = list(engines)
-    default = names[0]
-    engine_params: list[click.Parameter] = []
+def _option_params(
+    engines: dict[str, EngineEntry], attribute: str, skip: tuple[str, ...] = ()
+) -> tuple[list[click.Parameter], dict[str, list[str]]]:
+    """One flag per option (``options`` or ``train_options``) the engines declare, and which engines declare each.
+
+    A flag shared by several engines is made once, from the first; its help
+    lists every engine's default. Options named in ``skip`` have a common
+    flag of their own.
+    """
+    params: list[click.Parameter] = []
     declared: dict[str, list[str]] = {}
     for name, entry in engines.items():
-        for key, option in entry.engine_class.options.items():
+        for key, option in getattr(entry.engine_class, attribute).items():
             declared.setdefault(key, []).append(name)
-            if key == "top_k" or len(declared[key]) > 1:
+            if key in skip or len(declared[key]) > 1:
                 continue
             flag = f"{_flag(key)}/--no-{key.replace('_', '-')}" if option.type is bool else _flag(key)
-            engine_params.append(
+            params.append(
                 click.Option(
                     [flag, key],
                     # click.Choice compares strings; other choices are checked by Option.convert.
@@ -109,9 +126,27 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
                     help=option.help,
                 )
             )
-    for param in engine_params:
-        defaults = ", ".join(f"{e}: {engines[e].engine_class.options[param.name].default}" for e in declared[param.name])
+    for param in params:
+        defaults = ", ".join(
+            f"{e}: {getattr(engines[e].engine_class, attribute)[param.name].default}" for e in declared[param.name]
+        )
         param.help += f"  [default for engine {defaults}]"
+    return params, declared
+
+
+def _check_declared(engine: str, options: dict, accepted: dict, declared: dict[str, list[str]]) -> None:
+    """A usage error for a flag that ``engine`` does not declare (it belongs to another engine of the task)."""
+    for key in options:
+        if key not in accepted:
+            owners = ", ".join(declared.get(key, [])) or "no engine"
+            raise click.UsageError(f"engine {engine!r} has no option {_flag(key)} (it belongs to: {owners})")
+
+
+def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
+    """The verb for ``task``: the common I/O options plus every option its engines declare."""
+    names = list(engines)
+    default = names[0]
+    engine_params, declared = _option_params(engines, "options", skip=("top_k",))
     top_k_defaults = ", ".join(
         f"{name}: {entry.engine_class.options['top_k'].default}"
         for name, entry in engines.items()
@@ -215,10 +250,7 @@ def run_task(
     options = {key: value for key, value in engine_options.items() if value is not None}
     if top_k is not None:
         options["top_k"] = top_k
-    for key in options:
-        if key not in accepted:
-            owners = ", ".join(declared.get(key, [])) or "no engine"
-            raise click.UsageError(f"engine {engine!r} has no option {_flag(key)} (it belongs to: {owners})")
+    _check_declared(engine, options, accepted, declared)
 
     if explain:
         try:
@@ -390,6 +422,390 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
     click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))
 
 
+# -- train and evaluate -----------------------------------------------------
+
+
+class TaskGroup(click.Group):
+    """``train`` or ``evaluate``: one subcommand per task with an engine that can do it.
+
+    The subcommands are built from the registry on first use, like the task
+    verbs, because their flags (record field columns, engine options) come
+    from the engines. A task whose engines cannot do it gets a clear usage
+    error instead of click's "no such command".
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        capable: Callable[[type], bool],
+        make_command: Callable[[str, dict[str, EngineEntry], Registry], click.Command],
+        verb: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.capable = capable
+        self.make_command = make_command
+        self.verb = verb
+        self._built = False
+
+    def _build(self, ctx: click.Context) -> Registry:
+        registry = _registry(ctx)
+        if not self._built:
+            self._built = True
+            for task, engines in registry.tasks().items():
+                if any(self.capable(entry.engine_class) for entry in engines.values()):
+                    self.add_command(self.make_command(task, engines, registry))
+        return registry
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._build(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        registry = self._build(ctx)
+        command = super().get_command(ctx, cmd_name)
+        engines = registry.tasks().get(cmd_name)
+        if command is None and engines:
+            raise click.UsageError(f"no engine of task {cmd_name!r} can be {self.verb} (engines: {', '.join(engines)})")
+        return command
+
+
+def _data_params(
+    engines: dict[str, EngineEntry], capable: Callable[[type], bool]
+) -> tuple[list[click.Parameter], dict[str, str]]:
+    """DATA, --data-format, --encoding and one ``--<field>-column`` per record field; the column params' names."""
+    fields: list[str] = []
+    for entry in engines.values():
+        if capable(entry.engine_class):
+            fields += [f for f in entry.engine_class.record_fields if f not in fields]
+    column_params = {field: f"{field}_column" for field in fields}
+    params: list[click.Parameter] = [
+        click.Argument(["data"], metavar="DATA"),
+        *(
+            click.Option(
+                [f"--{field.replace('_', '-')}-column", param],
+                metavar="NAME",
+                help=f"CSV/TSV column (JSONL key) holding the {field}.  [default: {field}]",
+            )
+            for field, param in column_params.items()
+        ),
+        click.Option(
+            ["--data-format"],
+            type=click.Choice(DATA_FORMATS),
+            help="Format of DATA.  [default: from the extension: .csv, .tsv, .jsonl/.json, optionally .gz]",
+        ),
+        click.Option(["--encoding"], default="utf-8", show_default=True, help="Text encoding of the data files."),
+    ]
+    return params, column_params
+
+
+def _columns(engine: str, fields: tuple[str, ...], given: dict[str, str | None]) -> dict[str, str]:
+    """The ``--<field>-column`` values given, checked against the fields of ``engine``."""
+    for field, column in given.items():
+        if column is not None and field not in fields:
+            raise click.UsageError(f"engine {engine!r} has no record field {field!r} (its fields: {', '.join(fields)})")
+    return {field: column for field, column in given.items() if column is not None}
+
+
+def _engine_choice(engines: dict[str, EngineEntry], default: str) -> click.Option:
+    # Every engine is a choice, so that picking one that cannot do it gets a clear message, not click's.
+    return click.Option(
+        ["--engine", "-e"], type=click.Choice(list(engines)), default=default, show_default=True, help="Engine to use."
+    )
+
+
+def _common_params() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["--format", "-f", "fmt"],
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Output format.",
+        ),
+        click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
+    ]
+
+
+def _capable_entry(
+    registry: Registry, task: str, engine: str, capable: Callable[[type], bool], verb: str
+) -> EngineEntry:
+    entry = registry.engine(task, engine)
+    if not capable(entry.engine_class):
+        able = ", ".join(n for n, e in registry.tasks()[task].items() if capable(e.engine_class))
+        raise click.UsageError(f"engine {task}:{engine} cannot be {verb} (engines that can: {able})")
+    return entry
+
+
+def _data_command(
+    task: str,
+    params: list[click.Parameter],
+    intro: str,
+    capable: dict[str, EngineEntry],
+    default: str,
+    tail: str,
+    declared: dict[str, list[str]],
+    column_params: dict[str, str],
+    run: Callable[..., None],
+    short_help: str,
+) -> click.Command:
+    """A train/evaluate subcommand: help listing the capable engines, engine options and columns split out for ``run``."""
+    lines = [intro, "", "\b", "Engines:"]
+    lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in capable.items()]
+    lines += ["", tail]
+
+    def callback(**kwargs: Any) -> None:
+        options = {key: kwargs.pop(key) for key in declared}
+        columns = {field: kwargs.pop(param) for field, param in column_params.items()}
+        run(options, declared, columns, **kwargs)
+
+    return click.Command(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
+
+
+def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
+    """``nlp-tool train TASK``: the data options plus every training option of the task's trainable engines."""
+    trainable = {name: entry for name, entry in engines.items() if can_train(entry.engine_class)}
+    # The task's default engine may be rule-based: the first trainable one is the default here.
+    default = next(iter(trainable))
+    option_params, declared = _option_params(trainable, "train_options")
+    data_params, column_params = _data_params(engines, can_train)
+    params: list[click.Parameter] = [
+        *data_params,
+        _engine_choice(engines, default),
+        click.Option(
+            ["--output", "-o"],
+            type=click.Path(dir_okay=False),
+            help=f"Model file to write.  [default: {task}-ENGINE.nlpt]",
+        ),
+        click.Option(["--force"], is_flag=True, help="Replace the output file if it exists."),
+        click.Option(["--valid"], metavar="FILE", help="Validation data (same format and columns as DATA)."),
+        click.Option(
+            ["--valid-split"],
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.1,
+            show_default=True,
+            help="Without --valid: the fraction of DATA held out for validation (stratified by label; 0 for none).",
+        ),
+        click.Option(
+            ["--seed"], type=int, default=0, show_default=True, help="Random seed (split, initialisation, order)."
+        ),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress display."),
+        *_common_params(),
+        *option_params,
+    ]
+    return _data_command(
+        task, params, f"Train a {task!r} model on DATA (CSV, TSV or JSONL) and write it to one model file.",
+        trainable, default, f"Use the model with `nlp-tool {task} --model FILE`. Details: docs/cli.md.",
+        declared, column_params, functools.partial(run_train, task, registry),
+        f"Train a {task} model ({', '.join(trainable)}).",
+    )
+
+
+def run_train(
+    task: str,
+    registry: Registry,
+    engine_options: dict,
+    declared: dict[str, list[str]],
+    columns: dict[str, str | None],
+    *,
+    data: str,
+    data_format: str | None,
+    encoding: str,
+    engine: str,
+    output: str | None,
+    force: bool,
+    valid: str | None,
+    valid_split: float,
+    seed: int,
+    quiet: bool,
+    fmt: str,
+    debug: bool,
+) -> None:
+    """``nlp-tool train TASK``: check the arguments (exit 2), train (bad data: exit 2, failure: 1, Ctrl-C: 130)."""
+    entry = _capable_entry(registry, task, engine, can_train, "trained")
+    cls = entry.engine_class
+    options = {key: value for key, value in engine_options.items() if value is not None}
+    _check_declared(engine, options, cls.train_options, declared)
+    given = _columns(engine, cls.record_fields, columns)
+    output = output or f"{task}-{engine}.nlpt"
+    if os.path.isdir(output):
+        raise click.UsageError(f"{output} is a directory; give a file name with --output")
+    if os.path.exists(output) and not force:
+        raise click.UsageError(f"{output} exists; use --force to replace it, or another --output")
+    ctx = click.get_current_context()
+    if valid is not None and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("give --valid or --valid-split, not both")
+
+    from toolkit import api
+
+    try:
+        report = api.train(
+            task, data, engine, output, valid=valid, valid_split=valid_split, columns=given,
+            data_format=data_format, encoding=encoding, seed=seed, progress=False if quiet else None,
+            registry=registry, **options,
+        )
+    except KeyboardInterrupt:
+        # The engine writes its model file atomically, so an interrupted run leaves none behind.
+        click.echo("nlp-tool: interrupted", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
+    except Exception as error:
+        _fail(error, debug, f"training {task}:{engine} failed")
+    _print_report(report, fmt)
+
+
+def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
+    """``nlp-tool evaluate TASK``: the data options, --model, and the run options of the task's engines."""
+    evaluable = {name: entry for name, entry in engines.items() if can_evaluate(entry.engine_class)}
+    default = next(iter(evaluable))
+    option_params, declared = _option_params(evaluable, "options")
+    data_params, column_params = _data_params(engines, can_evaluate)
+    params: list[click.Parameter] = [
+        *data_params,
+        _engine_choice(engines, default),
+        click.Option(["--model", "-m"], help="Model file or name (default: the engine's default model)."),
+        *_common_params(),
+        *option_params,
+    ]
+    return _data_command(
+        task, params, f"Score a {task!r} engine and its model on labelled DATA (CSV, TSV or JSONL).",
+        evaluable, default, "Details: docs/cli.md.", declared, column_params,
+        functools.partial(run_evaluate, task, registry), f"Evaluate a {task} model ({', '.join(evaluable)}).",
+    )
+
+
+def run_evaluate(
+    task: str,
+    registry: Registry,
+    engine_options: dict,
+    declared: dict[str, list[str]],
+    columns: dict[str, str | None],
+    *,
+    data: str,
+    data_format: str | None,
+    encoding: str,
+    engine: str,
+    model: str | None,
+    fmt: str,
+    debug: bool,
+) -> None:
+    """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA."""
+    entry = _capable_entry(registry, task, engine, can_evaluate, "evaluated")
+    options = {key: value for key, value in engine_options.items() if value is not None}
+    _check_declared(engine, options, entry.engine_class.options, declared)
+    given = _columns(engine, entry.engine_class.record_fields, columns)
+
+    from toolkit import api
+
+    try:
+        metrics = api.evaluate(
+            task, data, engine, model, columns=given, data_format=data_format, encoding=encoding,
+            registry=registry, **options,
+        )
+    except KeyboardInterrupt:
+        click.echo("nlp-tool: interrupted", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
+    except Exception as error:
+        _fail(error, debug, f"evaluating {task}:{engine} failed")
+    _print_report(metrics, fmt)
+
+
+def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
+    """Turn an exception of train/evaluate into its exit code: 2 for usage and data errors, 1 otherwise."""
+    if debug:
+        raise error
+    if isinstance(error, OptionError):
+        raise click.UsageError(str(error)) from error
+    if isinstance(error, DataError):
+        if isinstance(error, ColumnError):
+            raise BadData(f"{error} (choose the column with --{error.field.replace('_', '-')}-column)") from error
+        raise BadData(str(error)) from error
+    raise Failure(f"{what}: {_one_line(error)}") from error
+
+
+def _print_report(report: dict, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(report_lines(report)))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _labelled_matrix(value: Any) -> tuple[list, list[list]] | None:
+    """(labels, rows) of a confusion matrix ``{"labels": [...], <any key>: [[...], ...]}``, else None."""
+    if not isinstance(value, dict) or not isinstance(value.get("labels"), list) or len(value) != 2:
+        return None
+    labels = value["labels"]
+    rows = next(v for k, v in value.items() if k != "labels")
+    square = isinstance(rows, list) and len(rows) == len(labels)
+    if not square or not all(isinstance(r, list) and len(r) == len(labels) and all(map(_scalar, r)) for r in rows):
+        return None
+    return labels, rows
+
+
+def _row_table(value: Any) -> bool:
+    """A dict of dicts of scalars, such as per-class metrics: printed as a table, one row per key."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(v, dict) and v and all(map(_scalar, v.values())) for v in value.values())
+    )
+
+
+def _aligned(rows: list[list[str]], indent: str) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    # Names left-aligned, numbers right-aligned: columns of figures read best that way.
+    return [
+        indent + "  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]).rstrip()
+        for row in rows
+    ]
+
+
+def report_lines(report: dict, indent: str = "") -> list[str]:
+    """A JSON report as readable text: ``key: value`` lines aligned, nested dicts indented, tables for
+    dicts of dicts (per-class metrics) and for confusion matrices (``{"labels": [...], "matrix": [[...]]}``).
+    """
+    def inline(value: Any) -> str | None:
+        if _scalar(value):
+            return _cell(value)
+        if isinstance(value, list) and all(map(_scalar, value)):
+            return ", ".join(map(_cell, value))
+        return None
+
+    width = max((len(str(k)) for k, v in report.items() if inline(v) is not None), default=0) + 1
+    lines = []
+    for key, value in report.items():
+        text = inline(value)
+        if text is not None:
+            lines.append(f"{indent}{str(key) + ':':<{width}}  {text}")
+            continue
+        lines.append(f"{indent}{key}:")
+        inner = indent + "  "
+        matrix = _labelled_matrix(value)
+        if matrix is not None:
+            labels, rows = matrix
+            header = ["true \\ predicted", *map(str, labels)]
+            lines += _aligned([header, *([str(label), *map(_cell, row)] for label, row in zip(labels, rows))], inner)
+        elif _row_table(value):
+            columns = list(dict.fromkeys(k for row in value.values() for k in row))
+            table = [["", *columns]]
+            table += [[str(name), *(_cell(row.get(c)) for c in columns)] for name, row in value.items()]
+            lines += _aligned(table, inner)
+        elif isinstance(value, dict):
+            lines += report_lines(value, inner)
+        else:
+            lines[-1] += "  " + json.dumps(value, ensure_ascii=False)
+    return lines
+
+
 # -- fixed commands ---------------------------------------------------------
 
 
@@ -412,6 +828,12 @@ def tasks_command(ctx: click.Context, as_json: bool) -> None:
                 "options": {
                     key: {"type": o.type.__name__, "default": o.default, "help": o.help}
                     for key, o in entry.engine_class.options.items()
+                },
+                "record_fields": list(entry.engine_class.record_fields),
+                "trainable": can_train(entry.engine_class),
+                "train_options": {
+                    key: {"type": o.type.__name__, "default": o.default, "help": o.help}
+                    for key, o in entry.engine_class.train_options.items()
                 },
             }
             for task, engines in registry.tasks().items()
@@ -537,6 +959,26 @@ def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpTool
 
     for command in (tasks_command, plugins_command, install_command, uninstall_command):
         group.add_command(command)
+    group.add_command(
+        TaskGroup(
+            name="train",
+            capable=can_train,
+            make_command=make_train_command,
+            verb="trained",
+            help="Train a model: `nlp-tool train TASK DATA`; `nlp-tool train TASK --help` lists its options.",
+            short_help="Train a model for a task on labelled data.",
+        )
+    )
+    group.add_command(
+        TaskGroup(
+            name="evaluate",
+            capable=can_evaluate,
+            make_command=make_evaluate_command,
+            verb="evaluated",
+            help="Score an engine and its model: `nlp-tool evaluate TASK DATA --model FILE`.",
+            short_help="Evaluate a model of a task on labelled data.",
+        )
+    )
     return group
 
 

@@ -3,7 +3,12 @@
 An engine turns a batch of inputs into one result dict per input. The class
 attributes describe it to the registry, the command line and the API without
 instantiating it, so a plugin module must stay cheap to import: load models
-and heavy libraries (numpy, the kernels) in ``__init__`` or ``run``.
+and heavy libraries (numpy, the kernels) in ``__init__``, ``run`` or ``train``.
+
+Engines that learn from data also declare ``record_fields`` and implement
+``train`` (a classmethod: fit, write one model file) and ``evaluate`` (metrics
+of a loaded model on labelled records). The engines of one task usually share
+these through a common base class, since records and metrics are the task's.
 """
 
 from __future__ import annotations
@@ -15,18 +20,68 @@ from typing import Any, ClassVar
 
 INPUT_KINDS = ("text", "question+context")
 
-# Keywords that pipeline() and the task verbs use themselves; an engine option
-# with one of these names could never be set, so the registry refuses it.
+# Keywords that pipeline() and the task verbs (and `nlp-tool evaluate`, which
+# takes the run options too) use themselves; an engine option with one of
+# these names could never be set, so the registry refuses it.
 # "top_k" is absent on purpose: an engine that ranks declares it, and the
 # common --top-k flag then feeds it.
 RESERVED_OPTION_NAMES = frozenset(
     """task engine model batch_size registry inputs text input_format text_field id_field
-    format output on_error explain quiet debug question help""".split()
+    format fmt output on_error explain quiet debug question help data data_format encoding columns""".split()
+)
+
+
+# Keywords of Engine.train and toolkit.api.train, and flags of `nlp-tool train`
+# and `nlp-tool evaluate`; a train option with one of these names could never
+# be set. Flags `--<field>-column` are taken too (see is_reserved_option).
+RESERVED_TRAIN_OPTION_NAMES = RESERVED_OPTION_NAMES | frozenset(
+    "records valid valid_split seed progress force".split()
 )
 
 
 class OptionError(ValueError):
     """An engine option has a wrong name or value (a usage error, exit code 2 on the command line)."""
+
+
+class DataError(ValueError):
+    """Training or evaluation data that cannot be used: unreadable, malformed, or unfit to learn from.
+
+    A usage error (exit code 2 on the command line); the message is one line
+    that says what is wrong and where (file, line, column).
+    """
+
+
+def is_reserved_option(name: str, train: bool = False) -> bool:
+    """True for names the command line and the API use themselves, which an option (a train option) cannot take.
+
+    ``*_column`` names are the ``--<field>-column`` flags of ``train`` and ``evaluate``.
+    """
+    return name in (RESERVED_TRAIN_OPTION_NAMES if train else RESERVED_OPTION_NAMES) or name.endswith("_column")
+
+
+def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against ``engine_class.train_options`` (OptionError otherwise), defaults filled in."""
+    unknown = sorted(set(options) - set(engine_class.train_options))
+    if unknown:
+        accepted = ", ".join(sorted(engine_class.train_options)) or "none"
+        raise OptionError(
+            f"engine {engine_class.task}:{engine_class.name} has no training option"
+            f" {', '.join(map(repr, unknown))} (accepted: {accepted})"
+        )
+    return {
+        key: option.convert(key, options[key]) if key in options else option.default
+        for key, option in engine_class.train_options.items()
+    }
+
+
+def can_train(engine_class: type[Engine]) -> bool:
+    """The engine declares its record fields and implements :meth:`Engine.train`."""
+    return bool(engine_class.record_fields) and engine_class.train.__func__ is not Engine.train.__func__
+
+
+def can_evaluate(engine_class: type[Engine]) -> bool:
+    """The engine declares its record fields and implements :meth:`Engine.evaluate`."""
+    return bool(engine_class.record_fields) and engine_class.evaluate is not Engine.evaluate
 
 
 @dataclass(frozen=True)
@@ -70,6 +125,11 @@ class Engine(abc.ABC):
     inputs: ClassVar[str] = "text"
     options: ClassVar[dict[str, Option]] = {}
     default_model: ClassVar[str | None] = None
+    #: Fields of one training / evaluation record, e.g. ("text", "label") for classify,
+    #: ("article", "summary") for summarize. Empty: the engine cannot be trained or evaluated.
+    record_fields: ClassVar[tuple[str, ...]] = ()
+    #: Options of `nlp-tool train TASK --engine NAME` (flags) and of Engine.train (keywords).
+    train_options: ClassVar[dict[str, Option]] = {}
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -87,6 +147,34 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def run(self, inputs: list) -> list[dict]:
         """One JSON-serialisable result dict per input, in order."""
+
+    @classmethod
+    def train(
+        cls,
+        records: list[dict],
+        output: str,
+        *,
+        valid: list[dict] | None = None,
+        seed: int = 0,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> dict:
+        """Fit a model on records (dicts keyed by record_fields), write ONE model file to
+        `output` atomically, return a JSON-serialisable report (e.g. {"metrics": {...} on valid,
+        "seconds": ..., "examples": ...}). Raise toolkit.engine.DataError for bad data
+        (one clear message: e.g. a single class, empty texts).
+
+        ``options`` are the engine's ``train_options``, checked and completed
+        with their defaults by :func:`train_settings` before the call (the API
+        and the command line do this); ``progress`` None means: show progress
+        on stderr when it is a terminal. ``valid`` records are only scored,
+        never fitted on.
+        """
+        raise NotImplementedError(f"engine {cls.task}:{cls.name} cannot be trained")
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Metrics of this engine (with its loaded model) on labelled records; JSON-serialisable."""
+        raise NotImplementedError(f"engine {self.task}:{self.name} cannot be evaluated")
 
     def stamp(self) -> dict:
         """What produced the results: engine, engine version, model and model version."""

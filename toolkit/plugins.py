@@ -25,11 +25,13 @@ from toolkit import __version__, hookspecs
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
-BUILTIN_PLUGINS = ("plugins.summarization",)
+BUILTIN_PLUGINS = ("plugins.summarization", "plugins.classification")
 ENV_PLUGINS = "NLP_TOOL_PLUGINS"
 ENV_HOME = "NLP_TOOL_HOME"
 # Task names become command-line verbs, engine names --engine values.
 NAME = re.compile(r"[a-z][a-z0-9_-]*")
+# Record fields become record keys, train() keywords and --<field>-column flags.
+FIELD = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class RegistryError(Exception):
@@ -191,7 +193,7 @@ class Registry:
         claimed: list[EngineEntry] = []
 
         def register(task: str, engine: str, engine_class: type, description: str = "") -> None:
-            from toolkit.engine import RESERVED_OPTION_NAMES, Engine
+            from toolkit.engine import Engine, is_reserved_option
 
             if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
                 raise RegistryError(f"{task}:{engine}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
@@ -204,9 +206,14 @@ class Registry:
                     f"{engine_class.__name__} declares {engine_class.task}:{engine_class.name}"
                     f" but is registered as {task}:{engine}"
                 )
-            reserved = sorted(RESERVED_OPTION_NAMES & set(engine_class.options))
+            reserved = sorted(k for k in engine_class.options if is_reserved_option(k))
+            reserved += sorted(k for k in engine_class.train_options if is_reserved_option(k, train=True))
             if reserved:
                 raise RegistryError(f"{task}:{engine}: option names {reserved} are reserved by nlp-tool")
+            fields = engine_class.record_fields
+            # Each field becomes a --<field>-column flag and a key of every record.
+            if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):
+                raise RegistryError(f"{task}:{engine}: record_fields must be a tuple of lower-case names, not {fields!r}")
             owner = self.engines.get((task, engine)) or next(
                 (e for e in claimed if (e.task, e.name) == (task, engine)), None
             )

@@ -14,17 +14,19 @@ or one pytest test per check (in the spirit of scikit-learn's
         check()
 
 Each check raises ``AssertionError`` with a message naming what broke.
+Engines that can be trained also pass :func:`check_training`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from toolkit.engine import INPUT_KINDS, RESERVED_OPTION_NAMES, Engine, Option
+from toolkit.engine import INPUT_KINDS, DataError, Engine, Option, can_train, is_reserved_option, train_settings
 
 TEXTS = [
     "The committee approved the budget on Tuesday. Members debated for hours. A final vote is due in May.",
@@ -70,8 +72,18 @@ def check_attributes(engine_class: type[Engine]) -> None:
     assert isinstance(engine_class.options, dict), "options must be a dict of name -> Option"
     for key, option in engine_class.options.items():
         assert key.isidentifier(), f"option name {key!r} must be a Python identifier"
-        assert key not in RESERVED_OPTION_NAMES, f"option name {key!r} is reserved by nlp-tool"
+        assert not is_reserved_option(key), f"option name {key!r} is reserved by nlp-tool"
         assert isinstance(option, Option), f"option {key!r} must be a toolkit.engine.Option"
+        option.convert(key, option.default)
+    fields = engine_class.record_fields
+    assert isinstance(fields, tuple) and all(isinstance(f, str) and f.isidentifier() for f in fields), (
+        "record_fields must be a tuple of identifiers"
+    )
+    assert isinstance(engine_class.train_options, dict), "train_options must be a dict of name -> Option"
+    for key, option in engine_class.train_options.items():
+        assert key.isidentifier(), f"train option name {key!r} must be a Python identifier"
+        assert not is_reserved_option(key, train=True), f"train option name {key!r} is reserved by nlp-tool"
+        assert isinstance(option, Option), f"train option {key!r} must be a toolkit.engine.Option"
         option.convert(key, option.default)
 
 
@@ -165,3 +177,43 @@ def check_engine(engine_class: type[Engine]) -> None:
     """Run every conformance check on ``engine_class`` (instantiated with its defaults)."""
     for check in engine_checks(engine_class):
         check()
+
+
+def check_training(
+    engine_class: type[Engine], records: list[dict], directory: str | os.PathLike, **options: Any
+) -> None:
+    """``train`` and ``evaluate`` keep their contract, on ``records`` (a few labelled records) in ``directory``.
+
+    Checks: no records is a DataError; ``train`` (with ``options``, its
+    ``train_options``) returns a JSON-serialisable dict and writes exactly
+    one file, at ``output``, with no temporary files left beside it; the
+    engine loads that file as its ``model`` and ``evaluate`` returns
+    JSON-serialisable metrics; ``valid`` records are accepted.
+    """
+    assert can_train(engine_class), "the engine declares no record_fields or does not implement train"
+    for field in engine_class.record_fields:
+        assert all(field in r for r in records), f"every record needs the field {field!r}"
+    directory = os.fspath(directory)
+    settings = train_settings(engine_class, options)
+    output = os.path.join(directory, "check-training.nlpt")
+    try:
+        engine_class.train([], output, **settings)
+    except DataError:
+        pass
+    else:
+        raise AssertionError("train([]) must raise toolkit.engine.DataError")
+    before = set(os.listdir(directory))
+    report = engine_class.train(records, output, valid=records[:2], seed=0, progress=False, **settings)
+    assert isinstance(report, dict), f"train returned {type(report).__name__}, not a dict"
+    try:
+        json.dumps(report, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"the train report is not JSON-serialisable: {error}") from error
+    written = set(os.listdir(directory)) - before
+    assert written == {"check-training.nlpt"}, f"train must write one file at output, wrote {sorted(written)}"
+    metrics = engine_class(model=output).evaluate(records)
+    assert isinstance(metrics, dict), f"evaluate returned {type(metrics).__name__}, not a dict"
+    try:
+        json.dumps(metrics, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"the metrics of evaluate are not JSON-serialisable: {error}") from error

@@ -1,0 +1,18 @@
+"""Built-in classification plugin: the task ``classify`` with the engines ngram, cnn and ensemble.
+
+Registered through the same hook as any third-party plugin. The engine
+modules import numpy and scikit-learn only when a model is trained or used.
+"""
+
+from toolkit import hookimpl
+
+from plugins.classification.cnn import CnnClassifier
+from plugins.classification.ensemble import EnsembleClassifier
+from plugins.classification.ngram import NgramClassifier
+
+
+@hookimpl
+def register_engines(register):
+    # The first engine registered is the task's default: the one the shipped model needs.
+    for engine in (EnsembleClassifier, NgramClassifier, CnnClassifier):
+        register("classify", engine.name, engine, engine.description)

@@ -1,0 +1,167 @@
+"""The "cnn" engine: the design's text CNN on the compiled kernels.
+
+WordTokenizer(num_words) -> pad to ``maxlen`` (Keras "pre" padding and
+truncation) -> Embedding(dim, padding_idx 0) -> Conv1D(filters, 5, ReLU) ->
+GlobalMaxPool1D (run as the fused conv/ReLU/max-pool kernel) ->
+Dense(hidden, ReLU) -> Dense(C). Binary and multi-class alike use C output
+units and softmax cross-entropy: one loss, one prediction path, and the
+probabilities of all classes come straight out of the softmax. Training
+keeps the epoch with the best validation accuracy (``toolkit.nn.fit``'s
+checkpoint); the model file holds the layer tree, the tokenizer config and
+the labels.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plugins.classification.common import ClassifierEngine, split_validation
+from toolkit.engine import Option, OptionError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    import toolkit.nn as nn
+
+CNN_TRAIN_OPTIONS = {
+    "epochs": Option(int, 3, "Training epochs (at most)."),
+    "batch": Option(int, 128, "Examples per training step (mini-batch size)."),
+    "lr": Option(float, 1e-3, "Adam learning rate."),
+    "maxlen": Option(int, 400, "Words kept per text (the last ones; shorter texts are padded)."),
+    "num_words": Option(int, 20000, "Vocabulary size (most frequent training words)."),
+    "dim": Option(int, 128, "Embedding size."),
+    "filters": Option(int, 128, "Convolution filters (width 5)."),
+    "hidden": Option(int, 128, "Units of the hidden dense layer."),
+    "patience": Option(int, 2, "Stop after this many epochs without a better validation accuracy."),
+}
+WIDTH = 5
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class CnnModel:
+    """A loaded text CNN: tokenizer, padding length and layer tree."""
+
+    def __init__(self, tokenizer: Any, maxlen: int, network: nn.Layer) -> None:
+        self.tokenizer, self.maxlen, self.network = tokenizer, maxlen, network
+
+    @classmethod
+    def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> CnnModel:
+        """Rebuild from a model file; arrays may be stored as float16 (they are used as float32)."""
+        import numpy as np
+
+        from toolkit.nn import layer_from_config
+        from toolkit.text import WordTokenizer
+
+        network = layer_from_config(architecture)
+        for name, value, _ in network.named_parameters():
+            stored = arrays[prefix + name]
+            if stored.shape != value.shape:
+                raise ValueError(f"array {prefix + name!r} has shape {stored.shape}, the network needs {value.shape}")
+            value[...] = stored.astype(np.float32)
+        return cls(WordTokenizer.from_config(meta["tokenizer"]), meta["maxlen"], network)
+
+    def inputs(self, texts: list[str]) -> np.ndarray:
+        from toolkit.text import pad_sequences
+
+        return pad_sequences(self.tokenizer.texts_to_sequences(texts), maxlen=self.maxlen)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        from toolkit.nn import predict
+
+        return softmax(predict(self.network, self.inputs(texts), batch_size=256))
+
+
+def build_network(vocab_size: int, n_classes: int, settings: dict[str, Any], seed: int) -> nn.Sequential:
+    import toolkit.nn as nn
+
+    dim, filters, hidden = settings["dim"], settings["filters"], settings["hidden"]
+    return nn.Sequential([
+        nn.Embedding(vocab_size, dim, padding_idx=0, seed=seed),
+        nn.Conv1D(dim, filters, WIDTH, activation="relu", seed=seed + 1),
+        nn.GlobalMaxPool1D(),
+        nn.Dense(filters, hidden, activation="relu", seed=seed + 2),
+        nn.Dense(hidden, n_classes, seed=seed + 3),
+    ])
+
+
+def check_cnn_settings(settings: dict[str, Any]) -> None:
+    for key in ("epochs", "batch", "num_words", "dim", "filters", "hidden"):
+        if settings[key] < 1:
+            raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
+    if settings["maxlen"] < WIDTH:
+        raise OptionError(f"option 'maxlen' must be at least the convolution width {WIDTH}, not {settings['maxlen']}")
+    if settings["lr"] <= 0:
+        raise OptionError(f"option 'lr' must be positive, not {settings['lr']}")
+    if settings["patience"] < 0:
+        raise OptionError(f"option 'patience' must be at least 0, not {settings['patience']}")
+
+
+def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[list[str], np.ndarray] | None,
+                seed: int, progress: bool | None, settings: dict[str, Any]) -> tuple[CnnModel, dict]:
+    """Train the CNN; without ``valid``, 10% of the data (seeded) is held out to pick the best epoch."""
+    import toolkit.nn as nn
+    from toolkit.text import WordTokenizer
+
+    check_cnn_settings(settings)
+    if valid is None:
+        train_rows, valid_rows = split_validation(len(texts), seed)
+        valid = ([texts[i] for i in valid_rows], y[valid_rows])
+        texts, y = [texts[i] for i in train_rows], y[train_rows]
+    tokenizer = WordTokenizer(num_words=settings["num_words"]).fit(texts)
+    model = CnnModel(tokenizer, settings["maxlen"], build_network(tokenizer.vocab_size, n_classes, settings, seed))
+    x, x_valid = model.inputs(texts), model.inputs(valid[0])
+    fd, checkpoint = tempfile.mkstemp(prefix=".cnn-", suffix=".nlpt")
+    os.close(fd)
+    try:
+        history = nn.fit(
+            model.network, nn.softmax_cross_entropy, nn.Adam(model.network, settings["lr"]), x, y,
+            epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_valid, valid[1]),
+            metrics={"accuracy": lambda t, out: float((out.argmax(axis=1) == t).mean())},
+            patience=settings["patience"] or None, checkpoint=checkpoint, seed=seed, progress=progress,
+        )
+        if history.stopped == "interrupted":
+            # fit() stops cleanly on Ctrl-C; the user asked for no model, so
+            # pass the interrupt on (the CLI exits 130 and writes nothing).
+            raise KeyboardInterrupt
+        model.network, _ = nn.load_model(checkpoint)  # the best epoch's weights
+    finally:
+        Path(checkpoint).unlink(missing_ok=True)
+    info = {
+        "tokenizer": tokenizer.to_config(),
+        "maxlen": settings["maxlen"],
+        "history": {"epochs": history.epochs, "best_epoch": history.best_epoch, "stopped": history.stopped},
+    }
+    return model, info
+
+
+def network_arrays(model: CnnModel, prefix: str = "", float16: bool = False) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    dtype = np.float16 if float16 else np.float32
+    return {prefix + name: value.astype(dtype) for name, value, _ in model.network.named_parameters()}
+
+
+class CnnClassifier(ClassifierEngine):
+    name = "cnn"
+    description = "Text CNN (embedding, convolution, max-pool, dense) on the compiled kernels."
+    train_options = {**ClassifierEngine.train_options, **CNN_TRAIN_OPTIONS}
+
+    @classmethod
+    def _fit(cls, texts, y, classes, valid, seed, progress, settings):
+        model, info = fit_network(texts, y, len(classes), valid, seed, progress, settings)
+        return network_arrays(model), info, model.network.to_config()
+
+    @classmethod
+    def _build(cls, config, arrays):
+        return CnnModel.from_arrays(config["architecture"], arrays, config["metadata"])

@@ -1,0 +1,318 @@
+"""What every classification engine shares: options, results, data checks, metrics, lazy model loading.
+
+An engine subclass provides ``_fit`` (train on texts and class ids, return
+the arrays, metadata and architecture of one model file) and ``_build``
+(turn a read model file into an object with ``predict_proba(texts)``).
+Everything else — result dicts, top-k and threshold, checks of training
+records, evaluation with scikit-learn, stamps, pickling — lives here.
+numpy and scikit-learn are imported inside functions: the plugin module is
+imported on every ``nlp-tool`` start and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from toolkit.engine import DataError, Engine, Option, OptionError, train_settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TASK = "classify"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_FILE = MODEL_DIR / "imdb-sentiment.nlpt"
+TRAINING_SCRIPT = "scripts/train_default_classifier.py"
+# Probabilities are rounded so that a result does not depend on the batch it
+# was computed in (BLAS may sum in another order for another batch size).
+DECIMALS = 6
+
+
+class ModelMismatchError(ValueError):
+    """A model file made for another task or engine."""
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a model file from its config.json alone: cheap, no array is read."""
+    import zipfile
+
+    from toolkit.nn import read_model_file
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metadata = json.loads(zf.read("config.json")).get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise TypeError("metadata is not an object")
+        return metadata
+    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
+        read_model_file(path)  # the full reader says precisely what is wrong with the file
+        raise
+
+
+def check_records(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
+    """Texts and labels (as str) of ``records``; DataError naming the record for a bad one."""
+    if not records:
+        raise DataError(f"{what}: no records")
+    texts, labels = [], []
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+        for field in ("text", "label"):
+            if field not in record or record[field] is None:
+                raise DataError(f"{what}: record {number} has no {field!r}")
+        text, label = record["text"], record["label"]
+        if not isinstance(text, str):
+            raise DataError(f"{what}: record {number}: text is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise DataError(f"{what}: record {number} has an empty text")
+        if isinstance(label, (dict, list)):
+            raise DataError(f"{what}: record {number}: label {label!r} is not a single class"
+                            " (multi-label data is not supported)")
+        if not str(label).strip():
+            raise DataError(f"{what}: record {number} has an empty label")
+        texts.append(text)
+        # JSONL labels may be numbers; a model's labels are strings.
+        labels.append(str(label).strip())
+    return texts, labels
+
+
+def check_classes(labels: list[str], what: str = "training data") -> list[str]:
+    """The sorted classes of ``labels``; DataError if there are fewer than two."""
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise DataError(
+            f"{what}: the label column holds a single class ({classes[0]!r} in all {len(labels)} records);"
+            " a classifier needs at least two"
+        )
+    return classes
+
+
+def encode_labels(labels: list[str], classes: list[str], what: str) -> np.ndarray:
+    import numpy as np
+
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise DataError(f"{what}: labels {unknown} are not among the model's classes {classes}")
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict:
+    """Accuracy, per-class and macro precision/recall/F1 and the confusion matrix (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, zero_division=0
+    )
+    macro = precision_recall_fscore_support(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+    return {
+        "records": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "per_class": {
+            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "macro": {"precision": float(macro[0]), "recall": float(macro[1]), "f1": float(macro[2])},
+        "confusion_matrix": {
+            "labels": list(classes),
+            "matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        },
+    }
+
+
+def split_validation(n: int, seed: int, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices: a seeded random ``fraction`` (at least one row) held out."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n)
+    held = max(1, int(round(n * fraction)))
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+class ClassifierEngine(Engine):
+    """Base of the classification engines: a model file in, label + probabilities out."""
+
+    task = TASK
+    inputs = "text"
+    version = "1.0"
+    record_fields: ClassVar[tuple[str, ...]] = ("text", "label")
+    options = {
+        "top_k": Option(int, 1, "Number of labels listed per input, best first."),
+        "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept)."),
+    }
+    train_options: ClassVar[dict[str, Option]] = {
+        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
+    }
+    default_model = None
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        if self.settings["top_k"] < 1:
+            raise OptionError(f"option 'top_k' must be at least 1, not {self.settings['top_k']}")
+        if not 0.0 <= self.settings["threshold"] <= 1.0:
+            raise OptionError(f"option 'threshold' must be between 0 and 1, not {self.settings['threshold']}")
+        self._check_model()
+        self._lock = threading.Lock()
+        self._state: tuple[Any, dict] | None = None  # (predictor, metadata), loaded on first use
+
+    # -- what subclasses provide ---------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def _fit(cls, texts: list[str], y: np.ndarray, classes: list[str], valid: tuple[list[str], np.ndarray] | None,
+             seed: int, progress: bool | None, settings: dict[str, Any]) -> tuple[dict, dict, dict | None]:
+        """Train; return the model file's (arrays, metadata, architecture)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _build(cls, config: dict, arrays: dict[str, np.ndarray]) -> Any:
+        """An object with ``predict_proba(texts) -> (N, C)`` from a read model file."""
+
+    # -- loading -------------------------------------------------------------
+
+    def _loaded(self) -> tuple[Any, dict]:
+        with self._lock:
+            if self._state is None:
+                self._state = self._read(self.model)
+            return self._state
+
+    def _check_model(self) -> None:
+        """Refuse a missing model or one made for another engine now, without reading its arrays."""
+        model = self.model
+        if model is None:
+            raise OptionError(
+                f"engine {TASK}:{self.name} has no default model; pass --model FILE"
+                f" (train one with `nlp-tool train {TASK} DATA --engine {self.name}`)"
+            )
+        if not Path(model).is_file():
+            if Path(model) == DEFAULT_MODEL_FILE:
+                raise OptionError(
+                    f"the default classification model {model} is not installed; train it with"
+                    f" `python {TRAINING_SCRIPT}` or pass --model FILE"
+                )
+            raise OptionError(f"{model}: no such model file")
+        meta = read_metadata(model)
+        if meta.get("task") != TASK or meta.get("engine") != self.name:
+            raise ModelMismatchError(
+                f"{model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{self.name}"
+                + (f"; use --engine {meta['engine']}" if meta.get("task") == TASK and meta.get("engine") else "")
+            )
+
+    def _read(self, model: str) -> tuple[Any, dict]:
+        from toolkit.nn import read_model_file
+
+        config, arrays = read_model_file(model)
+        return self._build(config, arrays), config.get("metadata", {})
+
+    def __getstate__(self) -> dict:
+        # Pickles carry the model path, not the loaded arrays or the lock:
+        # a worker process reloads the file on first use.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_state"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._loaded()[1]["labels"])
+
+    def model_version(self) -> str | None:
+        return self._loaded()[1].get("version")
+
+    def stamp(self) -> dict:
+        meta = self._loaded()[1]
+        return {**super().stamp(), "model_name": meta.get("name")}
+
+    # -- prediction ----------------------------------------------------------
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities (N, C), columns in the order of :attr:`labels`."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"{TASK}:{self.name} takes str inputs, not {type(text).__name__} (input {i})")
+        return self._loaded()[0].predict_proba(texts)
+
+    def run(self, inputs: list) -> list[dict]:
+        if not inputs:
+            return []
+        labels = self.labels
+        top_k, threshold = self.settings["top_k"], self.settings["threshold"]
+        results = []
+        for row in self.predict_proba(list(inputs)):
+            probs = [round(float(p), DECIMALS) for p in row]
+            # Ties go to the earlier label, whatever the batch.
+            ranked = sorted(range(len(labels)), key=lambda c: (-probs[c], c))
+            listed = [c for c in ranked[:top_k] if probs[c] >= threshold] or ranked[:1]
+            results.append({
+                "label": labels[ranked[0]],
+                "score": probs[ranked[0]],
+                "labels": [{"label": labels[c], "score": probs[c]} for c in listed],
+                "probabilities": dict(zip(labels, probs)),
+            })
+        return results
+
+    def format_text(self, result: dict) -> str:
+        return "\t".join(f"{item['label']}\t{item['score']:.4f}" for item in result["labels"])
+
+    # -- training and evaluation -------------------------------------------
+
+    @classmethod
+    def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
+              progress: bool | None = None, **options: Any) -> dict:
+        """Fit on ``records`` ({"text", "label"}), write one model file to ``output``, return a report."""
+        import datetime
+
+        from toolkit.nn import save_arrays
+
+        settings = train_settings(cls, options)
+        texts, labels = check_records(records)
+        classes = check_classes(labels)
+        y = encode_labels(labels, classes, "training data")
+        held = None
+        if valid is not None:
+            valid_texts, valid_labels = check_records(valid, "validation data")
+            held = (valid_texts, encode_labels(valid_labels, classes, "validation data"))
+        start = time.perf_counter()
+        arrays, metadata, architecture = cls._fit(texts, y, classes, held, seed, progress, settings)
+        seconds = time.perf_counter() - start
+        name = settings["name"] or Path(output).stem
+        metadata = {
+            "task": TASK,
+            "engine": cls.name,
+            "engine_version": cls.version,
+            "name": name,
+            "version": datetime.date.today().isoformat(),
+            "labels": classes,
+            **metadata,
+            "training": {
+                "records": len(texts),
+                "validation_records": None if valid is None else len(valid),
+                "seed": seed,
+                "options": settings,
+                "seconds": round(seconds, 2),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            },
+        }
+        save_arrays(output, arrays, metadata, architecture=architecture)
+        report = {"engine": f"{TASK}:{cls.name}", "model": str(output), "name": name, "labels": classes,
+                  "records": len(texts), "seconds": round(seconds, 2)}
+        if valid is not None:
+            report["metrics"] = cls(model=str(output)).evaluate(valid)
+        return report
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Metrics of the loaded model on ``records`` ({"text", "label"})."""
+        texts, labels = check_records(records, "evaluation data")
+        classes = self.labels
+        encode_labels(labels, classes, "evaluation data")
+        probs = self.predict_proba(texts)
+        predicted = [classes[i] for i in probs.argmax(axis=1)]
+        return {"engine": f"{TASK}:{self.name}", "model": self.model, **metrics(labels, predicted, classes)}

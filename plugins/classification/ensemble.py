@@ -1,0 +1,92 @@
+"""The "ensemble" engine: a weighted average of the ngram and cnn engines' probabilities.
+
+The two models make different mistakes — the n-gram model sees every
+phrase of the text but no word similarity, the CNN sees learned word
+vectors but only the last ``maxlen`` words — so their average beats both.
+Both live in one model file: the n-gram arrays under ``ngram.``, the CNN's
+under ``cnn.`` (its layer tree is the file's architecture), both configs in
+the metadata. Training holds out 10% of the data (or uses ``valid``) to pick
+the CNN's best epoch and the averaging weight (lowest log-loss), then refits
+the n-gram model, which takes seconds, on all the training records.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
+from plugins.classification.common import DEFAULT_MODEL_FILE, ClassifierEngine, split_validation
+from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, check_ngram_settings, fit_arrays
+from toolkit.engine import Option, OptionError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+WEIGHT_GRID = tuple(i / 20 for i in range(21))
+
+
+class EnsembleModel:
+    def __init__(self, ngram: NgramModel, cnn: CnnModel, ngram_weight: float) -> None:
+        self.ngram, self.cnn, self.ngram_weight = ngram, cnn, ngram_weight
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        w = self.ngram_weight
+        return w * self.ngram.predict_proba(texts) + (1.0 - w) * self.cnn.predict_proba(texts)
+
+
+def best_weight(p_ngram: np.ndarray, p_cnn: np.ndarray, y: np.ndarray) -> float:
+    """The grid weight of the n-gram probabilities with the lowest validation log-loss."""
+    import numpy as np
+
+    rows = np.arange(len(y))
+
+    def log_loss(w: float) -> float:
+        p = w * p_ngram[rows, y] + (1.0 - w) * p_cnn[rows, y]
+        return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
+
+    return min(WEIGHT_GRID, key=lambda w: (log_loss(w), abs(w - 0.5)))
+
+
+class EnsembleClassifier(ClassifierEngine):
+    name = "ensemble"
+    description = "Average of the ngram and cnn engines' probabilities; the default English sentiment model."
+    default_model = str(DEFAULT_MODEL_FILE)
+    train_options = {
+        **ClassifierEngine.train_options,
+        **NGRAM_TRAIN_OPTIONS,
+        **CNN_TRAIN_OPTIONS,
+        "ngram_weight": Option(float, -1.0, "Weight of the n-gram probabilities, 0 to 1; negative: tuned on validation data."),
+    }
+
+    @classmethod
+    def _fit(cls, texts, y, classes, valid, seed, progress, settings):
+        check_ngram_settings(settings)
+        if settings["ngram_weight"] > 1.0:
+            raise OptionError(f"option 'ngram_weight' must be at most 1, not {settings['ngram_weight']}")
+        all_texts, all_y, held_out = texts, y, valid is None
+        if held_out:
+            train_rows, valid_rows = split_validation(len(texts), seed)
+            valid = ([texts[i] for i in valid_rows], y[valid_rows])
+            texts, y = [texts[i] for i in train_rows], y[train_rows]
+        cnn, cnn_info = fit_network(texts, y, len(classes), valid, seed, progress, settings)
+        ngram_arrays, ngram_info = fit_arrays(texts, y, len(classes), settings, seed)
+        weight = settings["ngram_weight"]
+        if weight < 0:
+            ngram = NgramModel.from_arrays(ngram_arrays, ngram_info)
+            weight = best_weight(ngram.predict_proba(valid[0]), cnn.predict_proba(valid[0]), valid[1])
+        if held_out:
+            # The weight is chosen; the n-gram model can now learn from the held-out records too.
+            ngram_arrays, ngram_info = fit_arrays(all_texts, all_y, len(classes), settings, seed)
+        arrays = {"ngram." + name: value for name, value in ngram_arrays.items()}
+        arrays.update(network_arrays(cnn, "cnn.", float16=settings["float16"]))
+        metadata: dict[str, Any] = {"ngram": ngram_info, "cnn": cnn_info, "ngram_weight": weight}
+        return arrays, metadata, cnn.network.to_config()
+
+    @classmethod
+    def _build(cls, config, arrays):
+        meta = config["metadata"]
+        return EnsembleModel(
+            NgramModel.from_arrays(arrays, meta["ngram"], prefix="ngram."),
+            CnnModel.from_arrays(config["architecture"], arrays, meta["cnn"], prefix="cnn."),
+            float(meta["ngram_weight"]),
+        )

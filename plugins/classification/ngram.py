@@ -1,0 +1,155 @@
+"""The "ngram" engine: NB-weighted hashed n-gram logistic regression (NBSVM, Wang & Manning 2012).
+
+Texts are tokenized with ``toolkit.text.tokenize`` (HTML tags stripped,
+lower-cased, CJK by character), then every word n-gram up to ``ngram`` is
+hashed into ``2**hash_bits`` binary features (scikit-learn's FeatureHasher:
+MurmurHash3, seed 0, so the same on every machine and Python). Per class
+(one-vs-rest), each feature is scaled by its naive-Bayes log-count ratio
+r = log((p / |p|_1) / (q / |q|_1)) — p and q the smoothed feature counts in
+and out of the class — and a logistic regression is fit on the scaled
+features. Since a feature is 0 or 1, coef * r folds into one weight vector
+per class: prediction is a sparse dot product. Weights are stored as
+float16 after dividing by their largest magnitude (the scale is kept in the
+metadata), which halves the file and changes no IMDb prediction we measured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plugins.classification.common import ClassifierEngine
+from toolkit.engine import Option
+
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.sparse as sp
+
+HASH = "sklearn.feature_extraction.FeatureHasher(alternate_sign=False) on toolkit.text.tokenize n-grams"
+
+
+def ngrams(text: str, n: int) -> list[str]:
+    """The words of ``text`` and their 2..n-grams (words joined by a space)."""
+    from toolkit.text import tokenize
+
+    words = tokenize(text)
+    grams = list(words)
+    # str.format through map runs in C: much faster than a join per n-gram.
+    if n >= 2:
+        grams += map("{} {}".format, words, words[1:])
+    if n >= 3:
+        grams += map("{} {} {}".format, words, words[1:], words[2:])
+    return grams
+
+
+def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
+    """Binary hashed n-gram features (N, 2**hash_bits)."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    hasher = FeatureHasher(n_features=2**hash_bits, input_type="string", alternate_sign=False)
+    x = hasher.transform(ngrams(text, n) for text in texts).tocsr()
+    x.sum_duplicates()
+    x.data[:] = 1.0  # presence, not counts: what NBSVM's ratios are defined on
+    return x
+
+
+def fit_weights(x: sp.csr_matrix, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Folded NB-LR weights (F, K) and biases (K,); K = 1 for two classes (class 1 vs 0), else one per class."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    columns = [1] if n_classes == 2 else list(range(n_classes))
+    weights = np.zeros((x.shape[1], len(columns)), dtype=np.float64)
+    biases = np.zeros(len(columns), dtype=np.float64)
+    for k, cls in enumerate(columns):
+        target = (y == cls).astype(np.int64)
+        p = np.asarray(x[target == 1].sum(axis=0)).ravel() + 1.0
+        q = np.asarray(x[target == 0].sum(axis=0)).ravel() + 1.0
+        r = np.log((p / p.sum()) / (q / q.sum()))
+        # Hash buckets no training text used carry no evidence either way.
+        r[np.asarray(x.sum(axis=0)).ravel() == 0] = 0.0
+        # liblinear's dual solver suits many more features than samples.
+        lr = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000, random_state=seed)
+        lr.fit(x.multiply(r).tocsr(), target)
+        weights[:, k] = lr.coef_[0] * r
+        biases[k] = lr.intercept_[0]
+    return weights, biases
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """(N, C) probabilities from (N, K) one-vs-rest scores: sigmoid, then normalized when K > 1."""
+    import numpy as np
+
+    pos = 0.5 * (1.0 + np.tanh(0.5 * scores))  # sigmoid without overflow warnings
+    if scores.shape[1] == 1:
+        return np.hstack([1.0 - pos, pos])
+    total = pos.sum(axis=1, keepdims=True)
+    return pos / np.where(total > 0, total, 1.0)
+
+
+class NgramModel:
+    """A loaded n-gram model: hashing config and folded weights."""
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, ngram: int, hash_bits: int) -> None:
+        self.weights, self.bias, self.ngram, self.hash_bits = weights, bias, ngram, hash_bits
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> NgramModel:
+        import numpy as np
+
+        hashing = meta["hashing"]
+        weights = arrays[prefix + "weights"].astype(np.float32) * np.float32(hashing["scale"])
+        return cls(weights, arrays[prefix + "bias"].astype(np.float64), hashing["ngram"], hashing["bits"])
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        return (featurize(texts, self.ngram, self.hash_bits) @ self.weights).astype(np.float64) + self.bias
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return probabilities(self.scores(texts))
+
+
+def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[str, Any],
+               seed: int) -> tuple[dict, dict]:
+    """Train; the arrays (weights float16 when ``settings["float16"]``) and the hashing metadata."""
+    import numpy as np
+
+    n, bits = settings["ngram"], settings["hash_bits"]
+    weights, bias = fit_weights(featurize(texts, n, bits), y, n_classes, settings["c"], seed)
+    scale = float(np.abs(weights).max()) or 1.0
+    dtype = np.float16 if settings["float16"] else np.float32
+    arrays = {"weights": (weights / scale).astype(dtype), "bias": bias.astype(np.float32)}
+    return arrays, {"hashing": {"method": HASH, "ngram": n, "bits": bits, "binary": True, "scale": scale}}
+
+
+NGRAM_TRAIN_OPTIONS = {
+    "ngram": Option(int, 2, "Longest word n-gram used as a feature.", choices=(1, 2, 3)),
+    "hash_bits": Option(int, 20, "Features are hashed into 2**hash_bits buckets."),
+    "c": Option(float, 1.0, "Inverse L2 regularisation strength of the logistic regression (scikit-learn's C)."),
+    "float16": Option(bool, True, "Store the weights as float16 (half the file size)."),
+}
+
+
+def check_ngram_settings(settings: dict[str, Any]) -> None:
+    from toolkit.engine import OptionError
+
+    if not 10 <= settings["hash_bits"] <= 24:
+        raise OptionError(f"option 'hash_bits' must be between 10 and 24, not {settings['hash_bits']}")
+    if settings["c"] <= 0:
+        raise OptionError(f"option 'c' must be positive, not {settings['c']}")
+
+
+class NgramClassifier(ClassifierEngine):
+    name = "ngram"
+    description = "NB-weighted hashed n-gram logistic regression (NBSVM-style); fast, scikit-learn."
+    train_options = {**ClassifierEngine.train_options, **NGRAM_TRAIN_OPTIONS}
+
+    @classmethod
+    def _fit(cls, texts, y, classes, valid, seed, progress, settings):
+        check_ngram_settings(settings)
+        arrays, meta = fit_arrays(texts, y, len(classes), settings, seed)
+        return arrays, meta, None
+
+    @classmethod
+    def _build(cls, config, arrays):
+        return NgramModel.from_arrays(arrays, config["metadata"])

@@ -1,0 +1,289 @@
+"""The classify task: engines trained on tiny synthetic data in the test, model files, metrics, errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from plugins.classification.cnn import CnnClassifier
+from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
+from plugins.classification.ensemble import EnsembleClassifier
+from plugins.classification.ngram import NgramClassifier
+from toolkit.engine import OptionError
+from toolkit.nn import read_model_file
+from toolkit.testing import engine_checks
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
+WORDS = {
+    "pos": "good great excellent wonderful loved superb".split(),
+    "neg": "bad awful terrible boring hated poor".split(),
+    "sport": "match team score goal league coach".split(),
+}
+FILLER = "movie film plot actor story the a it was and".split()
+# Small networks that learn the synthetic data in a fraction of a second.
+SMALL_CNN = {"epochs": 8, "lr": 0.01, "maxlen": 16, "num_words": 100, "dim": 16, "filters": 16, "hidden": 16,
+             "batch": 32}
+SMALL_NGRAM = {"hash_bits": 14}
+OPTIONS = {"ngram": SMALL_NGRAM, "cnn": SMALL_CNN, "ensemble": {**SMALL_NGRAM, **SMALL_CNN}}
+ENGINES = (NgramClassifier, CnnClassifier, EnsembleClassifier)
+
+
+def synthetic(n: int, seed: int, labels: tuple[str, ...] = ("pos", "neg")) -> list[dict]:
+    """Short texts: three keywords of their class mixed with six neutral words."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        label = rng.choice(labels)
+        words = [rng.choice(WORDS[label]) for _ in range(3)] + [rng.choice(FILLER) for _ in range(6)]
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": label})
+    return records
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[tuple[str, int], str]:
+    """(engine name, number of classes) -> a model file trained on synthetic data."""
+    folder = tmp_path_factory.mktemp("models")
+    out = {}
+    for engine in ENGINES:
+        for labels in (("pos", "neg"), ("pos", "neg", "sport")):
+            path = folder / f"{engine.name}-{len(labels)}.nlpt"
+            engine.train(synthetic(300, 0, labels), str(path), valid=synthetic(60, 1, labels), **OPTIONS[engine.name])
+            out[engine.name, len(labels)] = str(path)
+    return out
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_engine_conforms(models, monkeypatch, engine, n_classes):
+    # check_engine instantiates engines without arguments: the test model becomes the default.
+    monkeypatch.setattr(engine, "default_model", models[engine.name, n_classes])
+    for check in engine_checks(engine):
+        check()
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_learns_synthetic_data(models, engine, n_classes):
+    labels = ("pos", "neg", "sport")[:n_classes]
+    report = engine(model=models[engine.name, n_classes]).evaluate(synthetic(100, 2, labels))
+    assert report["accuracy"] >= 0.9, report
+    assert report["confusion_matrix"]["labels"] == sorted(labels)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_train_report_and_reload_give_identical_predictions(tmp_path, engine):
+    records = synthetic(200, 3)
+    path = tmp_path / "m.nlpt"
+    report = engine.train(records, str(path), valid=synthetic(40, 4), seed=1, **OPTIONS[engine.name])
+    json.dumps(report, allow_nan=False)
+    assert report["labels"] == ["neg", "pos"] and report["records"] == 200
+    assert report["metrics"]["records"] == 40
+    first = engine(model=str(path))
+    texts = [r["text"] for r in synthetic(30, 5)]
+    again = pickle.loads(pickle.dumps(first))
+    assert again._state is None, "a pickle must not carry the loaded model"
+    np.testing.assert_array_equal(first.predict_proba(texts), again.predict_proba(texts))
+    # Same data and seed: the same model file content.
+    engine.train(records, str(tmp_path / "m2.nlpt"), valid=synthetic(40, 4), seed=1, **OPTIONS[engine.name])
+    a, b = read_model_file(path)[1], read_model_file(tmp_path / "m2.nlpt")[1]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_ngram_model_file_stores_float16_weights(models):
+    config, arrays = read_model_file(models["ngram", 2])
+    assert arrays["weights"].dtype == np.float16 and arrays["weights"].shape == (2**14, 1)
+    assert config["architecture"] is None
+    meta = config["metadata"]
+    assert meta["task"] == "classify" and meta["engine"] == "ngram" and meta["labels"] == ["neg", "pos"]
+    assert meta["hashing"]["ngram"] == 2 and meta["hashing"]["bits"] == 14
+
+
+def test_float16_round_trip_keeps_predictions(tmp_path):
+    records, texts = synthetic(300, 0), [r["text"] for r in synthetic(100, 6)]
+    NgramClassifier.train(records, str(tmp_path / "16.nlpt"), **SMALL_NGRAM)
+    NgramClassifier.train(records, str(tmp_path / "32.nlpt"), float16=False, **SMALL_NGRAM)
+    assert read_model_file(tmp_path / "32.nlpt")[1]["weights"].dtype == np.float32
+    p16 = NgramClassifier(model=str(tmp_path / "16.nlpt")).predict_proba(texts)
+    p32 = NgramClassifier(model=str(tmp_path / "32.nlpt")).predict_proba(texts)
+    np.testing.assert_allclose(p16, p32, atol=2e-3)
+    np.testing.assert_array_equal(p16.argmax(axis=1), p32.argmax(axis=1))
+
+
+def test_ensemble_file_holds_both_models(models):
+    config, arrays = read_model_file(models["ensemble", 3])
+    assert arrays["ngram.weights"].shape == (2**14, 3)
+    assert arrays["cnn.0.table"].dtype == np.float16
+    assert 0.0 <= config["metadata"]["ngram_weight"] <= 1.0
+
+
+def test_result_shape_top_k_and_threshold(models):
+    model = models["ngram", 3]
+    text = "great wonderful loved the plot"
+    one = NgramClassifier(model=model).run([text])[0]
+    assert one["label"] == "pos" and one["labels"] == [{"label": "pos", "score": one["score"]}]
+    assert set(one["probabilities"]) == {"neg", "pos", "sport"}
+    assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    three = NgramClassifier(model=model, top_k=3).run([text])[0]
+    scores = [item["score"] for item in three["labels"]]
+    assert [item["label"] for item in three["labels"]][0] == "pos" and scores == sorted(scores, reverse=True)
+    assert len(scores) == 3
+    cut = NgramClassifier(model=model, top_k=3, threshold=scores[1]).run([text])[0]
+    assert cut["labels"] == three["labels"][:2]
+    # The best label is returned even when it is below the threshold.
+    best_only = NgramClassifier(model=model, top_k=3, threshold=1.0).run(["the movie"])[0]
+    assert len(best_only["labels"]) == 1 and best_only["labels"][0]["label"] == best_only["label"]
+    assert NgramClassifier(model=model).format_text(one).startswith("pos\t")
+
+
+@pytest.mark.parametrize("options", [{"top_k": 0}, {"threshold": 1.5}, {"threshold": -0.1}, {"colour": 1}])
+def test_bad_options(models, options):
+    with pytest.raises(OptionError):
+        NgramClassifier(model=models["ngram", 2], **options)
+
+
+def test_evaluate_matches_sklearn_on_a_known_case():
+    y_true = ["a", "a", "a", "b", "b", "c"]
+    y_pred = ["a", "b", "a", "b", "c", "c"]
+    got = metrics(y_true, y_pred, ["a", "b", "c"])
+    assert got["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred)) == pytest.approx(4 / 6)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=["a", "b", "c"])
+    assert [got["per_class"][c]["precision"] for c in "abc"] == pytest.approx(list(p))
+    assert [got["per_class"][c]["recall"] for c in "abc"] == pytest.approx([2 / 3, 1 / 2, 1.0])
+    assert [got["per_class"][c]["f1"] for c in "abc"] == pytest.approx(list(f))
+    assert got["per_class"]["a"]["support"] == 3
+    assert got["macro"]["f1"] == pytest.approx(float(np.mean(f)))
+    assert got["confusion_matrix"] == {
+        "labels": ["a", "b", "c"],
+        "matrix": confusion_matrix(y_true, y_pred, labels=["a", "b", "c"]).tolist(),
+    }
+    assert got["confusion_matrix"]["matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_evaluate_uses_the_model(models):
+    engine = NgramClassifier(model=models["ngram", 2])
+    records = synthetic(50, 7)
+    report = engine.evaluate(records)
+    predicted = [r["label"] for r in engine.run([r["text"] for r in records])]
+    assert report["accuracy"] == pytest.approx(accuracy_score([r["label"] for r in records], predicted))
+    with pytest.raises(ValueError, match=r"labels \['sport'\] are not among the model's classes"):
+        engine.evaluate([{"text": "goal", "label": "sport"}])
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_single_class_is_refused(tmp_path, engine):
+    records = [{"text": f"text {i}", "label": "pos"} for i in range(20)]
+    with pytest.raises(ValueError, match=r"single class \('pos' in all 20 records\)"):
+        engine.train(records, str(tmp_path / "m.nlpt"))
+    assert not (tmp_path / "m.nlpt").exists()
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t"])
+def test_empty_text_is_refused_with_its_record_number(tmp_path, text):
+    records = synthetic(10, 0)
+    records[6]["text"] = text
+    with pytest.raises(ValueError, match="record 7 has an empty text"):
+        NgramClassifier.train(records, str(tmp_path / "m.nlpt"))
+
+
+def test_missing_label_and_bad_train_option(tmp_path):
+    with pytest.raises(ValueError, match="record 1 has no 'label'"):
+        NgramClassifier.train([{"text": "hello"}], str(tmp_path / "m.nlpt"))
+    with pytest.raises(OptionError, match="has no training option 'epochs'"):
+        NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), epochs=3)
+    with pytest.raises(OptionError, match="must be one of"):
+        NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), ngram=5)
+
+
+def test_numeric_labels_become_strings(tmp_path):
+    records = [{"text": r["text"], "label": int(r["label"] == "pos")} for r in synthetic(100, 0)]
+    NgramClassifier.train(records, str(tmp_path / "m.nlpt"), **SMALL_NGRAM)
+    assert NgramClassifier(model=str(tmp_path / "m.nlpt")).labels == ["0", "1"]
+
+
+def test_model_of_another_engine_is_refused(models):
+    with pytest.raises(ValueError, match="use --engine cnn"):
+        NgramClassifier(model=models["cnn", 2])
+
+
+def test_missing_or_damaged_model_file(tmp_path):
+    with pytest.raises(OptionError, match="no such model file"):
+        NgramClassifier(model=str(tmp_path / "absent.nlpt"))
+    (tmp_path / "bad.nlpt").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable nlp-tool model file"):
+        NgramClassifier(model=str(tmp_path / "bad.nlpt"))
+
+
+def test_missing_default_model_names_the_training_script():
+    if DEFAULT_MODEL_FILE.exists():
+        pytest.skip("the default model is installed")
+    with pytest.raises(OptionError, match=TRAINING_SCRIPT):
+        EnsembleClassifier()
+
+
+def test_engines_without_default_model_ask_for_one():
+    with pytest.raises(OptionError, match="pass --model"):
+        NgramClassifier()
+
+
+def test_registered_as_classify_task():
+    from toolkit.plugins import load_registry
+
+    registry = load_registry(entry_points=[])
+    engines = registry.tasks()["classify"]
+    assert list(engines) == ["ensemble", "ngram", "cnn"]
+    assert registry.engine("classify").engine_class is EnsembleClassifier
+
+
+def test_pipeline_with_a_trained_model(models):
+    import toolkit
+
+    pipe = toolkit.pipeline("classify", engine="ngram", model=models["ngram", 2], top_k=2)
+    out = pipe(["superb excellent acting", "awful boring plot"])
+    assert [r["label"] for r in out] == ["pos", "neg"]
+    assert pipe.stamp()["model_name"] == "ngram-2"
+
+
+@pytest.mark.skipif(not (DATA / "test.jsonl.gz").exists(), reason="needs ../shared/data/imdb")
+def test_imdb_ngram_quick(tmp_path):
+    """2,000 IMDb training reviews, 1,000 test reviews: far above chance in a few seconds."""
+    def read(name: str, n: int) -> list[dict]:
+        with gzip.open(DATA / f"{name}.jsonl.gz", "rt", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f]
+        return random.Random(0).sample(rows, n)  # the files are sorted by label
+
+    start = time.perf_counter()
+    NgramClassifier.train(read("train", 2000), str(tmp_path / "imdb.nlpt"), hash_bits=18)
+    report = NgramClassifier(model=str(tmp_path / "imdb.nlpt")).evaluate(read("test", 1000))
+    assert report["accuracy"] >= 0.8, report
+    assert time.perf_counter() - start < 20
+
+
+def test_ctrl_c_during_cnn_training_passes_the_interrupt_on_and_writes_nothing(tmp_path, monkeypatch):
+    import signal
+
+    import toolkit.nn as nn
+
+    calls = {"n": 0}
+    real_loss = nn.softmax_cross_entropy
+
+    def loss_then_ctrl_c(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(nn, "softmax_cross_entropy", loss_then_ctrl_c)
+    output = tmp_path / "cnn.nlpt"
+    with pytest.raises(KeyboardInterrupt):
+        CnnClassifier.train(synthetic(200, seed=3), str(output), **SMALL_CNN)
+    assert calls["n"] == 3
+    assert list(tmp_path.iterdir()) == []

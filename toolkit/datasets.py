@@ -1,0 +1,209 @@
+"""Training and evaluation data: CSV, TSV and JSON lines files read into records.
+
+A record is a dict keyed by an engine's ``record_fields`` (``{"text": ...,
+"label": ...}``); ``columns`` maps each field to the file's own column (CSV,
+TSV) or key (JSONL) name. Every problem is a :class:`~toolkit.engine.DataError`
+with a one-line message naming the file and, where there is one, the line.
+Only the standard library is used, so the command line stays cheap to start.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import random
+import zlib
+from typing import Any
+
+from toolkit.engine import DataError
+
+DATA_FORMATS = ("csv", "tsv", "jsonl")
+# ".json" files are read as JSON lines, or as one JSON array of objects when they start with "[".
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+# The csv module refuses fields over 128 KiB by default; a record may hold a
+# whole article. The limit is process-wide, hence set once, at import.
+csv.field_size_limit(2**31 - 1)
+
+
+class ColumnError(DataError):
+    """The column (or JSON key) mapped to a record field is not in the data."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def data_format_of(path: str) -> str:
+    """The data format that ``path``'s extension names (a trailing ``.gz`` is looked through)."""
+    name = path[:-3] if path.lower().endswith(".gz") else path
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in EXTENSIONS:
+        raise DataError(
+            f"{path}: cannot tell the data format from the extension {extension or '(none)'!r};"
+            f" name it ({', '.join(DATA_FORMATS)})"
+        )
+    return EXTENSIONS[extension]
+
+
+def read_records(
+    path: str, columns: dict[str, str], data_format: str | None = None, encoding: str = "utf-8"
+) -> list[dict]:
+    """The records of the CSV, TSV or JSON lines file ``path``, as dicts keyed by the fields of ``columns``.
+
+    ``columns`` maps record fields to column names: ``{"text": "review",
+    "label": "sentiment"}``. ``data_format`` is one of :data:`DATA_FORMATS`;
+    by default it follows the extension (``.csv``, ``.tsv``, ``.jsonl``,
+    ``.json``, each optionally ``.gz``-compressed). CSV and TSV files have a
+    header row and give string values; JSON values are kept as they are
+    (a label may be a number, or a list for multi-label data). A UTF-8
+    byte-order mark is skipped. Raises DataError (ColumnError for a missing
+    column) naming the file and line.
+    """
+    fmt = data_format or data_format_of(path)
+    if fmt not in DATA_FORMATS:
+        raise DataError(f"unknown data format {fmt!r} (choose from {', '.join(DATA_FORMATS)})")
+    text = _read_text(path, encoding)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    if fmt == "jsonl":
+        records = _json_records(path, text, columns)
+    else:
+        records = _delimited_records(path, text, columns, "\t" if fmt == "tsv" else ",")
+    if not records:
+        raise DataError(f"{path}: no records (only a header?)")
+    return records
+
+
+def _read_text(path: str, encoding: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if path.lower().endswith(".gz"):
+            data = gzip.decompress(data)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a data file") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: not a readable gzip file ({error})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+    # utf-8-sig: files saved by Windows editors (and Excel's "CSV UTF-8") start with a byte-order mark.
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        return data.decode(codec)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path}: line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start});"
+            " convert the file or give its encoding"
+        ) from None
+
+
+def _delimited_records(path: str, text: str, columns: dict[str, str], delimiter: str) -> list[dict]:
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    # strict: a stray quote is an error with a line number, not a silently merged field.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[dict] = []
+    header: list[str] | None = None
+    picks: list[tuple[str, int]] = []
+    start = 1
+    try:
+        for row in reader:
+            if not row:
+                start = reader.line_num + 1
+                continue
+            if header is None:
+                header = row
+                picks = [(field, _column_index(path, header, field, column, kind)) for field, column in columns.items()]
+            elif len(row) != len(header):
+                raise DataError(
+                    f"{path}: line {start}: {len(row)} field(s) where the header has {len(header)}"
+                    + (" (a quoted field not closed?)" if len(row) < len(header) else " (an unquoted delimiter?)")
+                )
+            else:
+                records.append({field: row[index] for field, index in picks})
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num}: malformed {kind}: {error}") from None
+    return records
+
+
+def _column_index(path: str, header: list[str], field: str, column: str, kind: str) -> int:
+    try:
+        return header.index(column)
+    except ValueError:
+        available = ", ".join(map(repr, header))
+        message = f"{path}: no column {column!r} for the {field!r} field ({kind} columns: {available})"
+        raise ColumnError(message, field) from None
+
+
+def _json_records(path: str, text: str, columns: dict[str, str]) -> list[dict]:
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {error.lineno}: invalid JSON: {error.msg}") from None
+        return [_json_record(path, f"record {n}", item, columns) for n, item in enumerate(items, 1)]
+    records = []
+    # Split on "\n" only: str.splitlines would also cut at U+2028 and other separators valid inside JSON strings.
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number}: invalid JSON: {error.msg} (column {error.colno})") from None
+        records.append(_json_record(path, f"line {number}", item, columns))
+    return records
+
+
+def _json_record(path: str, where: str, item: Any, columns: dict[str, str]) -> dict:
+    if not isinstance(item, dict):
+        raise DataError(f"{path}: {where}: expected a JSON object, not {type(item).__name__}")
+    record = {}
+    for field, key in columns.items():
+        value = item.get(key)
+        if value is None:
+            if key in item:
+                raise DataError(f"{path}: {where}: field {key!r} is null")
+            available = ", ".join(map(repr, item)) or "none"
+            raise ColumnError(f"{path}: {where}: no field {key!r} for the {field!r} field (fields: {available})", field)
+        record[field] = value
+    return record
+
+
+def split_records(records: list[dict], valid_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """``records`` split into (train, valid), with about ``valid_fraction`` of them in valid.
+
+    Deterministic for a given ``seed`` and record order. When every record
+    has a scalar "label", the split is stratified: each label keeps its share
+    in both parts, and a label seen once stays in train. Both parts keep the
+    records' original order.
+    """
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), not {valid_fraction}")
+    if valid_fraction == 0:
+        return list(records), []
+    rng = random.Random(seed)
+    stratify = all(isinstance(r.get("label"), (str, int, float, bool)) for r in records)
+    groups: dict[Any, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(record["label"] if stratify else None, []).append(i)
+    chosen: set[int] = set()
+    for indices in groups.values():
+        rng.shuffle(indices)
+        chosen.update(indices[: round(len(indices) * valid_fraction)])
+    if not chosen and len(records) > 1:
+        chosen.add(rng.randrange(len(records)))
+    train = [r for i, r in enumerate(records) if i not in chosen]
+    valid = [r for i, r in enumerate(records) if i in chosen]
+    if not train:
+        raise DataError(f"too few records ({len(records)}) to set {valid_fraction:.0%} aside for validation")
+    return train, valid
