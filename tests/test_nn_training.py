@@ -295,6 +295,17 @@ def test_fit_rejects_bad_input(rng):
         nn.fit(model, nn.binary_cross_entropy_with_logits, nn.Adam(model), x[:0], y[:0], epochs=1)
 
 
+def test_training_progress_bar_shows_loss_rate_and_validation_metric(rng, capsys):
+    x, y = keyword_data(rng, n=64)
+    model = small_cnn()
+    nn.fit(model, nn.binary_cross_entropy_with_logits, nn.Adam(model), x, y, epochs=1, batch_size=16,
+           validation=(x, y), metrics={"accuracy": accuracy}, progress=True)
+    err = capsys.readouterr().err
+    last = err.strip().split("\r")[-1]
+    assert "epoch 1/1" in last and "64/64" in last and "ex/s" in last
+    assert "loss=" in last and "val_accuracy=" in last
+
+
 def test_progress_bar_draws_only_when_enabled(rng, capsys):
     import io
     from toolkit.progress import ProgressBar

@@ -86,8 +86,7 @@ def fit(
         start = time.perf_counter()
         order = rng.permutation(len(x))
         total_loss, seen = 0.0, 0
-        bar = ProgressBar(steps * batch_size if len(x) > batch_size else len(x), f"epoch {epoch}/{epochs}",
-                          unit="ex", enabled=progress)
+        bar = ProgressBar(len(x), f"epoch {epoch}/{epochs}", unit="ex", enabled=progress)
         try:
             for i in range(steps):
                 idx = order[i * batch_size : (i + 1) * batch_size]
@@ -106,13 +105,15 @@ def fit(
             bar.close()
             history.stopped = "interrupted"
             break
-        bar.close()
         record = {"epoch": epoch, "loss": total_loss / seen, "seconds": time.perf_counter() - start}
         record["examples_per_s"] = seen / record["seconds"]
         if validation is not None:
             outputs = predict(model, validation[0], batch_size=max(batch_size, 256))
             for name, metric in metrics.items():
                 record[f"val_{name}"] = float(metric(validation[1], outputs))
+        # The bar's last line keeps the epoch's validation metrics.
+        bar.update(0, **{k: v for k, v in record.items() if k.startswith("val_")})
+        bar.close()
         history.epochs.append(record)
         if log:
             log("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
