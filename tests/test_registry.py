@@ -82,7 +82,7 @@ def test_builtin_plugins_are_registered_through_the_hooks(site):
         "version": registry.plugins["summarization"].version,
         "source": "built-in",
         "package": None,
-        "tasks": ["summarize:lead"],
+        "tasks": ["summarize:lead", "summarize:centrality"],
         "status": "loaded",
         "error": None,
     }
@@ -213,7 +213,7 @@ def test_unknown_task_and_engine_errors_list_what_exists():
     registry = load_registry(("plugins.summarization",), entry_points=[])
     with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
         registry.engine("nope")
-    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: lead\)"):
+    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: lead, centrality\)"):
         registry.engine("summarize", "x")
 
 

@@ -1,13 +1,16 @@
 """Built-in summarization plugin: the task ``summarize``.
 
-Registered through the same hook as any third-party plugin.
+Registered through the same hook as any third-party plugin. The first engine
+registered is the task's default.
 """
 
 from toolkit import hookimpl
 
+from plugins.summarization.centrality import CentralitySummarizer
 from plugins.summarization.lead import LeadSummarizer
 
 
 @hookimpl
 def register_engines(register):
     register("summarize", "lead", LeadSummarizer, LeadSummarizer.description)
+    register("summarize", "centrality", CentralitySummarizer, CentralitySummarizer.description)

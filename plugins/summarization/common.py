@@ -1,0 +1,148 @@
+"""What every summarization engine shares: length options, result dicts and ROUGE evaluation.
+
+An engine subclass provides ``_rank(text, sentences)``: the candidate
+sentences best first, each with a score. Choosing how many to keep
+(``sentences``, ``ratio`` or ``words``), putting them back in document order
+and building the result dict live here, so every engine answers the same
+options in the same way and can be scored with ``nlp-tool evaluate summarize``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import re
+import time
+from typing import Any, ClassVar
+
+from toolkit.engine import DataError, Engine, Option, OptionError
+from toolkit.sentences import Sentence, split_sentences
+
+TASK = "summarize"
+
+# One CJK character counts as one word: those scripts have no spaces, and a
+# character is the unit both the word budget and the TF-IDF features use.
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD = re.compile(rf"[{CJK}]|(?:(?![{CJK}])\w)+")
+
+LENGTH_OPTIONS = {
+    "sentences": Option(int, 3, "Number of sentences in the summary."),
+    "ratio": Option(float, 0.0, "Keep this fraction of the sentences instead (0 < R <= 1; 0: off)."),
+    "words": Option(int, 0, "Keep sentences until the summary has about W words instead (0: off)."),
+}
+
+
+def count_words(text: str) -> int:
+    return len(WORD.findall(text))
+
+
+class SummarizerEngine(Engine):
+    """Base of the summarization engines: text in, the chosen sentences with offsets out."""
+
+    task = TASK
+    inputs = "text"
+    version = "1.0"
+    default_model = None
+    options: ClassVar[dict[str, Option]] = LENGTH_OPTIONS
+    record_fields: ClassVar[tuple[str, ...]] = ("article", "summary")
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        if model is not None:
+            raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
+        settings = self.settings
+        if settings["sentences"] < 1:
+            raise OptionError(f"option 'sentences' must be at least 1, not {settings['sentences']}")
+        if not 0.0 <= settings["ratio"] <= 1.0:
+            raise OptionError(f"option 'ratio' must be between 0 and 1, not {settings['ratio']}")
+        if settings["words"] < 0:
+            raise OptionError(f"option 'words' must be at least 0, not {settings['words']}")
+        if settings["ratio"] and settings["words"]:
+            raise OptionError("options 'ratio' and 'words' cannot be used together")
+
+    @abc.abstractmethod
+    def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
+        """(index into ``sentences``, score) of the candidates, best first."""
+
+    def run(self, inputs: list) -> list[dict]:
+        return [self.summarize(text) for text in inputs]
+
+    def summarize(self, text: str) -> dict[str, Any]:
+        """The summary of one text: its chosen sentences in document order, with rank, score and offsets."""
+        if not isinstance(text, str):
+            raise TypeError(f"{TASK}:{self.name} takes str inputs, not {type(text).__name__}")
+        found = split_sentences(text)
+        ranked = self._rank(text, found) if found else []
+        kept = self._cut(ranked, found)
+        kept.sort(key=lambda item: item[1][0])
+        return {
+            "summary": self._join(text, [found[i] for _, (i, _) in kept]),
+            "sentences": [
+                {
+                    "text": found[i].text,
+                    "start": found[i].start,
+                    "end": found[i].end,
+                    "rank": rank,
+                    "score": round(score, 6),
+                }
+                for rank, (i, score) in kept
+            ],
+        }
+
+    def _cut(self, ranked: list[tuple[int, float]], found: list[Sentence]) -> list[tuple[int, tuple[int, float]]]:
+        """The first entries of ``ranked`` the length options allow, numbered by rank from 1."""
+        ratio, words = self.settings["ratio"], self.settings["words"]
+        if words:
+            kept, total = [], 0
+            for item in ranked:
+                # At least one sentence, even one longer than the budget.
+                if kept and total + count_words(found[item[0]].text) > words:
+                    break
+                kept.append(item)
+                total += count_words(found[item[0]].text)
+        else:
+            k = max(1, math.ceil(ratio * len(found))) if ratio else self.settings["sentences"]
+            kept = ranked[:k]
+        return list(enumerate(kept, start=1))
+
+    @staticmethod
+    def _join(text: str, chosen: list[Sentence]) -> str:
+        # Neighbouring sentences keep the text's own spacing; where sentences
+        # were skipped, a line break marks the gap.
+        if not chosen:
+            return ""
+        parts = [chosen[0].text]
+        for prev, cur in zip(chosen, chosen[1:]):
+            gap = text[prev.end : cur.start]
+            parts.append("\n" if gap.strip() else gap)
+            parts.append(cur.text)
+        return "".join(parts)
+
+    def format_text(self, result: dict) -> str:
+        return result["summary"]
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """ROUGE-1/2/L/Lsum F1 (means over ``records`` of {"article", "summary"}) and documents per second."""
+        from plugins.summarization.rouge import reference_lines, rouge_f1
+
+        articles, references = [], []
+        for n, record in enumerate(records, start=1):
+            article, summary = record.get("article"), record.get("summary")
+            if not isinstance(article, str) or not isinstance(summary, str):
+                raise DataError(f"evaluation data, record {n}: 'article' and 'summary' must be strings")
+            articles.append(article)
+            references.append(summary)
+        if not articles:
+            raise DataError("evaluation data: no records")
+        start = time.perf_counter()
+        results = self.run(articles)
+        seconds = time.perf_counter() - start
+        predictions = ["\n".join(s["text"] for s in result["sentences"]) for result in results]
+        scores = rouge_f1([reference_lines(r) for r in references], predictions)
+        return {
+            "engine": f"{TASK}:{self.name}",
+            "records": len(articles),
+            **{name: round(value, 6) for name, value in scores.items()},
+            "documents_per_second": round(len(articles) / max(seconds, 1e-9), 1),
+        }
+

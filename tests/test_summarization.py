@@ -1,0 +1,178 @@
+"""The summarization engines (centrality, lead), their length options, and ROUGE evaluation."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+import toolkit
+from plugins.summarization.centrality import CentralitySummarizer
+from plugins.summarization.lead import LeadSummarizer
+from plugins.summarization.rouge import reference_lines, rouge_f1
+from toolkit.engine import OptionError
+from toolkit.testing import check_engine
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbc_news_summary" / "test.jsonl.gz"
+
+ENGLISH = (
+    "The city council approved the new transport plan on Monday. "
+    "The plan adds three bus lines and a tram line to the city centre. "
+    "Mr. Smith, the council leader, said the transport plan would cut traffic by 20%. "
+    "Critics said the tram line was too expensive. "
+    "The weather on Monday was sunny. "
+    "Work on the bus lines starts in May, and the tram line follows in 2026."
+)
+CHINESE = "市议会周一批准了新的交通计划。该计划增加三条公交线路和一条电车线路。议会领导人说交通计划将减少拥堵。批评者认为电车线路太贵。周一天气晴朗。"
+MARKDOWN = (
+    "# Transport plan\n\n"
+    "The council approved the transport plan on Monday.\n\n"
+    "```python\nplan = approve(transport). print(plan)\n```\n\n"
+    "<div>\n\n"
+    "- \n\n"
+    "## Details\n\n"
+    "The transport plan adds bus lines and a tram line.\n\n"
+    "Critics said the tram line was expensive."
+)
+
+
+def summarize(text: str, **options) -> dict:
+    return CentralitySummarizer(**options).run([text])[0]
+
+
+def check_result(text: str, result: dict) -> None:
+    chosen = result["sentences"]
+    for s in chosen:
+        assert text[s["start"] : s["end"]] == s["text"]
+    starts = [s["start"] for s in chosen]
+    assert starts == sorted(set(starts)), "sentences in document order, no duplicates"
+    assert sorted(s["rank"] for s in chosen) == list(range(1, len(chosen) + 1))
+
+
+def test_centrality_passes_conformance_check():
+    check_engine(CentralitySummarizer)
+
+
+def test_both_engines_are_registered():
+    assert {"centrality", "lead"} <= set(toolkit.tasks()["summarize"])
+    assert toolkit.pipeline("summarize", engine="centrality", sentences=1)(ENGLISH)["sentences"][0]["rank"] == 1
+    assert toolkit.pipeline("summarize", engine="lead", sentences=1)(ENGLISH)["summary"].startswith("The city")
+
+
+@pytest.mark.parametrize("text", [ENGLISH, CHINESE, ENGLISH + "\n\n" + CHINESE, MARKDOWN])
+def test_offsets_order_and_no_duplicates(text):
+    for k in (1, 2, 3, 10):
+        result = summarize(text, sentences=k)
+        check_result(text, result)
+        assert 1 <= len(result["sentences"]) <= k
+
+
+def test_english_summary_prefers_central_sentences_over_asides():
+    texts = [s["text"] for s in summarize(ENGLISH, sentences=2)["sentences"]]
+    assert "The weather on Monday was sunny." not in texts
+    assert any("transport plan" in t for t in texts)
+
+
+def test_chinese_summary_uses_character_features():
+    result = summarize(CHINESE, sentences=2)
+    assert len(result["sentences"]) == 2
+    assert "周一天气晴朗。" not in [s["text"] for s in result["sentences"]]
+
+
+def test_markdown_and_html_noise_is_never_selected():
+    result = summarize(MARKDOWN, sentences=10)
+    texts = [s["text"] for s in result["sentences"]]
+    assert texts == [
+        "The council approved the transport plan on Monday.",
+        "The transport plan adds bus lines and a tram line.",
+        "Critics said the tram line was expensive.",
+    ]
+
+
+def test_empty_and_single_sentence_input():
+    assert summarize("") == {"summary": "", "sentences": []}
+    assert summarize("  \n\n ") == {"summary": "", "sentences": []}
+    result = summarize("Just one sentence here.")
+    assert result["summary"] == "Just one sentence here." and result["sentences"][0]["rank"] == 1
+    assert summarize("A note without end punctuation")["summary"] == "A note without end punctuation"
+
+
+def test_ratio_and_words_options():
+    assert len(summarize(ENGLISH, ratio=0.5)["sentences"]) == 3
+    assert len(summarize(ENGLISH, words=12)["sentences"]) == 1
+    assert len(LeadSummarizer(words=25).run([ENGLISH])[0]["sentences"]) == 2
+    for bad in ({"ratio": 1.5}, {"words": -1}, {"sentences": 0}, {"ratio": 0.5, "words": 10}):
+        with pytest.raises(OptionError):
+            CentralitySummarizer(**bad)
+
+
+def test_one_megabyte_document_in_under_two_seconds():
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    sentences, size = [], 0
+    while size < 1_000_000:
+        sentence = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(5, 25))).capitalize() + "."
+        sentences.append(sentence)
+        size += len(sentence) + 1
+    text = " ".join(sentences)
+    engine = CentralitySummarizer(sentences=5)
+    engine.run(["Warm up the imports. Then time the run."])
+    start = time.perf_counter()
+    result = engine.run([text])[0]
+    assert time.perf_counter() - start < 2.0
+    check_result(text, result)
+    assert len(result["sentences"]) == 5
+
+
+def test_reference_lines_split_glued_sentence_ends():
+    assert reference_lines('Sales rose to $10.9bn.For the year, he said "we grew."The U.S.Army said so.') == (
+        'Sales rose to $10.9bn.\nFor the year, he said "we grew."\nThe U.S.Army said so.'
+    )
+
+
+ROUGE_CASES = [
+    ("The cat sat on the mat.\nIt was happy.", "The cat was on the mat.\nIt sat happily."),
+    ("Police arrested two men running.\nThey were charged.", "Two men were arrested.\nCharges followed."),
+    ("Identical summary here.", "Identical summary here."),
+    ("Nothing in common.", "Completely different words."),
+    ("", "Some prediction."),
+]
+
+
+def test_rouge_matches_the_rouge_score_package():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    refs, preds = [r for r, _ in ROUGE_CASES], [p for _, p in ROUGE_CASES]
+    expected = {m: sum(scorer.score(r, p)[m].fmeasure for r, p in ROUGE_CASES) / len(ROUGE_CASES)
+                for m in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+    assert rouge_f1(refs, preds) == pytest.approx(expected, abs=1e-12)
+    # Stemming is on: "running" and "run" match.
+    assert rouge_f1(["They run."], ["They running."])["rouge1"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("engine_class", [CentralitySummarizer, LeadSummarizer])
+def test_evaluate_on_a_tiny_dataset(engine_class):
+    records = [
+        {"article": ENGLISH, "summary": "The city council approved the new transport plan on Monday."},
+        {"article": "One. Two three.", "summary": "One."},
+    ]
+    metrics = engine_class(sentences=1).evaluate(records)
+    assert metrics["records"] == 2 and metrics["engine"] == f"summarize:{engine_class.name}"
+    assert set(metrics) >= {"rouge1", "rouge2", "rougeL", "rougeLsum", "documents_per_second"}
+    if engine_class is LeadSummarizer:
+        assert metrics["rouge1"] == pytest.approx(1.0)
+    assert 0.0 < metrics["rouge2"] <= 1.0
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason="../shared/data/bbc_news_summary is missing")
+def test_centrality_beats_lead3_on_a_few_bbc_articles():
+    with gzip.open(DATA, "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for _, line in zip(range(40), f)]
+    centrality = CentralitySummarizer().evaluate(records)
+    lead = LeadSummarizer().evaluate(records)
+    assert centrality["rouge2"] > lead["rouge2"]
