@@ -122,7 +122,7 @@ def test_glob_and_several_files_get_headers(run, tmp_path):
 
 
 def test_inline_text_json_output_has_id_result_and_stamp(run):
-    result = run("summarize", "--text", DOC, "--sentences", "1", "--format", "json")
+    result = run("summarize", "--engine", "lead", "--text", DOC, "--sentences", "1", "--format", "json")
     assert result.exit_code == 0, result.output
     [record] = json.loads(result.stdout)
     assert record["id"] == "text"
@@ -237,8 +237,8 @@ def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
         (["-t", "x", "--sentences", "0"], "at least 1"),
         (["-t", "x", "--sentences", "two"], "'two' is not a valid integer"),
         (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
-        (["-t", "x", "--shout"], "engine 'lead' has no option --shout (it belongs to: picky)"),
-        (["-t", "x", "--top-k", "2"], "engine 'lead' has no option --top-k"),
+        (["-t", "x", "--shout"], "engine 'centrality' has no option --shout (it belongs to: picky)"),
+        (["-t", "x", "--top-k", "2"], "engine 'centrality' has no option --top-k"),
         (["-t", "x", "--model", "m.npz"], "takes no --model"),
     ],
 )
@@ -254,7 +254,7 @@ def test_engine_options_are_flags_in_help(run):
     assert result.exit_code == 0
     for flag in ("--sentences", "--shout / --no-shout", "--engine", "--format", "--output", "--on-error"):
         assert flag in result.stdout
-    assert "lead (default)" in result.stdout and "picky:" in result.stdout
+    assert "centrality (default)" in result.stdout and "lead:" in result.stdout and "picky:" in result.stdout
 
 
 def test_bool_option_and_engine_choice(run):
@@ -280,7 +280,7 @@ def test_explain(run):
         "test-plugin", "9.9", "picky", {"shout": True}
     )
     text = run("summarize", "--explain").stdout
-    assert "plugin:  summarization" in text and "engine:  lead" in text and "options: sentences=3" in text
+    assert "plugin:  summarization" in text and "engine:  centrality" in text and "options: sentences=3" in text
 
 
 def test_explain_checks_option_types(run):
@@ -309,16 +309,18 @@ def test_task_named_like_a_command_gets_no_verb_and_a_warning(tmp_path, monkeypa
 def test_tasks_command(run):
     result = run("tasks")
     assert result.exit_code == 0
-    assert "summarize  lead *" in result.stdout and "ask" in result.stdout
+    assert "summarize  centrality *" in result.stdout and "ask" in result.stdout
     rows = json.loads(run("tasks", "--json").stdout)
+    default = next(r for r in rows if r["engine"] == "centrality")
     lead = next(r for r in rows if r["engine"] == "lead")
-    assert lead["default"] and lead["options"]["sentences"] == {"type": "int", "default": 3, "help": "Number of sentences in the summary."}
+    assert default["default"] and not lead["default"]
+    assert lead["options"]["sentences"] == {"type": "int", "default": 3, "help": "Number of sentences in the summary."}
 
 
 def test_plugins_command(run):
     plugins = json.loads(run("plugins", "--json").stdout)
     assert [(p["name"], p["source"], p["status"], p["tasks"]) for p in plugins] == [
-        ("summarization", "built-in", "loaded", ["summarize:lead", "summarize:centrality"]),
+        ("summarization", "built-in", "loaded", ["summarize:centrality", "summarize:lead"]),
         ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "ask:echo"]),
     ]
     table = run("plugins").stdout.splitlines()

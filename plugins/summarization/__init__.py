@@ -12,5 +12,5 @@ from plugins.summarization.lead import LeadSummarizer
 
 @hookimpl
 def register_engines(register):
-    register("summarize", "lead", LeadSummarizer, LeadSummarizer.description)
     register("summarize", "centrality", CentralitySummarizer, CentralitySummarizer.description)
+    register("summarize", "lead", LeadSummarizer, LeadSummarizer.description)
