@@ -622,11 +622,9 @@ def run_train(
     debug: bool,
 ) -> None:
     """``nlp-tool train TASK``: check the arguments (exit 2), train (bad data: exit 2, failure: 1, Ctrl-C: 130)."""
-    entry = _capable_entry(registry, task, engine, can_train, "trained")
-    cls = entry.engine_class
-    options = {key: value for key, value in engine_options.items() if value is not None}
-    _check_declared(engine, options, cls.train_options, declared)
-    given = _columns(engine, cls.record_fields, columns)
+    options, given = _engine_arguments(
+        registry, task, engine, can_train, "trained", "train_options", engine_options, declared, columns
+    )
     output = output or f"{task}-{engine}.nlpt"
     if os.path.isdir(output):
         raise click.UsageError(f"{output} is a directory; give a file name with --output")
@@ -638,19 +636,15 @@ def run_train(
 
     from toolkit import api
 
-    try:
-        report = api.train(
+    # The engine writes its model file atomically, so an interrupted run leaves none behind.
+    _report(
+        lambda: api.train(
             task, data, engine, output, valid=valid, valid_split=valid_split, columns=given,
             data_format=data_format, encoding=encoding, seed=seed, progress=False if quiet else None,
             registry=registry, **options,
-        )
-    except KeyboardInterrupt:
-        # The engine writes its model file atomically, so an interrupted run leaves none behind.
-        click.echo("nlp-tool: interrupted", err=True)
-        raise click.exceptions.Exit(INTERRUPTED) from None
-    except Exception as error:
-        _fail(error, debug, f"training {task}:{engine} failed")
-    _print_report(report, fmt)
+        ),
+        debug, f"training {task}:{engine} failed", fmt,
+    )
 
 
 def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -689,24 +683,49 @@ def run_evaluate(
     debug: bool,
 ) -> None:
     """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA."""
-    entry = _capable_entry(registry, task, engine, can_evaluate, "evaluated")
-    options = {key: value for key, value in engine_options.items() if value is not None}
-    _check_declared(engine, options, entry.engine_class.options, declared)
-    given = _columns(engine, entry.engine_class.record_fields, columns)
+    options, given = _engine_arguments(
+        registry, task, engine, can_evaluate, "evaluated", "options", engine_options, declared, columns
+    )
 
     from toolkit import api
 
-    try:
-        metrics = api.evaluate(
+    _report(
+        lambda: api.evaluate(
             task, data, engine, model, columns=given, data_format=data_format, encoding=encoding,
             registry=registry, **options,
-        )
+        ),
+        debug, f"evaluating {task}:{engine} failed", fmt,
+    )
+
+
+def _engine_arguments(
+    registry: Registry,
+    task: str,
+    engine: str,
+    capable: Callable[[type], bool],
+    verb: str,
+    options_attribute: str,
+    engine_options: dict,
+    declared: dict[str, list[str]],
+    columns: dict[str, str | None],
+) -> tuple[dict, dict[str, str]]:
+    """The options given (checked against the engine's ``options_attribute``) and the column mapping."""
+    cls = _capable_entry(registry, task, engine, capable, verb).engine_class
+    options = {key: value for key, value in engine_options.items() if value is not None}
+    _check_declared(engine, options, getattr(cls, options_attribute), declared)
+    return options, _columns(engine, cls.record_fields, columns)
+
+
+def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
+    """Run a train/evaluate call and print its report; Ctrl-C exits 130, errors as ``_fail`` says."""
+    try:
+        report = call()
     except KeyboardInterrupt:
         click.echo("nlp-tool: interrupted", err=True)
         raise click.exceptions.Exit(INTERRUPTED) from None
     except Exception as error:
-        _fail(error, debug, f"evaluating {task}:{engine} failed")
-    _print_report(metrics, fmt)
+        _fail(error, debug, what)
+    _print_report(report, fmt)
 
 
 def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
