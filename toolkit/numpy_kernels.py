@@ -63,16 +63,16 @@ def embedding_backward_sparse(
     return unique, grad[unique].astype(np.float32)
 
 
-def _padded(x: np.ndarray, w: np.ndarray, padding: str) -> tuple[np.ndarray, int]:
-    """x in float64 with the zeros that the padding adds, and the output length."""
+def _padded(x: np.ndarray, w: np.ndarray, padding: str) -> tuple[np.ndarray, int, int]:
+    """x in float64 with the zeros that the padding adds, the left padding and the output length."""
     pad_left, To = _checks.conv_geometry(x, w, padding)
     K, T = w.shape[0], x.shape[1]
     pad_right = max(To + K - 1 - T - pad_left, 0)
-    return np.pad(x.astype(np.float64), ((0, 0), (pad_left, pad_right), (0, 0))), To
+    return np.pad(x.astype(np.float64), ((0, 0), (pad_left, pad_right), (0, 0))), pad_left, To
 
 
 def _conv64(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: str) -> np.ndarray:
-    xp, To = _padded(x, w, padding)
+    xp, _, To = _padded(x, w, padding)
     w64 = w.astype(np.float64)
     y = sum(xp[:, k : k + To, :] @ w64[k] for k in range(w.shape[0]))
     if b is not None:
@@ -91,8 +91,7 @@ def conv1d_forward(
 
 
 def _conv_grads(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: str) -> tuple[np.ndarray, ...]:
-    xp, To = _padded(x, w, padding)
-    pad_left = _checks.conv_geometry(x, w, padding)[0]
+    xp, pad_left, To = _padded(x, w, padding)
     K, T = w.shape[0], x.shape[1]
     w64 = w.astype(np.float64)
     dxp = np.zeros_like(xp)
