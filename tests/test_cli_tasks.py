@@ -31,12 +31,16 @@ class Picky(Engine):
     name = "picky"
     description = "Lead summary that refuses BOOM."
     version = "0.1"
-    options = {"shout": Option(bool, False, "Upper-case the summary.")}
+    options = {
+        "shout": Option(bool, False, "Upper-case the summary."),
+        "suffix": Option(str, "", "Appended to the summary.", aliases=("--end-with",)),
+    }
 
     def run(self, inputs):
         if any("BOOM" in x for x in inputs):
             raise ValueError("cannot summarize BOOM")
-        return [{"summary": x.split(".")[0].upper() if self.settings["shout"] else x.split(".")[0]} for x in inputs]
+        first = [x.split(".")[0] + self.settings["suffix"] for x in inputs]
+        return [{"summary": x.upper() if self.settings["shout"] else x} for x in first]
 
 
 class Asker(Engine):
@@ -262,6 +266,13 @@ def test_bool_option_and_engine_choice(run):
     assert (result.exit_code, result.stdout) == (0, '{"summary": "HELLO THERE"}\n')
 
 
+def test_option_aliases_are_extra_flags(run):
+    assert "--suffix, --end-with" in run("summarize", "--help").stdout
+    for flag in ("--suffix", "--end-with"):
+        result = run("summarize", "-t", "Hello there. Bye.", "--engine", "picky", flag, "!")
+        assert (result.exit_code, result.stdout) == (0, '{"summary": "Hello there!"}\n')
+
+
 def test_question_context_task_and_top_k(run, tmp_path):
     result = run("ask", "-t", "abcdef", "--question", "xyz", "--top-k", "3", "-f", "jsonl")
     assert result.exit_code == 0, result.output
@@ -277,7 +288,7 @@ def test_explain(run):
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert (info["plugin"], info["plugin_version"], info["engine"], info["options"]) == (
-        "test-plugin", "9.9", "picky", {"shout": True}
+        "test-plugin", "9.9", "picky", {"shout": True, "suffix": ""}
     )
     text = run("summarize", "--explain").stdout
     assert "plugin:  summarization" in text and "engine:  centrality" in text and "options: sentences=3" in text

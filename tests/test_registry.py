@@ -193,6 +193,18 @@ def test_unknown_hook_name_is_reported():
     [
         ("echo", "plain", dict, "not a subclass"),
         ("echo", "plain", type("Reserved", (Echo,), {"options": {"model": Option(str, "", "clash")}}), "reserved"),
+        (
+            "echo",
+            "plain",
+            type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("--model",))}}),
+            "unusable flag aliases ['--model']",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-s",))}}),
+            "unusable flag aliases ['-s']",
+        ),
         ("echo", "other", Echo, "Echo declares echo:plain but is registered as echo:other"),
         ("Echo Task", "plain", Echo, "task name 'Echo Task' must be lower-case"),
     ],

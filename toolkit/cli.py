@@ -117,7 +117,7 @@ def _option_params(
             flag = f"{_flag(key)}/--no-{key.replace('_', '-')}" if option.type is bool else _flag(key)
             params.append(
                 click.Option(
-                    [flag, key],
+                    [flag, *option.aliases, key],
                     # click.Choice compares strings; other choices are checked by Option.convert.
                     type=click.Choice(option.choices)
                     if option.choices and all(isinstance(c, str) for c in option.choices)

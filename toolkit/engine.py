@@ -92,6 +92,9 @@ class Option:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    #: Extra command-line flags for the option, e.g. ("--from",) for an option
+    #: named "source" (a Python keyword cannot be an option name).
+    aliases: tuple[str, ...] = ()
 
     def convert(self, name: str, value: Any) -> Any:
         """``value`` checked against this option, converted to its type when that is lossless."""

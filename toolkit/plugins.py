@@ -210,6 +210,11 @@ class Registry:
             reserved += sorted(k for k in engine_class.train_options if is_reserved_option(k, train=True))
             if reserved:
                 raise RegistryError(f"{task}:{engine}: option names {reserved} are reserved by nlp-tool")
+            for key, option in {**engine_class.options, **engine_class.train_options}.items():
+                bad = [a for a in option.aliases if not (a.startswith("--") and NAME.fullmatch(a[2:]))
+                       or is_reserved_option(a[2:].replace("-", "_"), train=True)]
+                if bad:
+                    raise RegistryError(f"{task}:{engine}: option {key!r} has unusable flag aliases {bad}")
             fields = engine_class.record_fields
             # Each field becomes a --<field>-column flag and a key of every record.
             if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):
