@@ -79,7 +79,7 @@ def test_stamp_names_tool_plugin_engine_and_model():
         ({"task": "summarize", "engine": "nope"}, UnknownTaskError, "no engine 'nope'"),
         ({"task": "summarize", "colour": "red"}, OptionError, "no option 'colour'"),
         ({"task": "summarize", "sentences": "2"}, OptionError, "must be of type int"),
-        ({"task": "summarize", "sentences": 0}, OptionError, "at least 1"),
+        ({"task": "summarize", "sentences": -1}, OptionError, "at least 0"),
         ({"task": "summarize", "model": "x.npz"}, OptionError, "takes no --model"),
         ({"task": "summarize", "batch_size": 0}, ValueError, "batch_size"),
     ],

@@ -118,6 +118,22 @@ def test_float16_round_trip_keeps_predictions(tmp_path):
     np.testing.assert_array_equal(p16.argmax(axis=1), p32.argmax(axis=1))
 
 
+def test_cnn_batches_by_length_and_still_equals_padding_to_maxlen(models):
+    from plugins.classification.cnn import softmax
+    from toolkit.nn import predict
+
+    rng = random.Random(3)
+    words = [w for group in WORDS.values() for w in group] + FILLER
+    # Lengths from empty to past maxlen (16), shuffled so batches mix them.
+    texts = [" ".join(rng.choice(words) for _ in range(n)) for n in [0, 1, 4, 5, 6, 11, 12, 15, 16, 17, 30] * 3]
+    rng.shuffle(texts)
+    model = CnnClassifier(model=models["cnn", 3])._loaded()[0]
+    padded = softmax(predict(model.network, model.inputs(texts)))
+    for batch_size in (1, 4, 256):
+        np.testing.assert_array_equal(model.predict_proba(texts, batch_size=batch_size), padded)
+    assert model.predict_proba([]).shape == (0, 3)
+
+
 def test_ensemble_file_holds_both_models(models):
     config, arrays = read_model_file(models["ensemble", 3])
     assert arrays["ngram.weights"].shape == (2**14, 3)
@@ -201,6 +217,8 @@ def test_missing_label_and_bad_train_option(tmp_path):
         NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), epochs=3)
     with pytest.raises(OptionError, match="must be one of"):
         NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), ngram=5)
+    with pytest.raises(OptionError, match="'dropout' must be in"):
+        CnnClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), dropout=1.0)
 
 
 def test_numeric_labels_become_strings(tmp_path):

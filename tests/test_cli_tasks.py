@@ -238,7 +238,7 @@ def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
     [
         (["nope.txt"], "no such file: nope.txt"),
         (["*.none"], "no file matches *.none"),
-        (["-t", "x", "--sentences", "0"], "at least 1"),
+        (["-t", "x", "--sentences", "-1"], "at least 0"),
         (["-t", "x", "--sentences", "two"], "'two' is not a valid integer"),
         (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
         (["-t", "x", "--shout"], "engine 'centrality' has no option --shout (it belongs to: picky)"),
@@ -291,7 +291,7 @@ def test_explain(run):
         "test-plugin", "9.9", "picky", {"shout": True, "suffix": ""}
     )
     text = run("summarize", "--explain").stdout
-    assert "plugin:  summarization" in text and "engine:  centrality" in text and "options: sentences=3" in text
+    assert "plugin:  summarization" in text and "engine:  centrality" in text and "options: sentences=0" in text
 
 
 def test_explain_checks_option_types(run):
@@ -325,7 +325,11 @@ def test_tasks_command(run):
     default = next(r for r in rows if r["engine"] == "centrality")
     lead = next(r for r in rows if r["engine"] == "lead")
     assert default["default"] and not lead["default"]
-    assert lead["options"]["sentences"] == {"type": "int", "default": 3, "help": "Number of sentences in the summary."}
+    assert lead["options"]["sentences"] == {
+        "type": "int",
+        "default": 0,
+        "help": "Number of sentences in the summary (0: about the square root of the document's sentence count, 1 to 20).",
+    }
 
 
 def test_plugins_command(run):

@@ -101,11 +101,18 @@ def test_empty_and_single_sentence_input():
     assert summarize("A note without end punctuation")["summary"] == "A note without end punctuation"
 
 
+@pytest.mark.parametrize("n, k", [(1, 1), (2, 1), (3, 2), (9, 3), (10, 3), (30, 5), (100, 10), (5000, 20)])
+def test_default_length_grows_with_the_document(n, k):
+    text = " ".join(f"Sentence number {i} talks about topic {i % 7} today." for i in range(n))
+    assert len(LeadSummarizer().run([text])[0]["sentences"]) == k
+    assert len(LeadSummarizer(sentences=2).run([text])[0]["sentences"]) == min(2, n)
+
+
 def test_ratio_and_words_options():
     assert len(summarize(ENGLISH, ratio=0.5)["sentences"]) == 3
     assert len(summarize(ENGLISH, words=12)["sentences"]) == 1
     assert len(LeadSummarizer(words=25).run([ENGLISH])[0]["sentences"]) == 2
-    for bad in ({"ratio": 1.5}, {"words": -1}, {"sentences": 0}, {"ratio": 0.5, "words": 10}):
+    for bad in ({"ratio": 1.5}, {"words": -1}, {"sentences": -1}, {"ratio": 0.5, "words": 10}):
         with pytest.raises(OptionError):
             CentralitySummarizer(**bad)
 

@@ -25,8 +25,11 @@ TASK = "summarize"
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 WORD = re.compile(rf"[{CJK}]|(?:(?![{CJK}])\w)+")
 
+AUTO_MAX = 20  # the longest summary the automatic length gives
+
 LENGTH_OPTIONS = {
-    "sentences": Option(int, 3, "Number of sentences in the summary."),
+    "sentences": Option(int, 0, "Number of sentences in the summary (0: about the square root of the"
+                        f" document's sentence count, 1 to {AUTO_MAX})."),
     "ratio": Option(float, 0.0, "Keep this fraction of the sentences instead (0 < R <= 1; 0: off)."),
     "words": Option(int, 0, "Keep sentences until the summary has about W words instead (0: off)."),
 }
@@ -34,6 +37,11 @@ LENGTH_OPTIONS = {
 
 def count_words(text: str) -> int:
     return len(WORD.findall(text))
+
+
+def auto_length(n_sentences: int) -> int:
+    """The default summary length: short texts keep one or two sentences, long ones grow slowly, up to AUTO_MAX."""
+    return min(AUTO_MAX, max(1, round(math.sqrt(n_sentences))))
 
 
 class SummarizerEngine(Engine):
@@ -51,8 +59,8 @@ class SummarizerEngine(Engine):
         if model is not None:
             raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
         settings = self.settings
-        if settings["sentences"] < 1:
-            raise OptionError(f"option 'sentences' must be at least 1, not {settings['sentences']}")
+        if settings["sentences"] < 0:
+            raise OptionError(f"option 'sentences' must be at least 0 (0: automatic), not {settings['sentences']}")
         if not 0.0 <= settings["ratio"] <= 1.0:
             raise OptionError(f"option 'ratio' must be between 0 and 1, not {settings['ratio']}")
         if settings["words"] < 0:
@@ -101,7 +109,10 @@ class SummarizerEngine(Engine):
                 kept.append(item)
                 total += count_words(found[item[0]].text)
         else:
-            k = max(1, math.ceil(ratio * len(found))) if ratio else self.settings["sentences"]
+            if ratio:
+                k = max(1, math.ceil(ratio * len(found)))
+            else:
+                k = self.settings["sentences"] or auto_length(len(found))
             kept = ranked[:k]
         return list(enumerate(kept, start=1))
 
