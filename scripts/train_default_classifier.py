@@ -35,8 +35,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ngram", type=int, default=2, help="longest word n-gram of the n-gram model")
+    p.add_argument("--ngram", type=int, default=3, help="longest word n-gram of the n-gram model")
+    p.add_argument("--hash-bits", type=int, default=21, help="the n-gram model hashes into 2**N buckets")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--maxlen", type=int, default=400, help="words of a text the CNN reads (the last ones)")
+    p.add_argument("--dropout", type=float, default=0.0, help="CNN dropout on the pooled features")
     return p.parse_args()
 
 
@@ -74,10 +77,11 @@ English sentiment (labels `neg`, `pos`) for `nlp-tool classify` and
 
 - Engine `ensemble`: the average of two models' probabilities.
   - `ngram`: NB-weighted logistic regression on hashed binary word 1..{args.ngram}-grams
-    (2**20 buckets, Wang & Manning 2012), C = 1, weights stored as float16.
-  - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → Dense(128, ReLU) →
-    Dense(2), softmax; vocabulary of the 20,000 most frequent training words, last 400 words
-    of a text, {args.epochs} epochs at most, best validation epoch kept; stored as float16.
+    (2**{args.hash_bits} buckets, Wang & Manning 2012), C = 1, weights stored as float16.
+  - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {args.dropout} (training
+    only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent training
+    words, last {args.maxlen} words of a text, {args.epochs} epochs at most, best validation epoch
+    kept; stored as float16.
   - The n-gram weight in the average, chosen by validation log-loss: {report.get('ngram_weight')}.
 - Tokenization is `toolkit.text.tokenize`: HTML tags are removed before anything else, so the
   model does not lean on IMDb's `<br />` line breaks; texts are lower-cased.
@@ -114,7 +118,8 @@ def main() -> int:
     command = "python scripts/train_default_classifier.py " + shlex.join(sys.argv[1:])
     train = read(args.data / "train.jsonl.gz")
     report = EnsembleClassifier.train(train, str(args.output), seed=args.seed, name="imdb-sentiment",
-                                      ngram=args.ngram, epochs=args.epochs)
+                                      ngram=args.ngram, hash_bits=args.hash_bits, epochs=args.epochs,
+                                      maxlen=args.maxlen, dropout=args.dropout)
     print(f"trained in {report['seconds']:.1f} s", flush=True)
     test = read(args.data / "test.jsonl.gz")
     engine = EnsembleClassifier(model=str(args.output))

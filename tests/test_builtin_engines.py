@@ -71,6 +71,10 @@ def test_check_engine_catches_an_unpicklable_engine():
         ("", []),
         (" \n\t ", []),
         ("no punctuation at all", ["no punctuation at all"]),
+        # Tokenized, lower-cased text (CNN/DailyMail's form): a lone terminal ends a sentence.
+        ("the plane crashed . the crew , '' he said , `` died '' . why ? nobody knows !",
+         ["the plane crashed .", "the crew , '' he said , `` died '' .", "why ?", "nobody knows !"]),
+        ("We would speak ... and then we left.", ["We would speak ... and then we left."]),
     ],
 )
 def test_sentence_splitter(text, expected):

@@ -134,6 +134,14 @@ def test_cnn_batches_by_length_and_still_equals_padding_to_maxlen(models):
     assert model.predict_proba([]).shape == (0, 3)
 
 
+def test_ensemble_tokenizes_once_with_the_same_result(models):
+    model = EnsembleClassifier(model=models["ensemble", 3])._loaded()[0]
+    texts = [r["text"] for r in synthetic(40, 9, ("pos", "neg", "sport"))] + ["", "Great <b>GOAL</b>!", "好电影 good"]
+    w = model.ngram_weight
+    separate = w * model.ngram.predict_proba(texts) + (1 - w) * model.cnn.predict_proba(texts)
+    np.testing.assert_array_equal(model.predict_proba(texts), separate)
+
+
 def test_ensemble_file_holds_both_models(models):
     config, arrays = read_model_file(models["ensemble", 3])
     assert arrays["ngram.weights"].shape == (2**14, 3)

@@ -335,7 +335,7 @@ def test_tasks_command(run):
 def test_plugins_command(run):
     plugins = json.loads(run("plugins", "--json").stdout)
     assert [(p["name"], p["source"], p["status"], p["tasks"]) for p in plugins] == [
-        ("summarization", "built-in", "loaded", ["summarize:centrality", "summarize:lead"]),
+        ("summarization", "built-in", "loaded", ["summarize:centrality", "summarize:lead", "summarize:trained"]),
         ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "ask:echo"]),
     ]
     table = run("plugins").stdout.splitlines()

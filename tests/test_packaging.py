@@ -76,6 +76,10 @@ def test_wheel_has_compiled_module_and_entry_point(dists):
                    "toolkit/_checks.py", "toolkit/cli.py"):
         assert module in names, f"{module} missing from the wheel"
     assert "nlp-tool = toolkit.cli:cli" in entry_points, entry_points
+    # Every shipped default model (and its card) of the checkout goes into the wheel.
+    shipped = {p.relative_to(REPO).as_posix() for p in REPO.glob("plugins/*/models/*") if p.suffix in (".nlpt", ".md")}
+    missing = sorted(shipped - set(names))
+    assert not missing, f"the wheel lacks the shipped models {missing}; add them to package-data"
 
 
 CHECK_SCRIPT = textwrap.dedent(

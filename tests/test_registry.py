@@ -82,7 +82,7 @@ def test_builtin_plugins_are_registered_through_the_hooks(site):
         "version": registry.plugins["summarization"].version,
         "source": "built-in",
         "package": None,
-        "tasks": ["summarize:centrality", "summarize:lead"],
+        "tasks": ["summarize:centrality", "summarize:lead", "summarize:trained"],
         "status": "loaded",
         "error": None,
     }
@@ -225,7 +225,7 @@ def test_unknown_task_and_engine_errors_list_what_exists():
     registry = load_registry(("plugins.summarization",), entry_points=[])
     with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
         registry.engine("nope")
-    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: centrality, lead\)"):
+    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: centrality, lead, trained\)"):
         registry.engine("summarize", "x")
 
 

@@ -123,6 +123,10 @@ def test_top_n_and_oov():
     assert dropping.texts_to_sequences(["The cat sat, unseen!"]) == [[2, 3]]
     # No word gets the padding or the OOV id.
     assert PAD_ID == 0 and OOV_ID == 1 and min(tok.vocabulary.values()) == 2
+    assert tok.tokens_to_ids(tok.tokenize("The cat sat, unseen!")) == [2, OOV_ID, 3, OOV_ID]
+    assert dropping.tokens_to_ids(["the", "cat", "sat"]) == [2, 3]
+    with pytest.raises(RuntimeError, match="fit"):
+        WordTokenizer().tokens_to_ids(["the"])
 
 
 def test_num_words_larger_than_vocabulary_keeps_all():

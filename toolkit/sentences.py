@@ -10,7 +10,10 @@ Rules, in order:
   without end punctuation (a heading);
 - CJK terminals 。！？ end a sentence at once, closing quotes included;
 - ``!``, ``?``, ``…`` and ``.`` end one when followed by white space and a
-  character that is not a lower-case letter;
+  character that is not a lower-case letter; a single ``.``, ``!`` or ``?``
+  standing alone after a word, as in tokenized, lower-cased text
+  (``the plane crashed . the crew``), ends one whatever follows (a spaced
+  ``...`` before a lower-case word does not: it is prose);
 - a ``.`` does not end one after a known abbreviation (Mr., Dr., e.g., U.S.,
   Jan., ...), after a single initial (J. Smith), or inside a number (3.14),
   since it is then not followed by white space.
@@ -113,6 +116,11 @@ def _cuts(text: str, start: int, end: int) -> list[int]:
     return cuts
 
 
+def _detached(text: str, first: int) -> bool:
+    """A terminal standing alone after a word (``crashed . the``): tokenized text, where it ends a sentence whatever follows."""
+    return first >= 2 and text[first - 1] == " " and (text[first - 2].isalnum() or text[first - 2] in CLOSERS)
+
+
 def _ends_latin_sentence(text: str, first: int, after: int, end: int) -> bool:
     """Whether the terminal run text[first:after] ends a sentence."""
     k = after
@@ -120,7 +128,7 @@ def _ends_latin_sentence(text: str, first: int, after: int, end: int) -> bool:
         k += 1
     if k == after:
         return after == end
-    if k < end and text[k].islower():
+    if k < end and text[k].islower() and not (after - first == 1 and _detached(text, first)):
         return False
     if text[first:after].rstrip(CLOSERS) == ".":
         w = first

@@ -87,11 +87,14 @@ class CnnModel:
         window stands for all of them, and the windows overlapping the text's
         start see the same padding before it.
         """
+        return self.predict_proba_ids(self.tokenizer.texts_to_sequences(texts), batch_size)
+
+    def predict_proba_ids(self, sequences: list[list[int]], batch_size: int = 256) -> np.ndarray:
+        """:meth:`predict_proba` of texts already turned into word ids by the model's tokenizer."""
         import numpy as np
 
         from toolkit.text import pad_sequences
 
-        sequences = self.tokenizer.texts_to_sequences(texts)
         order = np.argsort([len(s) for s in sequences], kind="stable")
         # One all-padding row gives the number of classes when there are no texts.
         logits = self.network(np.zeros((1, WIDTH), dtype=np.int32))[:0]
@@ -103,7 +106,7 @@ class CnnModel:
             width += (self.maxlen - width) % 2
             out = self.network(pad_sequences([sequences[i] for i in rows], maxlen=width))
             if start == 0:
-                logits = np.empty((len(texts), out.shape[1]), dtype=np.float32)
+                logits = np.empty((len(sequences), out.shape[1]), dtype=np.float32)
             logits[rows] = out
         return softmax(logits)
 

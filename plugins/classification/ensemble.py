@@ -30,8 +30,15 @@ class EnsembleModel:
         self.ngram, self.cnn, self.ngram_weight = ngram, cnn, ngram_weight
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        w = self.ngram_weight
-        return w * self.ngram.predict_proba(texts) + (1.0 - w) * self.cnn.predict_proba(texts)
+        from toolkit.text import tokenize
+
+        w, tokenizer = self.ngram_weight, self.cnn.tokenizer
+        if (tokenizer.lower, tokenizer.cjk) != (True, "char"):
+            return w * self.ngram.predict_proba(texts) + (1.0 - w) * self.cnn.predict_proba(texts)
+        # Both models split text as toolkit.text.tokenize does by default: tokenize once.
+        tokens = [tokenize(text) for text in texts]
+        p_cnn = self.cnn.predict_proba_ids([tokenizer.tokens_to_ids(t) for t in tokens])
+        return w * self.ngram.predict_proba_tokens(tokens) + (1.0 - w) * p_cnn
 
 
 def best_weight(p_ngram: np.ndarray, p_cnn: np.ndarray, y: np.ndarray) -> float:

@@ -15,7 +15,7 @@ metadata), which halves the file and changes no IMDb prediction we measured.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from plugins.classification.common import ClassifierEngine
 from toolkit.engine import Option
@@ -27,11 +27,8 @@ if TYPE_CHECKING:
 HASH = "sklearn.feature_extraction.FeatureHasher(alternate_sign=False) on toolkit.text.tokenize n-grams"
 
 
-def ngrams(text: str, n: int) -> list[str]:
-    """The words of ``text`` and their 2..n-grams (words joined by a space)."""
-    from toolkit.text import tokenize
-
-    words = tokenize(text)
+def ngrams(words: list[str], n: int) -> list[str]:
+    """``words`` (from ``toolkit.text.tokenize``) and their 2..n-grams (words joined by a space)."""
     grams = list(words)
     # str.format through map runs in C: much faster than a join per n-gram.
     if n >= 2:
@@ -43,10 +40,17 @@ def ngrams(text: str, n: int) -> list[str]:
 
 def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
     """Binary hashed n-gram features (N, 2**hash_bits)."""
+    from toolkit.text import tokenize
+
+    return featurize_tokens(map(tokenize, texts), n, hash_bits)
+
+
+def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
+    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``."""
     from sklearn.feature_extraction import FeatureHasher
 
     hasher = FeatureHasher(n_features=2**hash_bits, input_type="string", alternate_sign=False)
-    x = hasher.transform(ngrams(text, n) for text in texts).tocsr()
+    x = hasher.transform(ngrams(words, n) for words in token_lists).tocsr()
     x.sum_duplicates()
     x.data[:] = 1.0  # presence, not counts: what NBSVM's ratios are defined on
     return x
@@ -100,13 +104,17 @@ class NgramModel:
         weights = arrays[prefix + "weights"].astype(np.float32) * np.float32(hashing["scale"])
         return cls(weights, arrays[prefix + "bias"].astype(np.float64), hashing["ngram"], hashing["bits"])
 
-    def scores(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        from toolkit.text import tokenize
+
+        return self.predict_proba_tokens(map(tokenize, texts))
+
+    def predict_proba_tokens(self, token_lists: Iterable[list[str]]) -> np.ndarray:
+        """:meth:`predict_proba` of texts already split by ``toolkit.text.tokenize``."""
         import numpy as np
 
-        return (featurize(texts, self.ngram, self.hash_bits) @ self.weights).astype(np.float64) + self.bias
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return probabilities(self.scores(texts))
+        x = featurize_tokens(token_lists, self.ngram, self.hash_bits)
+        return probabilities((x @ self.weights).astype(np.float64) + self.bias)
 
 
 def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[str, Any],

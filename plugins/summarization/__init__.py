@@ -8,9 +8,11 @@ from toolkit import hookimpl
 
 from plugins.summarization.centrality import CentralitySummarizer
 from plugins.summarization.lead import LeadSummarizer
+from plugins.summarization.trained import TrainedSummarizer
 
 
 @hookimpl
 def register_engines(register):
     register("summarize", "centrality", CentralitySummarizer, CentralitySummarizer.description)
     register("summarize", "lead", LeadSummarizer, LeadSummarizer.description)
+    register("summarize", "trained", TrainedSummarizer, TrainedSummarizer.description)

@@ -53,10 +53,12 @@ class SummarizerEngine(Engine):
     default_model = None
     options: ClassVar[dict[str, Option]] = LENGTH_OPTIONS
     record_fields: ClassVar[tuple[str, ...]] = ("article", "summary")
+    #: Rule-based engines refuse a model; trained ones set this.
+    takes_model: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        if model is not None:
+        if model is not None and not self.takes_model:
             raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
         settings = self.settings
         if settings["sentences"] < 0:

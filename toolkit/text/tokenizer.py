@@ -291,8 +291,15 @@ class WordTokenizer:
             raise RuntimeError("WordTokenizer is not fitted: call fit(texts) or use from_config()")
         return self._words
 
+    def tokens_to_ids(self, tokens: list[str]) -> list[int]:
+        """The ids of tokens from :meth:`tokenize` (for callers that tokenize once for several models)."""
+        self._words_or_raise()
+        return self._ids(tokens)
+
     def _encode(self, text: str) -> list[int]:
-        tokens = self.tokenize(text)
+        return self._ids(self.tokenize(text))
+
+    def _ids(self, tokens: list[str]) -> list[int]:
         if self.oov:
             # map() with dict.get does the lookups in C: faster than a comprehension.
             return list(map(self._vocab.get, tokens, repeat(OOV_ID, len(tokens))))

@@ -1,0 +1,72 @@
+"""The network of the trained summarizer: a sentence encoder plus document features -> one logit.
+
+A module of its own because it imports numpy and the kernels: the engine
+module (trained.py) is imported on every ``nlp-tool`` start and imports this
+one only when a model is trained or loaded. Importing it registers the layer,
+so ``toolkit.nn.layer_from_config`` can rebuild it from a model file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toolkit.nn.layers import (
+    Conv1D,
+    Dense,
+    Dropout,
+    Embedding,
+    GlobalMaxPool1D,
+    Layer,
+    Sequential,
+    register_layer,
+)
+
+WIDTH = 3  # convolution width, in words
+
+
+@register_layer
+class SentenceScorer(Layer):
+    """Sentence encoder plus document features -> one logit per sentence.
+
+    Input: one float32 row per sentence, ``maxlen`` word ids then the
+    features. ``toolkit.nn.fit`` batches a single array, so the ids travel as
+    floats beside the features (exact below 2**24) and are cast back here.
+    """
+
+    def __init__(self, vocab_size: int, maxlen: int, features: int, dim: int, filters: int, hidden: int,
+                 dropout: float = 0.0, seed: int | None = None):
+        super().__init__()
+        self.vocab_size, self.maxlen, self.features = vocab_size, maxlen, features
+        self.dim, self.filters, self.hidden, self.dropout = dim, filters, hidden, dropout
+        seed = 0 if seed is None else seed
+        self.encoder = Sequential([
+            Embedding(vocab_size, dim, padding_idx=0, seed=seed),
+            Conv1D(dim, filters, WIDTH, activation="relu", seed=seed + 1),
+            GlobalMaxPool1D(),
+            # The encoder learns words by heart fast (a few thousand articles): dropping
+            # part of its output in training keeps the document features in play.
+            Dropout(dropout, seed=seed + 4),
+        ])
+        self.head = Sequential([
+            Dense(filters + features, hidden, activation="relu", seed=seed + 2),
+            Dense(hidden, 1, seed=seed + 3),
+        ])
+
+    def children(self) -> list[Layer]:
+        return [self.encoder, self.head]
+
+    def forward(self, x: np.ndarray, train: bool = False):
+        ids = x[:, : self.maxlen].astype(np.int32)
+        encoded, encoder_back = self.encoder.forward(ids, train)
+        logits, head_back = self.head.forward(np.concatenate([encoded, x[:, self.maxlen :]], axis=1), train)
+
+        def backprop(dy: np.ndarray) -> None:
+            encoder_back(head_back(dy)[:, : self.filters])
+            return None  # the inputs (ids, features) have no gradient
+
+        return logits, backprop
+
+    def get_config(self) -> dict:
+        return {"vocab_size": self.vocab_size, "maxlen": self.maxlen, "features": self.features,
+                "dim": self.dim, "filters": self.filters, "hidden": self.hidden, "dropout": self.dropout}
+

@@ -1,0 +1,397 @@
+"""The "trained" summarizer: a sentence scorer learnt from articles and their reference summaries.
+
+Each candidate sentence (``centrality.content_sentences``: Markdown/HTML noise
+is never scored) gets a probability of belonging to the summary from
+
+- a sentence encoder on the compiled kernels: its words (the training
+  vocabulary, unknown words -> the OOV id, CJK text one token per
+  character) -> Embedding -> Conv1D(ReLU) -> global max-pool, run as the
+  fused kernel;
+- document context, the ``FEATURES`` below: position, paragraph start,
+  lengths, the centrality engine's score and rank on its TF-IDF graph, and
+  TF-IDF similarity to the first line (a news headline) and to the whole
+  document;
+
+joined -> Dense(ReLU) -> Dense(1) -> sigmoid. Training labels come from the
+greedy ROUGE oracle (``oracle.py``); the loss is binary cross-entropy, the
+optimizer Adam, and the epoch kept is the one whose summaries score best
+(ROUGE-1 + ROUGE-2 F1, k = reference sentences) on held-out documents. At
+inference, sentences are ranked by probability with the centrality engine's
+MMR, so the summary does not repeat itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from plugins.summarization.common import WORD, SummarizerEngine, count_words
+from toolkit.engine import DataError, Option, OptionError, train_settings
+from toolkit.sentences import Sentence, split_sentences
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_FILE = MODEL_DIR / "bbc-news.nlpt"
+TRAINING_SCRIPT = "scripts/train_default_summarizer.py"
+# Stored in each model file, which is refused by a version with other features.
+FEATURES = ("position", "inverse_position", "paragraph_start", "document_length", "sentence_length",
+            "centrality", "centrality_rank", "title_similarity", "document_similarity",
+            "frequency", "frequency_mean")
+# The frequency feature divides by length ** FREQUENCY_POWER: between the sum
+# (long sentences win) and the mean (short ones win); 0.7 ranked best alone
+# on the dev part of the BBC train split.
+FREQUENCY_POWER = 0.7
+MAX_WORDS = 2**24  # ids travel as float32 (see scorer.SentenceScorer) and stay exact below this
+
+TRAIN_OPTIONS = {
+    "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
+    "epochs": Option(int, 15, "Training epochs (at most)."),
+    "batch": Option(int, 64, "Sentences per training step (mini-batch size)."),
+    "lr": Option(float, 2e-3, "Adam learning rate."),
+    "maxlen": Option(int, 50, "Words kept per sentence (the first ones)."),
+    "num_words": Option(int, 20000, "Vocabulary size (most frequent words of the training articles)."),
+    "dim": Option(int, 32, "Word embedding size."),
+    "filters": Option(int, 64, "Convolution filters (width 3)."),
+    "hidden": Option(int, 32, "Units of the hidden dense layer."),
+    "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training (0 <= D < 1)."),
+    "patience": Option(int, 3, "Stop after this many epochs without better held-out summaries."),
+}
+
+
+class Document:
+    """One text made ready for the scorer: candidate sentences, their features and similarities."""
+
+    def __init__(self, text: str, sentences: list[Sentence]) -> None:
+        import numpy as np
+        from scipy import sparse
+
+        from plugins.summarization.centrality import (
+            _similarity,
+            _vectors,
+            centrality,
+            content_sentences,
+        )
+
+        self.candidates = content_sentences(text, sentences)
+        n = len(self.candidates)
+        self.texts = [sentences[i].text for i in self.candidates]
+        features = np.zeros((n, len(FEATURES)), dtype=np.float32)
+        if not n:
+            self.features, self.sim = features, sparse.csr_matrix((0, 0))
+            return
+        k = np.arange(n)
+        features[:, 0] = k / max(n - 1, 1)
+        features[:, 1] = 1.0 / (1.0 + k)
+        features[:, 2] = [i == 0 or "\n" in text[sentences[i - 1].end : sentences[i].start] for i in self.candidates]
+        features[:, 3] = math.log1p(n) / math.log(100)
+        features[:, 4] = np.log1p([count_words(t) for t in self.texts]) / math.log(100)
+        features[:, 9:11] = frequencies(self.texts)
+        # The first line goes in last: in news it is the headline, which
+        # content_sentences drops as a title but which says what matters.
+        x = _vectors(self.texts + [sentences[0].text])
+        if x is None:  # no word in any sentence: position and length alone
+            self.features, self.sim = features, sparse.csr_matrix((n, n))
+            return
+        rows, first = x[:n], x[n:]
+        self.sim = _similarity(rows)
+        score = centrality(self.sim)
+        features[:, 5] = score / score.max()
+        features[np.argsort(-score, kind="stable"), 6] = 1.0 - k / n
+        # _vectors gives a dense matrix for ordinary texts, a sparse one for long texts.
+        title = rows @ first.T
+        features[:, 7] = np.asarray(title.toarray() if sparse.issparse(title) else title).ravel()
+        centroid = np.asarray(rows.sum(axis=0)).ravel()
+        norm = np.linalg.norm(centroid)
+        features[:, 8] = (rows @ centroid) / norm if norm else 0.0
+        self.features = features
+
+    def inputs(self, tokenizer: Any, maxlen: int) -> np.ndarray:
+        """The scorer's input rows: word ids (padded at the end) then the features."""
+        import numpy as np
+
+        from toolkit.text import pad_sequences
+
+        ids = pad_sequences(tokenizer.texts_to_sequences(self.texts), maxlen=maxlen, padding="post",
+                            truncating="post", dtype=np.float32)
+        return np.concatenate([ids, self.features], axis=1)
+
+    def ranked(self, scores: np.ndarray) -> list[int]:
+        """Positions in ``candidates``, best first: by score with the centrality engine's MMR."""
+        from plugins.summarization.centrality import mmr
+
+        return mmr(scores, self.sim) if len(scores) > 1 else list(range(len(scores)))
+
+
+def frequencies(texts: list[str]) -> np.ndarray:
+    """(n, 2): each sentence's summed document frequency of its words over length ** FREQUENCY_POWER, and
+    over length (the mean), each scaled to the document's maximum. Stop words do not count.
+
+    The classic frequency summarizer (Luhn 1958; Nenkova & Vanderwende 2005).
+    """
+    import numpy as np
+
+    from plugins.summarization.centrality import _stop_words
+
+    stop = _stop_words()
+    words = [[w for w in WORD.findall(t.lower()) if w not in stop] for t in texts]
+    counts = Counter(w for sentence in words for w in sentence)
+    totals = np.array([sum(counts[w] for w in sentence) for sentence in words], dtype=np.float64)
+    lengths = np.maximum([len(sentence) for sentence in words], 1)
+    out = np.stack([totals / lengths**FREQUENCY_POWER, totals / lengths], axis=1)
+    top = out.max(axis=0)
+    return np.divide(out, top, out=np.zeros_like(out), where=top > 0)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -30.0, 30.0)))
+
+
+def reference_length(summary: str) -> int:
+    """Sentences in a reference summary: how many the held-out summaries keep."""
+    from plugins.summarization.rouge import reference_lines
+
+    return max(1, len(reference_lines(summary).splitlines()))
+
+
+def check_records(records: list[dict], what: str) -> None:
+    """DataError naming the first record without string "article" and "summary" fields."""
+    if not records:
+        raise DataError(f"{what}: no records")
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+        for field in ("article", "summary"):
+            if not isinstance(record.get(field), str):
+                raise DataError(f"{what}: record {number}: {field!r} must be a string")
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    from plugins.summarization.scorer import WIDTH
+
+    for key in ("epochs", "batch", "num_words", "dim", "filters", "hidden"):
+        if settings[key] < 1:
+            raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
+    if settings["num_words"] >= MAX_WORDS:
+        raise OptionError(f"option 'num_words' must be below {MAX_WORDS}, not {settings['num_words']}")
+    if settings["maxlen"] < WIDTH:
+        raise OptionError(f"option 'maxlen' must be at least the convolution width {WIDTH}, not {settings['maxlen']}")
+    if settings["lr"] <= 0:
+        raise OptionError(f"option 'lr' must be positive, not {settings['lr']}")
+    if not 0.0 <= settings["dropout"] < 1.0:
+        raise OptionError(f"option 'dropout' must be in [0, 1), not {settings['dropout']}")
+    if settings["patience"] < 0:
+        raise OptionError(f"option 'patience' must be at least 0, not {settings['patience']}")
+
+
+def labelled(records: list[dict], progress: bool | None, desc: str,
+             what: str) -> list[tuple[Document, list[int], str]]:
+    """(document, oracle positions in its candidates, summary) of the records whose oracle picks something.
+
+    DataError when there is none: no article has a sentence sharing a word with its summary.
+    """
+    from plugins.summarization.oracle import oracle
+    from toolkit.progress import ProgressBar
+
+    out = []
+    with ProgressBar(len(records), desc, unit="doc", enabled=progress) as bar:
+        for record in records:
+            bar.update(1)
+            article, summary = record["article"], record["summary"]
+            doc = Document(article, split_sentences(article))
+            chosen = oracle(doc.texts, summary) if doc.texts else []
+            if chosen:
+                out.append((doc, chosen, summary))
+    if not out:
+        raise DataError(f"{what}: none of the {len(records)} records has an article with a sentence that shares"
+                        " a word with its summary (are the article and summary fields the right way round?)")
+    return out
+
+
+class TrainedSummarizer(SummarizerEngine):
+    name = "trained"
+    description = ("Sentence scorer trained on reference summaries (CNN sentence encoder + document"
+                   " features, greedy ROUGE oracle labels) with MMR; any language it was trained on.")
+    version = "1.0"
+    default_model = str(DEFAULT_MODEL_FILE)
+    takes_model = True
+    train_options: ClassVar[dict[str, Option]] = TRAIN_OPTIONS
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.scorer, self.tokenizer, self.metadata = load(self.model)
+
+    def model_version(self) -> str | None:
+        return self.metadata.get("version")
+
+    def stamp(self) -> dict:
+        return {**super().stamp(), "model_name": self.metadata.get("name")}
+
+    def scores(self, doc: Document) -> np.ndarray:
+        """Probability of each candidate of ``doc`` to be in the summary."""
+        from toolkit.nn import predict
+
+        return sigmoid(predict(self.scorer, doc.inputs(self.tokenizer, self.scorer.maxlen))[:, 0])
+
+    def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
+        doc = Document(text, sentences)
+        if not doc.candidates:
+            return []
+        scores = self.scores(doc)
+        return [(doc.candidates[k], float(scores[k])) for k in doc.ranked(scores)]
+
+    @classmethod
+    def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
+              progress: bool | None = None, **options: Any) -> dict:
+        """Fit on ``records`` ({"article", "summary"}), write one model file to ``output``, return a report.
+
+        The epoch kept is the one whose summaries of held-out documents score
+        best: ``valid`` when given (it is also scored with ROUGE in the
+        report), else a seeded 10% of ``records``.
+        """
+        import numpy as np
+
+        import toolkit.nn as nn
+        from plugins.summarization.oracle import rouge12
+        from plugins.summarization.scorer import SentenceScorer
+        from toolkit.datasets import split_records
+        from toolkit.nn import save_arrays
+        from toolkit.text import WordTokenizer
+
+        settings = train_settings(cls, options)
+        check_settings(settings)
+        check_records(records, "training data")
+        if valid is not None:
+            check_records(valid, "validation data")
+            fitted, held = records, valid
+        elif len(records) < 2:
+            raise DataError("training data: a single record; at least 2 are needed (some are held out to"
+                            " choose the best epoch)")
+        else:
+            fitted, held = split_records(records, 0.1, seed)
+        start = time.perf_counter()
+        docs = labelled(fitted, progress, "labelling", "training data")
+        held_docs = labelled(held, progress, "labelling held-out", "validation data")
+
+        tokenizer = WordTokenizer(num_words=settings["num_words"]).fit(t for doc, _, _ in docs for t in doc.texts)
+        maxlen = settings["maxlen"]
+
+        def arrays(part: list) -> tuple[np.ndarray, np.ndarray]:
+            x = np.concatenate([doc.inputs(tokenizer, maxlen) for doc, _, _ in part])
+            y = np.concatenate([np.isin(np.arange(len(doc.texts)), chosen) for doc, chosen, _ in part])
+            return x, y.astype(np.float32)
+
+        x, y = arrays(docs)
+        x_held, y_held = arrays(held_docs)
+        bounds = np.cumsum([0] + [len(doc.texts) for doc, _, _ in held_docs])
+        lengths = [reference_length(summary) for _, _, summary in held_docs]
+
+        def held_rouge(_: np.ndarray, logits: np.ndarray) -> float:
+            # ROUGE-1 + ROUGE-2 F1 of the summaries the engine would write, k = reference sentences.
+            total = 0.0
+            for (doc, _, summary), k, a, b in zip(held_docs, lengths, bounds, bounds[1:]):
+                picked = doc.ranked(sigmoid(logits[a:b, 0]))[:k]
+                total += rouge12([doc.texts[k] for k in picked], summary)
+            return total / len(held_docs)
+
+        scorer = SentenceScorer(tokenizer.vocab_size, maxlen, len(FEATURES), settings["dim"], settings["filters"],
+                                settings["hidden"], settings["dropout"], seed=seed)
+        fd, checkpoint = tempfile.mkstemp(prefix=".summarizer-", suffix=".nlpt")
+        os.close(fd)
+        try:
+            history = nn.fit(
+                scorer, nn.binary_cross_entropy_with_logits, nn.Adam(scorer, settings["lr"]), x, y,
+                epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_held, y_held),
+                metrics={"rouge12": held_rouge}, patience=settings["patience"] or None, checkpoint=checkpoint,
+                seed=seed, progress=progress,
+            )
+            if history.stopped == "interrupted":
+                raise KeyboardInterrupt  # the user asked for no model: write none
+            scorer, _ = nn.load_model(checkpoint)  # the best epoch's weights
+        finally:
+            Path(checkpoint).unlink(missing_ok=True)
+        seconds = time.perf_counter() - start
+        name = settings["name"] or Path(output).stem
+        metadata = {
+            "task": cls.task,
+            "engine": cls.name,
+            "engine_version": cls.version,
+            "name": name,
+            "version": datetime.date.today().isoformat(),
+            "features": list(FEATURES),
+            "tokenizer": tokenizer.to_config(),
+            "training": {
+                "records": len(fitted),
+                "documents": len(docs),
+                "sentences": int(len(y)),
+                "positive_sentences": int(y.sum()),
+                "held_out_records": len(held),
+                "held_out_documents": len(held_docs),
+                "validation_records": None if valid is None else len(valid),
+                "seed": seed,
+                "options": settings,
+                "epochs": history.epochs,
+                "best_epoch": history.best_epoch,
+                "stopped": history.stopped,
+                "seconds": round(seconds, 2),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            },
+        }
+        # float16 halves the file; the scorer computes in float32 after loading.
+        weights = {key: value.astype(np.float16) for key, value, _ in scorer.named_parameters()}
+        save_arrays(output, weights, metadata, architecture=scorer.to_config())
+        report = {"engine": f"{cls.task}:{cls.name}", "model": str(output), "name": name, "records": len(fitted),
+                  "documents": len(docs), "best_epoch": history.best_epoch,
+                  "held_out_rouge12": round(history.best_value, 6), "seconds": round(seconds, 2)}
+        if valid is not None:
+            report["metrics"] = cls(model=str(output)).evaluate(valid)
+        return report
+
+
+def load(model: str | None) -> tuple[Any, Any, dict]:
+    """The scorer, tokenizer and metadata of a model file; OptionError or ModelFileError saying what is wrong."""
+    import numpy as np
+
+    from plugins.summarization.scorer import WIDTH, SentenceScorer
+    from toolkit.nn import ModelFileError, layer_from_config, read_model_file
+    from toolkit.text import WordTokenizer
+
+    if model is None or not Path(model).is_file():
+        if model is not None and Path(model) != DEFAULT_MODEL_FILE:
+            raise OptionError(f"{model}: no such model file")
+        raise OptionError(f"the default summarization model {DEFAULT_MODEL_FILE} is not installed; train it with"
+                          f" `python {TRAINING_SCRIPT}` or pass --model FILE (from `nlp-tool train summarize`)")
+    config, arrays = read_model_file(model)
+    meta = config.get("metadata", {})
+    if meta.get("task") != "summarize" or meta.get("engine") != TrainedSummarizer.name:
+        raise ModelFileError(f"{model}: a model for {meta.get('task')}:{meta.get('engine')},"
+                             f" not summarize:{TrainedSummarizer.name}")
+    if meta.get("features") != list(FEATURES):
+        raise ModelFileError(f"{model}: made for other sentence features ({meta.get('features')});"
+                             " retrain it with this version of nlp-tool")
+    try:
+        scorer = layer_from_config(config["architecture"])
+        if not isinstance(scorer, SentenceScorer):
+            raise TypeError(f"architecture is a {type(scorer).__name__}, not a SentenceScorer")
+        if scorer.features != len(FEATURES) or scorer.maxlen < WIDTH:
+            raise ValueError(f"the scorer takes {scorer.features} features and {scorer.maxlen} words,"
+                             f" not {len(FEATURES)} features and at least {WIDTH} words")
+        for key, value, _ in scorer.named_parameters():
+            if arrays[key].shape != value.shape:
+                raise ValueError(f"array {key!r} has shape {arrays[key].shape}, the scorer needs {value.shape}")
+            value[...] = arrays[key].astype(np.float32)
+        tokenizer = WordTokenizer.from_config(meta["tokenizer"])
+        if tokenizer.vocab_size != scorer.vocab_size:
+            raise ValueError(f"the vocabulary has {tokenizer.vocab_size} ids, the scorer {scorer.vocab_size}")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{model}: not a usable summarization model ({type(err).__name__}: {err})") from err
+    return scorer, tokenizer, meta

@@ -1,0 +1,228 @@
+"""The trained summarizer: the greedy ROUGE oracle, training, model files, and `nlp-tool train summarize`."""
+
+from __future__ import annotations
+
+import json
+import random
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import plugins.summarization.trained as trained
+from plugins.summarization.lead import LeadSummarizer
+from plugins.summarization.oracle import oracle, rouge12
+from plugins.summarization.trained import TrainedSummarizer
+from toolkit.cli import make_cli
+from toolkit.engine import DataError, OptionError
+from toolkit.nn import ModelFileError
+from toolkit.plugins import load_registry
+from toolkit.testing import check_engine, check_training
+
+KEY = [
+    "Officials announced the new {} budget on Monday.",
+    "The {} plan was approved by the council after a long vote.",
+]
+FILLER = [
+    "It rained in the afternoon.", "A dog walked past the square.", "Some people ate lunch outside.",
+    "The trains ran on time.", "Birds sang in the park.", "A shop sold cheap umbrellas.",
+    "Children played football nearby.", "The radio played old songs.",
+]
+TOPICS = ["transport", "housing", "school", "water", "energy", "health", "library", "parks"]
+
+
+def synthetic(n: int, seed: int) -> list[dict]:
+    """Articles of filler with two key sentences at random places; the summary is the key sentences."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        topic = rng.choice(TOPICS)
+        keys = [k.format(topic) for k in KEY]
+        body = rng.sample(FILLER, 6)
+        for key in keys:
+            body.insert(rng.randrange(1, len(body) + 1), key)
+        records.append({"article": " ".join(body), "summary": " ".join(keys)})
+    return records
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("trained") / "tiny.nlpt"
+    TrainedSummarizer.train(synthetic(24, 0), str(path), valid=synthetic(6, 1), progress=False,
+                            epochs=12, patience=0, dim=16, filters=16, hidden=16, dropout=0.0, lr=5e-3)
+    return str(path)
+
+
+# -- oracle ------------------------------------------------------------------
+
+def test_oracle_takes_the_sentence_that_is_the_reference_and_stops():
+    sentences = ["The cat sat on the mat.", "Dogs bark loudly at night.", "The cat sat."]
+    assert oracle(sentences, "The cat sat on the mat.") == [0]
+
+
+def test_oracle_adds_sentences_in_order_of_gain():
+    sentences = ["Prices fell.", "Unrelated words here entirely.", "Profits rose sharply at the big bank."]
+    assert oracle(sentences, "Profits rose sharply at the big bank. Prices fell.") == [2, 0]
+
+
+def test_oracle_reads_glued_reference_sentences_and_stems():
+    # BBC references lack the space after a full stop; "running"/"runs" and "dogs"/"dog" share stems.
+    sentences = ["Sales fell 5%.", "The weather was fine.", "Dogs were running."]
+    assert oracle(sentences, "Sales fell 5%.The dog runs.") == [0, 2]
+
+
+def test_oracle_counts_cjk_characters_and_gives_nothing_without_overlap():
+    assert oracle(["今天天气很好。", "我们去公园吧！"], "我们去公园") == [1]
+    assert oracle(["Nothing in common."], "Rien en commun.") == []
+    assert oracle([], "Anything.") == []
+
+
+def test_rouge12_is_the_sum_of_rouge1_and_rouge2_f1():
+    assert rouge12(["a b c d"], "a b c d") == pytest.approx(2.0)
+    assert rouge12(["a b"], "a b c d") == pytest.approx(2 / 3 + 0.5)  # R-1: P 1, R 1/2; R-2: P 1, R 1/3
+    assert rouge12([], "a b") == 0.0
+
+
+# -- the engine ----------------------------------------------------------------
+
+def test_trained_engine_conforms(model, monkeypatch):
+    monkeypatch.setattr(TrainedSummarizer, "default_model", model)
+    check_engine(TrainedSummarizer)
+
+
+def test_training_contract(tmp_path):
+    check_training(TrainedSummarizer, synthetic(8, 2), tmp_path, epochs=1, dim=8, filters=8, hidden=8)
+
+
+def test_learns_to_pick_the_key_sentences(model):
+    test = synthetic(20, 3)
+    engine = TrainedSummarizer(model=model, sentences=2)
+    hits = sum(s["text"] in r["summary"] for r in test for s in engine.summarize(r["article"])["sentences"])
+    lead = sum(s["text"] in r["summary"] for r in test
+               for s in LeadSummarizer(sentences=2).summarize(r["article"])["sentences"])
+    assert hits >= 36 > lead, (hits, lead)
+    assert engine.evaluate(test)["rouge1"] > LeadSummarizer(sentences=2).evaluate(test)["rouge1"]
+
+
+@pytest.mark.parametrize("text", [
+    synthetic(1, 4)[0]["article"],
+    "市议会周一批准了新的交通计划。该计划增加三条公交线路。议会领导人说交通计划将减少拥堵。周一天气晴朗。",
+    "# Title\n\nOfficials announced the budget.\n\n```\ncode. more code.\n```\n\nThe plan was approved.",
+])
+def test_offsets_order_no_duplicates(model, text):
+    for k in (1, 2, 3, 20):
+        result = TrainedSummarizer(model=model, sentences=k).summarize(text)
+        chosen = result["sentences"]
+        assert 1 <= len(chosen) <= k
+        for s in chosen:
+            assert text[s["start"] : s["end"]] == s["text"]
+            assert "code" not in s["text"] and s["text"] != "# Title"
+        starts = [s["start"] for s in chosen]
+        assert starts == sorted(set(starts))
+        assert sorted(s["rank"] for s in chosen) == list(range(1, len(chosen) + 1))
+
+
+def test_stamp_names_the_model(model):
+    stamp = TrainedSummarizer(model=model).stamp()
+    assert stamp["engine"] == "summarize:trained" and stamp["model"] == model and stamp["model_name"] == "tiny"
+
+
+def test_registered_after_centrality():
+    engines = list(load_registry(entry_points=[]).tasks()["summarize"])
+    assert engines[0] == "centrality" and "trained" in engines
+
+
+# -- bad data, bad models -------------------------------------------------------
+
+def test_unusable_training_data_is_a_data_error(tmp_path):
+    out = str(tmp_path / "m.nlpt")
+    with pytest.raises(DataError, match="no records"):
+        TrainedSummarizer.train([], out)
+    with pytest.raises(DataError, match="record 2: 'summary' must be a string"):
+        TrainedSummarizer.train([{"article": "A. B.", "summary": "A."}, {"article": "C."}], out)
+    unrelated = [{"article": "Alpha beta. Gamma delta.", "summary": "Zeta eta theta."}] * 4
+    with pytest.raises(DataError, match="shares a word with its summary"):
+        TrainedSummarizer.train(unrelated, out)
+    with pytest.raises(OptionError, match="dropout"):
+        TrainedSummarizer.train(synthetic(4, 0), out, dropout=1.0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_damaged_and_foreign_model_files(model, tmp_path):
+    data = open(model, "rb").read()
+    (tmp_path / "truncated.nlpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated.nlpt: not a readable nlp-tool model file"):
+        TrainedSummarizer(model=str(tmp_path / "truncated.nlpt"))
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(tmp_path / "foreign.nlpt", "w") as dst:
+        config = json.loads(src.read("config.json"))
+        config["metadata"]["engine"] = "centrality"
+        dst.writestr("config.json", json.dumps(config))
+        for name in src.namelist():
+            if name != "config.json":
+                dst.writestr(name, src.read(name))
+    with pytest.raises(ModelFileError, match="a model for summarize:centrality, not summarize:trained"):
+        TrainedSummarizer(model=str(tmp_path / "foreign.nlpt"))
+    with pytest.raises(OptionError, match="no such model file"):
+        TrainedSummarizer(model=str(tmp_path / "absent.nlpt"))
+
+
+def test_missing_default_model_names_the_training_script(monkeypatch, tmp_path):
+    absent = tmp_path / "bbc-news.nlpt"
+    monkeypatch.setattr(trained, "DEFAULT_MODEL_FILE", absent)
+    monkeypatch.setattr(TrainedSummarizer, "default_model", str(absent))
+    with pytest.raises(OptionError, match="scripts/train_default_summarizer.py"):
+        TrainedSummarizer()
+
+
+# -- command line ----------------------------------------------------------------
+
+def test_cli_train_then_summarize(tmp_path):
+    cli = make_cli(lambda: load_registry(entry_points=[]))
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": r["article"], "abstract": r["summary"]}) + "\n"
+                            for r in synthetic(20, 5)))
+    out = tmp_path / "model.nlpt"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "summarize", str(data), "--engine", "trained", "--article-column", "text",
+                                 "--summary-column", "abstract", "--output", str(out), "--quiet", "--format", "json",
+                                 "--epochs", "3", "--dim", "8", "--filters", "8", "--hidden", "8"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["engine"] == "summarize:trained" and report["model"] == str(out)
+    assert 0.0 <= report["metrics"]["rouge1"] <= 1.0
+    article = synthetic(1, 6)[0]["article"]
+    result = runner.invoke(cli, ["summarize", "--engine", "trained", "--model", str(out), "--sentences", "2",
+                                 "--format", "json", "--text", article])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.stdout)
+    chosen = item["result"]["sentences"]
+    assert item["stamp"]["model"] == str(out)
+    assert len(chosen) == 2 and all(article[s["start"] : s["end"]] == s["text"] for s in chosen)
+
+
+def test_cli_bad_data_and_damaged_model_exit_with_a_message(tmp_path):
+    cli = make_cli(lambda: load_registry(entry_points=[]))
+    runner = CliRunner()
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"article": "Alpha beta. Gamma delta.", "summary": "Zeta eta."}\n' * 4)
+    result = runner.invoke(cli, ["train", "summarize", str(data), "--engine", "trained",
+                                 "--output", str(tmp_path / "m.nlpt"), "--quiet"])
+    assert result.exit_code == 2
+    assert "shares a word with its summary" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.nlpt").exists()
+    (tmp_path / "damaged.nlpt").write_bytes(b"PK\x03\x04 not really a zip")
+    result = runner.invoke(cli, ["summarize", "--engine", "trained", "--model", str(tmp_path / "damaged.nlpt"),
+                                 "--text", "One sentence. Another one."])
+    assert result.exit_code == 1
+    assert "damaged.nlpt: not a readable nlp-tool model file" in result.output and "Traceback" not in result.output
+
+
+def test_shipped_default_model_is_used_without_model():
+    if not trained.DEFAULT_MODEL_FILE.is_file():
+        pytest.skip("the default model is not installed (python scripts/train_default_summarizer.py)")
+    engine = TrainedSummarizer(sentences=1)
+    assert engine.model == str(trained.DEFAULT_MODEL_FILE)
+    assert engine.metadata["test_metrics"]["BBC test (1,225)"]["reference"]["rouge1"] > 70
+    text = synthetic(1, 7)[0]["article"]
+    [chosen] = engine.summarize(text)["sentences"]
+    assert text[chosen["start"] : chosen["end"]] == chosen["text"]
