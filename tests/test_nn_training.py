@@ -328,6 +328,7 @@ def test_save_arrays_round_trip_for_models_that_are_not_layers(tmp_path):
     assert config["architecture"] is None and config["metadata"] == {"labels": ["a", "b", "c"]}
     np.testing.assert_array_equal(arrays["coef"], coef)
     assert arrays["coef"].dtype == np.float16
+    assert path.stat().st_mode & 0o777 == 0o644, "model files are readable by others, like any data file"
     with pytest.raises(nn.ModelFileError, match="no layer architecture"):
         nn.load_model(path)
     with pytest.raises(ValueError, match="Python objects"):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import kernels
-from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, register_layer
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last, register_layer
 
 
 @register_layer
@@ -35,14 +35,14 @@ class MultiHeadAttention(Layer):
             self.add_param("b" + name, np.zeros(dim))
 
     def _project(self, x: Array, name: str) -> Array:
-        return x @ self.params["w" + name] + self.params["b" + name]
+        return matmul_last(x, self.params["w" + name]) + self.params["b" + name]
 
     def _project_back(self, x: Array, dy: Array, name: str) -> Array:
         """Accumulate the projection's gradients; return the gradient of its input."""
         w = self.params["w" + name]
         self.grads["w" + name] += x.reshape(-1, w.shape[0]).T @ dy.reshape(-1, w.shape[1])
         self.grads["b" + name] += dy.reshape(-1, w.shape[1]).sum(axis=0)
-        return dy @ w.T
+        return matmul_last(dy, w.T)
 
     def _split(self, x: Array) -> Array:
         B, T, _ = x.shape

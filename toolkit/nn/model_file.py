@@ -74,6 +74,8 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
                     zf.writestr(f"arrays/{name}.npy", data)
             raw.flush()
             os.fsync(raw.fileno())
+        # mkstemp makes the file private (0600); a model file is ordinary data.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         # Any failure, Ctrl-C included, leaves the previous file as it was.

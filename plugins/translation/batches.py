@@ -1,0 +1,84 @@
+"""Sentence pairs: checking records, and batches of similar length that fill a token budget."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator, NamedTuple
+
+from plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
+from toolkit.engine import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def check_pairs(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
+    """Sources and targets of ``records`` ({"source", "target"}); DataError naming the first bad record."""
+    if not records:
+        raise DataError(f"{what}: no records")
+    sources, targets = [], []
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+        for field in ("source", "target"):
+            value = record.get(field)
+            if value is None:
+                raise DataError(f"{what}: record {number} has no {field!r}")
+            if not isinstance(value, str):
+                raise DataError(f"{what}: record {number}: {field} is a {type(value).__name__}, not a string")
+            if not value.strip():
+                raise DataError(f"{what}: record {number} has an empty {field}")
+        sources.append(record["source"].strip())
+        targets.append(record["target"].strip())
+    return sources, targets
+
+
+class Batch(NamedTuple):
+    src: np.ndarray  # (B, Ts) source ids + EOS, right-padded
+    tgt_in: np.ndarray  # (B, Tt) BOS + target ids
+    tgt_out: np.ndarray  # (B, Tt) target ids + EOS: what tgt_in should predict
+    tokens: int  # target tokens that carry a loss
+
+
+def pad_rows(rows: list[list[int]]) -> np.ndarray:
+    import numpy as np
+
+    out = np.full((len(rows), max(map(len, rows))), PAD_ID, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def make_batch(src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Batch:
+    src = pad_rows([s + [EOS_ID] for s in src_ids])
+    tgt_in = pad_rows([[BOS_ID] + t for t in tgt_ids])
+    tgt_out = pad_rows([t + [EOS_ID] for t in tgt_ids])
+    return Batch(src, tgt_in, tgt_out, sum(len(t) + 1 for t in tgt_ids))
+
+
+def token_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], batch_tokens: int) -> list[list[int]]:
+    """Pair indices grouped by length so that each batch's padded size stays within ``batch_tokens``.
+
+    Sorting by (target, source) length keeps padding small; the caller
+    shuffles the order of the batches each epoch.
+    """
+    order = sorted(range(len(src_ids)), key=lambda i: (len(tgt_ids[i]), len(src_ids[i])))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        size = max(len(src_ids[i]), len(tgt_ids[i])) + 1
+        if current and max(longest, size) * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def epoch_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], groups: list[list[int]],
+                  rng: np.random.Generator) -> Iterator[Batch]:
+    for g in rng.permutation(len(groups)):
+        rows = groups[g]
+        yield make_batch([src_ids[i] for i in rows], [tgt_ids[i] for i in rows])

@@ -1,0 +1,304 @@
+"""The "transformer" translation engine: language pairs from installed model files, text in, text out.
+
+Each model file translates one pair (its metadata says which). Without
+``--model`` the engine picks the installed model of the pair asked for and,
+when there is none, says which pairs are installed. Inputs are split into
+paragraphs (blank lines) and sentences; all sentences of a batch are
+translated together and put back in place, paragraph breaks kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from toolkit.engine import Engine, Option, OptionError, train_settings
+
+TASK, ENGINE = "translate", "transformer"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_PAIR = ("en", "de")
+TRAINING_SCRIPT = "scripts/train_default_translator.py"
+PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+
+
+def model_metadata(path: str | Path) -> dict:
+    """A model file's metadata from its config.json alone (no array is read); ModelFileError if unreadable."""
+    from toolkit.nn import read_model_file
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metadata = json.loads(zf.read("config.json")).get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise TypeError("metadata is not an object")
+        return metadata
+    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
+        read_model_file(path)  # says precisely what is wrong with the file
+        raise
+
+
+def installed_pairs() -> dict[tuple[str, str], Path]:
+    """(source, target) -> model file, for the translation models installed in the plugin's model folder."""
+    pairs: dict[tuple[str, str], Path] = {}
+    for path in sorted(MODEL_DIR.glob("*.nlpt")):
+        try:
+            meta = model_metadata(path)
+        except Exception:  # a broken file in the folder must not hide the good ones
+            continue
+        if meta.get("task") == TASK and meta.get("engine") == ENGINE:
+            pairs.setdefault((meta.get("source"), meta.get("target")), path)
+    return pairs
+
+
+def _pair_list(pairs: dict[tuple[str, str], Path]) -> str:
+    return ", ".join(f"{s}->{t}" for s, t in sorted(pairs)) or "none"
+
+
+def _check_language(name: str, value: str) -> str:
+    if value and not LANGUAGE.fullmatch(value):
+        raise OptionError(f"option {name!r} must be a language code such as en or de, not {value!r}")
+    return value
+
+
+class TransformerTranslator(Engine):
+    """Neural machine translation with a transformer encoder-decoder on the compiled kernels."""
+
+    task = TASK
+    name = ENGINE
+    description = "Transformer encoder-decoder translation (greedy or beam search), trainable on sentence pairs."
+    version = "1.0"
+    inputs = "text"
+    options = {
+        "source": Option(str, "", "Source language code (default: the model's; en without --model).",
+                         aliases=("--from",)),
+        "target": Option(str, "", "Target language code (default: the model's; de without --model).",
+                         aliases=("--to",)),
+        "beam": Option(int, 4, "Beam size (1: greedy search, fastest)."),
+        "length_penalty": Option(float, 0.6, "Beam search length penalty alpha (0: none; larger: longer outputs)."),
+        "top_k": Option(int, 1, "Translations listed per input, best first (at most --beam)."),
+    }
+    record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
+    train_options: ClassVar[dict[str, Option]] = {
+        "src": Option(str, "", "Source language code stored in the model (e.g. en)."),
+        "tgt": Option(str, "", "Target language code stored in the model (e.g. de)."),
+        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
+        "epochs": Option(int, 20, "Training epochs (at most)."),
+        "max_minutes": Option(float, 0.0, "Stop after this many minutes, keeping the best model so far (0: no limit)."),
+        "patience": Option(int, 0, "Stop after this many epochs without a better validation BLEU (0: never)."),
+        "checkpoint": Option(str, "", "Checkpoint file, rewritten after each epoch; an existing one is resumed."),
+        "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched)."),
+        "lr": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up."),
+        "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step))."),
+        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm."),
+        "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy."),
+        "vocab_size": Option(int, 8000, "Subword vocabulary size (per language unless shared)."),
+        "shared_vocab": Option(bool, True, "One subword vocabulary and embedding for both languages."),
+        "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
+        "dim": Option(int, 256, "Model width."),
+        "heads": Option(int, 4, "Attention heads."),
+        "encoder_layers": Option(int, 3, "Encoder layers."),
+        "decoder_layers": Option(int, 3, "Decoder layers."),
+        "ffn": Option(int, 1024, "Feed-forward inner width."),
+        "dropout": Option(float, 0.1, "Dropout rate."),
+        "max_len": Option(int, 128, "Longest sentence in subwords (longer training pairs are skipped)."),
+    }
+    default_model = str(MODEL_DIR / f"{DEFAULT_PAIR[0]}-{DEFAULT_PAIR[1]}.nlpt")
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        source = _check_language("source", self.settings["source"])
+        target = _check_language("target", self.settings["target"])
+        if self.settings["beam"] < 1:
+            raise OptionError(f"option 'beam' must be at least 1, not {self.settings['beam']}")
+        if not 1 <= self.settings["top_k"] <= self.settings["beam"]:
+            raise OptionError(f"option 'top_k' must be between 1 and the beam size {self.settings['beam']},"
+                              f" not {self.settings['top_k']}")
+        if self.settings["length_penalty"] < 0:
+            raise OptionError(f"option 'length_penalty' must be at least 0, not {self.settings['length_penalty']}")
+        if model is None:
+            self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
+        self._check_model(source, target)
+        self._lock = threading.Lock()
+        self._state: tuple[Any, dict] | None = None  # (Translator, metadata), loaded on first use
+
+    @staticmethod
+    def _installed_model(source: str, target: str) -> Path:
+        pairs = installed_pairs()
+        if (source, target) in pairs:
+            return pairs[(source, target)]
+        hint = (f"; train the default en->de model with `python {TRAINING_SCRIPT}`"
+                if (source, target) == DEFAULT_PAIR else "")
+        raise OptionError(
+            f"no installed translation model for {source}->{target} (installed pairs: {_pair_list(pairs)}){hint};"
+            f" or pass --model FILE (train one with `nlp-tool train {TASK} PAIRS.tsv --src {source} --tgt {target}`)"
+        )
+
+    def _check_model(self, source: str, target: str) -> None:
+        """Refuse a missing model, one made for another engine, or one of another pair, without reading arrays."""
+        if not Path(self.model).is_file():
+            raise OptionError(f"{self.model}: no such model file")
+        meta = model_metadata(self.model)
+        if meta.get("task") != TASK or meta.get("engine") != ENGINE:
+            raise OptionError(f"{self.model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{ENGINE}")
+        have = (meta.get("source"), meta.get("target"))
+        if (source and source != have[0]) or (target and target != have[1]):
+            raise OptionError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
+                              f"{target or have[1]} (installed pairs: {_pair_list(installed_pairs())})")
+
+    def _loaded(self) -> tuple[Any, dict]:
+        with self._lock:
+            if self._state is None:
+                from plugins.translation.translator import Translator
+                from toolkit.nn import ModelFileError, read_model_file
+
+                config, arrays = read_model_file(self.model)
+                try:
+                    translator = Translator.from_arrays(config["architecture"], arrays)
+                except (KeyError, TypeError, ValueError) as error:
+                    raise ModelFileError(f"{self.model}: not a usable translation model ({error})") from None
+                self._state = (translator, config.get("metadata", {}))
+            return self._state
+
+    def __getstate__(self) -> dict:
+        # Pickles carry the model path, not the loaded network or the lock.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_state"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def translator(self) -> Any:
+        """The loaded :class:`~plugins.translation.translator.Translator` (network and vocabularies)."""
+        return self._loaded()[0]
+
+    def model_version(self) -> str | None:
+        return self._loaded()[1].get("version")
+
+    def stamp(self) -> dict:
+        meta = self._loaded()[1]
+        return {**super().stamp(), "model_name": meta.get("name"), "source": meta.get("source"),
+                "target": meta.get("target")}
+
+    # -- translation ---------------------------------------------------------
+
+    def translate_sentences(self, sentences: list[str]) -> list[list[Any]]:
+        """The top_k translations (text, score) of each sentence, with this engine's beam settings."""
+        s = self.settings
+        return self.translator.translate(sentences, s["beam"], s["length_penalty"], s["top_k"])
+
+    def run(self, inputs: list) -> list[dict]:
+        from toolkit.sentences import split_sentences
+
+        layout: list[list[list[int]]] = []  # per input, per paragraph: indices into `sentences`
+        sentences: list[str] = []
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise TypeError(f"{TASK}:{ENGINE} takes str inputs, not {type(text).__name__} (input {i})")
+            paragraphs = []
+            for paragraph in PARAGRAPH_BREAK.split(text.strip()):
+                found = [s.text for s in split_sentences(paragraph)]
+                paragraphs.append(list(range(len(sentences), len(sentences) + len(found))))
+                sentences += found
+            layout.append([p for p in paragraphs if p])
+        translated = self.translate_sentences(sentences) if sentences else []
+        results = []
+        for paragraphs in layout:
+            ranks = max((len(translated[j]) for p in paragraphs for j in p), default=1)
+            hypotheses = []
+            for k in range(ranks):
+                picks = [[translated[j][min(k, len(translated[j]) - 1)] for j in p] for p in paragraphs]
+                hypotheses.append({
+                    "translation": "\n\n".join(" ".join(t.text for t in p) for p in picks),
+                    "score": round(sum(t.score for p in picks for t in p), 4),
+                })
+            result = {**hypotheses[0], "sentences": sum(map(len, paragraphs))}
+            if self.settings["top_k"] > 1:
+                result["hypotheses"] = hypotheses
+            results.append(result)
+        return results
+
+    def format_text(self, result: dict) -> str:
+        return result["translation"]
+
+    # -- training and evaluation -------------------------------------------
+
+    @classmethod
+    def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
+              progress: bool | None = None, **options: Any) -> dict:
+        """Learn subwords and a transformer from ``records`` ({"source", "target"}); write one model file."""
+        import numpy as np
+
+        from plugins.translation.batches import check_pairs
+        from plugins.translation.trainer import fit_translator
+        from toolkit.nn import save_arrays
+
+        settings = train_settings(cls, options)
+        for key in ("src", "tgt"):
+            if not settings[key]:
+                raise OptionError(f"give the languages of the pairs: --src CODE --tgt CODE (missing {key!r})")
+            _check_language(key, settings[key])
+        for key in ("epochs", "batch_tokens", "vocab_size", "dim", "heads", "encoder_layers", "decoder_layers",
+                    "ffn", "warmup"):
+            if settings[key] < 1:
+                raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
+        if settings["max_len"] < 8:
+            raise OptionError(f"option 'max_len' must be at least 8, not {settings['max_len']}")
+        sources, targets = check_pairs(records)
+        held = check_pairs(valid, "validation data") if valid else None
+        start = time.perf_counter()
+        translator, fit_report = fit_translator(sources, targets, held, settings, seed, progress)
+        seconds = time.perf_counter() - start
+        name = settings["name"] or Path(output).stem
+        metrics = None
+        if held is not None:
+            from plugins.translation.translator import score_corpus
+
+            hypotheses = [t[0].text for t in translator.translate(held[0], beam=4)]
+            metrics = {"records": len(held[0]), "beam": 4, **score_corpus(hypotheses, held[1])}
+        metadata = {
+            "task": TASK, "engine": ENGINE, "engine_version": cls.version, "name": name,
+            "version": datetime.date.today().isoformat(),
+            "source": settings["src"], "target": settings["tgt"],
+            "vocab": {"shared": translator.src_vocab is translator.tgt_vocab,
+                      "source_pieces": len(translator.src_vocab), "target_pieces": len(translator.tgt_vocab),
+                      "model": settings["subword_model"]},
+            "metrics": metrics,
+            "training": {"records": len(sources), "validation_records": len(held[0]) if held else None,
+                         "seed": seed, "options": settings, "seconds": round(seconds, 2),
+                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                         **fit_report},
+        }
+        # float16 weights: half the file, no measurable loss (they are used as float32).
+        save_arrays(output, translator.to_arrays(np.float16), metadata, architecture=translator.model.to_config())
+        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": name, "source": settings["src"],
+                  "target": settings["tgt"], "records": len(sources), "seconds": round(seconds, 2),
+                  **{k: fit_report[k] for k in ("epochs", "steps", "stopped", "tokens_per_second",
+                                                "skipped_too_long")}}
+        if metrics is not None:
+            report["metrics"] = metrics
+        return report
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Corpus BLEU and chrF (sacrebleu, detokenized, cased) of this engine's translations of ``records``."""
+        from plugins.translation.batches import check_pairs
+        from plugins.translation.translator import score_corpus
+
+        sources, references = check_pairs(records, "evaluation data")
+        start = time.perf_counter()
+        hypotheses = [result["translation"] for result in self.run(sources)]
+        seconds = time.perf_counter() - start
+        meta = self._loaded()[1]
+        return {"engine": f"{TASK}:{ENGINE}", "model": self.model, "source": meta.get("source"),
+                "target": meta.get("target"), "records": len(sources), "beam": self.settings["beam"],
+                **score_corpus(hypotheses, references),
+                "sentences_per_second": round(len(sources) / seconds, 1) if seconds else None}

@@ -1,0 +1,75 @@
+"""Subword vocabularies: sentencepiece models trained on the corpus and kept as bytes inside our model file.
+
+sentencepiece serialises a trained model to a protobuf; the model file
+stores those bytes as a uint8 array, and loading hands them back to
+``SentencePieceProcessor(model_proto=...)``: no side file, nothing unpickled.
+Ids 0-3 are fixed for every vocabulary (pad, unk, bos, eos), so that the
+network's special ids do not depend on the tokenizer. A character never seen
+in training becomes the unk id on input and a visible "⁇" on output.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Iterable
+
+from toolkit.engine import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+MODEL_TYPES = ("unigram", "bpe")
+
+
+class SubwordVocab:
+    """A loaded sentencepiece model: ``encode(texts)`` to ids, ``decode(ids)`` to text."""
+
+    def __init__(self, proto: bytes) -> None:
+        import sentencepiece as spm
+
+        self.proto = proto
+        try:
+            self.processor = spm.SentencePieceProcessor(model_proto=proto)
+        except RuntimeError as error:
+            raise ValueError(f"not a sentencepiece model ({str(error).splitlines()[0][:80]})") from None
+        if (self.processor.pad_id(), self.processor.unk_id(), self.processor.bos_id(), self.processor.eos_id()) \
+                != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise ValueError("the sentencepiece model does not use ids 0-3 for pad, unk, bos and eos")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram") -> "SubwordVocab":
+        """Learn a vocabulary of at most ``vocab_size`` pieces from ``texts`` (fewer when the corpus is small)."""
+        import sentencepiece as spm
+
+        if model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}")
+        buffer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts), model_writer=buffer, vocab_size=vocab_size, model_type=model_type,
+                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, character_coverage=1.0,
+                # A small corpus may not hold vocab_size pieces: take what there is.
+                hard_vocab_limit=False, minloglevel=2, num_threads=1,
+            )
+        except RuntimeError as error:
+            raise DataError(f"cannot learn a subword vocabulary: {str(error).splitlines()[0][:200]}") from None
+        return cls(buffer.getvalue())
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> "SubwordVocab":
+        return cls(array.tobytes())
+
+    def to_array(self) -> np.ndarray:
+        import numpy as np
+
+        return np.frombuffer(self.proto, dtype=np.uint8).copy()
+
+    def __len__(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.processor.encode(texts)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self.processor.decode(ids)

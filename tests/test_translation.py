@@ -1,0 +1,174 @@
+"""The translate task: training, the engine contract, CLI and API use, bad inputs, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import plugins.translation.engine as engine_module
+import toolkit
+from plugins.translation.engine import TransformerTranslator
+from toolkit.cli import make_cli
+from toolkit.engine import DataError, OptionError
+from toolkit.plugins import load_registry
+from toolkit.testing import check_training, engine_checks
+
+WORDS = "cat dog man woman child ball red blue big small runs eats sees has the a A".split()
+# A made-up target language: every word has its own translation, word order kept.
+LEXICON = {w: w[::-1] + "o" for w in WORDS}
+TINY = {"epochs": 30, "dim": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn": 64, "dropout": 0.0,
+        "vocab_size": 60, "batch_tokens": 200, "lr": 3e-3, "warmup": 30, "max_len": 24, "label_smoothing": 0.0}
+
+
+def lex(sentence: str) -> str:
+    """The made-up language's translation of a sentence of WORDS ending in a period."""
+    return " ".join(LEXICON[w] for w in sentence.rstrip(".").split()) + "."
+
+
+def pairs(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
+        out.append({"source": " ".join(words) + ".", "target": " ".join(LEXICON[w] for w in words) + "."})
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny en->de model, trained once, in a folder that stands for the plugin's installed models."""
+    directory = tmp_path_factory.mktemp("models")
+    report = TransformerTranslator.train(pairs(600, 0), str(directory / "tiny.nlpt"), valid=pairs(20, 1), seed=0,
+                                         progress=False, src="en", tgt="de", **TINY)
+    assert report["metrics"]["bleu"] > 50, report  # the toy language is learnt
+    return directory
+
+
+@pytest.fixture
+def installed(model_dir, monkeypatch) -> str:
+    monkeypatch.setattr(engine_module, "MODEL_DIR", model_dir)
+    return str(model_dir / "tiny.nlpt")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch, installed):
+    monkeypatch.chdir(tmp_path)
+    cli = make_cli(lambda: load_registry(("plugins.translation",), entry_points=[]))
+    return lambda *args, input=None: CliRunner().invoke(cli, list(args), input=input)
+
+
+def test_engine_conformance(installed):
+    for check in engine_checks(TransformerTranslator):
+        check()
+
+
+def test_translations_are_right_and_ranked(installed):
+    engine = TransformerTranslator(beam=4, top_k=3)
+    [result] = engine.run(["the dog sees a ball."])
+    assert result["translation"] == lex("the dog sees a ball.")
+    scores = [h["score"] for h in result["hypotheses"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True) and scores[0] == result["score"]
+    greedy = TransformerTranslator(beam=1).run(["the dog sees a ball."])[0]
+    assert greedy["translation"] == result["translation"] and "hypotheses" not in greedy
+
+
+def test_sentences_and_paragraphs_are_kept(installed):
+    text = "the man runs. A cat eats.\n\n  the big dog runs.\n"
+    [result] = TransformerTranslator(beam=1).run([text])
+    assert result["sentences"] == 3
+    assert result["translation"] == (lex("the man runs.") + " " + lex("A cat eats.") + "\n\n"
+                                     + lex("the big dog runs."))
+
+
+def test_bad_inputs_never_crash(installed):
+    engine = TransformerTranslator(beam=2)
+    long_line = " ".join(random.Random(0).choice(WORDS) for _ in range(300))  # one sentence > max_len subwords
+    empty, blank, long, odd = engine.run(["", "  \n\n ", long_line, "猫 🙂 Ωmega ball."])
+    assert empty == {"translation": "", "score": 0.0, "sentences": 0} and blank == empty
+    assert long["sentences"] == 1 and len(long["translation"].split()) > 20
+    assert isinstance(odd["translation"], str) and odd["sentences"] == 1
+
+
+def test_unknown_pair_lists_the_installed_ones(installed):
+    with pytest.raises(OptionError, match=r"no installed translation model for en->fr \(installed pairs: en->de\)"):
+        TransformerTranslator(source="en", target="fr")
+    with pytest.raises(OptionError, match=r"tiny.nlpt translates en->de, not fr->de"):
+        TransformerTranslator(model=installed, source="fr")
+    with pytest.raises(OptionError, match="top_k"):
+        TransformerTranslator(beam=2, top_k=3)
+
+
+def test_missing_default_model_names_the_training_script(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "MODEL_DIR", tmp_path)
+    with pytest.raises(OptionError, match="installed pairs: none.*scripts/train_default_translator.py"):
+        TransformerTranslator()
+
+
+def test_damaged_model_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.nlpt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable nlp-tool model file"):
+        TransformerTranslator(model=str(bad))
+
+
+def test_cli_files_stdin_jsonl_and_errors(run, tmp_path):
+    (tmp_path / "a.txt").write_text("the cat runs.\n\na dog eats.\n")
+    result = run("translate", "--from", "en", "--to", "de", "a.txt", "--beam", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == lex("the cat runs.") + "\n\n" + lex("a dog eats.") + "\n"
+    lines = '{"id": "x1", "text": "the ball."}\n{"id": "x2", "text": ""}\n'
+    result = run("translate", "-i", "jsonl", "-f", "jsonl", "--top-k", "2", input=lines)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["x1", "x2"]
+    assert rows[0]["result"]["translation"] == lex("the ball.") and len(rows[0]["result"]["hypotheses"]) == 2
+    assert rows[0]["stamp"]["source"] == "en" and rows[0]["stamp"]["target"] == "de"
+    result = run("translate", "--from", "en", "--to", "fr", "--text", "the cat.")
+    assert result.exit_code == 2 and "installed pairs: en->de" in result.output
+
+
+def test_cli_train_and_evaluate_tsv(run, tmp_path):
+    rows = ["source\ttarget"] + [f"{p['source']}\t{p['target']}" for p in pairs(60, 2)]
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    result = run("train", "translate", "pairs.tsv")
+    assert result.exit_code == 2 and "--src CODE --tgt CODE" in result.output
+    result = run("train", "translate", "pairs.tsv", "--src", "en", "--tgt", "de", "--epochs", "1", "--dim", "16",
+                 "--heads", "2", "--ffn", "16", "--encoder-layers", "1", "--decoder-layers", "1", "--vocab-size", "50",
+                 "--max-len", "24", "-o", "m.nlpt", "--quiet", "-f", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["source"] == "en" and report["epochs"] == 1 and "bleu" in report["metrics"]
+    result = run("evaluate", "translate", "pairs.tsv", "--beam", "1", "-f", "json")  # the installed tiny model
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["records"] == 60 and metrics["bleu"] > 50 and 0 <= metrics["chrf"] <= 100
+
+
+def test_api_pipeline(installed):
+    translate = toolkit.pipeline("translate", source="en", target="de", beam=1)
+    assert [r["translation"] for r in translate(["the cat.", "a dog runs."])] == [lex("the cat."), lex("a dog runs.")]
+
+
+def test_training_contract(tmp_path):
+    check_training(TransformerTranslator, pairs(30, 3), tmp_path, src="en", tgt="de",
+                   **{**TINY, "epochs": 1, "dim": 16, "ffn": 16})
+    with pytest.raises(DataError, match="record 2 has an empty target"):
+        TransformerTranslator.train([{"source": "a", "target": "b"}, {"source": "c", "target": " "}],
+                                    str(tmp_path / "x.nlpt"), src="en", tgt="de")
+
+
+def test_checkpoint_resumes_and_time_limit_stops(tmp_path):
+    options = {**TINY, "epochs": 1, "dim": 16, "ffn": 16, "checkpoint": str(tmp_path / "ckpt.nlpt")}
+    data, valid = pairs(60, 4), pairs(5, 5)
+    first = TransformerTranslator.train(data, str(tmp_path / "a.nlpt"), valid=valid, progress=False, src="en",
+                                        tgt="de", **options)
+    assert first["epochs"] == 1 and (tmp_path / "ckpt.nlpt").is_file()
+    second = TransformerTranslator.train(data, str(tmp_path / "b.nlpt"), valid=valid, progress=False, src="en",
+                                         tgt="de", **{**options, "epochs": 3, "max_minutes": 1e-6})
+    # Resumed after epoch 1; the time limit ends epoch 2 after its first step.
+    assert second["epochs"] == 2 and second["stopped"] == "max_minutes"
+    assert second["steps"] == first["steps"] + 1

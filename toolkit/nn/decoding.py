@@ -1,0 +1,140 @@
+"""Greedy and beam search over a :class:`~toolkit.nn.transformer.Seq2SeqTransformer`, batched, with its KV cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from toolkit.nn.transformer import Seq2SeqTransformer
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """Target ids (without BOS and EOS) and their score: the summed log-probability
+    (EOS included) divided by the length penalty."""
+
+    ids: list[int]
+    score: float
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ((5 + length) / 6) ** alpha: alpha 0 ranks by total log-probability, larger favours longer outputs."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _forbid(logp: Array, model: Seq2SeqTransformer) -> Array:
+    # Padding and BOS are never outputs; an untrained model may still rate them.
+    logp[:, model.pad_id] = -np.inf
+    logp[:, model.bos_id] = -np.inf
+    return logp
+
+
+def _limits(max_len: int | Array, B: int) -> Array:
+    """Per-row output budgets: a row's result must not depend on the other rows of its batch."""
+    limits = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (B,))
+    if B and limits.min() < 1:
+        raise ValueError(f"max_len must be at least 1, got {limits.min()}")
+    return limits
+
+
+def greedy(model: Seq2SeqTransformer, src: Array, max_len: int | Array) -> list[Hypothesis]:
+    """The most probable next token at each step, for each row of ``src`` (B, Ts).
+
+    ``max_len``: at most this many tokens, one number or one per row.
+    """
+    B = src.shape[0]
+    limits = _limits(max_len, B)
+    cache = model.start(src)
+    tokens = np.full((B, 1), model.bos_id, dtype=np.int64)
+    out: list[list[int]] = [[] for _ in range(B)]
+    scores = np.zeros(B)
+    alive = np.arange(B)
+    for t in range(int(limits.max(initial=0))):
+        logp = _forbid(model.step(tokens, cache), model)
+        best = logp.argmax(axis=1)
+        scores[alive] += logp[np.arange(len(alive)), best]
+        keep = []
+        for row, (b, tok) in enumerate(zip(alive, best)):
+            if tok == model.eos_id:
+                continue
+            out[b].append(int(tok))
+            if t + 1 < limits[b]:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(alive):
+            # Finished rows leave the batch: later steps cost only what is still being decoded.
+            rows = np.array(keep)
+            cache, alive, best = cache.select(rows), alive[rows], best[rows]
+        tokens = best[:, None].astype(np.int64)
+    return [Hypothesis(ids, float(s)) for ids, s in zip(out, scores)]
+
+
+def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int | Array, alpha: float = 0.6,
+                top_k: int = 1) -> list[list[Hypothesis]]:
+    """The ``top_k`` best of ``beam`` hypotheses per row of ``src``, best first.
+
+    All rows' beams run as one batch. A row stops once ``beam`` hypotheses
+    have ended with EOS (early stopping, so that beam 1 is greedy search);
+    hypotheses still open after ``max_len`` tokens (one number or one per
+    row) end there, without EOS.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    top_k = min(top_k, beam)
+    B, V, K = src.shape[0], model.tgt_vocab, beam
+    limits = _limits(max_len, B)
+    cache = model.start(src).select(np.repeat(np.arange(B), K))
+    # Only the first beam of each row is live at the start, so the beams do not all pick the same token.
+    scores = np.tile(np.r_[0.0, np.full(K - 1, -np.inf)], B).reshape(B, K)
+    history = np.zeros((B, K, 0), dtype=np.int64)  # tokens so far of each live hypothesis
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    rows = np.arange(B)  # source rows still searching, in cache order (each has K cache rows)
+    tokens = np.full((B * K, 1), model.bos_id, dtype=np.int64)
+    for t in range(int(limits.max(initial=0))):
+        R = len(rows)
+        flat = (scores[:, :, None] + _forbid(model.step(tokens, cache), model).reshape(R, K, V)).reshape(R, -1)
+        # The 2K best continuations of each row, best first: at most K end with EOS, so K stay live.
+        top = np.argpartition(-flat, 2 * K - 1, axis=1)[:, : 2 * K] if flat.shape[1] > 2 * K \
+            else np.tile(np.arange(flat.shape[1]), (R, 1))
+        top_scores = np.take_along_axis(flat, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        cand, cand_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        from_beam, tok = np.divmod(cand, V)
+        finite = np.isfinite(cand_scores)
+        is_eos = finite & (tok == model.eos_id)
+        live = finite & ~is_eos
+        live_rank = np.cumsum(live, axis=1) - live
+        # An EOS counts when it ranks above the K-th live continuation (so beam 1 is greedy).
+        for r, p in zip(*np.nonzero(is_eos & (live_rank < K))):
+            b = rows[r]
+            if len(finished[b]) < K:
+                ids = history[r, from_beam[r, p]].tolist()
+                finished[b].append(Hypothesis(ids, float(cand_scores[r, p]) / length_penalty(len(ids) + 1, alpha)))
+        picked = live & (live_rank < K)
+        r_idx, p_idx = np.nonzero(picked)
+        slot = live_rank[r_idx, p_idx]
+        next_scores = np.full((R, K), -np.inf)
+        next_tokens = np.full((R, K), model.eos_id, dtype=np.int64)
+        next_from = np.zeros((R, K), dtype=np.int64)
+        next_scores[r_idx, slot] = cand_scores[r_idx, p_idx]
+        next_tokens[r_idx, slot] = tok[r_idx, p_idx]
+        next_from[r_idx, slot] = from_beam[r_idx, p_idx]
+        history = np.concatenate([history[np.arange(R)[:, None], next_from], next_tokens[:, :, None]], axis=2)
+        open_rows = np.array([len(finished[b]) < K for b in rows]) & np.isfinite(next_scores[:, 0])
+        out_of_room = open_rows & (t + 1 >= limits[rows])
+        for r in np.nonzero(out_of_room)[0]:
+            # The open hypotheses end here, without EOS, as greedy search's do.
+            finished[rows[r]] += [Hypothesis(history[r, j].tolist(), float(next_scores[r, j])
+                                             / length_penalty(t + 1, alpha))
+                                  for j in range(K) if np.isfinite(next_scores[r, j])]
+        keep = np.nonzero(open_rows & ~out_of_room)[0]
+        if not len(keep):
+            break
+        rows, scores, history = rows[keep], next_scores[keep], history[keep]
+        cache = cache.select((keep[:, None] * K + next_from[keep]).reshape(-1))
+        tokens = next_tokens[keep].reshape(-1, 1)
+    return [sorted(f, key=lambda h: -h.score)[:top_k] for f in finished]

@@ -1,0 +1,307 @@
+"""A pre-norm transformer encoder-decoder for sequence-to-sequence models (translation).
+
+Training runs ``forward((src, tgt_in), train)`` (logits for every target
+position) or, cheaper, ``hidden`` + ``project_rows`` on the positions that
+carry a loss. Inference encodes once with :meth:`Seq2SeqTransformer.start`
+and then feeds tokens to :meth:`Seq2SeqTransformer.step`, which keeps each
+layer's self-attention keys/values and the projected encoder keys/values in
+a :class:`DecoderCache`, so a new token costs one position, not the prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toolkit import kernels
+from toolkit.nn.attention import MultiHeadAttention
+from toolkit.nn.layers import (
+    Array,
+    Backprop,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    LayerNorm,
+    as_rng,
+    f32,
+    register_layer,
+    sinusoidal_positions,
+)
+
+
+class EncoderLayer(Layer):
+    """x + Dropout(SelfAttention(LN(x))), then + Dropout(FFN(LN(.)))."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, activation: str, rng: np.random.Generator):
+        super().__init__()
+        self.ln1, self.attn = LayerNorm(dim), MultiHeadAttention(dim, heads, seed=rng)
+        self.ln2, self.ff1 = LayerNorm(dim), Dense(dim, ffn, activation, seed=rng)
+        self.ff2 = Dense(ffn, dim, seed=rng)
+        self.drop = Dropout(dropout, seed=rng)
+
+    def children(self) -> list[Layer]:
+        return [self.ln1, self.attn, self.ln2, self.ff1, self.ff2]
+
+    def forward(self, x: Array, train: bool = False, mask: Array | None = None) -> tuple[Array, Backprop]:
+        h, back_ln1 = self.ln1.forward(x, train)
+        a, back_attn = self.attn.forward(h, train, key_padding_mask=mask)
+        a, back_drop1 = self.drop.forward(a, train)
+        x1 = x + a
+        y, back_ffn = _ffn(self, x1, train)
+
+        def backprop(dy: Array) -> Array:
+            dx1 = dy + back_ffn(dy)
+            return dx1 + back_ln1(back_attn(back_drop1(dx1)))
+
+        return y, backprop
+
+
+class DecoderLayer(Layer):
+    """Causal self-attention, cross-attention on the encoder output, FFN; each pre-norm with a residual."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, activation: str, rng: np.random.Generator):
+        super().__init__()
+        self.ln1, self.self_attn = LayerNorm(dim), MultiHeadAttention(dim, heads, causal=True, seed=rng)
+        self.ln2, self.cross_attn = LayerNorm(dim), MultiHeadAttention(dim, heads, seed=rng)
+        self.ln3, self.ff1 = LayerNorm(dim), Dense(dim, ffn, activation, seed=rng)
+        self.ff2 = Dense(ffn, dim, seed=rng)
+        self.drop = Dropout(dropout, seed=rng)
+
+    def children(self) -> list[Layer]:
+        return [self.ln1, self.self_attn, self.ln2, self.cross_attn, self.ln3, self.ff1, self.ff2]
+
+    def forward(self, x: Array, train: bool = False, memory: Array | None = None,
+                memory_mask: Array | None = None) -> tuple[Array, Backprop]:
+        h, back_ln1 = self.ln1.forward(x, train)
+        a, back_self = self.self_attn.forward(h, train)
+        a, back_drop1 = self.drop.forward(a, train)
+        x1 = x + a
+        h, back_ln2 = self.ln2.forward(x1, train)
+        c, back_cross = self.cross_attn.forward(h, train, context=memory, key_padding_mask=memory_mask)
+        c, back_drop2 = self.drop.forward(c, train)
+        x2 = x1 + c
+        y, back_ffn = _ffn(self, x2, train, self.ln3)
+
+        def backprop(dy: Array) -> tuple[Array, Array]:
+            dx2 = dy + back_ffn(dy)
+            dh, dmemory = back_cross(back_drop2(dx2))
+            dx1 = dx2 + back_ln2(dh)
+            return dx1 + back_ln1(back_self(back_drop1(dx1))), dmemory
+
+        return y, backprop
+
+
+def _ffn(layer: Any, x: Array, train: bool, norm: LayerNorm | None = None) -> tuple[Array, Backprop]:
+    """x + Dropout(ff2(act(ff1(LN(x))))) and its backprop *without* the residual's identity term.
+
+    Runs on (B*T, dim) rows: numpy multiplies a 2-D matrix in one BLAS call,
+    a 3-D stack by a matrix slice by slice, several times slower.
+    """
+    shape = x.shape
+    rows = x.reshape(-1, shape[-1])
+    h, back_ln = (norm or layer.ln2).forward(rows, train)
+    f, back_f1 = layer.ff1.forward(h, train)
+    f, back_f2 = layer.ff2.forward(f, train)
+    f, back_drop = layer.drop.forward(f, train)
+    return (rows + f).reshape(shape), lambda dy: back_ln(back_f1(back_f2(back_drop(dy.reshape(rows.shape))))
+                                                         ).reshape(shape)
+
+
+def _heads(mha: MultiHeadAttention, x: Array, name: str) -> Array:
+    """x projected by one of the attention's q/k/v weights and split into heads (B, H, T, Dh)."""
+    return mha._split(mha._project(x, name))
+
+
+@dataclass
+class DecoderCache:
+    """What incremental decoding keeps between steps, per decoder layer.
+
+    ``self_k``/``self_v``: the keys and values of every target position fed
+    so far (B, H, t, Dh); ``cross_k``/``cross_v``: the encoder output
+    projected once for the cross-attention; ``length``: positions fed so far.
+    """
+
+    memory_mask: Array
+    cross_k: list[Array]
+    cross_v: list[Array]
+    self_k: list[Array | None] = field(default_factory=list)
+    self_v: list[Array | None] = field(default_factory=list)
+    length: int = 0
+
+    def select(self, rows: Array) -> "DecoderCache":
+        """The cache of the batch rows ``rows`` (in that order, repeats allowed): beam reordering."""
+        take = lambda arrays: [None if a is None else np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
+        return DecoderCache(self.memory_mask[rows], take(self.cross_k), take(self.cross_v),
+                            take(self.self_k), take(self.self_v), self.length)
+
+
+@register_layer
+class Seq2SeqTransformer(Layer):
+    """Encoder-decoder transformer with tied target embeddings and output projection.
+
+    ``shared_vocab=True`` uses one embedding table for source, target and
+    output (a joint subword vocabulary). Token embeddings are scaled by
+    sqrt(dim) and added to fixed sinusoidal positions; both stacks end with a
+    LayerNorm (pre-norm). Ids: ``pad_id`` pads batches (masked in the
+    encoder, ignored by the loss), ``bos_id`` starts every target, ``eos_id``
+    ends it. ``activation`` is the feed-forward blocks' ("relu" or "gelu").
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, dim: int = 256, heads: int = 4, encoder_layers: int = 3,
+                 decoder_layers: int = 3, ffn: int = 1024, dropout: float = 0.1, max_len: int = 256,
+                 shared_vocab: bool = False, pad_id: int = 0, bos_id: int = 2, eos_id: int = 3,
+                 activation: str = "relu", seed: Any = None):
+        super().__init__()
+        if shared_vocab and src_vocab != tgt_vocab:
+            raise ValueError(f"a shared vocabulary needs src_vocab == tgt_vocab, got {src_vocab} and {tgt_vocab}")
+        self.src_vocab, self.tgt_vocab, self.dim, self.heads = src_vocab, tgt_vocab, dim, heads
+        self.n_encoder, self.n_decoder, self.ffn, self.dropout = encoder_layers, decoder_layers, ffn, dropout
+        self.max_len, self.shared_vocab = max_len, shared_vocab
+        self.pad_id, self.bos_id, self.eos_id, self.activation = pad_id, bos_id, eos_id, activation
+        rng = as_rng(seed)
+        self.tgt_embed = Embedding(tgt_vocab, dim, seed=rng)
+        # Tied with the output projection: N(0, dim^-1/2) keeps logits O(1) at the start.
+        self.tgt_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(tgt_vocab, dim))
+        if shared_vocab:
+            self.src_embed = self.tgt_embed
+        else:
+            self.src_embed = Embedding(src_vocab, dim, seed=rng)
+            self.src_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(src_vocab, dim))
+        self.encoder = [EncoderLayer(dim, heads, ffn, dropout, activation, rng) for _ in range(encoder_layers)]
+        self.decoder = [DecoderLayer(dim, heads, ffn, dropout, activation, rng) for _ in range(decoder_layers)]
+        self.encoder_norm, self.decoder_norm = LayerNorm(dim), LayerNorm(dim)
+        self.embed_drop = Dropout(dropout, seed=rng)
+        self.positions = sinusoidal_positions(max_len, dim)
+        self.scale = np.float32(math.sqrt(dim))
+
+    def children(self) -> list[Layer]:
+        embeds = [self.tgt_embed] if self.shared_vocab else [self.tgt_embed, self.src_embed]
+        return [*embeds, *self.encoder, *self.decoder, self.encoder_norm, self.decoder_norm]
+
+    def get_config(self) -> dict:
+        return {"src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab, "dim": self.dim, "heads": self.heads,
+                "encoder_layers": self.n_encoder, "decoder_layers": self.n_decoder, "ffn": self.ffn,
+                "dropout": self.dropout, "max_len": self.max_len, "shared_vocab": self.shared_vocab,
+                "pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id,
+                "activation": self.activation}
+
+    # -- pieces ---------------------------------------------------------------
+
+    def _embed(self, embed: Embedding, ids: Array, train: bool, offset: int = 0) -> tuple[Array, Backprop]:
+        T = ids.shape[1]
+        if offset + T > self.max_len:
+            raise ValueError(f"sequence of {offset + T} tokens is longer than the model's max_len={self.max_len}")
+        e, back_embed = embed.forward(np.ascontiguousarray(ids), train)
+        x = e * self.scale
+        x += self.positions[offset : offset + T]
+        x, back_drop = self.embed_drop.forward(x, train)
+        return x, lambda dy: back_embed(back_drop(dy) * self.scale)
+
+    def encode(self, src: Array, train: bool = False) -> tuple[Array, Array, Backprop]:
+        """Encoder output (B, Ts, dim), its padding mask (B, Ts) and backprop(dmemory)."""
+        src = np.asarray(src)
+        mask = src == self.pad_id
+        x, back_embed = self._embed(self.src_embed, src, train)
+        backs = []
+        for layer in self.encoder:
+            x, back = layer.forward(x, train, mask)
+            backs.append(back)
+        memory, back_norm = self.encoder_norm.forward(x, train)
+
+        def backprop(dmemory: Array) -> None:
+            dx = back_norm(dmemory)
+            for back in reversed(backs):
+                dx = back(dx)
+            back_embed(dx)
+
+        return memory, mask, backprop
+
+    def hidden(self, src: Array, tgt_in: Array, train: bool = False) -> tuple[Array, Backprop]:
+        """Final decoder states (B, Tt, dim) for teacher-forced ``tgt_in``, and backprop(dstates)."""
+        memory, mask, back_encoder = self.encode(src, train)
+        x, back_embed = self._embed(self.tgt_embed, np.asarray(tgt_in), train)
+        backs = []
+        for layer in self.decoder:
+            x, back = layer.forward(x, train, memory, mask)
+            backs.append(back)
+        h, back_norm = self.decoder_norm.forward(x, train)
+
+        def backprop(dh: Array) -> None:
+            dx = back_norm(f32(dh))
+            dmemory = np.zeros_like(memory)
+            for back in reversed(backs):
+                dx, dm = back(dx)
+                dmemory += dm
+            back_embed(dx)
+            back_encoder(dmemory)
+
+        return h, backprop
+
+    def project_rows(self, h: Array) -> tuple[Array, Backprop]:
+        """Logits (..., tgt_vocab) of decoder states h (..., dim) through the tied embedding table."""
+        table = self.tgt_embed.params["table"]
+        logits = h @ table.T
+
+        def backprop(dlogits: Array) -> Array:
+            d2 = f32(dlogits).reshape(-1, self.tgt_vocab)
+            self.tgt_embed.grads["table"] += d2.T @ h.reshape(-1, self.dim)
+            return d2.reshape(dlogits.shape) @ table
+
+        return logits, backprop
+
+    def forward(self, x: tuple[Array, Array], train: bool = False) -> tuple[Array, Backprop]:
+        """(src (B, Ts), tgt_in (B, Tt)) ids -> logits (B, Tt, tgt_vocab); backprop(dlogits) -> None."""
+        src, tgt_in = x
+        h, back_hidden = self.hidden(src, tgt_in, train)
+        logits, back_project = self.project_rows(h)
+        return logits, lambda dlogits: back_hidden(back_project(dlogits))
+
+    # -- incremental decoding -------------------------------------------------
+
+    def start(self, src: Array) -> DecoderCache:
+        """Encode ``src`` (B, Ts) and project its keys/values for every decoder layer, once."""
+        memory, mask, _ = self.encode(src)
+        cross_k = [_heads(layer.cross_attn, memory, "k") for layer in self.decoder]
+        cross_v = [_heads(layer.cross_attn, memory, "v") for layer in self.decoder]
+        n = len(self.decoder)
+        return DecoderCache(mask, cross_k, cross_v, [None] * n, [None] * n)
+
+    def step(self, tokens: Array, cache: DecoderCache) -> Array:
+        """Log-probabilities (B, tgt_vocab) of the token after ``tokens`` (B, t), given the cache.
+
+        The new positions' keys and values are appended to the cache; the
+        result equals the full forward's last position (tested).
+        """
+        tokens = np.asarray(tokens)
+        x, _ = self._embed(self.tgt_embed, tokens, False, offset=cache.length)
+        for i, layer in enumerate(self.decoder):
+            h, _ = layer.ln1.forward(x)
+            x = x + self._cached_self_attention(layer.self_attn, h, cache, i)
+            h, _ = layer.ln2.forward(x)
+            mha = layer.cross_attn
+            out, _ = kernels.attention_forward(_heads(mha, h, "q"), cache.cross_k[i], cache.cross_v[i],
+                                               cache.memory_mask, False)
+            x = x + mha._project(mha._merge(out), "o")
+            h, _ = layer.ln3.forward(x)
+            x = x + layer.ff2(layer.ff1(h))
+        cache.length += tokens.shape[1]
+        h, _ = self.decoder_norm.forward(x[:, -1])
+        logits = h @ self.tgt_embed.params["table"].T
+        logits -= logits.max(axis=1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return logits
+
+    @staticmethod
+    def _cached_self_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
+        k, v = _heads(mha, h, "k"), _heads(mha, h, "v")
+        if cache.self_k[i] is not None:
+            k = np.concatenate([cache.self_k[i], k], axis=2)
+            v = np.concatenate([cache.self_v[i], v], axis=2)
+        cache.self_k[i], cache.self_v[i] = k, v
+        # Causal aligned at the end: new query j sees every cached key and the new ones up to itself.
+        out, _ = kernels.attention_forward(_heads(mha, h, "q"), k, v, None, True)
+        return mha._project(mha._merge(out), "o")
