@@ -245,6 +245,10 @@ def test_train_then_run_with_the_model_then_evaluate(run, tmp_path):
                  "--label-column", "sentiment", "-f", "json", "--uniform")
     metrics = json.loads(result.stdout)
     assert metrics["confusion_matrix"] == {"labels": ["neg", "pos"], "matrix": [[1, 1], [0, 1]]}
+    # --<field>-field is the same flag as --<field>-column.
+    result = run("evaluate", "tag", "test.csv", "-m", "tag-words.nlpt", "--text-field", "review",
+                 "--label-field", "sentiment", "-f", "json", "--uniform")
+    assert json.loads(result.stdout) == metrics
 
 
 def test_json_report_and_valid_file(run, tmp_path):
@@ -366,7 +370,7 @@ def test_options_are_checked_against_the_chosen_engine(run, tmp_path):
     assert result.exit_code == 2 and "'x' is not a valid float" in result.stderr
     help_text = run("train", "tag", "--help").stdout
     assert "--smoothing FLOAT" in help_text and "[default\n" in help_text and "for engine words: 1.0" in help_text
-    assert "--text-column NAME" in help_text and "words (default)" in help_text
+    assert "--text-column, --text-field NAME" in help_text and "words (default)" in help_text
     assert "--uniform" in run("evaluate", "tag", "--help").stdout
 
 

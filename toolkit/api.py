@@ -115,6 +115,14 @@ def pipeline(task: str, engine: str | None = None, model: str | None = None, **o
 Data = str | os.PathLike | Iterable[Mapping]
 
 
+def _own_format(engine_class: type, data: Data, data_format: str | None, encoding: str) -> Data:
+    """The records of a data file in the engine's own format (``Engine.read_data``), else ``data`` unchanged."""
+    if data_format is not None or not isinstance(data, (str, os.PathLike)):
+        return data
+    records = engine_class.read_data(os.fspath(data), encoding)
+    return data if records is None else records
+
+
 def load_data(
     data: Data,
     fields: tuple[str, ...],
@@ -181,8 +189,9 @@ def train(
     entry = _capable_engine(registry, task, engine, can_train, "trained")
     cls = entry.engine_class
     settings = train_settings(cls, options)
-    records = load_data(data, cls.record_fields, columns, data_format, encoding)
+    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format, encoding)
     if valid is not None:
+        valid = _own_format(cls, valid, data_format, encoding)
         held_out: list[dict] | None = load_data(valid, cls.record_fields, columns, data_format, encoding)
     elif valid_split:
         records, held_out = split_records(records, valid_split, seed)
@@ -226,8 +235,9 @@ def evaluate(
     """
     registry = registry or get_registry()
     entry = _capable_engine(registry, task, engine, can_evaluate, "evaluated")
-    records = load_data(data, entry.engine_class.record_fields, columns, data_format, encoding)
-    return entry.engine_class(model=model, **options).evaluate(records)
+    cls = entry.engine_class
+    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format, encoding)
+    return cls(model=model, **options).evaluate(records)
 
 
 def _capable_engine(

@@ -205,12 +205,24 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
     ]
     if takes_question:
-        params.insert(2, click.Option(["--question"], help="Question asked of every input text (its context)."))
+        params[2:2] = [
+            click.Option(["--question"], help="Question asked of every input text (its context)."),
+            click.Option(
+                ["--context", "-c"],
+                metavar="FILE",
+                help="The document to ask (FILE or - for stdin); the arguments are then questions, not files.",
+            ),
+            click.Option(
+                ["--questions"], metavar="FILE", help="Questions asked of --context, one per non-empty line."
+            ),
+        ]
     params += engine_params
 
     lines = [f"Run the {task!r} task on files, stdin or --text.", "", "\b", "Engines:"]
     lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in engines.items()]
     lines += ["", "With no FILE, or when FILE is -, read standard input. Details: docs/cli.md."]
+    if takes_question:
+        lines += ["", f"With --context FILE the arguments are questions: nlp-tool {task} --context doc.txt \"Who?\""]
 
     def callback(**kwargs: Any) -> None:
         # --top-k is a common flag, passed on as the top_k option of engines that declare it.
@@ -243,6 +255,8 @@ def run_task(
     quiet: bool,
     debug: bool,
     question: str | None = None,
+    context: str | None = None,
+    questions: str | None = None,
 ) -> None:
     """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1)."""
     entry = registry.engine(task, engine)
@@ -260,16 +274,23 @@ def run_task(
         explain_run(registry, entry, model, options, fmt)
         return
 
-    try:
-        sources = io.expand_sources(inputs)
-    except io.InputError as error:
-        raise click.UsageError(str(error)) from error
-    if not sources and not text:
-        if sys.stdin.isatty():
-            raise click.UsageError("no input: give files, --text, or pipe text to stdin")
-        sources = ["-"]
-    if entry.engine_class.inputs == "question+context" and question is None and input_format != "jsonl":
-        raise click.UsageError(f"engine {engine!r} needs --question, or JSONL records with 'question' and 'context'")
+    if context is not None or questions is not None:
+        records = _question_records(context, questions, question, inputs, text)
+    else:
+        try:
+            sources = io.expand_sources(inputs)
+        except io.InputError as error:
+            raise click.UsageError(str(error)) from error
+        if not sources and not text:
+            if sys.stdin.isatty():
+                raise click.UsageError("no input: give files, --text, or pipe text to stdin")
+            sources = ["-"]
+        if entry.engine_class.inputs == "question+context" and question is None and input_format != "jsonl":
+            raise click.UsageError(
+                f"engine {engine!r} needs --context FILE with questions, --question, or JSONL records with"
+                " 'question' and 'context'"
+            )
+        records = io.read_records(sources, text, input_format, text_field, id_field, question)
 
     from toolkit.api import Pipeline
 
@@ -282,7 +303,6 @@ def run_task(
             raise
         raise Failure(f"cannot start engine {task}:{engine}: {_one_line(error)}") from error
 
-    records = io.read_records(sources, text, input_format, text_field, id_field, question)
     try:
         out = io.AtomicOutput(output)
     except OSError as error:
@@ -305,6 +325,27 @@ def run_task(
         raise
     if failed:
         raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+def _question_records(
+    context: str | None, questions: str | None, question: str | None, inputs: tuple[str, ...], text: tuple[str, ...]
+) -> Iterator[io.Record]:
+    """The inputs of ``--context FILE`` with questions as arguments, ``--question`` or ``--questions FILE``."""
+    if context is None:
+        raise click.UsageError("--questions needs --context FILE (the document the questions are asked of)")
+    if text:
+        raise click.UsageError("with --context, give the questions as arguments or --questions FILE, not --text")
+    if context == "-" and questions == "-":
+        raise click.UsageError("--context and --questions cannot both read stdin")
+    asked = ([question] if question is not None else []) + list(inputs)
+    if not asked and questions is None:
+        raise click.UsageError("no question: give questions as arguments, --question or --questions FILE")
+    if any(not q.strip() for q in asked):
+        raise click.UsageError("a question is empty")
+    try:
+        return io.question_records(context, asked, questions)
+    except io.InputError as error:
+        raise click.UsageError(str(error)) from error
 
 
 def _process(
@@ -483,7 +524,8 @@ def _data_params(
         click.Argument(["data"], metavar="DATA"),
         *(
             click.Option(
-                [f"--{field.replace('_', '-')}-column", param],
+                # --<field>-field reads better for JSONL keys; both name the same thing.
+                [f"--{field.replace('_', '-')}-column", f"--{field.replace('_', '-')}-field", param],
                 metavar="NAME",
                 help=f"CSV/TSV column (JSONL key) holding the {field}.  [default: {field}]",
             )

@@ -27,7 +27,8 @@ INPUT_KINDS = ("text", "question+context")
 # common --top-k flag then feeds it.
 RESERVED_OPTION_NAMES = frozenset(
     """task engine model batch_size registry inputs text input_format text_field id_field
-    format fmt output on_error explain quiet debug question help data data_format encoding columns""".split()
+    format fmt output on_error explain quiet debug question questions context help data data_format encoding
+    columns""".split()
 )
 
 
@@ -174,6 +175,12 @@ class Engine(abc.ABC):
         never fitted on.
         """
         raise NotImplementedError(f"engine {cls.task}:{cls.name} cannot be trained")
+
+    @classmethod
+    def read_data(cls, path: str, encoding: str = "utf-8") -> list[dict] | None:
+        """Records of a training/evaluation file in a format of the task's own (SQuAD JSON for QA),
+        or None to let the CSV/TSV/JSONL reader read ``path``. Raise DataError for a damaged file."""
+        return None
 
     def evaluate(self, records: list[dict]) -> dict:
         """Metrics of this engine (with its loaded model) on labelled records; JSON-serialisable."""

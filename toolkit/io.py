@@ -96,6 +96,39 @@ def read_records(
                     yield _jsonl_record(f"{name}:{number}", line, text_field, id_field, question)
 
 
+def question_records(
+    context: str, questions: list[str], questions_file: str | None = None, stdin: IO[bytes] | None = None
+) -> Iterator[Record]:
+    """Question+context inputs: every question asked of the document ``context`` (a file name, ``-`` for stdin).
+
+    ``questions`` come first (ids ``question``, or ``question:N`` for
+    several), then the non-empty lines of ``questions_file`` (ids
+    ``FILE:LINE``). Files that cannot be read raise InputError before
+    anything runs.
+    """
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    document = _read_named(context, stdin, "context")
+    lines = _read_named(questions_file, stdin, "questions").splitlines() if questions_file is not None else []
+    records = [Record("question" if len(questions) == 1 else f"question:{n}", {"question": q, "context": document})
+               for n, q in enumerate(questions, 1)]
+    records += [Record(f"{questions_file}:{n}", {"question": line.strip(), "context": document})
+                for n, line in enumerate(lines, 1) if line.strip()]
+    if not records:
+        raise InputError(f"{questions_file} holds no question")
+    return iter(records)
+
+
+def _read_named(source: str, stdin: IO[bytes], what: str) -> str:
+    if source != "-" and os.path.isdir(source):
+        raise InputError(f"{what} {source} is a directory, not a file")
+    try:
+        return _read_source(source, stdin)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {source}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {what} {source}: {error}") from None
+
+
 def _wrap(text: str, question: str | None) -> Any:
     return text if question is None else {"question": question, "context": text}
 

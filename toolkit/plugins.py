@@ -25,7 +25,7 @@ from toolkit import __version__, hookspecs
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
-BUILTIN_PLUGINS = ("plugins.summarization", "plugins.classification", "plugins.translation")
+BUILTIN_PLUGINS = ("plugins.summarization", "plugins.classification", "plugins.qa", "plugins.translation")
 ENV_PLUGINS = "NLP_TOOL_PLUGINS"
 ENV_HOME = "NLP_TOOL_HOME"
 # Task names become command-line verbs, engine names --engine values.

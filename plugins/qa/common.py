@@ -1,0 +1,189 @@
+"""What every question-answering engine shares: input checks, passages, retrieval, merging, results, evaluation.
+
+An engine subclass provides ``_candidates(jobs)``: for each question (a
+:class:`Job` with its tokens and the passages chosen for it) scored spans
+of context tokens, with scores in [0, 1] comparable across the question's
+passages. Splitting the context, choosing passages with BM25, saying what
+was not read, ranking, ``top_k`` / ``min_score``, evidence sentences and
+EM/F1 evaluation live here, so the baselines and the neural reader answer
+the same options and are scored the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+from plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
+from plugins.qa.squad import check_records, is_squad_file, read_squad
+from toolkit.engine import Engine, Option, OptionError
+from toolkit.sentences import split_sentences
+
+TASK = "qa"
+DECIMALS = 6
+
+
+class Span(NamedTuple):
+    first: int  # first token of the answer
+    last: int  # its last token (inclusive)
+    score: float
+
+
+@dataclass
+class Job:
+    """One question and the part of its context an engine reads."""
+
+    question: str
+    context: str
+    question_tokens: list[Token]
+    tokens: list[Token]
+    passages: list[Passage]  # the passages to read, best first
+    total_passages: int
+
+
+class QAEngine(Engine):
+    """Base of the question-answering engines: question + context in, answer spans with offsets out."""
+
+    task = TASK
+    inputs = "question+context"
+    version = "1.0"
+    record_fields: ClassVar[tuple[str, ...]] = ("question", "context", "answers")
+    options: ClassVar[dict[str, Option]] = {
+        "top_k": Option(int, 1, "Number of answers listed per question, best first."),
+        "min_score": Option(float, 0.0, "Answer nothing (\"no answer\") when the best answer scores below this."),
+        "passages": Option(int, 4, "Passages of a long context read per question, the best by BM25 (0: all)."),
+        "max_answer_tokens": Option(int, 30, "Longest answer considered, in tokens."),
+    }
+    #: Tokens per passage and tokens shared by neighbouring passages.
+    window: int = 200
+    overlap: int = 50
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        settings = self.settings
+        if settings["top_k"] < 1:
+            raise OptionError(f"option 'top_k' must be at least 1, not {settings['top_k']}")
+        if not 0.0 <= settings["min_score"] <= 1.0:
+            raise OptionError(f"option 'min_score' must be between 0 and 1, not {settings['min_score']}")
+        if settings["passages"] < 0:
+            raise OptionError(f"option 'passages' must be at least 0, not {settings['passages']}")
+        if settings["max_answer_tokens"] < 1:
+            raise OptionError(f"option 'max_answer_tokens' must be at least 1, not {settings['max_answer_tokens']}")
+
+    @abc.abstractmethod
+    def _candidates(self, jobs: list[Job]) -> list[list[Span]]:
+        """Scored answer spans for each job, in any order; spans lie within the job's passages."""
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, inputs: list) -> list[dict]:
+        jobs = [self._job(i, item) for i, item in enumerate(inputs)]
+        return [self._result(job, spans) for job, spans in zip(jobs, self._candidates(jobs))] if jobs else []
+
+    def _job(self, index: int, item: Any) -> Job:
+        if not isinstance(item, dict):
+            raise TypeError(f"{TASK}:{self.name} takes {{'question', 'context'}} mappings, not {type(item).__name__}"
+                            f" (input {index})")
+        question, context = item.get("question"), item.get("context")
+        for field, value in (("question", question), ("context", context)):
+            if not isinstance(value, str):
+                raise TypeError(f"input {index}: {field!r} must be a string, not {type(value).__name__}")
+        question_tokens, tokens = tokenize(question), tokenize(context)
+        if not question_tokens:
+            raise ValueError("the question is empty")
+        if not tokens:
+            raise ValueError("the context is empty (nothing to find an answer in)")
+        passages = split_passages(tokens, self.window, self.overlap)
+        total = len(passages)
+        limit = self.settings["passages"]
+        if limit and len(passages) > limit:
+            terms = [content_terms(tokens[p.first : p.last]) for p in passages]
+            scores = bm25_scores(content_terms(question_tokens), terms)
+            best = sorted(range(len(passages)), key=lambda i: (-scores[i], i))[:limit]
+            passages = [passages[i] for i in best]
+        return Job(question, context, question_tokens, tokens, passages, total)
+
+    def _result(self, job: Job, spans: list[Span]) -> dict:
+        settings = self.settings
+        sentences = split_sentences(job.context)
+        starts = [s.start for s in sentences]
+        seen: dict[tuple[int, int], float] = {}
+        for span in spans:
+            key = (job.tokens[span.first].start, job.tokens[span.last].end)
+            seen[key] = max(seen.get(key, 0.0), span.score)
+        ranked = sorted(seen.items(), key=lambda item: (-item[1], item[0]))
+        best = round(ranked[0][1], DECIMALS) if ranked else 0.0
+        answers = [
+            {
+                "answer": job.context[start:end],
+                "score": round(score, DECIMALS),
+                "start": start,
+                "end": end,
+                "evidence": self._evidence(sentences, starts, start),
+            }
+            for (start, end), score in ranked[: settings["top_k"]]
+            if round(score, DECIMALS) >= settings["min_score"]
+        ]
+        skipped = uncovered(job.context, [(p.start, p.end) for p in job.passages])
+        top = answers[0] if answers else None
+        return {
+            "answer": top["answer"] if top else None,
+            "score": best,
+            "start": top["start"] if top else None,
+            "end": top["end"] if top else None,
+            "evidence": top["evidence"] if top else None,
+            "answers": answers,
+            "passages": {"total": job.total_passages, "read": len(job.passages)},
+            "skipped": [{"start": s, "end": e} for s, e in skipped],
+        }
+
+    @staticmethod
+    def _evidence(sentences: list, starts: list[int], start: int) -> dict | None:
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0:
+            return None
+        s = sentences[i]
+        return {"text": s.text, "start": s.start, "end": s.end}
+
+    def format_text(self, result: dict) -> str:
+        lines = [f"{a['answer']}\t{a['score']:.4f}\t{a['start']}:{a['end']}" for a in result["answers"]]
+        if not lines:
+            lines = [f"(no answer)\t{result['score']:.4f}"]
+        if result["skipped"]:
+            chars = sum(s["end"] - s["start"] for s in result["skipped"])
+            passages = result["passages"]
+            lines.append(f"(read {passages['read']} of {passages['total']} passages; {chars} characters in"
+                         f" {len(result['skipped'])} ranges not read; --passages 0 reads all)")
+        return "\n".join(lines)
+
+    # -- data and evaluation -------------------------------------------------
+
+    @classmethod
+    def read_data(cls, path: str, encoding: str = "utf-8") -> list[dict] | None:
+        """The records of a SQuAD-format JSON file, or None when ``path`` is not one (read it as CSV/TSV/JSONL)."""
+        return read_squad(path, encoding) if is_squad_file(path) else None
+
+    def evaluate(self, records: list[dict], batch_size: int = 32) -> dict:
+        """SQuAD v1.1 exact match and F1 (percent) on ``records`` ({"question", "context", "answers"}), and speed."""
+        from plugins.qa.metric import squad_scores
+
+        examples = check_records(records, "evaluation data")
+        predictions: list[str] = []
+        start = time.perf_counter()
+        for i in range(0, len(examples), batch_size):
+            batch = examples[i : i + batch_size]
+            results = self.run([{"question": e.question, "context": e.context} for e in batch])
+            predictions += [r["answer"] or "" for r in results]
+        seconds = time.perf_counter() - start
+        scores = squad_scores(predictions, [[a.text for a in e.answers] for e in examples])
+        return {
+            "engine": f"{TASK}:{self.name}",
+            "model": self.model,
+            "records": len(examples),
+            "exact_match": round(scores["exact_match"], 2),
+            "f1": round(scores["f1"], 2),
+            "questions_per_second": round(len(examples) / max(seconds, 1e-9), 1),
+        }

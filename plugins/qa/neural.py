@@ -1,0 +1,160 @@
+"""The ``reader`` engine: the neural span reader of plugins.qa.reader behind the common QA pipeline."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from plugins.qa.common import TASK, Job, QAEngine, Span
+from toolkit.engine import Option, OptionError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_FILE = MODEL_DIR / "squad-reader.nlpt"
+TRAINING_SCRIPT = "scripts/train_default_reader.py"
+# Passages run through the network together.
+CHUNK = 32
+
+
+class ReaderEngine(QAEngine):
+    name = "reader"
+    description = "Neural span reader (question-passage attention, start/end pointers) trained on SQuAD."
+    default_model = str(DEFAULT_MODEL_FILE)
+    train_options: ClassVar[dict[str, Option]] = {
+        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
+        "epochs": Option(int, 20, "Passes over the training data."),
+        "max_minutes": Option(float, 0.0, "Stop after this many minutes (0: no limit); the best model is kept."),
+        "batch": Option(int, 32, "Questions per training step."),
+        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate (after a linear warm-up)."),
+        "dim": Option(int, 96, "Width of the reader's hidden layers."),
+        "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words)."),
+        "dropout": Option(float, 0.1, "Dropout rate in training."),
+        "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all)."),
+        "checkpoint": Option(str, "", "Checkpoint file (default: OUTPUT.ckpt), rewritten every few minutes."),
+        "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints."),
+        "resume": Option(bool, False, "Continue from the checkpoint file instead of starting afresh."),
+    }
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        meta = self._check_model()
+        self.window, self.overlap = int(meta["window"]), int(meta["overlap"])
+        self._lock = threading.Lock()
+        self._state: tuple[Any, Any, dict] | None = None
+
+    def _check_model(self) -> dict:
+        from plugins.classification.common import read_metadata
+
+        model = self.model
+        if model is None or not Path(model).is_file():
+            if model is None or Path(model) == DEFAULT_MODEL_FILE:
+                raise OptionError(
+                    f"the default reader model {DEFAULT_MODEL_FILE} is not installed; train it with"
+                    f" `python {TRAINING_SCRIPT}`, pass --model FILE, or use --engine window (no model)"
+                )
+            raise OptionError(f"{model}: no such model file")
+        meta = read_metadata(model)
+        if meta.get("task") != TASK or meta.get("engine") != self.name:
+            raise OptionError(f"{model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{self.name}")
+        return meta
+
+    def _loaded(self) -> tuple[Any, Any, dict]:
+        with self._lock:
+            if self._state is None:
+                from plugins.qa.reader import Featurizer
+                from toolkit.nn import load_model
+
+                model, meta = load_model(self.model)
+                self._state = (model, Featurizer(meta["vocab"], model.config["char_buckets"]), meta)
+            return self._state
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_state"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def model_version(self) -> str | None:
+        return self._loaded()[2].get("version")
+
+    def stamp(self) -> dict:
+        return {**super().stamp(), "model_name": self._loaded()[2].get("name")}
+
+    @classmethod
+    def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
+              progress: bool | None = None, **options: Any) -> dict:
+        """Fit the reader on ``records`` ({"question", "context", "answers"}); the best epoch on ``valid`` is kept."""
+        from plugins.qa.squad import check_records
+        from plugins.qa.training import train_reader
+        from toolkit.engine import train_settings
+
+        settings = train_settings(cls, options)
+        for key in ("epochs", "batch", "dim", "vocab_size"):
+            if settings[key] < 1:
+                raise OptionError(f"training option {key!r} must be at least 1, not {settings[key]}")
+        examples = check_records(records)
+        held = check_records(valid, "validation data") if valid else None
+        return train_reader(cls, examples, held, output, settings, seed, progress)
+
+    def _candidates(self, jobs: list[Job]) -> list[list[Span]]:
+        import numpy as np
+
+        model, featurizer, _ = self._loaded()
+        limit = model.config["max_question"]
+        pairs, owners = [], []
+        for j, job in enumerate(jobs):
+            if len(job.question_tokens) > limit:
+                raise ValueError(f"the question has {len(job.question_tokens)} tokens; the reader reads at most {limit}")
+            for passage in job.passages:
+                pairs.append((job.question_tokens, job.tokens[passage.first : passage.last]))
+                owners.append(j)
+        logits = []
+        for i in range(0, len(pairs), CHUNK):
+            chunk = pairs[i : i + CHUNK]
+            (s, e), _ = model.forward(featurizer.batch(chunk), train=False)
+            logits += [(s[b, : len(p)].astype(np.float64), e[b, : len(p)].astype(np.float64))
+                       for b, (_, p) in enumerate(chunk)]
+        results: list[list[Span]] = [[] for _ in jobs]
+        per_job: list[list[int]] = [[] for _ in jobs]
+        for k, j in enumerate(owners):
+            per_job[j].append(k)
+        keep = self.settings["top_k"] + 4
+        for j, ks in enumerate(per_job):
+            # One softmax over the start (end) positions of all the passages read:
+            # span scores are then probabilities comparable across passages.
+            norm_s = _logsumexp(np.concatenate([logits[k][0] for k in ks]))
+            norm_e = _logsumexp(np.concatenate([logits[k][1] for k in ks]))
+            for passage, k in zip(jobs[j].passages, ks):
+                s, e = logits[k][0] - norm_s, logits[k][1] - norm_e
+                results[j] += [Span(passage.first + a, passage.first + b, score)
+                               for a, b, score in best_spans(s, e, self.settings["max_answer_tokens"], keep)]
+        return results
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    import numpy as np
+
+    top = x.max()
+    return float(top + np.log(np.exp(x - top).sum()))
+
+
+def best_spans(start: np.ndarray, end: np.ndarray, max_tokens: int, count: int) -> list[tuple[int, int, float]]:
+    """The ``count`` best (first, last, probability) spans with first <= last < first + max_tokens, from log-probabilities."""
+    import numpy as np
+
+    T = len(start)
+    scores = start[:, None] + end[None, :]
+    offsets = np.arange(T)[None, :] - np.arange(T)[:, None]
+    scores[(offsets < 0) | (offsets >= max_tokens)] = -np.inf
+    flat = scores.reshape(-1)
+    count = min(count, T * min(T, max_tokens))
+    top = np.argpartition(-flat, count - 1)[:count] if count < flat.size else np.arange(flat.size)
+    top = top[np.argsort(-flat[top], kind="stable")]
+    return [(int(i // T), int(i % T), float(np.exp(flat[i]))) for i in top if np.isfinite(flat[i])]

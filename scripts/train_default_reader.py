@@ -1,0 +1,155 @@
+"""Train the default reader of the qa task on SQuAD v1.1 train; measure it on the official dev set.
+
+    python scripts/train_default_reader.py [--max-minutes M] [--resume] [--threads 2]
+
+Trains the "reader" engine on ../shared/data/squad/train-v1.1.json.gz (the
+rebuilt train file; see its README) minus the last --holdout-articles
+articles, which select the best epoch; the dev set (dev-v1.1.json.gz,
+official) is used only for the final numbers. Training takes many hours on
+two cores: a checkpoint is written every few minutes and on Ctrl-C, and
+--resume continues from it (same options). A run cut by --max-minutes ends
+with exit code 3 and the command to continue. When training is complete,
+the dev EM/F1, speed, the command and the time are stamped into the model
+file and MODEL_CARD.md is written beside it; exit code 1 when the model
+misses the targets of issue 7 (dev F1 >= 60, file <= 25 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "squad"
+TARGET_F1 = 60.0
+MAX_BYTES = 25 * 2**20
+UNFINISHED = 3
+
+
+def parse_args() -> argparse.Namespace:
+    from plugins.qa.neural import DEFAULT_MODEL_FILE
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DATA, help="folder with train-v1.1.json.gz and dev-v1.1.json.gz")
+    p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long (0: no limit); --resume continues")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUTPUT.ckpt)")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--holdout-articles", type=int, default=20, help="last train articles used for selection")
+    p.add_argument("--valid-limit", type=int, default=2000, help="selection questions scored per epoch")
+    p.add_argument("--limit", type=int, default=0, help="train on the first N questions only (experiments)")
+    p.add_argument("--dev-limit", type=int, default=0, help="score the first N dev questions only (experiments)")
+    p.add_argument("--dim", type=int, default=96)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    return p.parse_args()
+
+
+def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, size: int) -> str:
+    selection = report.get("metrics") or {}
+    return f"""# Model card: squad-reader (default model of `nlp-tool qa`)
+
+Extractive question answering in English for `nlp-tool qa` and
+`toolkit.pipeline("qa")`; engine `qa:reader`.
+
+## How it was made
+
+    {command}
+
+- Data: SQuAD v1.1 train, `{args.data}/train-v1.1.json.gz` (rebuilt from the official explorer
+  pages: synthetic ids, about 2.6% of answer offsets pointing at another copy of the same text; see
+  its README): {report['records']:,} questions, of which {report['instances']:,} became training
+  passages ({report['left_out']} left out: the answer could not be placed in one window). The last
+  {args.holdout_articles} train articles chose the best epoch ({selection.get('records', 0)} questions:
+  EM {selection.get('exact_match')}, F1 {selection.get('f1')}); the dev set was used only for the numbers below.
+- Training: {report['epochs_done']} epochs, {report['steps']:,} steps of {args.batch} questions,
+  {report['seconds'] / 3600:.1f} h of training on {args.threads} threads ({platform.machine()},
+  {os.cpu_count()} CPUs visible), resumed from checkpoints where it was interrupted.
+- Model file: `{args.output.name}`, {size / 2**20:.1f} MB.
+
+## Architecture (plugins/qa/reader.py)
+
+Word vectors (the {args.dim}-wide reader's vocabulary of frequent lower-cased train words) + hashed
+character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
+word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
+shared convolution + self-attention encoder for passage and question → passage-to-question attention
+→ two self-attention + feed-forward blocks → start and end pointers. No pre-trained vectors.
+Passages of 200 tokens overlapping by 50; BM25 chooses which a long document's question reads.
+
+## SQuAD v1.1 dev (official file, {dev['records']:,} questions)
+
+- Exact match: **{dev['exact_match']:.2f}**
+- F1: **{dev['f1']:.2f}**
+- Speed, tokenization and decoding included: {dev['questions_per_second']:.1f} questions/s ({args.threads} threads)
+
+## Limits
+
+English Wikipedia-style paragraphs; every question gets the best span of the context, so a question
+the text does not answer still gets one unless `--min-score` is set.
+"""
+
+
+def main() -> int:
+    args = parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    from plugins.qa.neural import ReaderEngine
+    from plugins.qa.squad import read_squad
+    from toolkit.nn import read_model_file, save_arrays
+
+    command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])
+    for name in ("train-v1.1.json.gz", "dev-v1.1.json.gz"):
+        if not (args.data / name).is_file():
+            sys.exit(f"error: {args.data / name} not found (pass --data DIR)")
+    records = read_squad(str(args.data / "train-v1.1.json.gz"))
+    titles = list(dict.fromkeys(r["title"] for r in records))
+    held_titles = set(titles[-args.holdout_articles :]) if args.holdout_articles else set()
+    train = [r for r in records if r["title"] not in held_titles]
+    valid = [r for r in records if r["title"] in held_titles] or None
+    if args.limit:
+        train = train[: args.limit]
+    report = ReaderEngine.train(
+        train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
+        max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
+        valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
+    )
+    print(f"{report['epochs_done']} epochs, {report['steps']} steps, {report['seconds']:.0f} s; selection:"
+          f" {report['metrics']}", flush=True)
+    if report["stopped"] != "epochs":
+        print(f"unfinished; continue with: {command}{'' if args.resume else ' --resume'}")
+        return UNFINISHED
+    dev = read_squad(str(args.data / "dev-v1.1.json.gz"))
+    if args.dev_limit:
+        dev = dev[: args.dev_limit]
+    engine = ReaderEngine(model=str(args.output))
+    start = time.perf_counter()
+    metrics = engine.evaluate(dev)
+    seconds = time.perf_counter() - start
+    config, arrays = read_model_file(args.output)
+    meta = config["metadata"]
+    meta["training"].update({"command": command, "data": "SQuAD v1.1 train (rebuilt), minus the selection articles"})
+    meta["dev_metrics"] = {"data": f"SQuAD v1.1 dev-v1.1.json.gz, {len(dev)} questions", **metrics,
+                           "seconds": round(seconds, 1)}
+    save_arrays(args.output, arrays, meta, architecture=config["architecture"])
+    size = args.output.stat().st_size
+    (args.output.parent / "MODEL_CARD.md").write_text(model_card(args, command, report, metrics, size))
+    print(f"dev EM {metrics['exact_match']:.2f} F1 {metrics['f1']:.2f}; {metrics['questions_per_second']:.1f}"
+          f" questions/s; {size / 2**20:.1f} MB -> {args.output}")
+    if metrics["f1"] < TARGET_F1 or size > MAX_BYTES:
+        print(f"below the targets (dev F1 >= {TARGET_F1}, file <= {MAX_BYTES // 2**20} MB): do not ship this file",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

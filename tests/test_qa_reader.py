@@ -1,0 +1,141 @@
+"""The neural span reader: gradients, featurization, training with checkpoints and resume, the engine on a model file."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from plugins.qa.neural import ReaderEngine, best_spans
+from plugins.qa.passages import tokenize
+from plugins.qa.reader import Featurizer, SpanReader
+from plugins.qa.training import answer_tokens, build_vocab, make_instances
+from plugins.qa.squad import check_records
+from toolkit.engine import DataError, OptionError
+from toolkit.nn import ModelFileError
+from toolkit.testing import check_training
+
+TINY = {"dim": 16, "vocab_size": 100, "batch": 8, "learning_rate": 0.01, "valid_limit": 0}
+
+
+def born_records(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    names = ["Alice", "Bob", "Carol", "Dmitri", "Eve", "Farid", "Grace", "Hiro"]
+    cities = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Perth", "Dakar"]
+    records = []
+    for _ in range(n):
+        name, city = rng.choice(names), rng.choice(cities)
+        context = f"{name} likes tea and long walks. {name} was born in {city}. The weather was mild."
+        records.append({"question": f"Where was {name} born?", "context": context,
+                        "answers": [{"text": city, "answer_start": context.index(city)}]})
+    return records
+
+
+def test_span_reader_gradients_match_finite_differences():
+    model = SpanReader(50, 31, dim=8, heads=2, word_dim=6, char_dim=4, max_len=16, max_question=8, dropout=0.0,
+                       seed=0)
+    featurizer = Featurizer(["<pad>", "<unk>", "the", "cat", "sat", "on", "mat", "who"], 31)
+    batch = featurizer.batch([(tokenize("who sat on the mat?"), tokenize("The cat sat on the mat today.")),
+                              (tokenize("cat?"), tokenize("A mat."))])
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(size=batch.p_pad.shape) * ~batch.p_pad for _ in range(2)]
+
+    def loss() -> float:
+        (s, e), _ = model.forward(batch)
+        return float((s * weights[0]).sum() + (e * weights[1]).sum())
+
+    _, backprop = model.forward(batch, train=True)
+    model.zero_grad()
+    backprop(tuple(w.astype(np.float32) for w in weights))
+    # One directional derivative per parameter array (float32 and ReLU kinks make
+    # single-coordinate differences too noisy); embedding rows of unused ids excluded.
+    checked = 0
+    for name, param, grad in model.named_parameters():
+        direction = rng.normal(size=param.shape)
+        if name.split(".")[0] in ("0", "1"):
+            direction *= (grad != 0).any(axis=-1, keepdims=True)
+        direction = (direction / np.linalg.norm(direction)).astype(np.float32)
+        eps = 3e-3
+        param += eps * direction
+        up = loss()
+        param -= 2 * eps * direction
+        down = loss()
+        param += eps * direction
+        numeric, analytic = (up - down) / (2 * eps), float((grad * direction).sum())
+        assert abs(numeric - analytic) <= 0.03 * max(1e-2, abs(numeric) + abs(analytic)), (name, numeric, analytic)
+        checked += 1
+    assert checked == len(list(model.named_parameters())) > 40
+
+
+def test_featurizer_marks_question_words_and_pads():
+    featurizer = Featurizer(["<pad>", "<unk>", "paris", "born"], 101)
+    batch = featurizer.batch([(tokenize("Where was Eve born?"), tokenize("Eve was born in Paris.")),
+                              (tokenize("Who?"), tokenize("Bob"))])
+    assert batch.p_words.shape == (2, 6) and batch.p_pad[1].tolist() == [False] + [True] * 5
+    assert batch.p_words[0, 4] == 2 and batch.p_words[0, 0] == 1  # "Paris" known, "Eve" unknown
+    assert batch.p_feats[0, :, 0].tolist() == [1, 1, 1, 0, 0, 0]  # exact match with a question word
+    assert (batch.p_chars[0, 0, :4] > 0).all() and (batch.p_chars[1, 1:] == 0).all()  # <eve> and 3 trigrams
+
+
+def test_best_spans_respects_order_and_length():
+    start = np.log(np.array([0.1, 0.7, 0.1, 0.1]))
+    end = np.log(np.array([0.6, 0.3, 0.05, 0.05]))
+    spans = best_spans(start, end, max_tokens=2, count=3)
+    assert all(a <= b < a + 2 for a, b, _ in spans)
+    assert spans[0][:2] == (1, 1) and spans[0][2] == pytest.approx(0.21)
+    assert [s for _, _, s in spans] == sorted((s for _, _, s in spans), reverse=True)
+
+
+def test_answer_tokens_and_instances():
+    tokens = tokenize("It cost 1,000 dollars.")
+    assert answer_tokens(tokens, 8, 13) == (2, 4)
+    examples = check_records(born_records(4))
+    vocab = build_vocab(examples, 50)
+    assert vocab[:2] == ["<pad>", "<unk>"] and "born" in vocab
+    instances, dropped = make_instances(examples, window=6, overlap=2, max_question=64)
+    assert dropped == 0
+    for x, example in zip(instances, examples):
+        answer = example.answers[0].text
+        assert x.passage[x.first].text == answer and x.first == x.last and len(x.passage) <= 6
+
+
+def test_training_contract_and_learning(tmp_path):
+    records = born_records(64)
+    check_training(ReaderEngine, records[:16], tmp_path, epochs=1, **TINY)
+    output = tmp_path / "reader.nlpt"
+    report = ReaderEngine.train(records, str(output), valid=born_records(16, seed=1), epochs=6, **TINY)
+    assert report["steps"] == 48 and report["checkpoint"] is None and report["epochs_done"] == 6
+    assert report["metrics"]["f1"] > 90.0, report["metrics"]
+    engine = ReaderEngine(model=str(output), top_k=3)
+    context = "Zed likes tea and long walks. Zed was born in Lima. The weather was mild."
+    result = engine.run([{"question": "Where was Zed born?", "context": context}])[0]
+    assert result["answer"] == "Lima" and result["evidence"]["text"] == "Zed was born in Lima."
+    scores = [a["score"] for a in result["answers"]]
+    assert scores == sorted(scores, reverse=True) and 0.0 < sum(scores) <= 1.0 + 1e-6
+    assert all(context[a["start"] : a["end"]] == a["answer"] for a in result["answers"])
+    assert engine.stamp()["model_name"] == "reader"
+    long = " ".join(["The weather was mild and the sky was grey."] * 80) + " Zed was born in Lima."
+    far = ReaderEngine(model=str(output), passages=1).run([{"question": "Where was Zed born?", "context": long}])[0]
+    assert far["answer"] == "Lima" and far["skipped"] and far["passages"]["read"] < far["passages"]["total"]
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    records = born_records(32)
+    output = tmp_path / "reader.nlpt"
+    first = ReaderEngine.train(records, str(output), epochs=1, max_minutes=1e-6, **TINY)
+    assert first["stopped"] == "max_minutes" and first["steps"] == 1 and (tmp_path / "reader.nlpt.ckpt").is_file()
+    resumed = ReaderEngine.train(records, str(output), epochs=2, resume=True, **TINY)
+    # One step was done before the interruption; the rest of epoch 1 and all of epoch 2 follow.
+    assert resumed["steps"] == 8 and resumed["epochs_done"] == 2 and resumed["checkpoint"] is None
+    with pytest.raises(DataError, match="no checkpoint"):
+        ReaderEngine.train(records, str(output), epochs=1, resume=True, **TINY)
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(OptionError, match="no such model file"):
+        ReaderEngine(model=str(tmp_path / "missing.nlpt"))
+    damaged = tmp_path / "damaged.nlpt"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelFileError):
+        ReaderEngine(model=str(damaged))
