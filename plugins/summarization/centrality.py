@@ -2,14 +2,17 @@
 
 1. Split into sentences and drop Markdown/HTML noise (headings, code, bare
    tags, bullets without words): it must never be chosen.
-2. TF-IDF vectors of the sentences over the document itself (scikit-learn),
-   on words and word bigrams, where a CJK character counts as a word, so text
-   without spaces gets character uni- and bigrams.
+2. TF-IDF vectors of the sentences over the document itself (the numbers of
+   scikit-learn's TfidfVectorizer with sublinear tf, computed here several
+   times faster), on words and word bigrams, English stop words removed,
+   where a CJK character counts as a word, so text without spaces gets
+   character uni- and bigrams.
 3. Directed centrality as in PacSum (Zheng & Lapata 2019): an edge weighs
    the cosine similarity minus a threshold (a fraction of the document's
    highest similarity); similarity to later sentences counts with weight
    ``FORWARD``, to earlier ones with ``BACKWARD`` (PacSum favours the
-   forward edges; on BBC news equal weights scored best), plus a lead prior.
+   forward edges; on BBC news equal weights scored best), plus a lead prior,
+   times a mild preference for longer sentences (``LENGTH_POWER``).
 4. MMR: pick sentences greedily by score minus their similarity to those
    already picked, so the summary does not repeat itself.
 
@@ -19,10 +22,11 @@ The hyper-parameters below were tuned on the dev part of BBC News Summary
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
-from plugins.summarization.common import WORD, SummarizerEngine
+from plugins.summarization.common import WORD, SummarizerEngine, count_words
 from toolkit.sentences import Sentence
 
 if TYPE_CHECKING:
@@ -33,9 +37,15 @@ FORWARD = 1.0  # weight of edges to later sentences
 BACKWARD = 1.0  # weight of edges to earlier sentences
 LEAD_PRIOR = 0.1  # weight of the position prior 1 / (1 + index)
 MMR_LAMBDA = 0.7  # weight of the centrality score against redundancy
+# Scores are multiplied by (words / the document's median words) ** LENGTH_POWER:
+# a longer sentence says more, and a summary of a few sentences should
+# cover as much as it can. On the BBC dev part: ROUGE-1 at k = 3 rose from
+# 56.5 to 60.9, at k = reference length from 80.45 to 80.55 (0.75: 61.6 / 79.8).
+LENGTH_POWER = 0.5
 NEIGHBOURS = 50  # edges kept per sentence in long documents, for speed
 DENSE_LIMIT = 2000  # up to this many sentences, all edges are kept
 WINDOW = 250  # in long documents, sentences this far apart or nearer may be linked
+DENSE_CELLS = 1_000_000  # TF-IDF matrices up to this many cells (sentences x terms) are dense
 BLOCK = 500  # rows of the similarity matrix computed at once in long documents
 MMR_RANKED = 200  # sentences ranked by MMR; the rest follow by score
 
@@ -73,19 +83,60 @@ def _is_title(text: str, s: Sentence) -> bool:
 
 
 def _vectors(texts: list[str]):
-    """L2-normalised TF-IDF rows, one per sentence; None when no sentence has a word."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+    """L2-normalised TF-IDF rows, one per sentence (dense if small, else CSR); None when no sentence has a word.
 
-    # Bigrams help on ordinary documents but cost most of the time on long ones.
-    bigrams = len(texts) <= DENSE_LIMIT
-    # English function words otherwise make short sentences look similar to
-    # everything (+4 R-1 on the BBC dev part); the list matches no other language.
-    vectorizer = TfidfVectorizer(token_pattern=WORD.pattern, lowercase=True, stop_words=list(ENGLISH_STOP_WORDS),
-                                 ngram_range=(1, 2 if bigrams else 1), sublinear_tf=True)
-    try:
-        return vectorizer.fit_transform(texts)
-    except ValueError:  # empty vocabulary: no words at all
+    The same numbers as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
+    with English stop words (removed before bigrams are formed) and smooth
+    idf, ln((1 + n) / (1 + df)) + 1, but without its fitting machinery, which
+    cost five times the rest of the engine on a news article.
+    """
+    import numpy as np
+    from scipy import sparse
+
+    stop_words = _stop_words()
+    vocabulary: dict[str, int] = {}
+    ids: list[int] = []
+    lengths = []
+    for text in texts:
+        # English function words otherwise make short sentences look similar to
+        # everything (+4 R-1 on the BBC dev part); the list matches no other language.
+        before = len(ids)
+        ids += [vocabulary.setdefault(w, len(vocabulary)) for w in WORD.findall(text.lower()) if w not in stop_words]
+        lengths.append(len(ids) - before)
+    if not vocabulary:
         return None
+    n, width = len(texts), len(vocabulary)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    terms = np.asarray(ids, dtype=np.int64)
+    # Bigrams help on ordinary documents but cost most of the time on long ones.
+    if n <= DENSE_LIMIT:
+        # A bigram is a pair of neighbouring word ids in one sentence, numbered after the words.
+        inside = rows[1:] == rows[:-1]
+        pairs, pair_ids = np.unique(terms[:-1][inside] * width + terms[1:][inside], return_inverse=True)
+        rows = np.concatenate((rows, rows[1:][inside]))
+        terms = np.concatenate((terms, width + pair_ids))
+        width += len(pairs)
+    cells, counts = np.unique(rows * width + terms, return_counts=True)
+    rows, cols = np.divmod(cells, width)
+    idf = np.log((1.0 + n) / (1.0 + np.bincount(cols, minlength=width))) + 1.0
+    values = (1.0 + np.log(counts)) * idf[cols]
+    norms = np.sqrt(np.bincount(rows, values * values, minlength=n))
+    values /= norms[rows]
+    if n * width <= DENSE_CELLS:
+        # A news article, or a long text with few distinct words: a small dense
+        # matrix skips the sparse bookkeeping, which would cost more than the products.
+        x = np.zeros((n, width))
+        x[rows, cols] = values
+        return x
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n))))
+    return sparse.csr_matrix((values, cols, indptr), shape=(n, width))
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
 
 
 def _similarity(x):
@@ -95,7 +146,8 @@ def _similarity(x):
 
     n = x.shape[0]
     if n <= DENSE_LIMIT:
-        sim = (x @ x.T).toarray()
+        sim = x @ x.T
+        sim = sim.toarray() if sparse.issparse(sim) else sim
         np.fill_diagonal(sim, 0.0)
         return sim
     # A 1 MB text has some 10,000 sentences: all pairs would not fit the time
@@ -105,7 +157,8 @@ def _similarity(x):
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
         first, last = max(0, start - WINDOW), min(n, stop + WINDOW)
-        block = (x[start:stop] @ x[first:last].T).toarray()
+        block = x[start:stop] @ x[first:last].T
+        block = block.toarray() if sparse.issparse(block) else block
         index = np.arange(stop - start)[:, None]
         block[index.ravel(), index.ravel() + start - first] = 0.0
         top = np.argpartition(-block, NEIGHBOURS, axis=1)[:, :NEIGHBOURS]
@@ -148,16 +201,23 @@ def mmr(score: np.ndarray, sim) -> list[int]:
     from scipy import sparse
 
     n = len(score)
+    base = MMR_LAMBDA * score
+    # gain = base - (1 - MMR_LAMBDA) * (largest similarity to a pick), kept up
+    # to date with one minimum per pick; picked sentences get -inf. A dense
+    # matrix gets every row's candidate gains at once.
+    penalised = None if sparse.issparse(sim) else base - (1 - MMR_LAMBDA) * sim
+    gain = base.copy()
     chosen: list[int] = []
-    redundancy = np.zeros(n)
-    free = np.ones(n, dtype=bool)
     for _ in range(min(n, MMR_RANKED)):
-        gain = np.where(free, MMR_LAMBDA * score - (1 - MMR_LAMBDA) * redundancy, -np.inf)
-        best = int(np.argmax(gain))
+        best = int(gain.argmax())
         chosen.append(best)
-        free[best] = False
-        row = sim[best].toarray().ravel() if sparse.issparse(sim) else sim[best]
-        redundancy = np.maximum(redundancy, row)
+        if penalised is None:
+            np.minimum(gain, base - (1 - MMR_LAMBDA) * sim[best].toarray().ravel(), out=gain)
+        else:
+            np.minimum(gain, penalised[best], out=gain)
+        gain[best] = -np.inf
+    free = np.ones(n, dtype=bool)
+    free[chosen] = False
     rest = np.flatnonzero(free)
     return chosen + rest[np.argsort(-score[rest], kind="stable")].tolist()
 
@@ -168,6 +228,8 @@ class CentralitySummarizer(SummarizerEngine):
                    " (PacSum-style); rule-based, any language.")
 
     def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
+        import numpy as np
+
         candidates = content_sentences(text, sentences)
         if len(candidates) <= 1:
             return [(i, 1.0) for i in candidates]
@@ -175,7 +237,8 @@ class CentralitySummarizer(SummarizerEngine):
         if x is None:
             return [(i, 1.0 - k / len(candidates)) for k, i in enumerate(candidates)]
         sim = _similarity(x)
-        score = centrality(sim)
+        words = np.array([max(1, count_words(sentences[i].text)) for i in candidates], dtype=np.float64)
+        score = centrality(sim) * (words / np.median(words)) ** LENGTH_POWER
         top = score.max()
         order = mmr(score, sim)
         return [(candidates[k], float(score[k] / top)) for k in order]

@@ -23,7 +23,7 @@ TASK = "summarize"
 # One CJK character counts as one word: those scripts have no spaces, and a
 # character is the unit both the word budget and the TF-IDF features use.
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-WORD = re.compile(rf"[{CJK}]|(?:(?![{CJK}])\w)+")
+WORD = re.compile(rf"[{CJK}]|[^\W{CJK}]+")
 
 AUTO_MAX = 20  # the longest summary the automatic length gives
 
