@@ -90,7 +90,7 @@ def test_train_report_and_reload_give_identical_predictions(tmp_path, engine):
     first = engine(model=str(path))
     texts = [r["text"] for r in synthetic(30, 5)]
     again = pickle.loads(pickle.dumps(first))
-    assert again._state is None, "a pickle must not carry the loaded model"
+    assert again._model_state is None, "a pickle must not carry the loaded model"
     np.testing.assert_array_equal(first.predict_proba(texts), again.predict_proba(texts))
     # Same data and seed: the same model file content.
     engine.train(records, str(tmp_path / "m2.nlpt"), valid=synthetic(40, 4), seed=1, **OPTIONS[engine.name])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -205,3 +206,37 @@ class Engine(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task}:{self.name} model={self.model!r} {self.settings}>"
+
+
+# One lock for all lazily loaded models: loading is rare, and a lock per
+# engine would have to be left out of pickles and remade after.
+_LOAD_LOCK = threading.Lock()
+
+
+class LoadsModel:
+    """Mixin for engines with a model file: ``_loaded()`` is what ``_load()`` returns, loaded on first use.
+
+    Loaded once, from whichever thread asks first; a pickled engine carries
+    its options and model path, not what was loaded, so a worker process
+    reloads the file on first use. Put it before ``Engine`` in the bases.
+    """
+
+    _model_state: Any = None
+
+    def _load(self) -> Any:
+        """Read ``self.model`` (called once, under a lock)."""
+        raise NotImplementedError
+
+    def _loaded(self) -> Any:
+        state = self._model_state
+        if state is None:
+            with _LOAD_LOCK:
+                if self._model_state is None:
+                    self._model_state = self._load()
+                state = self._model_state
+        return state
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_model_state", None)
+        return state

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import abc
 import json
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from toolkit.engine import DataError, Engine, Option, OptionError, train_settings
+from toolkit.engine import DataError, Engine, LoadsModel, Option, OptionError, train_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,7 +132,7 @@ def split_validation(n: int, seed: int, fraction: float = 0.1) -> tuple[np.ndarr
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-class ClassifierEngine(Engine):
+class ClassifierEngine(LoadsModel, Engine):
     """Base of the classification engines: a model file in, label + probabilities out."""
 
     task = TASK
@@ -156,8 +155,6 @@ class ClassifierEngine(Engine):
         if not 0.0 <= self.settings["threshold"] <= 1.0:
             raise OptionError(f"option 'threshold' must be between 0 and 1, not {self.settings['threshold']}")
         self._check_model()
-        self._lock = threading.Lock()
-        self._state: tuple[Any, dict] | None = None  # (predictor, metadata), loaded on first use
 
     # -- what subclasses provide ---------------------------------------------
 
@@ -174,11 +171,9 @@ class ClassifierEngine(Engine):
 
     # -- loading -------------------------------------------------------------
 
-    def _loaded(self) -> tuple[Any, dict]:
-        with self._lock:
-            if self._state is None:
-                self._state = self._read(self.model)
-            return self._state
+    def _load(self) -> tuple[Any, dict]:
+        """(predictor, metadata) of the model file."""
+        return self._read(self.model)
 
     def _check_model(self) -> None:
         """Refuse a missing model or one made for another engine now, without reading its arrays."""
@@ -207,18 +202,6 @@ class ClassifierEngine(Engine):
 
         config, arrays = read_model_file(model)
         return self._build(config, arrays), config.get("metadata", {})
-
-    def __getstate__(self) -> dict:
-        # Pickles carry the model path, not the loaded arrays or the lock:
-        # a worker process reloads the file on first use.
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_state"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     @property
     def labels(self) -> list[str]:

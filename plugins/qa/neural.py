@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from plugins.qa.common import TASK, Job, QAEngine, Span
-from toolkit.engine import Option, OptionError
+from toolkit.engine import LoadsModel, Option, OptionError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,7 +18,7 @@ TRAINING_SCRIPT = "scripts/train_default_reader.py"
 CHUNK = 32
 
 
-class ReaderEngine(QAEngine):
+class ReaderEngine(LoadsModel, QAEngine):
     name = "reader"
     description = "Neural span reader (question-passage attention, start/end pointers) trained on SQuAD."
     default_model = str(DEFAULT_MODEL_FILE)
@@ -42,8 +41,6 @@ class ReaderEngine(QAEngine):
         super().__init__(model, **options)
         meta = self._check_model()
         self.window, self.overlap = int(meta["window"]), int(meta["overlap"])
-        self._lock = threading.Lock()
-        self._state: tuple[Any, Any, dict] | None = None
 
     def _check_model(self) -> dict:
         from plugins.classification.common import read_metadata
@@ -61,25 +58,13 @@ class ReaderEngine(QAEngine):
             raise OptionError(f"{model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{self.name}")
         return meta
 
-    def _loaded(self) -> tuple[Any, Any, dict]:
-        with self._lock:
-            if self._state is None:
-                from plugins.qa.reader import Featurizer
-                from toolkit.nn import load_model
+    def _load(self) -> tuple[Any, Any, dict]:
+        """(SpanReader, Featurizer, metadata) of the model file."""
+        from plugins.qa.reader import Featurizer
+        from toolkit.nn import load_model
 
-                model, meta = load_model(self.model)
-                self._state = (model, Featurizer(meta["vocab"], model.config["char_buckets"]), meta)
-            return self._state
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_state"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        model, meta = load_model(self.model)
+        return model, Featurizer(meta["vocab"], model.config["char_buckets"]), meta
 
     def model_version(self) -> str | None:
         return self._loaded()[2].get("version")

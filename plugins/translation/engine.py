@@ -12,13 +12,12 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from toolkit.engine import Engine, Option, OptionError, train_settings
+from toolkit.engine import Engine, LoadsModel, Option, OptionError, train_settings
 
 TASK, ENGINE = "translate", "transformer"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -66,7 +65,7 @@ def _check_language(name: str, value: str) -> str:
     return value
 
 
-class TransformerTranslator(Engine):
+class TransformerTranslator(LoadsModel, Engine):
     """Neural machine translation with a transformer encoder-decoder on the compiled kernels."""
 
     task = TASK
@@ -124,8 +123,6 @@ class TransformerTranslator(Engine):
         if model is None:
             self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
         self._check_model(source, target)
-        self._lock = threading.Lock()
-        self._state: tuple[Any, dict] | None = None  # (Translator, metadata), loaded on first use
 
     @staticmethod
     def _installed_model(source: str, target: str) -> Path:
@@ -151,30 +148,17 @@ class TransformerTranslator(Engine):
             raise OptionError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
                               f"{target or have[1]} (installed pairs: {_pair_list(installed_pairs())})")
 
-    def _loaded(self) -> tuple[Any, dict]:
-        with self._lock:
-            if self._state is None:
-                from plugins.translation.translator import Translator
-                from toolkit.nn import ModelFileError, read_model_file
+    def _load(self) -> tuple[Any, dict]:
+        """(Translator, metadata) of the model file."""
+        from plugins.translation.translator import Translator
+        from toolkit.nn import ModelFileError, read_model_file
 
-                config, arrays = read_model_file(self.model)
-                try:
-                    translator = Translator.from_arrays(config["architecture"], arrays)
-                except (KeyError, TypeError, ValueError) as error:
-                    raise ModelFileError(f"{self.model}: not a usable translation model ({error})") from None
-                self._state = (translator, config.get("metadata", {}))
-            return self._state
-
-    def __getstate__(self) -> dict:
-        # Pickles carry the model path, not the loaded network or the lock.
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_state"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        config, arrays = read_model_file(self.model)
+        try:
+            translator = Translator.from_arrays(config["architecture"], arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{self.model}: not a usable translation model ({error})") from None
+        return translator, config.get("metadata", {})
 
     @property
     def translator(self) -> Any:
