@@ -14,6 +14,8 @@ Contenders, all trained and scored in one process, one after the other:
 - fasttext: fastText supervised (`pip install fasttext`), wordNgrams 2,
   dim 100, epoch 10, lr 0.5, on lower-cased text with punctuation split off;
   its row is skipped, with the reason, when the module does not import;
+- ours:shipped (IMDb only): the default model shipped in the package, as
+  ``nlp-tool classify`` uses it (nothing trained; "train s" is 0);
 - ours: every engine registered for the task "classify" (found through the
   registry at run time), trained with ``EngineClass.train(records,
   output=FILE, seed=...)`` on its default options, then run through
@@ -185,6 +187,19 @@ class Ours:
         return np.array([r["label"] for r in classify(texts)])
 
 
+class Shipped:
+    """The shipped default model, as ``nlp-tool classify`` uses it: nothing to train (IMDb only)."""
+
+    name = "ours:shipped"
+
+    def fit(self, texts: list[str], labels: np.ndarray) -> None:
+        pass
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        classify = toolkit.pipeline(TASK, batch_size=PREDICT_BATCH)
+        return np.array([r["label"] for r in classify(texts)])
+
+
 def contenders(workdir: str) -> list:
     found = [TfidfLR(), NBLR()]
     if args.skip_fasttext:
@@ -245,7 +260,10 @@ def run_imdb(workdir: str) -> None:
     test_texts, test_y = read_imdb("test")
     print(f"\nIMDb: {len(train_texts)} train / {len(test_texts)} test reviews")
     rows = []
-    for contender in contenders(workdir):
+    from plugins.classification.common import DEFAULT_MODEL_FILE
+
+    shipped = [Shipped()] if DEFAULT_MODEL_FILE.is_file() and (not args.only or args.only in Shipped.name) else []
+    for contender in contenders(workdir) + shipped:
         result = timed_fit_predict(contender, train_texts, train_y, test_texts, test_y)
         rows.append((contender.name, result))
         print(f"  {contender.name:<14} accuracy {result['accuracy']:.4f}  train {result['train_s']:.1f} s  "
