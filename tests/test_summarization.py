@@ -190,15 +190,15 @@ def test_tfidf_vectors_match_scikit_learn():
     from scipy import sparse
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
-    from plugins.summarization.centrality import _vectors
+    from plugins.summarization.centrality import sentence_vectors
     from plugins.summarization.common import WORD
 
     texts = ["The city council approved the new transport plan.", "The plan adds bus lines; the bus lines run late.",
              "市议会周一批准了新的交通计划。", "Of the and.", "Transport plan, transport plan, council."]
     expected = TfidfVectorizer(token_pattern=WORD.pattern, stop_words=list(ENGLISH_STOP_WORDS), ngram_range=(1, 2),
                                sublinear_tf=True).fit_transform(texts)
-    for x in (_vectors(texts), sparse.csr_matrix(_vectors(texts))):
+    for x in (sentence_vectors(texts), sparse.csr_matrix(sentence_vectors(texts))):
         gram = x @ x.T
         gram = gram.toarray() if sparse.issparse(gram) else gram
         assert np.allclose(gram, (expected @ expected.T).toarray(), atol=1e-12)
-    assert _vectors(["Of the.", "And."]) is None
+    assert sentence_vectors(["Of the.", "And."]) is None

@@ -82,7 +82,7 @@ def _is_title(text: str, s: Sentence) -> bool:
     return bool(LINE_END.match(text, s.end))
 
 
-def _vectors(texts: list[str]):
+def sentence_vectors(texts: list[str]):
     """L2-normalised TF-IDF rows, one per sentence (dense if small, else CSR); None when no sentence has a word.
 
     The same numbers as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
@@ -93,7 +93,7 @@ def _vectors(texts: list[str]):
     import numpy as np
     from scipy import sparse
 
-    stop_words = _stop_words()
+    stop = stop_words()
     vocabulary: dict[str, int] = {}
     ids: list[int] = []
     lengths = []
@@ -101,7 +101,7 @@ def _vectors(texts: list[str]):
         # English function words otherwise make short sentences look similar to
         # everything (+4 R-1 on the BBC dev part); the list matches no other language.
         before = len(ids)
-        ids += [vocabulary.setdefault(w, len(vocabulary)) for w in WORD.findall(text.lower()) if w not in stop_words]
+        ids += [vocabulary.setdefault(w, len(vocabulary)) for w in WORD.findall(text.lower()) if w not in stop]
         lengths.append(len(ids) - before)
     if not vocabulary:
         return None
@@ -133,13 +133,14 @@ def _vectors(texts: list[str]):
 
 
 @functools.cache
-def _stop_words() -> frozenset[str]:
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (imported on first use: the module must stay cheap to import)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return ENGLISH_STOP_WORDS
 
 
-def _similarity(x):
+def similarity_matrix(x):
     """Cosine similarities, diagonal zeroed: dense, or in long documents sparse with each sentence's top neighbours."""
     import numpy as np
     from scipy import sparse
@@ -233,10 +234,10 @@ class CentralitySummarizer(SummarizerEngine):
         candidates = content_sentences(text, sentences)
         if len(candidates) <= 1:
             return [(i, 1.0) for i in candidates]
-        x = _vectors([sentences[i].text for i in candidates])
+        x = sentence_vectors([sentences[i].text for i in candidates])
         if x is None:
             return [(i, 1.0 - k / len(candidates)) for k, i in enumerate(candidates)]
-        sim = _similarity(x)
+        sim = similarity_matrix(x)
         words = np.array([max(1, count_words(sentences[i].text)) for i in candidates], dtype=np.float64)
         score = centrality(sim) * (words / np.median(words)) ** LENGTH_POWER
         top = score.max()

@@ -74,8 +74,8 @@ class Document:
         from scipy import sparse
 
         from plugins.summarization.centrality import (
-            _similarity,
-            _vectors,
+            similarity_matrix,
+            sentence_vectors,
             centrality,
             content_sentences,
         )
@@ -96,16 +96,16 @@ class Document:
         features[:, 9:11] = frequencies(self.texts)
         # The first line goes in last: in news it is the headline, which
         # content_sentences drops as a title but which says what matters.
-        x = _vectors(self.texts + [sentences[0].text])
+        x = sentence_vectors(self.texts + [sentences[0].text])
         if x is None:  # no word in any sentence: position and length alone
             self.features, self.sim = features, sparse.csr_matrix((n, n))
             return
         rows, first = x[:n], x[n:]
-        self.sim = _similarity(rows)
+        self.sim = similarity_matrix(rows)
         score = centrality(self.sim)
         features[:, 5] = score / score.max()
         features[np.argsort(-score, kind="stable"), 6] = 1.0 - k / n
-        # _vectors gives a dense matrix for ordinary texts, a sparse one for long texts.
+        # sentence_vectors gives a dense matrix for ordinary texts, a sparse one for long texts.
         title = rows @ first.T
         features[:, 7] = np.asarray(title.toarray() if sparse.issparse(title) else title).ravel()
         centroid = np.asarray(rows.sum(axis=0)).ravel()
@@ -138,9 +138,9 @@ def frequencies(texts: list[str]) -> np.ndarray:
     """
     import numpy as np
 
-    from plugins.summarization.centrality import _stop_words
+    from plugins.summarization.centrality import stop_words
 
-    stop = _stop_words()
+    stop = stop_words()
     words = [[w for w in WORD.findall(t.lower()) if w not in stop] for t in texts]
     counts = Counter(w for sentence in words for w in sentence)
     totals = np.array([sum(counts[w] for w in sentence) for sentence in words], dtype=np.float64)
