@@ -12,7 +12,6 @@ imported on every ``nlp-tool`` start and must stay cheap.
 from __future__ import annotations
 
 import abc
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,23 +32,6 @@ DECIMALS = 6
 
 class ModelMismatchError(ValueError):
     """A model file made for another task or engine."""
-
-
-def read_metadata(path: str) -> dict:
-    """The metadata of a model file from its config.json alone: cheap, no array is read."""
-    import zipfile
-
-    from toolkit.nn import read_model_file
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            metadata = json.loads(zf.read("config.json")).get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise TypeError("metadata is not an object")
-        return metadata
-    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
-        read_model_file(path)  # the full reader says precisely what is wrong with the file
-        raise
 
 
 def check_records(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
@@ -190,6 +172,8 @@ class ClassifierEngine(LoadsModel, Engine):
                     f" `python {TRAINING_SCRIPT}` or pass --model FILE"
                 )
             raise OptionError(f"{model}: no such model file")
+        from toolkit.nn import read_metadata
+
         meta = read_metadata(model)
         if meta.get("task") != TASK or meta.get("engine") != self.name:
             raise ModelMismatchError(

@@ -43,7 +43,7 @@ class ReaderEngine(LoadsModel, QAEngine):
         self.window, self.overlap = int(meta["window"]), int(meta["overlap"])
 
     def _check_model(self) -> dict:
-        from plugins.classification.common import read_metadata
+        from toolkit.nn import read_metadata
 
         model = self.model
         if model is None or not Path(model).is_file():

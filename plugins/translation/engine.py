@@ -10,10 +10,8 @@ translated together and put back in place, paragraph breaks kept.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,27 +25,14 @@ PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
-def model_metadata(path: str | Path) -> dict:
-    """A model file's metadata from its config.json alone (no array is read); ModelFileError if unreadable."""
-    from toolkit.nn import read_model_file
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            metadata = json.loads(zf.read("config.json")).get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise TypeError("metadata is not an object")
-        return metadata
-    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
-        read_model_file(path)  # says precisely what is wrong with the file
-        raise
-
-
 def installed_pairs() -> dict[tuple[str, str], Path]:
     """(source, target) -> model file, for the translation models installed in the plugin's model folder."""
+    from toolkit.nn import read_metadata
+
     pairs: dict[tuple[str, str], Path] = {}
     for path in sorted(MODEL_DIR.glob("*.nlpt")):
         try:
-            meta = model_metadata(path)
+            meta = read_metadata(path)
         except Exception:  # a broken file in the folder must not hide the good ones
             continue
         if meta.get("task") == TASK and meta.get("engine") == ENGINE:
@@ -140,7 +125,9 @@ class TransformerTranslator(LoadsModel, Engine):
         """Refuse a missing model, one made for another engine, or one of another pair, without reading arrays."""
         if not Path(self.model).is_file():
             raise OptionError(f"{self.model}: no such model file")
-        meta = model_metadata(self.model)
+        from toolkit.nn import read_metadata
+
+        meta = read_metadata(self.model)
         if meta.get("task") != TASK or meta.get("engine") != ENGINE:
             raise OptionError(f"{self.model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{ENGINE}")
         have = (meta.get("source"), meta.get("target"))

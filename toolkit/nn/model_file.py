@@ -150,3 +150,16 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
             )
         value[...] = arrays[name]
     return model, config.get("metadata", {})
+
+
+def read_metadata(path: str | Path) -> dict:
+    """A model file's metadata from its config.json alone (cheap: no array is read); ModelFileError if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metadata = json.loads(zf.read("config.json")).get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise TypeError("metadata is not an object")
+        return metadata
+    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
+        read_model_file(path)  # the full reader says precisely what is wrong with the file
+        raise
