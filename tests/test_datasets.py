@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from toolkit.datasets import ColumnError, data_format_of, read_records, split_records
+from toolkit.datasets import ColumnError, data_format_of, read_line_files, read_records, split_records
 from toolkit.engine import DataError
 
 COLUMNS = {"text": "review", "label": "sentiment"}
@@ -76,6 +76,40 @@ def test_errors_name_the_file_line_and_column(tmp_path, monkeypatch, name, conte
         read_records(name, COLUMNS)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+def test_tsv_is_read_without_quoting_and_headerless_files_number_their_columns(tmp_path):
+    (tmp_path / "p.tsv").write_text('"Look," she said.\tElle a dit : « Regarde. »\r\nHi.\tSalut !\n')
+    pairs = {"source": "source", "target": "target"}
+    assert read_records(str(tmp_path / "p.tsv"), pairs, header=False) == [
+        {"source": '"Look," she said.', "target": "Elle a dit : « Regarde. »"},
+        {"source": "Hi.", "target": "Salut !"},
+    ]
+    assert read_records(str(tmp_path / "p.tsv"), {"source": "2", "target": "1"}, header=False)[1] == {
+        "source": "Salut !", "target": "Hi."
+    }
+    with pytest.raises(ColumnError, match=r"no column 'source' .*\(TSV columns: '\"Look,\" she said.', .*"
+                                          r"no header row\? say so \(--no-header\)$"):
+        read_records(str(tmp_path / "p.tsv"), pairs)
+    with pytest.raises(ColumnError, match=r"no column '3' for the 'target' field \(TSV columns: 1 to 2\)$"):
+        read_records(str(tmp_path / "p.tsv"), {"source": "1", "target": "3"}, header=False)
+    (tmp_path / "q.csv").write_text("a,b\nc\n")
+    with pytest.raises(DataError, match="q.csv: line 2: 1 field\\(s\\) where line 1 has 2"):
+        read_records(str(tmp_path / "q.csv"), {"x": "x", "y": "y"}, header=False)
+
+
+def test_line_files_are_aligned_records(tmp_path):
+    (tmp_path / "a.en").write_text("one\r\ntwo\n\n")
+    (tmp_path / "a.de").write_text("eins\nzwei\n\n")
+    (tmp_path / "b.de").write_text("eins\n")
+    fields = ("source", "target")
+    assert read_line_files([str(tmp_path / "a.en"), str(tmp_path / "a.de")], fields) == [
+        {"source": "one", "target": "eins"}, {"source": "two", "target": "zwei"}, {"source": "", "target": ""}
+    ]
+    with pytest.raises(DataError, match=r"line files not aligned: .*a.en has 3 lines, .*b.de has 1 lines"):
+        read_line_files([str(tmp_path / "a.en"), str(tmp_path / "b.de")], fields)
+    with pytest.raises(DataError, match=r"1 line file\(s\) for 2 record fields; .* source, target"):
+        read_line_files([str(tmp_path / "a.en")], fields)
 
 
 def test_missing_column_error_says_which_field():

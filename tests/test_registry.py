@@ -205,6 +205,18 @@ def test_unknown_hook_name_is_reported():
             type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-s",))}}),
             "unusable flag aliases ['-s']",
         ),
+        (
+            "echo",
+            "plain",
+            type("Files", (Echo,), {"record_fields": ("text", "label"), "line_file_flags": {"texts": "text"}}),
+            "line_file_flags must map one free flag name to each record field",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Files", (Echo,), {"record_fields": ("text",), "line_file_flags": {"model": "text"}}),
+            "line_file_flags must map one free flag name",
+        ),
         ("echo", "other", Echo, "Echo declares echo:plain but is registered as echo:other"),
         ("Echo Task", "plain", Echo, "task name 'Echo Task' must be lower-case"),
     ],

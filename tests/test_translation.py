@@ -148,6 +148,49 @@ def test_cli_train_and_evaluate_tsv(run, tmp_path):
     assert metrics["records"] == 60 and metrics["bleu"] > 50 and 0 <= metrics["chrf"] <= 100
 
 
+def test_cli_line_files_and_headerless_tsv(run, tmp_path):
+    data = pairs(40, 6)
+    # Quotes at the start of a field, as in Tatoeba's files: TSV is read without quoting.
+    data[0] = {"source": '"the cat."', "target": '"' + lex("the cat.") + '"'}
+    (tmp_path / "t.en").write_text("\n".join(p["source"] for p in data) + "\n")
+    (tmp_path / "t.de").write_text("\n".join(p["target"] for p in data))  # no final newline
+    (tmp_path / "raw.tsv").write_text("".join(f"{p['source']}\t{p['target']}\n" for p in data))
+    result = run("evaluate", "translate", "--src", "t.en", "--ref", "t.de", "--beam", "1", "-f", "json")
+    assert result.exit_code == 0, result.output
+    by_flags = json.loads(result.stdout)
+    assert by_flags["records"] == 40 and by_flags["bleu"] > 50
+    result = run("evaluate", "translate", "t.en", "t.de", "--beam", "1", "-f", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["bleu"] == by_flags["bleu"]
+    result = run("evaluate", "translate", "raw.tsv", "--no-header", "--beam", "1", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bleu"] == by_flags["bleu"]
+    result = run("evaluate", "translate", "raw.tsv", "--beam", "1")
+    assert result.exit_code == 2 and "no header row? say so (--no-header)" in result.stderr
+
+    (tmp_path / "short.de").write_text("one line\n")
+    for args, message in [
+        (["--src", "t.en"], "give --ref FILE as well"),
+        (["raw.tsv", "--src", "t.en", "--ref", "t.de"], "give DATA or --src FILE --ref FILE, not both"),
+        ([], "give DATA (--src FILE --ref FILE in its place)"),
+        (["--src", "t.en", "--ref", "short.de"], "line files not aligned: t.en has 40 lines, short.de has 1 lines"),
+        (["t.en", "t.de", "t.de"], "3 line file(s) for 2 record fields"),
+        (["t.en", "t.de", "--source-column", "en"], "line files have no columns to choose"),
+    ]:
+        result = run("evaluate", "translate", *args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+
+    small = ["--epochs", "1", "--dim", "16", "--heads", "2", "--ffn", "16", "--encoder-layers", "1",
+             "--decoder-layers", "1", "--vocab-size", "50", "--max-len", "24", "--quiet", "-f", "json"]
+    result = run("train", "translate", "t.en", "t.de", "--valid", "t.en", "--valid", "t.de", "--src", "en",
+                 "--tgt", "de", "-o", "lines.nlpt", *small)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["train_records"] == 40 and report["valid_records"] == 40
+    result = run("train", "translate", "raw.tsv", "--no-header", "--src", "en", "--tgt", "de", "-o", "tsv.nlpt",
+                 "--valid-split", "0", *small)
+    assert result.exit_code == 0 and json.loads(result.stdout)["train_records"] == 40, result.output
+
+
 def test_api_pipeline(installed):
     translate = toolkit.pipeline("translate", source="en", target="de", beam=1)
     assert [r["translation"] for r in translate(["the cat.", "a dog runs."])] == [lex("the cat."), lex("a dog runs.")]

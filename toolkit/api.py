@@ -8,11 +8,11 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from toolkit import __version__
-from toolkit.datasets import read_records, split_records
+from toolkit.datasets import read_line_files, read_records, split_records
 from toolkit.engine import DataError, Engine, can_evaluate, can_train, train_settings
 from toolkit.plugins import EngineEntry, Registry, get_registry
 
@@ -112,12 +112,17 @@ def pipeline(task: str, engine: str | None = None, model: str | None = None, **o
     return Pipeline(task, engine, model, **options)
 
 
-Data = str | os.PathLike | Iterable[Mapping]
+# A data file, aligned line files (one per record field), or the records themselves.
+Data = str | os.PathLike | Sequence[str | os.PathLike] | Iterable[Mapping]
+
+
+def _is_path(data: object) -> bool:
+    return isinstance(data, (str, os.PathLike))
 
 
 def _own_format(engine_class: type, data: Data, data_format: str | None, encoding: str) -> Data:
     """The records of a data file in the engine's own format (``Engine.read_data``), else ``data`` unchanged."""
-    if data_format is not None or not isinstance(data, (str, os.PathLike)):
+    if data_format is not None or not _is_path(data):
         return data
     records = engine_class.read_data(os.fspath(data), encoding)
     return data if records is None else records
@@ -129,19 +134,26 @@ def load_data(
     columns: Mapping[str, str] | None = None,
     data_format: str | None = None,
     encoding: str = "utf-8",
+    header: bool = True,
 ) -> list[dict]:
-    """Records keyed by ``fields`` from a data file (see :func:`toolkit.datasets.read_records`) or dicts.
+    """Records keyed by ``fields`` from a data file (see :func:`toolkit.datasets.read_records`), from
+    aligned line files (a list of paths, one per field: :func:`toolkit.datasets.read_line_files`) or dicts.
 
     ``columns`` maps a field to the column (or key) holding it, where that
-    is not the field's own name. Raises DataError.
+    is not the field's own name; ``header=False`` reads CSV/TSV files
+    without a header row. Raises DataError.
     """
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(fields))
     if unknown:
         raise DataError(f"no record field {', '.join(map(repr, unknown))} (the fields are {', '.join(fields)})")
     mapping = {field: columns.get(field, field) for field in fields}
-    if isinstance(data, (str, os.PathLike)):
-        return read_records(os.fspath(data), mapping, data_format, encoding)
+    if _is_path(data):
+        return read_records(os.fspath(data), mapping, data_format, encoding, header)
+    if isinstance(data, (list, tuple)) and data and all(map(_is_path, data)):
+        if columns:
+            raise DataError("line files have no columns to choose; give the files in field order")
+        return read_line_files([os.fspath(path) for path in data], fields, encoding)
     records = []
     for number, item in enumerate(data, 1):
         if not isinstance(item, Mapping):
@@ -166,6 +178,7 @@ def train(
     columns: Mapping[str, str] | None = None,
     data_format: str | None = None,
     encoding: str = "utf-8",
+    header: bool = True,
     seed: int = 0,
     progress: bool | None = None,
     registry: Registry | None = None,
@@ -173,8 +186,10 @@ def train(
 ) -> dict:
     """Train ``engine`` (default: the task's first trainable engine) of ``task`` and write its model file.
 
-    ``data`` (and ``valid``) is a CSV/TSV/JSONL file or a list of dicts keyed
-    by the engine's ``record_fields`` (other names through ``columns``).
+    ``data`` (and ``valid``) is a CSV/TSV/JSONL file (``header=False``: a
+    CSV/TSV file without a header row), a list of aligned line files, one
+    per record field in order (``["train.en", "train.de"]``), or a list of
+    dicts keyed by the engine's ``record_fields`` (other names through ``columns``).
     Without ``valid``, ``valid_split`` of the records (stratified by label)
     are held out for validation; 0 holds out none. ``output`` defaults to
     ``TASK-ENGINE.nlpt`` in the current directory, and is replaced if it
@@ -189,10 +204,11 @@ def train(
     entry = _capable_engine(registry, task, engine, can_train, "trained")
     cls = entry.engine_class
     settings = train_settings(cls, options)
-    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format, encoding)
+    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
+                        encoding, header)
     if valid is not None:
         valid = _own_format(cls, valid, data_format, encoding)
-        held_out: list[dict] | None = load_data(valid, cls.record_fields, columns, data_format, encoding)
+        held_out: list[dict] | None = load_data(valid, cls.record_fields, columns, data_format, encoding, header)
     elif valid_split:
         records, held_out = split_records(records, valid_split, seed)
     else:
@@ -225,6 +241,7 @@ def evaluate(
     columns: Mapping[str, str] | None = None,
     data_format: str | None = None,
     encoding: str = "utf-8",
+    header: bool = True,
     registry: Registry | None = None,
     **options: Any,
 ) -> dict:
@@ -236,7 +253,8 @@ def evaluate(
     registry = registry or get_registry()
     entry = _capable_engine(registry, task, engine, can_evaluate, "evaluated")
     cls = entry.engine_class
-    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format, encoding)
+    records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
+                        encoding, header)
     return cls(model=model, **options).evaluate(records)
 
 

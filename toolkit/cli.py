@@ -512,16 +512,18 @@ class TaskGroup(click.Group):
 
 
 def _data_params(
-    engines: dict[str, EngineEntry], capable: Callable[[type], bool]
+    engines: dict[str, EngineEntry], capable: Callable[[type], bool], data_required: bool = True
 ) -> tuple[list[click.Parameter], dict[str, str]]:
-    """DATA, --data-format, --encoding and one ``--<field>-column`` per record field; the column params' names."""
+    """DATA, --data-format, --no-header, --encoding and one ``--<field>-column`` per record field;
+    the column params' names."""
     fields: list[str] = []
     for entry in engines.values():
         if capable(entry.engine_class):
             fields += [f for f in entry.engine_class.record_fields if f not in fields]
     column_params = {field: f"{field}_column" for field in fields}
     params: list[click.Parameter] = [
-        click.Argument(["data"], metavar="DATA"),
+        # Several files: aligned line files, one per record field (train.en train.de).
+        click.Argument(["data"], metavar="DATA..." if data_required else "[DATA...]", nargs=-1, required=data_required),
         *(
             click.Option(
                 # --<field>-field reads better for JSONL keys; both name the same thing.
@@ -535,6 +537,11 @@ def _data_params(
             ["--data-format"],
             type=click.Choice(DATA_FORMATS),
             help="Format of DATA.  [default: from the extension: .csv, .tsv, .jsonl/.json, optionally .gz]",
+        ),
+        click.Option(
+            ["--no-header"],
+            is_flag=True,
+            help="CSV/TSV DATA has no header row: columns are numbered from 1, fields take them in order.",
         ),
         click.Option(["--encoding"], default="utf-8", show_default=True, help="Text encoding of the data files."),
     ]
@@ -593,7 +600,8 @@ def _data_command(
 ) -> click.Command:
     """A train/evaluate subcommand: help listing the capable engines, engine options and columns split out for ``run``."""
     lines = [intro, "", "\b", "Engines:"]
-    lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in capable.items()]
+    lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}"
+              f" Record fields: {', '.join(entry.engine_class.record_fields)}." for name, entry in capable.items()]
     lines += ["", tail]
 
     def callback(**kwargs: Any) -> None:
@@ -620,7 +628,12 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
             help=f"Model file to write.  [default: {task}-ENGINE.nlpt]",
         ),
         click.Option(["--force"], is_flag=True, help="Replace the output file if it exists."),
-        click.Option(["--valid"], metavar="FILE", help="Validation data (same format and columns as DATA)."),
+        click.Option(
+            ["--valid"],
+            metavar="FILE",
+            multiple=True,
+            help="Validation data, in DATA's format and columns (line files: repeat --valid, one per field).",
+        ),
         click.Option(
             ["--valid-split"],
             type=click.FloatRange(0, 1, max_open=True),
@@ -636,7 +649,7 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
         *option_params,
     ]
     return _data_command(
-        task, params, f"Train a {task!r} model on DATA (CSV, TSV or JSONL) and write it to one model file.",
+        task, params, f"Train a {task!r} model on DATA and write it to one model file.\n\n{_DATA_HELP}",
         trainable, default, f"Use the model with `nlp-tool {task} --model FILE`. Details: docs/cli.md.",
         declared, column_params, functools.partial(run_train, task, registry),
         f"Train a {task} model ({', '.join(trainable)}).",
@@ -650,13 +663,14 @@ def run_train(
     declared: dict[str, list[str]],
     columns: dict[str, str | None],
     *,
-    data: str,
+    data: tuple[str, ...],
     data_format: str | None,
+    no_header: bool,
     encoding: str,
     engine: str,
     output: str | None,
     force: bool,
-    valid: str | None,
+    valid: tuple[str, ...],
     valid_split: float,
     seed: int,
     quiet: bool,
@@ -673,7 +687,7 @@ def run_train(
     if os.path.exists(output) and not force:
         raise click.UsageError(f"{output} exists; use --force to replace it, or another --output")
     ctx = click.get_current_context()
-    if valid is not None and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
+    if valid and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("give --valid or --valid-split, not both")
 
     from toolkit import api
@@ -681,8 +695,9 @@ def run_train(
     # The engine writes its model file atomically, so an interrupted run leaves none behind.
     _report(
         lambda: api.train(
-            task, data, engine, output, valid=valid, valid_split=valid_split, columns=given,
-            data_format=data_format, encoding=encoding, seed=seed, progress=False if quiet else None,
+            task, _data_argument(data), engine, output, valid=_data_argument(valid) if valid else None,
+            valid_split=valid_split, columns=given, data_format=data_format, encoding=encoding,
+            header=not no_header, seed=seed, progress=False if quiet else None,
             registry=registry, **options,
         ),
         debug, f"training {task}:{engine} failed", fmt,
@@ -694,50 +709,100 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
     evaluable = {name: entry for name, entry in engines.items() if can_evaluate(entry.engine_class)}
     default = next(iter(evaluable))
     option_params, declared = _option_params(evaluable, "options")
-    data_params, column_params = _data_params(engines, can_evaluate)
+    line_flags: dict[str, str] = {}  # flag's parameter name -> record field
+    for entry in evaluable.values():
+        line_flags.update(entry.engine_class.line_file_flags)
+    data_params, column_params = _data_params(engines, can_evaluate, data_required=not line_flags)
     params: list[click.Parameter] = [
         *data_params,
+        *(
+            click.Option(
+                [f"--{flag.replace('_', '-')}", flag],
+                metavar="FILE",
+                help=f"Plain-text file of the {field}s, one per line, aligned line by line with"
+                f" {' and '.join('--' + f.replace('_', '-') for f in line_flags if f != flag)}; in place of DATA.",
+            )
+            for flag, field in line_flags.items()
+        ),
         _engine_choice(engines, default),
         click.Option(["--model", "-m"], help="Model file or name (default: the engine's default model)."),
         *_common_params(),
         *option_params,
     ]
     return _data_command(
-        task, params, f"Score a {task!r} engine and its model on labelled DATA (CSV, TSV or JSONL).",
+        task, params, f"Score a {task!r} engine and its model on labelled DATA.\n\n{_DATA_HELP}",
         evaluable, default, "Details: docs/cli.md.", declared, column_params,
-        functools.partial(run_evaluate, task, registry), f"Evaluate a {task} model ({', '.join(evaluable)}).",
+        functools.partial(run_evaluate, task, registry, line_flags), f"Evaluate a {task} model ({', '.join(evaluable)}).",
     )
 
 
 def run_evaluate(
     task: str,
     registry: Registry,
+    line_flags: dict[str, str],
     engine_options: dict,
     declared: dict[str, list[str]],
     columns: dict[str, str | None],
     *,
-    data: str,
+    data: tuple[str, ...],
     data_format: str | None,
+    no_header: bool,
     encoding: str,
     engine: str,
     model: str | None,
     fmt: str,
     debug: bool,
+    **line_files: str | None,
 ) -> None:
-    """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA."""
+    """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA
+    (or on the line files named by the engine's ``line_file_flags``, ``line_files`` here)."""
     options, given = _engine_arguments(
         registry, task, engine, can_evaluate, "evaluated", "options", engine_options, declared, columns
     )
+    files = _line_files(registry.engine(task, engine).engine_class, line_files)
+    if files and data:
+        raise click.UsageError(f"give DATA or {' '.join('--' + f.replace('_', '-') + ' FILE' for f in line_flags)},"
+                               " not both")
+    if not files and not data:
+        raise click.UsageError(f"give DATA ({' '.join('--' + f.replace('_', '-') + ' FILE' for f in line_flags)}"
+                               " in its place)")
 
     from toolkit import api
 
     _report(
         lambda: api.evaluate(
-            task, data, engine, model, columns=given, data_format=data_format, encoding=encoding,
-            registry=registry, **options,
+            task, files or _data_argument(data), engine, model, columns=given, data_format=data_format,
+            encoding=encoding, header=not no_header, registry=registry, **options,
         ),
         debug, f"evaluating {task}:{engine} failed", fmt,
     )
+
+
+_DATA_HELP = (
+    "DATA is one CSV, TSV or JSONL file (optionally .gz), or aligned plain-text files,"
+    " one per record field in the order the engine lists them (line i of each file is record i)."
+)
+
+
+def _data_argument(files: tuple[str, ...]) -> str | list[str]:
+    """DATA as the API takes it: one data file, or a list of aligned line files."""
+    return files[0] if len(files) == 1 else list(files)
+
+
+def _line_files(engine_class: type, given: dict[str, str | None]) -> list[str]:
+    """The line files given for ``engine_class``'s record fields (its ``line_file_flags``), in field order."""
+    flags = {field: flag for flag, field in engine_class.line_file_flags.items()}
+    named = {flag for flag, path in given.items() if path is not None}
+    if not named:
+        return []
+    foreign = sorted(named - set(flags.values()))
+    if foreign:
+        raise click.UsageError(f"engine {engine_class.task}:{engine_class.name} takes no"
+                               f" {', '.join('--' + f.replace('_', '-') for f in foreign)}")
+    missing = [flag for flag in flags.values() if flag not in named]
+    if missing:
+        raise click.UsageError(f"give {', '.join('--' + f.replace('_', '-') for f in missing)} FILE as well")
+    return [given[flags[field]] for field in engine_class.record_fields]
 
 
 def _engine_arguments(

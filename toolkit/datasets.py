@@ -16,6 +16,7 @@ import json
 import os
 import random
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from toolkit.engine import DataError
@@ -50,7 +51,8 @@ def data_format_of(path: str) -> str:
 
 
 def read_records(
-    path: str, columns: dict[str, str], data_format: str | None = None, encoding: str = "utf-8"
+    path: str, columns: dict[str, str], data_format: str | None = None, encoding: str = "utf-8",
+    header: bool = True,
 ) -> list[dict]:
     """The records of the CSV, TSV or JSON lines file ``path``, as dicts keyed by the fields of ``columns``.
 
@@ -58,7 +60,10 @@ def read_records(
     "label": "sentiment"}``. ``data_format`` is one of :data:`DATA_FORMATS`;
     by default it follows the extension (``.csv``, ``.tsv``, ``.jsonl``,
     ``.json``, each optionally ``.gz``-compressed). CSV and TSV files have a
-    header row and give string values; JSON values are kept as they are
+    header row, or with ``header=False`` none: their columns are then named
+    by number from 1, and a field left at its own name takes the column of
+    its place in ``columns`` (``{"source": "source", "target": "target"}``
+    reads columns 1 and 2). They give string values; JSON values are kept as they are
     (a label may be a number, or a list for multi-label data). A UTF-8
     byte-order mark is skipped. Raises DataError (ColumnError for a missing
     column) naming the file and line.
@@ -72,7 +77,7 @@ def read_records(
     if fmt == "jsonl":
         records = _json_records(path, text, columns)
     else:
-        records = _delimited_records(path, text, columns, "\t" if fmt == "tsv" else ",")
+        records = _delimited_records(path, text, columns, "\t" if fmt == "tsv" else ",", header)
     if not records:
         raise DataError(f"{path}: no records (only a header?)")
     return records
@@ -106,41 +111,68 @@ def _read_text(path: str, encoding: str) -> str:
         ) from None
 
 
-def _delimited_records(path: str, text: str, columns: dict[str, str], delimiter: str) -> list[dict]:
+def _delimited_records(
+    path: str, text: str, columns: dict[str, str], delimiter: str, has_header: bool = True
+) -> list[dict]:
     kind = "TSV" if delimiter == "\t" else "CSV"
-    # strict: a stray quote is an error with a line number, not a silently merged field.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    if not has_header:
+        columns = {field: str(place) if column == field else column
+                   for place, (field, column) in enumerate(columns.items(), 1)}
     records: list[dict] = []
     header: list[str] | None = None
     picks: list[tuple[str, int]] = []
-    start = 1
-    try:
-        for row in reader:
-            if not row:
-                start = reader.line_num + 1
+    rows = _tsv_rows(text) if kind == "TSV" else _csv_rows(path, text)
+    for line, row in rows:
+        if header is None:
+            header = row if has_header else [str(n) for n in range(1, len(row) + 1)]
+            # When no wanted column is there, the first line may be data rather than a header.
+            hint = has_header and not set(columns.values()) & set(header)
+            picks = [(field, _column_index(path, header, field, column, kind, not has_header, hint))
+                     for field, column in columns.items()]
+            if has_header:
                 continue
-            if header is None:
-                header = row
-                picks = [(field, _column_index(path, header, field, column, kind)) for field, column in columns.items()]
-            elif len(row) != len(header):
-                raise DataError(
-                    f"{path}: line {start}: {len(row)} field(s) where the header has {len(header)}"
-                    + (" (a quoted field not closed?)" if len(row) < len(header) else " (an unquoted delimiter?)")
-                )
-            else:
-                records.append({field: row[index] for field, index in picks})
-            start = reader.line_num + 1
-    except csv.Error as error:
-        raise DataError(f"{path}: line {reader.line_num}: malformed {kind}: {error}") from None
+        if len(row) != len(header):
+            first = "the header" if has_header else "line 1"
+            raise DataError(
+                f"{path}: line {line}: {len(row)} field(s) where {first} has {len(header)}"
+                + (" (a quoted field not closed?)" if kind == "CSV" and len(row) < len(header) else "")
+                + (" (an unquoted delimiter?)" if kind == "CSV" and len(row) > len(header) else "")
+            )
+        records.append({field: row[index] for field, index in picks})
     return records
 
 
-def _column_index(path: str, header: list[str], field: str, column: str, kind: str) -> int:
+def _tsv_rows(text: str) -> Iterator[tuple[int, list[str]]]:
+    # TSV as IANA defines it: fields split at tabs, no quoting, so text may hold quotes as it is
+    # (sentence-pair files such as Tatoeba's start lines with '"'); fields with tabs or newlines need CSV.
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if line:
+            yield number, line.split("\t")
+
+
+def _csv_rows(path: str, text: str) -> Iterator[tuple[int, list[str]]]:
+    # strict: a stray quote is an error with a line number, not a silently merged field.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            if row:
+                yield start, row
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV: {error}") from None
+
+
+def _column_index(
+    path: str, header: list[str], field: str, column: str, kind: str, numbered: bool, header_hint: bool
+) -> int:
     try:
         return header.index(column)
     except ValueError:
-        available = ", ".join(map(repr, header))
-        message = f"{path}: no column {column!r} for the {field!r} field ({kind} columns: {available})"
+        available = f"1 to {len(header)}" if numbered else ", ".join(map(repr, header))
+        hint = "; no header row? say so (--no-header)" if header_hint else ""
+        message = f"{path}: no column {column!r} for the {field!r} field ({kind} columns: {available}){hint}"
         raise ColumnError(message, field) from None
 
 
@@ -177,6 +209,28 @@ def _json_record(path: str, where: str, item: Any, columns: dict[str, str]) -> d
             raise ColumnError(f"{path}: {where}: no field {key!r} for the {field!r} field (fields: {available})", field)
         record[field] = value
     return record
+
+
+def read_line_files(paths: list[str], fields: tuple[str, ...], encoding: str = "utf-8") -> list[dict]:
+    """Records from aligned plain-text files, one per field in order: line i of each file is record i.
+
+    The layout of parallel corpora (``train.en`` beside ``train.de``). The
+    files must have the same number of lines; a final newline is optional.
+    Raises DataError.
+    """
+    if len(paths) != len(fields):
+        raise DataError(f"{len(paths)} line file(s) for {len(fields)} record fields; give one file per field,"
+                        f" in this order: {', '.join(fields)}")
+    columns = []
+    for path in paths:
+        text = _read_text(path, encoding)
+        if not text.strip():
+            raise DataError(f"{path}: the file is empty")
+        columns.append(text[:-1].split("\n") if text.endswith("\n") else text.split("\n"))
+    counts = {path: len(lines) for path, lines in zip(paths, columns)}
+    if len(set(counts.values())) > 1:
+        raise DataError("line files not aligned: " + ", ".join(f"{path} has {n} lines" for path, n in counts.items()))
+    return [{field: line.rstrip("\r") for field, line in zip(fields, row)} for row in zip(*columns)]
 
 
 def split_records(records: list[dict], valid_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:

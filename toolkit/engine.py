@@ -29,7 +29,7 @@ INPUT_KINDS = ("text", "question+context")
 RESERVED_OPTION_NAMES = frozenset(
     """task engine model batch_size registry inputs text input_format text_field id_field
     format fmt output on_error explain quiet debug question questions context help data data_format encoding
-    columns""".split()
+    columns no_header""".split()
 )
 
 
@@ -135,6 +135,10 @@ class Engine(abc.ABC):
     record_fields: ClassVar[tuple[str, ...]] = ()
     #: Options of `nlp-tool train TASK --engine NAME` (flags) and of Engine.train (keywords).
     train_options: ClassVar[dict[str, Option]] = {}
+    #: Flags of `nlp-tool evaluate TASK` that name one plain-text file per record field, in place
+    #: of DATA, in the spelling users know from the task's usual tools: {"src": "source", "ref": "target"}
+    #: gives `--src test.en --ref test.de`. Empty, or one flag for each record field.
+    line_file_flags: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))

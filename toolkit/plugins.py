@@ -219,6 +219,14 @@ class Registry:
             # Each field becomes a --<field>-column flag and a key of every record.
             if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):
                 raise RegistryError(f"{task}:{engine}: record_fields must be a tuple of lower-case names, not {fields!r}")
+            flags = engine_class.line_file_flags
+            if flags and (
+                sorted(flags.values()) != sorted(fields)
+                or any(not FIELD.fullmatch(f) or is_reserved_option(f, train=True) or f in engine_class.options
+                       or any(f"--{f}" in o.aliases for o in engine_class.options.values()) for f in flags)
+            ):
+                raise RegistryError(f"{task}:{engine}: line_file_flags must map one free flag name to each record"
+                                    f" field {fields}, not {flags!r}")
             owner = self.engines.get((task, engine)) or next(
                 (e for e in claimed if (e.task, e.name) == (task, engine)), None
             )

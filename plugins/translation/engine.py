@@ -68,6 +68,7 @@ class TransformerTranslator(LoadsModel, Engine):
         "top_k": Option(int, 1, "Translations listed per input, best first (at most --beam)."),
     }
     record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
+    line_file_flags: ClassVar[dict[str, str]] = {"src": "source", "ref": "target"}  # sacrebleu's words
     train_options: ClassVar[dict[str, Option]] = {
         "src": Option(str, "", "Source language code stored in the model (e.g. en)."),
         "tgt": Option(str, "", "Target language code stored in the model (e.g. de)."),
