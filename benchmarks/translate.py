@@ -15,7 +15,8 @@ of our transformer against the same architecture in PyTorch.
    embeddings with sinusoidal positions, label-smoothed cross-entropy on the
    non-padding positions, Adam(0.9, 0.98, eps 1e-9), clipping at 1.0) train
    on the same batches of Multi30k train (--batch-tokens padded tokens, same
-   length bucketing) for --steps steps after 2 warm-up steps; both at
+   length bucketing) for --steps steps after 2 warm-up steps, taking turns
+   batch by batch (so that load from other jobs falls on both); both at
    --threads threads. Reported: target tokens/s and ours / PyTorch.
    The subword vocabulary is the model's when there is one, else a fresh
    8,000-piece unigram model of the first 10,000 training pairs.
@@ -80,16 +81,18 @@ def torch_model(vocab: int, cfg: dict):
     return TorchSeq2Seq()
 
 
-def train_ours(batches: list, vocab: int, cfg: dict, steps: int) -> float:
+def ours_step(vocab: int, cfg: dict):
+    """One training step of our transformer (forward, backward, clipping, Adam) on a batch."""
     import toolkit.nn as nn
     from plugins.translation.trainer import train_step
 
     model = nn.Seq2SeqTransformer(vocab, vocab, shared_vocab=True, seed=0, **cfg)
     opt = nn.Adam(model, nn.warmup_inverse_sqrt(1e-3, 800), beta2=0.98, eps=1e-9)
-    return _timed(batches, steps, lambda b: (train_step(model, b, 0.1), nn.clip_grad_norm(model, 1.0), opt.step()))
+    return lambda b: (train_step(model, b, 0.1), nn.clip_grad_norm(model, 1.0), opt.step())
 
 
-def train_torch(batches: list, vocab: int, cfg: dict, steps: int) -> float:
+def torch_step(vocab: int, cfg: dict):
+    """The same step for the PyTorch model of the same architecture."""
     import torch
 
     torch.manual_seed(0)
@@ -107,18 +110,27 @@ def train_torch(batches: list, vocab: int, cfg: dict, steps: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    return _timed(batches, steps, step)
+    return step
 
 
-def _timed(batches: list, steps: int, step) -> float:
-    """Target tokens per second over ``steps`` steps, after two untimed warm-up steps."""
-    for b in batches[:2]:
-        step(b)
-    timed = batches[2 : 2 + steps]
-    start = time.perf_counter()
+def timed_side_by_side(batches: list, steps: dict) -> dict[str, float]:
+    """Target tokens per second of each step function, after two untimed warm-up steps each.
+
+    The contenders take turns batch by batch, so that a burst of load from
+    other jobs on a shared machine falls on both rather than on one.
+    """
+    for step in steps.values():
+        for b in batches[:2]:
+            step(b)
+    seconds = dict.fromkeys(steps, 0.0)
+    timed = batches[2:]
     for b in timed:
-        step(b)
-    return sum(b.tokens for b in timed) / (time.perf_counter() - start)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(b)
+            seconds[name] += time.perf_counter() - start
+    tokens = sum(b.tokens for b in timed)
+    return {name: tokens / s for name, s in seconds.items()}
 
 
 def main() -> None:
@@ -175,14 +187,17 @@ def main() -> None:
         batches = list(epoch_batches(src_ids, tgt_ids, groups, np.random.default_rng(0)))[: args.steps + 2]
         cfg = {"dim": 256, "heads": 4, "encoder_layers": 3, "decoder_layers": 3, "ffn": 1024, "dropout": 0.1,
                "max_len": 128}
-        train = {"vocab": len(vocab), "batch_tokens": args.batch_tokens, "steps": args.steps,
-                 "ours_tokens_per_second": round(train_ours(batches, len(vocab), cfg, args.steps))}
+        steps = {"ours": ours_step(len(vocab), cfg)}
         if not args.no_torch:
             import torch
 
             torch.set_num_threads(args.threads)
-            train["torch_tokens_per_second"] = round(train_torch(batches, len(vocab), cfg, args.steps))
-            train["ratio_ours_over_torch"] = round(train["ours_tokens_per_second"] / train["torch_tokens_per_second"], 3)
+            steps["torch"] = torch_step(len(vocab), cfg)
+        speed = timed_side_by_side(batches, steps)
+        train = {"vocab": len(vocab), "batch_tokens": args.batch_tokens, "steps": args.steps,
+                 **{f"{name}_tokens_per_second": round(value) for name, value in speed.items()}}
+        if "torch" in speed:
+            train["ratio_ours_over_torch"] = round(speed["ours"] / speed["torch"], 3)
         results["training"] = train
 
     if args.format == "json":

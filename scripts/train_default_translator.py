@@ -77,7 +77,7 @@ English to German translation for `nlp-tool translate --from en --to de` and
 
     {command}
 
-- Data: Multi30k task 1 (Elliott et al., 2016), raw cased text: `{args.data}/train.{{en,de}}.gz`,
+- Data: Multi30k task 1 (Elliott et al., 2016), raw cased text: `{os.path.relpath(args.data, ROOT)}/train.{{en,de}}.gz`,
   {report['records']:,} pairs ({report['skipped_too_long']} longer than the model's positions skipped).
   Model selection on `val` ({report['valid_records']:,} pairs, greedy BLEU after each epoch);
   `test2016` was used only for the numbers below, after training.

@@ -215,3 +215,21 @@ def test_checkpoint_resumes_and_time_limit_stops(tmp_path):
     # Resumed after epoch 1; the time limit ends epoch 2 after its first step.
     assert second["epochs"] == 2 and second["stopped"] == "max_minutes"
     assert second["steps"] == first["steps"] + 1
+
+
+MULTI30K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multi30k"
+
+
+@pytest.mark.skipif(not (MULTI30K / "test2016.en.gz").exists(), reason="needs ../shared/data/multi30k")
+def test_shipped_en_de_model_translates_test2016():
+    import gzip
+
+    model = Path(engine_module.MODEL_DIR) / "en-de.nlpt"
+    assert model.is_file(), "the default en->de model is not in plugins/translation/models/"
+    lines = {lang: gzip.open(MULTI30K / f"test2016.{lang}.gz", "rt", encoding="utf-8").read().splitlines()[:150]
+             for lang in ("en", "de")}
+    engine = TransformerTranslator(beam=1)  # the installed default pair, greedy
+    assert engine.model == str(model)
+    metrics = engine.evaluate([{"source": s, "target": t} for s, t in zip(lines["en"], lines["de"])])
+    # The full test set with beam 4 scores higher (see the model card); greedy on 150 sentences is a smoke check.
+    assert metrics["bleu"] > 30, metrics
