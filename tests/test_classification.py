@@ -7,6 +7,7 @@ import json
 import pickle
 import random
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from plugins.classification.cnn import CnnClassifier
 from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
 from plugins.classification.ensemble import EnsembleClassifier
-from plugins.classification.ngram import NgramClassifier
+from plugins.classification.ngram import NgramClassifier, featurize_tokens
 from toolkit.engine import OptionError
 from toolkit.nn import read_model_file
 from toolkit.testing import engine_checks
@@ -105,6 +106,46 @@ def test_ngram_model_file_stores_float16_weights(models):
     meta = config["metadata"]
     assert meta["task"] == "classify" and meta["engine"] == "ngram" and meta["labels"] == ["neg", "pos"]
     assert meta["hashing"]["ngram"] == 2 and meta["hashing"]["bits"] == 14
+
+
+def reference_features(words: list[str], n: int, bits: int) -> set[int]:
+    """The buckets of ``words``' n-grams, one n-gram at a time in Python integers (featurize_tokens's rule)."""
+    from plugins.classification.ngram import _BUCKET, _MIX
+
+    mask = 2**64 - 1
+    buckets = set()
+    for order in range(1, n + 1):
+        for i in range(len(words) - order + 1):
+            gram = 0
+            for k, word in enumerate(words[i : i + order]):
+                gram ^= zlib.crc32(word.encode()) * _MIX[k] & mask
+            buckets.add((gram * _BUCKET & mask) >> (64 - bits))
+    return buckets
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_ngram_features_equal_the_one_at_a_time_reference(n):
+    rng = random.Random(n)
+    vocabulary = ["good", "bad", "film", "not", "é", "好", "a b", ""] + [f"w{i}" for i in range(40)]
+    # Odd sizes, empty and one-word documents, repeats; more documents than one chunk of 512.
+    docs = [[rng.choice(vocabulary) for _ in range(rng.choice([0, 1, 2, 3, 7, 40]))] for _ in range(1100)]
+    x = featurize_tokens(docs, n, 12)
+    assert x.shape == (1100, 2**12) and x.dtype == np.float32 and set(x.data) <= {1.0}
+    for i in range(0, 1100, 7):
+        assert set(x[i].indices) == reference_features(docs[i], n, 12), docs[i]
+    assert featurize_tokens([], n, 12).shape == (0, 2**12)
+
+
+def test_ngram_model_hashed_another_way_is_refused(tmp_path):
+    from toolkit.nn import save_arrays
+
+    records = synthetic(200, 0)
+    NgramClassifier.train(records, str(tmp_path / "m.nlpt"), **SMALL_NGRAM)
+    config, arrays = read_model_file(tmp_path / "m.nlpt")
+    config["metadata"]["hashing"]["method"] = "sklearn.feature_extraction.FeatureHasher"
+    save_arrays(tmp_path / "old.nlpt", arrays, config["metadata"])
+    with pytest.raises(ValueError, match="hashed by 'sklearn.feature_extraction.FeatureHasher'.*retrain"):
+        NgramClassifier(model=str(tmp_path / "old.nlpt")).run(["good"])
 
 
 def test_float16_round_trip_keeps_predictions(tmp_path):

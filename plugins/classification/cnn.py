@@ -77,7 +77,7 @@ class CnnModel:
 
         return pad_sequences(self.tokenizer.texts_to_sequences(texts), maxlen=self.maxlen)
 
-    def predict_proba(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, the same as on texts padded to ``maxlen`` but much faster on short texts.
 
         Texts are run in batches of similar length, each padded only to its
@@ -85,11 +85,14 @@ class CnnModel:
         gives the same max-pooled features as padding to ``maxlen``: a window
         made only of padding gives the same output wherever it is, so one such
         window stands for all of them, and the windows overlapping the text's
-        start see the same padding before it.
+        start see the same padding before it. The batches are small (32) so
+        that a call with a few hundred texts, a pipeline batch, still pads
+        each text little: with 256 they all padded to the longest of the call
+        and the IMDb test set ran 1.65x slower.
         """
         return self.predict_proba_ids(self.tokenizer.texts_to_sequences(texts), batch_size)
 
-    def predict_proba_ids(self, sequences: list[list[int]], batch_size: int = 256) -> np.ndarray:
+    def predict_proba_ids(self, sequences: list[list[int]], batch_size: int = 32) -> np.ndarray:
         """:meth:`predict_proba` of texts already turned into word ids by the model's tokenizer."""
         import numpy as np
 

@@ -2,8 +2,9 @@
 
 Texts are tokenized with ``toolkit.text.tokenize`` (HTML tags stripped,
 lower-cased, CJK by character), then every word n-gram up to ``ngram`` is
-hashed into ``2**hash_bits`` binary features (scikit-learn's FeatureHasher:
-MurmurHash3, seed 0, so the same on every machine and Python). Per class
+hashed into ``2**hash_bits`` binary features (CRC-32 of each word,
+mixed per n-gram in numpy: see :func:`featurize_tokens`; the same on every
+machine and Python). Per class
 (one-vs-rest), each feature is scaled by its naive-Bayes log-count ratio
 r = log((p / |p|_1) / (q / |q|_1)) — p and q the smoothed feature counts in
 and out of the class — and a logistic regression is fit on the scaled
@@ -24,18 +25,11 @@ if TYPE_CHECKING:
     import numpy as np
     import scipy.sparse as sp
 
-HASH = "sklearn.feature_extraction.FeatureHasher(alternate_sign=False) on toolkit.text.tokenize n-grams"
+HASH = "crc32-words-v2"  # see featurize_tokens; a model hashed any other way is refused when loaded
 
-
-def ngrams(words: list[str], n: int) -> list[str]:
-    """``words`` (from ``toolkit.text.tokenize``) and their 2..n-grams (words joined by a space)."""
-    grams = list(words)
-    # str.format through map runs in C: much faster than a join per n-gram.
-    if n >= 2:
-        grams += map("{} {}".format, words, words[1:])
-    if n >= 3:
-        grams += map("{} {} {}".format, words, words[1:], words[2:])
-    return grams
+# Odd 64-bit multipliers (from xxHash and splitmix64): one per word position of an n-gram, then its bucket.
+_MIX = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+_BUCKET = 0xFF51AFD7ED558CCD
 
 
 def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
@@ -46,14 +40,60 @@ def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
 
 
 def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
-    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``."""
-    from sklearn.feature_extraction import FeatureHasher
+    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``.
 
-    hasher = FeatureHasher(n_features=2**hash_bits, input_type="string", alternate_sign=False)
-    x = hasher.transform(ngrams(words, n) for words in token_lists).tocsr()
-    x.sum_duplicates()
-    x.data[:] = 1.0  # presence, not counts: what NBSVM's ratios are defined on
-    return x
+    Each distinct word of a chunk of texts is hashed once (CRC-32 of its
+    UTF-8: the same on every machine, and no scikit-learn import to
+    predict); the chunk's n-grams are then hashed together in numpy instead
+    of being built as strings: an n-gram's hash mixes its words' hashes with
+    one multiplier per position, and its bucket is the top ``hash_bits``
+    bits of that times another odd constant.
+    """
+    import itertools
+
+    import scipy.sparse as sp
+
+    token_lists = iter(token_lists)
+    # In chunks: the sort that drops repeated n-grams is faster on many small arrays than on one big one.
+    chunks = iter(lambda: list(itertools.islice(token_lists, 512)), [])
+    parts = [_featurize_chunk(chunk, n, hash_bits) for chunk in chunks] or [_featurize_chunk([], n, hash_bits)]
+    return sp.vstack(parts, format="csr")
+
+
+def _featurize_chunk(token_lists: list[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
+    import zlib
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    index: dict[str, int] = {}
+    ids: list[int] = []
+    lengths: list[int] = []
+    for words in token_lists:
+        ids += [index.setdefault(w, len(index)) for w in words]
+        lengths.append(len(words))
+    word_hash = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in index), np.uint64, len(index))
+    h = word_hash[np.asarray(ids, dtype=np.intp)]
+    size = np.asarray(lengths, dtype=np.int64)
+    end = np.repeat(np.cumsum(size), size)  # per word: where its document ends in the batch
+    row = np.repeat(np.arange(len(size), dtype=np.int64), size)
+    mix = np.asarray(_MIX, dtype=np.uint64)
+    keys = [np.zeros(0, np.int64)]
+    for order in range(1, min(n, len(h)) + 1):
+        count = len(h) - order + 1
+        inside = np.arange(order, count + order) <= end[:count]  # the n-gram stays in its document
+        gram = h[:count] * mix[0]
+        for k in range(1, order):
+            gram ^= h[k:k + count] * mix[k]
+        bucket = ((gram * np.uint64(_BUCKET)) >> np.uint64(64 - hash_bits)).astype(np.int64)
+        keys.append((row[:count][inside] << hash_bits) | bucket[inside])
+    # Presence, not counts (what NBSVM's ratios are defined on): each (document, bucket) once.
+    key = np.sort(np.concatenate(keys))  # np.unique's hash table is many times slower on these keys
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))[: len(key)]]
+    indptr = np.zeros(len(size) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key >> hash_bits, minlength=len(size)), out=indptr[1:])
+    columns = (key & ((1 << hash_bits) - 1)).astype(np.int32)
+    return sp.csr_matrix((np.ones(len(key), np.float32), columns, indptr), shape=(len(size), 2**hash_bits))
 
 
 def fit_weights(x: sp.csr_matrix, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +141,11 @@ class NgramModel:
         import numpy as np
 
         hashing = meta["hashing"]
+        if hashing.get("method") != HASH:
+            from toolkit.nn import ModelFileError
+
+            raise ModelFileError(f"n-gram features hashed by {hashing.get('method')!r}, not {HASH!r} as this"
+                                 " version does: retrain the model (nlp-tool train classify)")
         weights = arrays[prefix + "weights"].astype(np.float32) * np.float32(hashing["scale"])
         return cls(weights, arrays[prefix + "bias"].astype(np.float64), hashing["ngram"], hashing["bits"])
 
