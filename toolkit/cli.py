@@ -717,10 +717,10 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
         *data_params,
         *(
             click.Option(
-                [f"--{flag.replace('_', '-')}", flag],
+                [_flag(flag), flag],
                 metavar="FILE",
                 help=f"Plain-text file of the {field}s, one per line, aligned line by line with"
-                f" {' and '.join('--' + f.replace('_', '-') for f in line_flags if f != flag)}; in place of DATA.",
+                f" {' and '.join(_flag(f) for f in line_flags if f != flag)}; in place of DATA.",
             )
             for flag, field in line_flags.items()
         ),
@@ -760,12 +760,11 @@ def run_evaluate(
         registry, task, engine, can_evaluate, "evaluated", "options", engine_options, declared, columns
     )
     files = _line_files(registry.engine(task, engine).engine_class, line_files)
+    instead = " ".join(f"{_flag(f)} FILE" for f in line_flags)
     if files and data:
-        raise click.UsageError(f"give DATA or {' '.join('--' + f.replace('_', '-') + ' FILE' for f in line_flags)},"
-                               " not both")
+        raise click.UsageError(f"give DATA or {instead}, not both")
     if not files and not data:
-        raise click.UsageError(f"give DATA ({' '.join('--' + f.replace('_', '-') + ' FILE' for f in line_flags)}"
-                               " in its place)")
+        raise click.UsageError(f"give DATA ({instead} in its place)")
 
     from toolkit import api
 
@@ -798,10 +797,10 @@ def _line_files(engine_class: type, given: dict[str, str | None]) -> list[str]:
     foreign = sorted(named - set(flags.values()))
     if foreign:
         raise click.UsageError(f"engine {engine_class.task}:{engine_class.name} takes no"
-                               f" {', '.join('--' + f.replace('_', '-') for f in foreign)}")
+                               f" {', '.join(map(_flag, foreign))}")
     missing = [flag for flag in flags.values() if flag not in named]
     if missing:
-        raise click.UsageError(f"give {', '.join('--' + f.replace('_', '-') for f in missing)} FILE as well")
+        raise click.UsageError(f"give {', '.join(map(_flag, missing))} FILE as well")
     return [given[flags[field]] for field in engine_class.record_fields]
 
 
