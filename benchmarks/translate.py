@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def torch_model(vocab: int, cfg: dict):
     return TorchSeq2Seq()
 
 
-def ours_step(vocab: int, cfg: dict):
+def ours_step(vocab: int, cfg: dict) -> Callable:
     """One training step of our transformer (forward, backward, clipping, Adam) on a batch."""
     import toolkit.nn as nn
     from plugins.translation.trainer import train_step
@@ -91,7 +92,7 @@ def ours_step(vocab: int, cfg: dict):
     return lambda b: (train_step(model, b, 0.1), nn.clip_grad_norm(model, 1.0), opt.step())
 
 
-def torch_step(vocab: int, cfg: dict):
+def torch_step(vocab: int, cfg: dict) -> Callable:
     """The same step for the PyTorch model of the same architecture."""
     import torch
 
@@ -113,7 +114,7 @@ def torch_step(vocab: int, cfg: dict):
     return step
 
 
-def timed_side_by_side(batches: list, steps: dict) -> dict[str, float]:
+def timed_side_by_side(batches: list, steps: dict[str, Callable]) -> dict[str, float]:
     """Target tokens per second of each step function, after two untimed warm-up steps each.
 
     The contenders take turns batch by batch, so that a burst of load from
