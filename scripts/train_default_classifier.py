@@ -36,7 +36,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ngram", type=int, default=3, help="longest word n-gram of the n-gram model")
-    p.add_argument("--hash-bits", type=int, default=21, help="the n-gram model hashes into 2**N buckets")
+    p.add_argument("--hash-bits", type=int, default=24, help="the n-gram model hashes into 2**N buckets")
+    p.add_argument("--min-df", type=int, default=3,
+                   help="the n-gram model keeps the buckets at least N training reviews use")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--maxlen", type=int, default=400, help="words of a text the CNN reads (the last ones)")
     p.add_argument("--dropout", type=float, default=0.0, help="CNN dropout on the pooled features")
@@ -77,7 +79,8 @@ English sentiment (labels `neg`, `pos`) for `nlp-tool classify` and
 
 - Engine `ensemble`: the average of two models' probabilities.
   - `ngram`: NB-weighted logistic regression on hashed binary word 1..{args.ngram}-grams
-    (2**{args.hash_bits} buckets, Wang & Manning 2012), C = 1, weights stored as float16.
+    (2**{args.hash_bits} buckets, Wang & Manning 2012), C = 1; only the buckets that at least
+    {args.min_df} training reviews use are features ({report['ngram_buckets']:,}); weights stored as float16.
   - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {args.dropout} (training
     only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent training
     words, last {args.maxlen} words of a text, {args.epochs} epochs at most, best validation epoch
@@ -118,7 +121,8 @@ def main() -> int:
     command = "python scripts/train_default_classifier.py " + shlex.join(sys.argv[1:])
     train = read(args.data / "train.jsonl.gz")
     report = EnsembleClassifier.train(train, str(args.output), seed=args.seed, name="imdb-sentiment",
-                                      ngram=args.ngram, hash_bits=args.hash_bits, epochs=args.epochs,
+                                      ngram=args.ngram, hash_bits=args.hash_bits, min_df=args.min_df,
+                                      epochs=args.epochs,
                                       maxlen=args.maxlen, dropout=args.dropout)
     print(f"trained in {report['seconds']:.1f} s", flush=True)
     test = read(args.data / "test.jsonl.gz")
@@ -129,6 +133,7 @@ def main() -> int:
     config, arrays = read_model_file(args.output)
     meta = config["metadata"]
     report["ngram_weight"] = meta["ngram_weight"]
+    report["ngram_buckets"] = len(arrays["ngram.buckets"])
     meta["training"].update({"command": command, "data": "IMDb train.jsonl.gz (aclImdb v1), 25,000 reviews"})
     meta["test_metrics"] = {"data": "IMDb test.jsonl.gz, 25,000 reviews", "accuracy": metrics["accuracy"],
                             "macro": metrics["macro"], "reviews_per_s": round(speed)}

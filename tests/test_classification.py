@@ -101,7 +101,9 @@ def test_train_report_and_reload_give_identical_predictions(tmp_path, engine):
 
 def test_ngram_model_file_stores_float16_weights(models):
     config, arrays = read_model_file(models["ngram", 2])
-    assert arrays["weights"].dtype == np.float16 and arrays["weights"].shape == (2**14, 1)
+    buckets = arrays["buckets"]
+    assert arrays["weights"].dtype == np.float16 and arrays["weights"].shape == (len(buckets), 1)
+    assert 0 < len(buckets) < 2**14 and np.all(np.diff(buckets) > 0) and buckets[-1] < 2**14
     assert config["architecture"] is None
     meta = config["metadata"]
     assert meta["task"] == "classify" and meta["engine"] == "ngram" and meta["labels"] == ["neg", "pos"]
@@ -148,6 +150,52 @@ def test_ngram_model_hashed_another_way_is_refused(tmp_path):
         NgramClassifier(model=str(tmp_path / "old.nlpt")).run(["good"])
 
 
+def test_min_df_drops_rare_buckets_and_predicts_as_zero_weights(tmp_path):
+    from plugins.classification.ngram import featurize, probabilities
+
+    records, texts = synthetic(300, 0), [r["text"] for r in synthetic(100, 6)] + ["", "unseen words only"]
+    NgramClassifier.train(records, str(tmp_path / "all.nlpt"), float16=False, **SMALL_NGRAM)
+    NgramClassifier.train(records, str(tmp_path / "df3.nlpt"), float16=False, min_df=3, **SMALL_NGRAM)
+    everything, pruned = read_model_file(tmp_path / "all.nlpt")[1], read_model_file(tmp_path / "df3.nlpt")[1]
+    # The buckets kept are exactly those at least 3 training texts use.
+    df = np.bincount(featurize([r["text"] for r in records], 2, 14).indices, minlength=2**14)
+    np.testing.assert_array_equal(pruned["buckets"], np.flatnonzero(df >= 3))
+    np.testing.assert_array_equal(everything["buckets"], np.flatnonzero(df >= 1))
+    assert len(pruned["buckets"]) < len(everything["buckets"])
+    # Prediction equals a dense weight vector with the dropped buckets set to zero.
+    config = read_model_file(tmp_path / "df3.nlpt")[0]
+    dense = np.zeros((2**14, 1), np.float32)
+    dense[pruned["buckets"]] = pruned["weights"] * np.float32(config["metadata"]["hashing"]["scale"])
+    expected = probabilities((featurize(texts, 2, 14) @ dense).astype(np.float64) + pruned["bias"])
+    np.testing.assert_allclose(NgramClassifier(model=str(tmp_path / "df3.nlpt")).predict_proba(texts), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_ngram_file_with_every_bucket_and_no_bucket_list_still_loads(tmp_path):
+    from toolkit.nn import save_arrays
+
+    records, texts = synthetic(200, 0), [r["text"] for r in synthetic(50, 6)]
+    NgramClassifier.train(records, str(tmp_path / "m.nlpt"), **SMALL_NGRAM)
+    config, arrays = read_model_file(tmp_path / "m.nlpt")
+    dense = np.zeros((2**14, 1), np.float16)
+    dense[arrays["buckets"]] = arrays["weights"]
+    save_arrays(tmp_path / "dense.nlpt", {"weights": dense, "bias": arrays["bias"]}, config["metadata"])
+    np.testing.assert_array_equal(NgramClassifier(model=str(tmp_path / "dense.nlpt")).predict_proba(texts),
+                                  NgramClassifier(model=str(tmp_path / "m.nlpt")).predict_proba(texts))
+
+
+@pytest.mark.parametrize("buckets", [[5, 3], [3, 3], [-1, 3], [3, 2**14], [3]])
+def test_ngram_buckets_out_of_order_or_range_are_refused(tmp_path, buckets):
+    from toolkit.nn import save_arrays
+
+    NgramClassifier.train(synthetic(200, 0), str(tmp_path / "m.nlpt"), **SMALL_NGRAM)
+    config, arrays = read_model_file(tmp_path / "m.nlpt")
+    arrays = {**arrays, "buckets": np.asarray(buckets, np.int32), "weights": np.ones((2, 1), np.float16)}
+    save_arrays(tmp_path / "bad.nlpt", arrays, config["metadata"])
+    with pytest.raises(ValueError, match="buckets must be distinct hash buckets in increasing order"):
+        NgramClassifier(model=str(tmp_path / "bad.nlpt")).run(["good"])
+
+
 def test_float16_round_trip_keeps_predictions(tmp_path):
     records, texts = synthetic(300, 0), [r["text"] for r in synthetic(100, 6)]
     NgramClassifier.train(records, str(tmp_path / "16.nlpt"), **SMALL_NGRAM)
@@ -185,7 +233,7 @@ def test_ensemble_tokenizes_once_with_the_same_result(models):
 
 def test_ensemble_file_holds_both_models(models):
     config, arrays = read_model_file(models["ensemble", 3])
-    assert arrays["ngram.weights"].shape == (2**14, 3)
+    assert arrays["ngram.weights"].shape == (len(arrays["ngram.buckets"]), 3)
     assert arrays["cnn.0.table"].dtype == np.float16
     assert 0.0 <= config["metadata"]["ngram_weight"] <= 1.0
 
