@@ -314,7 +314,7 @@ def test_missing_label_and_bad_train_option(tmp_path):
         NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), epochs=3)
     with pytest.raises(OptionError, match="must be one of"):
         NgramClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), ngram=5)
-    with pytest.raises(OptionError, match="'dropout' must be in"):
+    with pytest.raises(OptionError, match="'dropout' must be at least 0 and less than 1"):
         CnnClassifier.train(synthetic(10, 0), str(tmp_path / "m.nlpt"), dropout=1.0)
 
 

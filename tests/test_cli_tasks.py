@@ -49,7 +49,7 @@ class Asker(Engine):
     description = "Echoes question and context."
     version = "1"
     inputs = "question+context"
-    options = {"top_k": Option(int, 1, "Answers to return.")}
+    options = {"top_k": Option(int, 1, "Answers to return.", minimum=1, maximum=5)}
 
     def run(self, inputs):
         return [{"answer": x["context"][: len(x["question"])], "k": self.settings["top_k"]} for x in inputs]
@@ -273,6 +273,18 @@ def test_option_aliases_are_extra_flags(run):
         assert (result.exit_code, result.stdout) == (0, '{"summary": "Hello there!"}\n')
 
 
+def test_option_bounds_show_in_help_and_plugin_list_and_are_checked(run):
+    assert "(0: off). [between 0 and 1]" in " ".join(run("summarize", "--help").stdout.split())
+    result = run("summarize", "-t", "Hello there. Bye.", "--ratio", "1.5")
+    assert result.exit_code == 2 and "option 'ratio' must be between 0 and 1, not 1.5" in result.output
+    result = run("ask", "-t", "abc", "--question", "q", "--top-k", "6")
+    assert result.exit_code == 2 and "option 'top_k' must be between 1 and 5, not 6" in result.output
+    listed = {(row["task"], row["engine"]): row for row in json.loads(run("tasks", "--json").stdout)}
+    options = listed["ask", "echo"]["options"]
+    assert options["top_k"] == {"type": "int", "default": 1, "help": "Answers to return.", "range": "between 1 and 5"}
+    assert "range" not in listed["summarize", "picky"]["options"]["suffix"]
+
+
 def test_question_context_task_and_top_k(run, tmp_path):
     result = run("ask", "-t", "abcdef", "--question", "xyz", "--top-k", "3", "-f", "jsonl")
     assert result.exit_code == 0, result.output
@@ -329,6 +341,7 @@ def test_tasks_command(run):
         "type": "int",
         "default": 0,
         "help": "Number of sentences in the summary (0: about the square root of the document's sentence count, 1 to 20).",
+        "range": "at least 0",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -439,6 +440,40 @@ def test_api_train_and_evaluate_on_lists(registry, tmp_path):
     with pytest.raises(NotImplementedError, match="no engine of task 'echo' can be trained"):
         toolkit.api.train("echo", records, registry=registry)
     assert not (tmp_path / "tag-words.nlpt").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        (Option(int, 1, "", minimum=1), 0, "option 'x' must be at least 1, not 0"),
+        (Option(float, 0.5, "", minimum=0, maximum=1), 1.5, "must be between 0 and 1, not 1.5"),
+        (Option(float, 0.5, "", minimum=0, maximum=1), float("nan"), "must be between 0 and 1, not nan"),
+        (Option(float, 0.1, "", minimum=0, maximum=1, max_open=True), 1.0, "must be at least 0 and less than 1"),
+        (Option(float, 1e-3, "", minimum=0, min_open=True), 0.0, "must be greater than 0, not 0.0"),
+        (Option(float, 1e-3, "", minimum=0, min_open=True), -1, "must be greater than 0, not -1.0"),
+        (Option(float, -1.0, "", maximum=1), 2, "must be at most 1, not 2.0"),
+        (Option(int, 4, "", minimum=2, maximum=8, min_open=True, max_open=True), 8,
+         "must be greater than 2 and less than 8, not 8"),
+    ],
+)
+def test_option_bounds_refuse_values_outside(option, value, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        option.convert("x", value)
+
+
+@pytest.mark.parametrize(
+    "option, values",
+    [
+        (Option(int, 1, "", minimum=1), [1, 2, 10**9]),
+        (Option(float, 0.5, "", minimum=0, maximum=1), [0, 0.0, 1.0, 0.25]),
+        (Option(float, 0.1, "", minimum=0, maximum=1, max_open=True), [0.0, 0.999]),
+        (Option(float, -1.0, "", maximum=1), [-5.0, 1]),
+        (Option(float, 1.0, ""), [float("nan"), -1e300]),  # no bounds: any number
+    ],
+)
+def test_option_bounds_accept_values_inside(option, values):
+    for value in values:
+        assert option.convert("x", value) == value or value != value
 
 
 def test_reserved_train_option_names_are_refused(tmp_path, monkeypatch):

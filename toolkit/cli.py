@@ -20,7 +20,7 @@ import click
 
 from toolkit import __version__, io
 from toolkit.datasets import DATA_FORMATS, ColumnError
-from toolkit.engine import DataError, OptionError, can_evaluate, can_train
+from toolkit.engine import DataError, Option, OptionError, can_evaluate, can_train
 from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _option_params(
                     if option.choices and all(isinstance(c, str) for c in option.choices)
                     else option.type,
                     default=None,
-                    help=option.help,
+                    help=option.help + (f" [{option.range_text()}]" if option.range_text() else ""),
                 )
             )
     for param in params:
@@ -132,6 +132,14 @@ def _option_params(
         )
         param.help += f"  [default for engine {defaults}]"
     return params, declared
+
+
+def _describe(option: Option) -> dict[str, Any]:
+    """An option as ``nlp-tool plugins --json`` lists it."""
+    described = {"type": option.type.__name__, "default": option.default, "help": option.help}
+    if option.range_text():
+        described["range"] = option.range_text()
+    return described
 
 
 def _check_declared(engine: str, options: dict, accepted: dict, declared: dict[str, list[str]]) -> None:
@@ -950,16 +958,10 @@ def tasks_command(ctx: click.Context, as_json: bool) -> None:
                 "plugin": entry.plugin,
                 "inputs": entry.engine_class.inputs,
                 "default_model": entry.engine_class.default_model,
-                "options": {
-                    key: {"type": o.type.__name__, "default": o.default, "help": o.help}
-                    for key, o in entry.engine_class.options.items()
-                },
+                "options": {key: _describe(o) for key, o in entry.engine_class.options.items()},
                 "record_fields": list(entry.engine_class.record_fields),
                 "trainable": can_train(entry.engine_class),
-                "train_options": {
-                    key: {"type": o.type.__name__, "default": o.default, "help": o.help}
-                    for key, o in entry.engine_class.train_options.items()
-                },
+                "train_options": {key: _describe(o) for key, o in entry.engine_class.train_options.items()},
             }
             for task, engines in registry.tasks().items()
             for i, (name, entry) in enumerate(engines.items())

@@ -97,6 +97,12 @@ class Option:
     #: Extra command-line flags for the option, e.g. ("--from",) for an option
     #: named "source" (a Python keyword cannot be an option name).
     aliases: tuple[str, ...] = ()
+    #: Bounds of an int or float option (None: unbounded); ``min_open`` / ``max_open``
+    #: exclude the bound itself, as in click.FloatRange.
+    minimum: float | None = None
+    maximum: float | None = None
+    min_open: bool = False
+    max_open: bool = False
 
     def convert(self, name: str, value: Any) -> Any:
         """``value`` checked against this option, converted to its type when that is lossless."""
@@ -109,7 +115,25 @@ class Option:
             raise OptionError(f"option {name!r} must be of type {self.type.__name__}, not {value!r}")
         if self.choices is not None and value not in self.choices:
             raise OptionError(f"option {name!r} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
+        if not self._in_range(value):
+            raise OptionError(f"option {name!r} must be {self.range_text()}, not {value!r}")
         return value
+
+    def _in_range(self, value: Any) -> bool:
+        # Written as "not inside" so that NaN, which compares false with everything, is out of range.
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and not (value > lo if self.min_open else value >= lo):
+            return False
+        return hi is None or bool(value < hi if self.max_open else value <= hi)
+
+    def range_text(self) -> str:
+        """The bounds in words ("at least 1", "between 0 and 1", "at least 0 and less than 1"); "" for none."""
+        lo, hi = self.minimum, self.maximum
+        low = None if lo is None else f"greater than {lo}" if self.min_open else f"at least {lo}"
+        high = None if hi is None else f"less than {hi}" if self.max_open else f"at most {hi}"
+        if low and high and not (self.min_open or self.max_open):
+            return f"between {lo} and {hi}"
+        return " and ".join(text for text in (low, high) if text)
 
 
 class Engine(abc.ABC):

@@ -193,7 +193,7 @@ class Registry:
         claimed: list[EngineEntry] = []
 
         def register(task: str, engine: str, engine_class: type, description: str = "") -> None:
-            from toolkit.engine import Engine, is_reserved_option
+            from toolkit.engine import Engine, OptionError, is_reserved_option
 
             if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
                 raise RegistryError(f"{task}:{engine}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
@@ -215,6 +215,13 @@ class Registry:
                        or is_reserved_option(a[2:].replace("-", "_"), train=True)]
                 if bad:
                     raise RegistryError(f"{task}:{engine}: option {key!r} has unusable flag aliases {bad}")
+                if option.range_text() and option.type not in (int, float):
+                    raise RegistryError(f"{task}:{engine}: option {key!r} has bounds but is a {option.type.__name__},"
+                                        " not an int or float")
+                try:
+                    option.convert(key, option.default)
+                except OptionError as e:
+                    raise RegistryError(f"{task}:{engine}: the default of option {key!r} is not accepted: {e}") from None
             fields = engine_class.record_fields
             # Each field becomes a --<field>-column flag and a key of every record.
             if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):

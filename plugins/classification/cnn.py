@@ -19,26 +19,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugins.classification.common import ClassifierEngine, split_validation
-from toolkit.engine import Option, OptionError
+from toolkit.engine import Option
 
 if TYPE_CHECKING:
     import numpy as np
 
     import toolkit.nn as nn
 
-CNN_TRAIN_OPTIONS = {
-    "epochs": Option(int, 3, "Training epochs (at most)."),
-    "batch": Option(int, 128, "Examples per training step (mini-batch size)."),
-    "lr": Option(float, 1e-3, "Adam learning rate."),
-    "maxlen": Option(int, 400, "Words kept per text (the last ones; shorter texts are padded)."),
-    "num_words": Option(int, 20000, "Vocabulary size (most frequent training words)."),
-    "dim": Option(int, 128, "Embedding size."),
-    "filters": Option(int, 128, "Convolution filters (width 5)."),
-    "hidden": Option(int, 128, "Units of the hidden dense layer."),
-    "dropout": Option(float, 0.0, "Dropout rate on the pooled features during training (0: none)."),
-    "patience": Option(int, 2, "Stop after this many epochs without a better validation accuracy."),
-}
 WIDTH = 5
+CNN_TRAIN_OPTIONS = {
+    "epochs": Option(int, 3, "Training epochs (at most).", minimum=1),
+    "batch": Option(int, 128, "Examples per training step (mini-batch size).", minimum=1),
+    "lr": Option(float, 1e-3, "Adam learning rate.", minimum=0, min_open=True),
+    "maxlen": Option(int, 400, f"Words kept per text (the last ones; shorter texts are padded); at least the"
+                     f" convolution width {WIDTH}.", minimum=WIDTH),
+    "num_words": Option(int, 20000, "Vocabulary size (most frequent training words).", minimum=1),
+    "dim": Option(int, 128, "Embedding size.", minimum=1),
+    "filters": Option(int, 128, f"Convolution filters (width {WIDTH}).", minimum=1),
+    "hidden": Option(int, 128, "Units of the hidden dense layer.", minimum=1),
+    "dropout": Option(float, 0.0, "Dropout rate on the pooled features during training (0: none).",
+                      minimum=0, maximum=1, max_open=True),
+    "patience": Option(int, 2, "Stop after this many epochs without a better validation accuracy.", minimum=0),
+}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -130,27 +132,12 @@ def build_network(vocab_size: int, n_classes: int, settings: dict[str, Any], see
     return nn.Sequential(layers)
 
 
-def check_cnn_settings(settings: dict[str, Any]) -> None:
-    for key in ("epochs", "batch", "num_words", "dim", "filters", "hidden"):
-        if settings[key] < 1:
-            raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
-    if settings["maxlen"] < WIDTH:
-        raise OptionError(f"option 'maxlen' must be at least the convolution width {WIDTH}, not {settings['maxlen']}")
-    if not 0.0 <= settings["dropout"] < 1.0:
-        raise OptionError(f"option 'dropout' must be in [0, 1), not {settings['dropout']}")
-    if settings["lr"] <= 0:
-        raise OptionError(f"option 'lr' must be positive, not {settings['lr']}")
-    if settings["patience"] < 0:
-        raise OptionError(f"option 'patience' must be at least 0, not {settings['patience']}")
-
-
 def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[list[str], np.ndarray] | None,
                 seed: int, progress: bool | None, settings: dict[str, Any]) -> tuple[CnnModel, dict]:
     """Train the CNN; without ``valid``, 10% of the data (seeded) is held out to pick the best epoch."""
     import toolkit.nn as nn
     from toolkit.text import WordTokenizer
 
-    check_cnn_settings(settings)
     if valid is None:
         train_rows, valid_rows = split_validation(len(texts), seed)
         valid = ([texts[i] for i in valid_rows], y[valid_rows])

@@ -122,8 +122,9 @@ class ClassifierEngine(LoadsModel, Engine):
     version = "1.0"
     record_fields: ClassVar[tuple[str, ...]] = ("text", "label")
     options = {
-        "top_k": Option(int, 1, "Number of labels listed per input, best first."),
-        "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept)."),
+        "top_k": Option(int, 1, "Number of labels listed per input, best first.", minimum=1),
+        "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept).",
+                            minimum=0, maximum=1),
     }
     train_options: ClassVar[dict[str, Option]] = {
         "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
@@ -132,10 +133,6 @@ class ClassifierEngine(LoadsModel, Engine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        if self.settings["top_k"] < 1:
-            raise OptionError(f"option 'top_k' must be at least 1, not {self.settings['top_k']}")
-        if not 0.0 <= self.settings["threshold"] <= 1.0:
-            raise OptionError(f"option 'threshold' must be between 0 and 1, not {self.settings['threshold']}")
         self._check_model()
 
     # -- what subclasses provide ---------------------------------------------

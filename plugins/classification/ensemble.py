@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
 from plugins.classification.common import DEFAULT_MODEL_FILE, ClassifierEngine, split_validation
-from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, check_ngram_settings, fit_arrays
-from toolkit.engine import Option, OptionError
+from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
+from toolkit.engine import Option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,14 +62,12 @@ class EnsembleClassifier(ClassifierEngine):
         **ClassifierEngine.train_options,
         **NGRAM_TRAIN_OPTIONS,
         **CNN_TRAIN_OPTIONS,
-        "ngram_weight": Option(float, -1.0, "Weight of the n-gram probabilities, 0 to 1; negative: tuned on validation data."),
+        "ngram_weight": Option(float, -1.0, "Weight of the n-gram probabilities, 0 to 1; negative: tuned on"
+                               " validation data.", maximum=1),
     }
 
     @classmethod
     def _fit(cls, texts, y, classes, valid, seed, progress, settings):
-        check_ngram_settings(settings)
-        if settings["ngram_weight"] > 1.0:
-            raise OptionError(f"option 'ngram_weight' must be at most 1, not {settings['ngram_weight']}")
         all_texts, all_y, held_out = texts, y, valid is None
         if held_out:
             train_rows, valid_rows = split_validation(len(texts), seed)

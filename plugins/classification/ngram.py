@@ -205,22 +205,12 @@ def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[s
 
 NGRAM_TRAIN_OPTIONS = {
     "ngram": Option(int, 2, "Longest word n-gram used as a feature.", choices=(1, 2, 3)),
-    "hash_bits": Option(int, 20, "Features are hashed into 2**hash_bits buckets."),
-    "min_df": Option(int, 1, "Keep only the buckets that at least this many training texts use."),
-    "c": Option(float, 1.0, "Inverse L2 regularisation strength of the logistic regression (scikit-learn's C)."),
+    "hash_bits": Option(int, 20, "Features are hashed into 2**hash_bits buckets.", minimum=10, maximum=26),
+    "min_df": Option(int, 1, "Keep only the buckets that at least this many training texts use.", minimum=1),
+    "c": Option(float, 1.0, "Inverse L2 regularisation strength of the logistic regression (scikit-learn's C).",
+                minimum=0, min_open=True),
     "float16": Option(bool, True, "Store the weights as float16 (half the file size)."),
 }
-
-
-def check_ngram_settings(settings: dict[str, Any]) -> None:
-    from toolkit.engine import OptionError
-
-    if not 10 <= settings["hash_bits"] <= 26:
-        raise OptionError(f"option 'hash_bits' must be between 10 and 26, not {settings['hash_bits']}")
-    if settings["min_df"] < 1:
-        raise OptionError(f"option 'min_df' must be at least 1, not {settings['min_df']}")
-    if settings["c"] <= 0:
-        raise OptionError(f"option 'c' must be positive, not {settings['c']}")
 
 
 class NgramClassifier(ClassifierEngine):
@@ -230,7 +220,6 @@ class NgramClassifier(ClassifierEngine):
 
     @classmethod
     def _fit(cls, texts, y, classes, valid, seed, progress, settings):
-        check_ngram_settings(settings)
         arrays, meta = fit_arrays(texts, y, len(classes), settings, seed)
         return arrays, meta, None
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
 from plugins.qa.squad import check_records, is_squad_file, read_squad
-from toolkit.engine import Engine, Option, OptionError
+from toolkit.engine import Engine, Option
 from toolkit.sentences import split_sentences
 
 TASK = "qa"
@@ -52,10 +52,12 @@ class QAEngine(Engine):
     version = "1.0"
     record_fields: ClassVar[tuple[str, ...]] = ("question", "context", "answers")
     options: ClassVar[dict[str, Option]] = {
-        "top_k": Option(int, 1, "Number of answers listed per question, best first."),
-        "min_score": Option(float, 0.0, "Answer nothing (\"no answer\") when the best answer scores below this."),
-        "passages": Option(int, 4, "Passages of a long context read per question, the best by BM25 (0: all)."),
-        "max_answer_tokens": Option(int, 30, "Longest answer considered, in tokens."),
+        "top_k": Option(int, 1, "Number of answers listed per question, best first.", minimum=1),
+        "min_score": Option(float, 0.0, "Answer nothing (\"no answer\") when the best answer scores below this.",
+                            minimum=0, maximum=1),
+        "passages": Option(int, 4, "Passages of a long context read per question, the best by BM25 (0: all).",
+                           minimum=0),
+        "max_answer_tokens": Option(int, 30, "Longest answer considered, in tokens.", minimum=1),
     }
     #: Tokens per passage and tokens shared by neighbouring passages.
     window: int = 200
@@ -63,15 +65,6 @@ class QAEngine(Engine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        settings = self.settings
-        if settings["top_k"] < 1:
-            raise OptionError(f"option 'top_k' must be at least 1, not {settings['top_k']}")
-        if not 0.0 <= settings["min_score"] <= 1.0:
-            raise OptionError(f"option 'min_score' must be between 0 and 1, not {settings['min_score']}")
-        if settings["passages"] < 0:
-            raise OptionError(f"option 'passages' must be at least 0, not {settings['passages']}")
-        if settings["max_answer_tokens"] < 1:
-            raise OptionError(f"option 'max_answer_tokens' must be at least 1, not {settings['max_answer_tokens']}")
 
     @abc.abstractmethod
     def _candidates(self, jobs: list[Job]) -> list[list[Span]]:

@@ -24,16 +24,18 @@ class ReaderEngine(LoadsModel, QAEngine):
     default_model = str(DEFAULT_MODEL_FILE)
     train_options: ClassVar[dict[str, Option]] = {
         "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-        "epochs": Option(int, 20, "Passes over the training data."),
-        "max_minutes": Option(float, 0.0, "Stop after this many minutes (0: no limit); the best model is kept."),
-        "batch": Option(int, 32, "Questions per training step."),
-        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate (after a linear warm-up)."),
-        "dim": Option(int, 96, "Width of the reader's hidden layers."),
-        "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words)."),
-        "dropout": Option(float, 0.1, "Dropout rate in training."),
-        "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all)."),
+        "epochs": Option(int, 20, "Passes over the training data.", minimum=1),
+        "max_minutes": Option(float, 0.0, "Stop after this many minutes (0: no limit); the best model is kept.",
+                              minimum=0),
+        "batch": Option(int, 32, "Questions per training step.", minimum=1),
+        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate (after a linear warm-up).", minimum=0,
+                                min_open=True),
+        "dim": Option(int, 96, "Width of the reader's hidden layers.", minimum=1),
+        "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words).", minimum=1),
+        "dropout": Option(float, 0.1, "Dropout rate in training.", minimum=0, maximum=1, max_open=True),
+        "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all).", minimum=0),
         "checkpoint": Option(str, "", "Checkpoint file (default: OUTPUT.ckpt), rewritten every few minutes."),
-        "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints."),
+        "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints.", minimum=0, min_open=True),
         "resume": Option(bool, False, "Continue from the checkpoint file instead of starting afresh."),
     }
 
@@ -81,9 +83,6 @@ class ReaderEngine(LoadsModel, QAEngine):
         from toolkit.engine import train_settings
 
         settings = train_settings(cls, options)
-        for key in ("epochs", "batch", "dim", "vocab_size"):
-            if settings[key] < 1:
-                raise OptionError(f"training option {key!r} must be at least 1, not {settings[key]}")
         examples = check_records(records)
         held = check_records(valid, "validation data") if valid else None
         return train_reader(cls, examples, held, output, settings, seed, progress)

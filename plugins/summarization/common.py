@@ -29,9 +29,9 @@ AUTO_MAX = 20  # the longest summary the automatic length gives
 
 LENGTH_OPTIONS = {
     "sentences": Option(int, 0, "Number of sentences in the summary (0: about the square root of the"
-                        f" document's sentence count, 1 to {AUTO_MAX})."),
-    "ratio": Option(float, 0.0, "Keep this fraction of the sentences instead (0 < R <= 1; 0: off)."),
-    "words": Option(int, 0, "Keep sentences until the summary has about W words instead (0: off)."),
+                        f" document's sentence count, 1 to {AUTO_MAX}).", minimum=0),
+    "ratio": Option(float, 0.0, "Keep this fraction of the sentences instead (0: off).", minimum=0, maximum=1),
+    "words": Option(int, 0, "Keep sentences until the summary has about W words instead (0: off).", minimum=0),
 }
 
 
@@ -60,14 +60,7 @@ class SummarizerEngine(Engine):
         super().__init__(model, **options)
         if model is not None and not self.takes_model:
             raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
-        settings = self.settings
-        if settings["sentences"] < 0:
-            raise OptionError(f"option 'sentences' must be at least 0 (0: automatic), not {settings['sentences']}")
-        if not 0.0 <= settings["ratio"] <= 1.0:
-            raise OptionError(f"option 'ratio' must be between 0 and 1, not {settings['ratio']}")
-        if settings["words"] < 0:
-            raise OptionError(f"option 'words' must be at least 0, not {settings['words']}")
-        if settings["ratio"] and settings["words"]:
+        if self.settings["ratio"] and self.settings["words"]:
             raise OptionError("options 'ratio' and 'words' cannot be used together")
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from plugins.summarization.trained import WIDTH
 from toolkit.nn.layers import (
     Conv1D,
     Dense,
@@ -21,7 +22,6 @@ from toolkit.nn.layers import (
     register_layer,
 )
 
-WIDTH = 3  # convolution width, in words
 
 
 @register_layer

@@ -50,19 +50,23 @@ FEATURES = ("position", "inverse_position", "paragraph_start", "document_length"
 # on the dev part of the BBC train split.
 FREQUENCY_POWER = 0.7
 MAX_WORDS = 2**24  # ids travel as float32 (see scorer.SentenceScorer) and stay exact below this
+WIDTH = 3  # the sentence encoder's convolution width, in words
 
 TRAIN_OPTIONS = {
     "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-    "epochs": Option(int, 15, "Training epochs (at most)."),
-    "batch": Option(int, 64, "Sentences per training step (mini-batch size)."),
-    "lr": Option(float, 2e-3, "Adam learning rate."),
-    "maxlen": Option(int, 50, "Words kept per sentence (the first ones)."),
-    "num_words": Option(int, 20000, "Vocabulary size (most frequent words of the training articles)."),
-    "dim": Option(int, 32, "Word embedding size."),
-    "filters": Option(int, 64, "Convolution filters (width 3)."),
-    "hidden": Option(int, 32, "Units of the hidden dense layer."),
-    "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training (0 <= D < 1)."),
-    "patience": Option(int, 3, "Stop after this many epochs without better held-out summaries."),
+    "epochs": Option(int, 15, "Training epochs (at most).", minimum=1),
+    "batch": Option(int, 64, "Sentences per training step (mini-batch size).", minimum=1),
+    "lr": Option(float, 2e-3, "Adam learning rate.", minimum=0, min_open=True),
+    "maxlen": Option(int, 50, f"Words kept per sentence (the first ones); at least the convolution width {WIDTH}.",
+                     minimum=WIDTH),
+    "num_words": Option(int, 20000, "Vocabulary size (most frequent words of the training articles).",
+                        minimum=1, maximum=MAX_WORDS, max_open=True),
+    "dim": Option(int, 32, "Word embedding size.", minimum=1),
+    "filters": Option(int, 64, f"Convolution filters (width {WIDTH}).", minimum=1),
+    "hidden": Option(int, 32, "Units of the hidden dense layer.", minimum=1),
+    "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training.",
+                      minimum=0, maximum=1, max_open=True),
+    "patience": Option(int, 3, "Stop after this many epochs without better held-out summaries.", minimum=0),
 }
 
 
@@ -175,24 +179,6 @@ def check_records(records: list[dict], what: str) -> None:
                 raise DataError(f"{what}: record {number}: {field!r} must be a string")
 
 
-def check_settings(settings: dict[str, Any]) -> None:
-    from plugins.summarization.scorer import WIDTH
-
-    for key in ("epochs", "batch", "num_words", "dim", "filters", "hidden"):
-        if settings[key] < 1:
-            raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
-    if settings["num_words"] >= MAX_WORDS:
-        raise OptionError(f"option 'num_words' must be below {MAX_WORDS}, not {settings['num_words']}")
-    if settings["maxlen"] < WIDTH:
-        raise OptionError(f"option 'maxlen' must be at least the convolution width {WIDTH}, not {settings['maxlen']}")
-    if settings["lr"] <= 0:
-        raise OptionError(f"option 'lr' must be positive, not {settings['lr']}")
-    if not 0.0 <= settings["dropout"] < 1.0:
-        raise OptionError(f"option 'dropout' must be in [0, 1), not {settings['dropout']}")
-    if settings["patience"] < 0:
-        raise OptionError(f"option 'patience' must be at least 0, not {settings['patience']}")
-
-
 def labelled(records: list[dict], progress: bool | None, desc: str,
              what: str) -> list[tuple[Document, list[int], str]]:
     """(document, oracle positions in its candidates, summary) of the records whose oracle picks something.
@@ -268,7 +254,6 @@ class TrainedSummarizer(SummarizerEngine):
         from toolkit.text import WordTokenizer
 
         settings = train_settings(cls, options)
-        check_settings(settings)
         check_records(records, "training data")
         if valid is not None:
             check_records(valid, "validation data")
@@ -361,7 +346,7 @@ def load(model: str | None) -> tuple[Any, Any, dict]:
     """The scorer, tokenizer and metadata of a model file; OptionError or ModelFileError saying what is wrong."""
     import numpy as np
 
-    from plugins.summarization.scorer import WIDTH, SentenceScorer
+    from plugins.summarization.scorer import SentenceScorer
     from toolkit.nn import ModelFileError, layer_from_config, read_model_file
     from toolkit.text import WordTokenizer
 

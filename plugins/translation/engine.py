@@ -63,9 +63,10 @@ class TransformerTranslator(LoadsModel, Engine):
                          aliases=("--from",)),
         "target": Option(str, "", "Target language code (default: the model's; de without --model).",
                          aliases=("--to",)),
-        "beam": Option(int, 4, "Beam size (1: greedy search, fastest)."),
-        "length_penalty": Option(float, 0.6, "Beam search length penalty alpha (0: none; larger: longer outputs)."),
-        "top_k": Option(int, 1, "Translations listed per input, best first (at most --beam)."),
+        "beam": Option(int, 4, "Beam size (1: greedy search, fastest).", minimum=1),
+        "length_penalty": Option(float, 0.6, "Beam search length penalty alpha (0: none; larger: longer outputs).",
+                                 minimum=0),
+        "top_k": Option(int, 1, "Translations listed per input, best first (at most --beam).", minimum=1),
     }
     record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
     line_file_flags: ClassVar[dict[str, str]] = {"src": "source", "ref": "target"}  # sacrebleu's words
@@ -73,25 +74,29 @@ class TransformerTranslator(LoadsModel, Engine):
         "src": Option(str, "", "Source language code stored in the model (e.g. en)."),
         "tgt": Option(str, "", "Target language code stored in the model (e.g. de)."),
         "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-        "epochs": Option(int, 20, "Training epochs (at most)."),
-        "max_minutes": Option(float, 0.0, "Stop after this many minutes, keeping the best model so far (0: no limit)."),
-        "patience": Option(int, 0, "Stop after this many epochs without a better validation BLEU (0: never)."),
+        "epochs": Option(int, 20, "Training epochs (at most).", minimum=1),
+        "max_minutes": Option(float, 0.0, "Stop after this many minutes, keeping the best model so far (0: no limit).",
+                              minimum=0),
+        "patience": Option(int, 0, "Stop after this many epochs without a better validation BLEU (0: never).",
+                           minimum=0),
         "checkpoint": Option(str, "", "Checkpoint file, rewritten after each epoch; an existing one is resumed."),
-        "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched)."),
-        "lr": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up."),
-        "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step))."),
-        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm."),
-        "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy."),
-        "vocab_size": Option(int, 8000, "Subword vocabulary size (per language unless shared)."),
+        "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched).",
+                               minimum=1),
+        "lr": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0, min_open=True),
+        "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step)).", minimum=1),
+        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm.", minimum=0, min_open=True),
+        "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy.", minimum=0, maximum=1,
+                                  max_open=True),
+        "vocab_size": Option(int, 8000, "Subword vocabulary size (per language unless shared).", minimum=1),
         "shared_vocab": Option(bool, True, "One subword vocabulary and embedding for both languages."),
         "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
-        "dim": Option(int, 256, "Model width."),
-        "heads": Option(int, 4, "Attention heads."),
-        "encoder_layers": Option(int, 3, "Encoder layers."),
-        "decoder_layers": Option(int, 3, "Decoder layers."),
-        "ffn": Option(int, 1024, "Feed-forward inner width."),
-        "dropout": Option(float, 0.1, "Dropout rate."),
-        "max_len": Option(int, 128, "Longest sentence in subwords (longer training pairs are skipped)."),
+        "dim": Option(int, 256, "Model width.", minimum=1),
+        "heads": Option(int, 4, "Attention heads.", minimum=1),
+        "encoder_layers": Option(int, 3, "Encoder layers.", minimum=1),
+        "decoder_layers": Option(int, 3, "Decoder layers.", minimum=1),
+        "ffn": Option(int, 1024, "Feed-forward inner width.", minimum=1),
+        "dropout": Option(float, 0.1, "Dropout rate.", minimum=0, maximum=1, max_open=True),
+        "max_len": Option(int, 128, "Longest sentence in subwords (longer training pairs are skipped).", minimum=8),
     }
     default_model = str(MODEL_DIR / f"{DEFAULT_PAIR[0]}-{DEFAULT_PAIR[1]}.nlpt")
 
@@ -99,13 +104,9 @@ class TransformerTranslator(LoadsModel, Engine):
         super().__init__(model, **options)
         source = _check_language("source", self.settings["source"])
         target = _check_language("target", self.settings["target"])
-        if self.settings["beam"] < 1:
-            raise OptionError(f"option 'beam' must be at least 1, not {self.settings['beam']}")
-        if not 1 <= self.settings["top_k"] <= self.settings["beam"]:
-            raise OptionError(f"option 'top_k' must be between 1 and the beam size {self.settings['beam']},"
+        if self.settings["top_k"] > self.settings["beam"]:
+            raise OptionError(f"option 'top_k' must be at most the beam size {self.settings['beam']},"
                               f" not {self.settings['top_k']}")
-        if self.settings["length_penalty"] < 0:
-            raise OptionError(f"option 'length_penalty' must be at least 0, not {self.settings['length_penalty']}")
         if model is None:
             self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
         self._check_model(source, target)
@@ -219,12 +220,6 @@ class TransformerTranslator(LoadsModel, Engine):
             if not settings[key]:
                 raise OptionError(f"give the languages of the pairs: --src CODE --tgt CODE (missing {key!r})")
             _check_language(key, settings[key])
-        for key in ("epochs", "batch_tokens", "vocab_size", "dim", "heads", "encoder_layers", "decoder_layers",
-                    "ffn", "warmup"):
-            if settings[key] < 1:
-                raise OptionError(f"option {key!r} must be at least 1, not {settings[key]}")
-        if settings["max_len"] < 8:
-            raise OptionError(f"option 'max_len' must be at least 8, not {settings['max_len']}")
         sources, targets = check_pairs(records)
         held = check_pairs(valid, "validation data") if valid else None
         start = time.perf_counter()
