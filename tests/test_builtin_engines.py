@@ -113,3 +113,49 @@ def test_lead_with_fewer_sentences_than_asked_returns_them_all():
 def test_lead_rejects_non_text_input():
     with pytest.raises(TypeError, match="takes str inputs"):
         LeadSummarizer().run([b"bytes"])
+
+
+SHIPPED = {
+    "classify": "plugins/classification/models/imdb-sentiment.nlpt",
+    "summarize": "plugins/summarization/models/bbc-news.nlpt",
+    "translate": "plugins/translation/models/en-de.nlpt",
+}
+
+
+@pytest.mark.parametrize(
+    "args, foreign, message",
+    [
+        (["classify", "-t", "good"], "summarize", "a model for summarize:trained, not classify:ensemble"),
+        (["summarize", "--engine", "trained", "-t", "A b. C d."], "classify",
+         "a model for classify:ensemble, not summarize:trained"),
+        (["translate", "-t", "a dog"], "classify", "a model for classify:ensemble, not translate:transformer"),
+        (["qa", "-t", "A dog ran.", "--question", "Who ran?"], "translate",
+         "a model for translate:transformer, not qa:reader"),
+        (["classify", "--engine", "ngram", "-t", "good"], "classify",
+         "a model for classify:ensemble, not classify:ngram; use --engine ensemble"),
+    ],
+)
+def test_every_model_engine_refuses_a_foreign_model_file_as_a_usage_error(args, foreign, message):
+    """The same check (Engine.model_metadata) for each built-in engine that reads a model file: exit code 2."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+
+    model = Path(__file__).resolve().parents[1] / SHIPPED[foreign]
+    if not model.is_file():
+        pytest.skip(f"{model} is not installed")
+    result = CliRunner().invoke(cli, [*args, "--model", str(model)])
+    assert result.exit_code == 2, result.output
+    assert f"{model}: {message}" in " ".join(result.output.split())
+
+
+def test_missing_default_model_names_its_remedy(tmp_path, monkeypatch):
+    from plugins.qa.neural import ReaderEngine
+    from toolkit.engine import OptionError
+
+    monkeypatch.setattr(ReaderEngine, "default_model", str(tmp_path / "squad-reader.nlpt"))
+    with pytest.raises(OptionError, match=r"the default model .*squad-reader.nlpt of engine qa:reader is not"
+                                          r" installed; train it with `python scripts/train_default_reader.py`"):
+        ReaderEngine()

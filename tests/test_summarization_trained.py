@@ -14,7 +14,7 @@ from plugins.summarization.lead import LeadSummarizer
 from plugins.summarization.oracle import oracle, rouge12
 from plugins.summarization.trained import TrainedSummarizer
 from toolkit.cli import make_cli
-from toolkit.engine import DataError, OptionError
+from toolkit.engine import DataError, ModelMismatchError, OptionError
 from toolkit.nn import ModelFileError
 from toolkit.plugins import load_registry
 from toolkit.testing import check_engine, check_training
@@ -160,7 +160,7 @@ def test_damaged_and_foreign_model_files(model, tmp_path):
         for name in src.namelist():
             if name != "config.json":
                 dst.writestr(name, src.read(name))
-    with pytest.raises(ModelFileError, match="a model for summarize:centrality, not summarize:trained"):
+    with pytest.raises(ModelMismatchError, match="a model for summarize:centrality, not summarize:trained; use --engine centrality"):
         TrainedSummarizer(model=str(tmp_path / "foreign.nlpt"))
     with pytest.raises(OptionError, match="no such model file"):
         TrainedSummarizer(model=str(tmp_path / "absent.nlpt"))

@@ -45,6 +45,10 @@ class OptionError(ValueError):
     """An engine option has a wrong name or value (a usage error, exit code 2 on the command line)."""
 
 
+class ModelMismatchError(OptionError):
+    """A model file made for another task or engine (a usage error, exit code 2 on the command line)."""
+
+
 class DataError(ValueError):
     """Training or evaluation data that cannot be used: unreadable, malformed, or unfit to learn from.
 
@@ -154,6 +158,9 @@ class Engine(abc.ABC):
     inputs: ClassVar[str] = "text"
     options: ClassVar[dict[str, Option]] = {}
     default_model: ClassVar[str | None] = None
+    #: What to do when ``default_model`` is not installed, for the error that says so
+    #: (e.g. "train it with `python scripts/train_default_x.py` or pass --model FILE").
+    default_model_hint: ClassVar[str] = "pass --model FILE"
     #: Fields of one training / evaluation record, e.g. ("text", "label") for classify,
     #: ("article", "summary") for summarize. Empty: the engine cannot be trained or evaluated.
     record_fields: ClassVar[tuple[str, ...]] = ()
@@ -227,6 +234,35 @@ class Engine(abc.ABC):
     def model_version(self) -> str | None:
         """Version of the loaded model; engines with model files override this."""
         return None
+
+    def model_metadata(self) -> dict:
+        """The metadata of ``self.model``, read without its arrays, for engines with model files.
+
+        Refuses, before anything slow happens, a missing model (OptionError;
+        for the default model, with ``default_model_hint``) and a model file
+        written by another task or engine (ModelMismatchError, naming the
+        engine to use when the task is the same). A damaged file raises
+        ``toolkit.nn.ModelFileError``.
+        """
+        from pathlib import Path
+
+        from toolkit.nn import read_metadata
+
+        model = self.model
+        if model is None:
+            raise OptionError(f"engine {self.task}:{self.name} has no default model; pass --model FILE"
+                              f" (train one with `nlp-tool train {self.task} DATA --engine {self.name}`)")
+        if not Path(model).is_file():
+            if self.default_model is not None and Path(model) == Path(self.default_model):
+                raise OptionError(f"the default model {model} of engine {self.task}:{self.name} is not installed;"
+                                  f" {self.default_model_hint}")
+            raise OptionError(f"{model}: no such model file")
+        meta = read_metadata(model)
+        task, engine = meta.get("task"), meta.get("engine")
+        if (task, engine) != (self.task, self.name):
+            hint = f"; use --engine {engine}" if task == self.task and engine else ""
+            raise ModelMismatchError(f"{model}: a model for {task}:{engine}, not {self.task}:{self.name}{hint}")
+        return meta
 
     def format_text(self, result: dict) -> str:
         """``result`` as plain text, for ``--format text``; engines override this with the natural reading."""

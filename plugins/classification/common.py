@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from toolkit.engine import DataError, Engine, LoadsModel, Option, OptionError, train_settings
+from toolkit.engine import DataError, Engine, LoadsModel, Option, train_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,10 +28,6 @@ TRAINING_SCRIPT = "scripts/train_default_classifier.py"
 # Probabilities are rounded so that a result does not depend on the batch it
 # was computed in (BLAS may sum in another order for another batch size).
 DECIMALS = 6
-
-
-class ModelMismatchError(ValueError):
-    """A model file made for another task or engine."""
 
 
 def check_records(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
@@ -133,7 +129,7 @@ class ClassifierEngine(LoadsModel, Engine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        self._check_model()
+        self.model_metadata()
 
     # -- what subclasses provide ---------------------------------------------
 
@@ -153,30 +149,6 @@ class ClassifierEngine(LoadsModel, Engine):
     def _load(self) -> tuple[Any, dict]:
         """(predictor, metadata) of the model file."""
         return self._read(self.model)
-
-    def _check_model(self) -> None:
-        """Refuse a missing model or one made for another engine now, without reading its arrays."""
-        model = self.model
-        if model is None:
-            raise OptionError(
-                f"engine {TASK}:{self.name} has no default model; pass --model FILE"
-                f" (train one with `nlp-tool train {TASK} DATA --engine {self.name}`)"
-            )
-        if not Path(model).is_file():
-            if Path(model) == DEFAULT_MODEL_FILE:
-                raise OptionError(
-                    f"the default classification model {model} is not installed; train it with"
-                    f" `python {TRAINING_SCRIPT}` or pass --model FILE"
-                )
-            raise OptionError(f"{model}: no such model file")
-        from toolkit.nn import read_metadata
-
-        meta = read_metadata(model)
-        if meta.get("task") != TASK or meta.get("engine") != self.name:
-            raise ModelMismatchError(
-                f"{model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{self.name}"
-                + (f"; use --engine {meta['engine']}" if meta.get("task") == TASK and meta.get("engine") else "")
-            )
 
     def _read(self, model: str) -> tuple[Any, dict]:
         from toolkit.nn import read_model_file

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
-from plugins.classification.common import DEFAULT_MODEL_FILE, ClassifierEngine, split_validation
+from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, ClassifierEngine, split_validation
 from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
 from toolkit.engine import Option
 
@@ -58,6 +58,7 @@ class EnsembleClassifier(ClassifierEngine):
     name = "ensemble"
     description = "Average of the ngram and cnn engines' probabilities; the default English sentiment model."
     default_model = str(DEFAULT_MODEL_FILE)
+    default_model_hint = f"train it with `python {TRAINING_SCRIPT}` or pass --model FILE"
     train_options = {
         **ClassifierEngine.train_options,
         **NGRAM_TRAIN_OPTIONS,

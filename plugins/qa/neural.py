@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from plugins.qa.common import TASK, Job, QAEngine, Span
-from toolkit.engine import LoadsModel, Option, OptionError
+from plugins.qa.common import Job, QAEngine, Span
+from toolkit.engine import LoadsModel, Option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,6 +22,7 @@ class ReaderEngine(LoadsModel, QAEngine):
     name = "reader"
     description = "Neural span reader (question-passage attention, start/end pointers) trained on SQuAD."
     default_model = str(DEFAULT_MODEL_FILE)
+    default_model_hint = f"train it with `python {TRAINING_SCRIPT}`, pass --model FILE, or use --engine window (no model)"
     train_options: ClassVar[dict[str, Option]] = {
         "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
         "epochs": Option(int, 20, "Passes over the training data.", minimum=1),
@@ -41,24 +42,8 @@ class ReaderEngine(LoadsModel, QAEngine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        meta = self._check_model()
+        meta = self.model_metadata()
         self.window, self.overlap = int(meta["window"]), int(meta["overlap"])
-
-    def _check_model(self) -> dict:
-        from toolkit.nn import read_metadata
-
-        model = self.model
-        if model is None or not Path(model).is_file():
-            if model is None or Path(model) == DEFAULT_MODEL_FILE:
-                raise OptionError(
-                    f"the default reader model {DEFAULT_MODEL_FILE} is not installed; train it with"
-                    f" `python {TRAINING_SCRIPT}`, pass --model FILE, or use --engine window (no model)"
-                )
-            raise OptionError(f"{model}: no such model file")
-        meta = read_metadata(model)
-        if meta.get("task") != TASK or meta.get("engine") != self.name:
-            raise OptionError(f"{model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{self.name}")
-        return meta
 
     def _load(self) -> tuple[Any, Any, dict]:
         """(SpanReader, Featurizer, metadata) of the model file."""

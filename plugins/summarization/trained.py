@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from plugins.summarization.common import WORD, SummarizerEngine, count_words
-from toolkit.engine import DataError, Option, OptionError, train_settings
+from toolkit.engine import DataError, Option, train_settings
 from toolkit.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
@@ -209,11 +209,14 @@ class TrainedSummarizer(SummarizerEngine):
                    " features, greedy ROUGE oracle labels) with MMR; any language it was trained on.")
     version = "1.0"
     default_model = str(DEFAULT_MODEL_FILE)
+    default_model_hint = (f"train it with `python {TRAINING_SCRIPT}` or pass --model FILE"
+                          " (from `nlp-tool train summarize`)")
     takes_model = True
     train_options: ClassVar[dict[str, Option]] = TRAIN_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
+        self.model_metadata()
         self.scorer, self.tokenizer, self.metadata = load(self.model)
 
     def model_version(self) -> str | None:
@@ -342,24 +345,16 @@ class TrainedSummarizer(SummarizerEngine):
         return report
 
 
-def load(model: str | None) -> tuple[Any, Any, dict]:
-    """The scorer, tokenizer and metadata of a model file; OptionError or ModelFileError saying what is wrong."""
+def load(model: str) -> tuple[Any, Any, dict]:
+    """The scorer, tokenizer and metadata of a summarization model file; ModelFileError saying what is wrong."""
     import numpy as np
 
     from plugins.summarization.scorer import SentenceScorer
     from toolkit.nn import ModelFileError, layer_from_config, read_model_file
     from toolkit.text import WordTokenizer
 
-    if model is None or not Path(model).is_file():
-        if model is not None and Path(model) != DEFAULT_MODEL_FILE:
-            raise OptionError(f"{model}: no such model file")
-        raise OptionError(f"the default summarization model {DEFAULT_MODEL_FILE} is not installed; train it with"
-                          f" `python {TRAINING_SCRIPT}` or pass --model FILE (from `nlp-tool train summarize`)")
     config, arrays = read_model_file(model)
     meta = config.get("metadata", {})
-    if meta.get("task") != "summarize" or meta.get("engine") != TrainedSummarizer.name:
-        raise ModelFileError(f"{model}: a model for {meta.get('task')}:{meta.get('engine')},"
-                             f" not summarize:{TrainedSummarizer.name}")
     if meta.get("features") != list(FEATURES):
         raise ModelFileError(f"{model}: made for other sentence features ({meta.get('features')});"
                              " retrain it with this version of nlp-tool")

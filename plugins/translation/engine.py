@@ -125,13 +125,7 @@ class TransformerTranslator(LoadsModel, Engine):
 
     def _check_model(self, source: str, target: str) -> None:
         """Refuse a missing model, one made for another engine, or one of another pair, without reading arrays."""
-        if not Path(self.model).is_file():
-            raise OptionError(f"{self.model}: no such model file")
-        from toolkit.nn import read_metadata
-
-        meta = read_metadata(self.model)
-        if meta.get("task") != TASK or meta.get("engine") != ENGINE:
-            raise OptionError(f"{self.model}: a model for {meta.get('task')}:{meta.get('engine')}, not {TASK}:{ENGINE}")
+        meta = self.model_metadata()
         have = (meta.get("source"), meta.get("target"))
         if (source and source != have[0]) or (target and target != have[1]):
             raise OptionError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
