@@ -178,17 +178,21 @@ def test_unwritable_output_is_one_line_runtime_error(run):
     assert result.stderr == "nlp-tool: error: cannot write no/such/dir/out.txt: No such file or directory\n"
 
 
-def test_progress_goes_to_stderr_only_when_enabled(capsys):
-    from toolkit.cli import Progress
+def test_input_count_is_drawn_only_when_enabled_and_blanked_at_the_end():
+    import io
+    import re
+
+    from toolkit.progress import ProgressBar
 
     for enabled in (False, True):
-        progress = Progress(enabled)
+        stream = io.StringIO()
+        progress = ProgressBar(None, "nlp-tool:", unit="inputs", stream=stream, enabled=enabled, leave=False)
         progress.update(32)
-        progress.update(5)
+        progress.update(5)  # within a tenth of a second: not redrawn
         progress.close()
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == "\rnlp-tool: 32 inputs done\rnlp-tool: 37 inputs done\r" + " " * 24 + "\r"
+        drawn = re.fullmatch(r"\r(nlp-tool: 32 inputs, [\d,]+/s)\x1b\[K\r( +)\r", stream.getvalue())
+        assert (drawn is not None) == enabled, stream.getvalue()
+        assert not drawn or len(drawn[1]) == len(drawn[2])
 
 
 def test_on_error_skip_keeps_the_others_and_reports_the_id(run):

@@ -22,6 +22,7 @@ from toolkit import __version__, io
 from toolkit.datasets import DATA_FORMATS, ColumnError
 from toolkit.engine import DataError, Option, OptionError, can_evaluate, can_train
 from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
+from toolkit.progress import ProgressBar
 
 if TYPE_CHECKING:
     from toolkit.api import Pipeline
@@ -364,7 +365,8 @@ def _process(
     many = len(first_two) > 1
     records = itertools.chain(first_two, records)
     writer = io.Writer(out.stream, fmt, pipe.stamp(), pipe.engine.format_text, many)
-    progress = Progress(enabled=many and not quiet and sys.stderr.isatty())
+    progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
+                           leave=False)
     failed = 0
     try:
         for batch in _batches(records, pipe.batch_size):
@@ -420,26 +422,6 @@ def _checked_run(pipe: Pipeline, values: list) -> list[dict]:
         count = len(results) if isinstance(results, list) else type(results).__name__
         raise RuntimeError(f"engine {pipe.task}:{pipe.engine_name} returned {count} results for {len(values)} inputs")
     return results
-
-
-class Progress:
-    """A count of processed inputs on stderr, redrawn in place; only on a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.done = 0
-        self.line = ""
-
-    def update(self, n: int) -> None:
-        if self.enabled:
-            self.done += n
-            self.line = f"nlp-tool: {self.done} inputs done"
-            click.echo("\r" + self.line, err=True, nl=False)
-
-    def close(self) -> None:
-        if self.line:
-            # Blank the line rather than use an ANSI erase, which not every console honours.
-            click.echo("\r" + " " * len(self.line) + "\r", err=True, nl=False)
 
 
 def explain_run(registry: Registry, entry: EngineEntry, model: str | None, options: dict, fmt: str) -> None:

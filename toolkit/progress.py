@@ -12,18 +12,21 @@ class ProgressBar:
 
     Drawn only when ``enabled`` (by default: the stream is a terminal), so
     logs and pipes get no control characters. Redraws at most ten times a
-    second to stay cheap in tight loops.
+    second to stay cheap in tight loops. ``leave``: keep the last line when
+    closed (a finished epoch), or blank it (a count of inputs whose results
+    are the real output).
     """
 
     def __init__(self, total: int | None, desc: str = "", unit: str = "it", stream: IO[str] | None = None,
-                 enabled: bool | None = None, width: int = 24):
-        self.total, self.desc, self.unit, self.width = total, desc, unit, width
+                 enabled: bool | None = None, width: int = 24, leave: bool = True):
+        self.total, self.desc, self.unit, self.width, self.leave = total, desc, unit, width, leave
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.done = 0
         self.stats: dict[str, object] = {}
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._drawn = ""
 
     def update(self, n: int = 1, **stats: object) -> None:
         self.done += n
@@ -31,7 +34,8 @@ class ProgressBar:
         now = time.perf_counter()
         if self.enabled and (now - self._last_draw >= 0.1 or (self.total and self.done >= self.total)):
             self._last_draw = now
-            self.stream.write("\r" + self.render(now) + "\x1b[K")
+            self._drawn = self.render(now)
+            self.stream.write("\r" + self._drawn + "\x1b[K")
             self.stream.flush()
 
     def render(self, now: float | None = None) -> str:
@@ -41,16 +45,19 @@ class ProgressBar:
         if self.total:
             filled = int(self.width * min(self.done / self.total, 1.0))
             parts.append(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}")
+            parts.append(f"{rate:,.0f} {self.unit}/s")
         else:
-            parts.append(str(self.done))
-        parts.append(f"{rate:,.0f} {self.unit}/s")
+            parts.append(f"{self.done:,} {self.unit}, {rate:,.0f}/s")
         parts += [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.stats.items()]
         return " ".join(parts)
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.leave:
             self.stream.write("\r" + self.render() + "\x1b[K\n")
-            self.stream.flush()
+        elif self._drawn:
+            # Blank the line rather than use an ANSI erase, which not every console honours.
+            self.stream.write("\r" + " " * len(self._drawn) + "\r")
+        self.stream.flush()
 
     def __enter__(self) -> "ProgressBar":
         return self
