@@ -72,6 +72,18 @@ def test_stamp_names_tool_plugin_engine_and_model():
     }
 
 
+def test_run_is_a_pipeline_called_once():
+    assert toolkit.run("summarize", DOC, sentences=2) == toolkit.pipeline("summarize", sentences=2)(DOC)
+    results = toolkit.run("summarize", [DOC, "One. Two."], engine="lead", sentences=1)
+    assert [r["summary"] for r in results] == ["The council met on Monday.", "One."]
+    lazy = toolkit.run("summarize", iter([DOC]), "lead", None, sentences=1)
+    assert not isinstance(lazy, list) and next(lazy)["summary"] == "The council met on Monday."
+    with pytest.raises(OptionError, match="option 'sentences' must be at least 0"):
+        toolkit.run("summarize", DOC, sentences=-1)
+    with pytest.raises(UnknownTaskError, match="unknown task 'nope'"):
+        toolkit.run("nope", DOC)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

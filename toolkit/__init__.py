@@ -12,6 +12,7 @@ hookimpl = pluggy.HookimplMarker("nlp_tool")
 
 _LAZY = {
     "pipeline": ("toolkit.api", "pipeline"),
+    "run": ("toolkit.api", "run"),
     "tasks": ("toolkit.api", "tasks"),
     "train": ("toolkit.api", "train"),
     "evaluate": ("toolkit.api", "evaluate"),

@@ -112,6 +112,15 @@ def pipeline(task: str, engine: str | None = None, model: str | None = None, **o
     return Pipeline(task, engine, model, **options)
 
 
+def run(task: str, inputs: Any, engine: str | None = None, model: str | None = None, **options: Any) -> Any:
+    """``pipeline(task, engine, model, **options)(inputs)`` in one call, for a one-off job.
+
+    The engine (and its model) is built for this call alone: to run many
+    calls, build a :func:`pipeline` once and call it.
+    """
+    return Pipeline(task, engine, model, **options)(inputs)
+
+
 # A data file, aligned line files (one per record field), or the records themselves.
 Data = str | os.PathLike | Sequence[str | os.PathLike] | Iterable[Mapping]
 
