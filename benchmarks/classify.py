@@ -50,6 +50,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from toolkit.threads import use_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -71,8 +73,7 @@ def parse_args() -> argparse.Namespace:
 
 
 args = parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
+use_threads(args.threads)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402

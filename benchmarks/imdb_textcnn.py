@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from toolkit.threads import use_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,8 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 
 args = parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
+use_threads(args.threads)
 
 import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, precision_score, recall_score  # noqa: E402

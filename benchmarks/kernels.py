@@ -15,11 +15,12 @@ without it the torch column says "n/a" and the rest still runs.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from typing import Callable
+
+from toolkit.threads import use_threads
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,8 +35,7 @@ def parse_args() -> argparse.Namespace:
 
 args = parse_args()
 # Thread counts must be fixed before numpy, torch or our kernels start their pools.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
+use_threads(args.threads)
 
 import numpy as np  # noqa: E402
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -45,8 +44,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     from plugins.qa.baselines import SentenceRetriever, WindowBaseline
     from plugins.qa.neural import ReaderEngine
     from plugins.qa.squad import read_squad

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -146,8 +145,8 @@ def main() -> None:
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--format", choices=("text", "json"), default="text")
     args = p.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     sys.path.insert(0, str(ROOT))
     if not DATA.is_dir():
         sys.exit(f"needs {DATA}")

@@ -113,8 +113,8 @@ labels. English only.
 
 def main() -> int:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     from plugins.classification.ensemble import EnsembleClassifier
     from toolkit.nn import read_model_file, save_arrays
 

@@ -104,8 +104,8 @@ the text does not answer still gets one unless `--min-score` is set.
 
 def main() -> int:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     from plugins.qa.neural import ReaderEngine
     from plugins.qa.squad import read_squad
     from toolkit.nn import read_model_file, save_arrays

@@ -124,8 +124,8 @@ the OOV id; the document features work in any language) but were not measured.
 
 def main() -> int:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     from plugins.summarization.centrality import CentralitySummarizer
     from plugins.summarization.corpora import bbc_split, cnndm_split
     from plugins.summarization.trained import TrainedSummarizer

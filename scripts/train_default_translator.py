@@ -118,8 +118,8 @@ never seen in training come out as "⁇".
 
 def main() -> int:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from toolkit.threads import use_threads
+    use_threads(args.threads)
     from plugins.translation.engine import TransformerTranslator
     from toolkit.nn import read_model_file, save_arrays
 

@@ -143,3 +143,15 @@ def test_max_threads_follows_environment(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="3")
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "3"
+
+
+def test_use_threads_sets_the_pool_variables_without_importing_numpy(monkeypatch):
+    from toolkit.threads import THREAD_VARIABLES, use_threads
+
+    for variable in THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    use_threads(3)
+    assert {v: os.environ[v] for v in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "3")
+    # It must run before numpy starts its BLAS pool, so importing it must not import numpy.
+    code = "import sys, toolkit.threads; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
