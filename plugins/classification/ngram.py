@@ -13,9 +13,10 @@ per class: prediction is a sparse dot product. Only the buckets that at
 least ``min_df`` training texts use are features (the file keeps their
 sorted bucket numbers beside their weights): an n-gram of one or two reviews
 says little about the next one, and such n-grams fill most of the buckets,
-so a large ``hash_bits`` (few collisions) stays small on disk. Weights are stored as float16 after
-dividing by their largest magnitude (the scale is kept in the metadata),
-which halves the file and changes no IMDb prediction we measured.
+so a large ``hash_bits`` (few collisions) stays small on disk. Weights are
+stored as float16 after dividing by their largest magnitude (the scale is
+kept in the metadata), which halves the file and changes no IMDb prediction
+we measured.
 """
 
 from __future__ import annotations
