@@ -52,6 +52,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--vocab-size", type=int, default=15000, help="words with vectors of their own")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of a moving average of the weights, which is scored and saved (0: off)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     return p.parse_args()
@@ -81,7 +83,7 @@ Extractive question answering in English for `nlp-tool qa` and
 
 ## Architecture (plugins/qa/reader.py)
 
-Width {args.dim}, dropout {args.dropout}. Word vectors (the {args.vocab_size:,} most frequent lower-cased
+Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'none'}. Word vectors (the {args.vocab_size:,} most frequent lower-cased
 train words) + hashed
 character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
 word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
@@ -125,7 +127,7 @@ def main() -> int:
         train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
         max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
         valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
-        dropout=args.dropout, vocab_size=args.vocab_size,
+        dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema,
     )
     print(f"{report['epochs_done']} epochs, {report['steps']} steps, {report['seconds']:.0f} s; selection:"
           f" {report['metrics']}", flush=True)

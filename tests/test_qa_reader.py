@@ -120,6 +120,33 @@ def test_training_contract_and_learning(tmp_path):
     assert far["answer"] == "Lima" and far["skipped"] and far["passages"]["read"] < far["passages"]["total"]
 
 
+def test_moving_average_of_the_weights_is_what_is_saved(tmp_path):
+    from plugins.qa.training import CHAR_BUCKETS
+    from toolkit.nn import read_model_file
+
+    records = born_records(32)
+    output = tmp_path / "reader.nlpt"
+    # One step, then the time limit: the checkpoint holds the stepped weights and their average.
+    report = ReaderEngine.train(records, str(output), epochs=2, max_minutes=1e-6, ema=0.5, **TINY)
+    assert report["steps"] == 1
+    checkpoint = read_model_file(tmp_path / "reader.nlpt.ckpt")[1]
+    saved = read_model_file(output)[1]
+    config = read_model_file(output)[0]["architecture"]["config"]
+    initial = SpanReader(config["vocab_size"], CHAR_BUCKETS, dim=16, max_len=config["max_len"],
+                         dropout=config["dropout"], seed=0)
+    moved = 0
+    for name, param, _ in initial.named_parameters():
+        expected = 0.5 * param + 0.5 * checkpoint[f"model/{name}"]
+        np.testing.assert_allclose(checkpoint[f"ema/{name}"], expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(saved[name], checkpoint[f"ema/{name}"])
+        moved += not np.array_equal(param, checkpoint[f"model/{name}"])
+    assert moved > 0  # the step changed the weights, so the average differs from both ends
+    # Resumed (the average continues from the checkpoint's) to the end: the file is complete and usable.
+    resumed = ReaderEngine.train(records, str(output), epochs=2, resume=True, ema=0.5, **TINY)
+    assert resumed["steps"] == 8 and resumed["checkpoint"] is None
+    assert ReaderEngine(model=str(output)).run([{"question": "Who?", "context": "Zed was born in Lima."}])
+
+
 def test_resume_continues_from_the_checkpoint(tmp_path):
     records = born_records(32)
     output = tmp_path / "reader.nlpt"

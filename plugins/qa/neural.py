@@ -34,6 +34,9 @@ class ReaderEngine(LoadsModel, QAEngine):
         "dim": Option(int, 96, "Width of the reader's hidden layers.", minimum=1),
         "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words).", minimum=1),
         "dropout": Option(float, 0.1, "Dropout rate in training.", minimum=0, maximum=1, max_open=True),
+        "ema": Option(float, 0.0, "Decay of a moving average of the weights, which is what is scored and saved"
+                      " (0: off; e.g. 0.999). It may be switched on when resuming.", minimum=0, maximum=1,
+                      max_open=True),
         "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all).", minimum=0),
         "checkpoint": Option(str, "", "Checkpoint file (default: OUTPUT.ckpt), rewritten every few minutes."),
         "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints.", minimum=0, min_open=True),

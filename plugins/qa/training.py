@@ -13,6 +13,7 @@ the output model.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
@@ -20,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -129,6 +130,11 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
             param[...] = arrays[f"model/{name}"]
             optimizer.state[name] = {"m": arrays[f"m/{name}"].copy(), "v": arrays[f"v/{name}"].copy()}
         optimizer.steps = state["steps"]
+    # The moving average starts from the weights at hand: the initial ones, or a checkpoint's (its own
+    # average when it kept one), so that it can also be switched on when a run is resumed.
+    decay = settings["ema"]
+    average = {name: (arrays[f"ema/{name}"] if resumed is not None and f"ema/{name}" in arrays else param).copy()
+               for name, param, _ in model.named_parameters()} if decay else None
 
     featurizer = Featurizer(vocab, CHAR_BUCKETS)
     instances, dropped = make_instances(examples, window, overlap, model.config["max_question"])
@@ -143,6 +149,8 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
             arrays[f"model/{name}"] = param
             arrays[f"m/{name}"] = slots.get("m", np.zeros_like(param))
             arrays[f"v/{name}"] = slots.get("v", np.zeros_like(param))
+            if average is not None:
+                arrays[f"ema/{name}"] = average[name]
         state["steps"] = optimizer.steps
         save_arrays(checkpoint, arrays, {"kind": CHECKPOINT_KIND, "vocab": vocab, "model_config": model.get_config(),
                                          "state": state, "settings": settings})
@@ -158,7 +166,8 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
 
     def score_epoch(loss: float | None) -> None:
         candidate = f"{output}.candidate"
-        save_model(candidate, model, metadata())
+        with averaged_weights(model, average):
+            save_model(candidate, model, metadata())
         metrics = engine_class(model=candidate).evaluate([_record(e) for e in valid]) if valid else None
         if metrics is not None:
             metrics["model"] = str(output)
@@ -170,8 +179,8 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                   file=sys.stderr, flush=True)
         if valid is None or state["best"] is None or metrics["f1"] > state["best"]["f1"]:
             state["best"] = metrics
-            meta = {**metadata(), "metrics": metrics}
-            save_model(output, model, meta)
+            with averaged_weights(model, average):
+                save_model(output, model, {**metadata(), "metrics": metrics})
         os.unlink(candidate)
 
     session = time.perf_counter()
@@ -194,6 +203,10 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                 backprop((ds, de))
                 clip_grad_norm(model, CLIP_NORM)
                 optimizer.step()
+                if average is not None:
+                    for name, param, _ in model.named_parameters():
+                        average[name] *= decay
+                        average[name] += (1.0 - decay) * param
                 loss = loss_s + loss_e
                 running = loss if running is None else 0.98 * running + 0.02 * loss
                 state["batch"] += 1
@@ -227,6 +240,22 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
             "instances": len(instances), "left_out": dropped, "epochs_done": state["epoch"],
             "steps": optimizer.steps, "seconds": round(state["seconds"], 1), "stopped": stopped,
             "checkpoint": checkpoint, "metrics": state["best"]}
+
+
+@contextlib.contextmanager
+def averaged_weights(model: Any, average: dict[str, np.ndarray] | None) -> Iterator[None]:
+    """Within the block the model holds the moving average of its weights (when there is one)."""
+    if average is None:
+        yield
+        return
+    current = {name: param.copy() for name, param, _ in model.named_parameters()}
+    try:
+        for name, param, _ in model.named_parameters():
+            param[...] = average[name]
+        yield
+    finally:
+        for name, param, _ in model.named_parameters():
+            param[...] = current[name]
 
 
 def _record(e: Example) -> dict:
