@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ DATA = ROOT.parent / "shared" / "data" / "squad"
 TARGET_F1 = 60.0
 MAX_BYTES = 25 * 2**20
 UNFINISHED = 3
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 
 def parse_args() -> argparse.Namespace:
@@ -123,12 +125,19 @@ def main() -> int:
     valid = [r for r in records if r["title"] in held_titles] or None
     if args.limit:
         train = train[: args.limit]
-    report = ReaderEngine.train(
-        train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
-        max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
-        valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
-        dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema,
-    )
+    # `kill` (SIGTERM) then stops the run as Ctrl-C does, writing the checkpoint first: a run
+    # started in the background with `&` ignores SIGINT, so Ctrl-C cannot reach it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        report = ReaderEngine.train(
+            train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
+            max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
+            valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
+            dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted; the checkpoint is saved; continue with: {command}{'' if args.resume else ' --resume'}")
+        return INTERRUPTED
     print(f"{report['epochs_done']} epochs, {report['steps']} steps, {report['seconds']:.0f} s; selection:"
           f" {report['metrics']}", flush=True)
     if report["stopped"] != "epochs":
