@@ -136,7 +136,7 @@ def _option_params(
 
 
 def _describe(option: Option) -> dict[str, Any]:
-    """An option as ``nlp-tool plugins --json`` lists it."""
+    """An option as ``nlp-tool tasks --json`` lists it."""
     described = {"type": option.type.__name__, "default": option.default, "help": option.help}
     if option.range_text():
         described["range"] = option.range_text()
