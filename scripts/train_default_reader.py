@@ -50,7 +50,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="train on the first N questions only (experiments)")
     p.add_argument("--dev-limit", type=int, default=0, help="score the first N dev questions only (experiments)")
     # A reader with dropout 0.1 and 30,000 words reached 64 F1 on train questions but 50 on dev
-    # after 3 epochs, and no better on held-out questions after: these two fight that memorising.
+    # after 3 epochs, and no better on held-out questions after: these two are meant against that
+    # memorising (in the first five epochs they delayed the plateau; docs/qa.md).
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--vocab-size", type=int, default=15000, help="words with vectors of their own")
@@ -85,8 +86,8 @@ Extractive question answering in English for `nlp-tool qa` and
 
 ## Architecture (plugins/qa/reader.py)
 
-Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'none'}. Word vectors (the {args.vocab_size:,} most frequent lower-cased
-train words) + hashed
+Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'none'}. Word vectors (the
+{args.vocab_size:,} most frequent lower-cased train words) + hashed
 character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
 word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
 shared convolution + self-attention encoder for passage and question → passage-to-question attention
