@@ -116,7 +116,10 @@ def select_buckets(x: sp.csr_matrix, buckets: np.ndarray) -> sp.csr_matrix:
 
 
 def fit_weights(x: sp.csr_matrix, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Folded NB-LR weights (F, K) and biases (K,); K = 1 for two classes (class 1 vs 0), else one per class."""
+    """Folded NB-LR weights (F, K) and biases (K,); K = 1 for two classes (class 1 vs 0), else one per class.
+
+    Every column of ``x`` is a bucket some training text uses (:func:`fit_arrays` passes only those).
+    """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -128,8 +131,6 @@ def fit_weights(x: sp.csr_matrix, y: np.ndarray, n_classes: int, c: float, seed:
         p = np.asarray(x[target == 1].sum(axis=0)).ravel() + 1.0
         q = np.asarray(x[target == 0].sum(axis=0)).ravel() + 1.0
         r = np.log((p / p.sum()) / (q / q.sum()))
-        # Hash buckets no training text used carry no evidence either way.
-        r[np.asarray(x.sum(axis=0)).ravel() == 0] = 0.0
         # liblinear's dual solver suits many more features than samples.
         lr = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000, random_state=seed)
         lr.fit(x.multiply(r).tocsr(), target)
