@@ -221,11 +221,11 @@ def table(title: str, rows: list[dict]) -> str:
     for row in rows:
         lines.append(f"{row['system']:<16}" + "".join(f"{row[m]:8.2f}" for m in METRICS)
                      + f"{row['docs_per_second']:10.1f}{row['docs_per_cpu_second']:12.1f}")
-    speed = {row["system"]: row for row in rows}
-    if "centrality" in speed and "sumy-lexrank" in speed:
-        ours, peer = speed["centrality"], speed["sumy-lexrank"]
-        lines.append(f"speed centrality / sumy-lexrank: {ours['docs_per_second'] / peer['docs_per_second']:.1f}x "
-                     f"(wall), {ours['docs_per_cpu_second'] / peer['docs_per_cpu_second']:.1f}x (CPU)")
+    peer = next((row for row in rows if row["system"] == "sumy-lexrank"), None)
+    for ours in rows:
+        if peer and ours["system"] in ("trained", "centrality"):
+            lines.append(f"speed {ours['system']} / sumy-lexrank: {ours['docs_per_second'] / peer['docs_per_second']:.1f}x"
+                         f" (wall), {ours['docs_per_cpu_second'] / peer['docs_per_cpu_second']:.1f}x (CPU)")
     return "\n".join(lines)
 
 

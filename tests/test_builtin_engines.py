@@ -117,7 +117,7 @@ def test_lead_rejects_non_text_input():
 
 SHIPPED = {
     "classify": "plugins/classification/models/imdb-sentiment.nlpt",
-    "summarize": "plugins/summarization/models/bbc-news.nlpt",
+    "summarize": "plugins/summarization/models/news.nlpt",
     "translate": "plugins/translation/models/en-de.nlpt",
 }
 

@@ -112,7 +112,7 @@ def test_summarize_file(run, tmp_path):
 
 def test_summarize_stdin_and_dash(run):
     for args in ([], ["-"]):
-        result = run("summarize", "--sentences", "1", *args, input=DOC)
+        result = run("summarize", "-e", "centrality", "--sentences", "1", *args, input=DOC)
         assert (result.exit_code, result.stdout) == (0, "The council met on Monday.\n")
 
 
@@ -139,7 +139,7 @@ def test_inline_text_json_output_has_id_result_and_stamp(run):
 def test_jsonl_input_keeps_ids(run, tmp_path):
     lines = [{"doc": "A one. A two.", "key": "a"}, {"doc": "B one. B two."}]
     (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
-    result = run("summarize", "in.jsonl", "-i", "jsonl", "--text-field", "doc", "--id-field", "key",
+    result = run("summarize", "in.jsonl", "-e", "centrality", "-i", "jsonl", "--text-field", "doc", "--id-field", "key",
                  "--sentences", "1", "-f", "jsonl")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -148,7 +148,8 @@ def test_jsonl_input_keeps_ids(run, tmp_path):
 
 def test_lines_input_tsv_output(run, tmp_path):
     (tmp_path / "in.txt").write_text("First\tline. Two.\n\nSecond line. Two.\n")
-    result = run("summarize", "in.txt", "--input-format", "lines", "--sentences", "1", "--format", "tsv")
+    result = run("summarize", "in.txt", "-e", "centrality", "--input-format", "lines", "--sentences", "1",
+                 "--format", "tsv")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ["id\tsummary", "in.txt:1\tFirst\\tline.", "in.txt:3\tSecond line."]
 
@@ -159,7 +160,7 @@ def test_output_file_is_written_atomically(run, tmp_path):
     assert result.exit_code == 1
     assert (tmp_path / "out.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.txt"]
-    result = run("summarize", "-t", "One. Two.", "-o", "out.txt", "--sentences", "1")
+    result = run("summarize", "-t", "One. Two.", "-e", "centrality", "-o", "out.txt", "--sentences", "1")
     assert result.exit_code == 0 and result.stdout == ""
     assert (tmp_path / "out.txt").read_text() == "One.\n"
 
@@ -231,7 +232,7 @@ def test_debug_shows_the_traceback(run):
 def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
     (tmp_path / "good.txt").write_text("Fine. Yes.")
-    result = run("summarize", "bad.txt", "good.txt", "--on-error", "skip", "--sentences", "1")
+    result = run("summarize", "bad.txt", "good.txt", "-e", "centrality", "--on-error", "skip", "--sentences", "1")
     assert result.exit_code == 1
     assert "input 'bad.txt': cannot read bad.txt" in result.stderr
     assert result.stdout == "==> good.txt <==\nFine.\n"
@@ -245,9 +246,10 @@ def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
         (["-t", "x", "--sentences", "-1"], "at least 0"),
         (["-t", "x", "--sentences", "two"], "'two' is not a valid integer"),
         (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
-        (["-t", "x", "--shout"], "engine 'centrality' has no option --shout (it belongs to: picky)"),
-        (["-t", "x", "--top-k", "2"], "engine 'centrality' has no option --top-k"),
-        (["-t", "x", "--model", "m.npz"], "takes no --model"),
+        (["-t", "x", "--shout"], "engine 'trained' has no option --shout (it belongs to: picky)"),
+        (["-t", "x", "--top-k", "2"], "engine 'trained' has no option --top-k"),
+        (["-t", "x", "-e", "centrality", "--model", "m.npz"], "takes no --model"),
+        (["-t", "x", "--model", "m.npz"], "m.npz: no such model file"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(run, args, message):
@@ -262,7 +264,7 @@ def test_engine_options_are_flags_in_help(run):
     assert result.exit_code == 0
     for flag in ("--sentences", "--shout / --no-shout", "--engine", "--format", "--output", "--on-error"):
         assert flag in result.stdout
-    assert "centrality (default)" in result.stdout and "lead:" in result.stdout and "picky:" in result.stdout
+    assert "trained (default)" in result.stdout and "lead:" in result.stdout and "picky:" in result.stdout
 
 
 def test_bool_option_and_engine_choice(run):
@@ -307,7 +309,7 @@ def test_explain(run):
         "test-plugin", "9.9", "picky", {"shout": True, "suffix": ""}
     )
     text = run("summarize", "--explain").stdout
-    assert "plugin:  summarization" in text and "engine:  centrality" in text and "options: sentences=0" in text
+    assert "plugin:  summarization" in text and "engine:  trained" in text and "options: sentences=0" in text
 
 
 def test_explain_checks_option_types(run):
@@ -336,9 +338,9 @@ def test_task_named_like_a_command_gets_no_verb_and_a_warning(tmp_path, monkeypa
 def test_tasks_command(run):
     result = run("tasks")
     assert result.exit_code == 0
-    assert "summarize  centrality *" in result.stdout and "ask" in result.stdout
+    assert "summarize  trained *" in result.stdout and "ask" in result.stdout
     rows = json.loads(run("tasks", "--json").stdout)
-    default = next(r for r in rows if r["engine"] == "centrality")
+    default = next(r for r in rows if r["engine"] == "trained")
     lead = next(r for r in rows if r["engine"] == "lead")
     assert default["default"] and not lead["default"]
     assert lead["options"]["sentences"] == {
@@ -352,7 +354,7 @@ def test_tasks_command(run):
 def test_plugins_command(run):
     plugins = json.loads(run("plugins", "--json").stdout)
     assert [(p["name"], p["source"], p["status"], p["tasks"]) for p in plugins] == [
-        ("summarization", "built-in", "loaded", ["summarize:centrality", "summarize:lead", "summarize:trained"]),
+        ("summarization", "built-in", "loaded", ["summarize:trained", "summarize:centrality", "summarize:lead"]),
         ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "ask:echo"]),
     ]
     table = run("plugins").stdout.splitlines()
@@ -438,7 +440,7 @@ def run_script(env, *args, input=None):
 
 
 def test_broken_plugin_does_not_break_the_tool(site):
-    proc = run_script(site, "summarize", "--sentences", "1", input=DOC)
+    proc = run_script(site, "summarize", "-e", "centrality", "--sentences", "1", input=DOC)
     assert (proc.returncode, proc.stdout) == (0, "The council met on Monday.\n")
     assert proc.stderr == "nlp-tool: warning: plugin 'nlp-tool-broken' failed to load: ImportError: needs libfoo\n"
     plugins = {p["name"]: p for p in json.loads(run_script(site, "plugins", "--json").stdout)}

@@ -82,11 +82,11 @@ def test_builtin_plugins_are_registered_through_the_hooks(site):
         "version": registry.plugins["summarization"].version,
         "source": "built-in",
         "package": None,
-        "tasks": ["summarize:centrality", "summarize:lead", "summarize:trained"],
+        "tasks": ["summarize:trained", "summarize:centrality", "summarize:lead"],
         "status": "loaded",
         "error": None,
     }
-    assert registry.engine("summarize").name == "centrality"
+    assert registry.engine("summarize").name == "trained"
     assert registry.pm.get_plugin("summarization") is not None
 
 
@@ -255,7 +255,7 @@ def test_unknown_task_and_engine_errors_list_what_exists():
     registry = load_registry(("plugins.summarization",), entry_points=[])
     with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
         registry.engine("nope")
-    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: centrality, lead, trained\)"):
+    with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: trained, centrality, lead\)"):
         registry.engine("summarize", "x")
 
 

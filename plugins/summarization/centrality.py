@@ -82,16 +82,14 @@ def _is_title(text: str, s: Sentence) -> bool:
     return bool(LINE_END.match(text, s.end))
 
 
-def sentence_vectors(texts: list[str]):
-    """L2-normalised TF-IDF rows, one per sentence (dense if small, else CSR); None when no sentence has a word.
+def sentence_words(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, terms, vocabulary size): the sentence row and word id of each word of ``texts``, in text order.
 
-    The same numbers as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
-    with English stop words (removed before bigrams are formed) and smooth
-    idf, ln((1 + n) / (1 + df)) + 1, but without its fitting machinery, which
-    cost five times the rest of the engine on a news article.
+    Words are lower-cased runs of letters/digits (a CJK character is one
+    word) that are not English stop words; ids count from 0 in order of
+    first appearance.
     """
     import numpy as np
-    from scipy import sparse
 
     stop = stop_words()
     vocabulary: dict[str, int] = {}
@@ -103,11 +101,26 @@ def sentence_vectors(texts: list[str]):
         before = len(ids)
         ids += [vocabulary.setdefault(w, len(vocabulary)) for w in WORD.findall(text.lower()) if w not in stop]
         lengths.append(len(ids) - before)
-    if not vocabulary:
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    return rows, np.asarray(ids, dtype=np.int64), len(vocabulary)
+
+
+def sentence_vectors(texts: list[str], words: tuple[np.ndarray, np.ndarray, int] | None = None):
+    """L2-normalised TF-IDF rows, one per sentence (dense if small, else CSR); None when no sentence has a word.
+
+    ``words``: ``sentence_words(texts)``, when the caller has it already.
+    The same numbers as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
+    with English stop words (removed before bigrams are formed) and smooth
+    idf, ln((1 + n) / (1 + df)) + 1, but without its fitting machinery, which
+    cost five times the rest of the engine on a news article.
+    """
+    import numpy as np
+    from scipy import sparse
+
+    rows, terms, width = sentence_words(texts) if words is None else words
+    if not width:
         return None
-    n, width = len(texts), len(vocabulary)
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    terms = np.asarray(ids, dtype=np.int64)
+    n = len(texts)
     # Bigrams help on ordinary documents but cost most of the time on long ones.
     if n <= DENSE_LIMIT:
         # A bigram is a pair of neighbouring word ids in one sentence, numbered after the words.

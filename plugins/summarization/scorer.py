@@ -23,7 +23,6 @@ from toolkit.nn.layers import (
 )
 
 
-
 @register_layer
 class SentenceScorer(Layer):
     """Sentence encoder plus document features -> one logit per sentence.
@@ -31,6 +30,7 @@ class SentenceScorer(Layer):
     Input: one float32 row per sentence, ``maxlen`` word ids then the
     features. ``toolkit.nn.fit`` batches a single array, so the ids travel as
     floats beside the features (exact below 2**24) and are cast back here.
+    Without the encoder (``filters`` 0) ``maxlen`` is 0: the features alone.
     """
 
     def __init__(self, vocab_size: int, maxlen: int, features: int, dim: int, filters: int, hidden: int,
@@ -39,6 +39,8 @@ class SentenceScorer(Layer):
         self.vocab_size, self.maxlen, self.features = vocab_size, maxlen, features
         self.dim, self.filters, self.hidden, self.dropout = dim, filters, hidden, dropout
         seed = 0 if seed is None else seed
+        # filters = 0: no sentence encoder, the document features alone (no
+        # tokenizing, no convolution: about twice as fast).
         self.encoder = Sequential([
             Embedding(vocab_size, dim, padding_idx=0, seed=seed),
             Conv1D(dim, filters, WIDTH, activation="relu", seed=seed + 1),
@@ -46,17 +48,25 @@ class SentenceScorer(Layer):
             # The encoder learns words by heart fast (a few thousand articles): dropping
             # part of its output in training keeps the document features in play.
             Dropout(dropout, seed=seed + 4),
-        ])
+        ]) if filters else None
         self.head = Sequential([
             Dense(filters + features, hidden, activation="relu", seed=seed + 2),
             Dense(hidden, 1, seed=seed + 3),
         ])
 
     def children(self) -> list[Layer]:
-        return [self.encoder, self.head]
+        return [self.head] if self.encoder is None else [self.encoder, self.head]
 
     def forward(self, x: np.ndarray, train: bool = False):
+        if self.encoder is None:  # maxlen is 0: the rows hold the features only
+            return self.head.forward(x, train)
         ids = x[:, : self.maxlen].astype(np.int32)
+        # Ids are padded at the end; past the longest sentence plus one
+        # window of padding, the convolution only repeats that window's
+        # output, so cutting there changes no max-pooled value (most
+        # sentences are far shorter than maxlen).
+        used = np.flatnonzero(ids.any(axis=0))
+        ids = np.ascontiguousarray(ids[:, : min(self.maxlen, (used[-1] + 1 if len(used) else 0) + WIDTH)])
         encoded, encoder_back = self.encoder.forward(ids, train)
         logits, head_back = self.head.forward(np.concatenate([encoded, x[:, self.maxlen :]], axis=1), train)
 
