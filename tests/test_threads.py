@@ -155,3 +155,40 @@ def test_use_threads_sets_the_pool_variables_without_importing_numpy(monkeypatch
     # It must run before numpy starts its BLAS pool, so importing it must not import numpy.
     code = "import sys, toolkit.threads; print('numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_serial_blas_holds_blas_to_one_thread_counted_and_restores():
+    from threadpoolctl import threadpool_limits
+
+    from toolkit.threads import serial_blas
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before and all(n == 2 for n in before)
+        with serial_blas:
+            assert all(n == 1 for n in blas_threads())
+            with serial_blas:
+                assert all(n == 1 for n in blas_threads())
+            assert all(n == 1 for n in blas_threads())  # the outer caller is still inside
+        assert blas_threads() == before
+        with pytest.raises(ValueError), serial_blas:
+            raise ValueError("an error inside still restores the limit")
+        assert blas_threads() == before
+
+
+def test_summarizers_rank_on_one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    from plugins.summarization.centrality import CentralitySummarizer
+
+    seen = []
+
+    class Probe(CentralitySummarizer):
+        def _rank(self, text, sentences):
+            seen.append(blas_threads())
+            return super()._rank(text, sentences)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        result = Probe(sentences=1).summarize("The council met. It approved the plan. Work starts in May.")
+        assert blas_threads() and all(n == 2 for n in blas_threads())
+    assert len(result["sentences"]) == 1 and seen and all(n == 1 for n in seen[0])

@@ -1,8 +1,10 @@
-"""How many threads OpenMP and BLAS use, for scripts and benchmarks that take ``--threads``."""
+"""How many threads OpenMP and BLAS use: ``use_threads`` for scripts and benchmarks that take
+``--threads``, ``serial_blas`` for code whose BLAS calls must not fan out over threads."""
 
 from __future__ import annotations
 
 import os
+import threading
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -16,3 +18,51 @@ def use_threads(n: int) -> None:
     """
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(n)
+
+
+class SerialBlas:
+    """A context manager that keeps BLAS on one thread while any caller is inside it.
+
+    Two kinds of callers need it. The compiled kernels call ``sgemm`` from
+    inside their OpenMP threads: a threaded BLAS (OpenBLAS with pthreads, as
+    scipy ships) would start its own threads on top, oversubscribing the
+    cores and spinning (measured: 2-3x slower on 2 cores); scikit-learn
+    limits BLAS the same way around its prange loops. And code that makes
+    many small products, such as the summarizers' sentence similarities: a
+    threaded BLAS wakes its threads for products just past its size
+    threshold, which cost a third of a news article's summary time.
+
+    The limit is process-wide, so it is counted: set when the first caller
+    enters, restored when the last one leaves. The BLAS libraries are looked
+    up (with threadpoolctl) at the first use; one loaded later is not limited.
+    Entering and leaving cost about a microsecond.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._libraries: list | None = None
+        self._saved: list[int] = []
+
+    def __enter__(self) -> SerialBlas:
+        with self._lock:
+            if self._users == 0:
+                if self._libraries is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+                self._saved = [library.num_threads for library in self._libraries]
+                for library in self._libraries:
+                    library.set_num_threads(1)
+            self._users += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                for library, n in zip(self._libraries, self._saved):
+                    library.set_num_threads(n)
+
+
+serial_blas = SerialBlas()

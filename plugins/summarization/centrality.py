@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from plugins.summarization.common import WORD, SummarizerEngine, count_words
+from plugins.summarization.common import WORD, SummarizerEngine
 from toolkit.sentences import Sentence
 
 if TYPE_CHECKING:
@@ -82,30 +82,44 @@ def _is_title(text: str, s: Sentence) -> bool:
     return bool(LINE_END.match(text, s.end))
 
 
-def sentence_words(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """(rows, terms, vocabulary size): the sentence row and word id of each word of ``texts``, in text order.
+class SentenceWords(NamedTuple):
+    """The words of a list of sentences, split once for every feature that needs them."""
 
-    Words are lower-cased runs of letters/digits (a CJK character is one
-    word) that are not English stop words; ids count from 0 in order of
-    first appearance.
-    """
+    rows: np.ndarray  # the sentence of each content word (English stop words left out), in text order
+    terms: np.ndarray  # its id: distinct lower-cased words numbered from 0 in order of first appearance
+    vocabulary: int  # the number of distinct content words
+    lengths: np.ndarray  # words per sentence, stop words included (common.count_words)
+
+
+def sentence_words(texts: list[str]) -> SentenceWords:
+    """The words of ``texts``: runs of letters/digits, each CJK character a word of its own."""
     import numpy as np
 
     stop = stop_words()
     vocabulary: dict[str, int] = {}
     ids: list[int] = []
-    lengths = []
+    content, lengths = [], []
     for text in texts:
+        words = WORD.findall(text.lower())
+        lengths.append(len(words))
         # English function words otherwise make short sentences look similar to
         # everything (+4 R-1 on the BBC dev part); the list matches no other language.
         before = len(ids)
-        ids += [vocabulary.setdefault(w, len(vocabulary)) for w in WORD.findall(text.lower()) if w not in stop]
-        lengths.append(len(ids) - before)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-    return rows, np.asarray(ids, dtype=np.int64), len(vocabulary)
+        ids += [vocabulary.setdefault(w, len(vocabulary)) for w in words if w not in stop]
+        content.append(len(ids) - before)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), content)
+    return SentenceWords(rows, np.asarray(ids, dtype=np.int64), len(vocabulary), np.asarray(lengths, dtype=np.int64))
 
 
-def sentence_vectors(texts: list[str], words: tuple[np.ndarray, np.ndarray, int] | None = None):
+def length_factor(lengths: np.ndarray) -> np.ndarray:
+    """(words / the document's median words) ** LENGTH_POWER, each sentence counting at least one word."""
+    import numpy as np
+
+    lengths = np.maximum(lengths, 1).astype(np.float64)
+    return (lengths / np.median(lengths)) ** LENGTH_POWER
+
+
+def sentence_vectors(texts: list[str], words: SentenceWords | None = None):
     """L2-normalised TF-IDF rows, one per sentence (dense if small, else CSR); None when no sentence has a word.
 
     ``words``: ``sentence_words(texts)``, when the caller has it already.
@@ -117,7 +131,7 @@ def sentence_vectors(texts: list[str], words: tuple[np.ndarray, np.ndarray, int]
     import numpy as np
     from scipy import sparse
 
-    rows, terms, width = sentence_words(texts) if words is None else words
+    rows, terms, width, _ = sentence_words(texts) if words is None else words
     if not width:
         return None
     n = len(texts)
@@ -242,17 +256,16 @@ class CentralitySummarizer(SummarizerEngine):
                    " (PacSum-style); rule-based, any language.")
 
     def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
-        import numpy as np
-
         candidates = content_sentences(text, sentences)
         if len(candidates) <= 1:
             return [(i, 1.0) for i in candidates]
-        x = sentence_vectors([sentences[i].text for i in candidates])
+        texts = [sentences[i].text for i in candidates]
+        words = sentence_words(texts)
+        x = sentence_vectors(texts, words)
         if x is None:
             return [(i, 1.0 - k / len(candidates)) for k, i in enumerate(candidates)]
         sim = similarity_matrix(x)
-        words = np.array([max(1, count_words(sentences[i].text)) for i in candidates], dtype=np.float64)
-        score = centrality(sim) * (words / np.median(words)) ** LENGTH_POWER
+        score = centrality(sim) * length_factor(words.lengths)
         top = score.max()
         order = mmr(score, sim)
         return [(candidates[k], float(score[k] / top)) for k in order]

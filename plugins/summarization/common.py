@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from toolkit.engine import DataError, Engine, Option, OptionError
 from toolkit.sentences import Sentence, split_sentences
+from toolkit.threads import serial_blas
 
 TASK = "summarize"
 
@@ -75,7 +76,11 @@ class SummarizerEngine(Engine):
         if not isinstance(text, str):
             raise TypeError(f"{TASK}:{self.name} takes str inputs, not {type(text).__name__}")
         found = split_sentences(text)
-        ranked = self._rank(text, found) if found else []
+        # The engines make many small numpy products (sentence similarities):
+        # a threaded BLAS woke its threads for them, which cost a third of the
+        # time of a news article's summary.
+        with serial_blas:
+            ranked = self._rank(text, found) if found else []
         kept = self._cut(ranked, found)
         kept.sort(key=lambda item: item[1][0])
         return {

@@ -30,12 +30,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from plugins.summarization.common import SummarizerEngine, count_words
+from plugins.summarization.common import SummarizerEngine
 from toolkit.engine import DataError, Option, train_settings
 from toolkit.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from plugins.summarization.centrality import SentenceWords
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_FILE = MODEL_DIR / "news.nlpt"
@@ -78,9 +80,9 @@ class Document:
         from scipy import sparse
 
         from plugins.summarization.centrality import (
-            LENGTH_POWER,
             centrality,
             content_sentences,
+            length_factor,
             sentence_vectors,
             sentence_words,
             similarity_matrix,
@@ -98,19 +100,17 @@ class Document:
         features[:, 1] = 1.0 / (1.0 + k)
         features[:, 2] = [i == 0 or "\n" in text[sentences[i - 1].end : sentences[i].start] for i in self.candidates]
         features[:, 3] = math.log1p(n) / math.log(100)
-        length = np.array([count_words(t) for t in self.texts], dtype=np.float64)
-        features[:, 4] = np.log1p(length) / math.log(100)
-        length = np.maximum(length, 1)
-        self.length_factor = (length / np.median(length)) ** LENGTH_POWER
-        # One-line texts (CNN/DM's tokenized articles) and texts in paragraphs
-        # (BBC's) put their summary sentences in different places; without
-        # this feature a model fitted on both lost 3 R-1 points on BBC.
-        features[:, 11] = features[:, 2].mean()
         # The first line goes in last: in news it is the headline, which
         # content_sentences drops as a title but which says what matters.
         texts = self.texts + [sentences[0].text]
         words = sentence_words(texts)
+        features[:, 4] = np.log1p(words.lengths[:n]) / math.log(100)
+        self.length_factor = length_factor(words.lengths[:n])
         features[:, 9:11] = frequencies(words, n)
+        # One-line texts (CNN/DM's tokenized articles) and texts in paragraphs
+        # (BBC's) put their summary sentences in different places; without
+        # this feature a model fitted on both lost 3 R-1 points on BBC.
+        features[:, 11] = features[:, 2].mean()
         x = sentence_vectors(texts, words)
         if x is None:  # no word in any sentence: position and length alone
             self.features, self.sim = features, sparse.csr_matrix((n, n))
@@ -156,7 +156,7 @@ class Document:
         return mmr(scores * self.length_factor, self.sim)
 
 
-def frequencies(words: tuple[np.ndarray, np.ndarray, int], n: int) -> np.ndarray:
+def frequencies(words: SentenceWords, n: int) -> np.ndarray:
     """(n, 2): each of the first ``n`` sentences' summed document frequency of its words over
     length ** FREQUENCY_POWER, and over length (the mean), each scaled to the document's maximum.
 
@@ -166,7 +166,7 @@ def frequencies(words: tuple[np.ndarray, np.ndarray, int], n: int) -> np.ndarray
     """
     import numpy as np
 
-    rows, terms, width = words
+    rows, terms, width, _ = words
     inside = rows < n
     rows, terms = rows[inside], terms[inside]
     counts = np.bincount(terms, minlength=width).astype(np.float64)
