@@ -41,8 +41,12 @@ MARKDOWN = (
 )
 
 
-def summarize(text: str, **options) -> dict:
-    return CentralitySummarizer(**options).run([text])[0]
+# The default engine (trained, with its shipped model) and the rule-based one.
+ENGINES = ["trained", "centrality"]
+
+
+def summarize(text: str, engine: str = "centrality", **options) -> dict:
+    return toolkit.pipeline("summarize", engine=engine, **options).engine.run([text])[0]
 
 
 def check_result(text: str, result: dict) -> None:
@@ -64,28 +68,32 @@ def test_both_engines_are_registered():
     assert toolkit.pipeline("summarize", engine="lead", sentences=1)(ENGLISH)["summary"].startswith("The city")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("text", [ENGLISH, CHINESE, ENGLISH + "\n\n" + CHINESE, MARKDOWN])
-def test_offsets_order_and_no_duplicates(text):
+def test_offsets_order_and_no_duplicates(text, engine):
     for k in (1, 2, 3, 10):
-        result = summarize(text, sentences=k)
+        result = summarize(text, engine, sentences=k)
         check_result(text, result)
         assert 1 <= len(result["sentences"]) <= k
 
 
-def test_english_summary_prefers_central_sentences_over_asides():
-    texts = [s["text"] for s in summarize(ENGLISH, sentences=2)["sentences"]]
+@pytest.mark.parametrize("engine", ENGINES)
+def test_english_summary_prefers_central_sentences_over_asides(engine):
+    texts = [s["text"] for s in summarize(ENGLISH, engine, sentences=2)["sentences"]]
     assert "The weather on Monday was sunny." not in texts
     assert all("plan" in t or "line" in t for t in texts)
 
 
-def test_chinese_summary_uses_character_features():
-    result = summarize(CHINESE, sentences=2)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chinese_summary_uses_character_features(engine):
+    result = summarize(CHINESE, engine, sentences=2)
     assert len(result["sentences"]) == 2
     assert "周一天气晴朗。" not in [s["text"] for s in result["sentences"]]
 
 
-def test_markdown_and_html_noise_is_never_selected():
-    result = summarize(MARKDOWN, sentences=10)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_markdown_and_html_noise_is_never_selected(engine):
+    result = summarize(MARKDOWN, engine, sentences=10)
     texts = [s["text"] for s in result["sentences"]]
     assert texts == [
         "The council approved the transport plan on Monday.",
@@ -94,12 +102,13 @@ def test_markdown_and_html_noise_is_never_selected():
     ]
 
 
-def test_empty_and_single_sentence_input():
-    assert summarize("") == {"summary": "", "sentences": []}
-    assert summarize("  \n\n ") == {"summary": "", "sentences": []}
-    result = summarize("Just one sentence here.")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_and_single_sentence_input(engine):
+    assert summarize("", engine) == {"summary": "", "sentences": []}
+    assert summarize("  \n\n ", engine) == {"summary": "", "sentences": []}
+    result = summarize("Just one sentence here.", engine)
     assert result["summary"] == "Just one sentence here." and result["sentences"][0]["rank"] == 1
-    assert summarize("A note without end punctuation")["summary"] == "A note without end punctuation"
+    assert summarize("A note without end punctuation", engine)["summary"] == "A note without end punctuation"
 
 
 @pytest.mark.parametrize("n, k", [(1, 1), (2, 1), (3, 2), (9, 3), (10, 3), (30, 5), (100, 10), (5000, 20)])
@@ -118,7 +127,8 @@ def test_ratio_and_words_options():
             CentralitySummarizer(**bad)
 
 
-def test_one_megabyte_document_in_under_two_seconds():
+@pytest.mark.parametrize("engine", ["trained", "centrality"])
+def test_one_megabyte_document_in_under_two_seconds(engine):
     rng = random.Random(0)
     vocabulary = [f"w{i}" for i in range(3000)]
     sentences, size = [], 0
@@ -127,7 +137,7 @@ def test_one_megabyte_document_in_under_two_seconds():
         sentences.append(sentence)
         size += len(sentence) + 1
     text = " ".join(sentences)
-    engine = CentralitySummarizer(sentences=5)
+    engine = toolkit.pipeline("summarize", engine=engine, sentences=5).engine
     engine.run(["Warm up the imports. Then time the run."])
     start = time.perf_counter()
     result = engine.run([text])[0]
