@@ -42,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--maxlen", type=int, default=400, help="words of a text the CNN reads (the last ones)")
     p.add_argument("--dropout", type=float, default=0.0, help="CNN dropout on the pooled features")
+    p.add_argument("--word-vectors", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the CNN's embedding from PPMI + SVD vectors of the training texts")
     return p.parse_args()
 
 
@@ -54,6 +56,10 @@ def read(path: Path) -> list[dict]:
 
 def model_card(args: argparse.Namespace, command: str, report: dict, test: dict, speed: float, size: int) -> str:
     cm = test["confusion_matrix"]
+    wv = report.get("word_vectors")
+    vectors = (f"The embedding started from word vectors learned from the CNN's training texts (PPMI +"
+               f" SVD, `toolkit.text.vectors`, window {wv['window']}; {wv['words']:,} words over {wv['tokens']:,}"
+               f" tokens, {wv['seconds']:.0f} s)." if wv else "The embedding started from random vectors.")
     per_class = "\n".join(
         f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
         for label, m in test["per_class"].items()
@@ -84,7 +90,7 @@ English sentiment (labels `neg`, `pos`) for `nlp-tool classify` and
   - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {args.dropout} (training
     only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent training
     words, last {args.maxlen} words of a text, {args.epochs} epochs at most, best validation epoch
-    kept; stored as float16.
+    kept; stored as float16. {vectors}
   - The n-gram weight in the average, chosen by validation log-loss: {report.get('ngram_weight')}.
 - Tokenization is `toolkit.text.tokenize`: HTML tags are removed before anything else, so the
   model does not lean on IMDb's `<br />` line breaks; texts are lower-cased.
@@ -123,7 +129,7 @@ def main() -> int:
     report = EnsembleClassifier.train(train, str(args.output), seed=args.seed, name="imdb-sentiment",
                                       ngram=args.ngram, hash_bits=args.hash_bits, min_df=args.min_df,
                                       epochs=args.epochs,
-                                      maxlen=args.maxlen, dropout=args.dropout)
+                                      maxlen=args.maxlen, dropout=args.dropout, word_vectors=args.word_vectors)
     print(f"trained in {report['seconds']:.1f} s", flush=True)
     test = read(args.data / "test.jsonl.gz")
     engine = EnsembleClassifier(model=str(args.output))
@@ -134,6 +140,7 @@ def main() -> int:
     meta = config["metadata"]
     report["ngram_weight"] = meta["ngram_weight"]
     report["ngram_buckets"] = len(arrays["ngram.buckets"])
+    report["word_vectors"] = meta["cnn"].get("word_vectors")
     meta["training"].update({"command": command, "data": "IMDb train.jsonl.gz (aclImdb v1), 25,000 reviews"})
     meta["test_metrics"] = {"data": "IMDb test.jsonl.gz, 25,000 reviews", "accuracy": metrics["accuracy"],
                             "macro": metrics["macro"], "reviews_per_s": round(speed)}
