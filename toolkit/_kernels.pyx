@@ -6,15 +6,13 @@ comes from scipy.linalg.cython_blas, as in scikit-learn, and is handed to the
 kernels as a function pointer so that csrc/ links to no BLAS of its own.
 """
 
-import threading
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from scipy.linalg.cython_blas cimport sgemm
 
 from toolkit import _checks
+from toolkit.threads import serial_blas
 
 cdef extern from "nlpk.h" nogil:
     ctypedef void (*nlpk_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
@@ -53,42 +51,6 @@ cdef extern from "nlpk.h" nogil:
                                 float *dv, nlpk_sgemm_fn sgemm)
 
 cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
-
-
-class _SerialBlas:
-    """Keeps BLAS on one thread while any kernel that calls it is running.
-
-    The kernels split work over OpenMP threads and call BLAS from each of them;
-    a threaded BLAS (OpenBLAS with pthreads, as scipy ships) would start its own
-    threads on top, oversubscribing the cores and spinning (measured: 2-3x
-    slower on 2 cores). scikit-learn limits BLAS the same way around its prange
-    loops. The limit is process-wide, so it is counted: it is set when the
-    first concurrent kernel starts and restored when the last one ends.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._users = 0
-        self._pools = None
-        self._limiter = None
-
-    def __enter__(self):
-        with self._lock:
-            if self._users == 0:
-                if self._pools is None:
-                    self._pools = ThreadpoolController().select(user_api="blas")
-                self._limiter = self._pools.limit(limits=1)
-            self._users += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-serial_blas = _SerialBlas()
 
 
 # Typed views of checked, non-empty, C-contiguous arrays. The checks in
