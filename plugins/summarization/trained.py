@@ -64,7 +64,7 @@ TRAIN_OPTIONS = {
                         minimum=1, maximum=MAX_WORDS, max_open=True),
     "dim": Option(int, 32, "Word embedding size.", minimum=1),
     "filters": Option(int, 64, f"Convolution filters (width {WIDTH}); 0: no sentence encoder, the document"
-                      " features alone (about twice as fast).", minimum=0),
+                      " features alone (no tokenizing, no convolution: faster).", minimum=0),
     "hidden": Option(int, 32, "Units of the hidden dense layer.", minimum=1),
     "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training.",
                       minimum=0, maximum=1, max_open=True),
