@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "squad"
 TARGET_F1 = 60.0
 MAX_BYTES = 25 * 2**20
+# Unlabeled text in ../shared/data that --vector-texts takes by name (the SQuAD dev set is not among
+# them: it is the final measure). The news sets are summarization test splits; using their articles
+# as unlabeled text for question answering leaks nothing into either task's scores.
+VECTOR_TEXTS = {"imdb": "imdb/train.jsonl.gz", "cnn_dailymail": "cnn_dailymail/test.jsonl.gz",
+                "bbc": "bbc_news_summary/test.jsonl.gz"}
 UNFINISHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
@@ -57,6 +62,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--vocab-size", type=int, default=15000, help="words with vectors of their own")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved (0: off)")
+    p.add_argument("--word-vectors", action="store_true",
+                   help="start the word vectors from PPMI + SVD vectors of the training text (then fine-tuned)")
+    p.add_argument("--vector-texts", nargs="+", default=[], metavar="TEXT",
+                   help="more unlabeled text for --word-vectors: a file (.jsonl/.txt, maybe .gz) or one of "
+                        + ", ".join(VECTOR_TEXTS) + f" (their files in {DATA.parent})")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     return p.parse_args()
@@ -64,6 +74,12 @@ def parse_args() -> argparse.Namespace:
 
 def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, size: int) -> str:
     selection = report.get("metrics") or {}
+    if args.word_vectors:
+        sources = ", ".join(["the training contexts and questions", *args.vector_texts])
+        vectors = (f"The word vectors started from PPMI + SVD vectors of {sources} (plugins/qa/wordvectors.py),"
+                   " then were fine-tuned.")
+    else:
+        vectors = "No pre-trained vectors."
     return f"""# Model card: squad-reader (default model of `nlp-tool qa`)
 
 Extractive question answering in English for `nlp-tool qa` and
@@ -91,7 +107,7 @@ Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'non
 character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
 word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
 shared convolution + self-attention encoder for passage and question → passage-to-question attention
-→ two self-attention + feed-forward blocks → start and end pointers. No pre-trained vectors.
+→ two self-attention + feed-forward blocks → start and end pointers. {vectors}
 Passages of 200 tokens overlapping by 50; BM25 chooses which a long document's question reads.
 
 ## SQuAD v1.1 dev (official file, {dev['records']:,} questions)
@@ -116,6 +132,8 @@ def main() -> int:
     from toolkit.nn import read_model_file, save_arrays
 
     command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])
+    if args.vector_texts and not args.word_vectors:
+        sys.exit("error: --vector-texts is only read with --word-vectors")
     for name in ("train-v1.1.json.gz", "dev-v1.1.json.gz"):
         if not (args.data / name).is_file():
             sys.exit(f"error: {args.data / name} not found (pass --data DIR)")
@@ -134,7 +152,9 @@ def main() -> int:
             train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
             max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
             valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
-            dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema,
+            dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema, word_vectors=args.word_vectors,
+            vector_texts=",".join(str(DATA.parent / VECTOR_TEXTS[t]) if t in VECTOR_TEXTS else t
+                                  for t in args.vector_texts),
         )
     except KeyboardInterrupt:
         print(f"interrupted; the checkpoint is saved; continue with: {command}{'' if args.resume else ' --resume'}")

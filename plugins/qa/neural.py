@@ -37,6 +37,12 @@ class ReaderEngine(LoadsModel, QAEngine):
         "ema": Option(float, 0.0, "Decay of a moving average of the weights, which is what is scored and saved"
                       " (0: off; e.g. 0.999). It may be switched on when resuming.", minimum=0, maximum=1,
                       max_open=True),
+        "word_vectors": Option(bool, False, "Start the word vectors from PPMI + SVD vectors of the training contexts"
+                               " and questions (and of vector_texts), computed at the start of training, then"
+                               " fine-tuned; otherwise they start random."),
+        "vector_texts": Option(str, "", "Comma-separated unlabeled text files added to the text of word_vectors:"
+                               " .jsonl (a text, article or context field per line) or .txt (a document per line),"
+                               " either may be .gz."),
         "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all).", minimum=0),
         "checkpoint": Option(str, "", "Checkpoint file (default: OUTPUT.ckpt), rewritten every few minutes."),
         "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints.", minimum=0, min_open=True),

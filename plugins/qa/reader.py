@@ -6,7 +6,9 @@ vectors (so unseen words and spelling variants still mean something), and,
 for the passage, lexical-match features (the word appears in the question:
 as is, lower-cased, or as the same stem; its frequency; capitalisation;
 digits; nearness to a question word). No pre-trained vectors exist offline,
-so these features carry much of what embeddings otherwise would.
+so these features carry much of what embeddings otherwise would; the word
+vectors can start from PPMI + SVD vectors of the training text
+(plugins.qa.wordvectors, the ``word_vectors`` training option).
 
 A shared encoder (convolution, then self-attention, each residual with
 layer norm) reads both; the passage then attends to the question (the

@@ -96,7 +96,14 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                  settings: dict[str, Any], seed: int, progress: bool | None) -> dict:
     """Train, keep the best model at ``output``, return the training report."""
     from plugins.qa.reader import Featurizer, SpanReader
-    from toolkit.nn import Adam, clip_grad_norm, read_model_file, save_arrays, save_model, softmax_cross_entropy
+    from toolkit.nn import (
+        Adam,
+        clip_grad_norm,
+        read_model_file,
+        save_arrays,
+        save_model,
+        softmax_cross_entropy,
+    )
 
     window, overlap = engine_class.window, engine_class.overlap
     checkpoint = settings["checkpoint"] or f"{output}.ckpt"
@@ -117,6 +124,16 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                        seed=seed)
     if resumed is not None and resumed["model_config"] != model.get_config():
         raise DataError(f"{checkpoint} was made with other settings ({resumed['model_config']}); use the same options")
+    if resumed is not None and settings["word_vectors"] != resumed["settings"].get("word_vectors", False):
+        # The vectors only set the starting point: switching them when resuming would change nothing
+        # but the options stamped into the model, which would then misstate how it was made.
+        raise DataError(f"{checkpoint} was started with{'' if resumed['settings'].get('word_vectors') else 'out'}"
+                        " word_vectors; resume with the same setting")
+    if settings["word_vectors"] and resumed is None:
+        # Only a fresh start: a resumed run's word vectors are in its checkpoint, already fine-tuned.
+        state["word_vectors"] = init_word_vectors(model, vocab, examples, settings["vector_texts"], seed)
+    elif settings["vector_texts"] and not settings["word_vectors"]:
+        raise DataError("vector_texts is only read for word_vectors: switch word_vectors on, or leave vector_texts out")
     peak = settings["learning_rate"]
     total = settings["epochs"] * math.ceil(len(examples) / settings["batch"])
 
@@ -162,6 +179,7 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                 "training": {"records": len(examples), "instances": len(instances), "left_out": dropped,
                              "seed": seed, "options": settings, "epochs_done": state["epoch"],
                              "steps": optimizer.steps, "seconds": round(state["seconds"], 1),
+                             "word_vectors": state.get("word_vectors"),
                              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
 
     def score_epoch(loss: float | None) -> None:
@@ -240,6 +258,43 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
             "instances": len(instances), "left_out": dropped, "epochs_done": state["epoch"],
             "steps": optimizer.steps, "seconds": round(state["seconds"], 1), "stopped": stopped,
             "checkpoint": checkpoint, "metrics": state["best"]}
+
+
+def vector_text_paths(spec: str) -> list[str]:
+    """The comma-separated file names of the ``vector_texts`` option (empty names, as in "a,,b", are an error)."""
+    if not spec.strip():
+        return []
+    paths = [part.strip() for part in spec.split(",")]
+    if not all(paths):
+        raise DataError(f"vector_texts {spec!r}: an empty file name between commas")
+    return paths
+
+
+def init_word_vectors(model: Any, vocab: list[str], examples: list[Example], vector_texts: str, seed: int) -> dict:
+    """Set the reader's word Embedding to PPMI + SVD vectors of the training text (plugins.qa.wordvectors).
+
+    The text is the training contexts (each once) and questions, plus the
+    documents of the ``vector_texts`` files. Known words get their vector,
+    rescaled to the length of an average row of the random initialisation;
+    padding, unknown and words seen with no other vocabulary word keep their
+    random rows. The vectors are fine-tuned like any weight afterwards.
+    Returns the report stamped into the model's training metadata.
+    """
+    from plugins.qa.reader import UNKNOWN
+    from plugins.qa.wordvectors import read_texts, train_vectors
+    from toolkit.text.vectors import scale_like
+
+    texts = [*dict.fromkeys(e.context for e in examples), *(e.question for e in examples)]
+    sources = {"training contexts and questions": len(texts)}
+    for path in vector_text_paths(vector_texts):
+        more = read_texts(path)
+        sources[path] = len(more)
+        texts += more
+    table = model.words.params["table"]
+    # Ids up to UNKNOWN are the padding and unknown markers, not words of any text.
+    vectors, known, report = train_vectors(texts, vocab, table.shape[1], skip=UNKNOWN + 1, seed=seed)
+    table[...] = scale_like(vectors, known, table)
+    return {**report, "documents": sources}
 
 
 @contextlib.contextmanager
