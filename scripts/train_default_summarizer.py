@@ -5,7 +5,7 @@
 Trains on the TRAIN parts of BBC News Summary and CNN/DailyMail as fixed in
 plugins/summarization/corpora.py (``bbc_split``, ``cnndm_split``; BBC only
 with ``--bbc-only``); the epoch is chosen on a seeded 10% of those train
-parts. Then scores the model, and the centrality engine for comparison,
+parts. Then scores the model, and the centrality and lead engines for comparison,
 on the TEST parts of both corpora with k = 3 sentences and k = the reference's
 sentence count, stamps the numbers and the command into the model file's
 metadata, and writes MODEL_CARD.md next to the model.
