@@ -233,3 +233,62 @@ def test_config_round_trip_rebuilds_the_same_architecture():
     assert [n for n, _, _ in rebuilt.named_parameters()] == [n for n, _, _ in model.named_parameters()]
     with pytest.raises(ValueError, match="unknown layer"):
         nn.layer_from_config({"class": "os.system", "config": {}})
+
+
+# -- recurrent layers -------------------------------------------------------------
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gru_gradient_with_padding(reverse, rng, h):
+    layer = nn.GRU(5, 4, reverse=reverse, seed=11)
+    mask = np.zeros((3, 6), dtype=bool)
+    mask[1, 4:] = True
+    mask[2, 1:] = True
+    layer_grad_check(layer, h.randn(rng, 3, 6, 5), rng, h, forward_kwargs={"key_padding_mask": mask})
+
+
+def test_bigru_gradient_and_shape(rng, h):
+    layer = nn.BiGRU(4, 3, seed=12)
+    x = h.randn(rng, 2, 5, 4)
+    assert layer(x).shape == (2, 5, 6)
+    layer_grad_check(layer.forward_gru, x, rng, h)
+    mask = np.array([[False] * 5, [False, False, False, True, True]])
+    y, backprop = layer.forward(x, train=True, key_padding_mask=mask)
+    layer.zero_grad()
+    dx = backprop(np.ones_like(y))
+    assert dx.shape == x.shape and not dx[1, 3:].any()  # padded steps get no gradient
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gru_outputs_do_not_depend_on_padding_or_what_it_holds(reverse, rng, h):
+    layer = nn.GRU(4, 3, reverse=reverse, seed=13)
+    x = h.randn(rng, 1, 4, 4)
+    alone = layer(x)
+    padded = np.concatenate([x, 50.0 * h.randn(rng, 1, 3, 4)], axis=1)
+    mask = np.array([[False] * 4 + [True] * 3])
+    y = layer.forward(padded, key_padding_mask=mask)[0]
+    np.testing.assert_allclose(y[:, :4], alone, rtol=1e-5, atol=1e-6)
+    assert not y[:, 4:].any()
+
+
+def test_gru_direction_decides_which_steps_an_output_sees(rng, h):
+    x = h.randn(rng, 1, 6, 4)
+    changed = x.copy()
+    changed[0, 3] += 5.0
+    left, right = nn.GRU(4, 3, seed=14), nn.GRU(4, 3, reverse=True, seed=14)
+    # Left to right: outputs before step 3 are unchanged; right to left: outputs after it are.
+    np.testing.assert_array_equal(left(changed)[0, :3], left(x)[0, :3])
+    assert not np.allclose(left(changed)[0, 3:], left(x)[0, 3:])
+    np.testing.assert_array_equal(right(changed)[0, 4:], right(x)[0, 4:])
+    assert not np.allclose(right(changed)[0, :4], right(x)[0, :4])
+
+
+def test_gru_refuses_bad_shapes_and_round_trips_its_config(rng, h):
+    layer = nn.BiGRU(4, 3, seed=15)
+    with pytest.raises(ValueError, match=r"expects \(batch, steps, 4\)"):
+        layer(h.randn(rng, 2, 5, 3))
+    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
+        layer.forward(h.randn(rng, 2, 5, 4), key_padding_mask=np.zeros((2, 4), dtype=bool))
+    rebuilt = nn.layer_from_config(layer.to_config())
+    assert isinstance(rebuilt, nn.BiGRU) and rebuilt.backward_gru.reverse
+    for (name, a, _), (other, b, _) in zip(layer.named_parameters(), rebuilt.named_parameters()):
+        assert name == other and a.shape == b.shape
