@@ -58,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     # after 3 epochs, and no better on held-out questions after: these two are meant against that
     # memorising (in the first five epochs they delayed the plateau; docs/qa.md).
     p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--encoder", choices=["attention", "gru"], default="attention",
+                   help="convolution + self-attention blocks, or bidirectional GRUs")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--vocab-size", type=int, default=15000, help="words with vectors of their own")
     p.add_argument("--ema", type=float, default=0.0,
@@ -80,6 +82,10 @@ def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, 
                    " then were fine-tuned.")
     else:
         vectors = "No pre-trained vectors."
+    if args.encoder == "gru":
+        encoder, blocks = "bidirectional GRU", "bidirectional GRUs"
+    else:
+        encoder, blocks = "convolution + self-attention", "self-attention + feed-forward blocks"
     return f"""# Model card: squad-reader (default model of `nlp-tool qa`)
 
 Extractive question answering in English for `nlp-tool qa` and
@@ -106,8 +112,8 @@ Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'non
 {args.vocab_size:,} most frequent lower-cased train words) + hashed
 character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
 word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
-shared convolution + self-attention encoder for passage and question → passage-to-question attention
-→ two self-attention + feed-forward blocks → start and end pointers. {vectors}
+shared {encoder} encoder for passage and question → passage-to-question attention
+→ two {blocks} → start and end pointers. {vectors}
 Passages of 200 tokens overlapping by 50; BM25 chooses which a long document's question reads.
 
 ## SQuAD v1.1 dev (official file, {dev['records']:,} questions)
@@ -153,6 +159,7 @@ def main() -> int:
             max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
             valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
             dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema, word_vectors=args.word_vectors,
+            encoder=args.encoder,
             vector_texts=",".join(str(DATA.parent / VECTOR_TEXTS[t]) if t in VECTOR_TEXTS else t
                                   for t in args.vector_texts),
         )

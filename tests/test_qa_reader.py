@@ -32,9 +32,10 @@ def born_records(n: int, seed: int = 0) -> list[dict]:
     return records
 
 
-def test_span_reader_gradients_match_finite_differences():
+@pytest.mark.parametrize("encoder, parameters", [("attention", 40), ("gru", 30)])
+def test_span_reader_gradients_match_finite_differences(encoder, parameters):
     model = SpanReader(50, 31, dim=8, heads=2, word_dim=6, char_dim=4, max_len=16, max_question=8, dropout=0.0,
-                       seed=0)
+                       encoder=encoder, seed=0)
     featurizer = Featurizer(["<pad>", "<unk>", "the", "cat", "sat", "on", "mat", "who"], 31)
     batch = featurizer.batch([(tokenize("who sat on the mat?"), tokenize("The cat sat on the mat today.")),
                               (tokenize("cat?"), tokenize("A mat."))])
@@ -65,7 +66,7 @@ def test_span_reader_gradients_match_finite_differences():
         numeric, analytic = (up - down) / (2 * eps), float((grad * direction).sum())
         assert abs(numeric - analytic) <= 0.03 * max(1e-2, abs(numeric) + abs(analytic)), (name, numeric, analytic)
         checked += 1
-    assert checked == len(list(model.named_parameters())) > 40
+    assert checked == len(list(model.named_parameters())) > parameters
 
 
 def test_featurizer_marks_question_words_and_pads():
@@ -166,3 +167,17 @@ def test_model_errors(tmp_path):
     damaged.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelFileError):
         ReaderEngine(model=str(damaged))
+
+
+def test_gru_encoder_trains_saves_and_answers(tmp_path):
+    output = tmp_path / "gru.nlpt"
+    report = ReaderEngine.train(born_records(64), str(output), valid=born_records(16, seed=1), epochs=6,
+                                encoder="gru", **TINY)
+    assert report["metrics"]["f1"] > 90.0, report["metrics"]
+    engine = ReaderEngine(model=str(output))
+    context = "Zed likes tea and long walks. Zed was born in Lima. The weather was mild."
+    assert engine.run([{"question": "Where was Zed born?", "context": context}])[0]["answer"] == "Lima"
+    with pytest.raises(OptionError, match="must be one of attention, gru"):
+        ReaderEngine.train(born_records(8), str(tmp_path / "x.nlpt"), encoder="lstm", **TINY)
+    with pytest.raises(OptionError, match="needs an even dim"):
+        ReaderEngine.train(born_records(8), str(tmp_path / "x.nlpt"), encoder="gru", **{**TINY, "dim": 15})

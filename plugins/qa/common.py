@@ -22,6 +22,10 @@ from plugins.qa.squad import check_records, is_squad_file, read_squad
 from toolkit.engine import Engine, Option
 from toolkit.sentences import split_sentences
 
+# How the neural reader encodes passage and question, and models the passage after attending to the
+# question: convolution + self-attention blocks, or bidirectional GRUs (as BiDAF and DrQA read).
+ENCODERS = ("attention", "gru")
+
 TASK = "qa"
 DECIMALS = 6
 

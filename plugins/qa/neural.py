@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from plugins.qa.common import Job, QAEngine, Span
+from plugins.qa.common import ENCODERS, Job, QAEngine, Span
 from toolkit.engine import LoadsModel, Option
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class ReaderEngine(LoadsModel, QAEngine):
         "learning_rate": Option(float, 1e-3, "Peak Adam learning rate (after a linear warm-up).", minimum=0,
                                 min_open=True),
         "dim": Option(int, 96, "Width of the reader's hidden layers.", minimum=1),
+        "encoder": Option(str, "attention", "How passage and question are read: attention (convolution +"
+                          " self-attention blocks) or gru (bidirectional GRUs, which need an even dim).",
+                          choices=ENCODERS),
         "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words).", minimum=1),
         "dropout": Option(float, 0.1, "Dropout rate in training.", minimum=0, maximum=1, max_open=True),
         "ema": Option(float, 0.0, "Decay of a moving average of the weights, which is what is scored and saved"

@@ -10,11 +10,12 @@ so these features carry much of what embeddings otherwise would; the word
 vectors can start from PPMI + SVD vectors of the training text
 (plugins.qa.wordvectors, the ``word_vectors`` training option).
 
-A shared encoder (convolution, then self-attention, each residual with
-layer norm) reads both; the passage then attends to the question (the
-attention kernel, question padding masked), the three views [p, a, p*a]
-are fused, two self-attention + feed-forward blocks model the passage, and
-two linear heads give start and end logits over the passage tokens.
+A shared encoder (convolution, then self-attention; or with ``encoder="gru"``
+a bidirectional GRU; each residual with layer norm) reads both; the passage
+then attends to the question (the attention kernel, question padding
+masked), the three views [p, a, p*a] are fused, two self-attention +
+feed-forward blocks (or two bidirectional GRUs) model the passage, and two
+linear heads give start and end logits over the passage tokens.
 """
 
 from __future__ import annotations
@@ -25,8 +26,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from plugins.qa.common import ENCODERS
 from plugins.qa.passages import STOPWORDS, Token
-from toolkit.nn import Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, MultiHeadAttention, PositionalEmbedding
+from toolkit.nn import (
+    BiGRU,
+    Conv1D,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    LayerNorm,
+    MultiHeadAttention,
+    PositionalEmbedding,
+)
 from toolkit.nn.layers import f32, register_layer
 
 FEATURES = 8
@@ -132,11 +144,18 @@ class SpanReader(Layer):
 
     def __init__(self, vocab_size: int, char_buckets: int, dim: int = 96, heads: int = 4, word_dim: int = 64,
                  char_dim: int = 32, max_len: int = 200, max_question: int = 64, dropout: float = 0.1,
-                 seed: Any = None) -> None:
+                 encoder: str = "attention", seed: Any = None) -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+        if encoder == "gru" and dim % 2:
+            raise ValueError(f"the gru encoder needs an even dim (two directions of dim / 2), not {dim}")
         self.config = {"vocab_size": vocab_size, "char_buckets": char_buckets, "dim": dim, "heads": heads,
                        "word_dim": word_dim, "char_dim": char_dim, "max_len": max_len,
                        "max_question": max_question, "dropout": dropout}
+        if encoder != "attention":  # files written before the option keep their config
+            self.config["encoder"] = encoder
+        self.encoder = encoder
         rng = np.random.default_rng(seed)
         d = dim
         self.words = Embedding(vocab_size, word_dim, padding_idx=PAD, seed=rng)
@@ -144,26 +163,35 @@ class SpanReader(Layer):
         self.project = Dense(word_dim + char_dim + FEATURES, d, seed=rng)
         self.p_position = PositionalEmbedding(max_len, d, seed=rng)
         self.q_position = PositionalEmbedding(max_question, d, seed=rng)
-        self.conv = Conv1D(d, d, 5, padding="same", activation="relu", seed=rng)
-        self.conv_norm = LayerNorm(d)
-        self.self_attention = MultiHeadAttention(d, heads, seed=rng)
-        self.attention_norm = LayerNorm(d)
+        if encoder == "attention":
+            self.conv = Conv1D(d, d, 5, padding="same", activation="relu", seed=rng)
+            self.conv_norm = LayerNorm(d)
+            self.self_attention = MultiHeadAttention(d, heads, seed=rng)
+            self.attention_norm = LayerNorm(d)
+            self.encoder_layers = [self.conv, self.conv_norm, self.self_attention, self.attention_norm]
+        else:
+            self.gru = BiGRU(d, d // 2, seed=rng)
+            self.gru_norm = LayerNorm(d)
+            self.encoder_layers = [self.gru, self.gru_norm]
         self.cross = MultiHeadAttention(d, heads, seed=rng)
         self.fuse = Dense(3 * d, d, activation="relu", seed=rng)
         self.fuse_norm = LayerNorm(d)
-        self.blocks = [
-            (MultiHeadAttention(d, heads, seed=rng), LayerNorm(d), Dense(d, 2 * d, activation="relu", seed=rng),
-             Dense(2 * d, d, seed=rng), LayerNorm(d))
-            for _ in range(2)
-        ]
+        if encoder == "attention":
+            self.blocks = [
+                (MultiHeadAttention(d, heads, seed=rng), LayerNorm(d), Dense(d, 2 * d, activation="relu", seed=rng),
+                 Dense(2 * d, d, seed=rng), LayerNorm(d))
+                for _ in range(2)
+            ]
+        else:
+            self.blocks = [(BiGRU(d, d // 2, seed=rng), LayerNorm(d)) for _ in range(2)]
         self.start = Dense(2 * d, 1, seed=rng)
         self.end = Dense(2 * d, 1, seed=rng)
         self.drop = Dropout(dropout, seed=rng)
 
     def children(self) -> list[Layer]:
-        return [self.words, self.chars, self.project, self.p_position, self.q_position, self.conv, self.conv_norm,
-                self.self_attention, self.attention_norm, self.cross, self.fuse, self.fuse_norm,
-                *(layer for block in self.blocks for layer in block), self.start, self.end]
+        return [self.words, self.chars, self.project, self.p_position, self.q_position, *self.encoder_layers,
+                self.cross, self.fuse, self.fuse_norm, *(layer for block in self.blocks for layer in block),
+                self.start, self.end]
 
     def get_config(self) -> dict:
         return dict(self.config)
@@ -200,6 +228,8 @@ class SpanReader(Layer):
         return y, backprop
 
     def _encode(self, x, pad, train):
+        if self.encoder == "gru":
+            return self._residual(x, lambda v: self.gru.forward(v, train, key_padding_mask=pad), self.gru_norm, train)
         keep = (~pad)[..., None].astype(np.float32)
 
         def conv(v):
@@ -212,6 +242,9 @@ class SpanReader(Layer):
         return x, lambda dy: back1(back2(dy))
 
     def _block(self, block, x, pad, train):
+        if self.encoder == "gru":
+            gru, norm = block
+            return self._residual(x, lambda v: gru.forward(v, train, key_padding_mask=pad), norm, train)
         attention, norm1, up, down, norm2 = block
         x, back1 = self._residual(x, lambda v: attention.forward(v, train, key_padding_mask=pad), norm1, train)
 

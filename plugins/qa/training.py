@@ -27,7 +27,7 @@ import numpy as np
 
 from plugins.qa.passages import Token, split_passages, tokenize
 from plugins.qa.squad import Example
-from toolkit.engine import DataError
+from toolkit.engine import DataError, OptionError
 from toolkit.progress import ProgressBar
 
 CHAR_BUCKETS = 1 << 15
@@ -120,8 +120,10 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
         state.update(resumed["state"])
     else:
         vocab = build_vocab(examples, settings["vocab_size"])
+    if settings["encoder"] == "gru" and settings["dim"] % 2:
+        raise OptionError(f"the gru encoder needs an even dim (two directions of dim / 2), not {settings['dim']}")
     model = SpanReader(len(vocab), CHAR_BUCKETS, dim=settings["dim"], max_len=window, dropout=settings["dropout"],
-                       seed=seed)
+                       encoder=settings["encoder"], seed=seed)
     if resumed is not None and resumed["model_config"] != model.get_config():
         raise DataError(f"{checkpoint} was made with other settings ({resumed['model_config']}); use the same options")
     if resumed is not None and settings["word_vectors"] != resumed["settings"].get("word_vectors", False):

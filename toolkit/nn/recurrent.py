@@ -27,7 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last, register_layer, sigmoid
+from toolkit.nn.layers import (
+    Array,
+    Backprop,
+    Layer,
+    as_rng,
+    f32,
+    glorot_uniform,
+    matmul_last,
+    register_layer,
+    sigmoid,
+)
 
 
 @register_layer
