@@ -40,7 +40,7 @@ class SentenceScorer(Layer):
         self.dim, self.filters, self.hidden, self.dropout = dim, filters, hidden, dropout
         seed = 0 if seed is None else seed
         # filters = 0: no sentence encoder, the document features alone (no
-        # tokenizing, no convolution: a summary in two thirds of the time).
+        # tokenizing, no convolution: a summary in about 60% of the time).
         self.encoder = Sequential([
             Embedding(vocab_size, dim, padding_idx=0, seed=seed),
             Conv1D(dim, filters, WIDTH, activation="relu", seed=seed + 1),
