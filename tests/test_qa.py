@@ -269,3 +269,22 @@ def test_baselines_on_squad_dev_sample():
     # The best sentence holds the answer but is far longer: low EM; the span baseline is shorter.
     assert sentence["exact_match"] < 2.0 and 10.0 < sentence["f1"] < 30.0
     assert window["exact_match"] > sentence["exact_match"] and window["f1"] > sentence["f1"]
+
+
+def test_shipped_reader_is_the_default_and_answers():
+    from plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
+
+    if not DEFAULT_MODEL_FILE.is_file():
+        pytest.skip("the default reader is not installed (python scripts/train_default_reader.py)")
+    assert DEFAULT_MODEL_FILE.stat().st_size <= 25 * 2**20
+    engine = toolkit.pipeline("qa").engine
+    assert isinstance(engine, ReaderEngine) and engine.model == str(DEFAULT_MODEL_FILE)
+    dev = engine.model_metadata()["dev_metrics"]
+    assert dev["f1"] >= 60.0 and dev["questions_per_second"] >= 20.0, dev
+    context = ("The Eiffel Tower is a wrought-iron lattice tower in Paris. It was designed by the engineer "
+               "Gustave Eiffel, whose company built it between 1887 and 1889.")
+    for question, answer in (("Who designed the Eiffel Tower?", "Gustave Eiffel"),
+                             ("When was the tower built?", "between 1887 and 1889")):
+        result = engine.run([{"question": question, "context": context}])[0]
+        assert answer in result["answer"] or result["answer"] in answer, (question, result["answer"])
+        assert context[result["start"] : result["end"]] == result["answer"]
