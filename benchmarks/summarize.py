@@ -14,7 +14,7 @@ Contenders, all run in one process on the same documents:
   stemmer, as its command line sets them up.
 
 Same sentences, same length rule for everybody. Every system sees the
-sentences of ``toolkit.sentences.split_sentences``: our engines split the text
+sentences of ``toolkit.text.sentences.split_sentences``: our engines split the text
 themselves; sumy gets a document built from those sentences (sumy's own
 parser needs NLTK's punkt data, which is not installed), with words from
 ``SumyTokenizer`` below. Two length rules, each a table: k = 3 sentences,
@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
 import toolkit  # noqa: E402
 from plugins.summarization.corpora import BBC, CNNDM, bbc_split, cnndm_split  # noqa: E402
 from plugins.summarization.rouge import METRICS, reference_lines  # noqa: E402
-from toolkit.sentences import split_sentences  # noqa: E402
+from toolkit.text.sentences import split_sentences  # noqa: E402
 
 TASK = "summarize"
 # Systems take turns in chunks of this many documents. Turns of one document

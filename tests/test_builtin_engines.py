@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plugins.summarization.lead import LeadSummarizer
-from toolkit.sentences import split_sentences
+from toolkit.text.sentences import split_sentences
 from toolkit.testing import check_engine, check_picklable, engine_checks
 from toolkit.engine import Engine
 

@@ -177,7 +177,7 @@ def test_frequency_features_count_the_document_words_of_each_sentence():
 
 
 def test_documents_in_paragraphs_and_on_one_line_differ_in_paragraph_share():
-    from toolkit.sentences import split_sentences
+    from toolkit.text.sentences import split_sentences
 
     column = trained.FEATURES.index("paragraph_share")
     one_line = "First news here. Second one there. Third one now. Fourth and last."
@@ -190,7 +190,7 @@ def test_documents_in_paragraphs_and_on_one_line_differ_in_paragraph_share():
 def test_ranking_prefers_the_longer_of_two_equally_likely_sentences():
     import numpy as np
 
-    from toolkit.sentences import split_sentences
+    from toolkit.text.sentences import split_sentences
 
     text = "Short one here. A much longer sentence about the budget vote in the city council today. Tail end."
     doc = trained.Document(text, split_sentences(text))

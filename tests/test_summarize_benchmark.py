@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugins.summarization.rouge import reference_lines, rouge_f1
-from toolkit.sentences import split_sentences
+from toolkit.text.sentences import split_sentences
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize.py"
 

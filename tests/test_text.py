@@ -465,3 +465,13 @@ def test_imdb_sample():
     x = pad_sequences(seqs, maxlen=500)
     assert x.shape == (3000, 500) and x.dtype == np.int32
     assert WordTokenizer.from_config(json.loads(json.dumps(tok.to_config()))).texts_to_sequences(texts) == seqs
+
+
+def test_package_names_load_on_first_use_and_unknown_names_raise():
+    import toolkit.text
+    from toolkit.text import sentences
+
+    assert toolkit.text.split_sentences is sentences.split_sentences
+    assert {"split_sentences", "Sentence", "WordTokenizer", "pad_sequences"} <= set(dir(toolkit.text))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        toolkit.text.nope  # noqa: B018

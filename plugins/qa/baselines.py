@@ -18,7 +18,7 @@ from typing import Any
 from plugins.qa.common import Job, QAEngine, Span
 from plugins.qa.passages import STOPWORDS, Token, bm25_scores, content_terms
 from toolkit.engine import OptionError
-from toolkit.sentences import split_sentences
+from toolkit.text.sentences import split_sentences
 
 # How far (in tokens) a question word still lends weight to a candidate span.
 REACH = 10

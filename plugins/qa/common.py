@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 from plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
 from plugins.qa.squad import check_records, is_squad_file, read_squad
 from toolkit.engine import Engine, Option
-from toolkit.sentences import split_sentences
+from toolkit.text.sentences import split_sentences
 
 # How the neural reader encodes passage and question, and models the passage after attending to the
 # question: convolution + self-attention blocks, or bidirectional GRUs (as BiDAF and DrQA read).

@@ -27,7 +27,7 @@ import re
 from typing import TYPE_CHECKING, NamedTuple
 
 from plugins.summarization.common import WORD, SummarizerEngine
-from toolkit.sentences import Sentence
+from toolkit.text.sentences import Sentence
 
 if TYPE_CHECKING:
     import numpy as np

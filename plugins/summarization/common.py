@@ -16,7 +16,7 @@ import time
 from typing import Any, ClassVar
 
 from toolkit.engine import DataError, Engine, Option, OptionError
-from toolkit.sentences import Sentence, split_sentences
+from toolkit.text.sentences import Sentence, split_sentences
 from toolkit.threads import serial_blas
 
 TASK = "summarize"

@@ -7,7 +7,7 @@ standard baseline every summarization engine is compared against.
 from __future__ import annotations
 
 from plugins.summarization.common import SummarizerEngine
-from toolkit.sentences import Sentence
+from toolkit.text.sentences import Sentence
 
 
 class LeadSummarizer(SummarizerEngine):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from toolkit.sentences import split_sentences
+from toolkit.text.sentences import split_sentences
 
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from plugins.summarization.common import SummarizerEngine
 from toolkit.engine import DataError, Option, train_settings
-from toolkit.sentences import Sentence, split_sentences
+from toolkit.text.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
     import numpy as np

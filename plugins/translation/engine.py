@@ -164,7 +164,7 @@ class TransformerTranslator(LoadsModel, Engine):
         return self.translator.translate(sentences, s["beam"], s["length_penalty"], s["top_k"])
 
     def run(self, inputs: list) -> list[dict]:
-        from toolkit.sentences import split_sentences
+        from toolkit.text.sentences import split_sentences
 
         layout: list[list[list[int]]] = []  # per input, per paragraph: indices into `sentences`
         sentences: list[str] = []

@@ -1,10 +1,37 @@
-"""Text to model input: word tokenizer, padding and batching of id sequences.
+"""Text to model input: sentence splitter, word tokenizer, padding and batching of id sequences.
 
-Rules and examples are in docs/text.md.
+Rules and examples are in docs/text.md. Plugins import the sentence splitter
+when they load, so this package must stay cheap to import: the names below
+are loaded on first use (``sequences`` and ``vectors`` need numpy).
 """
 
-from toolkit.text.sequences import Batch, batch_sequences, pad_sequences
-from toolkit.text.tokenizer import FIRST_WORD_ID, OOV_ID, PAD_ID, WordTokenizer, tokenize
+from typing import Any
 
-__all__ = ["FIRST_WORD_ID", "Batch", "OOV_ID", "PAD_ID", "WordTokenizer", "batch_sequences", "pad_sequences",
-           "tokenize"]
+_LAZY = {
+    "Batch": "toolkit.text.sequences",
+    "batch_sequences": "toolkit.text.sequences",
+    "pad_sequences": "toolkit.text.sequences",
+    "FIRST_WORD_ID": "toolkit.text.tokenizer",
+    "OOV_ID": "toolkit.text.tokenizer",
+    "PAD_ID": "toolkit.text.tokenizer",
+    "WordTokenizer": "toolkit.text.tokenizer",
+    "tokenize": "toolkit.text.tokenizer",
+    "Sentence": "toolkit.text.sentences",
+    "split_sentences": "toolkit.text.sentences",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'toolkit.text' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
