@@ -7,6 +7,7 @@ later. Session scope keeps them usable inside hypothesis tests.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import zlib
 from typing import Callable
@@ -183,6 +184,43 @@ def run_checked(cmd: list, *, cwd, env: dict | None = None, timeout: float = 120
     return proc.stdout
 
 
+# Two topics whose words never meet: word vectors learned from topic_texts
+# must put each topic's words near each other.
+ANIMALS = "cat dog horse cow sheep goat pig duck goose hen mouse rat fox wolf bear deer".split()
+VEHICLES = "car bus truck train tram ship boat plane jet bike van taxi lorry ferry yacht cab".split()
+
+
+def topic_texts(n: int = 200, seed: int = 0) -> list[str]:
+    """Documents that each draw their words from one of two topics."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(rng.choice([ANIMALS, VEHICLES]), k=12)) for _ in range(n)]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def born_records(n: int, seed: int = 0, filler: list[str] | None = None) -> list[dict]:
+    """SQuAD-style records asking where someone was born, which a small reader learns in a few epochs.
+
+    With ``filler``, each context also holds six of those words (a vocabulary
+    larger than the reader's word_dim) instead of a fixed second sentence.
+    """
+    rng = random.Random(seed)
+    names = ["Alice", "Bob", "Carol", "Dmitri", "Eve", "Farid", "Grace", "Hiro"]
+    cities = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Perth", "Dakar"]
+    records = []
+    for _ in range(n):
+        name, city = rng.choice(names), rng.choice(cities)
+        if filler is None:
+            context = f"{name} likes tea and long walks. {name} was born in {city}. The weather was mild."
+        else:
+            context = f"{name} was born in {city}. The {' '.join(rng.sample(filler, 6))} weather was mild."
+        records.append({"question": f"Where was {name} born?", "context": context,
+                        "answers": [{"text": city, "answer_start": context.index(city)}]})
+    return records
+
+
 class Helpers:
     """The shared helpers, reachable from tests through the ``h`` fixture."""
 
@@ -195,6 +233,11 @@ class Helpers:
     check_grads = staticmethod(check_grads)
     weighted_sum = staticmethod(weighted_sum)
     run_checked = staticmethod(run_checked)
+    ANIMALS = ANIMALS
+    VEHICLES = VEHICLES
+    topic_texts = staticmethod(topic_texts)
+    cosine = staticmethod(cosine)
+    born_records = staticmethod(born_records)
 
 
 @pytest.fixture(scope="session")

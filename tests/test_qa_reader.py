@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
@@ -17,19 +15,6 @@ from toolkit.nn import ModelFileError
 from toolkit.testing import check_training
 
 TINY = {"dim": 16, "vocab_size": 100, "batch": 8, "learning_rate": 0.01, "valid_limit": 0}
-
-
-def born_records(n: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    names = ["Alice", "Bob", "Carol", "Dmitri", "Eve", "Farid", "Grace", "Hiro"]
-    cities = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Perth", "Dakar"]
-    records = []
-    for _ in range(n):
-        name, city = rng.choice(names), rng.choice(cities)
-        context = f"{name} likes tea and long walks. {name} was born in {city}. The weather was mild."
-        records.append({"question": f"Where was {name} born?", "context": context,
-                        "answers": [{"text": city, "answer_start": context.index(city)}]})
-    return records
 
 
 @pytest.mark.parametrize("encoder, parameters", [("attention", 40), ("gru", 30)])
@@ -88,10 +73,10 @@ def test_best_spans_respects_order_and_length():
     assert [s for _, _, s in spans] == sorted((s for _, _, s in spans), reverse=True)
 
 
-def test_answer_tokens_and_instances():
+def test_answer_tokens_and_instances(h):
     tokens = tokenize("It cost 1,000 dollars.")
     assert answer_tokens(tokens, 8, 13) == (2, 4)
-    examples = check_records(born_records(4))
+    examples = check_records(h.born_records(4))
     vocab = build_vocab(examples, 50)
     assert vocab[:2] == ["<pad>", "<unk>"] and "born" in vocab
     instances, dropped = make_instances(examples, window=6, overlap=2, max_question=64)
@@ -101,11 +86,11 @@ def test_answer_tokens_and_instances():
         assert x.passage[x.first].text == answer and x.first == x.last and len(x.passage) <= 6
 
 
-def test_training_contract_and_learning(tmp_path):
-    records = born_records(64)
+def test_training_contract_and_learning(tmp_path, h):
+    records = h.born_records(64)
     check_training(ReaderEngine, records[:16], tmp_path, epochs=1, **TINY)
     output = tmp_path / "reader.nlpt"
-    report = ReaderEngine.train(records, str(output), valid=born_records(16, seed=1), epochs=6, **TINY)
+    report = ReaderEngine.train(records, str(output), valid=h.born_records(16, seed=1), epochs=6, **TINY)
     assert report["steps"] == 48 and report["checkpoint"] is None and report["epochs_done"] == 6
     assert report["metrics"]["f1"] > 90.0, report["metrics"]
     engine = ReaderEngine(model=str(output), top_k=3)
@@ -121,11 +106,11 @@ def test_training_contract_and_learning(tmp_path):
     assert far["answer"] == "Lima" and far["skipped"] and far["passages"]["read"] < far["passages"]["total"]
 
 
-def test_moving_average_of_the_weights_is_what_is_saved(tmp_path):
+def test_moving_average_of_the_weights_is_what_is_saved(tmp_path, h):
     from plugins.qa.training import CHAR_BUCKETS
     from toolkit.nn import read_model_file
 
-    records = born_records(32)
+    records = h.born_records(32)
     output = tmp_path / "reader.nlpt"
     # One step, then the time limit: the checkpoint holds the stepped weights and their average.
     report = ReaderEngine.train(records, str(output), epochs=2, max_minutes=1e-6, ema=0.5, **TINY)
@@ -148,8 +133,8 @@ def test_moving_average_of_the_weights_is_what_is_saved(tmp_path):
     assert ReaderEngine(model=str(output)).run([{"question": "Who?", "context": "Zed was born in Lima."}])
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path):
-    records = born_records(32)
+def test_resume_continues_from_the_checkpoint(tmp_path, h):
+    records = h.born_records(32)
     output = tmp_path / "reader.nlpt"
     first = ReaderEngine.train(records, str(output), epochs=1, max_minutes=1e-6, **TINY)
     assert first["stopped"] == "max_minutes" and first["steps"] == 1 and (tmp_path / "reader.nlpt.ckpt").is_file()
@@ -169,15 +154,15 @@ def test_model_errors(tmp_path):
         ReaderEngine(model=str(damaged))
 
 
-def test_gru_encoder_trains_saves_and_answers(tmp_path):
+def test_gru_encoder_trains_saves_and_answers(tmp_path, h):
     output = tmp_path / "gru.nlpt"
-    report = ReaderEngine.train(born_records(64), str(output), valid=born_records(16, seed=1), epochs=6,
+    report = ReaderEngine.train(h.born_records(64), str(output), valid=h.born_records(16, seed=1), epochs=6,
                                 encoder="gru", **TINY)
     assert report["metrics"]["f1"] > 90.0, report["metrics"]
     engine = ReaderEngine(model=str(output))
     context = "Zed likes tea and long walks. Zed was born in Lima. The weather was mild."
     assert engine.run([{"question": "Where was Zed born?", "context": context}])[0]["answer"] == "Lima"
     with pytest.raises(OptionError, match="must be one of attention, gru"):
-        ReaderEngine.train(born_records(8), str(tmp_path / "x.nlpt"), encoder="lstm", **TINY)
+        ReaderEngine.train(h.born_records(8), str(tmp_path / "x.nlpt"), encoder="lstm", **TINY)
     with pytest.raises(OptionError, match="needs an even dim"):
-        ReaderEngine.train(born_records(8), str(tmp_path / "x.nlpt"), encoder="gru", **{**TINY, "dim": 15})
+        ReaderEngine.train(h.born_records(8), str(tmp_path / "x.nlpt"), encoder="gru", **{**TINY, "dim": 15})

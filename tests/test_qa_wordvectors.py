@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 
 import numpy as np
 import pytest
@@ -21,22 +20,10 @@ from plugins.qa.wordvectors import read_texts, train_vectors, words
 from toolkit.engine import DataError, OptionError
 from toolkit.nn import read_model_file
 
-ANIMALS = "cat dog horse cow sheep goat pig duck goose hen mouse rat fox wolf bear deer".split()
-VEHICLES = "car bus truck train tram ship boat plane jet bike van taxi lorry ferry yacht cab".split()
 FILLER = ("red blue green old new big small fast slow warm cold dark light long short wide narrow tall low high "
           "soft hard loud quiet bright dull sweet sour rich poor young clean dirty heavy thin thick round flat sharp "
           "smooth rough empty full early late near far deep shallow strong weak busy calm wild tame brave shy happy "
           "sad proud kind cruel fresh stale dry wet hot cool plain fancy cheap costly simple grand tiny huge").split()
-
-
-def topic_texts(n: int = 200, seed: int = 0) -> list[str]:
-    """Documents that each draw their words from one of two topics."""
-    rng = random.Random(seed)
-    return [" ".join(rng.choices(rng.choice([ANIMALS, VEHICLES]), k=12)) for _ in range(n)]
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_words_are_the_readers_lower_cased_tokens():
@@ -45,20 +32,20 @@ def test_words_are_the_readers_lower_cased_tokens():
     assert words(text)[:5] == ["paris", ",", "the", "capital", "of"]
 
 
-def test_vectors_of_words_that_co_occur_are_closer_than_unrelated_ones():
-    vocab = ["<pad>", "<unk>", *ANIMALS, *VEHICLES, "unseen"]
-    vectors, known, report = train_vectors(topic_texts(), vocab, dim=2, skip=2)
+def test_vectors_of_words_that_co_occur_are_closer_than_unrelated_ones(h):
+    vocab = ["<pad>", "<unk>", *h.ANIMALS, *h.VEHICLES, "unseen"]
+    vectors, known, report = train_vectors(h.topic_texts(), vocab, dim=2, skip=2)
     assert vectors.shape == (len(vocab), 2) and vectors.dtype == np.float32
     assert known.tolist() == [False, False] + [True] * 32 + [False]
     assert not vectors[:2].any() and not vectors[-1].any()
     assert report["tokens"] == 200 * 12 and report["words"] == 32 and report["vocabulary"] == 33
     v = {w: vectors[i] for i, w in enumerate(vocab)}
     for a, b, other in [("cat", "dog", "bus"), ("train", "ship", "cow"), ("fox", "wolf", "taxi")]:
-        assert cosine(v[a], v[b]) > cosine(v[a], v[other]) + 0.5, (a, b, other)
+        assert h.cosine(v[a], v[b]) > h.cosine(v[a], v[other]) + 0.5, (a, b, other)
     with pytest.raises(DataError, match="too small"):
-        train_vectors(topic_texts(), vocab, dim=40, skip=2)
+        train_vectors(h.topic_texts(), vocab, dim=40, skip=2)
     with pytest.raises(ValueError, match="skip >= 1"):
-        train_vectors(topic_texts(), vocab[2:], dim=2, skip=0)
+        train_vectors(h.topic_texts(), vocab[2:], dim=2, skip=0)
 
 
 def test_read_texts_takes_jsonl_and_plain_text_and_names_bad_lines(tmp_path):
@@ -83,22 +70,8 @@ def test_read_texts_takes_jsonl_and_plain_text_and_names_bad_lines(tmp_path):
         read_texts(tmp_path / "missing.jsonl")
 
 
-def rich_records(n: int, seed: int = 0) -> list[dict]:
-    """born-in questions whose contexts also hold filler words: a vocabulary larger than the reader's word_dim."""
-    rng = random.Random(seed)
-    names = ["Alice", "Bob", "Carol", "Dmitri", "Eve", "Farid", "Grace", "Hiro"]
-    cities = ["Paris", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Perth", "Dakar"]
-    records = []
-    for _ in range(n):
-        name, city = rng.choice(names), rng.choice(cities)
-        context = f"{name} was born in {city}. The {' '.join(rng.sample(FILLER, 6))} weather was mild."
-        records.append({"question": f"Where was {name} born?", "context": context,
-                        "answers": [{"text": city, "answer_start": context.index(city)}]})
-    return records
-
-
-def test_init_word_vectors_sets_known_rows_and_leaves_markers(tmp_path):
-    examples = check_records(rich_records(64))
+def test_init_word_vectors_sets_known_rows_and_leaves_markers(tmp_path, h):
+    examples = check_records(h.born_records(64, filler=FILLER))
     vocab = build_vocab(examples, 200)
     model = SpanReader(len(vocab), CHAR_BUCKETS, dim=16, dropout=0.0, seed=0)
     before = model.words.params["table"].copy()
@@ -119,8 +92,8 @@ def test_init_word_vectors_sets_known_rows_and_leaves_markers(tmp_path):
     assert np.isfinite(s).all()
 
 
-def test_word_vectors_option_changes_the_initial_embedding(tmp_path):
-    records = rich_records(64)
+def test_word_vectors_option_changes_the_initial_embedding(tmp_path, h):
+    records = h.born_records(64, filler=FILLER)
     tiny = {"dim": 16, "vocab_size": 200, "batch": 8, "valid_limit": 0, "epochs": 2, "max_minutes": 1e-6,
             "learning_rate": 1e-6}
     # One step at a negligible learning rate, then the time limit: the saved table is the initial one.
@@ -149,11 +122,11 @@ def test_word_vectors_option_changes_the_initial_embedding(tmp_path):
     # Same-city contexts: "born" sits next to "was" and "in" in every text, so their vectors agree.
     vocab = config["metadata"]["vocab"]
     born, was, weather = (table[vocab.index(w)] for w in ("born", "was", "weather"))
-    assert cosine(born, was) > cosine(born, weather)
+    assert h.cosine(born, was) > h.cosine(born, weather)
 
 
-def test_word_vectors_bad_input_gives_clear_errors(tmp_path):
-    records = rich_records(16)
+def test_word_vectors_bad_input_gives_clear_errors(tmp_path, h):
+    records = h.born_records(16, filler=FILLER)
     tiny = {"dim": 16, "vocab_size": 200, "batch": 8, "valid_limit": 0, "epochs": 1}
     output = str(tmp_path / "reader.nlpt")
     with pytest.raises(OptionError, match="'word_vectors' must be true or false"):

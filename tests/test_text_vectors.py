@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
 from toolkit.text import FIRST_WORD_ID, WordTokenizer
 from toolkit.text.vectors import cooccurrence, ppmi, scale_like, word_vectors
-
-ANIMALS = "cat dog horse cow sheep goat pig duck goose hen mouse rat fox wolf bear deer".split()
-VEHICLES = "car bus truck train tram ship boat plane jet bike van taxi lorry ferry yacht cab".split()
-
-
-def topic_texts(n: int = 200, seed: int = 0) -> list[str]:
-    """Documents that each draw their words from one of two topics."""
-    rng = random.Random(seed)
-    return [" ".join(rng.choices(rng.choice([ANIMALS, VEHICLES]), k=12)) for _ in range(n)]
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_cooccurrence_counts_within_the_window_by_distance_and_never_across_sequences():
@@ -44,10 +29,10 @@ def test_cooccurrence_counts_within_the_window_by_distance_and_never_across_sequ
     assert tokens == 0 and empty.nnz == 0
 
 
-def test_ppmi_is_positive_and_smoothing_lowers_rare_contexts():
-    tokenizer = WordTokenizer().fit(ANIMALS + VEHICLES)
+def test_ppmi_is_positive_and_smoothing_lowers_rare_contexts(h):
+    tokenizer = WordTokenizer().fit(h.ANIMALS + h.VEHICLES)
     ids = tokenizer.vocabulary
-    counts, _ = cooccurrence(tokenizer.texts_to_sequences(topic_texts(50)), tokenizer.vocab_size, first=FIRST_WORD_ID)
+    counts, _ = cooccurrence(tokenizer.texts_to_sequences(h.topic_texts(50)), tokenizer.vocab_size, first=FIRST_WORD_ID)
     weights = ppmi(counts)
     assert weights.shape == counts.shape and (weights.data > 0).all()
     # Same-topic pairs co-occur, cross-topic pairs never do: only the former carry weight.
@@ -59,10 +44,10 @@ def test_ppmi_is_positive_and_smoothing_lowers_rare_contexts():
         ppmi(cooccurrence([[0], [1]], 2)[0])
 
 
-def test_vectors_of_words_that_co_occur_are_closer_than_unrelated_ones():
-    tokenizer = WordTokenizer().fit(ANIMALS + VEHICLES + ["unseen"])
+def test_vectors_of_words_that_co_occur_are_closer_than_unrelated_ones(h):
+    tokenizer = WordTokenizer().fit(h.ANIMALS + h.VEHICLES + ["unseen"])
     size = tokenizer.vocab_size
-    vectors, known, report = word_vectors(tokenizer.texts_to_sequences(topic_texts()), size, 2, first=FIRST_WORD_ID)
+    vectors, known, report = word_vectors(tokenizer.texts_to_sequences(h.topic_texts()), size, 2, first=FIRST_WORD_ID)
     assert vectors.shape == (size, 2) and vectors.dtype == np.float32
     unseen = tokenizer.vocabulary["unseen"]
     assert not known[:FIRST_WORD_ID].any() and not known[unseen] and known.sum() == 32
@@ -70,12 +55,12 @@ def test_vectors_of_words_that_co_occur_are_closer_than_unrelated_ones():
     assert report["tokens"] == 200 * 12 and report["words"] == 32 and report["vocabulary"] == 33
     v = {w: vectors[i] for w, i in tokenizer.vocabulary.items()}
     for a, b, other in [("cat", "dog", "bus"), ("train", "ship", "cow"), ("fox", "wolf", "taxi")]:
-        assert cosine(v[a], v[b]) > cosine(v[a], v[other]) + 0.5, (a, b, other)
+        assert h.cosine(v[a], v[b]) > h.cosine(v[a], v[other]) + 0.5, (a, b, other)
     with pytest.raises(ValueError, match="too small"):
-        word_vectors(tokenizer.texts_to_sequences(topic_texts()), size, 40, first=FIRST_WORD_ID)
+        word_vectors(tokenizer.texts_to_sequences(h.topic_texts()), size, 40, first=FIRST_WORD_ID)
 
 
-def test_scale_like_keeps_the_init_scale_and_the_rows_without_vectors():
+def test_scale_like_keeps_the_init_scale_and_the_rows_without_vectors(h):
     rng = np.random.default_rng(0)
     table = rng.uniform(-0.05, 0.05, size=(5, 8)).astype(np.float32)
     vectors = rng.normal(size=(5, 8)).astype(np.float32) * np.array([[0], [0], [100], [1], [0.01]], np.float32)
@@ -84,17 +69,17 @@ def test_scale_like_keeps_the_init_scale_and_the_rows_without_vectors():
     target = np.linalg.norm(table, axis=1).mean()
     np.testing.assert_allclose(np.linalg.norm(out[known], axis=1), target, rtol=1e-5)
     np.testing.assert_array_equal(out[~known], table[~known])
-    assert cosine(out[2], vectors[2]) == pytest.approx(1.0, abs=1e-6)
+    assert h.cosine(out[2], vectors[2]) == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="do not fit"):
         scale_like(vectors[:, :4], known, table)
 
 
-def test_cnn_word_vectors_option_starts_the_embedding_from_them():
+def test_cnn_word_vectors_option_starts_the_embedding_from_them(h):
     from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, build_network, pretrain_embedding
 
     settings = {name: option.default for name, option in CNN_TRAIN_OPTIONS.items()}
     settings.update(dim=2, filters=4, hidden=4)
-    texts = topic_texts(100)
+    texts = h.topic_texts(100)
     tokenizer = WordTokenizer().fit(texts)
     model = CnnModel(tokenizer, 20, build_network(tokenizer.vocab_size, 2, settings, seed=0))
     table = model.network.layers[0].params["table"]
@@ -104,4 +89,4 @@ def test_cnn_word_vectors_option_starts_the_embedding_from_them():
     np.testing.assert_array_equal(table[:FIRST_WORD_ID], before[:FIRST_WORD_ID])  # padding and unknown rows
     ids = tokenizer.vocabulary
     assert not np.allclose(table[FIRST_WORD_ID:], before[FIRST_WORD_ID:])
-    assert cosine(table[ids["cat"]], table[ids["dog"]]) > cosine(table[ids["cat"]], table[ids["bus"]]) + 0.5
+    assert h.cosine(table[ids["cat"]], table[ids["dog"]]) > h.cosine(table[ids["cat"]], table[ids["bus"]]) + 0.5
