@@ -104,7 +104,8 @@ Extractive summaries of English news for `nlp-tool summarize` and
   summaries of the held-out records scored best (ROUGE-1 + ROUGE-2 F1, k = reference sentences):
   {report['held_out_rouge12']:.4f}.
 - The scorer reads {encoder}. With a sentence encoder of 64 filters
-  the held-out score was 0.8390 against 0.8379 without; the test scores differed by
+  the held-out score was 0.8390 against 0.8379 without (measured when the ranking applied
+  the length factor to every summary); the test scores differed by
   0.25 points at most, in both directions, and a summary took 1.7 times as long.
 - Options: {', '.join(f'{k}={v}' for k, v in options.items() if k != 'name')}; seed {training['seed']}.
 - Training time: {training['seconds']:.0f} s wall time, {args.threads} thread(s)

@@ -187,15 +187,17 @@ def test_documents_in_paragraphs_and_on_one_line_differ_in_paragraph_share():
         assert doc.features[:, column].tolist() == [share] * 4
 
 
-def test_ranking_prefers_the_longer_of_two_equally_likely_sentences():
+def test_ranking_prefers_the_longer_of_two_likely_sentences_only_for_a_summary_shorter_than_expected():
     import numpy as np
 
     from toolkit.text.sentences import split_sentences
 
     text = "Short one here. A much longer sentence about the budget vote in the city council today. Tail end."
     doc = trained.Document(text, split_sentences(text))
-    assert doc.ranked(np.array([0.5, 0.5, 0.1]))[0] == 1
-    assert doc.ranked(np.array([0.9, 0.3, 0.1]))[0] == 0  # a factor sqrt(15 / 3 words), not a veto
+    likely = np.array([0.5, 0.45, 0.1])  # about one summary sentence expected (the scores sum to 1.05)
+    assert doc.ranked(likely, 1)[0] == 1 and doc.ranked(likely, None)[0] == 1
+    assert doc.ranked(likely, 2) == [0, 1, 2]  # k >= 1.05: by score alone
+    assert doc.ranked(np.array([0.9, 0.3, 0.1]), 1)[0] == 0  # a factor sqrt(15 / 3 words), not a veto
 
 
 # -- bad data, bad models -------------------------------------------------------

@@ -184,9 +184,9 @@ def test_summarizers_rank_on_one_blas_thread():
     seen = []
 
     class Probe(CentralitySummarizer):
-        def _rank(self, text, sentences):
+        def _rank(self, text, sentences, k):
             seen.append(blas_threads())
-            return super()._rank(text, sentences)
+            return super()._rank(text, sentences, k)
 
     with threadpool_limits(limits=2, user_api="blas"):
         result = Probe(sentences=1).summarize("The council met. It approved the plan. Work starts in May.")

@@ -255,7 +255,7 @@ class CentralitySummarizer(SummarizerEngine):
     description = ("Most central sentences by position-aware TF-IDF graph centrality with MMR"
                    " (PacSum-style); rule-based, any language.")
 
-    def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
+    def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:
         candidates = content_sentences(text, sentences)
         if len(candidates) <= 1:
             return [(i, 1.0) for i in candidates]

@@ -1,7 +1,8 @@
 """What every summarization engine shares: length options, result dicts and ROUGE evaluation.
 
-An engine subclass provides ``_rank(text, sentences)``: the candidate
-sentences best first, each with a score. Choosing how many to keep
+An engine subclass provides ``_rank(text, sentences, k)``: the candidate
+sentences best first, each with a score (``k``: how many will be kept, None
+under a word budget). Choosing how many to keep
 (``sentences``, ``ratio`` or ``words``), putting them back in document order
 and building the result dict live here, so every engine answers the same
 options in the same way and can be scored with ``nlp-tool evaluate summarize``.
@@ -65,8 +66,9 @@ class SummarizerEngine(Engine):
             raise OptionError("options 'ratio' and 'words' cannot be used together")
 
     @abc.abstractmethod
-    def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
-        """(index into ``sentences``, score) of the candidates, best first."""
+    def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:
+        """(index into ``sentences``, score) of the candidates, best first; the first ``k`` (None: as many as
+        the word budget takes) will be the summary."""
 
     def run(self, inputs: list) -> list[dict]:
         return [self.summarize(text) for text in inputs]
@@ -79,9 +81,10 @@ class SummarizerEngine(Engine):
         # The engines make many small numpy products (sentence similarities):
         # a threaded BLAS woke its threads for them, which cost a third of the
         # time of a news article's summary.
+        k = self._sentence_count(len(found))
         with serial_blas:
-            ranked = self._rank(text, found) if found else []
-        kept = self._cut(ranked, found)
+            ranked = self._rank(text, found, k) if found else []
+        kept = self._cut(ranked, found, k)
         kept.sort(key=lambda item: item[1][0])
         return {
             "summary": self._join(text, [found[i] for _, (i, _) in kept]),
@@ -97,10 +100,19 @@ class SummarizerEngine(Engine):
             ],
         }
 
-    def _cut(self, ranked: list[tuple[int, float]], found: list[Sentence]) -> list[tuple[int, tuple[int, float]]]:
-        """The first entries of ``ranked`` the length options allow, numbered by rank from 1."""
-        ratio, words = self.settings["ratio"], self.settings["words"]
-        if words:
+    def _sentence_count(self, n_sentences: int) -> int | None:
+        """How many sentences the summary keeps, by the length options; None under a word budget."""
+        if self.settings["words"]:
+            return None
+        if self.settings["ratio"]:
+            return max(1, math.ceil(self.settings["ratio"] * n_sentences))
+        return self.settings["sentences"] or auto_length(n_sentences)
+
+    def _cut(self, ranked: list[tuple[int, float]], found: list[Sentence],
+             k: int | None) -> list[tuple[int, tuple[int, float]]]:
+        """The first ``k`` entries of ``ranked``, or as many as the word budget takes, numbered by rank from 1."""
+        if k is None:
+            words = self.settings["words"]
             kept, total = [], 0
             for item in ranked:
                 # At least one sentence, even one longer than the budget.
@@ -109,10 +121,6 @@ class SummarizerEngine(Engine):
                 kept.append(item)
                 total += count_words(found[item[0]].text)
         else:
-            if ratio:
-                k = max(1, math.ceil(ratio * len(found)))
-            else:
-                k = self.settings["sentences"] or auto_length(len(found))
             kept = ranked[:k]
         return list(enumerate(kept, start=1))
 

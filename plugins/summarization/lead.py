@@ -14,7 +14,7 @@ class LeadSummarizer(SummarizerEngine):
     name = "lead"
     description = "First N sentences of the text (the lead baseline); rule-based, no model."
 
-    def _rank(self, text: str, sentences: list[Sentence]) -> list[tuple[int, float]]:
+    def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:
         # Position score: 1 for the first sentence, falling linearly towards
         # 0 for the last one of the document.
         total = len(sentences)
