@@ -173,6 +173,82 @@ def test_ctrl_c_leaves_no_partial_output(run, tmp_path):
     assert (tmp_path / "out.txt").read_text() == "old"
 
 
+def test_output_replaces_a_symlinks_target_and_writes_a_fifo_in_place_keeping_file_modes(run, tmp_path):
+    import stat
+    import threading
+
+    (tmp_path / "target.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to("target.txt")
+    assert run("summarize", "-t", DOC, "-e", "lead", "--sentences", "1", "-o", "link.txt").exit_code == 0
+    assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "target.txt").read_text() == "The council met on Monday.\n"
+
+    os.mkfifo(tmp_path / "pipe")
+    received = []
+    reader = threading.Thread(target=lambda: received.append((tmp_path / "pipe").read_text()))
+    reader.start()
+    assert run("summarize", "-t", DOC, "-e", "lead", "--sentences", "1", "-o", "pipe").exit_code == 0
+    reader.join(10)
+    assert received == ["The council met on Monday.\n"] and stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)
+
+    (tmp_path / "shared.txt").write_text("old")
+    (tmp_path / "shared.txt").chmod(0o640)
+    assert run("summarize", "-t", DOC, "-e", "lead", "-o", "shared.txt").exit_code == 0
+    assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o640, "an existing file keeps its mode"
+    assert run("summarize", "-t", DOC, "-e", "lead", "-o", "new.txt").exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o666 & ~umask, "a new file as the umask allows"
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    import signal
+    import time
+
+    # The verb waits on stdin, which stays open, with its temporary output file already made.
+    proc = subprocess.Popen([sys.executable, "-c", "from toolkit.cli import cli; cli()", "summarize", "-e", "lead",
+                             "-o", "out.txt"],
+                            cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stderr.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_output_stays_valid_when_a_failing_input_stops_the_run(run):
+    result = run("summarize", "-e", "picky", "-t", "Good one. x", "-t", "BOOM here.", "-t", "Fine. y", "-f", "json")
+    assert result.exit_code == 1
+    records = json.loads(result.stdout)
+    assert [r["id"] for r in records] == ["text:1", "text:2"] and "BOOM" in records[1]["error"]
+
+
+def test_lines_and_jsonl_inputs_split_only_at_line_ends(run, tmp_path):
+    # U+2028, U+0085 and a form feed are not line ends for text editors, and JSON strings may hold them raw.
+    odd = "One\u2028two\x85three\x0cfour."
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": odd}, ensure_ascii=False) + "\r\n"
+                                       + json.dumps({"text": "Next."}) + "\n", encoding="utf-8")
+    result = run("summarize", "in.jsonl", "-i", "jsonl", "-e", "lead", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # escaped in the output: one line each
+    assert [r["id"] for r in records] == ["in.jsonl:1", "in.jsonl:2"] and records[0]["result"]["summary"] == odd
+    (tmp_path / "in.txt").write_text(odd + "\n\nLast one.\r\n", encoding="utf-8")
+    result = run("summarize", "in.txt", "-i", "lines", "-e", "lead", "-f", "tsv")
+    assert [row.split("\t")[0] for row in result.stdout.split("\n")] == ["id", "in.txt:1", "in.txt:3", ""]
+
+
+def test_jsonl_for_a_question_engine_names_the_missing_field(run, tmp_path):
+    (tmp_path / "q.jsonl").write_text('{"context": "Bob is here.", "text": "x"}\n')
+    result = run("ask", "q.jsonl", "-i", "jsonl")
+    assert result.exit_code == 1
+    assert "input 'q.jsonl:1': no 'question' field (records need 'question' and 'context'" in result.stderr
+
+
 def test_unwritable_output_is_one_line_runtime_error(run):
     result = run("summarize", "-t", "One.", "-o", "no/such/dir/out.txt")
     assert result.exit_code == 1
@@ -310,6 +386,16 @@ def test_explain(run):
     )
     text = run("summarize", "--explain").stdout
     assert "plugin:  summarization" in text and "engine:  trained" in text and "options: sentences=0" in text
+    assert "model:   none (the engine needs no model)" in run("summarize", "--explain", "-e", "lead").stdout
+
+
+def test_explain_says_when_a_model_is_needed(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
+    cli = make_cli(lambda: load_registry(("plugins.classification",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["classify", "--explain", "-e", "ngram"])
+    assert result.exit_code == 0, result.output
+    assert ("model:   none: this engine needs --model FILE (train one with `nlp-tool train classify DATA"
+            " --engine ngram`)") in result.stdout
 
 
 def test_explain_checks_option_types(run):

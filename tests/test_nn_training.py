@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import zipfile
 
@@ -320,6 +321,18 @@ def test_progress_bar_draws_only_when_enabled(rng, capsys):
     assert "work" in out and "10/10" in out and "loss=0.5" in out and out.endswith("\n")
 
 
+def test_save_arrays_replaces_a_symlinks_target_and_refuses_a_fifo(tmp_path):
+    (tmp_path / "real.nlpt").write_text("old")
+    (tmp_path / "link.nlpt").symlink_to("real.nlpt")
+    nn.save_arrays(tmp_path / "link.nlpt", {"x": np.ones(2, np.float32)})
+    assert (tmp_path / "link.nlpt").is_symlink()
+    np.testing.assert_array_equal(nn.read_model_file(tmp_path / "real.nlpt")[1]["x"], np.ones(2))
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="pipe is not a regular file"):
+        nn.save_arrays(tmp_path / "pipe", {"x": np.ones(2, np.float32)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.nlpt", "pipe", "real.nlpt"]
+
+
 def test_save_arrays_round_trip_for_models_that_are_not_layers(tmp_path):
     coef = np.arange(12, dtype=np.float16).reshape(3, 4)
     path = nn.save_arrays(tmp_path / "linear.nlpt", {"coef": coef, "bias": np.zeros(3, np.float32)},
@@ -328,7 +341,9 @@ def test_save_arrays_round_trip_for_models_that_are_not_layers(tmp_path):
     assert config["architecture"] is None and config["metadata"] == {"labels": ["a", "b", "c"]}
     np.testing.assert_array_equal(arrays["coef"], coef)
     assert arrays["coef"].dtype == np.float16
-    assert path.stat().st_mode & 0o777 == 0o644, "model files are readable by others, like any data file"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "model files get the umask's mode, like any data file"
     with pytest.raises(nn.ModelFileError, match="no layer architecture"):
         nn.load_model(path)
     with pytest.raises(ValueError, match="Python objects"):

@@ -12,8 +12,10 @@ import functools
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 import click
@@ -194,7 +196,7 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
             show_default=True,
             help="Engine to run.",
         ),
-        click.Option(["--model", "-m"], help="Model file or name (default: the engine's default model)."),
+        click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
         click.Option(
             ["--top-k", "top_k"],
             type=click.IntRange(min=1),
@@ -299,7 +301,8 @@ def run_task(
                 f"engine {engine!r} needs --context FILE with questions, --question, or JSONL records with"
                 " 'question' and 'context'"
             )
-        records = io.read_records(sources, text, input_format, text_field, id_field, question)
+        records = io.read_records(sources, text, input_format, text_field, id_field, question,
+                                  pairs=entry.engine_class.inputs == "question+context")
 
     from toolkit.api import Pipeline
 
@@ -377,6 +380,8 @@ def _process(
                 failed += 1
                 writer.error(record.id, error)
                 if on_error == "stop":
+                    # What went to stdout stays readable: a JSON array ends with the error object.
+                    writer.close()
                     raise Failure(f"input {record.id!r}: {error}")
                 click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
             progress.update(len(batch))
@@ -448,7 +453,15 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
     click.echo(f"task:    {entry.task}")
     click.echo(f"engine:  {entry.name} {cls.version} — {entry.description}")
     click.echo(f"plugin:  {plugin.name} {plugin.version or ''} ({source})")
-    click.echo(f"model:   {info['model'] or 'none (the engine needs no model)'}")
+    if info["model"]:
+        model_line = info["model"]
+    elif can_train(cls):
+        # A trainable engine runs on a model file; without a default one it needs --model.
+        model_line = (f"none: this engine needs --model FILE (train one with"
+                      f" `nlp-tool train {entry.task} DATA --engine {entry.name}`)")
+    else:
+        model_line = "none (the engine needs no model)"
+    click.echo(f"model:   {model_line}")
     click.echo(f"inputs:  {cls.inputs}")
     click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))
 
@@ -715,7 +728,7 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
             for flag, field in line_flags.items()
         ),
         _engine_choice(engines, default),
-        click.Option(["--model", "-m"], help="Model file or name (default: the engine's default model)."),
+        click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
         *_common_params(),
         *option_params,
     ]
@@ -1054,6 +1067,10 @@ def uninstall_command(packages: tuple[str, ...], yes: bool) -> None:
     _pip(["uninstall", *(["--yes"] if yes else []), *packages])
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpToolGroup:
     """A fresh ``nlp-tool`` group over the registry ``registry_factory`` returns (tests use their own)."""
 
@@ -1065,6 +1082,11 @@ def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpTool
         Each task is a command; `nlp-tool tasks` lists the tasks and their
         engines, `nlp-tool plugins` the plugins that provide them.
         """
+        # By default SIGTERM (`kill`, `timeout`) ends the process on the spot,
+        # leaving the temporary file of an --output or a model behind; as an
+        # exception it unwinds through the same clean-up as Ctrl-C.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
 
     for command in (tasks_command, plugins_command, install_command, uninstall_command):
         group.add_command(command)

@@ -256,7 +256,7 @@ class Engine(abc.ABC):
             if self.default_model is not None and Path(model) == Path(self.default_model):
                 raise OptionError(f"the default model {model} of engine {self.task}:{self.name} is not installed;"
                                   f" {self.default_model_hint}")
-            raise OptionError(f"{model}: no such model file")
+            raise OptionError(f"{model}: {'a directory, not a model file' if Path(model).is_dir() else 'no such model file'}")
         meta = read_metadata(model)
         task, engine = meta.get("task"), meta.get("engine")
         if (task, engine) != (self.task, self.name):

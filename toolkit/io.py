@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
+from toolkit.files import new_file_mode, write_target
+
 INPUT_FORMATS = ("text", "lines", "jsonl")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
+
+# Line breaks to str.splitlines that json.dumps(ensure_ascii=False) leaves raw.
+UNICODE_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 class InputError(Exception):
@@ -50,6 +55,18 @@ def expand_sources(args: Iterable[str]) -> list[str]:
     return sources
 
 
+def text_lines(content: str) -> list[str]:
+    """``content`` split at line ends: \n, \r\n and \r only.
+
+    str.splitlines also splits at form feeds, U+0085 and U+2028/2029, which
+    JSON strings may hold unescaped and which text editors show inside a
+    line: line numbers would then drift from the editor's and a JSONL record
+    would be cut in two.
+    """
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def _read_source(source: str, stdin: IO[bytes]) -> str:
     data = stdin.read() if source == "-" else Path(source).read_bytes()
     # utf-8-sig: files saved by Windows editors start with a byte-order mark.
@@ -64,6 +81,7 @@ def read_records(
     id_field: str = "id",
     question: str | None = None,
     stdin: IO[bytes] | None = None,
+    pairs: bool = False,
 ) -> Iterator[Record]:
     """Every input, lazily, in command-line order: ``--text`` values first, then the sources.
 
@@ -71,7 +89,8 @@ def read_records(
     (``-`` for stdin) for whole-file input, ``NAME:LINE`` for lines and JSONL
     records, unless a JSONL record has the ``id_field``. With ``question``,
     each text becomes the context of a question+context input; without it,
-    JSONL records must hold "question" and "context" fields for such engines.
+    for engines that read such ``pairs``, JSONL records must hold "question"
+    and "context" fields.
     """
     stdin = stdin if stdin is not None else sys.stdin.buffer
     texts = list(texts)
@@ -87,13 +106,13 @@ def read_records(
         if input_format == "text":
             yield Record(name, _wrap(content, question))
         elif input_format == "lines":
-            for number, line in enumerate(content.splitlines(), 1):
+            for number, line in enumerate(text_lines(content), 1):
                 if line.strip():
                     yield Record(f"{name}:{number}", _wrap(line, question))
         else:
-            for number, line in enumerate(content.splitlines(), 1):
+            for number, line in enumerate(text_lines(content), 1):
                 if line.strip():
-                    yield _jsonl_record(f"{name}:{number}", line, text_field, id_field, question)
+                    yield _jsonl_record(f"{name}:{number}", line, text_field, id_field, question, pairs)
 
 
 def question_records(
@@ -108,7 +127,7 @@ def question_records(
     """
     stdin = stdin if stdin is not None else sys.stdin.buffer
     document = _read_named(context, stdin, "context")
-    lines = _read_named(questions_file, stdin, "questions").splitlines() if questions_file is not None else []
+    lines = text_lines(_read_named(questions_file, stdin, "questions")) if questions_file is not None else []
     records = [Record("question" if len(questions) == 1 else f"question:{n}", {"question": q, "context": document})
                for n, q in enumerate(questions, 1)]
     records += [Record(f"{questions_file}:{n}", {"question": line.strip(), "context": document})
@@ -133,7 +152,9 @@ def _wrap(text: str, question: str | None) -> Any:
     return text if question is None else {"question": question, "context": text}
 
 
-def _jsonl_record(where: str, line: str, text_field: str, id_field: str, question: str | None) -> Record:
+def _jsonl_record(
+    where: str, line: str, text_field: str, id_field: str, question: str | None, pairs: bool
+) -> Record:
     try:
         record = json.loads(line)
     except ValueError as error:
@@ -141,7 +162,11 @@ def _jsonl_record(where: str, line: str, text_field: str, id_field: str, questio
     if not isinstance(record, dict):
         return Record(where, error="a JSONL line must hold a JSON object")
     rid = str(record[id_field]) if record.get(id_field) is not None else where
-    if question is None and "question" in record and "context" in record:
+    if pairs and question is None:
+        for field in ("question", "context"):
+            if field not in record:
+                return Record(rid, error=f"no {field!r} field (records need 'question' and 'context';"
+                                         " --question asks one question of every text)")
         if not (isinstance(record["question"], str) and isinstance(record["context"], str)):
             return Record(rid, error="fields 'question' and 'context' must be strings")
         return Record(rid, {"question": record["question"], "context": record["context"]})
@@ -156,7 +181,9 @@ class AtomicOutput:
 
     The file is written beside its destination under a temporary name and
     renamed over it on :meth:`commit`; on an error or Ctrl-C :meth:`discard`
-    removes the temporary file and any earlier version stays as it was.
+    removes the temporary file and any earlier version stays as it was. A
+    symbolic link's target is what gets replaced; a device or named pipe
+    (``-o /dev/stderr``, a FIFO) is written in place.
     """
 
     def __init__(self, path: str | None) -> None:
@@ -165,24 +192,31 @@ class AtomicOutput:
         if path is None or path == "-":
             self.stream: IO[str] = sys.stdout
             return
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        self.path, replaceable = write_target(path)
+        if not replaceable:
+            self.stream = open(self.path, "w", encoding="utf-8", newline="\n")
+            return
+        directory = os.path.dirname(self.path)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
         self.stream = open(fd, "w", encoding="utf-8", newline="\n")
 
     def commit(self) -> None:
-        if self._tmp is None:
+        if self.stream is sys.stdout:
             self.stream.flush()
             return
         self.stream.close()
-        os.replace(self._tmp, self.path)
-        self._tmp = None
+        if self._tmp is not None:
+            os.chmod(self._tmp, new_file_mode(self.path))
+            os.replace(self._tmp, self.path)
+            self._tmp = None
 
     def discard(self) -> None:
-        if self._tmp is None:
+        if self.stream is sys.stdout:
             return
         self.stream.close()
-        os.unlink(self._tmp)
-        self._tmp = None
+        if self._tmp is not None:
+            os.unlink(self._tmp)
+            self._tmp = None
 
 
 def _tsv_cell(value: Any) -> str:
@@ -236,7 +270,9 @@ class Writer:
             self.count += 1
 
     def _json(self, obj: dict) -> None:
-        text = json.dumps(obj, ensure_ascii=False)
+        # Escaped, these stay inside their line for readers that split at every
+        # Unicode line break (str.splitlines); unescaped they are valid JSON too.
+        text = json.dumps(obj, ensure_ascii=False).translate(UNICODE_LINE_BREAKS)
         if self.fmt == "jsonl":
             self.stream.write(text + "\n")
         else:

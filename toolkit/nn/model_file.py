@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.files import new_file_mode, write_target
 from toolkit.nn.layers import Layer, layer_from_config
 
 FORMAT = "nlp-tool-model"
@@ -42,9 +43,14 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
     """Write named arrays, metadata and (optionally) a layer architecture to ``path`` atomically.
 
     For models that are not a layer tree (a linear model's coefficients, say);
-    ``save_model`` is this with the arrays and architecture of a Layer.
+    ``save_model`` is this with the arrays and architecture of a Layer. A
+    symbolic link's target is replaced; a path that is a device or named pipe
+    is refused (ValueError), since a model file must be one that can be read back.
     """
-    path = Path(path)
+    target, replaceable = write_target(path)
+    if not replaceable:
+        raise ValueError(f"{path} is not a regular file; a model must be written to a file")
+    path = Path(target)
     blobs: dict[str, bytes] = {}
     for name, value in arrays.items():
         value = np.ascontiguousarray(value)
@@ -74,8 +80,7 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
                     zf.writestr(f"arrays/{name}.npy", data)
             raw.flush()
             os.fsync(raw.fileno())
-        # mkstemp makes the file private (0600); a model file is ordinary data.
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         # Any failure, Ctrl-C included, leaves the previous file as it was.
