@@ -101,6 +101,48 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, message):
         toolkit.pipeline(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "batch_size, error, message",
+    [
+        ("2", TypeError, "batch_size must be an int, not str ('2')"),
+        (2.5, TypeError, "batch_size must be an int, not float (2.5)"),
+        (2.0, TypeError, "batch_size must be an int, not float (2.0)"),
+        (True, TypeError, "batch_size must be an int, not bool (True)"),
+        (None, TypeError, "batch_size must be an int, not NoneType (None)"),
+        (0, ValueError, "batch_size must be at least 1, not 0"),
+        (-3, ValueError, "batch_size must be at least 1, not -3"),
+    ],
+)
+def test_batch_size_must_be_a_positive_int(batch_size, error, message):
+    with pytest.raises(error) as info:
+        toolkit.pipeline("classify", batch_size=batch_size)
+    assert str(info.value) == message
+    with pytest.raises(error):
+        toolkit.run("summarize", ["One. Two."], engine="lead", batch_size=batch_size)
+
+
+@pytest.mark.parametrize("task, fields, options", [
+    ("classify", ("text", "label"), {"engine": "ngram"}),
+    ("translate", ("source", "target"), {"src": "en", "tgt": "de"}),
+])
+def test_train_names_a_bad_record_by_its_place_in_the_data(tmp_path, task, fields, options):
+    from toolkit.datasets import split_positions
+    from toolkit.engine import DataError
+
+    records = [{fields[0]: f"record {i} is {'good' if i % 2 else 'bad'}", fields[1]: "pos" if i % 2 else "neg"}
+               for i in range(1, 41)]
+    records[24][fields[0]] = " "  # record 25
+    in_validation = set()
+    for seed in range(4):
+        in_validation.add(24 in split_positions(records, 0.5, seed)[1])
+        with pytest.raises(DataError) as info:
+            toolkit.train(task, records, output=tmp_path / "m.nlpt", valid_split=0.5, seed=seed, progress=False,
+                          **options)
+        assert str(info.value) == f"training data: record 25 has an empty {fields[0]}"
+    assert in_validation == {True, False}  # the record was held out for some seeds, fitted on for others
+    assert not (tmp_path / "m.nlpt").exists()
+
+
 @pytest.mark.parametrize("bad, name", [(42, "int"), (b"bytes. in.", "bytes"), ({"text": "A b."}, "dict")])
 def test_wrong_kind_of_input_is_a_type_error(bad, name):
     with pytest.raises(TypeError, match=f"summarize:lead takes a str or an iterable of them, not {name}"):

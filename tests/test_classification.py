@@ -18,7 +18,7 @@ from plugins.classification.cnn import CnnClassifier
 from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
 from plugins.classification.ensemble import EnsembleClassifier
 from plugins.classification.ngram import NgramClassifier, featurize_tokens
-from toolkit.engine import OptionError
+from toolkit.engine import DataError, OptionError
 from toolkit.nn import read_model_file
 from toolkit.testing import engine_checks
 
@@ -305,6 +305,37 @@ def test_empty_text_is_refused_with_its_record_number(tmp_path, text):
     records[6]["text"] = text
     with pytest.raises(ValueError, match="record 7 has an empty text"):
         NgramClassifier.train(records, str(tmp_path / "m.nlpt"))
+
+
+def test_ensemble_holds_out_a_tenth_and_keeps_every_class_to_fit_on(tmp_path):
+    from plugins.classification.common import split_validation
+    from plugins.classification.ensemble import hold_out
+
+    y = np.array([0] * 54 + [1] * 6)
+    train_rows, held_rows = hold_out(y, ["pos", "neg"], 0)
+    # The same rows as before this check, so the shipped model's training script still reproduces it.
+    assert [rows.tolist() for rows in (train_rows, held_rows)] == [r.tolist() for r in split_validation(60, 0)]
+    seed = next(s for s in range(50) if 20 in split_validation(21, s)[1])  # the lone 'neg' is held out
+    with pytest.raises(DataError, match="no 'neg' record would be left to fit on"):
+        hold_out(np.array([0] * 20 + [1]), ["pos", "neg"], seed)
+
+
+def test_ensemble_on_too_few_records_per_class_is_a_data_error_exit_2(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from toolkit.cli import make_cli
+    from toolkit.plugins import load_registry
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two.csv").write_text("text,label\ngood movie,pos\nbad movie,neg\n")
+    cli = make_cli(lambda: load_registry(("plugins.classification",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["train", "classify", "two.csv", "-e", "ensemble", "--valid-split", "0", "-q",
+                                      "-o", "h4.nlpt"])
+    assert result.exit_code == 2, result.output
+    assert ("training data: too few records for the ensemble engine, which holds out 10% of them to choose its CNN"
+            " epoch and averaging weight: no ") in result.stderr
+    assert "record would be left to fit on; give more records, or validation data (--valid)" in result.stderr
+    assert not (tmp_path / "h4.nlpt").exists()
 
 
 def test_missing_label_and_bad_train_option(tmp_path):

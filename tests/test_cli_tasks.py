@@ -242,6 +242,21 @@ def test_lines_and_jsonl_inputs_split_only_at_line_ends(run, tmp_path):
     assert [row.split("\t")[0] for row in result.stdout.split("\n")] == ["id", "in.txt:1", "in.txt:3", ""]
 
 
+def test_encoding_option_reads_other_encodings_and_the_error_names_it(run, tmp_path):
+    (tmp_path / "fr.txt").write_bytes("Le café ouvre. Il ferme tard.".encode("latin-1"))
+    result = run("summarize", "fr.txt", "-e", "lead", "--sentences", "1")
+    assert result.exit_code == 1
+    assert ("cannot read fr.txt: line 1: not valid utf-8 (byte 0xe9 at offset 6); give the file's encoding with"
+            " --encoding") in result.stderr
+    result = run("summarize", "fr.txt", "-e", "lead", "--sentences", "1", "--encoding", "latin-1")
+    assert (result.exit_code, result.stdout) == (0, "Le café ouvre.\n")
+    result = run("summarize", "fr.txt", "--encoding", "klingon")
+    assert result.exit_code == 2 and "unknown encoding 'klingon'" in result.stderr
+    (tmp_path / "ctx.txt").write_bytes("Bob runs the café.".encode("latin-1"))
+    result = run("ask", "-c", "ctx.txt", "--encoding", "latin-1", "Who", "-f", "jsonl")
+    assert result.exit_code == 0 and json.loads(result.stdout)["result"]["answer"] == "Bob"
+
+
 def test_jsonl_for_a_question_engine_names_the_missing_field(run, tmp_path):
     (tmp_path / "q.jsonl").write_text('{"context": "Bob is here.", "text": "x"}\n')
     result = run("ask", "q.jsonl", "-i", "jsonl")
@@ -323,7 +338,7 @@ def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
         (["-t", "x", "--sentences", "two"], "'two' is not a valid integer"),
         (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
         (["-t", "x", "--shout"], "engine 'trained' has no option --shout (it belongs to: picky)"),
-        (["-t", "x", "--top-k", "2"], "engine 'trained' has no option --top-k"),
+        (["-t", "x", "--top-k", "2"], "No such option '--top-k'"),  # no summarize engine ranks
         (["-t", "x", "-e", "centrality", "--model", "m.npz"], "takes no --model"),
         (["-t", "x", "--model", "m.npz"], "m.npz: no such model file"),
     ],

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from toolkit.datasets import ColumnError, data_format_of, read_line_files, read_records, split_records
+from toolkit.datasets import (ColumnError, data_format_of, read_line_files, read_records, split_positions,
+                              split_records)
 from toolkit.engine import DataError
 
 COLUMNS = {"text": "review", "label": "sentiment"}
@@ -110,6 +111,10 @@ def test_line_files_are_aligned_records(tmp_path):
         read_line_files([str(tmp_path / "a.en"), str(tmp_path / "b.de")], fields)
     with pytest.raises(DataError, match=r"1 line file\(s\) for 2 record fields; .* source, target"):
         read_line_files([str(tmp_path / "a.en")], fields)
+    (tmp_path / "train.jsonl.gz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"train.jsonl.gz: a data file \(jsonl\), but several files are read as"
+                                        r" plain-text line files, one per record field; give one data file"):
+        read_line_files([str(tmp_path / "a.en"), str(tmp_path / "train.jsonl.gz")], fields)
 
 
 def test_missing_column_error_says_which_field():
@@ -152,6 +157,15 @@ def test_split_is_deterministic_stratified_and_keeps_order():
     assert sorted(r["label"] for r in valid) == ["neg"] + ["pos"] * 9
     assert len(train) == 90 and {r["text"] for r in train} | {r["text"] for r in valid} == {r["text"] for r in records}
     assert train == [r for r in records if r in train]
+
+
+def test_split_positions_are_those_of_split_records():
+    records = _records(30, 10)
+    train_rows, valid_rows = split_positions(records, 0.25, seed=2)
+    assert train_rows == sorted(train_rows) and valid_rows == sorted(valid_rows)
+    assert sorted(train_rows + valid_rows) == list(range(40))
+    assert ([records[i] for i in train_rows], [records[i] for i in valid_rows]) == split_records(records, 0.25, seed=2)
+    assert split_positions(records, 0, seed=2) == (list(range(40)), [])
 
 
 def test_split_edge_cases():

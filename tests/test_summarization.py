@@ -127,6 +127,31 @@ def test_ratio_and_words_options():
             CentralitySummarizer(**bad)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"sentences": 2, "ratio": 0.5}, "options 'sentences' and 'ratio' cannot be used together"),
+    ({"sentences": 2, "words": 10}, "options 'sentences' and 'words' cannot be used together"),
+    ({"ratio": 0.5, "words": 10}, "options 'ratio' and 'words' cannot be used together"),
+])
+def test_length_options_cannot_be_combined(options, message):
+    with pytest.raises(OptionError) as info:
+        toolkit.pipeline("summarize", engine="lead", **options)
+    assert str(info.value) == message
+
+
+def test_sentences_with_ratio_is_a_usage_error_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from toolkit.cli import make_cli
+    from toolkit.plugins import load_registry
+
+    (tmp_path / "article.txt").write_text(ENGLISH)
+    cli = make_cli(lambda: load_registry(("plugins.summarization",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["summarize", "-e", "lead", "--sentences", "2", "--ratio", "0.5",
+                                      str(tmp_path / "article.txt")])
+    assert result.exit_code == 2
+    assert "options 'sentences' and 'ratio' cannot be used together" in result.stderr
+
+
 @pytest.mark.parametrize("engine", ["trained", "centrality"])
 def test_one_megabyte_document_in_under_two_seconds(engine):
     rng = random.Random(0)
@@ -181,6 +206,7 @@ def test_evaluate_on_a_tiny_dataset(engine_class):
     ]
     metrics = engine_class(sentences=1).evaluate(records)
     assert metrics["records"] == 2 and metrics["engine"] == f"summarize:{engine_class.name}"
+    assert "model" in metrics and metrics["model"] is None  # rule-based: no model, as qa's baselines report
     assert set(metrics) >= {"rouge1", "rouge2", "rougeL", "rougeLsum", "documents_per_second"}
     if engine_class is LeadSummarizer:
         assert metrics["rouge1"] == pytest.approx(1.0)
@@ -212,3 +238,20 @@ def test_tfidf_vectors_match_scikit_learn():
         gram = gram.toarray() if sparse.issparse(gram) else gram
         assert np.allclose(gram, (expected @ expected.T).toarray(), atol=1e-12)
     assert sentence_vectors(["Of the.", "And."]) is None
+
+
+def test_evaluate_report_names_the_engine_and_model_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from plugins.summarization.trained import TrainedSummarizer
+    from toolkit.cli import make_cli
+    from toolkit.plugins import load_registry
+
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"article": ENGLISH, "summary": "The city council approved the plan."}) + "\n")
+    model = TrainedSummarizer.default_model  # the shipped model, named as a user would with -m
+    cli = make_cli(lambda: load_registry(("plugins.summarization",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["evaluate", "summarize", str(data), "-m", model, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["engine"] == "summarize:trained" and report["model"] == model and report["records"] == 1

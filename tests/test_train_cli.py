@@ -301,7 +301,7 @@ def _bad_data(tmp_path):
 FILE_ERRORS = [
     ("nope.csv", "nope.csv: no such file"),
     ("missing-col.csv", "missing-col.csv: no column 'text' for the 'text' field (CSV columns: 'body', 'label')"
-                        " (choose the column with --text-column)"),
+                        "; choose the column with --text-column"),
     ("malformed.csv", "malformed.csv: line 3: malformed CSV: ',' expected after '\"'"),
     ("bad.jsonl", "bad.jsonl: line 3: invalid JSON: Expecting value (column 10)"),
     ("empty.csv", "empty.csv: the file is empty"),
@@ -334,6 +334,18 @@ def test_bad_evaluation_data_is_one_line_and_exit_2(run, tmp_path, data, message
     write_csv(tmp_path / "good.csv", header=("text", "label"))
     assert run("train", "tag", "good.csv", "-o", "m.nlpt").exit_code == 0
     _check_bad_data(run("evaluate", "tag", data, "-m", "m.nlpt"), tmp_path, message)
+
+
+def test_record_numbers_in_data_errors_are_places_in_the_file(run, tmp_path):
+    rows = [(f"review {i} was {'great' if i % 2 else 'awful'}", "pos" if i % 2 else "neg") for i in range(1, 121)]
+    rows[100] = ("", rows[100][1])  # record 101, on line 102 below the header
+    write_csv(tmp_path / "emptymid.csv", rows)
+    for split in ([], ["--valid-split", "0"], ["--valid-split", "0.5", "--seed", "3"]):
+        result = run("train", "classify", "emptymid.csv", "--text-column", "review", "--label-column", "sentiment",
+                     "-e", "ngram", "-q", "-o", "h.nlpt", *split)
+        assert result.exit_code == 2, (split, result.output)
+        assert result.stderr == "nlp-tool: error: training data: record 101 has an empty text\n", split
+    assert "h.nlpt" not in files(tmp_path)
 
 
 def test_debug_shows_the_traceback(run, tmp_path):

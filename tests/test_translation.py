@@ -204,6 +204,38 @@ def test_training_contract(tmp_path):
                                     str(tmp_path / "x.nlpt"), src="en", tgt="de")
 
 
+def test_dim_not_divisible_by_heads_is_a_usage_error_before_training(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("plugins.translation.trainer.fit_translator", no_training)
+    monkeypatch.chdir(tmp_path)
+    data = pairs(30, 7)
+    (tmp_path / "tr.en").write_text("".join(p["source"] + "\n" for p in data))
+    (tmp_path / "tr.de").write_text("".join(p["target"] + "\n" for p in data))
+    cli = make_cli(lambda: load_registry(("plugins.translation",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["train", "translate", "tr.en", "tr.de", "--src", "en", "--tgt", "de", "--dim",
+                                      "32", "--heads", "3", "-q", "-o", "t.nlpt"])
+    assert result.exit_code == 2, result.output
+    assert ("dim 32 is not divisible by heads 3: each attention head takes dim / heads of the width;"
+            " choose a --dim that is a multiple of --heads") in result.stderr
+    assert "failed" not in result.stderr and not (tmp_path / "t.nlpt").exists()
+
+
+def test_too_small_vocab_size_is_one_clear_sentence(tmp_path):
+    data = pairs(30, 7)
+    # sentencepiece keeps every character seen (the space included) and the 4 special pieces.
+    needed = len(set("".join(p["source"] + p["target"] for p in data))) + 4
+    with pytest.raises(OptionError) as info:
+        TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), src="en", tgt="de", progress=False,
+                                    **{**TINY, "vocab_size": 5})
+    assert str(info.value) == (f"vocab_size 5 is too small for this data: sentencepiece needs at least {needed}"
+                               " (one piece per character seen, plus 4 special ones); raise --vocab-size")
+    report = TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), src="en", tgt="de", progress=False,
+                                         **{**TINY, "epochs": 1, "dim": 16, "ffn": 16, "vocab_size": needed})
+    assert report["epochs"] == 1
+
+
 def test_checkpoint_resumes_and_time_limit_stops(tmp_path):
     options = {**TINY, "epochs": 1, "dim": 16, "ffn": 16, "checkpoint": str(tmp_path / "ckpt.nlpt")}
     data, valid = pairs(60, 4), pairs(5, 5)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from toolkit import __version__
-from toolkit.datasets import read_line_files, read_records, split_records
+from toolkit.datasets import read_line_files, read_records, split_positions
 from toolkit.engine import DataError, Engine, can_evaluate, can_train, train_settings
 from toolkit.plugins import EngineEntry, Registry, get_registry
 
@@ -54,6 +55,9 @@ class Pipeline:
         registry: Registry | None = None,
         **options: Any,
     ) -> None:
+        # bool is an int subclass, but batch_size=True is a mistake, not a batch of one.
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+            raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__} ({batch_size!r})")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         registry = registry or get_registry()
@@ -206,8 +210,10 @@ def train(
 
     Returns the engine's report, after ``task``, ``engine``, ``model`` (the
     file written), ``train_records``, ``valid_records`` and ``seconds``.
-    Raises DataError for unusable data, OptionError for a bad option,
-    NotImplementedError for an engine that cannot be trained.
+    Raises DataError for unusable data (an engine's error that names a record
+    of a part, "training data: record N ...", is renumbered to the record's
+    place in ``data``), OptionError for a bad option, NotImplementedError for
+    an engine that cannot be trained.
     """
     registry = registry or get_registry()
     entry = _capable_engine(registry, task, engine, can_train, "trained")
@@ -215,16 +221,25 @@ def train(
     settings = train_settings(cls, options)
     records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
                         encoding, header)
+    places: dict[str, list[int]] | None = None
     if valid is not None:
         valid = _own_format(cls, valid, data_format, encoding)
         held_out: list[dict] | None = load_data(valid, cls.record_fields, columns, data_format, encoding, header)
     elif valid_split:
-        records, held_out = split_records(records, valid_split, seed)
+        train_rows, valid_rows = split_positions(records, valid_split, seed)
+        places = {"training data": [i + 1 for i in train_rows], "validation data": [i + 1 for i in valid_rows]}
+        records, held_out = [records[i] for i in train_rows], [records[i] for i in valid_rows]
     else:
         held_out = None
     output = os.fspath(output) if output is not None else f"{task}-{entry.name}.nlpt"
     start = time.perf_counter()
-    report = cls.train(records, output, valid=held_out, seed=seed, progress=progress, **settings)
+    try:
+        report = cls.train(records, output, valid=held_out, seed=seed, progress=progress, **settings)
+    except DataError as error:
+        renumbered = _in_data_numbering(error, places) if places is not None else None
+        if renumbered is None:
+            raise
+        raise renumbered from error
     seconds = time.perf_counter() - start
     if not isinstance(report, dict):
         raise RuntimeError(f"engine {task}:{entry.name} returned a {type(report).__name__} from train, not a dict")
@@ -239,6 +254,23 @@ def train(
         "seconds": round(seconds, 3),
         **report,
     }
+
+
+# How engines name a record of the part they were given: "training data: record 7 has an empty text".
+PART_RECORD = re.compile(r"(training data|validation data): record (\d+)\b")
+
+
+def _in_data_numbering(error: DataError, places: dict[str, list[int]]) -> DataError | None:
+    """``error`` renumbered to the record's place in the data, or None when it names no record of a part.
+
+    After ``train`` has split the data, an engine numbers the records of each
+    part from 1; the user knows them by their place in the file.
+    """
+    message = str(error)
+    match = PART_RECORD.match(message)
+    if match is None or not 1 <= int(match[2]) <= len(places[match[1]]):
+        return None
+    return DataError(f"training data: record {places[match[1]][int(match[2]) - 1]}{message[match.end():]}")
 
 
 def evaluate(

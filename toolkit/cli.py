@@ -8,6 +8,7 @@ dependencies when they are constructed, so ``--help``, ``plugins`` and
 
 from __future__ import annotations
 
+import codecs
 import functools
 import itertools
 import json
@@ -130,10 +131,13 @@ def _option_params(
                 )
             )
     for param in params:
+        # An empty default ("" or None) means "none": the option's help says what happens then.
         defaults = ", ".join(
-            f"{e}: {getattr(engines[e].engine_class, attribute)[param.name].default}" for e in declared[param.name]
+            f"{e}: {default}" for e in declared[param.name]
+            if (default := getattr(engines[e].engine_class, attribute)[param.name].default) not in ("", None)
         )
-        param.help += f"  [default for engine {defaults}]"
+        if defaults:
+            param.help += f"  [default for engine {defaults}]"
     return params, declared
 
 
@@ -175,6 +179,8 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
             show_default=True,
             help="text: one input per file; lines: one per non-empty line; jsonl: one per JSON object.",
         ),
+        click.Option(["--encoding"], default="utf-8", show_default=True,
+                     help="Text encoding of the input files and stdin (a UTF-8 byte-order mark is skipped)."),
         click.Option(["--text-field"], default="text", show_default=True, help="JSONL field holding the text."),
         click.Option(["--id-field"], default="id", show_default=True, help="JSONL field holding the record id."),
         click.Option(
@@ -197,12 +203,6 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
             help="Engine to run.",
         ),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
-        click.Option(
-            ["--top-k", "top_k"],
-            type=click.IntRange(min=1),
-            help="Number of ranked results, for engines that rank."
-            + (f"  [default for engine {top_k_defaults}]" if top_k_defaults else ""),
-        ),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=32, show_default=True, help="Inputs per engine call."),
         click.Option(
             ["--on-error"],
@@ -215,6 +215,13 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress display."),
         click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
     ]
+    if top_k_defaults:
+        # Only where some engine ranks: on other verbs the flag could never be used.
+        params.insert(params.index(next(p for p in params if p.name == "model")) + 1, click.Option(
+            ["--top-k", "top_k"],
+            type=click.IntRange(min=1),
+            help=f"Number of ranked results, for engines that rank.  [default for engine {top_k_defaults}]",
+        ))
     if takes_question:
         params[2:2] = [
             click.Option(["--question"], help="Question asked of every input text (its context)."),
@@ -259,12 +266,13 @@ def run_task(
     output: str | None,
     engine: str,
     model: str | None,
-    top_k: int | None,
     batch_size: int,
     on_error: str,
     explain: bool,
     quiet: bool,
     debug: bool,
+    encoding: str,
+    top_k: int | None = None,
     question: str | None = None,
     context: str | None = None,
     questions: str | None = None,
@@ -277,6 +285,11 @@ def run_task(
         options["top_k"] = top_k
     _check_declared(engine, options, accepted, declared)
 
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise click.UsageError(f"unknown encoding {encoding!r}") from None
+
     if explain:
         try:
             options = {key: accepted[key].convert(key, value) for key, value in options.items()}
@@ -286,7 +299,7 @@ def run_task(
         return
 
     if context is not None or questions is not None:
-        records = _question_records(context, questions, question, inputs, text)
+        records = _question_records(context, questions, question, inputs, text, encoding)
     else:
         try:
             sources = io.expand_sources(inputs)
@@ -302,7 +315,7 @@ def run_task(
                 " 'question' and 'context'"
             )
         records = io.read_records(sources, text, input_format, text_field, id_field, question,
-                                  pairs=entry.engine_class.inputs == "question+context")
+                                  pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
 
     from toolkit.api import Pipeline
 
@@ -340,7 +353,8 @@ def run_task(
 
 
 def _question_records(
-    context: str | None, questions: str | None, question: str | None, inputs: tuple[str, ...], text: tuple[str, ...]
+    context: str | None, questions: str | None, question: str | None, inputs: tuple[str, ...], text: tuple[str, ...],
+    encoding: str,
 ) -> Iterator[io.Record]:
     """The inputs of ``--context FILE`` with questions as arguments, ``--question`` or ``--questions FILE``."""
     if context is None:
@@ -355,7 +369,7 @@ def _question_records(
     if any(not q.strip() for q in asked):
         raise click.UsageError("a question is empty")
     try:
-        return io.question_records(context, asked, questions)
+        return io.question_records(context, asked, questions, encoding=encoding)
     except io.InputError as error:
         raise click.UsageError(str(error)) from error
 
@@ -642,7 +656,9 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
             type=click.FloatRange(0, 1, max_open=True),
             default=0.1,
             show_default=True,
-            help="Without --valid: the fraction of DATA held out for validation (stratified by label; 0 for none).",
+            help="Without --valid: the fraction of DATA held out for validation (0 for none)"
+            + ("; stratified by label." if any("label" in e.engine_class.record_fields for e in trainable.values())
+               else "."),
         ),
         click.Option(
             ["--seed"], type=int, default=0, show_default=True, help="Random seed (split, initialisation, order)."
@@ -845,7 +861,7 @@ def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
         raise click.UsageError(str(error)) from error
     if isinstance(error, DataError):
         if isinstance(error, ColumnError):
-            raise BadData(f"{error} (choose the column with --{error.field.replace('_', '-')}-column)") from error
+            raise BadData(f"{error}; choose the column with --{error.field.replace('_', '-')}-column") from error
         raise BadData(str(error)) from error
     raise Failure(f"{what}: {_one_line(error)}") from error
 

@@ -221,6 +221,13 @@ def read_line_files(paths: list[str], fields: tuple[str, ...], encoding: str = "
     if len(paths) != len(fields):
         raise DataError(f"{len(paths)} line file(s) for {len(fields)} record fields; give one file per field,"
                         f" in this order: {', '.join(fields)}")
+    for path in paths:
+        name = path[:-3] if path.lower().endswith(".gz") else path
+        # A CSV or JSONL file's lines are records, not one field each: read as a line file, each whole
+        # line would become a text or a label.
+        if os.path.splitext(name)[1].lower() in EXTENSIONS:
+            raise DataError(f"{path}: a data file ({EXTENSIONS[os.path.splitext(name)[1].lower()]}), but several"
+                            " files are read as plain-text line files, one per record field; give one data file")
     columns = []
     for path in paths:
         text = _read_text(path, encoding)
@@ -239,12 +246,19 @@ def split_records(records: list[dict], valid_fraction: float, seed: int = 0) -> 
     Deterministic for a given ``seed`` and record order. When every record
     has a scalar "label", the split is stratified: each label keeps its share
     in both parts, and a label seen once stays in train. Both parts keep the
-    records' original order.
+    records' original order. :func:`split_positions` gives the same split as
+    positions in ``records``.
     """
+    train, valid = split_positions(records, valid_fraction, seed)
+    return [records[i] for i in train], [records[i] for i in valid]
+
+
+def split_positions(records: list[dict], valid_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """The positions in ``records`` (from 0, increasing) of the train and valid parts of :func:`split_records`."""
     if not 0 <= valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in [0, 1), not {valid_fraction}")
     if valid_fraction == 0:
-        return list(records), []
+        return list(range(len(records))), []
     rng = random.Random(seed)
     stratify = all(isinstance(r.get("label"), (str, int, float, bool)) for r in records)
     groups: dict[Any, list[int]] = {}
@@ -256,8 +270,7 @@ def split_records(records: list[dict], valid_fraction: float, seed: int = 0) -> 
         chosen.update(indices[: round(len(indices) * valid_fraction)])
     if not chosen and len(records) > 1:
         chosen.add(rng.randrange(len(records)))
-    train = [r for i, r in enumerate(records) if i not in chosen]
-    valid = [r for i, r in enumerate(records) if i in chosen]
+    train = [i for i in range(len(records)) if i not in chosen]
     if not train:
         raise DataError(f"too few records ({len(records)}) to set {valid_fraction:.0%} aside for validation")
-    return train, valid
+    return train, sorted(chosen)

@@ -6,6 +6,7 @@ tested and reused without a terminal.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import json
 import os
@@ -67,10 +68,16 @@ def text_lines(content: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _read_source(source: str, stdin: IO[bytes]) -> str:
+def _read_source(source: str, stdin: IO[bytes], encoding: str) -> str:
     data = stdin.read() if source == "-" else Path(source).read_bytes()
     # utf-8-sig: files saved by Windows editors start with a byte-order mark.
-    return data.decode("utf-8-sig")
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(f"line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset"
+                         f" {error.start}); give the file's encoding with --encoding") from None
 
 
 def read_records(
@@ -82,6 +89,7 @@ def read_records(
     question: str | None = None,
     stdin: IO[bytes] | None = None,
     pairs: bool = False,
+    encoding: str = "utf-8",
 ) -> Iterator[Record]:
     """Every input, lazily, in command-line order: ``--text`` values first, then the sources.
 
@@ -99,8 +107,8 @@ def read_records(
     for source in sources:
         name = "-" if source == "-" else source
         try:
-            content = _read_source(source, stdin)
-        except (OSError, UnicodeDecodeError) as error:
+            content = _read_source(source, stdin, encoding)
+        except (OSError, ValueError) as error:
             yield Record(name, error=f"cannot read {name}: {error}")
             continue
         if input_format == "text":
@@ -116,7 +124,8 @@ def read_records(
 
 
 def question_records(
-    context: str, questions: list[str], questions_file: str | None = None, stdin: IO[bytes] | None = None
+    context: str, questions: list[str], questions_file: str | None = None, stdin: IO[bytes] | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[Record]:
     """Question+context inputs: every question asked of the document ``context`` (a file name, ``-`` for stdin).
 
@@ -126,8 +135,9 @@ def question_records(
     anything runs.
     """
     stdin = stdin if stdin is not None else sys.stdin.buffer
-    document = _read_named(context, stdin, "context")
-    lines = text_lines(_read_named(questions_file, stdin, "questions")) if questions_file is not None else []
+    document = _read_named(context, stdin, "context", encoding)
+    lines = (text_lines(_read_named(questions_file, stdin, "questions", encoding)) if questions_file is not None
+             else [])
     records = [Record("question" if len(questions) == 1 else f"question:{n}", {"question": q, "context": document})
                for n, q in enumerate(questions, 1)]
     records += [Record(f"{questions_file}:{n}", {"question": line.strip(), "context": document})
@@ -137,14 +147,14 @@ def question_records(
     return iter(records)
 
 
-def _read_named(source: str, stdin: IO[bytes], what: str) -> str:
+def _read_named(source: str, stdin: IO[bytes], what: str, encoding: str) -> str:
     if source != "-" and os.path.isdir(source):
         raise InputError(f"{what} {source} is a directory, not a file")
     try:
-        return _read_source(source, stdin)
+        return _read_source(source, stdin, encoding)
     except FileNotFoundError:
         raise InputError(f"no such file: {source}") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:
         raise InputError(f"cannot read {what} {source}: {error}") from None
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
 from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, ClassifierEngine, split_validation
 from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
-from toolkit.engine import Option
+from toolkit.engine import DataError, Option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +39,18 @@ class EnsembleModel:
         tokens = [tokenize(text) for text in texts]
         p_cnn = self.cnn.predict_proba_ids([tokenizer.tokens_to_ids(t) for t in tokens])
         return w * self.ngram.predict_proba_tokens(tokens) + (1.0 - w) * p_cnn
+
+
+def hold_out(y: np.ndarray, classes: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out row indices (``split_validation``'s seeded 10%); DataError when the part left to fit
+    on lacks a class, which the n-gram model cannot be fitted without."""
+    train, held = split_validation(len(y), seed)
+    missing = sorted(set(range(len(classes))) - set(y[train].tolist()))
+    if missing:
+        raise DataError(f"training data: too few records for the ensemble engine, which holds out 10% of them to"
+                        f" choose its CNN epoch and averaging weight: no {', '.join(repr(classes[c]) for c in missing)}"
+                        " record would be left to fit on; give more records, or validation data (--valid)")
+    return train, held
 
 
 def best_weight(p_ngram: np.ndarray, p_cnn: np.ndarray, y: np.ndarray) -> float:
@@ -71,7 +83,7 @@ class EnsembleClassifier(ClassifierEngine):
     def _fit(cls, texts, y, classes, valid, seed, progress, settings):
         all_texts, all_y, held_out = texts, y, valid is None
         if held_out:
-            train_rows, valid_rows = split_validation(len(texts), seed)
+            train_rows, valid_rows = hold_out(y, classes, seed)
             valid = ([texts[i] for i in valid_rows], y[valid_rows])
             texts, y = [texts[i] for i in train_rows], y[train_rows]
         cnn, cnn_info = fit_network(texts, y, len(classes), valid, seed, progress, settings)

@@ -62,8 +62,10 @@ class SummarizerEngine(Engine):
         super().__init__(model, **options)
         if model is not None and not self.takes_model:
             raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
-        if self.settings["ratio"] and self.settings["words"]:
-            raise OptionError("options 'ratio' and 'words' cannot be used together")
+        # Each option sets the summary's length on its own; with two, one would be silently ignored.
+        given = [name for name in LENGTH_OPTIONS if self.settings[name]]
+        if len(given) > 1:
+            raise OptionError(f"options {given[0]!r} and {given[1]!r} cannot be used together")
 
     @abc.abstractmethod
     def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:
@@ -160,6 +162,7 @@ class SummarizerEngine(Engine):
         scores = rouge_f1([reference_lines(r) for r in references], predictions)
         return {
             "engine": f"{TASK}:{self.name}",
+            "model": self.model,
             "records": len(articles),
             **{name: round(value, 6) for name, value in scores.items()},
             "documents_per_second": round(len(articles) / max(seconds, 1e-9), 1),

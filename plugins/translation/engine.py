@@ -214,6 +214,11 @@ class TransformerTranslator(LoadsModel, Engine):
             if not settings[key]:
                 raise OptionError(f"give the languages of the pairs: --src CODE --tgt CODE (missing {key!r})")
             _check_language(key, settings[key])
+        if settings["dim"] % settings["heads"]:
+            # Checked here, before the data is read and subwords are learnt, rather than where the
+            # network is built: a bad pair of options is a usage error, not a training failure.
+            raise OptionError(f"dim {settings['dim']} is not divisible by heads {settings['heads']}: each attention"
+                              " head takes dim / heads of the width; choose a --dim that is a multiple of --heads")
         sources, targets = check_pairs(records)
         held = check_pairs(valid, "validation data") if valid else None
         start = time.perf_counter()

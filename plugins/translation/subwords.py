@@ -11,15 +11,18 @@ in training becomes the unk id on input and a visible "⁇" on output.
 from __future__ import annotations
 
 import io
+import re
 from typing import TYPE_CHECKING, Iterable
 
-from toolkit.engine import DataError
+from toolkit.engine import DataError, OptionError
 
 if TYPE_CHECKING:
     import numpy as np
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe")
+# sentencepiece's failed check when vocab_size is below the corpus's distinct characters plus the special pieces.
+TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 
 
 class SubwordVocab:
@@ -53,7 +56,13 @@ class SubwordVocab:
                 hard_vocab_limit=False, minloglevel=2, num_threads=1,
             )
         except RuntimeError as error:
-            raise DataError(f"cannot learn a subword vocabulary: {str(error).splitlines()[0][:200]}") from None
+            message = str(error).splitlines()[0]
+            too_small = TOO_SMALL.search(message)
+            if too_small:
+                raise OptionError(f"vocab_size {vocab_size} is too small for this data: sentencepiece needs at least"
+                                  f" {too_small[2]} (one piece per character seen, plus 4 special ones);"
+                                  " raise --vocab-size") from None
+            raise DataError(f"cannot learn a subword vocabulary: {message}") from None
         return cls(buffer.getvalue())
 
     @classmethod
