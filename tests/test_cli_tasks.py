@@ -287,6 +287,25 @@ def test_input_count_is_drawn_only_when_enabled_and_blanked_at_the_end():
         assert not drawn or len(drawn[1]) == len(drawn[2])
 
 
+def test_elapsed_ticker_redraws_seconds_and_blanks_its_line_only_when_enabled():
+    import io
+    import re
+    import threading
+    import time
+
+    from toolkit.progress import ElapsedTicker
+
+    for enabled in (False, True):
+        stream = io.StringIO()
+        threads = threading.active_count()
+        with ElapsedTicker("nlp-tool: evaluating", stream=stream, enabled=enabled, interval=0.01):
+            assert threading.active_count() == threads + enabled
+            time.sleep(0.1)
+        drawn = re.fullmatch(r"(\rnlp-tool: evaluating \d+ s\x1b\[K)+\r( +)\r", stream.getvalue())
+        assert (drawn is not None) == enabled, stream.getvalue()
+        assert not drawn or len(drawn[2]) == len("nlp-tool: evaluating 0 s")
+
+
 def test_on_error_skip_keeps_the_others_and_reports_the_id(run):
     result = run("summarize", "-e", "picky", "-t", "Good one. x", "-t", "BOOM here.", "-t", "Fine too. y",
                  "--on-error", "skip", "-f", "jsonl")

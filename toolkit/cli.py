@@ -25,7 +25,7 @@ from toolkit import __version__, io
 from toolkit.datasets import DATA_FORMATS, ColumnError
 from toolkit.engine import DataError, Option, OptionError, can_evaluate, can_train
 from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
-from toolkit.progress import ProgressBar
+from toolkit.progress import ElapsedTicker, ProgressBar
 
 if TYPE_CHECKING:
     from toolkit.api import Pipeline
@@ -745,6 +745,7 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
         ),
         _engine_choice(engines, default),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No elapsed-time display."),
         *_common_params(),
         *option_params,
     ]
@@ -771,6 +772,7 @@ def run_evaluate(
     model: str | None,
     fmt: str,
     debug: bool,
+    quiet: bool,
     **line_files: str | None,
 ) -> None:
     """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA
@@ -787,13 +789,15 @@ def run_evaluate(
 
     from toolkit import api
 
-    _report(
-        lambda: api.evaluate(
-            task, files or _data_argument(data), engine, model, columns=given, data_format=data_format,
-            encoding=encoding, header=not no_header, registry=registry, **options,
-        ),
-        debug, f"evaluating {task}:{engine} failed", fmt,
-    )
+    def evaluate() -> dict:
+        # An engine's evaluate reports no steps; on a terminal, the elapsed time shows it is at work.
+        with ElapsedTicker(f"nlp-tool: evaluating {task}:{engine}", enabled=not quiet and sys.stderr.isatty()):
+            return api.evaluate(
+                task, files or _data_argument(data), engine, model, columns=given, data_format=data_format,
+                encoding=encoding, header=not no_header, registry=registry, **options,
+            )
+
+    _report(evaluate, debug, f"evaluating {task}:{engine} failed", fmt)
 
 
 _DATA_HELP = (

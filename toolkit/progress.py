@@ -1,8 +1,9 @@
-"""A small progress bar for long work, on stderr, silent when stderr is not a terminal."""
+"""A small progress bar for long work, and a ticker of elapsed time, on stderr, silent when stderr is not a terminal."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO
 
@@ -64,3 +65,42 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ElapsedTicker:
+    """``desc`` and the seconds since it started, redrawn once a second by a thread, for work that cannot
+    count its steps (an engine's ``evaluate``); the line is blanked when it stops.
+
+    Silent, and without a thread, unless ``enabled`` (by default: the stream is a terminal).
+    """
+
+    def __init__(self, desc: str, stream: IO[str] | None = None, enabled: bool | None = None,
+                 interval: float = 1.0) -> None:
+        self.desc, self.interval = desc, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drawn = ""
+
+    def __enter__(self) -> "ElapsedTicker":
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        while not self._stop.wait(self.interval):
+            self._drawn = f"{self.desc} {time.perf_counter() - start:,.0f} s"
+            self.stream.write("\r" + self._drawn + "\x1b[K")
+            self.stream.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        if self._drawn:
+            self.stream.write("\r" + " " * len(self._drawn) + "\r")
+            self.stream.flush()
