@@ -25,6 +25,8 @@ typedef void (*nlpk_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k
 /* ---- runtime ---------------------------------------------------------- */
 int nlpk_openmp_enabled(void);
 int nlpk_max_threads(void);
+/* The thread count of the next parallel regions (omp_set_num_threads). */
+void nlpk_set_num_threads(int n);
 
 /* ---- embedding ---------------------------------------------------------
  * table (V, D); ids (n,) int64, all in [0, V).

@@ -19,3 +19,11 @@ int nlpk_max_threads(void) {
     return 1;
 #endif
 }
+
+void nlpk_set_num_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}

@@ -145,6 +145,31 @@ def test_max_threads_follows_environment(tmp_path):
     assert out.stdout.strip() == "3"
 
 
+FORK_SCRIPT = """
+import os, sys, faulthandler
+import numpy as np
+import toolkit.kernels as K
+rng = np.random.default_rng(0)
+x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((8, 50, 32), (5, 32, 16), (16,)))
+parent = K.conv1d_relu_maxpool_forward(x, w, b)[0]  # the parent's thread team now exists
+pid = os.fork()
+if pid == 0:
+    faulthandler.dump_traceback_later(30, exit=True)
+    child = K.conv1d_relu_maxpool_forward(x, w, b)[0]
+    os._exit(0 if np.allclose(child, parent, rtol=1e-5) and K.max_threads() == 1 else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_kernels_run_in_a_forked_child_after_the_parent_used_its_threads():
+    # Without the at-fork hook the child's first parallel region waits forever for the parent's threads.
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_use_threads_sets_the_pool_variables_without_importing_numpy(monkeypatch):
     from toolkit.threads import THREAD_VARIABLES, use_threads
 

@@ -21,6 +21,7 @@ cdef extern from "nlpk.h" nogil:
     int NLPK_OK
     int nlpk_openmp_enabled()
     int nlpk_max_threads()
+    void nlpk_set_num_threads(int n)
     void nlpk_embedding_forward(const float *table, int64_t D, const int64_t *ids, int64_t n,
                                 float *out)
     void nlpk_embedding_backward_dense(const float *grad_out, const int64_t *ids, int64_t n,
@@ -102,6 +103,11 @@ def openmp_enabled() -> bool:
 def max_threads() -> int:
     """Threads an OpenMP kernel will use (OMP_NUM_THREADS, else the core count)."""
     return nlpk_max_threads()
+
+
+def serial_after_fork() -> None:
+    """Run the next OpenMP regions on one thread (for a child process made by fork)."""
+    nlpk_set_num_threads(1)
 
 
 def embedding_forward(table, ids):

@@ -34,6 +34,14 @@ finally:
     if _wait_policy_unset:
         del os.environ["OMP_WAIT_POLICY"]
 
+# A child made by fork inherits libgomp's record of the parent's thread team
+# but not the threads: its next parallel region waits for them forever (a
+# pipeline in a fork-started multiprocessing pool hung so). On one thread a
+# region needs no team. Use the "spawn" start method for parallel kernels in
+# child processes.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_kernels.serial_after_fork)
+
 
 def openmp_enabled() -> bool:
     """Whether the kernels were compiled with OpenMP (otherwise they run on one thread)."""
