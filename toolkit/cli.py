@@ -1088,7 +1088,7 @@ def uninstall_command(packages: tuple[str, ...], yes: bool) -> None:
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
+    raise KeyboardInterrupt
 
 
 def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpToolGroup:
@@ -1103,8 +1103,9 @@ def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpTool
         engines, `nlp-tool plugins` the plugins that provide them.
         """
         # By default SIGTERM (`kill`, `timeout`) ends the process on the spot,
-        # leaving the temporary file of an --output or a model behind; as an
-        # exception it unwinds through the same clean-up as Ctrl-C.
+        # leaving the temporary file of an --output or a model behind and a
+        # training run without its last checkpoint; handled as Ctrl-C, it goes
+        # through the same clean-up and saving.
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminate)
 
