@@ -79,12 +79,33 @@ class Lossy(Engine):
         return []
 
 
+class Odd(Engine):
+    """Results JSON cannot hold as they are: numpy numbers and NaN (fine once converted), a set (not fine)."""
+
+    task = "summarize"
+    name = "odd"
+    description = "Numpy, NaN and set results."
+    version = "0"
+
+    def run(self, inputs):
+        import numpy as np
+
+        return [{"score": np.float32(0.5), "ids": np.arange(2), "nan": float("nan")} if "set" not in x
+                else {"tags": {"a"}} for x in inputs]
+
+    def format_text(self, result):
+        if "tags" in result:
+            raise RuntimeError("cannot show tags")
+        return str(result["score"])
+
+
 class TestPlugin:
     @hookimpl
     def register_engines(self, register):
         register("summarize", "picky", Picky, Picky.description)
         register("summarize", "ctrl-c", Interrupted, Interrupted.description)
         register("summarize", "lossy", Lossy, Lossy.description)
+        register("summarize", "odd", Odd, Odd.description)
         register("ask", "echo", Asker, Asker.description)
 
 
@@ -262,6 +283,18 @@ def test_jsonl_for_a_question_engine_names_the_missing_field(run, tmp_path):
     result = run("ask", "q.jsonl", "-i", "jsonl")
     assert result.exit_code == 1
     assert "input 'q.jsonl:1': no 'question' field (records need 'question' and 'context'" in result.stderr
+
+
+def test_results_json_cannot_hold_fail_their_input_and_numpy_and_nan_become_json(run):
+    result = run("summarize", "-e", "odd", "-t", "fine", "-t", "a set", "-f", "jsonl", "--on-error", "skip")
+    assert result.exit_code == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0]["result"] == {"score": 0.5, "ids": [0, 1], "nan": None}
+    assert rows[1]["error"] == "its result cannot be written: TypeError: a set is not a JSON value"
+    assert "Traceback" not in result.output
+    result = run("summarize", "-e", "odd", "-t", "fine", "-t", "a set")
+    assert result.exit_code == 1 and result.stdout == "==> text:1 <==\n0.5\n"
+    assert "input 'text:2': its result cannot be written: RuntimeError: cannot show tags" in result.stderr
 
 
 def test_unwritable_output_is_one_line_runtime_error(run):
@@ -475,7 +508,8 @@ def test_plugins_command(run):
     plugins = json.loads(run("plugins", "--json").stdout)
     assert [(p["name"], p["source"], p["status"], p["tasks"]) for p in plugins] == [
         ("summarization", "built-in", "loaded", ["summarize:trained", "summarize:centrality", "summarize:lead"]),
-        ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "ask:echo"]),
+        ("test-plugin", "package", "loaded", ["summarize:picky", "summarize:ctrl-c", "summarize:lossy", "summarize:odd",
+                                                 "ask:echo"]),
     ]
     table = run("plugins").stdout.splitlines()
     assert table[0].split() == ["NAME", "VERSION", "SOURCE", "TASKS", "STATUS"]

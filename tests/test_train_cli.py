@@ -223,7 +223,7 @@ def test_train_then_run_with_the_model_then_evaluate(run, tmp_path):
     assert result.exit_code == 0, result.output
     assert files(tmp_path) == ["tag-words.nlpt", "train.csv"]
     lines = result.stdout.splitlines()
-    assert lines[:6] == ["task:           tag", "engine:         words", "model:          tag-words.nlpt",
+    assert lines[:6] == ["task:           tag", "engine:         tag:words", "model:          tag-words.nlpt",
                          "train_records:  6", "valid_records:  2", lines[5]]
     assert lines[5].startswith("seconds:        ")
     assert lines[6:9] == ["examples:       6", lines[7], "metrics:"] and lines[9].startswith("  accuracy:  ")
@@ -258,7 +258,7 @@ def test_json_report_and_valid_file(run, tmp_path):
     result = run("train", "tag", "train.jsonl.csv", "--valid", "valid.jsonl", "-o", "m.nlpt", "-f", "json", "-q")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["engine"] == "words" and report["model"] == "m.nlpt"
+    assert report["engine"] == "tag:words" and report["model"] == "m.nlpt"
     assert (report["train_records"], report["valid_records"], report["valid_texts"]) == (8, 1, ["great film"])
     assert report["metrics"]["accuracy"] == 1.0
     result = run("train", "tag", "train.jsonl.csv", "--valid", "valid.jsonl", "--valid-split", "0.2", "-o", "n.nlpt")
@@ -556,3 +556,21 @@ def test_help_does_not_import_numpy(tmp_path, args):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "tag" in proc.stdout
+
+
+def test_reports_print_numpy_numbers_and_nan_as_json_and_refuse_other_values(run, tmp_path, monkeypatch):
+    import numpy as np
+
+    write_csv(tmp_path / "train.csv", header=("text", "label"))
+    assert run("train", "tag", "train.csv", "-e", "words", "-o", "m.nlpt", "-q").exit_code == 0
+    monkeypatch.setattr(WordCount, "evaluate", lambda self, records: {"accuracy": np.float32(0.5), "f1": float("nan")})
+    result = run("evaluate", "tag", "train.csv", "-m", "m.nlpt", "-f", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == 0.5 and report["f1"] is None
+    monkeypatch.setattr(WordCount, "evaluate", lambda self, records: {"labels": {"pos"}})
+    for fmt in ("json", "text"):
+        result = run("evaluate", "tag", "train.csv", "-m", "m.nlpt", "-f", fmt)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.stderr == ("nlp-tool: error: evaluating tag:words failed: the engine's report cannot be"
+                                 " printed: a set is not a JSON value\n")

@@ -245,15 +245,16 @@ def train(
         raise RuntimeError(f"engine {task}:{entry.name} returned a {type(report).__name__} from train, not a dict")
     if not os.path.isfile(output):
         raise RuntimeError(f"engine {task}:{entry.name} wrote no model file at {output}")
-    return {
+    ours = {
         "task": task,
-        "engine": entry.name,
+        "engine": f"{task}:{entry.name}",
         "model": output,
         "train_records": len(records),
         "valid_records": len(held_out or []),
         "seconds": round(seconds, 3),
-        **report,
     }
+    # What the caller knows wins over the engine's own keys of the same name.
+    return {**ours, **{key: value for key, value in report.items() if key not in ours}}
 
 
 # How engines name a record of the part they were given: "training data: record 7 has an empty text".

@@ -389,8 +389,13 @@ def _process(
         for batch in _batches(records, pipe.batch_size):
             for record, result, error in _run_batch(pipe, batch, debug):
                 if error is None:
-                    writer.result(record.id, result)
-                    continue
+                    try:
+                        writer.result(record.id, result)
+                        continue
+                    except Exception as problem:  # a plugin's result or format_text: the input fails, not the run
+                        if debug:
+                            raise
+                        error = f"its result cannot be written: {_one_line(problem)}"
                 failed += 1
                 writer.error(record.id, error)
                 if on_error == "stop":
@@ -854,7 +859,7 @@ def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
         raise click.exceptions.Exit(INTERRUPTED) from None
     except Exception as error:
         _fail(error, debug, what)
-    _print_report(report, fmt)
+    _print_report(report, fmt, what)
 
 
 def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
@@ -870,7 +875,11 @@ def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
     raise Failure(f"{what}: {_one_line(error)}") from error
 
 
-def _print_report(report: dict, fmt: str) -> None:
+def _print_report(report: dict, fmt: str, what: str) -> None:
+    try:
+        report = io.plain(report)
+    except TypeError as error:
+        raise Failure(f"{what}: the engine's report cannot be printed: {error}") from error
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

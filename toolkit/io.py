@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import glob
 import json
+import math
 import os
 import sys
 import tempfile
@@ -236,6 +237,27 @@ def _tsv_cell(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def plain(value: Any) -> Any:
+    """``value`` as JSON's types: numpy scalars and arrays as numbers and lists, NaN and infinities as None.
+
+    Engines compute with numpy, and a stray ``np.float32`` in a result or a
+    report would make ``json.dumps`` fail; NaN would make it write ``NaN``,
+    which is not JSON. Anything else that JSON cannot hold raises TypeError
+    naming its type.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return plain(value.tolist())
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
 class Writer:
     """Writes results in one of OUTPUT_FORMATS.
 
@@ -260,18 +282,25 @@ class Writer:
         self.columns: list[str] | None = None
 
     def result(self, rid: str, result: dict) -> None:
+        """Write one result; raises, with nothing written, when it cannot be (values JSON cannot hold,
+        ``format_text`` failing)."""
         if self.fmt == "text":
             block = self.format_text(result)
             if self.many:
                 block = f"{'' if self.count == 0 else chr(10)}==> {rid} <==\n{block}"
             self.stream.write(block + "\n")
         elif self.fmt == "tsv":
+            result = plain(result)
+            columns = self.columns
+            if columns is None:
+                columns = [k for k, v in result.items() if v is None or isinstance(v, (str, int, float, bool))]
+            row = "\t".join(_tsv_cell(x) for x in [rid, *(result.get(k) for k in columns)]) + "\n"
             if self.columns is None:
-                self.columns = [k for k, v in result.items() if v is None or isinstance(v, (str, int, float, bool))]
-                self.stream.write("\t".join(["id", *self.columns]) + "\n")
-            self.stream.write("\t".join(_tsv_cell(x) for x in [rid, *(result.get(k) for k in self.columns)]) + "\n")
+                self.columns = columns
+                row = "\t".join(["id", *columns]) + "\n" + row
+            self.stream.write(row)
         else:
-            self._json({"id": rid, "result": result, "stamp": self.stamp})
+            self._json({"id": rid, "result": plain(result), "stamp": self.stamp})
         self.count += 1
 
     def error(self, rid: str, message: str) -> None:
