@@ -176,6 +176,54 @@ def test_a_command_hook_may_not_replace_existing_commands():
     assert registry.plugins["clobber"].error == "RegistryError: command(s) tasks already exist"
 
 
+def test_a_command_may_not_take_a_task_name_before_its_verb_is_built():
+    # The command line adds the plugins' commands before it builds the verbs from the tasks,
+    # so that the verbs offer no engine of a plugin that failed here.
+    class Takes:
+        @hookimpl
+        def register_engines(self, register):
+            register("echo", "loud", type("Loud", (Echo,), {"name": "loud"}), "")
+
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(click.Command("echo"))
+
+    registry = Registry()
+    registry.add_plugin(EchoPlugin(), PluginInfo("echo", "1", "package"))
+    registry.add_plugin(Takes(), PluginInfo("takes", "1", "package"))
+    group = click.Group(commands=[click.Command("tasks")])
+    registry.add_commands(group)
+    assert list(group.commands) == ["tasks"]
+    assert registry.plugins["takes"].error == "RegistryError: command(s) echo already exist"
+    assert registry.tasks() == {"echo": {"plain": registry.engine("echo", "plain")}}
+
+
+def test_a_plugin_whose_commands_fail_leaves_no_verb_or_engine_choice_behind():
+    from click.testing import CliRunner
+
+    from toolkit.cli import make_cli
+
+    class Breaks:
+        @hookimpl
+        def register_engines(self, register):
+            register("echo", "loud", type("Loud", (Echo,), {"name": "loud"}), "")
+            register("shout", "upper", type("Upper", (Echo,), {"task": "shout", "name": "upper"}), "")
+
+        @hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError("no commands today")
+
+    registry = Registry()
+    registry.add_plugin(EchoPlugin(), PluginInfo("echo", "1", "package"))
+    registry.add_plugin(Breaks(), PluginInfo("breaks", "1", "package"))
+    cli = make_cli(lambda: registry)
+    result = CliRunner().invoke(cli, ["shout", "--text", "x"])
+    assert result.exit_code == 2 and "No such command 'shout'" in result.output
+    result = CliRunner().invoke(cli, ["echo", "--text", "x", "-e", "loud"])
+    assert result.exit_code == 2 and "'loud' is not 'plain'" in result.output
+    assert CliRunner().invoke(cli, ["echo", "--text", "x"]).exit_code == 0
+
+
 def test_unknown_hook_name_is_reported():
     class Typo:
         @hookimpl
@@ -197,13 +245,13 @@ def test_unknown_hook_name_is_reported():
             "echo",
             "plain",
             type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("--model",))}}),
-            "unusable flag aliases ['--model']",
+            "unusable flags ['--model']",
         ),
         (
             "echo",
             "plain",
             type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-s",))}}),
-            "unusable flag aliases ['-s']",
+            "unusable flags ['-s']",
         ),
         (
             "echo",
@@ -235,6 +283,65 @@ def test_unknown_hook_name_is_reported():
             type("Typed", (Echo,), {"options": {"size": Option(int, "1", "n")}}),
             "the default of option 'size' is not accepted: option 'size' must be of type int",
         ),
+        # Option names are keyword arguments of pipeline() / train() and name the flag's value.
+        (
+            "echo",
+            "plain",
+            type("Dash", (Echo,), {"options": {"max-words": Option(int, 3, "n")}}),
+            "option names ['max-words'] are not Python identifiers",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Keyword", (Echo,), {"train_options": {"class": Option(str, "", "c")}}),
+            "train option names ['class'] are not Python identifiers",
+        ),
+        # Flags of nlp-tool's own: --top-k, --FIELD-column / --FIELD-field, --no-header (a bool's --no-NAME).
+        (
+            "echo",
+            "plain",
+            type("TopK", (Echo,), {"options": {"k": Option(int, 1, "n", aliases=("--top-k",))}}),
+            "option 'k' has unusable flags ['--top-k']",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Field", (Echo,), {"train_options": {"label_field": Option(str, "", "n")}}),
+            "train option names ['label_field'] are reserved",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Field", (Echo,), {"options": {"target": Option(str, "", "n", aliases=("--label-field",))}}),
+            "option 'target' has unusable flags ['--label-field']",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Header", (Echo,), {"options": {"header": Option(bool, False, "h")}}),
+            "option 'header' has unusable flags ['--no-header']",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Twice", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("--length",)),
+                                                "length": Option(int, 1, "n")}}),
+            "flag --length of option 'length' is already the flag of option 'size' of engine echo:plain",
+        ),
+        (
+            "echo",
+            "plain",
+            type("Typed", (Echo,), {"options": {"words": Option(list, [], "n")}}),
+            "option 'words' has type list; an option is an int, float, str or bool",
+        ),
+        (
+            "echo",
+            "plain",
+            type("NotOption", (Echo,), {"options": {"words": 3}}),
+            "option 'words' is 3, not a toolkit.engine.Option",
+        ),
+        ("echo", "plain", type("Image", (Echo,), {"inputs": "image"}), "inputs must be one of text, question+context"),
+        ("echo", "plain", type("Numbered", (Echo,), {"version": 1}), "version must be a str"),
         ("echo", "other", Echo, "Echo declares echo:plain but is registered as echo:other"),
         ("Echo Task", "plain", Echo, "task name 'Echo Task' must be lower-case"),
     ],
@@ -249,6 +356,67 @@ def test_bad_registrations_are_refused(task, engine, engine_class, message):
     registry.add_plugin(Bad(), PluginInfo("bad", "1", "package"))
     assert registry.plugins["bad"].status == "failed"
     assert message in registry.plugins["bad"].error
+
+
+def _engine(name: str, **options: Option) -> type[Engine]:
+    return type(name.title(), (Echo,), {"name": name, "options": options})
+
+
+def _plugin(*engine_classes: type[Engine]) -> object:
+    class Plugin:
+        @hookimpl
+        def register_engines(self, register):
+            for engine_class in engine_classes:
+                register(engine_class.task, engine_class.name, engine_class, "")
+
+    return Plugin()
+
+
+def test_an_alias_may_not_take_the_flag_of_a_builtin_engine(site):
+    registry = load_registry(("plugins.summarization",), entry_points=[])
+    hijack = type("Hijack", (Echo,), {"task": "summarize", "name": "hijack",
+                                      "options": {"n": Option(int, 0, "n", aliases=("--sentences",))}})
+    registry.add_plugin(_plugin(hijack), PluginInfo("hijack", "1", "package"))
+    assert registry.plugins["hijack"].status == "failed"
+    assert registry.plugins["hijack"].error == (
+        "RegistryError: summarize:hijack: flag --sentences of option 'n' is already the flag of option"
+        " 'sentences' of engine summarize:trained"
+    )
+    assert list(registry.tasks()["summarize"]) == ["trained", "centrality", "lead"]
+
+
+@pytest.mark.parametrize(
+    "first, second, error",
+    [
+        # Engines of one task share a flag when they declare the same option.
+        (_engine("a", size=Option(int, 1, "n", aliases=("--length",))), _engine("b", size=Option(int, 2, "n")), None),
+        (
+            _engine("a", size=Option(int, 1, "n", aliases=("--length",))),
+            _engine("b", length=Option(int, 2, "n")),
+            "flag --length of option 'length' is already the flag of option 'size' of engine echo:a",
+        ),
+        (
+            _engine("a", length=Option(int, 1, "n")),
+            _engine("b", size=Option(int, 2, "n", aliases=("--length",))),
+            "flag --length of option 'size' is already the flag of option 'length' of engine echo:a",
+        ),
+        (
+            _engine("a", lower=Option(bool, False, "n")),
+            _engine("b", no_lower=Option(bool, False, "n")),
+            "flag --no-lower of option 'no_lower' is already the flag of option 'lower' of engine echo:a",
+        ),
+    ],
+)
+def test_engines_of_a_task_share_a_flag_only_for_the_same_option(first, second, error):
+    for plugins in ([_plugin(first), _plugin(second)], [_plugin(first, second)]):
+        registry = Registry()
+        for number, plugin in enumerate(plugins):
+            registry.add_plugin(plugin, PluginInfo(f"p{number}", "1", "package"))
+        failed = [info.error for info in registry.plugins.values() if info.status == "failed"]
+        assert failed == ([] if error is None else [f"RegistryError: echo:b: {error}"])
+        # A plugin whose hook registers both engines keeps neither when the second is refused.
+        expected = {"a", "b"} if error is None else {"a"} if len(plugins) == 2 else set()
+        assert set(registry.tasks().get("echo", {})) == expected
 
 
 def test_unknown_task_and_engine_errors_list_what_exists():

@@ -69,6 +69,9 @@ class NlpToolGroup(click.Group):
         """The loaded registry; the first access loads the plugins and adds their verbs and commands."""
         if self._registry is None:
             self._registry = self._registry_factory()
+            # Commands first: a plugin whose register_commands fails loses its engines too, and the
+            # verbs built below must not offer them.
+            self._registry.add_commands(self)
             for task, engines in self._registry.tasks().items():
                 if task in self.commands:
                     plugins = ", ".join(sorted({e.plugin for e in engines.values()}))
@@ -79,7 +82,6 @@ class NlpToolGroup(click.Group):
                     )
                     continue
                 self.add_command(make_task_command(task, engines, self._registry))
-            self._registry.add_commands(self)
         return self._registry
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -118,10 +120,12 @@ def _option_params(
             declared.setdefault(key, []).append(name)
             if key in skip or len(declared[key]) > 1:
                 continue
-            flag = f"{_flag(key)}/--no-{key.replace('_', '-')}" if option.type is bool else _flag(key)
+            flags = option.flags(key)
+            # click spells a bool's pair "--name/--no-name".
+            declared_flags = [f"{flags[0]}/{flags[1]}", *flags[2:]] if option.type is bool else list(flags)
             params.append(
                 click.Option(
-                    [flag, *option.aliases, key],
+                    [*declared_flags, key],
                     # click.Choice compares strings; other choices are checked by Option.convert.
                     type=click.Choice(option.choices)
                     if option.choices and all(isinstance(c, str) for c in option.choices)

@@ -26,8 +26,9 @@ INPUT_KINDS = ("text", "question+context")
 # these names could never be set, so the registry refuses it.
 # "top_k" is absent on purpose: an engine that ranks declares it, and the
 # common --top-k flag then feeds it.
+# The verbs' --text-field and --id-field are covered by the "*_field" rule of is_reserved_option.
 RESERVED_OPTION_NAMES = frozenset(
-    """task engine model batch_size registry inputs text input_format text_field id_field
+    """task engine model batch_size registry inputs text input_format
     format fmt output on_error explain quiet debug question questions context help data data_format encoding
     columns no_header""".split()
 )
@@ -35,7 +36,7 @@ RESERVED_OPTION_NAMES = frozenset(
 
 # Keywords of Engine.train and toolkit.api.train, and flags of `nlp-tool train`
 # and `nlp-tool evaluate`; a train option with one of these names could never
-# be set. Flags `--<field>-column` are taken too (see is_reserved_option).
+# be set. Flags `--<field>-column` and `--<field>-field` are taken too (see is_reserved_option).
 RESERVED_TRAIN_OPTION_NAMES = RESERVED_OPTION_NAMES | frozenset(
     "records valid valid_split seed progress force".split()
 )
@@ -60,9 +61,13 @@ class DataError(ValueError):
 def is_reserved_option(name: str, train: bool = False) -> bool:
     """True for names the command line and the API use themselves, which an option (a train option) cannot take.
 
-    ``*_column`` names are the ``--<field>-column`` flags of ``train`` and ``evaluate``.
+    ``*_column`` and ``*_field`` names are the ``--<field>-column`` / ``--<field>-field`` flags
+    of ``train`` and ``evaluate`` (and ``--text-field`` / ``--id-field`` of the verbs), for any
+    field a plugin may declare.
     """
-    return name in (RESERVED_TRAIN_OPTION_NAMES if train else RESERVED_OPTION_NAMES) or name.endswith("_column")
+    return name in (RESERVED_TRAIN_OPTION_NAMES if train else RESERVED_OPTION_NAMES) or name.endswith(
+        ("_column", "_field")
+    )
 
 
 def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +95,10 @@ def can_evaluate(engine_class: type[Engine]) -> bool:
     return bool(engine_class.record_fields) and engine_class.evaluate is not Engine.evaluate
 
 
+#: The types an Option may have: the command line parses a flag's value as one of these.
+OPTION_TYPES = (int, float, str, bool)
+
+
 @dataclass(frozen=True)
 class Option:
     """A task option an engine accepts: a ``--flag`` of the verb and a keyword of ``pipeline()``."""
@@ -107,6 +116,12 @@ class Option:
     maximum: float | None = None
     min_open: bool = False
     max_open: bool = False
+
+    def flags(self, name: str) -> tuple[str, ...]:
+        """The command-line flags of this option when named ``name``: ``--name`` (and
+        ``--no-name`` for a bool), then its aliases."""
+        flag = name.replace("_", "-")
+        return (f"--{flag}", *((f"--no-{flag}",) if self.type is bool else ()), *self.aliases)
 
     def convert(self, name: str, value: Any) -> Any:
         """``value`` checked against this option, converted to its type when that is lossless."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import keyword
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from toolkit import __version__, hookspecs
+from toolkit.engine import INPUT_KINDS, OPTION_TYPES, Engine, Option, OptionError, is_reserved_option
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
@@ -135,6 +137,102 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
+def _is_tool_flag(flag: str) -> bool:
+    """``flag`` is one of nlp-tool's own: a reserved name's, ``--top-k``, a ``--FIELD-column`` or ``--FIELD-field``."""
+    name = flag[2:].replace("-", "_")
+    return name == "top_k" or is_reserved_option(name, train=True)
+
+
+def _check_options(where: str, engine_class: type[Engine], attribute: str, siblings: list[type[Engine]]) -> None:
+    """Refuse options (``attribute``: "options" or "train_options") that the command line could not offer.
+
+    ``siblings`` are the task's engines registered before this one: their
+    options become flags of the same commands (the verb and ``evaluate``, or
+    ``train``), so a flag may only be shared by options of the same name.
+    """
+    train = attribute == "train_options"
+    what = "train option" if train else "option"
+    options = getattr(engine_class, attribute)
+    if not isinstance(options, dict):
+        raise RegistryError(f"{where}: {attribute} must be a dict of name -> toolkit.engine.Option, not {options!r}")
+    # An option is a keyword argument of toolkit.pipeline() (toolkit.train()), and the command line
+    # passes each flag's value on under that name.
+    bad = [k for k in options if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k))]
+    if bad:
+        raise RegistryError(f"{where}: {what} names {bad} are not Python identifiers ('max_words' gives --max-words;"
+                            " other spellings go in aliases)")
+    reserved = sorted(k for k in options if is_reserved_option(k, train=train))
+    if reserved:
+        raise RegistryError(f"{where}: {what} names {reserved} are reserved by nlp-tool")
+    taken: dict[str, tuple[str, str]] = {}  # flag -> (engine, option) that has it
+    for sibling in siblings:
+        for key, option in getattr(sibling, attribute).items():
+            for flag in option.flags(key):
+                taken.setdefault(flag, (sibling.name, key))
+    for key, option in options.items():
+        if not isinstance(option, Option):
+            raise RegistryError(f"{where}: {what} {key!r} is {option!r}, not a toolkit.engine.Option")
+        if option.type not in OPTION_TYPES:
+            type_name = getattr(option.type, "__name__", repr(option.type))
+            raise RegistryError(f"{where}: {what} {key!r} has type {type_name};"
+                                " an option is an int, float, str or bool")
+        bad = [a for a in option.aliases if not (isinstance(a, str) and a.startswith("--") and NAME.fullmatch(a[2:]))]
+        bad += [f for f in option.flags(key)[1:] if f not in bad and _is_tool_flag(f)]
+        if bad:
+            raise RegistryError(f"{where}: {what} {key!r} has unusable flags {bad} (a flag must be --lower-case-name"
+                                " and not one of nlp-tool's own)")
+        for flag in option.flags(key):
+            owner = taken.setdefault(flag, (engine_class.name, key))
+            if owner[1] != key:
+                raise RegistryError(f"{where}: flag {flag} of {what} {key!r} is already the flag of {what}"
+                                    f" {owner[1]!r} of engine {engine_class.task}:{owner[0]}")
+        if option.range_text() and option.type not in (int, float):
+            raise RegistryError(f"{where}: option {key!r} has bounds but is a {option.type.__name__},"
+                                " not an int or float")
+        try:
+            option.convert(key, option.default)
+        except OptionError as e:
+            raise RegistryError(f"{where}: the default of option {key!r} is not accepted: {e}") from None
+
+
+def _check_engine_class(task: str, engine: str, engine_class: type, siblings: list[type[Engine]]) -> None:
+    """Refuse, with RegistryError, an engine the command line or the API could not use as registered.
+
+    ``siblings`` are the engine classes already registered for ``task``.
+    """
+    if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
+        raise RegistryError(f"{task}:{engine}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
+    for kind, value in (("task", task), ("engine", engine)):
+        if not isinstance(value, str) or not NAME.fullmatch(value):
+            raise RegistryError(f"{kind} name {value!r} must be lower-case letters, digits, '-' or '_'")
+    if (engine_class.task, engine_class.name) != (task, engine):
+        # Results are stamped from the class attributes, so they must say what was registered.
+        raise RegistryError(
+            f"{engine_class.__name__} declares {engine_class.task}:{engine_class.name}"
+            f" but is registered as {task}:{engine}"
+        )
+    where = f"{task}:{engine}"
+    if not isinstance(engine_class.version, str):
+        raise RegistryError(f"{where}: version must be a str (it is stamped on results), not {engine_class.version!r}")
+    if engine_class.inputs not in INPUT_KINDS:
+        raise RegistryError(f"{where}: inputs must be one of {', '.join(INPUT_KINDS)}, not {engine_class.inputs!r}")
+    _check_options(where, engine_class, "options", siblings)
+    _check_options(where, engine_class, "train_options", siblings)
+    fields = engine_class.record_fields
+    # Each field becomes a --<field>-column flag and a key of every record.
+    if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):
+        raise RegistryError(f"{where}: record_fields must be a tuple of lower-case names, not {fields!r}")
+    flags = engine_class.line_file_flags
+    option_flags = {f for key, option in engine_class.options.items() for f in option.flags(key)}
+    if flags and (
+        sorted(flags.values()) != sorted(fields)
+        or any(not FIELD.fullmatch(f) or is_reserved_option(f, train=True) or "--" + f.replace("_", "-") in option_flags
+               for f in flags)
+    ):
+        raise RegistryError(f"{where}: line_file_flags must map one free flag name to each record"
+                            f" field {fields}, not {flags!r}")
+
+
 class Registry:
     """The plugin manager, the plugins it knows of and the engines they registered."""
 
@@ -193,47 +291,8 @@ class Registry:
         claimed: list[EngineEntry] = []
 
         def register(task: str, engine: str, engine_class: type, description: str = "") -> None:
-            from toolkit.engine import Engine, OptionError, is_reserved_option
-
-            if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
-                raise RegistryError(f"{task}:{engine}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
-            for kind, value in (("task", task), ("engine", engine)):
-                if not isinstance(value, str) or not NAME.fullmatch(value):
-                    raise RegistryError(f"{kind} name {value!r} must be lower-case letters, digits, '-' or '_'")
-            if (engine_class.task, engine_class.name) != (task, engine):
-                # Results are stamped from the class attributes, so they must say what was registered.
-                raise RegistryError(
-                    f"{engine_class.__name__} declares {engine_class.task}:{engine_class.name}"
-                    f" but is registered as {task}:{engine}"
-                )
-            reserved = sorted(k for k in engine_class.options if is_reserved_option(k))
-            reserved += sorted(k for k in engine_class.train_options if is_reserved_option(k, train=True))
-            if reserved:
-                raise RegistryError(f"{task}:{engine}: option names {reserved} are reserved by nlp-tool")
-            for key, option in {**engine_class.options, **engine_class.train_options}.items():
-                bad = [a for a in option.aliases if not (a.startswith("--") and NAME.fullmatch(a[2:]))
-                       or is_reserved_option(a[2:].replace("-", "_"), train=True)]
-                if bad:
-                    raise RegistryError(f"{task}:{engine}: option {key!r} has unusable flag aliases {bad}")
-                if option.range_text() and option.type not in (int, float):
-                    raise RegistryError(f"{task}:{engine}: option {key!r} has bounds but is a {option.type.__name__},"
-                                        " not an int or float")
-                try:
-                    option.convert(key, option.default)
-                except OptionError as e:
-                    raise RegistryError(f"{task}:{engine}: the default of option {key!r} is not accepted: {e}") from None
-            fields = engine_class.record_fields
-            # Each field becomes a --<field>-column flag and a key of every record.
-            if not isinstance(fields, tuple) or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields):
-                raise RegistryError(f"{task}:{engine}: record_fields must be a tuple of lower-case names, not {fields!r}")
-            flags = engine_class.line_file_flags
-            if flags and (
-                sorted(flags.values()) != sorted(fields)
-                or any(not FIELD.fullmatch(f) or is_reserved_option(f, train=True) or f in engine_class.options
-                       or any(f"--{f}" in o.aliases for o in engine_class.options.values()) for f in flags)
-            ):
-                raise RegistryError(f"{task}:{engine}: line_file_flags must map one free flag name to each record"
-                                    f" field {fields}, not {flags!r}")
+            siblings = [e.engine_class for e in (*self.engines.values(), *claimed) if e.task == task]
+            _check_engine_class(task, engine, engine_class, siblings)
             owner = self.engines.get((task, engine)) or next(
                 (e for e in claimed if (e.task, e.name) == (task, engine)), None
             )
@@ -261,7 +320,13 @@ class Registry:
             self._on_failure(info)
 
     def add_commands(self, cli: Any) -> None:
-        """Let each loaded plugin add its commands to ``cli``; a plugin whose hook raises is failed."""
+        """Let each loaded plugin add its commands to ``cli``; a plugin whose hook raises is failed.
+
+        A failed plugin's engines are removed as well, so call this before
+        building anything from :meth:`tasks` (the task verbs): what is built
+        after it offers only engines whose plugins loaded. A command may not
+        take a task's name, whether or not the task's verb is in ``cli`` yet.
+        """
         for name, info in list(self.plugins.items()):
             plugin = self.pm.get_plugin(name)
             if plugin is None or info.status != "loaded":
@@ -272,7 +337,7 @@ class Registry:
             before = dict(cli.commands)
             try:
                 caller(cli=cli)
-                replaced = sorted(n for n, c in before.items() if cli.commands.get(n) is not c)
+                replaced = sorted(n for n in {*before, *self.tasks()} if cli.commands.get(n) is not before.get(n))
                 if replaced:
                     raise RegistryError(f"command(s) {', '.join(replaced)} already exist")
             except Exception as error:
