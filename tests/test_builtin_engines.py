@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from plugins.summarization.lead import LeadSummarizer
 from toolkit.text.sentences import split_sentences
-from toolkit.testing import check_engine, check_picklable, engine_checks
+from toolkit.testing import check_empty_input, check_engine, check_picklable, check_unicode, engine_checks
 from toolkit.engine import Engine
 
 
@@ -52,6 +52,48 @@ def test_check_engine_catches_an_unpicklable_engine():
 
     with pytest.raises(AssertionError, match="not picklable"):
         check_picklable(Closure)
+
+
+def test_checks_turn_an_engine_exception_into_an_assertion_naming_the_check():
+    class AsciiOnly(Engine):
+        task, name, description, version = "ascii", "x", "Refuses other scripts.", "1"
+
+        def run(self, inputs):
+            if not all(x.isascii() for x in inputs):
+                raise ValueError("only ASCII, please")
+            return [{"n": len(x)} for x in inputs]
+
+    with pytest.raises(AssertionError, match="^check_unicode: unexpected ValueError: only ASCII, please$") as caught:
+        check_unicode(AsciiOnly)
+    assert isinstance(caught.value.__cause__, ValueError)
+    with pytest.raises(AssertionError, match="^check_batch_equals_one_by_one: unexpected ValueError"):
+        next(c for c in engine_checks(AsciiOnly) if c.__name__ == "check_batch_equals_one_by_one")()
+
+
+def _refusing_engine(inputs_kind: str, message: str) -> type[Engine]:
+    """An engine that raises ValueError(message) for a blank text or context, and answers anything else."""
+
+    class Refusing(Engine):
+        task, name, description, version, inputs = "refusing", "x", "Refuses blank input.", "1", inputs_kind
+
+        def run(self, inputs):
+            texts = [x["context"] if isinstance(x, dict) else x for x in inputs]
+            if any(not text.strip() for text in texts):
+                raise ValueError(message)
+            return [{"n": len(text)} for text in texts]
+
+    return Refusing
+
+
+def test_check_empty_input_accepts_a_clear_empty_context_error_from_question_context_engines():
+    check_empty_input(_refusing_engine("question+context", "the context is empty (nothing to answer from)"))
+    with pytest.raises(AssertionError, match="must say in one line that the context is empty"):
+        check_empty_input(_refusing_engine("question+context", "bad input\nsee the log"))
+    with pytest.raises(AssertionError, match="must say in one line that the context is empty"):
+        check_empty_input(_refusing_engine("question+context", "nope"))
+    # A text engine still owes a result for an empty or blank text.
+    with pytest.raises(AssertionError, match="^check_empty_input: unexpected ValueError: the text is empty$"):
+        check_empty_input(_refusing_engine("text", "the text is empty"))
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import toolkit
 from plugins.qa.baselines import SentenceRetriever, WindowBaseline
+from plugins.qa.common import Job, QAEngine, Span
 from plugins.qa.metric import exact_match, f1, normalize_answer, squad_scores
+from plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
 from plugins.qa.passages import bm25_scores, split_passages, tokenize, uncovered
 from plugins.qa.squad import check_records, read_squad
 from toolkit.cli import make_cli
 from toolkit.engine import DataError, OptionError
-from toolkit.testing import check_batch_equals_one_by_one, check_long_input, check_picklable, check_unicode
+from toolkit.testing import TEXTS, UNICODE_TEXTS, engine_checks
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad" / "dev-v1.1.json.gz"
 
@@ -127,11 +131,85 @@ def test_uncovered_ranges():
 # -- the engines -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine_class", [WindowBaseline, SentenceRetriever])
-@pytest.mark.parametrize("check", [check_batch_equals_one_by_one, check_long_input, check_unicode, check_picklable])
-def test_baselines_conform(engine_class, check):
-    # check_empty_input does not apply: an empty context is an error for this task (see below).
-    check(engine_class)
+@pytest.mark.parametrize(
+    "check", [check for engine in (ReaderEngine, WindowBaseline, SentenceRetriever) for check in engine_checks(engine)],
+    ids=lambda check: f"{check.args[0].name}-{check.__name__}",
+)
+def test_builtin_engines_pass_every_conformance_check(check):
+    # check_empty_input included: it accepts the engines' clear ValueError for an empty context.
+    if check.args[0] is ReaderEngine and not DEFAULT_MODEL_FILE.is_file():
+        pytest.skip("the default reader is not installed (python scripts/train_default_reader.py)")
+    check()
+
+
+class FixedSpans(QAEngine):
+    """Answers the token spans it is given (all at score 0.5): what the shared pipeline makes of any span."""
+
+    name, description = "fixed", "Given spans."
+
+    def __init__(self, spans: list[tuple[int, int]], **options) -> None:
+        super().__init__(None, **options)
+        self.spans = spans
+
+    def _candidates(self, jobs: list[Job]) -> list[list[Span]]:
+        return [[Span(first, last, 0.5) for first, last in self.spans] for _ in jobs]
+
+
+def assert_evidence_holds_the_answers(context: str, result: dict) -> None:
+    for answer in result["answers"]:
+        evidence = answer["evidence"]
+        assert context[evidence["start"] : evidence["end"]] == evidence["text"], answer
+        assert evidence["start"] <= answer["start"] and answer["end"] <= evidence["end"], answer
+
+
+def test_evidence_covers_an_answer_that_crosses_a_sentence_end():
+    context = ("The league moved to a 16-game schedule in 1978. Carolina started the season 14–0. "
+               "They lost in February.")
+    tokens = tokenize(context)
+    first = next(i for i, t in enumerate(tokens) if t.text == "1978")
+    last = next(i for i, t in enumerate(tokens) if t.text == "0")
+    within = next(i for i, t in enumerate(tokens) if t.text == "February")
+    result = FixedSpans([(first, last), (within, within)], top_k=2).run([{"question": "When?", "context": context}])[0]
+    crossing, inside = result["answers"]
+    assert crossing["answer"] == "1978. Carolina started the season 14–0"
+    # From the sentence where the answer starts to the one where it ends, not only the first.
+    end = context.index("14–0.") + len("14–0.")
+    assert crossing["evidence"] == {"text": context[:end], "start": 0, "end": end}
+    assert result["evidence"] == crossing["evidence"]
+    assert inside["evidence"] == {"text": "They lost in February.", "start": end + 1, "end": len(context)}
+
+
+# Pieces of text that make and break sentences: abbreviations, terminals, CJK, quotes, breaks, odd spaces.
+PIECES = ["Mr.", "U.S.", "3.5", "word", "Word", "!", "?", ".", "…", "。", "東京", "”", " ", "\n", "\n\n", "- ", "é",
+          "🙂", "\u200b", "\u00a0"]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=40).map("".join), st.data())
+def test_evidence_holds_any_answer_span(context, data):
+    tokens = tokenize(context)
+    assume(tokens)
+    first = data.draw(st.integers(0, len(tokens) - 1))
+    last = data.draw(st.integers(first, len(tokens) - 1))
+    result = FixedSpans([(first, last)]).run([{"question": "What?", "context": context}])[0]
+    assert result["start"] == tokens[first].start and result["end"] == tokens[last].end
+    assert_evidence_holds_the_answers(context, result)
+
+
+def test_every_engine_keeps_its_answers_inside_their_evidence():
+    engines = [WindowBaseline(top_k=20), SentenceRetriever(top_k=20)]
+    if DEFAULT_MODEL_FILE.is_file():
+        engines.append(ReaderEngine(top_k=20))
+    contexts = [DOC, LONG_DOC, *TEXTS, *UNICODE_TEXTS,
+                "It opened in 1921. Jane Doe ran it. By 1950 it had 300 staff! Who knew? Not us.\n\nA new part."]
+    questions = ["Who founded Acme Corporation?", "When was it founded?", "How many staff did it have?",
+                 "What is this about?", "Where did it move?"]
+    inputs = [{"question": q, "context": c} for c in contexts for q in questions]
+    for engine in engines:
+        results = engine.run(inputs)
+        assert sum(len(r["answers"]) for r in results) > 2 * len(inputs)
+        for item, result in zip(inputs, results):
+            assert_evidence_holds_the_answers(item["context"], result)
 
 
 def test_offsets_round_trip_and_evidence():
@@ -272,8 +350,6 @@ def test_baselines_on_squad_dev_sample():
 
 
 def test_shipped_reader_is_the_default_and_answers():
-    from plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
-
     if not DEFAULT_MODEL_FILE.is_file():
         pytest.skip("the default reader is not installed (python scripts/train_default_reader.py)")
     assert DEFAULT_MODEL_FILE.stat().st_size <= 25 * 2**20

@@ -145,6 +145,42 @@ def test_resume_continues_from_the_checkpoint(tmp_path, h):
         ReaderEngine.train(records, str(output), epochs=1, resume=True, **TINY)
 
 
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_no_candidate_file_is_left_when_scoring_an_epoch_fails(tmp_path, h, monkeypatch, error):
+    def fail(self, records, batch_size=32):
+        raise error("while scoring")
+
+    monkeypatch.setattr(ReaderEngine, "evaluate", fail)
+    with pytest.raises(error, match="while scoring"):
+        ReaderEngine.train(h.born_records(16), str(tmp_path / "reader.nlpt"), valid=h.born_records(4, seed=1),
+                           epochs=2, **TINY)
+    # Ctrl-C saves the checkpoint; another failure leaves nothing. Never the epoch's temporary model file.
+    expected = {"reader.nlpt.ckpt"} if error is KeyboardInterrupt else set()
+    assert {p.name for p in tmp_path.iterdir()} == expected
+
+
+def test_resume_scores_the_epoch_whose_scoring_was_interrupted(tmp_path, h, monkeypatch):
+    scored = []
+    evaluate = ReaderEngine.evaluate
+
+    def interrupt_first(self, records, batch_size=32):
+        if not scored:
+            scored.append("interrupted")
+            raise KeyboardInterrupt
+        scored.append(self.model_metadata()["training"]["epochs_done"])
+        return evaluate(self, records, batch_size)
+
+    monkeypatch.setattr(ReaderEngine, "evaluate", interrupt_first)
+    records, valid, output = h.born_records(16), h.born_records(4, seed=1), tmp_path / "reader.nlpt"
+    with pytest.raises(KeyboardInterrupt):
+        ReaderEngine.train(records, str(output), valid=valid, epochs=2, **TINY)
+    report = ReaderEngine.train(records, str(output), valid=valid, epochs=2, resume=True, **TINY)
+    # Epoch 1's weights are scored when resuming, before epoch 2 is trained, so both competed for the output.
+    assert scored == ["interrupted", 1, 2]
+    assert report["epochs_done"] == 2 and report["steps"] == 4 and report["checkpoint"] is None
+    assert {p.name for p in tmp_path.iterdir()} == {"reader.nlpt"}
+
+
 def test_model_errors(tmp_path):
     with pytest.raises(OptionError, match="no such model file"):
         ReaderEngine(model=str(tmp_path / "missing.nlpt"))

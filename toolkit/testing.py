@@ -13,8 +13,10 @@ or one pytest test per check (in the spirit of scikit-learn's
     def test_my_engine(check):
         check()
 
-Each check raises ``AssertionError`` with a message naming what broke.
-Engines that can be trained also pass :func:`check_training`.
+Each check raises ``AssertionError`` with a message naming what broke; an
+exception of another kind from the engine becomes an ``AssertionError``
+naming the check and that exception. Engines that can be trained also pass
+:func:`check_training`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,26 @@ UNICODE_TEXTS = [
 LONG_TEXT = " ".join(f"Sentence number {i} talks about topic {i % 17} at some length." for i in range(4000))
 
 
+def _names_failures(check: Callable[..., None]) -> Callable[..., None]:
+    """``check``, with any exception other than AssertionError turned into one naming the check and the exception.
+
+    A check reports a broken contract as AssertionError; an engine that
+    raises something else (ValueError, TypeError, ...) is broken too, and the
+    plugin author should read which check met it, not a bare traceback.
+    """
+
+    @functools.wraps(check)
+    def checked(*args: Any, **kwargs: Any) -> None:
+        try:
+            check(*args, **kwargs)
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(f"{check.__name__}: unexpected {type(error).__name__}: {error}") from error
+
+    return checked
+
+
 def _as_inputs(engine_class: type[Engine], texts: list[str]) -> list:
     if engine_class.inputs == "question+context":
         return [{"question": "What is this about?", "context": text} for text in texts]
@@ -61,6 +83,7 @@ def _check_results(engine: Engine, inputs: list, results: Any, what: str) -> Non
         assert isinstance(engine.format_text(result), str), f"{what}: format_text() must return a str"
 
 
+@_names_failures
 def check_attributes(engine_class: type[Engine]) -> None:
     """Class attributes describe the engine without instantiating it."""
     assert isinstance(engine_class, type) and issubclass(engine_class, Engine), "not a toolkit.engine.Engine subclass"
@@ -87,6 +110,7 @@ def check_attributes(engine_class: type[Engine]) -> None:
         option.convert(key, option.default)
 
 
+@_names_failures
 def check_result_shape(engine_class: type[Engine]) -> None:
     """run() returns one JSON-serialisable dict per input, and stamp() says what ran."""
     engine = engine_class()
@@ -98,6 +122,7 @@ def check_result_shape(engine_class: type[Engine]) -> None:
     json.dumps(stamp)
 
 
+@_names_failures
 def check_batch_equals_one_by_one(engine_class: type[Engine]) -> None:
     """A result does not depend on the other inputs of its batch or on the batch size."""
     engine = engine_class()
@@ -108,14 +133,34 @@ def check_batch_equals_one_by_one(engine_class: type[Engine]) -> None:
     assert engine.run(inputs[::-1]) == batch[::-1], "results depend on the order of the batch"
 
 
+@_names_failures
 def check_empty_input(engine_class: type[Engine]) -> None:
-    """An empty batch gives no results; an empty or blank text gives a result, not an exception."""
+    """An empty batch gives no results; an empty or blank text gives a result, not an exception.
+
+    A question+context engine may instead refuse an empty or blank context
+    with a ValueError whose message is one line naming the context (for
+    extractive question answering there is nothing to answer from).
+    """
     engine = engine_class()
     assert engine.run([]) == [], "run([]) must return []"
     inputs = _as_inputs(engine_class, ["", "   \n\t "])
-    _check_results(engine, inputs, engine.run(inputs), "empty text")
+    if engine_class.inputs != "question+context":
+        _check_results(engine, inputs, engine.run(inputs), "empty text")
+        return
+    for item in inputs:
+        try:
+            results = engine.run([item])
+        except ValueError as error:
+            message = str(error)
+            assert message.strip() and "\n" not in message and "context" in message.lower(), (
+                f"empty context {item['context']!r}: a ValueError must say in one line that the context is empty,"
+                f" not {message!r}"
+            )
+        else:
+            _check_results(engine, [item], results, "empty context")
 
 
+@_names_failures
 def check_long_input(engine_class: type[Engine]) -> None:
     """A very long text (about 250,000 characters) is handled, not rejected or crashed on."""
     engine = engine_class()
@@ -123,6 +168,7 @@ def check_long_input(engine_class: type[Engine]) -> None:
     _check_results(engine, inputs, engine.run(inputs), "long text")
 
 
+@_names_failures
 def check_unicode(engine_class: type[Engine]) -> None:
     """Non-Latin scripts, emoji, combining and zero-width characters."""
     engine = engine_class()
@@ -130,6 +176,7 @@ def check_unicode(engine_class: type[Engine]) -> None:
     _check_results(engine, inputs, engine.run(inputs), "unicode")
 
 
+@_names_failures
 def check_picklable(engine_class: type[Engine]) -> None:
     """An engine survives pickling (to reach worker processes) and gives the same results after."""
     engine = engine_class()
@@ -141,6 +188,7 @@ def check_picklable(engine_class: type[Engine]) -> None:
     assert copy.run(inputs) == engine.run(inputs), "a pickled copy gives different results"
 
 
+@_names_failures
 def check_thread_safe(engine_class: type[Engine]) -> None:
     """Concurrent run() calls on one instance give the same results as sequential ones."""
     engine = engine_class()
@@ -179,6 +227,7 @@ def check_engine(engine_class: type[Engine]) -> None:
         check()
 
 
+@_names_failures
 def check_training(
     engine_class: type[Engine], records: list[dict], directory: str | os.PathLike, **options: Any
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 from plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
 from plugins.qa.squad import check_records, is_squad_file, read_squad
 from toolkit.engine import Engine, Option
-from toolkit.text.sentences import split_sentences
+from toolkit.text.sentences import Sentence, split_sentences
 
 # How the neural reader encodes passage and question, and models the passage after attending to the
 # question: convolution + self-attention blocks, or bidirectional GRUs (as BiDAF and DrQA read).
@@ -46,6 +46,20 @@ class Job:
     tokens: list[Token]
     passages: list[Passage]  # the passages to read, best first
     total_passages: int
+
+
+def _evidence(context: str, sentences: list[Sentence], starts: list[int], start: int, end: int) -> dict:
+    """The sentences of ``context`` from the one holding the answer's first character to the one holding its last.
+
+    An answer may run past a sentence end (a span like "1978. Carolina
+    started"), so the evidence is a range of sentences, never only the one
+    where the answer starts. Both ends are found: answers begin and end on
+    tokens, which are non-space characters, and the sentences cover every
+    non-space character of the context.
+    """
+    first = sentences[bisect.bisect_right(starts, start) - 1]
+    last = sentences[bisect.bisect_right(starts, end - 1) - 1]
+    return {"text": context[first.start : last.end], "start": first.start, "end": last.end}
 
 
 class QAEngine(Engine):
@@ -119,7 +133,7 @@ class QAEngine(Engine):
                 "score": round(score, DECIMALS),
                 "start": start,
                 "end": end,
-                "evidence": self._evidence(sentences, starts, start),
+                "evidence": _evidence(job.context, sentences, starts, start, end),
             }
             for (start, end), score in ranked[: settings["top_k"]]
             if round(score, DECIMALS) >= settings["min_score"]
@@ -136,14 +150,6 @@ class QAEngine(Engine):
             "passages": {"total": job.total_passages, "read": len(job.passages)},
             "skipped": [{"start": s, "end": e} for s, e in skipped],
         }
-
-    @staticmethod
-    def _evidence(sentences: list, starts: list[int], start: int) -> dict | None:
-        i = bisect.bisect_right(starts, start) - 1
-        if i < 0:
-            return None
-        s = sentences[i]
-        return {"text": s.text, "start": s.start, "end": s.end}
 
     def format_text(self, result: dict) -> str:
         lines = [f"{a['answer']}\t{a['score']:.4f}\t{a['start']}:{a['end']}" for a in result["answers"]]

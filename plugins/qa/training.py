@@ -6,9 +6,11 @@ passage is the first window of the context that holds the whole answer
 passages of similar length. The checkpoint file (model, Adam moments, step,
 epoch and position in it) is rewritten atomically every few minutes, at the
 end of each epoch and on Ctrl-C; ``resume`` continues from it exactly where
-it stopped. A run that completes all its epochs removes it. After each epoch the model is scored on the validation
-questions through the full engine (passages, decoding), and the best one is
-the output model.
+it stopped (an epoch cut while being scored is scored first). A run that
+completes all its epochs removes it. After each epoch the model is scored on
+the validation questions through the full engine (passages, decoding), from a
+temporary ``OUTPUT.candidate`` file that is removed however scoring ends, and
+the best one is the output model.
 """
 
 from __future__ import annotations
@@ -185,11 +187,21 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
                              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
 
     def score_epoch(loss: float | None) -> None:
-        candidate = f"{output}.candidate"
-        with averaged_weights(model, average):
-            save_model(candidate, model, metadata())
-        metrics = engine_class(model=candidate).evaluate([_record(e) for e in valid]) if valid else None
-        if metrics is not None:
+        # Marked until the epoch's score is settled: an interrupt while scoring saves a checkpoint that says so,
+        # and a resumed run scores that epoch first instead of never considering it for the output.
+        state["unscored"], state["loss"] = True, loss
+        metrics = None
+        if valid:
+            # The engine scores a model file: the epoch's weights go to a temporary one beside the output,
+            # removed however scoring ends (Ctrl-C and SIGTERM included).
+            candidate = f"{output}.candidate"
+            try:
+                with averaged_weights(model, average):
+                    save_model(candidate, model, metadata())
+                metrics = engine_class(model=candidate).evaluate([_record(e) for e in valid])
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(candidate)
             metrics["model"] = str(output)
         if progress is not False:
             # One line per epoch, also in logs where the progress bar stays silent.
@@ -201,7 +213,7 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
             state["best"] = metrics
             with averaged_weights(model, average):
                 save_model(output, model, {**metadata(), "metrics": metrics})
-        os.unlink(candidate)
+        state["unscored"] = False
 
     session = time.perf_counter()
     started = session - state["seconds"]
@@ -209,6 +221,11 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
     limit = settings["max_minutes"] * 60.0
     stopped = "epochs"
     try:
+        if state.get("unscored"):
+            # The interrupted run stopped while scoring its last epoch.
+            score_epoch(state["loss"])
+            save_checkpoint()
+            last_checkpoint = time.perf_counter()
         while state["epoch"] < settings["epochs"]:
             batches = epoch_batches(instances, settings["batch"], seed, state["epoch"])
             bar = ProgressBar(len(batches), desc=f"epoch {state['epoch'] + 1}", unit="batch", enabled=progress)
