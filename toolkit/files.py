@@ -36,6 +36,20 @@ def new_file_mode(path: str | os.PathLike) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Linux shows the umask in /proc. Elsewhere it can only be read by setting
+    # it, for an instant, for every thread of the process: to 0o077, so that a
+    # file another thread creates meanwhile is private rather than open to all.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
