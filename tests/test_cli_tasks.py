@@ -425,9 +425,10 @@ def test_option_aliases_are_extra_flags(run):
 def test_option_bounds_show_in_help_and_plugin_list_and_are_checked(run):
     assert "(0: off). [between 0 and 1]" in " ".join(run("summarize", "--help").stdout.split())
     result = run("summarize", "-t", "Hello there. Bye.", "--ratio", "1.5")
-    assert result.exit_code == 2 and "option 'ratio' must be between 0 and 1, not 1.5" in result.output
+    # On the command line the option is named by its flag.
+    assert result.exit_code == 2 and "option '--ratio' must be between 0 and 1, not 1.5" in result.output
     result = run("ask", "-t", "abc", "--question", "q", "--top-k", "6")
-    assert result.exit_code == 2 and "option 'top_k' must be between 1 and 5, not 6" in result.output
+    assert result.exit_code == 2 and "option '--top-k' must be between 1 and 5, not 6" in result.output
     listed = {(row["task"], row["engine"]): row for row in json.loads(run("tasks", "--json").stdout)}
     options = listed["ask", "echo"]["options"]
     assert options["top_k"] == {"type": "int", "default": 1, "help": "Answers to return.", "range": "between 1 and 5"}

@@ -153,12 +153,18 @@ def _describe(option: Option) -> dict[str, Any]:
     return described
 
 
-def _check_declared(engine: str, options: dict, accepted: dict, declared: dict[str, list[str]]) -> None:
-    """A usage error for a flag that ``engine`` does not declare (it belongs to another engine of the task)."""
+def _checked_options(engine: str, options: dict, accepted: dict, declared: dict[str, list[str]]) -> dict:
+    """``options`` checked by their ``accepted`` Options; a usage error, naming the flag, for a value
+    out of bounds or a flag that ``engine`` does not declare (it belongs to another engine of the task)."""
     for key in options:
         if key not in accepted:
             owners = ", ".join(declared.get(key, [])) or "no engine"
             raise click.UsageError(f"engine {engine!r} has no option {_flag(key)} (it belongs to: {owners})")
+    try:
+        # Named by their flags here; the engine checks them again, by name, for API callers.
+        return {key: accepted[key].convert(_flag(key), value) for key, value in options.items()}
+    except OptionError as error:
+        raise click.UsageError(str(error)) from error
 
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -287,7 +293,7 @@ def run_task(
     options = {key: value for key, value in engine_options.items() if value is not None}
     if top_k is not None:
         options["top_k"] = top_k
-    _check_declared(engine, options, accepted, declared)
+    options = _checked_options(engine, options, accepted, declared)
 
     try:
         codecs.lookup(encoding)
@@ -295,10 +301,6 @@ def run_task(
         raise click.UsageError(f"unknown encoding {encoding!r}") from None
 
     if explain:
-        try:
-            options = {key: accepted[key].convert(key, value) for key, value in options.items()}
-        except OptionError as error:
-            raise click.UsageError(str(error)) from error
         explain_run(registry, entry, model, options, fmt)
         return
 
@@ -850,7 +852,7 @@ def _engine_arguments(
     """The options given (checked against the engine's ``options_attribute``) and the column mapping."""
     cls = _capable_entry(registry, task, engine, capable, verb).engine_class
     options = {key: value for key, value in engine_options.items() if value is not None}
-    _check_declared(engine, options, getattr(cls, options_attribute), declared)
+    options = _checked_options(engine, options, getattr(cls, options_attribute), declared)
     return options, _columns(engine, cls.record_fields, columns)
 
 
