@@ -93,6 +93,7 @@ def test_run_is_a_pipeline_called_once():
         ({"task": "summarize", "sentences": "2"}, OptionError, "must be of type int"),
         ({"task": "summarize", "sentences": -1}, OptionError, "at least 0"),
         ({"task": "summarize", "engine": "centrality", "model": "x.npz"}, OptionError, "takes no --model"),
+        ({"task": "qa", "engine": "window", "model": "x.nlpt"}, OptionError, "qa:window is rule-based and takes no"),
         ({"task": "summarize", "batch_size": 0}, ValueError, "batch_size"),
     ],
 )
@@ -147,6 +148,27 @@ def test_train_names_a_bad_record_by_its_place_in_the_data(tmp_path, task, field
 def test_wrong_kind_of_input_is_a_type_error(bad, name):
     with pytest.raises(TypeError, match=f"summarize:lead takes a str or an iterable of them, not {name}"):
         toolkit.pipeline("summarize", engine="lead")(bad)
+
+
+def test_takes_model_follows_default_model_and_training_unless_set():
+    from toolkit.engine import Engine, takes_model
+
+    class RuleBased(Engine):
+        task, name = "t", "rules"
+
+        def run(self, inputs):
+            return [{} for _ in inputs]
+
+    class Shipped(RuleBased):
+        default_model = "shipped.nlpt"
+
+    class ReadsOthers(RuleBased):
+        takes_model = True
+
+    assert [takes_model(c) for c in (RuleBased, Shipped, ReadsOthers)] == [False, True, True]
+    with pytest.raises(OptionError, match="engine t:rules is rule-based and takes no --model"):
+        RuleBased(model="m.nlpt")
+    assert ReadsOthers(model="m.nlpt").model == "m.nlpt"
 
 
 def test_pipeline_pickles_and_runs_in_worker_processes():

@@ -23,7 +23,7 @@ import click
 
 from toolkit import __version__, io
 from toolkit.datasets import DATA_FORMATS, ColumnError
-from toolkit.engine import DataError, Option, OptionError, can_evaluate, can_train
+from toolkit.engine import DataError, Option, OptionError, can_evaluate, can_train, takes_model
 from toolkit.plugins import EngineEntry, PluginInfo, Registry, get_registry, normalize, set_disabled
 from toolkit.progress import ElapsedTicker, ProgressBar
 
@@ -480,10 +480,9 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
     click.echo(f"plugin:  {plugin.name} {plugin.version or ''} ({source})")
     if info["model"]:
         model_line = info["model"]
-    elif can_train(cls):
-        # A trainable engine runs on a model file; without a default one it needs --model.
-        model_line = (f"none: this engine needs --model FILE (train one with"
-                      f" `nlp-tool train {entry.task} DATA --engine {entry.name}`)")
+    elif takes_model(cls):
+        model_line = "none: this engine needs --model FILE" + (
+            f" (train one with `nlp-tool train {entry.task} DATA --engine {entry.name}`)" if can_train(cls) else "")
     else:
         model_line = "none (the engine needs no model)"
     click.echo(f"model:   {model_line}")

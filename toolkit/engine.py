@@ -90,6 +90,13 @@ def can_train(engine_class: type[Engine]) -> bool:
     return bool(engine_class.record_fields) and engine_class.train.__func__ is not Engine.train.__func__
 
 
+def takes_model(engine_class: type[Engine]) -> bool:
+    """The engine reads a model file: ``takes_model`` when set, else it has a default model or can be trained."""
+    if engine_class.takes_model is not None:
+        return engine_class.takes_model
+    return engine_class.default_model is not None or can_train(engine_class)
+
+
 def can_evaluate(engine_class: type[Engine]) -> bool:
     """The engine declares its record fields and implements :meth:`Engine.evaluate`."""
     return bool(engine_class.record_fields) and engine_class.evaluate is not Engine.evaluate
@@ -176,6 +183,11 @@ class Engine(abc.ABC):
     #: What to do when ``default_model`` is not installed, for the error that says so
     #: (e.g. "train it with `python scripts/train_default_x.py` or pass --model FILE").
     default_model_hint: ClassVar[str] = "pass --model FILE"
+    #: Whether the engine reads a model file (``--model`` / ``model=``). None: it does when
+    #: it has a ``default_model`` or can be trained; the others are rule-based and refuse one,
+    #: rather than stamp on their results a model they never read. An engine that reads
+    #: model files made elsewhere sets True.
+    takes_model: ClassVar[bool | None] = None
     #: Fields of one training / evaluation record, e.g. ("text", "label") for classify,
     #: ("article", "summary") for summarize. Empty: the engine cannot be trained or evaluated.
     record_fields: ClassVar[tuple[str, ...]] = ()
@@ -193,6 +205,8 @@ class Engine(abc.ABC):
             raise OptionError(
                 f"engine {self.task}:{self.name} has no option {', '.join(map(repr, unknown))} (accepted: {accepted})"
             )
+        if model is not None and not takes_model(type(self)):
+            raise OptionError(f"engine {self.task}:{self.name} is rule-based and takes no --model")
         self.model = model if model is not None else self.default_model
         self.settings = {
             key: option.convert(key, options[key]) if key in options else option.default

@@ -55,13 +55,9 @@ class SummarizerEngine(Engine):
     default_model = None
     options: ClassVar[dict[str, Option]] = LENGTH_OPTIONS
     record_fields: ClassVar[tuple[str, ...]] = ("article", "summary")
-    #: Rule-based engines refuse a model; trained ones set this.
-    takes_model: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        if model is not None and not self.takes_model:
-            raise OptionError(f"engine {TASK}:{self.name} is rule-based and takes no --model")
         # Each option sets the summary's length on its own; with two, one would be silently ignored.
         given = [name for name in LENGTH_OPTIONS if self.settings[name]]
         if len(given) > 1:

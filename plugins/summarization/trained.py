@@ -239,7 +239,6 @@ class TrainedSummarizer(SummarizerEngine):
     default_model = str(DEFAULT_MODEL_FILE)
     default_model_hint = (f"train it with `python {TRAINING_SCRIPT}` or pass --model FILE"
                           " (from `nlp-tool train summarize`)")
-    takes_model = True
     train_options: ClassVar[dict[str, Option]] = TRAIN_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any) -> None:

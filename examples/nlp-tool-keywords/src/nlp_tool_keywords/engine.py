@@ -26,12 +26,13 @@ class RakeEngine(Engine):
         "top_k": Option(int, 5, "Number of keywords to return, best first."),
         "max_words": Option(int, 3, "Drop candidate phrases longer than this many words."),
     }
-    default_model = None  # rule-based: there is nothing to load
+    # Rule-based: no default model and nothing to train, so the base class
+    # refuses --model (an engine reading model files made elsewhere would set
+    # takes_model = True).
+    default_model = None
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model=model, **options)
-        if self.model is not None:
-            raise OptionError("the rake engine is rule-based and takes no model")
         # Range checks the types cannot express; OptionError makes a bad
         # value a usage error (exit code 2) on the command line.
         for key in ("top_k", "max_words"):
