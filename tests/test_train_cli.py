@@ -348,6 +348,28 @@ def test_record_numbers_in_data_errors_are_places_in_the_file(run, tmp_path):
     assert "h.nlpt" not in files(tmp_path)
 
 
+def test_only_a_record_error_is_renumbered_to_the_place_in_the_data(tmp_path, monkeypatch, registry):
+    import toolkit
+    from toolkit.datasets import read_records, split_positions
+    from toolkit.engine import RecordError
+
+    write_csv(tmp_path / "d.csv", header=("text", "label"))
+    # The first held-out record's place in the file (from 1): what "validation data: record 1" means there.
+    records = read_records(str(tmp_path / "d.csv"), {"text": "text", "label": "label"})
+    held_out_place = split_positions(records, 0.25, seed=0)[1][0] + 1
+    assert held_out_place != 1
+    for raised, expected in ((RecordError("validation data", 1, " is odd"), "training data: record {} is odd"),
+                             (DataError("validation data: record 1 is odd"), "validation data: record 1 is odd")):
+        def train(cls, records, output, valid=None, error=raised, **kwargs):
+            raise error
+
+        monkeypatch.setattr(WordCount, "train", classmethod(train))
+        with pytest.raises(DataError) as caught:
+            toolkit.train("tag", str(tmp_path / "d.csv"), engine="words", output=str(tmp_path / "m.nlpt"),
+                          valid_split=0.25, registry=registry)
+        assert str(caught.value) == expected.format(held_out_place)
+
+
 def test_debug_shows_the_traceback(run, tmp_path):
     result = run("train", "tag", "nope.csv", "--debug")
     assert isinstance(result.exception, DataError)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from toolkit import __version__
 from toolkit.datasets import read_line_files, read_records, split_positions
-from toolkit.engine import DataError, Engine, can_evaluate, can_train, train_settings
+from toolkit.engine import DataError, Engine, RecordError, can_evaluate, can_train, train_settings
 from toolkit.plugins import EngineEntry, Registry, get_registry
 
 DEFAULT_BATCH_SIZE = 32
@@ -210,10 +209,10 @@ def train(
 
     Returns the engine's report, after ``task``, ``engine``, ``model`` (the
     file written), ``train_records``, ``valid_records`` and ``seconds``.
-    Raises DataError for unusable data (an engine's error that names a record
-    of a part, "training data: record N ...", is renumbered to the record's
-    place in ``data``), OptionError for a bad option, NotImplementedError for
-    an engine that cannot be trained.
+    Raises DataError for unusable data (an engine's RecordError, which names
+    a record of the part it was given, is renumbered to the record's place in
+    ``data``), OptionError for a bad option, NotImplementedError for an engine
+    that cannot be trained.
     """
     registry = registry or get_registry()
     entry = _capable_engine(registry, task, engine, can_train, "trained")
@@ -235,11 +234,13 @@ def train(
     start = time.perf_counter()
     try:
         report = cls.train(records, output, valid=held_out, seed=seed, progress=progress, **settings)
-    except DataError as error:
-        renumbered = _in_data_numbering(error, places) if places is not None else None
-        if renumbered is None:
+    except RecordError as error:
+        # The engine numbers the records of the part it was given; the user knows them by their place
+        # in the data.
+        place = places.get(error.part, []) if places is not None else []
+        if not 1 <= error.number <= len(place):
             raise
-        raise renumbered from error
+        raise RecordError("training data", place[error.number - 1], error.problem) from error
     seconds = time.perf_counter() - start
     if not isinstance(report, dict):
         raise RuntimeError(f"engine {task}:{entry.name} returned a {type(report).__name__} from train, not a dict")
@@ -255,23 +256,6 @@ def train(
     }
     # What the caller knows wins over the engine's own keys of the same name.
     return {**ours, **{key: value for key, value in report.items() if key not in ours}}
-
-
-# How engines name a record of the part they were given: "training data: record 7 has an empty text".
-PART_RECORD = re.compile(r"(training data|validation data): record (\d+)\b")
-
-
-def _in_data_numbering(error: DataError, places: dict[str, list[int]]) -> DataError | None:
-    """``error`` renumbered to the record's place in the data, or None when it names no record of a part.
-
-    After ``train`` has split the data, an engine numbers the records of each
-    part from 1; the user knows them by their place in the file.
-    """
-    message = str(error)
-    match = PART_RECORD.match(message)
-    if match is None or not 1 <= int(match[2]) <= len(places[match[1]]):
-        return None
-    return DataError(f"training data: record {places[match[1]][int(match[2]) - 1]}{message[match.end():]}")
 
 
 def evaluate(

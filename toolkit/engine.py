@@ -58,6 +58,21 @@ class DataError(ValueError):
     """
 
 
+class RecordError(DataError):
+    """A DataError about one record of the list an engine was given (``Engine.train``'s ``records`` or ``valid``).
+
+    ``part`` names the list ("training data", "validation data"), ``number``
+    counts from 1 in it and ``problem`` is the rest of the message: the
+    message reads "training data: record 7 has an empty text". When
+    ``toolkit.train`` held part of the user's data out for validation, it
+    renumbers the error to the record's place in the user's data.
+    """
+
+    def __init__(self, part: str, number: int, problem: str) -> None:
+        super().__init__(f"{part}: record {number}{problem}")
+        self.part, self.number, self.problem = part, number, problem
+
+
 def is_reserved_option(name: str, train: bool = False) -> bool:
     """True for names the command line and the API use themselves, which an option (a train option) cannot take.
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from toolkit.engine import DataError, Engine, LoadsModel, Option, train_settings
+from toolkit.engine import DataError, Engine, LoadsModel, Option, RecordError, train_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,20 +37,20 @@ def check_records(records: list[dict], what: str = "training data") -> tuple[lis
     texts, labels = [], []
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
         for field in ("text", "label"):
             if field not in record or record[field] is None:
-                raise DataError(f"{what}: record {number} has no {field!r}")
+                raise RecordError(what, number, f" has no {field!r}")
         text, label = record["text"], record["label"]
         if not isinstance(text, str):
-            raise DataError(f"{what}: record {number}: text is a {type(text).__name__}, not a string")
+            raise RecordError(what, number, f": text is a {type(text).__name__}, not a string")
         if not text.strip():
-            raise DataError(f"{what}: record {number} has an empty text")
+            raise RecordError(what, number, " has an empty text")
         if isinstance(label, (dict, list)):
-            raise DataError(f"{what}: record {number}: label {label!r} is not a single class"
-                            " (multi-label data is not supported)")
+            raise RecordError(what, number, f": label {label!r} is not a single class"
+                              " (multi-label data is not supported)")
         if not str(label).strip():
-            raise DataError(f"{what}: record {number} has an empty label")
+            raise RecordError(what, number, " has an empty label")
         texts.append(text)
         # JSONL labels may be numbers; a model's labels are strings.
         labels.append(str(label).strip())

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.engine import DataError
+from toolkit.engine import DataError, RecordError
 
 
 @dataclass(frozen=True)
@@ -84,37 +84,39 @@ def check_records(records: list[dict], what: str = "training data") -> list[Exam
         raise DataError(f"{what}: no records")
     examples = []
     for number, record in enumerate(records, 1):
-        where = f"{what}: record {number}"
         if not isinstance(record, dict):
-            raise DataError(f"{where} is a {type(record).__name__}, not a mapping")
+            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
         question, context = record.get("question"), record.get("context")
         if not isinstance(question, str) or not question.strip():
-            raise DataError(f"{where}: 'question' must be a non-empty string")
+            raise RecordError(what, number, ": 'question' must be a non-empty string")
         if not isinstance(context, str) or not context.strip():
-            raise DataError(f"{where}: 'context' must be a non-empty string")
-        answers = tuple(_answer(where, context, item) for item in _answer_items(where, record.get("answers")))
+            raise RecordError(what, number, ": 'context' must be a non-empty string")
+        try:
+            answers = tuple(_answer(context, item) for item in _answer_items(record.get("answers")))
+        except ValueError as problem:
+            raise RecordError(what, number, f": {problem}") from None
         examples.append(Example(str(record.get("id", number)), question, context, answers))
     return examples
 
 
-def _answer_items(where: str, answers: Any) -> list:
+def _answer_items(answers: Any) -> list:
     if isinstance(answers, str):
         answers = [answers]
     if not isinstance(answers, list) or not answers:
-        raise DataError(f"{where}: 'answers' must be a non-empty list (or one answer string)")
+        raise ValueError("'answers' must be a non-empty list (or one answer string)")
     return answers
 
 
-def _answer(where: str, context: str, item: Any) -> Answer:
+def _answer(context: str, item: Any) -> Answer:
     if isinstance(item, str):
         item = {"text": item}
     if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"].strip():
-        raise DataError(f"{where}: an answer must be a non-empty string or {{\"text\", \"answer_start\"}}")
+        raise ValueError("an answer must be a non-empty string or {\"text\", \"answer_start\"}")
     text, start = item["text"], item.get("answer_start")
     if start is None:
         start = context.find(text)
     elif not isinstance(start, int) or context[start : start + len(text)] != text:
-        raise DataError(f"{where}: answer {text!r} is not at answer_start {start!r} of the context")
+        raise ValueError(f"answer {text!r} is not at answer_start {start!r} of the context")
     return Answer(text, start)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from plugins.summarization.common import SummarizerEngine
-from toolkit.engine import DataError, Option, train_settings
+from toolkit.engine import DataError, Option, RecordError, train_settings
 from toolkit.text.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
@@ -201,10 +201,10 @@ def check_records(records: list[dict], what: str) -> None:
         raise DataError(f"{what}: no records")
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
         for field in ("article", "summary"):
             if not isinstance(record.get(field), str):
-                raise DataError(f"{what}: record {number}: {field!r} must be a string")
+                raise RecordError(what, number, f": {field!r} must be a string")
 
 
 def labelled(records: list[dict], progress: bool | None, desc: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
-from toolkit.engine import DataError
+from toolkit.engine import DataError, RecordError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,15 +18,15 @@ def check_pairs(records: list[dict], what: str = "training data") -> tuple[list[
     sources, targets = [], []
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            raise DataError(f"{what}: record {number} is a {type(record).__name__}, not a mapping")
+            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
         for field in ("source", "target"):
             value = record.get(field)
             if value is None:
-                raise DataError(f"{what}: record {number} has no {field!r}")
+                raise RecordError(what, number, f" has no {field!r}")
             if not isinstance(value, str):
-                raise DataError(f"{what}: record {number}: {field} is a {type(value).__name__}, not a string")
+                raise RecordError(what, number, f": {field} is a {type(value).__name__}, not a string")
             if not value.strip():
-                raise DataError(f"{what}: record {number} has an empty {field}")
+                raise RecordError(what, number, f" has an empty {field}")
         sources.append(record["source"].strip())
         targets.append(record["target"].strip())
     return sources, targets
