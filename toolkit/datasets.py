@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolkit.engine import DataError
+from toolkit.files import decode_text
 
 DATA_FORMATS = ("csv", "tsv", "jsonl")
 # ".json" files are read as JSON lines, or as one JSON array of objects when they start with "[".
@@ -97,18 +98,12 @@ def _read_text(path: str, encoding: str) -> str:
         raise DataError(f"{path}: not a readable gzip file ({error})") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
-    # utf-8-sig: files saved by Windows editors (and Excel's "CSV UTF-8") start with a byte-order mark.
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
-        return data.decode(codec)
+        return decode_text(data, encoding)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{path}: line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start});"
-            " convert the file or give its encoding"
-        ) from None
+    except ValueError as error:
+        raise DataError(f"{path}: {error}; convert the file or give its encoding") from None
 
 
 def _delimited_records(

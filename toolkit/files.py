@@ -1,5 +1,7 @@
-"""Where an atomically written file goes, and with which permissions.
+"""Files: text decoded the same way for every reader, and where an atomically written file goes.
 
+Input files (the verbs' inputs, training and evaluation data) are decoded by
+:func:`decode_text`, so a bad byte is reported alike wherever it is read.
 Results (``--output``) and model files are written beside their destination
 under a temporary name and renamed over it, so a reader never sees half a
 file. A rename replaces whatever has the name: a symbolic link would become
@@ -9,8 +11,22 @@ file, so both are looked through first.
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
+
+
+def decode_text(data: bytes, encoding: str) -> str:
+    """``data`` decoded from ``encoding``, a UTF-8 byte-order mark skipped (Windows editors and Excel's
+    "CSV UTF-8" write one). LookupError for an unknown encoding; ValueError naming the line, byte and
+    offset of the first byte that does not decode."""
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(f"line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset"
+                         f" {error.start})") from None
 
 
 def write_target(path: str | os.PathLike) -> tuple[str, bool]:

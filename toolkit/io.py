@@ -6,7 +6,6 @@ tested and reused without a terminal.
 
 from __future__ import annotations
 
-import codecs
 import glob
 import json
 import math
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from toolkit.files import new_file_mode, write_target
+from toolkit.files import decode_text, new_file_mode, write_target
 
 INPUT_FORMATS = ("text", "lines", "jsonl")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
@@ -71,14 +70,10 @@ def text_lines(content: str) -> list[str]:
 
 def _read_source(source: str, stdin: IO[bytes], encoding: str) -> str:
     data = stdin.read() if source == "-" else Path(source).read_bytes()
-    # utf-8-sig: files saved by Windows editors start with a byte-order mark.
-    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:
-        return data.decode(codec)
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset"
-                         f" {error.start}); give the file's encoding with --encoding") from None
+        return decode_text(data, encoding)
+    except ValueError as error:
+        raise ValueError(f"{error}; give the file's encoding with --encoding") from None
 
 
 def read_records(
