@@ -213,6 +213,10 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
             help="Engine to run.",
         ),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
+        # Only where some engine ranks: on other verbs the flag could never be used.
+        *([click.Option(["--top-k", "top_k"], type=click.IntRange(min=1),
+                        help=f"Number of ranked results, for engines that rank.  [default for engine {top_k_defaults}]")]
+          if top_k_defaults else []),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=32, show_default=True, help="Inputs per engine call."),
         click.Option(
             ["--on-error"],
@@ -225,13 +229,6 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress display."),
         click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
     ]
-    if top_k_defaults:
-        # Only where some engine ranks: on other verbs the flag could never be used.
-        params.insert(params.index(next(p for p in params if p.name == "model")) + 1, click.Option(
-            ["--top-k", "top_k"],
-            type=click.IntRange(min=1),
-            help=f"Number of ranked results, for engines that rank.  [default for engine {top_k_defaults}]",
-        ))
     if takes_question:
         params[2:2] = [
             click.Option(["--question"], help="Question asked of every input text (its context)."),
