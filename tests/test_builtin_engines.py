@@ -201,3 +201,16 @@ def test_missing_default_model_names_its_remedy(tmp_path, monkeypatch):
     with pytest.raises(OptionError, match=r"the default model .*squad-reader.nlpt of engine qa:reader is not"
                                           r" installed; train it with `python scripts/train_default_reader.py`"):
         ReaderEngine()
+
+
+def test_check_attributes_applies_the_registrys_rules():
+    from toolkit.engine import Option
+    from toolkit.testing import check_attributes
+
+    class Dashed(LeadSummarizer):
+        name = "dashed"
+        options = {**LeadSummarizer.options, "max-words": Option(int, 3, "x")}
+
+    with pytest.raises(AssertionError, match=r"registration would refuse it: .*'max-words'.* not Python identifiers"):
+        check_attributes(Dashed)
+    check_attributes(LeadSummarizer)

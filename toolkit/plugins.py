@@ -195,7 +195,7 @@ def _check_options(where: str, engine_class: type[Engine], attribute: str, sibli
             raise RegistryError(f"{where}: the default of option {key!r} is not accepted: {e}") from None
 
 
-def _check_engine_class(task: str, engine: str, engine_class: type, siblings: list[type[Engine]]) -> None:
+def check_engine_class(task: str, engine: str, engine_class: type, siblings: list[type[Engine]]) -> None:
     """Refuse, with RegistryError, an engine the command line or the API could not use as registered.
 
     ``siblings`` are the engine classes already registered for ``task``.
@@ -292,7 +292,7 @@ class Registry:
 
         def register(task: str, engine: str, engine_class: type, description: str = "") -> None:
             siblings = [e.engine_class for e in (*self.engines.values(), *claimed) if e.task == task]
-            _check_engine_class(task, engine, engine_class, siblings)
+            check_engine_class(task, engine, engine_class, siblings)
             owner = self.engines.get((task, engine)) or next(
                 (e for e in claimed if (e.task, e.name) == (task, engine)), None
             )

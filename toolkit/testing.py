@@ -28,7 +28,7 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from toolkit.engine import INPUT_KINDS, DataError, Engine, Option, can_train, is_reserved_option, train_settings
+from toolkit.engine import DataError, Engine, can_train, train_settings
 
 TEXTS = [
     "The committee approved the budget on Tuesday. Members debated for hours. A final vote is due in May.",
@@ -85,29 +85,19 @@ def _check_results(engine: Engine, inputs: list, results: Any, what: str) -> Non
 
 @_names_failures
 def check_attributes(engine_class: type[Engine]) -> None:
-    """Class attributes describe the engine without instantiating it."""
+    """Class attributes describe the engine without instantiating it, as the registry requires them."""
+    from toolkit.plugins import RegistryError, check_engine_class
+
     assert isinstance(engine_class, type) and issubclass(engine_class, Engine), "not a toolkit.engine.Engine subclass"
-    for attribute in ("task", "name", "description", "version"):
+    try:
+        # The rules registration applies (names, options, flags, record fields), on the engine alone.
+        check_engine_class(engine_class.task, engine_class.name, engine_class, [])
+    except RegistryError as error:
+        raise AssertionError(f"registration would refuse it: {error}") from None
+    for attribute in ("description", "version"):
         value = getattr(engine_class, attribute)
         assert isinstance(value, str) and value.strip(), f"class attribute {attribute!r} must be a non-empty str"
-    assert engine_class.inputs in INPUT_KINDS, f"inputs must be one of {INPUT_KINDS}, not {engine_class.inputs!r}"
     assert engine_class.default_model is None or isinstance(engine_class.default_model, str)
-    assert isinstance(engine_class.options, dict), "options must be a dict of name -> Option"
-    for key, option in engine_class.options.items():
-        assert key.isidentifier(), f"option name {key!r} must be a Python identifier"
-        assert not is_reserved_option(key), f"option name {key!r} is reserved by nlp-tool"
-        assert isinstance(option, Option), f"option {key!r} must be a toolkit.engine.Option"
-        option.convert(key, option.default)
-    fields = engine_class.record_fields
-    assert isinstance(fields, tuple) and all(isinstance(f, str) and f.isidentifier() for f in fields), (
-        "record_fields must be a tuple of identifiers"
-    )
-    assert isinstance(engine_class.train_options, dict), "train_options must be a dict of name -> Option"
-    for key, option in engine_class.train_options.items():
-        assert key.isidentifier(), f"train option name {key!r} must be a Python identifier"
-        assert not is_reserved_option(key, train=True), f"train option name {key!r} is reserved by nlp-tool"
-        assert isinstance(option, Option), f"train option {key!r} must be a toolkit.engine.Option"
-        option.convert(key, option.default)
 
 
 @_names_failures
