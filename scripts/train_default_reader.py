@@ -13,8 +13,16 @@ down 5x when another job shared the cores). A checkpoint is written every
 few minutes and on Ctrl-C, and --resume continues from it (same options). A run cut by --max-minutes ends
 with exit code 3 and the command to continue. When training is complete,
 the dev EM/F1, speed, the command and the time are stamped into the model
-file and MODEL_CARD.md is written beside it; exit code 1 when the model
-misses the targets of issue 7 (dev F1 >= 60, file <= 25 MB).
+file and MODEL_CARD.md is written beside it. Training writes OUTPUT.new
+(and its checkpoint OUTPUT.new.ckpt), which replaces OUTPUT only when the
+file is within 25 MB: an oversized model is refused (exit 1) before it
+replaces anything. A dev F1 below the target of issue 7 (60) is reported on
+stderr and in the card, not hidden.
+
+    python scripts/train_default_reader.py --card-only
+
+writes MODEL_CARD.md again from what the shipped model's metadata records
+(its command, training report and dev scores), without training.
 """
 
 from __future__ import annotations
@@ -39,9 +47,11 @@ VECTOR_TEXTS = {"imdb": "imdb/train.jsonl.gz", "cnn_dailymail": "cnn_dailymail/t
                 "bbc": "bbc_news_summary/test.jsonl.gz"}
 UNFINISHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
+# The defaults of --dropout and --vocab-size, which were set with dev scores in view (the card says so).
+DEV_INFLUENCED = (0.3, 15000)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from plugins.qa.neural import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +84,9 @@ def parse_args() -> argparse.Namespace:
                         + ", ".join(VECTOR_TEXTS) + f" (their files in {DATA.parent})")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    return p.parse_args()
+    p.add_argument("--card-only", action="store_true",
+                   help="write MODEL_CARD.md from the metadata of the model at --output; train nothing")
+    return p.parse_args(argv)
 
 
 def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, size: int) -> str:
@@ -89,6 +101,18 @@ def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, 
         encoder, blocks = "bidirectional GRU", "bidirectional GRUs"
     else:
         encoder, blocks = "convolution + self-attention", "self-attention + feed-forward blocks"
+    if (args.dropout, args.vocab_size) == DEV_INFLUENCED:
+        settings = (
+            f"Dropout {args.dropout} and the {args.vocab_size:,}-word vocabulary were NOT chosen that way. They\n"
+            "  were set during the self-attention encoder's experiments after a run with dropout 0.1 and 30,000\n"
+            "  words scored 64.5 F1 on 1,500 train questions against 50.5 on 1,500 dev questions, and an epoch-1\n"
+            "  model was scored on the first 500 dev questions during development. So the dev set informed\n"
+            "  these settings, and the dev numbers below are **dev-influenced, not a clean held-out measure**\n"
+            "  (the project's protocol, docs/benchmarks.md, makes every choice on validation data; these two\n"
+            "  have not been re-selected on held-out train articles yet).")
+    else:
+        settings = (f"Dropout {args.dropout} and the {args.vocab_size:,}-word vocabulary were given on the command\n"
+                    "  line; no score chose them.")
     return f"""# Model card: squad-reader (default model of `nlp-tool qa`)
 
 Extractive question answering in English for `nlp-tool qa` and
@@ -103,7 +127,7 @@ Extractive question answering in English for `nlp-tool qa` and
   its README): {report['records']:,} questions, of which {report['instances']:,} became training
   passages ({report['left_out']} left out: the answer could not be placed in one window). The last
   {args.holdout_articles} train articles chose the best epoch ({selection.get('records', 0)} questions:
-  EM {selection.get('exact_match')}, F1 {selection.get('f1')}); the dev set was used only for the numbers below.
+  EM {selection.get('exact_match')}, F1 {selection.get('f1')}).
 - Training: {report['epochs_done']} epochs, {report['steps']:,} steps of {args.batch} questions,
   {report['seconds'] / 3600:.1f} h of training on {args.threads} threads ({platform.machine()},
   {os.cpu_count()} CPUs visible), resumed from checkpoints where it was interrupted.
@@ -119,7 +143,13 @@ shared {encoder} encoder for passage and question → passage-to-question attent
 → two {blocks} → start and end pointers. {vectors}
 Passages of 200 tokens overlapping by 50; BM25 chooses which a long document's question reads.
 
-## SQuAD v1.1 dev (official file, {dev['records']:,} questions)
+## How the settings were chosen, and what the dev set saw
+
+- The epoch, the encoder (`gru` against convolution + self-attention blocks) and `--word-vectors`
+  were chosen by F1 on the held-out train articles above, never on dev.
+- {settings}
+
+## SQuAD v1.1 dev (official file, {dev['records']:,} questions{'; dev-influenced, see above' if (args.dropout, args.vocab_size) == DEV_INFLUENCED else ''})
 
 - Exact match: **{dev['exact_match']:.2f}**
 - F1: **{dev['f1']:.2f}**
@@ -132,8 +162,39 @@ the text does not answer still gets one unless `--min-score` is set.
 """
 
 
+def without_repeated_contexts(valid: list[dict], train: list[dict]) -> list[dict]:
+    """The selection questions whose context does not nearly repeat a training context (docs/data-splits.md)."""
+    from toolkit.text.duplicates import near_duplicates
+
+    contexts = list(dict.fromkeys(r["context"] for r in valid))
+    repeated = {contexts[i] for i, _, _ in near_duplicates(contexts, list(dict.fromkeys(r["context"] for r in train)))}
+    if repeated:
+        print(f"selection: {len(repeated)} held-out contexts nearly repeat a training context; their questions are left out")
+    return [r for r in valid if r["context"] not in repeated]
+
+
+def write_card(args: argparse.Namespace, command: str, report: dict, dev: dict) -> None:
+    size = args.output.stat().st_size
+    (args.output.parent / "MODEL_CARD.md").write_text(model_card(args, command, report, dev, size))
+
+
+def card_from_metadata(output: Path) -> int:
+    """MODEL_CARD.md again, from the command, training report and dev scores the model file records."""
+    from toolkit.nn import read_model_file
+
+    meta = read_model_file(output)[0]["metadata"]
+    command = meta["training"]["command"]
+    args = parse_args(shlex.split(command)[2:])
+    args.output = output
+    write_card(args, command, {**meta["training"], "metrics": meta["metrics"]}, meta["dev_metrics"])
+    print(f"-> {output.parent / 'MODEL_CARD.md'}")
+    return 0
+
+
 def main() -> int:
     args = parse_args()
+    if args.card_only:
+        return card_from_metadata(args.output)
     from toolkit.threads import use_threads
     use_threads(args.threads)
     from plugins.qa.neural import ReaderEngine
@@ -150,15 +211,16 @@ def main() -> int:
     titles = list(dict.fromkeys(r["title"] for r in records))
     held_titles = set(titles[-args.holdout_articles :]) if args.holdout_articles else set()
     train = [r for r in records if r["title"] not in held_titles]
-    valid = [r for r in records if r["title"] in held_titles] or None
+    valid = without_repeated_contexts([r for r in records if r["title"] in held_titles], train) or None
     if args.limit:
         train = train[: args.limit]
+    staged = args.output.with_name(args.output.name + ".new")
     # `kill` (SIGTERM) then stops the run as Ctrl-C does, writing the checkpoint first: a run
     # started in the background with `&` ignores SIGINT, so Ctrl-C cannot reach it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         report = ReaderEngine.train(
-            train, str(args.output), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
+            train, str(staged), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
             max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
             valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
             dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema, word_vectors=args.word_vectors,
@@ -177,26 +239,29 @@ def main() -> int:
     dev = read_squad(str(args.data / "dev-v1.1.json.gz"))
     if args.dev_limit:
         dev = dev[: args.dev_limit]
-    engine = ReaderEngine(model=str(args.output))
+    engine = ReaderEngine(model=str(staged))
     start = time.perf_counter()
     metrics = engine.evaluate(dev)
     seconds = time.perf_counter() - start
-    config, arrays = read_model_file(args.output)
+    config, arrays = read_model_file(staged)
     meta = config["metadata"]
     meta["training"].update({"command": command, "data": "SQuAD v1.1 train (rebuilt), minus the selection articles"})
     meta["dev_metrics"] = {"data": f"SQuAD v1.1 dev-v1.1.json.gz, {len(dev)} questions", **metrics,
                            "seconds": round(seconds, 1)}
-    save_arrays(args.output, arrays, meta, architecture=config["architecture"])
-    size = args.output.stat().st_size
-    (args.output.parent / "MODEL_CARD.md").write_text(model_card(args, command, report, metrics, size))
+    save_arrays(staged, arrays, meta, architecture=config["architecture"])
+    size = staged.stat().st_size
     print(f"dev EM {metrics['exact_match']:.2f} F1 {metrics['f1']:.2f}; {metrics['questions_per_second']:.1f}"
-          f" questions/s; {size / 2**20:.1f} MB -> {args.output}")
-    if metrics["f1"] < TARGET_F1 or size > MAX_BYTES:
-        print(f"below the targets (dev F1 >= {TARGET_F1}, file <= {MAX_BYTES // 2**20} MB): do not ship this file",
-              file=sys.stderr)
+          f" questions/s; {size / 2**20:.1f} MB")
+    if size > MAX_BYTES:
+        staged.unlink()
+        print(f"error: the model file is over {MAX_BYTES // 2**20} MB: not written to {args.output}", file=sys.stderr)
         return 1
+    os.replace(staged, args.output)
+    write_card(args, command, report, metrics)
+    print(f"-> {args.output}")
+    if metrics["f1"] < TARGET_F1:
+        print(f"warning: dev F1 below the target of {TARGET_F1} (reported in the card)", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
