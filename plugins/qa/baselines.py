@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
 
 from plugins.qa.common import Job, QAEngine, Span
 from plugins.qa.passages import STOPWORDS, Token, bm25_scores, content_terms
-from toolkit.engine import OptionError
 from toolkit.text.sentences import split_sentences
 
 # How far (in tokens) a question word still lends weight to a candidate span.
@@ -50,16 +48,7 @@ def _ranked_sentences(job: Job) -> tuple[list[tuple[int, int]], list[float]]:
     return spans, [w / total for w in weights]
 
 
-class RuleBasedEngine(QAEngine):
-    """A baseline: no model file."""
-
-    def __init__(self, model: str | None = None, **options: Any) -> None:
-        super().__init__(model, **options)
-        if model is not None:
-            raise OptionError(f"engine qa:{self.name} is rule-based and takes no --model")
-
-
-class SentenceRetriever(RuleBasedEngine):
+class SentenceRetriever(QAEngine):
     name = "sentence"
     description = "The best BM25 sentence as the answer (the retriever alone); rule-based baseline, no model."
 
@@ -86,7 +75,7 @@ def _fits(question: str, tokens: list[Token]) -> bool:
     return True
 
 
-class WindowBaseline(RuleBasedEngine):
+class WindowBaseline(QAEngine):
     name = "window"
     description = "Short spans near the question's words in the best sentences; rule-based span baseline, no model."
 
