@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from toolkit.engine import Engine, Option, OptionError
+from toolkit.engine import Engine, Option
 
 from nlp_tool_keywords import __version__
 from nlp_tool_keywords.rake import extract_keywords
@@ -21,23 +19,17 @@ class RakeEngine(Engine):
     inputs = "text"
     # Each declared option becomes a flag of the verb (--top-k, --max-words)
     # and a keyword argument of toolkit.pipeline("keywords", ...). The base
-    # class checks names and types and stores the values in self.settings.
+    # class checks names, types and bounds (a value below `minimum` is an
+    # OptionError: a usage error, exit code 2, naming the flag on the command
+    # line) and stores the values in self.settings.
     options = {
-        "top_k": Option(int, 5, "Number of keywords to return, best first."),
-        "max_words": Option(int, 3, "Drop candidate phrases longer than this many words."),
+        "top_k": Option(int, 5, "Number of keywords to return, best first.", minimum=1),
+        "max_words": Option(int, 3, "Drop candidate phrases longer than this many words.", minimum=1),
     }
     # Rule-based: no default model and nothing to train, so the base class
     # refuses --model (an engine reading model files made elsewhere would set
     # takes_model = True).
     default_model = None
-
-    def __init__(self, model: str | None = None, **options: Any) -> None:
-        super().__init__(model=model, **options)
-        # Range checks the types cannot express; OptionError makes a bad
-        # value a usage error (exit code 2) on the command line.
-        for key in ("top_k", "max_words"):
-            if self.settings[key] < 1:
-                raise OptionError(f"option {key!r} must be at least 1, not {self.settings[key]}")
 
     def run(self, inputs: list[str]) -> list[dict]:
         """One result per input text: {"keywords": [{"text", "score", "start", "end"}, ...]}.
