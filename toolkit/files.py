@@ -1,4 +1,4 @@
-"""Files: text decoded the same way for every reader, and where an atomically written file goes.
+"""Files: text decoded the same way for every reader, and the one atomic write (:class:`AtomicFile`).
 
 Input files (the verbs' inputs, training and evaluation data) are decoded by
 :func:`decode_text`, so a bad byte is reported alike wherever it is read.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+import tempfile
+from typing import IO
 
 
 def decode_text(data: bytes, encoding: str) -> str:
@@ -69,3 +71,57 @@ def _umask() -> int:
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
+
+
+class AtomicFile:
+    """A binary file that appears at ``path`` complete or not at all: the one atomic write of the toolkit.
+
+    The bytes go to a temporary file beside the destination; :meth:`commit`
+    flushes them to disk (fsync), gives the file the mode of the one it
+    replaces (or the umask's) and renames it over ``path``; :meth:`discard`
+    removes it, leaving any earlier file as it was. As a context manager it
+    commits on success and discards on any exception, Ctrl-C included.
+    ``path`` must be replaceable (see :func:`write_target`); its parent
+    folders are created.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
+        self.stream: IO[bytes] = os.fdopen(fd, "wb")
+        self._done = False
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+            os.chmod(self._tmp, new_file_mode(self.path))
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.stream.close()
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> IO[bytes]:
+        return self.stream
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()

@@ -5,9 +5,9 @@ configs, and whatever metadata the caller adds: vocabulary, hyper-parameters,
 metrics, how it was trained), then one ``arrays/<path>.npy`` per parameter.
 Arrays are read with ``allow_pickle=False`` and the config with ``json``: a
 model file is data, never code. Each array's SHA-256 is in the config, so an
-altered file is caught as well as a truncated or foreign one. Writes go to a
-temporary file in the same directory, then ``os.replace``: a reader never
-sees half a file, and an interrupted save leaves the old file intact.
+altered file is caught as well as a truncated or foreign one. Writes go
+through ``toolkit.files.AtomicFile``: a reader never sees half a file, and
+an interrupted save leaves the old file intact.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toolkit.files import new_file_mode, write_target
+from toolkit.files import AtomicFile, write_target
 from toolkit.nn.layers import Layer, layer_from_config
 
 FORMAT = "nlp-tool-model"
@@ -70,23 +69,11 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
         config_bytes = json.dumps(config, indent=1, sort_keys=True, allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise ValueError(f"model metadata is not JSON-serialisable: {err}") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr("config.json", config_bytes)
-                for name, data in blobs.items():
-                    zf.writestr(f"arrays/{name}.npy", data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        # Any failure, Ctrl-C included, leaves the previous file as it was.
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with AtomicFile(path) as raw:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("config.json", config_bytes)
+            for name, data in blobs.items():
+                zf.writestr(f"arrays/{name}.npy", data)
     return path
 
 
