@@ -1,4 +1,8 @@
-"""A small progress bar for long work, and a ticker of elapsed time, on stderr, silent when stderr is not a terminal."""
+"""A small progress bar for long work, and a ticker of elapsed time, on stderr, silent when stderr is not a terminal.
+
+Both draw through one :class:`StatusLine`: redrawn in place with a carriage
+return, and blanked (or kept) when the work ends.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,31 @@ import sys
 import threading
 import time
 from typing import IO
+
+
+class StatusLine:
+    """One line of ``stream`` redrawn in place; nothing is written unless ``enabled`` (default: a terminal)."""
+
+    def __init__(self, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._drawn = ""
+
+    def draw(self, text: str) -> None:
+        if self.enabled:
+            self._drawn = text
+            self.stream.write("\r" + text + "\x1b[K")
+            self.stream.flush()
+
+    def end(self, keep: str | None = None) -> None:
+        """Leave ``keep`` as the last line (with a newline), or blank what was drawn."""
+        if self.enabled and keep is not None:
+            self.stream.write("\r" + keep + "\x1b[K\n")
+        elif self._drawn:
+            # Blank the line rather than use an ANSI erase, which not every console honours.
+            self.stream.write("\r" + " " * len(self._drawn) + "\r")
+        self._drawn = ""
+        self.stream.flush()
 
 
 class ProgressBar:
@@ -21,13 +50,12 @@ class ProgressBar:
     def __init__(self, total: int | None, desc: str = "", unit: str = "it", stream: IO[str] | None = None,
                  enabled: bool | None = None, width: int = 24, leave: bool = True):
         self.total, self.desc, self.unit, self.width, self.leave = total, desc, unit, width, leave
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.line = StatusLine(stream, enabled)
+        self.enabled = self.line.enabled
         self.done = 0
         self.stats: dict[str, object] = {}
         self.start = time.perf_counter()
         self._last_draw = 0.0
-        self._drawn = ""
 
     def update(self, n: int = 1, **stats: object) -> None:
         self.done += n
@@ -35,9 +63,7 @@ class ProgressBar:
         now = time.perf_counter()
         if self.enabled and (now - self._last_draw >= 0.1 or (self.total and self.done >= self.total)):
             self._last_draw = now
-            self._drawn = self.render(now)
-            self.stream.write("\r" + self._drawn + "\x1b[K")
-            self.stream.flush()
+            self.line.draw(self.render(now))
 
     def render(self, now: float | None = None) -> str:
         elapsed = max((now or time.perf_counter()) - self.start, 1e-9)
@@ -53,12 +79,7 @@ class ProgressBar:
         return " ".join(parts)
 
     def close(self) -> None:
-        if self.enabled and self.leave:
-            self.stream.write("\r" + self.render() + "\x1b[K\n")
-        elif self._drawn:
-            # Blank the line rather than use an ANSI erase, which not every console honours.
-            self.stream.write("\r" + " " * len(self._drawn) + "\r")
-        self.stream.flush()
+        self.line.end(self.render() if self.leave else None)
 
     def __enter__(self) -> "ProgressBar":
         return self
@@ -77,14 +98,12 @@ class ElapsedTicker:
     def __init__(self, desc: str, stream: IO[str] | None = None, enabled: bool | None = None,
                  interval: float = 1.0) -> None:
         self.desc, self.interval = desc, interval
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.line = StatusLine(stream, enabled)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drawn = ""
 
     def __enter__(self) -> "ElapsedTicker":
-        if self.enabled:
+        if self.line.enabled:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
         return self
@@ -92,15 +111,11 @@ class ElapsedTicker:
     def _run(self) -> None:
         start = time.perf_counter()
         while not self._stop.wait(self.interval):
-            self._drawn = f"{self.desc} {time.perf_counter() - start:,.0f} s"
-            self.stream.write("\r" + self._drawn + "\x1b[K")
-            self.stream.flush()
+            self.line.draw(f"{self.desc} {time.perf_counter() - start:,.0f} s")
 
     def __exit__(self, *exc: object) -> None:
         if self._thread is None:
             return
         self._stop.set()
         self._thread.join()
-        if self._drawn:
-            self.stream.write("\r" + " " * len(self._drawn) + "\r")
-            self.stream.flush()
+        self.line.end()
