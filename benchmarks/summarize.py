@@ -197,8 +197,7 @@ def load(corpus: str, limit: int | None) -> tuple[list[str], list[str]]:
     path = BBC if corpus == "bbc" else CNNDM
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the benchmark needs ../shared/data beside the checkout")
-    _, test = bbc_split() if corpus == "bbc" else cnndm_split()
-    test = test[:limit]
+    test = (bbc_split() if corpus == "bbc" else cnndm_split()).test[:limit]
     return [r["article"] for r in test], [reference_lines(r["summary"]) for r in test]
 
 

@@ -146,8 +146,8 @@ def main() -> int:
 
     command = "python scripts/train_default_summarizer.py " + shlex.join(sys.argv[1:])
     try:
-        bbc_train, bbc_test = bbc_split()
-        cnndm_train, cnndm_test = cnndm_split()
+        bbc_train, bbc_test, _ = bbc_split()
+        cnndm_train, cnndm_test, _ = cnndm_split()
     except FileNotFoundError as error:
         sys.exit(f"error: {error.filename} not found (the corpora live in ../shared/data)")
     train = bbc_train + ([] if args.bbc_only else cnndm_train)
