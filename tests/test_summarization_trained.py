@@ -9,6 +9,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
+import plugins.summarization.features as features
 import plugins.summarization.trained as trained
 from plugins.summarization.lead import LeadSummarizer
 from plugins.summarization.oracle import oracle, rouge12
@@ -169,21 +170,21 @@ def test_frequency_features_count_the_document_words_of_each_sentence():
     texts = ["Budget budget vote.", "The vote was late.", "Of the."]
     # Document counts without stop words: budget 2, vote 2, late 1.
     totals, lengths = np.array([6.0, 3.0, 0.0]), np.array([3, 2, 1])
-    expected = np.stack([totals / lengths**trained.FREQUENCY_POWER, totals / lengths], axis=1)
+    expected = np.stack([totals / lengths**features.FREQUENCY_POWER, totals / lengths], axis=1)
     expected /= expected.max(axis=0)
     # A headline row after the sentences does not count.
     words = sentence_words([*texts, "Budget budget budget."])
-    np.testing.assert_allclose(trained.frequencies(words, 3), expected)
+    np.testing.assert_allclose(features.frequencies(words, 3), expected)
 
 
 def test_documents_in_paragraphs_and_on_one_line_differ_in_paragraph_share():
     from toolkit.text.sentences import split_sentences
 
-    column = trained.FEATURES.index("paragraph_share")
+    column = features.FEATURES.index("paragraph_share")
     one_line = "First news here. Second one there. Third one now. Fourth and last."
     paragraphs = one_line.replace(". ", ".\n\n")
     for text, share in ((one_line, 0.25), (paragraphs, 1.0)):
-        doc = trained.Document(text, split_sentences(text))
+        doc = features.Document(text, split_sentences(text))
         assert doc.features[:, column].tolist() == [share] * 4
 
 
@@ -193,11 +194,64 @@ def test_ranking_prefers_the_longer_of_two_likely_sentences_only_for_a_summary_s
     from toolkit.text.sentences import split_sentences
 
     text = "Short one here. A much longer sentence about the budget vote in the city council today. Tail end."
-    doc = trained.Document(text, split_sentences(text))
+    doc = features.Document(text, split_sentences(text))
     likely = np.array([0.5, 0.45, 0.1])  # about one summary sentence expected (the scores sum to 1.05)
     assert doc.ranked(likely, 1)[0] == 1 and doc.ranked(likely, None)[0] == 1
     assert doc.ranked(likely, 2) == [0, 1, 2]  # k >= 1.05: by score alone
     assert doc.ranked(np.array([0.9, 0.3, 0.1]), 1)[0] == 0  # a factor sqrt(15 / 3 words), not a veto
+
+
+def test_length_rules_apply_the_length_factor_always_when_short_or_never():
+    import numpy as np
+
+    from toolkit.text.sentences import split_sentences
+
+    text = "Short one here. A much longer sentence about the budget vote in the city council today. Tail end."
+    doc = features.Document(text, split_sentences(text))
+    likely = np.array([0.5, 0.45, 0.1])  # the scores sum to 1.05
+    assert doc.ranked(likely, 2, "always")[0] == 1 and doc.ranked(likely, 2, "short")[0] == 0
+    assert doc.ranked(likely, 1, "never")[0] == 0 and doc.ranked(likely, None, "never")[0] == 0
+    assert doc.ranked(likely, 1, "short") == doc.ranked(likely, 1, "always")
+    with pytest.raises(ValueError, match="length rule must be one of always, short, never"):
+        doc.ranked(likely, 1, "sometimes")
+
+
+def rewrite_metadata(source: str, target, change) -> str:
+    """A copy of the model file ``source`` at ``target`` whose metadata ``change(metadata)`` has edited."""
+    from toolkit.nn import read_model_file, save_arrays
+
+    config, arrays = read_model_file(source)
+    change(config["metadata"])
+    save_arrays(target, arrays, config["metadata"], architecture=config["architecture"])
+    return str(target)
+
+
+def test_model_stores_its_length_rule_and_a_file_without_one_ranks_as_short(model, tmp_path):
+    assert TrainedSummarizer(model=model).metadata["length_rule"] == "short"
+    old = rewrite_metadata(model, tmp_path / "old.nlpt", lambda meta: meta.pop("length_rule"))
+    rules = {rule: rewrite_metadata(model, tmp_path / f"{rule}.nlpt", lambda meta: meta.update(length_rule=rule))
+             for rule in features.LENGTH_RULES}
+    texts = [r["article"] for r in synthetic(30, 8)]
+    for k in (1, 2, 4):
+        summaries = {name: [TrainedSummarizer(model=path, sentences=k).summarize(t)["summary"] for t in texts]
+                     for name, path in {"old": old, **rules}.items()}
+        assert summaries["old"] == summaries["short"], k
+    assert TrainedSummarizer(model=old).length_rule == "short"
+    assert TrainedSummarizer(model=rules["never"]).length_rule == "never"
+    # The rules differ on these texts: a test that could not tell them apart would prove nothing.
+    assert summaries["always"] != summaries["never"]
+
+
+def test_training_options_paragraph_share_and_length_rule_reach_the_model(tmp_path):
+    path = str(tmp_path / "plain.nlpt")
+    TrainedSummarizer.train(synthetic(24, 0), path, valid=synthetic(6, 1), progress=False, epochs=2,
+                            filters=0, hidden=8, paragraph_share=False, length_rule="never")
+    engine = TrainedSummarizer(model=path, sentences=2)
+    assert engine.metadata["features"] == [f for f in features.FEATURES if f != "paragraph_share"]
+    assert engine.scorer.features == len(features.FEATURES) - 1 and engine.length_rule == "never"
+    assert len(engine.summarize(synthetic(1, 9)[0]["article"])["sentences"]) == 2
+    with pytest.raises(OptionError, match="length_rule"):
+        TrainedSummarizer.train(synthetic(4, 0), path, length_rule="sometimes")
 
 
 # -- bad data, bad models -------------------------------------------------------
@@ -232,6 +286,12 @@ def test_damaged_and_foreign_model_files(model, tmp_path):
         TrainedSummarizer(model=str(tmp_path / "foreign.nlpt"))
     with pytest.raises(OptionError, match="no such model file"):
         TrainedSummarizer(model=str(tmp_path / "absent.nlpt"))
+    unknown = rewrite_metadata(model, tmp_path / "unknown.nlpt", lambda meta: meta["features"].append("colour"))
+    with pytest.raises(ModelFileError, match="made for other sentence features"):
+        TrainedSummarizer(model=unknown)
+    rule = rewrite_metadata(model, tmp_path / "rule.nlpt", lambda meta: meta.update(length_rule="sometimes"))
+    with pytest.raises(ModelFileError, match="unknown length rule 'sometimes'"):
+        TrainedSummarizer(model=rule)
 
 
 def test_missing_default_model_names_the_training_script(monkeypatch, tmp_path):

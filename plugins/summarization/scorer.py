@@ -2,7 +2,8 @@
 
 A module of its own because it imports numpy and the kernels: the engine
 module (trained.py) is imported on every ``nlp-tool`` start and imports this
-one only when a model is trained or loaded. Importing it registers the layer,
+one only when a model is trained or loaded. Both take the convolution width
+from features.py, so neither imports the other at module level. Importing it registers the layer,
 so ``toolkit.nn.layer_from_config`` can rebuild it from a model file.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plugins.summarization.trained import WIDTH
+from plugins.summarization.features import WIDTH
 from toolkit.nn.layers import (
     Conv1D,
     Dense,

@@ -3,27 +3,30 @@
 Each candidate sentence (``centrality.content_sentences``: Markdown/HTML noise
 is never scored) gets a probability of belonging to the summary from
 
-- a sentence encoder on the compiled kernels: its words (the training
-  vocabulary, unknown words -> the OOV id, CJK text one token per
+- optionally a sentence encoder on the compiled kernels: its words (the
+  training vocabulary, unknown words -> the OOV id, CJK text one token per
   character) -> Embedding -> Conv1D(ReLU) -> global max-pool, run as the
   fused kernel;
-- document context, the ``FEATURES`` below: position, paragraph start and
-  the share of sentences that start one, lengths, the centrality engine's
-  score and rank on its TF-IDF graph, TF-IDF similarity to the first line
-  (a news headline) and to the whole document, word frequencies;
+- document context, ``features.FEATURES``: position, paragraph start and
+  the share of sentences that start one (a model may leave that one out),
+  lengths, the centrality engine's score and rank on its TF-IDF graph,
+  TF-IDF similarity to the first sentence (a news headline when there is
+  one) and to the whole document, word frequencies;
 
 joined -> Dense(ReLU) -> Dense(1) -> sigmoid. Training labels come from the
 greedy ROUGE oracle (``oracle.py``); the loss is binary cross-entropy, the
 optimizer Adam, and the epoch kept is the one whose summaries score best
 (ROUGE-1 + ROUGE-2 F1, k = reference sentences) on held-out documents. At
-inference, sentences are ranked by probability times the centrality
-engine's length factor, with its MMR, so the summary does not repeat itself.
+inference, sentences are ranked by probability, times the centrality
+engine's length factor as the model's length rule says, with its MMR, so
+the summary does not repeat itself. The model file names its features and
+its length rule; a file without a rule (written before there was a choice)
+ranks as "short".
 """
 
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import tempfile
 import time
@@ -31,27 +34,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from plugins.summarization.common import SummarizerEngine
+from plugins.summarization.features import FEATURES, LENGTH_RULES, WIDTH, Document
 from toolkit.engine import DataError, Option, RecordError, train_settings
 from toolkit.text.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from plugins.summarization.centrality import SentenceWords
-
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_FILE = MODEL_DIR / "news.nlpt"
 TRAINING_SCRIPT = "scripts/train_default_summarizer.py"
-# Stored in each model file, which is refused by a version with other features.
-FEATURES = ("position", "inverse_position", "paragraph_start", "document_length", "sentence_length",
-            "centrality", "centrality_rank", "title_similarity", "document_similarity",
-            "frequency", "frequency_mean", "paragraph_share")
-# The frequency feature divides by length ** FREQUENCY_POWER: between the sum
-# (long sentences win) and the mean (short ones win); 0.7 ranked best alone
-# on the dev part of the BBC train split.
-FREQUENCY_POWER = 0.7
 MAX_WORDS = 2**24  # ids travel as float32 (see scorer.SentenceScorer) and stay exact below this
-WIDTH = 3  # the sentence encoder's convolution width, in words
+# A model file written before the length rule was an option ranks as it did then.
+OLD_LENGTH_RULE = "short"
 
 TRAIN_OPTIONS = {
     "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
@@ -69,117 +64,12 @@ TRAIN_OPTIONS = {
     "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training.",
                       minimum=0, maximum=1, max_open=True),
     "patience": Option(int, 3, "Stop after this many epochs without better held-out summaries.", minimum=0),
+    "paragraph_share": Option(bool, True, "Give the scorer the share of the document's sentences that start a"
+                              " paragraph (text in paragraphs against text on one line)."),
+    "length_rule": Option(str, "short", "When the ranking multiplies the probabilities by the sentence length"
+                          " factor: always, short (only for a summary shorter than the probabilities' sum) or"
+                          " never.", choices=LENGTH_RULES),
 }
-
-
-class Document:
-    """One text made ready for the scorer: candidate sentences, their features and similarities."""
-
-    def __init__(self, text: str, sentences: list[Sentence]) -> None:
-        import numpy as np
-        from scipy import sparse
-
-        from plugins.summarization.centrality import (
-            centrality,
-            content_sentences,
-            length_factor,
-            sentence_vectors,
-            sentence_words,
-            similarity_matrix,
-        )
-
-        self.candidates = content_sentences(text, sentences)
-        n = len(self.candidates)
-        self.texts = [sentences[i].text for i in self.candidates]
-        features = np.zeros((n, len(FEATURES)), dtype=np.float32)
-        if not n:
-            self.features, self.sim = features, sparse.csr_matrix((0, 0))
-            return
-        k = np.arange(n)
-        features[:, 0] = k / max(n - 1, 1)
-        features[:, 1] = 1.0 / (1.0 + k)
-        features[:, 2] = [i == 0 or "\n" in text[sentences[i - 1].end : sentences[i].start] for i in self.candidates]
-        features[:, 3] = math.log1p(n) / math.log(100)
-        # The first line goes in last: in news it is the headline, which
-        # content_sentences drops as a title but which says what matters.
-        texts = self.texts + [sentences[0].text]
-        words = sentence_words(texts)
-        features[:, 4] = np.log1p(words.lengths[:n]) / math.log(100)
-        self.length_factor = length_factor(words.lengths[:n])
-        features[:, 9:11] = frequencies(words, n)
-        # One-line texts (CNN/DM's tokenized articles) and texts in paragraphs
-        # (BBC's) put their summary sentences in different places; without
-        # this feature a model fitted on both lost 3 R-1 points on BBC.
-        features[:, 11] = features[:, 2].mean()
-        x = sentence_vectors(texts, words)
-        if x is None:  # no word in any sentence: position and length alone
-            self.features, self.sim = features, sparse.csr_matrix((n, n))
-            return
-        rows, first = x[:n], x[n:]
-        self.sim = similarity_matrix(rows)
-        score = centrality(self.sim)
-        features[:, 5] = score / score.max()
-        features[np.argsort(-score, kind="stable"), 6] = 1.0 - k / n
-        # sentence_vectors gives a dense matrix for ordinary texts, a sparse one for long texts.
-        title = rows @ first.T
-        features[:, 7] = np.asarray(title.toarray() if sparse.issparse(title) else title).ravel()
-        centroid = np.asarray(rows.sum(axis=0)).ravel()
-        norm = np.linalg.norm(centroid)
-        features[:, 8] = (rows @ centroid) / norm if norm else 0.0
-        self.features = features
-
-    def inputs(self, tokenizer: Any, maxlen: int) -> np.ndarray:
-        """The scorer's input rows: ``maxlen`` word ids (padded at the end) then the features."""
-        import numpy as np
-
-        from toolkit.text import pad_sequences
-
-        if not maxlen:  # a scorer without sentence encoder
-            return self.features
-        ids = pad_sequences(tokenizer.texts_to_sequences(self.texts), maxlen=maxlen, padding="post",
-                            truncating="post", dtype=np.float32)
-        return np.concatenate([ids, self.features], axis=1)
-
-    def ranked(self, scores: np.ndarray, k: int | None) -> list[int]:
-        """Positions in ``candidates``, best first, by score with the centrality engine's MMR; for a
-        summary of ``k`` sentences (None: a word budget) shorter than it should be, score times the
-        length factor.
-
-        The scorer says how likely a sentence is to belong in the summary, not
-        how much of the summary it covers. The scores add up to the summary's
-        expected number of sentences (on BBC train, correlation 0.90 with the
-        reference's); when ``k`` is below that, a longer sentence covers more
-        of what is left out, so the ranking favours length as the centrality
-        engine does (BBC train k = 3: +4.3 R-1). Otherwise it would cost
-        (CNN/DM train, k = 3 and k = reference: -0.6 R-1).
-        """
-        from plugins.summarization.centrality import mmr
-
-        if len(scores) <= 1:
-            return list(range(len(scores)))
-        short = k is None or k < float(scores.sum())
-        return mmr(scores * self.length_factor if short else scores, self.sim)
-
-
-def frequencies(words: SentenceWords, n: int) -> np.ndarray:
-    """(n, 2): each of the first ``n`` sentences' summed document frequency of its words over
-    length ** FREQUENCY_POWER, and over length (the mean), each scaled to the document's maximum.
-
-    ``words`` is ``centrality.sentence_words`` of the sentences (stop words do
-    not count); rows from ``n`` on (the headline) are left out. The classic
-    frequency summarizer (Luhn 1958; Nenkova & Vanderwende 2005).
-    """
-    import numpy as np
-
-    rows, terms, width, _ = words
-    inside = rows < n
-    rows, terms = rows[inside], terms[inside]
-    counts = np.bincount(terms, minlength=width).astype(np.float64)
-    totals = np.bincount(rows, counts[terms], minlength=n)
-    lengths = np.maximum(np.bincount(rows, minlength=n), 1)
-    out = np.stack([totals / lengths**FREQUENCY_POWER, totals / lengths], axis=1)
-    top = out.max(axis=0)
-    return np.divide(out, top, out=np.zeros_like(out), where=top > 0)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -245,6 +135,8 @@ class TrainedSummarizer(SummarizerEngine):
         super().__init__(model, **options)
         self.model_metadata()
         self.scorer, self.tokenizer, self.metadata = load(self.model)
+        self.columns = [FEATURES.index(name) for name in self.metadata["features"]]
+        self.length_rule = self.metadata.get("length_rule", OLD_LENGTH_RULE)
 
     def model_version(self) -> str | None:
         return self.metadata.get("version")
@@ -256,14 +148,14 @@ class TrainedSummarizer(SummarizerEngine):
         """Probability of each candidate of ``doc`` to be in the summary."""
         from toolkit.nn import predict
 
-        return sigmoid(predict(self.scorer, doc.inputs(self.tokenizer, self.scorer.maxlen))[:, 0])
+        return sigmoid(predict(self.scorer, doc.inputs(self.tokenizer, self.scorer.maxlen, self.columns))[:, 0])
 
     def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:
         doc = Document(text, sentences)
         if not doc.candidates:
             return []
         scores = self.scores(doc)
-        return [(doc.candidates[i], float(scores[i])) for i in doc.ranked(scores, k)]
+        return [(doc.candidates[i], float(scores[i])) for i in doc.ranked(scores, k, self.length_rule)]
 
     @classmethod
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
@@ -271,8 +163,9 @@ class TrainedSummarizer(SummarizerEngine):
         """Fit on ``records`` ({"article", "summary"}), write one model file to ``output``, return a report.
 
         The epoch kept is the one whose summaries of held-out documents score
-        best: ``valid`` when given (it is also scored with ROUGE in the
-        report), else a seeded 10% of ``records``.
+        best (ranked by the ``length_rule`` option): ``valid`` when given (it
+        is also scored with ROUGE in the report), else a seeded 10% of
+        ``records``.
         """
         import numpy as np
 
@@ -302,9 +195,12 @@ class TrainedSummarizer(SummarizerEngine):
         tokenizer = WordTokenizer(num_words=settings["num_words"]).fit(
             t for doc, _, _ in docs if encoder for t in doc.texts)
         maxlen = settings["maxlen"] if encoder else 0
+        names = [name for name in FEATURES if settings["paragraph_share"] or name != "paragraph_share"]
+        columns = [FEATURES.index(name) for name in names]
+        rule = settings["length_rule"]
 
         def arrays(part: list) -> tuple[np.ndarray, np.ndarray]:
-            x = np.concatenate([doc.inputs(tokenizer, maxlen) for doc, _, _ in part])
+            x = np.concatenate([doc.inputs(tokenizer, maxlen, columns) for doc, _, _ in part])
             y = np.concatenate([np.isin(np.arange(len(doc.texts)), chosen) for doc, chosen, _ in part])
             return x, y.astype(np.float32)
 
@@ -317,11 +213,11 @@ class TrainedSummarizer(SummarizerEngine):
             # ROUGE-1 + ROUGE-2 F1 of the summaries the engine would write, k = reference sentences.
             total = 0.0
             for (doc, _, summary), k, a, b in zip(held_docs, lengths, bounds, bounds[1:]):
-                picked = doc.ranked(sigmoid(logits[a:b, 0]), k)[:k]
+                picked = doc.ranked(sigmoid(logits[a:b, 0]), k, rule)[:k]
                 total += rouge12([doc.texts[k] for k in picked], summary)
             return total / len(held_docs)
 
-        scorer = SentenceScorer(tokenizer.vocab_size, maxlen, len(FEATURES), settings["dim"], settings["filters"],
+        scorer = SentenceScorer(tokenizer.vocab_size, maxlen, len(names), settings["dim"], settings["filters"],
                                 settings["hidden"], settings["dropout"], seed=seed)
         fd, checkpoint = tempfile.mkstemp(prefix=".summarizer-", suffix=".nlpt")
         os.close(fd)
@@ -345,7 +241,8 @@ class TrainedSummarizer(SummarizerEngine):
             "engine_version": cls.version,
             "name": name,
             "version": datetime.date.today().isoformat(),
-            "features": list(FEATURES),
+            "features": names,
+            "length_rule": rule,
             "tokenizer": tokenizer.to_config(),
             "training": {
                 "records": len(fitted),
@@ -385,17 +282,22 @@ def load(model: str) -> tuple[Any, Any, dict]:
 
     config, arrays = read_model_file(model)
     meta = config.get("metadata", {})
-    if meta.get("features") != list(FEATURES):
-        raise ModelFileError(f"{model}: made for other sentence features ({meta.get('features')});"
+    names = meta.get("features")
+    if (not isinstance(names, list) or not names or len(set(names)) != len(names)
+            or not all(isinstance(name, str) and name in FEATURES for name in names)):
+        raise ModelFileError(f"{model}: made for other sentence features ({names});"
                              " retrain it with this version of nlp-tool")
+    if meta.get("length_rule", OLD_LENGTH_RULE) not in LENGTH_RULES:
+        raise ModelFileError(f"{model}: unknown length rule {meta['length_rule']!r} (this version knows"
+                             f" {', '.join(LENGTH_RULES)}); retrain it with this version of nlp-tool")
     try:
         scorer = layer_from_config(config["architecture"])
         if not isinstance(scorer, SentenceScorer):
             raise TypeError(f"architecture is a {type(scorer).__name__}, not a SentenceScorer")
         words = (scorer.maxlen >= WIDTH) if scorer.filters else (scorer.maxlen == 0)
-        if scorer.features != len(FEATURES) or not words:
+        if scorer.features != len(names) or not words:
             raise ValueError(f"the scorer takes {scorer.features} features and {scorer.maxlen} words,"
-                             f" not {len(FEATURES)} features and at least {WIDTH} words (0 without encoder)")
+                             f" not {len(names)} features and at least {WIDTH} words (0 without encoder)")
         for key, value, _ in scorer.named_parameters():
             if arrays[key].shape != value.shape:
                 raise ValueError(f"array {key!r} has shape {arrays[key].shape}, the scorer needs {value.shape}")
