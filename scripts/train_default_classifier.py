@@ -133,7 +133,7 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
     return rows
 
 
-def choose(rows: Sequence[dict], max_bytes: int = MAX_BYTES) -> int:
+def choose(rows: Sequence[dict], max_bytes: int) -> int:
     """Index of the row that CRITERION picks; TooLarge when no file fits the size limit."""
     eligible = [i for i, row in enumerate(rows) if row["bytes"] <= max_bytes]
     if not eligible:
@@ -141,7 +141,7 @@ def choose(rows: Sequence[dict], max_bytes: int = MAX_BYTES) -> int:
     return max(eligible, key=lambda i: (rows[i]["validation_correct"], -i))
 
 
-def ship(source: Path, destination: Path, max_bytes: int = MAX_BYTES) -> int:
+def ship(source: Path, destination: Path, max_bytes: int) -> int:
     """Move ``source`` to ``destination`` if it is at most ``max_bytes``; its size. TooLarge (and
     ``destination`` untouched) otherwise."""
     size = source.stat().st_size
@@ -196,7 +196,7 @@ def selection_table(rows: Sequence[dict], chosen: int) -> str:
 def model_card(args: argparse.Namespace, command: str, split: Split, rows: Sequence[dict], chosen: int,
                test: dict, meta: dict, arrays: dict, size: int) -> str:
     row = rows[chosen]
-    options = row["options"]
+    options = meta["training"]["options"]  # every setting the engine used, defaults included
     cm = test["confusion_matrix"]
     wv = meta["cnn"].get("word_vectors")
     vectors = (f"The embedding started from word vectors learned from the fitting part's texts (PPMI + SVD,"
@@ -247,11 +247,11 @@ of the ensembles are slightly optimistic; the test number below is not.
   - `ngram`: NB-weighted logistic regression on hashed binary word 1..{options['ngram']}-grams
     (2**{options['hash_bits']} buckets, Wang & Manning 2012), C = 1; only the buckets that at least
     {options['min_df']} fitting reviews use are features ({len(arrays['ngram.buckets']):,}); weights stored as float16.
-  - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {options.get('dropout', 0.0)}
+  - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {options['dropout']}
     (training only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent
     fitting words, last {options['maxlen']} words of a text, {options['epochs']} epoch(s) at most, best validation
     epoch ({meta['cnn']['history']['best_epoch']}) kept; stored as float16. {vectors}
-  - The n-gram weight in the average: {meta['ngram_weight']} ({'fixed by the candidate' if 'ngram_weight' in options
+  - The n-gram weight in the average: {meta['ngram_weight']} ({'fixed by the candidate' if 'ngram_weight' in row['options']
     else 'the lowest validation log-loss on a grid of 0.05'}).
 - Tokenization is `toolkit.text.tokenize`: HTML tags are removed before anything else, so the
   model does not lean on IMDb's `<br />` line breaks; texts are lower-cased.
@@ -314,7 +314,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
     with tempfile.TemporaryDirectory(prefix=".select-", dir=args.output.parent) as folder:
         rows = train_candidates(candidates, split, Path(folder), args.seed, log)
         try:
-            chosen = choose(rows)
+            chosen = choose(rows, MAX_BYTES)
         except TooLarge as err:
             log(f"error: {err}; nothing written")
             return 1
@@ -341,7 +341,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
                                                         "near_duplicates_of_train", "accuracy_without_them")}}
         save_arrays(row["file"], arrays, meta, architecture=config["architecture"])
         try:
-            size = ship(row["file"], args.output)
+            size = ship(row["file"], args.output, MAX_BYTES)
         except TooLarge as err:
             log(f"error: {err}")
             return 1
@@ -361,7 +361,7 @@ def main() -> int:
     from toolkit.threads import use_threads
 
     use_threads(args.threads)
-    return run(args, "python scripts/train_default_classifier.py " + shlex.join(sys.argv[1:]))
+    return run(args, shlex.join(["python", "scripts/train_default_classifier.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

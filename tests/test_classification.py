@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import pickle
 import random
+import re
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -368,10 +371,11 @@ def test_missing_or_damaged_model_file(tmp_path):
         NgramClassifier(model=str(tmp_path / "bad.nlpt"))
 
 
-def test_missing_default_model_names_the_training_script():
-    if DEFAULT_MODEL_FILE.exists():
-        pytest.skip("the default model is installed")
-    with pytest.raises(OptionError, match=TRAINING_SCRIPT):
+def test_missing_default_model_names_the_training_script(monkeypatch, tmp_path):
+    absent = tmp_path / DEFAULT_MODEL_FILE.name
+    monkeypatch.setattr(EnsembleClassifier, "default_model", str(absent))
+    with pytest.raises(OptionError, match=re.escape(f"the default model {absent} of engine classify:ensemble is not"
+                                                    f" installed; train it with `python {TRAINING_SCRIPT}`")):
         EnsembleClassifier()
 
 
@@ -433,3 +437,174 @@ def test_ctrl_c_during_cnn_training_passes_the_interrupt_on_and_writes_nothing(t
         CnnClassifier.train(synthetic(200, seed=3), str(output), **SMALL_CNN)
     assert calls["n"] == 3
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the default model: its training script's pieces, and the shipped file against its card -------------------
+
+SCRIPT = Path(__file__).resolve().parents[1] / TRAINING_SCRIPT
+# A fixed, label-balanced slice of IMDb test: big enough that its accuracy estimates the whole split's, small
+# enough to score in a few seconds.
+SLICE_PER_LABEL = 1000
+# The slice's accuracy differs from the 25,000 reviews' by sampling error only: for an accuracy near 0.92,
+# sqrt(0.92 * 0.08 / 2000 * 23000 / 24999) = 0.0058. 0.02 is about 3.4 of those (a true card fails with
+# probability below 0.1%); a card two points off the model, or a model that is not the card's, fails.
+SLICE_TOLERANCE = 0.02
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_default_classifier", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def long_review(rng: random.Random, label: str, n: int = 40) -> str:
+    words = WORDS[label] + FILLER + [f"w{k}" for k in range(200)]
+    return " ".join(rng.choice(words) for _ in range(n))
+
+
+def test_validation_split_is_stratified_and_drops_the_near_duplicates_of_fitting_records(script):
+    rng = random.Random(0)
+    records, twin = [], {}
+    for pair in range(100):
+        label = ("pos", "neg")[pair % 2]
+        text = long_review(rng, label)
+        # Every review has a twin: the same text, or (half the pairs) with its last word changed (Jaccard 32/34).
+        copy = text if pair % 4 < 2 else text.rsplit(" ", 1)[0] + " changed"
+        records += [{"text": text, "label": label, "pair": pair}, {"text": copy, "label": label, "pair": pair}]
+    rng.shuffle(records)
+    split = script.validation_split(records, seed=3)
+    assert split.drawn == 20 and len(split.fit) == 180
+    fitting = {id(r) for r in split.fit}  # twins are equal dicts: tell them apart by identity
+    drawn = [r for r in records if id(r) not in fitting]
+    assert sorted(r["label"] for r in drawn) == ["neg"] * 10 + ["pos"] * 10
+    drawn_pairs = [r["pair"] for r in drawn]
+    fit_pairs = {r["pair"] for r in split.fit}
+    # Kept: exactly the drawn reviews whose twin was drawn too; dropped: the others, each named once.
+    assert sorted(r["pair"] for r in split.valid) == sorted(p for p in drawn_pairs if p not in fit_pairs)
+    assert len(split.removed) == sum(p in fit_pairs for p in drawn_pairs) > 0
+    assert len({i for i, _, _ in split.removed}) == len(split.removed)
+    assert all(jaccard >= 0.9 for _, _, jaccard in split.removed)
+    assert split == script.validation_split(records, seed=3)
+
+
+def test_validation_split_keeps_reviews_that_only_share_phrases(script):
+    rng = random.Random(1)
+    records = [{"text": long_review(rng, label), "label": label} for label in ("pos", "neg") * 20]
+    # Half of a fitting review's words is far from a near duplicate (Jaccard about 0.3).
+    records += [{"text": " ".join(r["text"].split()[:20] + long_review(rng, r["label"], 20).split()),
+                 "label": r["label"]} for r in records[:20]]
+    split = script.validation_split(records, seed=0)
+    assert split.removed == [] and len(split.valid) == split.drawn == 6
+
+
+def test_choose_takes_the_best_validation_accuracy_the_earlier_on_ties_and_never_an_oversized_file(script):
+    rows = [{"validation_correct": c, "bytes": b} for c, b in ((90, 100), (95, 100), (95, 100), (99, 101))]
+    assert script.choose(rows, max_bytes=100) == 1
+    assert script.choose(rows, max_bytes=101) == 3
+    with pytest.raises(script.TooLarge, match="every candidate's file is over"):
+        script.choose(rows, max_bytes=99)
+
+
+def test_ship_refuses_an_oversized_file_before_it_reaches_its_destination(script, tmp_path):
+    destination = tmp_path / "shipped.nlpt"
+    destination.write_bytes(b"the model shipped before")
+    source = tmp_path / "new.nlpt"
+    source.write_bytes(b"x" * 101)
+    with pytest.raises(script.TooLarge, match="over the 0 MB limit: .*shipped.nlpt was not written"):
+        script.ship(source, destination, max_bytes=100)
+    assert destination.read_bytes() == b"the model shipped before" and source.exists()
+    assert script.ship(source, destination, max_bytes=101) == 101
+    assert destination.read_bytes() == b"x" * 101 and not source.exists()
+
+
+def write_jsonl_gz(path: Path, records: list[dict]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.fixture
+def tiny_imdb(tmp_path) -> Path:
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", synthetic(300, 0))
+    write_jsonl_gz(tmp_path / "test.jsonl.gz", synthetic(100, 1))
+    return tmp_path
+
+
+def tiny_candidates(script) -> tuple:
+    small = {**SMALL_NGRAM, **SMALL_CNN}
+    return (script.Candidate("one-epoch", "a CNN of one epoch", {**small, "epochs": 1}),
+            script.Candidate("eight-epochs", "a CNN of eight epochs", small))
+
+
+def test_the_script_reads_the_test_split_once_after_the_choice_and_writes_what_it_did(script, tiny_imdb,
+                                                                                      monkeypatch):
+    events = []
+    real_read, real_train = script.read, script.train_candidates
+    monkeypatch.setattr(script, "read", lambda path: events.append(path.name) or real_read(path))
+    monkeypatch.setattr(script, "train_candidates",
+                        lambda *a: [events.append("trained")] and real_train(*a))
+    output = tiny_imdb / "models" / "m.nlpt"
+    args = script.parse_args(["--data", str(tiny_imdb), "--output", str(output)])
+    assert script.run(args, "the command", tiny_candidates(script)) == 0
+    assert events == ["train.jsonl.gz", "trained", "test.jsonl.gz"]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["MODEL_CARD.md", "m.nlpt"]
+
+    meta = read_model_file(output)[0]["metadata"]
+    selection, test = meta["selection"], meta["test_metrics"]
+    rows = selection["candidates"]
+    assert [r["name"] for r in rows] == ["one-epoch", "eight-epochs"]
+    assert selection["chosen"] == rows[script.choose(rows, script.MAX_BYTES)]["name"]
+    assert selection["validation"]["drawn"] == 30
+    assert selection["validation"]["records"] == 30 - selection["validation"]["near_duplicates_removed"]
+    assert meta["training"]["records"] == 270 and meta["training"]["command"] == "the command"
+    engine = EnsembleClassifier(model=str(output))
+    assert test["records"] == 100 and test["accuracy"] == engine.evaluate(synthetic(100, 1))["accuracy"]
+    card = (output.parent / "MODEL_CARD.md").read_text()
+    assert f"Accuracy: **{test['accuracy']:.4f}**" in card and "    the command\n" in card
+    for row in rows:
+        assert f"| `{row['name']}`: {row['description']} | {row['validation_accuracy']:.4f}" in card
+    assert f"candidate `{selection['chosen']}`" in card
+
+
+def test_the_script_refuses_an_oversized_model_and_leaves_the_destination_alone(script, tiny_imdb, monkeypatch):
+    monkeypatch.setattr(script, "MAX_BYTES", 1000)
+    output = tiny_imdb / "m.nlpt"
+    args = script.parse_args(["--data", str(tiny_imdb), "--output", str(output)])
+    assert script.run(args, "the command", tiny_candidates(script)) == 1
+    assert sorted(p.name for p in tiny_imdb.iterdir()) == ["test.jsonl.gz", "train.jsonl.gz"]
+
+
+def shipped_metadata() -> dict:
+    if not DEFAULT_MODEL_FILE.is_file():
+        pytest.skip(f"the default model is not installed (python {TRAINING_SCRIPT})")
+    return read_model_file(DEFAULT_MODEL_FILE)[0]["metadata"]
+
+
+def test_shipped_model_records_a_selection_made_by_the_script(script):
+    meta = shipped_metadata()
+    selection = meta["selection"]
+    rows = selection["candidates"]
+    assert [(r["name"], r["options"]) for r in rows] == [(c.name, c.options) for c in script.CANDIDATES]
+    assert selection["chosen"] == rows[script.choose(rows, script.MAX_BYTES)]["name"]
+    valid = selection["validation"]
+    assert valid["records"] == valid["drawn"] - valid["near_duplicates_removed"]
+    assert meta["training"]["records"] + valid["drawn"] == 25000
+    assert meta["training"]["validation_records"] == valid["records"]
+    card = (DEFAULT_MODEL_FILE.parent / "MODEL_CARD.md").read_text()
+    assert f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card
+
+
+@pytest.mark.skipif(not (DATA / "test.jsonl.gz").exists(), reason="needs ../shared/data/imdb")
+def test_shipped_model_scores_its_recorded_test_accuracy_on_a_fixed_slice_of_imdb_test():
+    recorded = shipped_metadata()["test_metrics"]
+    with gzip.open(DATA / "test.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert recorded["records"] == len(rows)
+    part = [r for label in ("neg", "pos")
+            for r in random.Random(0).sample([r for r in rows if r["label"] == label], SLICE_PER_LABEL)]
+    measured = EnsembleClassifier().evaluate(part)["accuracy"]
+    assert abs(measured - recorded["accuracy"]) <= SLICE_TOLERANCE, (measured, recorded["accuracy"])
