@@ -13,16 +13,21 @@ Contenders, all run in one process on the same documents:
   Luhn, SumBasic and KL, with sumy's English stop words and its Snowball
   stemmer, as its command line sets them up.
 
-Same sentences, same length rule for everybody. Every system sees the
-sentences of ``toolkit.text.sentences.split_sentences``: our engines split the text
+Same input, same sentences, same length rule for everybody. Every system
+gets the same text, without a headline (corpora.py cuts the BBC article's
+first line, its title, for all of them), and sees the sentences of
+``toolkit.text.sentences.split_sentences``: our engines split the text
 themselves; sumy gets a document built from those sentences (sumy's own
 parser needs NLTK's punkt data, which is not installed), with words from
 ``SumyTokenizer`` below. Two length rules, each a table: k = 3 sentences,
 and k = the number of sentences in the reference.
 
-Data: the fixed test parts of plugins/summarization/corpora.py (BBC News
-Summary: 1,225 articles; CNN/DailyMail: 2,490 articles, lower-cased and
-tokenized, which the splitter handles: a lone " . " ends a sentence).
+Data: the fixed test parts of plugins/summarization/corpora.py, near
+duplicates of train and of each other removed (docs/data-splits.md): BBC News
+Summary, 1,103 articles; CNN/DailyMail, 2,487 articles (606 CNN, 1,881 Daily
+Mail; lower-cased and tokenized, which the splitter handles: a lone " . "
+ends a sentence). Each CNN/DailyMail table is followed by the ROUGE of the
+same summaries on each source's articles.
 
 ROUGE: F1 x 100 of ROUGE-1, -2, -L and -Lsum from the rouge-score package
 with Porter stemming, as plugins/summarization/rouge.py computes it:
@@ -54,7 +59,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import toolkit  # noqa: E402
-from plugins.summarization.corpora import BBC, CNNDM, bbc_split, cnndm_split  # noqa: E402
+from plugins.summarization.corpora import BBC, CNNDM, SOURCE_NAMES, bbc_split, cnndm_split  # noqa: E402
 from plugins.summarization.rouge import METRICS, reference_lines  # noqa: E402
 from toolkit.text.sentences import split_sentences  # noqa: E402
 
@@ -192,13 +197,13 @@ class Rouge:
         return {name: 100.0 * total / max(len(references), 1) for name, total in totals.items()}
 
 
-def load(corpus: str, limit: int | None) -> tuple[list[str], list[str]]:
-    """(articles, references with one sentence per line) of a corpus's test part."""
+def load(corpus: str, limit: int | None) -> tuple[list[str], list[str], list[str]]:
+    """(articles, references with one sentence per line, sources) of a corpus's test part."""
     path = BBC if corpus == "bbc" else CNNDM
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the benchmark needs ../shared/data beside the checkout")
     test = (bbc_split() if corpus == "bbc" else cnndm_split()).test[:limit]
-    return [r["article"] for r in test], [reference_lines(r["summary"]) for r in test]
+    return [r["article"] for r in test], [reference_lines(r["summary"]) for r in test], [r["source"] for r in test]
 
 
 def run_rule(systems: list[System], articles: list[str], lengths: list[int]) -> tuple[dict, dict, dict]:
@@ -221,6 +226,34 @@ def run_rule(systems: list[System], articles: list[str], lengths: list[int]) -> 
     return outputs, wall, cpu
 
 
+def source_rows(rouge: Rouge, systems: list[System], references: list[str], outputs: dict[str, list],
+                sources: list[str]) -> list[dict]:
+    """ROUGE of each system's summaries on each source's documents (none for a corpus of one source)."""
+    if len(set(sources)) < 2:
+        return []
+    rows = []
+    for name in sorted(set(sources)):
+        rows_of = [i for i, s in enumerate(sources) if s == name]
+        for system in systems:
+            scores = rouge([references[i] for i in rows_of], [outputs[system.name][i] for i in rows_of])
+            rows.append({"source": name, "system": system.name, "documents": len(rows_of),
+                         **{m: round(v, 2) for m, v in scores.items()}})
+    return rows
+
+
+def source_table(title: str, rows: list[dict]) -> str:
+    names = list(dict.fromkeys(row["source"] for row in rows))
+    counts = {row["source"]: row["documents"] for row in rows}
+    lines = [f"{title}, by source: " + ", ".join(f"{SOURCE_NAMES[n]} {counts[n]:,}" for n in names),
+             f"{'system':<16}" + "".join(f"{SOURCE_NAMES[n] + ' ' + label:>18}" for n in names
+                                         for label in ("R-1", "R-2", "R-Lsum"))]
+    for system in dict.fromkeys(row["system"] for row in rows):
+        by_source = {row["source"]: row for row in rows if row["system"] == system}
+        lines.append(f"{system:<16}" + "".join(f"{by_source[n][m]:18.2f}" for n in names
+                                              for m in ("rouge1", "rouge2", "rougeLsum")))
+    return "\n".join(lines)
+
+
 def table(title: str, rows: list[dict]) -> str:
     lines = [title, f"{'system':<16}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'R-Lsum':>8}{'docs/s':>10}{'docs/cpu-s':>12}"]
     for row in rows:
@@ -237,7 +270,8 @@ def table(title: str, rows: list[dict]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", choices=["bbc", "cnndm", "all"], default="all")
-    p.add_argument("--limit", type=int, default=None, help="only the first N test articles of each corpus")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N test articles of each corpus (CNN/DM in file order: CNN stories first)")
     p.add_argument("--systems", default=None,
                    help=f"comma-separated contenders (default: all; the sumy ones are {', '.join(SUMY)})")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -262,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for corpus in (["bbc", "cnndm"] if args.corpus == "all" else [args.corpus]):
         try:
-            articles, references = load(corpus, args.limit)
+            articles, references, sources = load(corpus, args.limit)
         except FileNotFoundError as error:
             print(error, file=sys.stderr)
             return 2
@@ -276,8 +310,12 @@ def main(argv: list[str] | None = None) -> int:
                      "docs_per_second": round(len(articles) / max(wall[s.name], 1e-9), 1),
                      "docs_per_cpu_second": round(len(articles) / max(cpu[s.name], 1e-9), 1)}
                     for s in systems]
-            results += rows
-            print(table(f"\n{CORPORA[corpus]} test ({len(articles):,} articles), {RULES[rule]}", rows), flush=True)
+            title = f"\n{CORPORA[corpus]} test ({len(articles):,} articles), {RULES[rule]}"
+            print(table(title, rows), flush=True)
+            by_source = source_rows(rouge, systems, references, outputs, sources)
+            if by_source:
+                print(source_table(title, by_source), flush=True)
+            results += rows + [{"corpus": corpus, "rule": rule, **row} for row in by_source]
             if args.json:  # after every table, so a long run that is stopped keeps what it measured
                 args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0
