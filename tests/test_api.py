@@ -204,3 +204,90 @@ def test_hookimpl_import_is_cheap_and_api_is_lazy():
 def test_unknown_attribute_of_toolkit_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         toolkit.nope
+
+
+class Touchy(toolkit.Engine):
+    """Fails a batch holding an input with BOOM; counts the batches it is given."""
+
+    task, name = "touchy", "picky"
+    calls: list = []
+
+    def run(self, inputs):
+        Touchy.calls.append(list(inputs))
+        if any("BOOM" in x for x in inputs):
+            raise ValueError("cannot take BOOM")
+        return [{"text": x.upper()} for x in inputs]
+
+
+class Short(toolkit.Engine):
+    """Breaks the contract: one result, whatever the batch; a tuple for two inputs."""
+
+    task, name = "touchy", "short"
+
+    def run(self, inputs):
+        return ({"n": 1}, {"n": 2}) if len(inputs) == 2 else [{"n": len(inputs)}]
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    from toolkit import hookimpl
+    from toolkit.plugins import PluginInfo, load_registry
+
+    class Plugin:
+        @hookimpl
+        def register_engines(self, register):
+            register("touchy", "picky", Touchy, "Refuses BOOM.")
+            register("touchy", "short", Short, "Loses results.")
+
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
+    registry = load_registry((), entry_points=[])
+    registry.add_plugin(Plugin(), PluginInfo("touchy", "1", "package"))
+    Touchy.calls = []
+    return registry
+
+
+def test_an_engine_returning_another_count_of_results_is_a_clear_error(registry):
+    short = Pipeline("touchy", "short", registry=registry)
+    assert short("one") == {"n": 1}
+    with pytest.raises(RuntimeError, match=r"^engine touchy:short returned 1 results for 3 inputs$"):
+        short(["a", "b", "c"])
+    with pytest.raises(RuntimeError, match=r"^engine touchy:short returned a tuple, not a list of 2 results$"):
+        short(["a", "b"])
+    with pytest.raises(RuntimeError, match="returned 1 results for 3 inputs"):
+        list(short(iter(["a", "b", "c"])))
+
+
+def test_on_error_raise_lets_the_engines_exception_through(registry):
+    with pytest.raises(ValueError, match="cannot take BOOM"):
+        Pipeline("touchy", "picky", registry=registry)(["fine", "BOOM"])
+    assert Touchy.calls == [["fine", "BOOM"]]  # not retried
+
+
+def test_on_error_skip_gives_error_records_in_input_order_beside_the_good_results(registry):
+    from toolkit.api import ErrorRecord
+
+    picky = Pipeline("touchy", "picky", registry=registry, on_error="skip", batch_size=4)
+    results = picky(["a", "BOOM 1", "b", "c", "BOOM 2", "d"])
+    assert [r if isinstance(r, dict) else r.error for r in results] == [
+        {"text": "A"}, "ValueError: cannot take BOOM", {"text": "B"}, {"text": "C"},
+        "ValueError: cannot take BOOM", {"text": "D"},
+    ]
+    assert isinstance(results[1], ErrorRecord) and isinstance(results[1].exception, ValueError)
+    lazy = picky(iter(["BOOM", "e"]))
+    assert isinstance(next(lazy), ErrorRecord) and next(lazy) == {"text": "E"}
+    assert picky("BOOM").error == "ValueError: cannot take BOOM"
+    short = Pipeline("touchy", "short", registry=registry, on_error="skip")
+    assert short(["a", "b", "c"]) == [{"n": 1}] * 3  # the batch failed the count check; one at a time, each is fine
+
+
+def test_a_failing_batch_is_retried_one_input_at_a_time(registry):
+    picky = Pipeline("touchy", "picky", registry=registry, on_error="skip", batch_size=3)
+    picky(["a", "BOOM", "b", "c", "d"])
+    # The first batch fails and is run again input by input; the second batch is fine as it is.
+    assert Touchy.calls == [["a", "BOOM", "b"], ["a"], ["BOOM"], ["b"], ["c", "d"]]
+
+
+def test_on_error_is_raise_or_skip(registry):
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', not 'stop'"):
+        Pipeline("touchy", "picky", registry=registry, on_error="stop")
+    assert toolkit.pipeline("summarize", engine="lead", on_error="skip").on_error == "skip"

@@ -73,7 +73,7 @@ def test_wheel_has_compiled_module_and_entry_point(dists):
     compiled = [n for n in names if n.startswith("toolkit/_kernels.") and n.endswith((".so", ".pyd"))]
     assert compiled, f"no compiled toolkit._kernels in the wheel: {names}"
     for module in ("toolkit/__init__.py", "toolkit/kernels.py", "toolkit/numpy_kernels.py",
-                   "toolkit/_checks.py", "toolkit/cli.py"):
+                   "toolkit/_checks.py", "toolkit/cli/__init__.py"):
         assert module in names, f"{module} missing from the wheel"
     assert "nlp-tool = toolkit.cli:cli" in entry_points, entry_points
     # Every shipped default model (and its card) of the checkout goes into the wheel.

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 import toolkit.api
 from toolkit import hookimpl
-from toolkit.cli import make_cli, report_lines
+from toolkit.cli import make_cli
+from toolkit.cli.render import report_lines
 from toolkit.engine import DataError, Engine, Option, OptionError, can_evaluate, can_train
 from toolkit.plugins import PluginInfo, load_registry
 from toolkit.testing import check_training

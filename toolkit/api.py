@@ -9,14 +9,16 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit import __version__
 from toolkit.datasets import read_line_files, read_records, split_positions
 from toolkit.engine import DataError, Engine, RecordError, can_evaluate, can_train, train_settings
-from toolkit.plugins import EngineEntry, Registry, get_registry
+from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
 DEFAULT_BATCH_SIZE = 32
+ON_ERROR = ("raise", "skip")
 
 
 def tasks(registry: Registry | None = None) -> dict[str, dict[str, str]]:
@@ -32,6 +34,15 @@ def tasks(registry: Registry | None = None) -> dict[str, dict[str, str]]:
     }
 
 
+@dataclass(frozen=True)
+class ErrorRecord:
+    """What a pipeline with ``on_error="skip"`` gives in place of the result of an input that failed."""
+
+    #: The exception in one line: "ValueError: cannot summarize BOOM".
+    error: str
+    exception: Exception = field(repr=False, compare=False)
+
+
 class Pipeline:
     """A ready engine for one task.
 
@@ -40,6 +51,13 @@ class Pipeline:
     (a generator, a file, ...) returns a lazy iterator of dicts, pulling
     ``batch_size`` inputs at a time. For "question+context" engines one input
     is a mapping with "question" and "context" keys.
+
+    ``on_error="raise"`` (the default) lets an engine's exception through;
+    ``"skip"`` runs a failing batch again one input at a time, so that one
+    bad input does not fail its neighbours, and puts an :class:`ErrorRecord`
+    in place of the result of each input that still fails. An engine that
+    returns a result count other than its input count fails the batch with
+    a RuntimeError.
     Picklable, and safe to call from several threads (engines do not mutate
     themselves in ``run``).
     """
@@ -51,6 +69,7 @@ class Pipeline:
         model: str | None = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        on_error: str = "raise",
         registry: Registry | None = None,
         **options: Any,
     ) -> None:
@@ -59,6 +78,8 @@ class Pipeline:
             raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__} ({batch_size!r})")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         registry = registry or get_registry()
         entry = registry.engine(task, engine)
         self.task = task
@@ -66,29 +87,47 @@ class Pipeline:
         self.plugin = entry.plugin
         self.plugin_version = registry.plugins[entry.plugin].version
         self.batch_size = batch_size
+        self.on_error = on_error
         self.engine: Engine = entry.engine_class(model=model, **options)
 
     def __call__(self, inputs: Any) -> Any:
         single = str if self.engine.inputs == "text" else Mapping
         if isinstance(inputs, single):
-            return self.engine.run([inputs])[0]
+            return self._run([inputs])[0]
         # A str, bytes or mapping here is one input of the wrong kind, not a collection of inputs.
         if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, Mapping)):
-            if isinstance(inputs, Iterator):
-                return self._lazy(inputs)
-            return [result for batch in self._batches(iter(inputs)) for result in self.engine.run(batch)]
+            results = self._results(iter(inputs))
+            return results if isinstance(inputs, Iterator) else list(results)
         kind = "a str" if single is str else "a mapping with 'question' and 'context'"
         raise TypeError(
             f"{self.task}:{self.engine_name} takes {kind} or an iterable of them, not {type(inputs).__name__}"
         )
 
-    def _batches(self, inputs: Iterator) -> Iterator[list]:
+    def _results(self, inputs: Iterator) -> Iterator[dict | ErrorRecord]:
         while batch := list(itertools.islice(inputs, self.batch_size)):
-            yield batch
+            yield from self._run(batch)
 
-    def _lazy(self, inputs: Iterator) -> Iterator[dict]:
-        for batch in self._batches(inputs):
-            yield from self.engine.run(batch)
+    def _run(self, batch: list) -> list[dict | ErrorRecord]:
+        if self.on_error == "raise":
+            return self._checked_run(batch)
+        try:
+            return self._checked_run(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                return [ErrorRecord(error_text(error), error)]
+            # One bad input must not fail its neighbours: run them one at a time to find it.
+            return [result for value in batch for result in self._run([value])]
+
+    def _checked_run(self, batch: list) -> list[dict]:
+        results = self.engine.run(batch)
+        # Results are matched to inputs by position: a missing or extra one would shift every result after it.
+        if not isinstance(results, list):
+            raise RuntimeError(f"engine {self.task}:{self.engine_name} returned a {type(results).__name__},"
+                               f" not a list of {len(batch)} results")
+        if len(results) != len(batch):
+            raise RuntimeError(f"engine {self.task}:{self.engine_name} returned {len(results)} results for"
+                               f" {len(batch)} inputs")
+        return results
 
     def stamp(self) -> dict:
         """What produces the results: tool, plugin, engine and model, with their versions."""
@@ -110,7 +149,7 @@ def pipeline(task: str, engine: str | None = None, model: str | None = None, **o
     ``engine`` picks one of the task's engines (default: its first one, see
     :func:`tasks`), ``model`` a model file or name for engines that use one;
     other keywords are the engine's declared options (``sentences=2``), plus
-    ``batch_size``.
+    ``batch_size`` and ``on_error`` (see :class:`Pipeline`).
     """
     return Pipeline(task, engine, model, **options)
 
@@ -215,7 +254,7 @@ def train(
     that cannot be trained.
     """
     registry = registry or get_registry()
-    entry = _capable_engine(registry, task, engine, can_train, "trained")
+    entry = capable_engine(registry, task, engine, can_train, "trained")
     cls = entry.engine_class
     settings = train_settings(cls, options)
     records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
@@ -277,17 +316,18 @@ def evaluate(
     options (as for :func:`pipeline`). Returns the engine's metrics dict.
     """
     registry = registry or get_registry()
-    entry = _capable_engine(registry, task, engine, can_evaluate, "evaluated")
+    entry = capable_engine(registry, task, engine, can_evaluate, "evaluated")
     cls = entry.engine_class
     records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
                         encoding, header)
     return cls(model=model, **options).evaluate(records)
 
 
-def _capable_engine(
+def capable_engine(
     registry: Registry, task: str, engine: str | None, capable: Callable[[type], bool], verb: str
 ) -> EngineEntry:
-    """The entry of ``engine``, or of the task's first engine for which ``capable`` holds."""
+    """The entry of ``engine``, or of the task's first engine for which ``capable`` holds (``can_train``,
+    ``can_evaluate``); NotImplementedError, naming the engines that can, when it does not hold."""
     engines = registry.tasks().get(task, {})
     if engine is None:
         # The task's default engine may be rule-based; the first trainable one is the natural default.

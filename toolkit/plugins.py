@@ -132,7 +132,8 @@ def set_disabled(name: str, disabled: bool) -> None:
     write_config(config)
 
 
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
+    """``error`` in one line, for messages: its type and the first line of its text."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -312,7 +313,7 @@ class Registry:
             info.tasks.append(f"{entry.task}:{entry.name}")
 
     def _fail(self, plugin: Any, info: PluginInfo, error: BaseException) -> None:
-        info.status, info.error = "failed", _error_text(error)
+        info.status, info.error = "failed", error_text(error)
         info.tasks.clear()
         if plugin is not None and self.pm.is_registered(plugin):
             self.pm.unregister(plugin)

@@ -1,0 +1,71 @@
+"""The ``nlp-tool`` command group, which loads the plugins on first use, and its handling of SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Callable, NoReturn
+
+import click
+
+from toolkit.cli.task_verb import make_task_command
+from toolkit.plugins import Registry, get_registry
+
+
+class NlpToolGroup(click.Group):
+    """The top-level group; loads the plugins on first use and adds their verbs and commands."""
+
+    def __init__(self, *args: Any, registry_factory: Callable[[], Registry] = get_registry, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registry_factory = registry_factory
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The loaded registry; the first access loads the plugins and adds their verbs and commands."""
+        if self._registry is None:
+            self._registry = self._registry_factory()
+            # Commands first: a plugin whose register_commands fails loses its engines too, and the
+            # verbs built below must not offer them.
+            self._registry.add_commands(self)
+            for task, engines in self._registry.tasks().items():
+                if task in self.commands:
+                    plugins = ", ".join(sorted({e.plugin for e in engines.values()}))
+                    click.echo(
+                        f"nlp-tool: warning: task {task!r} (plugin {plugins}) has the name of a command;"
+                        " it has no verb, use toolkit.pipeline",
+                        err=True,
+                    )
+                    continue
+                self.add_command(make_task_command(task, engines, self._registry))
+        return self._registry
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _ = self.registry
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _ = self.registry
+        return super().get_command(ctx, cmd_name)
+
+
+def registry_of(ctx: click.Context) -> Registry:
+    """The registry of the ``nlp-tool`` group that ``ctx`` runs under."""
+    return ctx.find_root().command.registry
+
+
+def handle_sigterm() -> None:
+    """Handle SIGTERM as Ctrl-C from now on.
+
+    By default SIGTERM (`kill`, `timeout`) ends the process on the spot,
+    leaving the temporary file of an --output or a model behind and a
+    training run without its last checkpoint; handled as Ctrl-C, it goes
+    through the same clean-up and saving.
+    """
+    # Only the main thread may set a signal handler (tests invoke the group from others).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt

@@ -1,0 +1,98 @@
+"""Flags built from the ``Option``s that engines declare: typed, bounded and checked by click."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from toolkit.engine import Option
+from toolkit.plugins import EngineEntry
+
+
+def flag_of(name: str) -> str:
+    """The flag of the option (or parameter) ``name``: ``top_k`` -> ``--top-k``."""
+    return "--" + name.replace("_", "-")
+
+
+def _accepts(option: Option) -> tuple:
+    return option.type, option.choices, option.minimum, option.maximum, option.min_open, option.max_open
+
+
+def click_type(options: list[Option]) -> click.ParamType:
+    """The click type of a flag that ``options`` (one per engine declaring it) share.
+
+    The Option's choices or bounds (``click.Choice``, ``click.IntRange``,
+    ``click.FloatRange``) when the engines agree on what they accept, so that
+    click refuses a bad value naming the flag; where they differ, the plain
+    type of the first, and the chosen engine checks the value itself (as it
+    always does for API callers). click.Choice compares strings, so other
+    choices are checked by the engine too.
+    """
+    first = options[0]
+    if any(_accepts(option) != _accepts(first) for option in options[1:]):
+        return click.types.convert_type(first.type)
+    if first.choices and all(isinstance(choice, str) for choice in first.choices):
+        return click.Choice(first.choices)
+    if first.type in (int, float) and (first.minimum is not None or first.maximum is not None):
+        bounded = click.IntRange if first.type is int else click.FloatRange
+        return bounded(first.minimum, first.maximum, min_open=first.min_open, max_open=first.max_open)
+    return click.types.convert_type(first.type)
+
+
+def engine_defaults(engines: dict[str, EngineEntry], attribute: str, key: str) -> str:
+    """``ENGINE: DEFAULT, ...`` of option ``key`` for the engines declaring it, for help texts.
+
+    An empty default ("" or None) means "none": the option's help says what happens then.
+    """
+    return ", ".join(
+        f"{name}: {option.default}"
+        for name, entry in engines.items()
+        if (option := getattr(entry.engine_class, attribute).get(key)) is not None and option.default not in ("", None)
+    )
+
+
+def option_params(
+    engines: dict[str, EngineEntry], attribute: str, skip: tuple[str, ...] = ()
+) -> tuple[list[click.Parameter], dict[str, list[str]]]:
+    """One flag per option (``options`` or ``train_options``) the engines declare, and which engines declare each.
+
+    A flag shared by several engines is made once, from the first; its help
+    lists every engine's default. Options named in ``skip`` have a common
+    flag of their own.
+    """
+    declared: dict[str, list[Option]] = {}
+    owners: dict[str, list[str]] = {}
+    for name, entry in engines.items():
+        for key, option in getattr(entry.engine_class, attribute).items():
+            declared.setdefault(key, []).append(option)
+            owners.setdefault(key, []).append(name)
+    params: list[click.Parameter] = []
+    for key, options in declared.items():
+        if key in skip:
+            continue
+        first = options[0]
+        flags = first.flags(key)
+        # click spells a bool's pair "--name/--no-name".
+        spelled = [f"{flags[0]}/{flags[1]}", *flags[2:]] if first.type is bool else list(flags)
+        defaults = engine_defaults(engines, attribute, key)
+        params.append(click.Option(
+            [*spelled, key],
+            type=click_type(options),
+            default=None,
+            help=first.help + (f"  [default for engine {defaults}]" if defaults else ""),
+        ))
+    return params, owners
+
+
+def given_options(engine: str, values: dict[str, Any], accepted: dict[str, Option],
+                  owners: dict[str, list[str]]) -> dict[str, Any]:
+    """The option flags given (those not None) as ``engine``'s options; a usage error for a flag
+    that ``engine`` does not declare (it belongs to another engine of the task)."""
+    given = {key: value for key, value in values.items() if value is not None}
+    for key in given:
+        if key not in accepted:
+            raise click.UsageError(
+                f"engine {engine!r} has no option {flag_of(key)} (it belongs to: {', '.join(owners.get(key, [])) or 'no engine'})"
+            )
+    return given

@@ -1,0 +1,259 @@
+"""The task verbs (``nlp-tool summarize ...``): their flags, the checks of their arguments, and ``--explain``."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+from typing import Any, Iterator
+
+import click
+
+from toolkit import api, io
+from toolkit.cli.errors import Failure
+from toolkit.cli.options import click_type, engine_defaults, given_options, option_params
+from toolkit.cli.task_output import write_results
+from toolkit.engine import OptionError, can_train, takes_model
+from toolkit.plugins import EngineEntry, Registry, error_text
+
+
+def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
+    """The verb for ``task``: the common I/O options plus every option its engines declare."""
+    names = list(engines)
+    default = names[0]
+    engine_params, owners = option_params(engines, "options", skip=("top_k",))
+    rankers = {name: entry for name, entry in engines.items() if "top_k" in entry.engine_class.options}
+    takes_question = any(entry.engine_class.inputs == "question+context" for entry in engines.values())
+
+    params: list[click.Parameter] = [
+        click.Argument(["inputs"], nargs=-1, metavar="[FILE|GLOB|-]..."),
+        click.Option(["--text", "-t"], multiple=True, help="Inline input text (repeatable)."),
+        click.Option(
+            ["--input-format", "-i"],
+            type=click.Choice(io.INPUT_FORMATS),
+            default="text",
+            show_default=True,
+            help="text: one input per file; lines: one per non-empty line (with -f text: one output line per"
+            " input line); jsonl: one per JSON object.",
+        ),
+        click.Option(["--encoding"], default="utf-8", show_default=True,
+                     help="Text encoding of the input files and stdin (a UTF-8 byte-order mark is skipped)."),
+        click.Option(["--text-field"], default="text", show_default=True, help="JSONL field holding the text."),
+        click.Option(["--id-field"], default="id", show_default=True, help="JSONL field holding the record id."),
+        click.Option(
+            ["--format", "-f", "fmt"],
+            type=click.Choice(io.OUTPUT_FORMATS),
+            default="text",
+            show_default=True,
+            help="Output format.",
+        ),
+        click.Option(
+            ["--output", "-o"],
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write to FILE (atomically: complete or not at all) instead of stdout.",
+        ),
+        click.Option(
+            ["--engine", "-e"],
+            type=click.Choice(names),
+            default=default,
+            show_default=True,
+            help="Engine to run.",
+        ),
+        click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
+        # Only where some engine ranks: on other verbs the flag could never be used.
+        *([click.Option(["--top-k", "top_k"],
+                        type=click_type([entry.engine_class.options["top_k"] for entry in rankers.values()]),
+                        help="Number of ranked results, for engines that rank."
+                        f"  [default for engine {engine_defaults(rankers, 'options', 'top_k')}]")]
+          if rankers else []),
+        click.Option(["--batch-size"], type=click.IntRange(min=1), default=api.DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Inputs per engine call."),
+        click.Option(
+            ["--on-error"],
+            type=click.Choice(["stop", "skip"]),
+            default="stop",
+            show_default=True,
+            help="On a failing input: stop there, or report it and go on with the others.",
+        ),
+        click.Option(["--explain"], is_flag=True, help="Say which plugin, engine and model would run, and exit."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress display."),
+        click.Option(["--debug"], is_flag=True, help="Show tracebacks of errors."),
+    ]
+    if takes_question:
+        params[2:2] = [
+            click.Option(["--question"], help="Question asked of every input text (its context)."),
+            click.Option(
+                ["--context", "-c"],
+                metavar="FILE",
+                help="The document to ask (FILE or - for stdin); the arguments are then questions, not files.",
+            ),
+            click.Option(
+                ["--questions"], metavar="FILE", help="Questions asked of --context, one per non-empty line."
+            ),
+        ]
+    params += engine_params
+
+    lines = [f"Run the {task!r} task on files, stdin or --text.", "", "\b", "Engines:"]
+    lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in engines.items()]
+    lines += ["", "With no FILE, or when FILE is -, read standard input. Details: docs/cli.md."]
+    if takes_question:
+        lines += ["", f"With --context FILE the arguments are questions: nlp-tool {task} --context doc.txt \"Who?\""]
+
+    def callback(**kwargs: Any) -> None:
+        # The common --top-k flag is named top_k too: it goes to the engine like the engines' own flags.
+        engine_options = {key: kwargs.pop(key) for key in owners}
+        run_task(task, registry, engine_options, owners, **kwargs)
+
+    short_help = f"Run the {task} task ({', '.join(engines)})."
+    return click.Command(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
+
+
+def run_task(
+    task: str,
+    registry: Registry,
+    engine_options: dict,
+    owners: dict[str, list[str]],
+    *,
+    inputs: tuple[str, ...],
+    text: tuple[str, ...],
+    input_format: str,
+    text_field: str,
+    id_field: str,
+    fmt: str,
+    output: str | None,
+    engine: str,
+    model: str | None,
+    batch_size: int,
+    on_error: str,
+    explain: bool,
+    quiet: bool,
+    debug: bool,
+    encoding: str,
+    question: str | None = None,
+    context: str | None = None,
+    questions: str | None = None,
+) -> None:
+    """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1)."""
+    entry = registry.engine(task, engine)
+    options = given_options(engine, engine_options, entry.engine_class.options, owners)
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise click.UsageError(f"unknown encoding {encoding!r}") from None
+
+    if explain:
+        explain_run(registry, entry, model, options, fmt)
+        return
+
+    if context is not None or questions is not None:
+        records = _question_records(context, questions, question, inputs, text, encoding)
+    else:
+        try:
+            sources = io.expand_sources(inputs)
+        except io.InputError as error:
+            raise click.UsageError(str(error)) from error
+        if not sources and not text:
+            if sys.stdin.isatty():
+                raise click.UsageError("no input: give files, --text, or pipe text to stdin")
+            sources = ["-"]
+        if entry.engine_class.inputs == "question+context" and question is None and input_format != "jsonl":
+            raise click.UsageError(
+                f"engine {engine!r} needs --context FILE with questions, --question, or JSONL records with"
+                " 'question' and 'context'"
+            )
+        records = io.read_records(sources, text, input_format, text_field, id_field, question,
+                                  pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
+
+    try:
+        # Without --debug, a failing input becomes an error record, reported with its id.
+        pipe = api.Pipeline(task, engine, model, batch_size=batch_size, on_error="raise" if debug else "skip",
+                            registry=registry, **options)
+    except OptionError as error:
+        raise click.UsageError(str(error)) from error
+    except Exception as error:
+        if debug:
+            raise
+        raise Failure(f"cannot start engine {task}:{engine}: {error_text(error)}") from error
+
+    try:
+        out = io.AtomicOutput(output)
+    except OSError as error:
+        raise Failure(f"cannot write {output}: {error.strerror or error}") from error
+    try:
+        failed = write_results(pipe, records, out, fmt, input_format == "lines", on_error, quiet, debug)
+        out.commit()
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): click exits quietly.
+        out.discard()
+        raise
+    except OSError as error:
+        # Engine errors become error records, so this is the output failing (disk full, ...).
+        out.discard()
+        if debug:
+            raise
+        raise Failure(f"cannot write the output: {error}") from error
+    except BaseException:
+        out.discard()
+        raise
+    if failed:
+        raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+def _question_records(
+    context: str | None, questions: str | None, question: str | None, inputs: tuple[str, ...], text: tuple[str, ...],
+    encoding: str,
+) -> Iterator[io.Record]:
+    """The inputs of ``--context FILE`` with questions as arguments, ``--question`` or ``--questions FILE``."""
+    if context is None:
+        raise click.UsageError("--questions needs --context FILE (the document the questions are asked of)")
+    if text:
+        raise click.UsageError("with --context, give the questions as arguments or --questions FILE, not --text")
+    if context == "-" and questions == "-":
+        raise click.UsageError("--context and --questions cannot both read stdin")
+    asked = ([question] if question is not None else []) + list(inputs)
+    if not asked and questions is None:
+        raise click.UsageError("no question: give questions as arguments, --question or --questions FILE")
+    if any(not q.strip() for q in asked):
+        raise click.UsageError("a question is empty")
+    try:
+        return io.question_records(context, asked, questions, encoding=encoding)
+    except io.InputError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def explain_run(registry: Registry, entry: EngineEntry, model: str | None, options: dict, fmt: str) -> None:
+    """``--explain``: the plugin, engine, model and options that would run, as text or JSON."""
+    cls = entry.engine_class
+    plugin = registry.plugins[entry.plugin]
+    settings = {key: options.get(key, option.default) for key, option in cls.options.items()}
+    info = {
+        "task": entry.task,
+        "engine": entry.name,
+        "engine_version": cls.version,
+        "description": entry.description,
+        "plugin": plugin.name,
+        "plugin_version": plugin.version,
+        "source": plugin.source,
+        "package": plugin.package,
+        "model": model if model is not None else cls.default_model,
+        "inputs": cls.inputs,
+        "options": settings,
+    }
+    if fmt in ("json", "jsonl"):
+        click.echo(json.dumps(info, ensure_ascii=False, indent=2 if fmt == "json" else None))
+        return
+    source = "built-in" if plugin.source == "built-in" else f"package {plugin.package}"
+    click.echo(f"task:    {entry.task}")
+    click.echo(f"engine:  {entry.name} {cls.version} — {entry.description}")
+    click.echo(f"plugin:  {plugin.name} {plugin.version or ''} ({source})")
+    if info["model"]:
+        model_line = info["model"]
+    elif takes_model(cls):
+        model_line = "none: this engine needs --model FILE" + (
+            f" (train one with `nlp-tool train {entry.task} DATA --engine {entry.name}`)" if can_train(cls) else "")
+    else:
+        model_line = "none (the engine needs no model)"
+    click.echo(f"model:   {model_line}")
+    click.echo(f"inputs:  {cls.inputs}")
+    click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))
