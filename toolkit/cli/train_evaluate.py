@@ -387,8 +387,6 @@ def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
     print_report(report, fmt, what)
 
 
-
-
 def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
     """Turn an exception of train/evaluate into its exit code: 2 for usage and data errors, 1 otherwise."""
     if debug:
