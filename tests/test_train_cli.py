@@ -31,7 +31,7 @@ class WordCount(Engine):
     version = "1.0"
     options = {"uniform": Option(bool, False, "Ignore the class priors.")}
     record_fields = ("text", "label")
-    train_options = {"smoothing": Option(float, 1.0, "Add-k smoothing of the word counts.")}
+    train_options = {"smoothing": Option(float, 1.0, "Add-k smoothing of the word counts.", minimum=0, min_open=True)}
 
     def __init__(self, model=None, **options):
         super().__init__(model, **options)
@@ -405,9 +405,18 @@ def test_options_are_checked_against_the_chosen_engine(run, tmp_path):
     result = run("train", "tag", "d.csv", "--smoothing", "x")
     assert result.exit_code == 2 and "'x' is not a valid float" in result.stderr
     help_text = run("train", "tag", "--help").stdout
-    assert "--smoothing FLOAT" in help_text and "[default\n" in help_text and "for engine words: 1.0" in help_text
+    assert "--smoothing FLOAT RANGE" in help_text and "[default\n" in help_text and "for engine words: 1.0" in help_text
     assert "--text-column, --text-field NAME" in help_text and "words (default)" in help_text
     assert "--uniform" in run("evaluate", "tag", "--help").stdout
+
+
+def test_train_option_bounds_are_click_ranges_whose_errors_name_the_flag(run, tmp_path):
+    write_csv(tmp_path / "d.csv", header=("text", "label"))
+    assert "[x>0]" in run("train", "tag", "--help").stdout
+    result = run("train", "tag", "d.csv", "--smoothing", "0")
+    assert result.exit_code == 2
+    assert "Invalid value for '--smoothing': 0.0 is not in the range x>0." in result.stderr
+    assert files(tmp_path) == ["d.csv"]
 
 
 def test_ctrl_c_exits_130_and_leaves_no_model_file(run, tmp_path, monkeypatch):

@@ -92,7 +92,6 @@ def given_options(engine: str, values: dict[str, Any], accepted: dict[str, Optio
     given = {key: value for key, value in values.items() if value is not None}
     for key in given:
         if key not in accepted:
-            raise click.UsageError(
-                f"engine {engine!r} has no option {flag_of(key)} (it belongs to: {', '.join(owners.get(key, [])) or 'no engine'})"
-            )
+            belongs = ", ".join(owners.get(key, [])) or "no engine"
+            raise click.UsageError(f"engine {engine!r} has no option {flag_of(key)} (it belongs to: {belongs})")
     return given
