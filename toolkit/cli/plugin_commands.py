@@ -25,7 +25,6 @@ def _describe(option: Option) -> dict[str, Any]:
     return described
 
 
-
 @click.command(name="tasks")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context

@@ -131,8 +131,6 @@ def _common_params() -> list[click.Parameter]:
     ]
 
 
-
-
 def _data_command(
     task: str,
     params: list[click.Parameter],
@@ -239,7 +237,6 @@ def run_train(
     if valid and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("give --valid or --valid-split, not both")
 
-
     # The engine writes its model file atomically, so an interrupted run leaves none behind.
     _report(
         lambda: api.train(
@@ -315,7 +312,6 @@ def run_evaluate(
         raise click.UsageError(f"give DATA or {instead}, not both")
     if not files and not data:
         raise click.UsageError(f"give DATA ({instead} in its place)")
-
 
     def evaluate() -> dict:
         # An engine's evaluate reports no steps; on a terminal, the elapsed time shows it is at work.
