@@ -29,8 +29,10 @@ def test_an_exception_or_ctrl_c_leaves_the_old_file_and_no_temporary(tmp_path):
         assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
 
 
-def test_new_file_in_new_folders_gets_the_umasks_mode(tmp_path):
-    path = tmp_path / "a" / "b" / "out.bin"
+def test_new_file_gets_the_umasks_mode_and_a_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        AtomicFile(tmp_path / "no" / "out.bin")
+    path = tmp_path / "out.bin"
     writer = AtomicFile(path)
     writer.stream.write(b"x")
     writer.commit()

@@ -81,14 +81,13 @@ class AtomicFile:
     replaces (or the umask's) and renames it over ``path``; :meth:`discard`
     removes it, leaving any earlier file as it was. As a context manager it
     commits on success and discards on any exception, Ctrl-C included.
-    ``path`` must be replaceable (see :func:`write_target`); its parent
-    folders are created.
+    ``path`` must be replaceable (see :func:`write_target`), in a folder
+    that exists (FileNotFoundError otherwise).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
         directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
         self.stream: IO[bytes] = os.fdopen(fd, "wb")
         self._done = False

@@ -11,12 +11,12 @@ import json
 import math
 import os
 import sys
-import tempfile
+from io import TextIOWrapper
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from toolkit.files import decode_text, new_file_mode, write_target
+from toolkit.files import AtomicFile, decode_text, write_target
 
 INPUT_FORMATS = ("text", "lines", "jsonl")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
@@ -185,16 +185,16 @@ def _jsonl_record(
 class AtomicOutput:
     """A text stream that is either stdout, or a file that appears only once complete.
 
-    The file is written beside its destination under a temporary name and
-    renamed over it on :meth:`commit`; on an error or Ctrl-C :meth:`discard`
-    removes the temporary file and any earlier version stays as it was. A
-    symbolic link's target is what gets replaced; a device or named pipe
-    (``-o /dev/stderr``, a FIFO) is written in place.
+    The file goes through :class:`toolkit.files.AtomicFile`: it replaces its
+    destination on :meth:`commit`; on an error or Ctrl-C :meth:`discard`
+    removes it and any earlier version stays as it was. A symbolic link's
+    target is what gets replaced; a device or named pipe (``-o /dev/stderr``,
+    a FIFO) is written in place.
     """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self._tmp: str | None = None
+        self._file: AtomicFile | None = None
         if path is None or path == "-":
             self.stream: IO[str] = sys.stdout
             return
@@ -202,27 +202,26 @@ class AtomicOutput:
         if not replaceable:
             self.stream = open(self.path, "w", encoding="utf-8", newline="\n")
             return
-        directory = os.path.dirname(self.path)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
-        self.stream = open(fd, "w", encoding="utf-8", newline="\n")
+        self._file = AtomicFile(self.path)
+        self.stream = TextIOWrapper(self._file.stream, encoding="utf-8", newline="\n")
 
     def commit(self) -> None:
         if self.stream is sys.stdout:
             self.stream.flush()
             return
-        self.stream.close()
-        if self._tmp is not None:
-            os.chmod(self._tmp, new_file_mode(self.path))
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+        if self._file is None:
+            self.stream.close()
+            return
+        self.stream.flush()
+        self._file.commit()
 
     def discard(self) -> None:
         if self.stream is sys.stdout:
             return
-        self.stream.close()
-        if self._tmp is not None:
-            os.unlink(self._tmp)
-            self._tmp = None
+        if self._file is None:
+            self.stream.close()
+            return
+        self._file.discard()
 
 
 def _tsv_cell(value: Any) -> str:

@@ -24,6 +24,7 @@ import pluggy
 
 from toolkit import __version__, hookspecs
 from toolkit.engine import INPUT_KINDS, OPTION_TYPES, Engine, Option, OptionError, is_reserved_option
+from toolkit.files import AtomicFile
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
@@ -113,9 +114,8 @@ def read_config() -> dict:
 def write_config(config: dict) -> None:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with AtomicFile(path) as f:
+        f.write((json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def disabled_plugins() -> set[str]:

@@ -69,6 +69,7 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
         config_bytes = json.dumps(config, indent=1, sort_keys=True, allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise ValueError(f"model metadata is not JSON-serialisable: {err}") from err
+    path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("config.json", config_bytes)
