@@ -5,9 +5,10 @@ phrase of the text but no word similarity, the CNN sees learned word
 vectors but only the last ``maxlen`` words — so their average beats both.
 Both live in one model file: the n-gram arrays under ``ngram.``, the CNN's
 under ``cnn.`` (its layer tree is the file's architecture), both configs in
-the metadata. Training holds out 10% of the data (or uses ``valid``) to pick
-the CNN's best epoch and the averaging weight (lowest log-loss), then refits
-the n-gram model, which takes seconds, on all the training records.
+the metadata. Training uses ``valid`` (never fitted on) or, without it, holds out 10% of
+the data to pick the CNN's best epoch and the averaging weight (lowest
+log-loss); in the second case it then refits the n-gram model, which takes
+seconds, on all the training records.
 """
 
 from __future__ import annotations
