@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,13 +111,6 @@ def with_metadata(source: Path, target: Path, change) -> Path:
     return target
 
 
-def sources(records: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record["source"]] = counts.get(record["source"], 0) + 1
-    return counts
-
-
 def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
@@ -137,8 +131,10 @@ def main() -> int:
         fitting[corpus], valid[corpus], removed = carve_validation(split.train, VALID_FRACTION, args.seed)
         data[corpus] = {"train": len(split.train), "test": len(split.test), "removed": split.removed,
                         "fitting": len(fitting[corpus]), "validation": len(valid[corpus]),
-                        "validation_removed": removed, "train_sources": sources(split.train),
-                        "test_sources": sources(split.test), "validation_sources": sources(valid[corpus])}
+                        "validation_removed": removed,
+                        "train_sources": Counter(r["source"] for r in split.train),
+                        "test_sources": Counter(r["source"] for r in split.test),
+                        "validation_sources": Counter(r["source"] for r in valid[corpus])}
     validation = valid["bbc"] + valid["cnndm"]
     print(f"fitting parts: BBC {len(fitting['bbc'])}, CNN/DM {len(fitting['cnndm'])};"
           f" validation: BBC {len(valid['bbc'])}, CNN/DM {len(valid['cnndm'])}", flush=True)
