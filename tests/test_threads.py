@@ -217,3 +217,25 @@ def test_summarizers_rank_on_one_blas_thread():
         result = Probe(sentences=1).summarize("The council met. It approved the plan. Work starts in May.")
         assert blas_threads() and all(n == 2 for n in blas_threads())
     assert len(result["sentences"]) == 1 and seen and all(n == 1 for n in seen[0])
+
+
+def test_serial_blas_holds_one_thread_when_entered_from_worker_threads():
+    # threadpoolctl >= 3.8 ignores limits set by any thread but its "controlling" one; the kernels run
+    # in worker threads too (thread pools, servers), so the limit must hold there as well.
+    from toolkit.threads import serial_blas
+
+    with serial_blas:
+        pass  # the main thread uses it first, as an import-time call would
+    seen = []
+
+    def worker() -> None:
+        for _ in range(200):
+            with serial_blas:
+                seen.append(blas_threads())
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen and all(counts == [1] * len(counts) for counts in seen), {tuple(c) for c in seen}

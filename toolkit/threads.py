@@ -36,6 +36,13 @@ class SerialBlas:
     enters, restored when the last one leaves. The BLAS libraries are looked
     up (with threadpoolctl) at the first use; one loaded later is not limited.
     Entering and leaving cost about a microsecond.
+
+    threadpoolctl 3.8 lets only one "controlling" Python thread set the
+    OpenBLAS (pthreads) limit and silently ignores the others, so a kernel
+    called from a worker thread ran with threaded BLAS inside its OpenMP
+    threads: oversubscribed, and with results that depended on what ran
+    beside it. This class serialises its own changes under its lock, so it
+    takes control for each change and gives it back after.
     """
 
     def __init__(self) -> None:
@@ -52,8 +59,7 @@ class SerialBlas:
 
                     self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
                 self._saved = [library.num_threads for library in self._libraries]
-                for library in self._libraries:
-                    library.set_num_threads(1)
+                self._set([1] * len(self._libraries))
             self._users += 1
         return self
 
@@ -61,8 +67,16 @@ class SerialBlas:
         with self._lock:
             self._users -= 1
             if self._users == 0:
-                for library, n in zip(self._libraries, self._saved):
-                    library.set_num_threads(n)
+                self._set(self._saved)
+
+    def _set(self, counts: list[int]) -> None:
+        for library, n in zip(self._libraries, counts):
+            release = getattr(type(library), "clear_controlling_thread", None)
+            if release is not None:
+                release(force=True)
+            library.set_num_threads(n)
+            if release is not None:
+                release(force=True)
 
 
 serial_blas = SerialBlas()
