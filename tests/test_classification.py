@@ -221,8 +221,18 @@ def test_cnn_batches_by_length_and_still_equals_padding_to_maxlen(models):
     rng.shuffle(texts)
     model = CnnClassifier(model=models["cnn", 3])._loaded()[0]
     padded = softmax(predict(model.network, model.inputs(texts)))
+    batched = model.predict_proba(texts)
+    # Padding to maxlen gives the same features up to float32 rounding: BLAS kernels accumulate by
+    # shape, and on some CPUs (OpenBLAS's Haswell kernels on AMD Zen 5) differ in the last bits.
+    np.testing.assert_allclose(batched, padded, rtol=0, atol=1e-6)
     for batch_size in (1, 4, 256):
-        np.testing.assert_array_equal(model.predict_proba(texts, batch_size=batch_size), padded)
+        np.testing.assert_array_equal(model.predict_proba(texts, batch_size=batch_size), batched)
+    singles = np.concatenate([model.predict_proba([text]) for text in texts])
+    np.testing.assert_array_equal(singles, batched)
+    # The width depends on the text's length alone: length + 5 rounded up to 16, at most maxlen, maxlen's parity.
+    for maxlen, widths in ((400, [16, 16, 32, 112, 400, 400]), (401, [17, 17, 33, 113, 401, 401])):
+        other = type(model)(model.tokenizer, maxlen, model.network)
+        assert [other.padded_width(n) for n in (0, 11, 12, 100, 396, 500)] == widths
     assert model.predict_proba([]).shape == (0, 3)
 
 

@@ -292,3 +292,18 @@ def test_gru_refuses_bad_shapes_and_round_trips_its_config(rng, h):
     assert isinstance(rebuilt, nn.BiGRU) and rebuilt.backward_gru.reverse
     for (name, a, _), (other, b, _) in zip(layer.named_parameters(), rebuilt.named_parameters()):
         assert name == other and a.shape == b.shape
+
+
+def test_dense_exact_rows_makes_a_row_independent_of_its_batch():
+    rng = np.random.default_rng(0)
+    layer = nn.Dense(64, 48, activation="relu", seed=0)
+    x = rng.standard_normal((37, 64)).astype(np.float32)
+    plain = layer(x)
+    layer.exact_rows = True
+    full = layer(x)
+    assert full.dtype == np.float32 and np.allclose(full, plain, atol=1e-5)
+    for size in (1, 4, 16):
+        parts = np.concatenate([layer(x[i : i + size]) for i in range(0, len(x), size)])
+        assert np.array_equal(parts, full), size
+    # Training is not affected: the float32 product, as before.
+    assert np.array_equal(layer.forward(x, train=True)[0], plain)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import toolkit.nn as nn
 
 WIDTH = 5
+# Prediction pads a text to its length plus WIDTH rounded up to this (CnnModel.padded_width).
+WIDTH_STEP = 16
 CNN_TRAIN_OPTIONS = {
     "epochs": Option(int, 3, "Training epochs (at most).", minimum=1),
     "batch": Option(int, 128, "Examples per training step (mini-batch size).", minimum=1),
@@ -58,7 +60,13 @@ class CnnModel:
     """A loaded text CNN: tokenizer, padding length and layer tree."""
 
     def __init__(self, tokenizer: Any, maxlen: int, network: nn.Layer) -> None:
+        from toolkit.nn import Dense
+
         self.tokenizer, self.maxlen, self.network = tokenizer, maxlen, network
+        for layer in network.layers:
+            if isinstance(layer, Dense):
+                # A text's probabilities must not depend on its batch: they are rounded to 6 decimals.
+                layer.exact_rows = True
 
     @classmethod
     def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> CnnModel:
@@ -81,18 +89,34 @@ class CnnModel:
 
         return pad_sequences(self.tokenizer.texts_to_sequences(texts), maxlen=self.maxlen)
 
-    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Class probabilities, the same as on texts padded to ``maxlen`` but much faster on short texts.
+    def padded_width(self, length: int) -> int:
+        """The width a text of ``length`` word ids is padded to: its length plus ``WIDTH``, rounded up to
+        ``WIDTH_STEP`` (at most ``maxlen``, and of the same parity as ``maxlen``).
 
-        Texts are run in batches of similar length, each padded only to its
-        longest text plus ``WIDTH`` padding ids (at most ``maxlen``). That
-        gives the same max-pooled features as padding to ``maxlen``: a window
-        made only of padding gives the same output wherever it is, so one such
-        window stands for all of them, and the windows overlapping the text's
-        start see the same padding before it. The batches are small (32) so
-        that a call with a few hundred texts, a pipeline batch, still pads
-        each text little: with 256 they all padded to the longest of the call
-        and the IMDb test set ran 1.65x slower.
+        It depends on the text alone, never on its batch: BLAS kernels pick their
+        accumulation order by matrix shape, so on some CPUs (AMD Zen 5, where
+        OpenBLAS runs its Haswell kernels) the convolution of one text padded to
+        two widths differs in the last bits, and a text's rounded probabilities
+        depended on the texts it was batched with.
+        """
+        width = min(self.maxlen, -(-(length + WIDTH) // WIDTH_STEP) * WIDTH_STEP)
+        # The convolution computes outputs in pairs (Winograd tiles): the parity of maxlen pairs
+        # the same positions as padding to maxlen.
+        return width + (self.maxlen - width) % 2
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Class probabilities, those of texts padded to ``maxlen`` but much faster on short texts.
+
+        Each text is padded only to :meth:`padded_width`, and texts of one width
+        run in batches of up to ``batch_size``. That gives the max-pooled
+        features of padding to ``maxlen`` up to float32 rounding (bit-equal where
+        the BLAS accumulates alike for every shape): a window made only of padding
+        gives the same output wherever it is, so one such window stands for all
+        of them, and the windows overlapping the text's start see the same
+        padding before it. The dense layers accumulate in float64
+        (``Dense.exact_rows``), so a text's result does not depend on its batch.
+        Small batches (32) keep a call with a few hundred texts padding little:
+        with one width per 256 texts, the IMDb test set ran 1.65x slower.
         """
         return self.predict_proba_ids(self.tokenizer.texts_to_sequences(texts), batch_size)
 
@@ -102,19 +126,22 @@ class CnnModel:
 
         from toolkit.text import pad_sequences
 
-        order = np.argsort([len(s) for s in sequences], kind="stable")
+        widths = [self.padded_width(len(s)) for s in sequences]
+        order = np.argsort(widths, kind="stable")
         # One all-padding row gives the number of classes when there are no texts.
         logits = self.network(np.zeros((1, WIDTH), dtype=np.int32))[:0]
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = min(self.maxlen, max(len(sequences[i]) for i in rows) + WIDTH)
-            # The convolution computes outputs in pairs (Winograd tiles): the same
-            # parity as maxlen pairs the same positions, so results are bit-equal.
-            width += (self.maxlen - width) % 2
+        start = 0
+        while start < len(order):
+            width = widths[order[start]]
+            end = start + 1
+            while end < len(order) and end - start < batch_size and widths[order[end]] == width:
+                end += 1
+            rows = order[start:end]
             out = self.network(pad_sequences([sequences[i] for i in rows], maxlen=width))
             if start == 0:
                 logits = np.empty((len(sequences), out.shape[1]), dtype=np.float32)
             logits[rows] = out
+            start = end
         return softmax(logits)
 
 

@@ -208,7 +208,18 @@ _ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 
 @register_layer
 class Dense(Layer):
-    """y = x @ W + b over the last axis, W (in, out); optional activation."""
+    """y = x @ W + b over the last axis, W (in, out); optional activation.
+
+    ``exact_rows``: at inference, accumulate in float64 and round to float32,
+    so that a row's output does not depend on the other rows of ``x``. BLAS
+    kernels pick their accumulation order by matrix shape: with OpenBLAS's
+    Haswell kernels (used on AMD Zen 5), float32 rows of ``x[:4] @ w`` and
+    ``x @ w`` differ in the last bits, which let a classifier's rounded
+    probabilities depend on the batch. A runtime switch for small heads, not
+    part of the layer's config; training is unchanged.
+    """
+
+    exact_rows = False
 
     def __init__(self, in_features: int, out_features: int, activation: str | None = None, seed: Any = None):
         super().__init__()
@@ -223,7 +234,10 @@ class Dense(Layer):
     def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
         x = f32(x)
         w, b = self.params["w"], self.params["b"]
-        y = matmul_last(x, w)
+        if self.exact_rows and not train:
+            y = f32(matmul_last(x.astype(np.float64), w.astype(np.float64)))
+        else:
+            y = matmul_last(x, w)
         y += b
         act_back = None
         if self._act is not None:
