@@ -49,7 +49,10 @@ def test_span_reader_gradients_match_finite_differences(encoder, parameters):
         down = loss()
         param += eps * direction
         numeric, analytic = (up - down) / (2 * eps), float((grad * direction).sum())
-        assert abs(numeric - analytic) <= 0.03 * max(1e-2, abs(numeric) + abs(analytic)), (name, numeric, analytic)
+        # The floor is float32's noise in a difference quotient: the loss (|L| about 10) is computed to
+        # about 1e-6, which over 2 * eps gives up to about 5e-4 (measured on an AMD Zen 5, where a key bias
+        # with an exact gradient of 0 came out at 4.5e-4); the gradients checked are 0.4 to 260.
+        assert abs(numeric - analytic) <= 0.03 * max(5e-2, abs(numeric) + abs(analytic)), (name, numeric, analytic)
         checked += 1
     assert checked == len(list(model.named_parameters())) > parameters
 
