@@ -25,9 +25,15 @@ def test_tasks_maps_tasks_to_engines_with_descriptions():
 
 
 def test_string_in_dict_out():
-    result = toolkit.pipeline("summarize", sentences=2)(DOC)
+    summarize = toolkit.pipeline("summarize", sentences=2)
+    result = summarize(DOC)
+    assert summarize.engine.name == "trained"
     assert result["summary"] == "The council met on Monday. It approved the plan."
-    assert [s["rank"] for s in result["sentences"]] == [2, 1]  # the default engine ("trained") ranks them
+    # Listed in document order, ranked by the engine's scores (1 = the best).
+    sentences = result["sentences"]
+    assert sorted(s["rank"] for s in sentences) == [1, 2] and [s["start"] for s in sentences] == [0, 27]
+    best_first = sorted(sentences, key=lambda s: -s["score"])
+    assert [s["rank"] for s in best_first] == [1, 2]
 
 
 @pytest.mark.parametrize("container", [list, tuple])
