@@ -381,9 +381,11 @@ def test_runtime_failure_is_exit_1(run, tmp_path):
     result = run("train", "tag", "d.csv", "-e", "crash")
     assert result.exit_code == 1
     assert result.stderr == "nlp-tool: error: training tag:crash failed: RuntimeError: out of memory\n"
-    result = run("evaluate", "tag", "d.csv", "-m", "nope.nlpt")
+    (tmp_path / "damaged.nlpt").write_bytes(b"PK\x03\x04 cut short")
+    result = run("evaluate", "tag", "d.csv", "-m", "damaged.nlpt")
     assert result.exit_code == 1
-    assert result.stderr == "nlp-tool: error: evaluating tag:words failed: ModelFileError: nope.nlpt: no such model file\n"
+    assert result.stderr.startswith("nlp-tool: error: evaluating tag:words failed: ModelFileError: damaged.nlpt:"
+                                    " not a readable nlp-tool model file (BadZipFile: ")
 
 
 def test_engines_that_cannot_train_or_evaluate(run, tmp_path):

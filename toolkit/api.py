@@ -14,7 +14,8 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.datasets import read_line_files, read_records, split_positions
-from toolkit.engine import DataError, Engine, RecordError, can_evaluate, can_train, train_settings
+from toolkit.engine import Engine, can_evaluate, can_train, train_settings
+from toolkit.errors import DataError, RecordError, UnsupportedError
 from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
 DEFAULT_BATCH_SIZE = 32
@@ -250,8 +251,8 @@ def train(
     file written), ``train_records``, ``valid_records`` and ``seconds``.
     Raises DataError for unusable data (an engine's RecordError, which names
     a record of the part it was given, is renumbered to the record's place in
-    ``data``), OptionError for a bad option, NotImplementedError for an engine
-    that cannot be trained.
+    ``data``), OptionError for a bad option, UnsupportedError (a
+    NotImplementedError) for an engine that cannot be trained.
     """
     registry = registry or get_registry()
     entry = capable_engine(registry, task, engine, can_train, "trained")
@@ -327,15 +328,15 @@ def capable_engine(
     registry: Registry, task: str, engine: str | None, capable: Callable[[type], bool], verb: str
 ) -> EngineEntry:
     """The entry of ``engine``, or of the task's first engine for which ``capable`` holds (``can_train``,
-    ``can_evaluate``); NotImplementedError, naming the engines that can, when it does not hold."""
+    ``can_evaluate``); UnsupportedError (a NotImplementedError), naming the engines that can, when it does not hold."""
     engines = registry.tasks().get(task, {})
     if engine is None:
         # The task's default engine may be rule-based; the first trainable one is the natural default.
         engine = next((name for name, entry in engines.items() if capable(entry.engine_class)), None)
         if engine is None and engines:
-            raise NotImplementedError(f"no engine of task {task!r} can be {verb} (engines: {', '.join(engines)})")
+            raise UnsupportedError(f"no engine of task {task!r} can be {verb} (engines: {', '.join(engines)})")
     entry = registry.engine(task, engine)
     if not capable(entry.engine_class):
         able = ", ".join(name for name, e in engines.items() if capable(e.engine_class)) or "none"
-        raise NotImplementedError(f"engine {task}:{entry.name} cannot be {verb} (engines that can: {able})")
+        raise UnsupportedError(f"engine {task}:{entry.name} cannot be {verb} (engines that can: {able})")
     return entry

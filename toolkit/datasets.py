@@ -2,7 +2,7 @@
 
 A record is a dict keyed by an engine's ``record_fields`` (``{"text": ...,
 "label": ...}``); ``columns`` maps each field to the file's own column (CSV,
-TSV) or key (JSONL) name. Every problem is a :class:`~toolkit.engine.DataError`
+TSV) or key (JSONL) name. Every problem is a :class:`~toolkit.errors.DataError`
 with a one-line message naming the file and, where there is one, the line.
 Only the standard library is used, so the command line stays cheap to start.
 """
@@ -19,7 +19,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from toolkit.engine import DataError
+# ColumnError lived here before toolkit.errors.
+from toolkit.errors import ColumnError, DataError
 from toolkit.files import decode_text
 
 DATA_FORMATS = ("csv", "tsv", "jsonl")
@@ -29,14 +30,6 @@ EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".
 # The csv module refuses fields over 128 KiB by default; a record may hold a
 # whole article. The limit is process-wide, hence set once, at import.
 csv.field_size_limit(2**31 - 1)
-
-
-class ColumnError(DataError):
-    """The column (or JSON key) mapped to a record field is not in the data."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def data_format_of(path: str) -> str:

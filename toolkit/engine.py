@@ -19,6 +19,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+# DataError, ModelMismatchError and RecordError lived here before toolkit.errors; plugins import them from here.
+from toolkit.errors import (
+    DataError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    OptionError,
+    RecordError,
+    UnsupportedError,
+)
+
 INPUT_KINDS = ("text", "question+context")
 
 # Keywords that pipeline() and the task verbs (and `nlp-tool evaluate`, which
@@ -40,37 +50,6 @@ RESERVED_OPTION_NAMES = frozenset(
 RESERVED_TRAIN_OPTION_NAMES = RESERVED_OPTION_NAMES | frozenset(
     "records valid valid_split seed progress force".split()
 )
-
-
-class OptionError(ValueError):
-    """An engine option has a wrong name or value (a usage error, exit code 2 on the command line)."""
-
-
-class ModelMismatchError(OptionError):
-    """A model file made for another task or engine (a usage error, exit code 2 on the command line)."""
-
-
-class DataError(ValueError):
-    """Training or evaluation data that cannot be used: unreadable, malformed, or unfit to learn from.
-
-    A usage error (exit code 2 on the command line); the message is one line
-    that says what is wrong and where (file, line, column).
-    """
-
-
-class RecordError(DataError):
-    """A DataError about one record of the list an engine was given (``Engine.train``'s ``records`` or ``valid``).
-
-    ``part`` names the list ("training data", "validation data"), ``number``
-    counts from 1 in it and ``problem`` is the rest of the message: the
-    message reads "training data: record 7 has an empty text". When
-    ``toolkit.train`` held part of the user's data out for validation, it
-    renumbers the error to the record's place in the user's data.
-    """
-
-    def __init__(self, part: str, number: int, problem: str) -> None:
-        super().__init__(f"{part}: record {number}{problem}")
-        self.part, self.number, self.problem = part, number, problem
 
 
 def is_reserved_option(name: str, train: bool = False) -> bool:
@@ -254,7 +233,7 @@ class Engine(abc.ABC):
         on stderr when it is a terminal. ``valid`` records are only scored,
         never fitted on.
         """
-        raise NotImplementedError(f"engine {cls.task}:{cls.name} cannot be trained")
+        raise UnsupportedError(f"engine {cls.task}:{cls.name} cannot be trained")
 
     @classmethod
     def read_data(cls, path: str, encoding: str = "utf-8") -> list[dict] | None:
@@ -264,7 +243,7 @@ class Engine(abc.ABC):
 
     def evaluate(self, records: list[dict]) -> dict:
         """Metrics of this engine (with its loaded model) on labelled records; JSON-serialisable."""
-        raise NotImplementedError(f"engine {self.task}:{self.name} cannot be evaluated")
+        raise UnsupportedError(f"engine {self.task}:{self.name} cannot be evaluated")
 
     def stamp(self) -> dict:
         """What produced the results: engine, engine version, model and model version."""
@@ -282,8 +261,9 @@ class Engine(abc.ABC):
     def model_metadata(self) -> dict:
         """The metadata of ``self.model``, read without its arrays, for engines with model files.
 
-        Refuses, before anything slow happens, a missing model (OptionError;
-        for the default model, with ``default_model_hint``) and a model file
+        Refuses, before anything slow happens, no model at all (OptionError),
+        a missing one (ModelNotFoundError, an OptionError; for the default
+        model, with ``default_model_hint``) and a model file
         written by another task or engine (ModelMismatchError, naming the
         engine to use when the task is the same). A damaged file raises
         ``toolkit.nn.ModelFileError``.
@@ -298,9 +278,10 @@ class Engine(abc.ABC):
                               f" (train one with `nlp-tool train {self.task} DATA --engine {self.name}`)")
         if not Path(model).is_file():
             if self.default_model is not None and Path(model) == Path(self.default_model):
-                raise OptionError(f"the default model {model} of engine {self.task}:{self.name} is not installed;"
-                                  f" {self.default_model_hint}")
-            raise OptionError(f"{model}: {'a directory, not a model file' if Path(model).is_dir() else 'no such model file'}")
+                raise ModelNotFoundError(f"the default model {model} of engine {self.task}:{self.name} is not"
+                                         f" installed; {self.default_model_hint}")
+            raise ModelNotFoundError(
+                f"{model}: {'a directory, not a model file' if Path(model).is_dir() else 'no such model file'}")
         meta = read_metadata(model)
         task, engine = meta.get("task"), meta.get("engine")
         if (task, engine) != (self.task, self.name):

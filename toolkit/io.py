@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
+# InputError lived here before toolkit.errors.
+from toolkit.errors import InputError
 from toolkit.files import AtomicFile, decode_text, write_target
 
 INPUT_FORMATS = ("text", "lines", "jsonl")
@@ -23,10 +25,6 @@ OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
 
 # Line breaks to str.splitlines that json.dumps(ensure_ascii=False) leaves raw.
 UNICODE_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
-
-
-class InputError(Exception):
-    """The inputs named on the command line cannot be used (a usage error)."""
 
 
 @dataclass

@@ -23,7 +23,9 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from toolkit import __version__, hookspecs
-from toolkit.engine import INPUT_KINDS, OPTION_TYPES, Engine, Option, OptionError, is_reserved_option
+from toolkit.engine import INPUT_KINDS, OPTION_TYPES, Engine, Option, is_reserved_option
+# RegistryError and UnknownTaskError lived here before toolkit.errors.
+from toolkit.errors import OptionError, RegistryError, UnknownTaskError
 from toolkit.files import AtomicFile
 
 PROJECT = "nlp_tool"
@@ -35,14 +37,6 @@ ENV_HOME = "NLP_TOOL_HOME"
 NAME = re.compile(r"[a-z][a-z0-9_-]*")
 # Record fields become record keys, train() keywords and --<field>-column flags.
 FIELD = re.compile(r"[a-z][a-z0-9_]*")
-
-
-class RegistryError(Exception):
-    """A plugin broke the registry's rules (for instance, claimed a task+engine already taken)."""
-
-
-class UnknownTaskError(LookupError):
-    """No engine is registered for the requested task or task+engine."""
 
 
 @dataclass
@@ -97,6 +91,10 @@ def config_path() -> Path:
     return config_dir() / "config.json"
 
 
+# The configuration holds only the disabled plugins: removing it loses nothing else.
+_CONFIG_FIX = "repair or delete it (it lists the plugins disabled with `nlp-tool plugins disable`)"
+
+
 def read_config() -> dict:
     path = config_path()
     try:
@@ -105,9 +103,9 @@ def read_config() -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        raise RegistryError(f"cannot read the configuration file {path}: {error}") from error
+        raise RegistryError(f"cannot read the configuration file {path}: {error}; {_CONFIG_FIX}") from error
     if not isinstance(config, dict):
-        raise RegistryError(f"the configuration file {path} does not hold a JSON object")
+        raise RegistryError(f"the configuration file {path} does not hold a JSON object; {_CONFIG_FIX}")
     return config
 
 

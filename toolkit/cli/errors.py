@@ -1,4 +1,5 @@
-"""How a command ends on an error: the exit codes, and the one-line ``nlp-tool: error:`` failures."""
+"""How a command ends on an error: one ``nlp-tool: error:`` line (click's usage message for usage errors)
+and the exit code of the error's class (``toolkit.errors``); 1 for any other exception, 130 for Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,22 +7,49 @@ from typing import Any
 
 import click
 
-RUNTIME_FAILURE = 1
-USAGE_ERROR = 2
+from toolkit.errors import RUNTIME_FAILURE, ColumnError, DataError, NlpToolError, UsageError
+from toolkit.plugins import error_text
+
 # The shell's code for a process stopped by SIGINT (128 + 2).
 INTERRUPTED = 130
 
 
 class Failure(click.ClickException):
-    """A runtime failure: one ``nlp-tool: error:`` line and exit code 1."""
+    """A failure shown as one ``nlp-tool: error:`` line, ending the command with ``exit_code``."""
 
-    exit_code = RUNTIME_FAILURE
+    def __init__(self, message: str, exit_code: int = RUNTIME_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"nlp-tool: error: {self.format_message()}", err=True)
 
 
-class BadData(Failure):
-    """Unusable training or evaluation data: one ``nlp-tool: error:`` line and exit code 2, like a usage error."""
+def reported(error: Exception, what: str | None = None, ctx: click.Context | None = None) -> click.ClickException:
+    """``error`` as the command line reports it, with the exit code of its class (1 outside the family).
 
-    exit_code = USAGE_ERROR
+    A usage error is click's (the command's usage line, then ``Error: ...``);
+    bad data is told as the error tells it, since it names the file and line;
+    anything else is what failed (``what``), then the error's type and first line.
+    """
+    if isinstance(error, UsageError):
+        return click.UsageError(str(error), ctx)
+    if isinstance(error, ColumnError):
+        return Failure(f"{error}; choose the column with --{error.field.replace('_', '-')}-column", error.exit_code)
+    if isinstance(error, DataError):
+        return Failure(str(error), error.exit_code)
+    code = error.exit_code if isinstance(error, NlpToolError) else RUNTIME_FAILURE
+    return Failure(f"{what}: {error_text(error)}" if what else error_text(error), code)
+
+
+class ReportingCommand(click.Command):
+    """A command that reports a ``toolkit.errors`` error it lets through (see :func:`reported`),
+    or with ``--debug`` shows its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NlpToolError as error:
+            if ctx.params.get("debug"):
+                raise
+            raise reported(error, ctx=ctx) from error

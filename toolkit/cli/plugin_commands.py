@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from toolkit.cli.errors import Failure
+from toolkit.cli.errors import Failure, ReportingCommand
 from toolkit.cli.group import registry_of
 from toolkit.cli.render import table
 from toolkit.engine import Option, can_train
@@ -95,7 +95,7 @@ def _find_plugin(ctx: click.Context, name: str) -> PluginInfo:
     raise click.UsageError(f"no plugin named {name!r}; `nlp-tool plugins` lists them")
 
 
-@plugins_command.command(name="disable")
+@plugins_command.command(name="disable", cls=ReportingCommand)
 @click.argument("name")
 @click.pass_context
 def plugins_disable(ctx: click.Context, name: str) -> None:
@@ -105,7 +105,7 @@ def plugins_disable(ctx: click.Context, name: str) -> None:
     click.echo(f"disabled plugin {info.name!r}")
 
 
-@plugins_command.command(name="enable")
+@plugins_command.command(name="enable", cls=ReportingCommand)
 @click.argument("name")
 @click.pass_context
 def plugins_enable(ctx: click.Context, name: str) -> None:

@@ -10,11 +10,11 @@ from typing import Any, Iterator
 import click
 
 from toolkit import api, io
-from toolkit.cli.errors import Failure
+from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, given_options, option_params
 from toolkit.cli.task_output import write_results
-from toolkit.engine import OptionError, can_train, takes_model
-from toolkit.plugins import EngineEntry, Registry, error_text
+from toolkit.engine import can_train, takes_model
+from toolkit.plugins import EngineEntry, Registry
 
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -105,7 +105,7 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         run_task(task, registry, engine_options, owners, **kwargs)
 
     short_help = f"Run the {task} task ({', '.join(engines)})."
-    return click.Command(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
+    return ReportingCommand(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
 
 
 def run_task(
@@ -133,7 +133,8 @@ def run_task(
     context: str | None = None,
     questions: str | None = None,
 ) -> None:
-    """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1)."""
+    """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1;
+    an engine that cannot start exits as its error's class says)."""
     entry = registry.engine(task, engine)
     options = given_options(engine, engine_options, entry.engine_class.options, owners)
 
@@ -149,10 +150,7 @@ def run_task(
     if context is not None or questions is not None:
         records = _question_records(context, questions, question, inputs, text, encoding)
     else:
-        try:
-            sources = io.expand_sources(inputs)
-        except io.InputError as error:
-            raise click.UsageError(str(error)) from error
+        sources = io.expand_sources(inputs)
         if not sources and not text:
             if sys.stdin.isatty():
                 raise click.UsageError("no input: give files, --text, or pipe text to stdin")
@@ -169,12 +167,10 @@ def run_task(
         # Without --debug, a failing input becomes an error record, reported with its id.
         pipe = api.Pipeline(task, engine, model, batch_size=batch_size, on_error="raise" if debug else "skip",
                             registry=registry, **options)
-    except OptionError as error:
-        raise click.UsageError(str(error)) from error
     except Exception as error:
         if debug:
             raise
-        raise Failure(f"cannot start engine {task}:{engine}: {error_text(error)}") from error
+        raise reported(error, f"cannot start engine {task}:{engine}") from error
 
     try:
         out = io.AtomicOutput(output)
@@ -216,10 +212,7 @@ def _question_records(
         raise click.UsageError("no question: give questions as arguments, --question or --questions FILE")
     if any(not q.strip() for q in asked):
         raise click.UsageError("a question is empty")
-    try:
-        return io.question_records(context, asked, questions, encoding=encoding)
-    except io.InputError as error:
-        raise click.UsageError(str(error)) from error
+    return io.question_records(context, asked, questions, encoding=encoding)
 
 
 def explain_run(registry: Registry, entry: EngineEntry, model: str | None, options: dict, fmt: str) -> None:

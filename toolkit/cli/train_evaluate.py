@@ -6,18 +6,18 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import click
 
 from toolkit import api
-from toolkit.cli.errors import INTERRUPTED, BadData, Failure
+from toolkit.cli.errors import INTERRUPTED, ReportingCommand, reported
 from toolkit.cli.group import registry_of
 from toolkit.cli.options import flag_of, given_options, option_params
 from toolkit.cli.render import print_report
-from toolkit.datasets import DATA_FORMATS, ColumnError
-from toolkit.engine import DataError, OptionError, can_evaluate, can_train
-from toolkit.plugins import EngineEntry, Registry, error_text
+from toolkit.datasets import DATA_FORMATS
+from toolkit.engine import can_evaluate, can_train
+from toolkit.plugins import EngineEntry, Registry
 from toolkit.progress import ElapsedTicker
 
 
@@ -154,7 +154,7 @@ def _data_command(
         columns = {field: kwargs.pop(param) for field, param in column_params.items()}
         run(options, owners, columns, **kwargs)
 
-    return click.Command(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
+    return ReportingCommand(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
 
 
 def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -363,35 +363,21 @@ def _engine_arguments(
     columns: dict[str, str | None],
 ) -> tuple[dict, dict[str, str]]:
     """The options given (checked against the engine's ``options_attribute``) and the column mapping."""
-    try:
-        cls = api.capable_engine(registry, task, engine, capable, verb).engine_class
-    except NotImplementedError as error:
-        raise click.UsageError(str(error)) from error
+    cls = api.capable_engine(registry, task, engine, capable, verb).engine_class
     options = given_options(engine, engine_options, getattr(cls, options_attribute), owners)
     return options, _columns(engine, cls.record_fields, columns)
 
 
 def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
-    """Run a train/evaluate call and print its report; Ctrl-C exits 130, errors as ``_fail`` says."""
+    """Run a train/evaluate call and print its report; Ctrl-C exits 130, errors as ``reported`` says."""
     try:
         report = call()
     except KeyboardInterrupt:
         click.echo("nlp-tool: interrupted", err=True)
         raise click.exceptions.Exit(INTERRUPTED) from None
     except Exception as error:
-        _fail(error, debug, what)
+        if debug:
+            raise
+        raise reported(error, what) from error
     print_report(report, fmt, what)
-
-
-def _fail(error: Exception, debug: bool, what: str) -> NoReturn:
-    """Turn an exception of train/evaluate into its exit code: 2 for usage and data errors, 1 otherwise."""
-    if debug:
-        raise error
-    if isinstance(error, OptionError):
-        raise click.UsageError(str(error)) from error
-    if isinstance(error, DataError):
-        if isinstance(error, ColumnError):
-            raise BadData(f"{error}; choose the column with --{error.field.replace('_', '-')}-column") from error
-        raise BadData(str(error)) from error
-    raise Failure(f"{what}: {error_text(error)}") from error
 

@@ -22,15 +22,13 @@ from typing import Any
 
 import numpy as np
 
+# ModelFileError lived here before toolkit.errors.
+from toolkit.errors import ModelFileError, ModelNotFoundError
 from toolkit.files import AtomicFile, write_target
 from toolkit.nn.layers import Layer, layer_from_config
 
 FORMAT = "nlp-tool-model"
 FORMAT_VERSION = 1
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be read: missing, truncated, altered, foreign or from a newer version."""
 
 
 def _sha256(data: bytes) -> str:
@@ -88,7 +86,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     """The config and arrays of a model file, verified; ModelFileError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelNotFoundError(f"{path}: no such model file")
     try:
         with zipfile.ZipFile(path) as zf:
             try:
