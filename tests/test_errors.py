@@ -252,3 +252,25 @@ def test_the_same_missing_model_is_the_same_class_in_every_reader(tmp_path):
     with pytest.raises(errors.ModelNotFoundError) as by_engine:
         Checked(model=str(tmp_path / "nope.nlpt"))
     assert str(by_reader.value) == str(by_engine.value) == f"{tmp_path / 'nope.nlpt'}: no such model file"
+
+
+def test_the_trainers_classify_a_checkpoint_alike(tmp_path):
+    from plugins.qa.neural import ReaderEngine
+    from plugins.qa.training import train_reader
+    from plugins.translation.trainer import _load_checkpoint
+
+    foreign = tmp_path / "foreign.ckpt"
+    save_arrays(foreign, {}, {"kind": "something-else"})
+    missing = str(tmp_path / "missing.ckpt")
+    damaged = tmp_path / "damaged.ckpt"
+    save_arrays(damaged, {}, {"kind": "translate-checkpoint"})
+    with pytest.raises(errors.ModelFileError, match="damaged checkpoint"):
+        _load_checkpoint(str(damaged), {})
+    with pytest.raises(errors.ModelMismatchError, match="not a translation training checkpoint"):
+        _load_checkpoint(str(foreign), {})
+    with pytest.raises(errors.ModelNotFoundError, match="no such model file"):
+        _load_checkpoint(missing, {})
+    for checkpoint, refused in ((foreign, errors.ModelMismatchError), (missing, errors.ModelNotFoundError)):
+        with pytest.raises(refused):
+            train_reader(ReaderEngine, [], None, str(tmp_path / "reader.nlpt"),
+                         {"checkpoint": str(checkpoint), "resume": True}, seed=0, progress=False)

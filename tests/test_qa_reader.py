@@ -11,6 +11,7 @@ from plugins.qa.reader import Featurizer, SpanReader
 from plugins.qa.training import answer_tokens, build_vocab, make_instances
 from plugins.qa.squad import check_records
 from toolkit.engine import DataError, OptionError
+from toolkit.errors import ModelNotFoundError
 from toolkit.nn import ModelFileError
 from toolkit.testing import check_training
 
@@ -144,7 +145,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, h):
     resumed = ReaderEngine.train(records, str(output), epochs=2, resume=True, **TINY)
     # One step was done before the interruption; the rest of epoch 1 and all of epoch 2 follow.
     assert resumed["steps"] == 8 and resumed["epochs_done"] == 2 and resumed["checkpoint"] is None
-    with pytest.raises(DataError, match="no checkpoint"):
+    with pytest.raises(ModelNotFoundError, match="no checkpoint"):
         ReaderEngine.train(records, str(output), epochs=1, resume=True, **TINY)
 
 

@@ -17,7 +17,7 @@ from plugins.qa.reader import Featurizer, SpanReader
 from plugins.qa.squad import check_records
 from plugins.qa.training import CHAR_BUCKETS, build_vocab, init_word_vectors
 from plugins.qa.wordvectors import read_texts, train_vectors, words
-from toolkit.engine import DataError, OptionError
+from toolkit.engine import DataError, ModelMismatchError, OptionError
 from toolkit.nn import read_model_file
 
 FILLER = ("red blue green old new big small fast slow warm cold dark light long short wide narrow tall low high "
@@ -110,9 +110,9 @@ def test_word_vectors_option_changes_the_initial_embedding(tmp_path, h):
     assert report["words"] > 64 and report["window"] == 5
     assert read_model_file(tmp_path / "plain.nlpt")[0]["metadata"]["training"]["word_vectors"] is None
     # Resuming keeps the checkpoint's (fine-tuned) vectors and must keep the setting too.
-    with pytest.raises(DataError, match="started with word_vectors"):
+    with pytest.raises(ModelMismatchError, match="started with word_vectors"):
         ReaderEngine.train(records, str(tmp_path / "vectors.nlpt"), resume=True, **tiny)
-    with pytest.raises(DataError, match="started without word_vectors"):
+    with pytest.raises(ModelMismatchError, match="started without word_vectors"):
         ReaderEngine.train(records, str(tmp_path / "plain.nlpt"), resume=True, word_vectors=True, **tiny)
     resumed = ReaderEngine.train(records, str(tmp_path / "vectors.nlpt"), resume=True, word_vectors=True,
                                  **{**tiny, "max_minutes": 0.0})
@@ -131,11 +131,11 @@ def test_word_vectors_bad_input_gives_clear_errors(tmp_path, h):
     output = str(tmp_path / "reader.nlpt")
     with pytest.raises(OptionError, match="'word_vectors' must be true or false"):
         ReaderEngine.train(records, output, word_vectors="yes", **tiny)
-    with pytest.raises(DataError, match="only read for word_vectors"):
+    with pytest.raises(OptionError, match="only read for word_vectors"):
         ReaderEngine.train(records, output, vector_texts="more.txt", **tiny)
     with pytest.raises(DataError, match="no such file"):
         ReaderEngine.train(records, output, word_vectors=True, vector_texts=str(tmp_path / "missing.txt"), **tiny)
-    with pytest.raises(DataError, match="empty file name"):
+    with pytest.raises(OptionError, match="empty file name"):
         ReaderEngine.train(records, output, word_vectors=True, vector_texts="a.txt,,b.txt", **tiny)
     with pytest.raises(DataError, match="too small"):
         ReaderEngine.train(records, output, word_vectors=True, **{**tiny, "vocab_size": 30})

@@ -29,7 +29,7 @@ import numpy as np
 
 from plugins.qa.passages import Token, split_passages, tokenize
 from plugins.qa.squad import Example
-from toolkit.engine import DataError, OptionError
+from toolkit.errors import DataError, ModelMismatchError, ModelNotFoundError, OptionError
 from toolkit.progress import ProgressBar
 
 CHAR_BUCKETS = 1 << 15
@@ -113,11 +113,11 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
     resumed = None
     if settings["resume"]:
         if not Path(checkpoint).is_file():
-            raise DataError(f"no checkpoint {checkpoint} to resume from (train without resume first)")
+            raise ModelNotFoundError(f"no checkpoint {checkpoint} to resume from (train without resume first)")
         config, arrays = read_model_file(checkpoint)
         resumed = config["metadata"]
         if resumed.get("kind") != CHECKPOINT_KIND:
-            raise DataError(f"{checkpoint} is not a reader training checkpoint")
+            raise ModelMismatchError(f"{checkpoint} is not a reader training checkpoint")
         vocab = resumed["vocab"]
         state.update(resumed["state"])
     else:
@@ -127,17 +127,17 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
     model = SpanReader(len(vocab), CHAR_BUCKETS, dim=settings["dim"], max_len=window, dropout=settings["dropout"],
                        encoder=settings["encoder"], seed=seed)
     if resumed is not None and resumed["model_config"] != model.get_config():
-        raise DataError(f"{checkpoint} was made with other settings ({resumed['model_config']}); use the same options")
+        raise ModelMismatchError(f"{checkpoint} was made with other settings ({resumed['model_config']}); use the same options")
     if resumed is not None and settings["word_vectors"] != resumed["settings"].get("word_vectors", False):
         # The vectors only set the starting point: switching them when resuming would change nothing
         # but the options stamped into the model, which would then misstate how it was made.
-        raise DataError(f"{checkpoint} was started with{'' if resumed['settings'].get('word_vectors') else 'out'}"
+        raise ModelMismatchError(f"{checkpoint} was started with{'' if resumed['settings'].get('word_vectors') else 'out'}"
                         " word_vectors; resume with the same setting")
     if settings["word_vectors"] and resumed is None:
         # Only a fresh start: a resumed run's word vectors are in its checkpoint, already fine-tuned.
         state["word_vectors"] = init_word_vectors(model, vocab, examples, settings["vector_texts"], seed)
     elif settings["vector_texts"] and not settings["word_vectors"]:
-        raise DataError("vector_texts is only read for word_vectors: switch word_vectors on, or leave vector_texts out")
+        raise OptionError("vector_texts is only read for word_vectors: switch word_vectors on, or leave vector_texts out")
     peak = settings["learning_rate"]
     total = settings["epochs"] * math.ceil(len(examples) / settings["batch"])
 
@@ -285,7 +285,7 @@ def vector_text_paths(spec: str) -> list[str]:
         return []
     paths = [part.strip() for part in spec.split(",")]
     if not all(paths):
-        raise DataError(f"vector_texts {spec!r}: an empty file name between commas")
+        raise OptionError(f"vector_texts {spec!r}: an empty file name between commas")
     return paths
 
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from toolkit.engine import Engine, LoadsModel, Option, OptionError, train_settings
+from toolkit.engine import Engine, LoadsModel, Option, train_settings
+from toolkit.errors import ModelMismatchError, ModelNotFoundError, OptionError
 
 TASK, ENGINE = "translate", "transformer"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -118,7 +119,7 @@ class TransformerTranslator(LoadsModel, Engine):
             return pairs[(source, target)]
         hint = (f"; train the default en->de model with `python {TRAINING_SCRIPT}`"
                 if (source, target) == DEFAULT_PAIR else "")
-        raise OptionError(
+        raise ModelNotFoundError(
             f"no installed translation model for {source}->{target} (installed pairs: {_pair_list(pairs)}){hint};"
             f" or pass --model FILE (train one with `nlp-tool train {TASK} PAIRS.tsv --src {source} --tgt {target}`)"
         )
@@ -128,8 +129,8 @@ class TransformerTranslator(LoadsModel, Engine):
         meta = self.model_metadata()
         have = (meta.get("source"), meta.get("target"))
         if (source and source != have[0]) or (target and target != have[1]):
-            raise OptionError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
-                              f"{target or have[1]} (installed pairs: {_pair_list(installed_pairs())})")
+            raise ModelMismatchError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
+                                     f"{target or have[1]} (installed pairs: {_pair_list(installed_pairs())})")
 
     def _load(self) -> tuple[Any, dict]:
         """(Translator, metadata) of the model file."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from plugins.translation.batches import Batch, epoch_batches, token_batches
 from plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
 from plugins.translation.translator import Translator, score_corpus
-from toolkit.engine import DataError
+from toolkit.errors import DataError, ModelFileError, ModelMismatchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,11 +84,11 @@ def _load_checkpoint(path: str, settings: dict) -> tuple[Translator, Adam, dict[
     config, arrays = read_model_file(path)
     state = config.get("metadata", {})
     if state.get("kind") != CHECKPOINT_KIND:
-        raise DataError(f"{path}: not a translation training checkpoint")
+        raise ModelMismatchError(f"{path}: not a translation training checkpoint")
     try:
         translator = Translator.from_arrays(config["architecture"], arrays)
-    except (KeyError, ValueError) as error:
-        raise DataError(f"{path}: damaged checkpoint ({error})") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: damaged checkpoint ({error})") from None
     opt = _optimizer(translator.model, settings)
     opt.steps = int(state["steps"])
     for key, value in arrays.items():

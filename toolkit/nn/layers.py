@@ -96,7 +96,12 @@ class Layer:
 
 
 def layer_from_config(config: dict) -> Layer:
-    """Rebuild a layer (and its children) from ``to_config()`` output; weights are set separately."""
+    """Rebuild a layer (and its children) from ``to_config()`` output; weights are set separately.
+
+    ValueError, TypeError or KeyError for a config that is not one, which readers of model files turn into
+    ModelFileError."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config is a JSON object, not {type(config).__name__}")
     name = config.get("class")
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r}")
