@@ -212,6 +212,7 @@ def test_a_missing_model_exits_2_and_a_damaged_one_1_whichever_way_the_engine_re
     for args in (["tag", "-t", "x"], ["evaluate", "tag", "d.csv"]):
         result = run(*args, "-e", engine, "-m", "nope.nlpt")
         assert (result.exit_code, one_error_line(result)) == (2, "Error: nope.nlpt: no such model file")
+        assert result.stderr.startswith(f"Usage: nlp-tool {' '.join(args[:-2])}")
         result = run(*args, "-e", engine, "-m", "damaged.nlpt")
         what = "cannot start engine tag:" if args[0] == "tag" else "evaluating tag:"
         assert result.exit_code == 1

@@ -380,4 +380,3 @@ def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
             raise
         raise reported(error, what) from error
     print_report(report, fmt, what)
-
