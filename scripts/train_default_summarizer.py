@@ -226,22 +226,32 @@ def main() -> int:
             meta["test_slice"] = slice_metrics
 
         final = with_metadata(model, work / args.output.name, finish)
-        size = final.stat().st_size
-        if size > MAX_BYTES:
-            print(f"{final}: {size / 2**20:.2f} MB, over {MAX_BYTES // 2**20} MB: not shipped, {args.output}"
-                  " left as it was", file=sys.stderr)
-            return 1
         from toolkit.nn import read_metadata
 
         meta = read_metadata(final)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(final), args.output)
+        try:
+            size = ship(final, args.output)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
     card = model_card(args, command, meta, results, size, time.perf_counter() - started)
     (args.output.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(f"{size / 2**20:.2f} MB -> {args.output}")
     return 0
+
+
+def ship(final: Path, output: Path, limit: int = MAX_BYTES) -> int:
+    """Move the finished model file ``final`` to ``output`` and return its size; a file over ``limit``
+    bytes is refused (ValueError) before ``output`` is touched."""
+    size = final.stat().st_size
+    if size > limit:
+        raise ValueError(f"{final}: {size:,} bytes, over the limit of {limit:,}: not shipped,"
+                         f" {output} left as it was")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(final), output)
+    return size
 
 
 def cell_name(corpus: str, k: int | None) -> str:

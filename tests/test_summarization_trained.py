@@ -411,3 +411,23 @@ def test_model_card_states_the_test_and_validation_numbers_of_the_model_file():
         number = f"**{n + 1}**" if n == chosen else f"{n + 1}"
         [row] = [line for line in lines if line.startswith(f"| {number} | {candidate['data']} |")]
         assert row.endswith(f"| {candidate['criterion']:.3f} |"), row
+
+
+def test_training_script_refuses_an_oversized_model_before_it_reaches_its_destination(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default_summarizer.py"
+    spec = importlib.util.spec_from_file_location("train_default_summarizer", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = tmp_path / "models" / "news.nlpt"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"the model shipped before")
+    big = tmp_path / "big.nlpt"
+    big.write_bytes(b"x" * 2048)
+    with pytest.raises(ValueError, match="2,048 bytes, over the limit of 1,024: not shipped"):
+        module.ship(big, shipped, limit=1024)
+    assert shipped.read_bytes() == b"the model shipped before" and big.exists()
+    assert module.ship(big, shipped, limit=4096) == 2048
+    assert shipped.read_bytes() == b"x" * 2048 and not big.exists()

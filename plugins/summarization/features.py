@@ -137,7 +137,8 @@ def frequencies(words: SentenceWords, n: int) -> np.ndarray:
     length ** FREQUENCY_POWER, and over length (the mean), each scaled to the document's maximum.
 
     ``words`` is ``centrality.sentence_words`` of the sentences (stop words do
-    not count); rows from ``n`` on (the headline) are left out. The classic
+    not count); rows from ``n`` on (the text's first sentence, appended for the
+    title feature) are left out. The classic
     frequency summarizer (Luhn 1958; Nenkova & Vanderwende 2005).
     """
     import numpy as np
