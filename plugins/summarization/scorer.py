@@ -2,9 +2,10 @@
 
 A module of its own because it imports numpy and the kernels: the engine
 module (trained.py) is imported on every ``nlp-tool`` start and imports this
-one only when a model is trained or loaded. Both take the convolution width
-from features.py, so neither imports the other at module level. Importing it registers the layer,
-so ``toolkit.nn.layer_from_config`` can rebuild it from a model file.
+one only when a model is trained or loaded. This one never imports the
+engine: the convolution width comes from features.py, below both. Importing
+it registers the layer, so ``toolkit.nn.layer_from_config`` can rebuild it
+from a model file.
 """
 
 from __future__ import annotations
