@@ -87,6 +87,8 @@ class ReaderEngine(LoadsModel, QAEngine):
     def _candidates(self, jobs: list[Job]) -> list[list[Span]]:
         import numpy as np
 
+        from toolkit.threads import serial_blas
+
         model, featurizer, _ = self._loaded()
         limit = model.config["max_question"]
         pairs, owners = [], []
@@ -97,11 +99,15 @@ class ReaderEngine(LoadsModel, QAEngine):
                 pairs.append((job.question_tokens, job.tokens[passage.first : passage.last]))
                 owners.append(j)
         logits = []
-        for i in range(0, len(pairs), CHUNK):
-            chunk = pairs[i : i + CHUNK]
-            (s, e), _ = model.forward(featurizer.batch(chunk), train=False)
-            logits += [(s[b, : len(p)].astype(np.float64), e[b, : len(p)].astype(np.float64))
-                       for b, (_, p) in enumerate(chunk)]
+        # Single-threaded BLAS throughout: its products are small (the GRU steps gain nothing from a
+        # second thread), and a threaded BLAS partitions a product by what else is running, which on
+        # some CPUs changes the last bits: concurrent calls gave other answers than sequential ones.
+        with serial_blas:
+            for i in range(0, len(pairs), CHUNK):
+                chunk = pairs[i : i + CHUNK]
+                (s, e), _ = model.forward(featurizer.batch(chunk), train=False)
+                logits += [(s[b, : len(p)].astype(np.float64), e[b, : len(p)].astype(np.float64))
+                           for b, (_, p) in enumerate(chunk)]
         results: list[list[Span]] = [[] for _ in jobs]
         per_job: list[list[int]] = [[] for _ in jobs]
         for k, j in enumerate(owners):
