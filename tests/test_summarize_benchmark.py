@@ -1,4 +1,5 @@
-"""benchmarks/summarize.py: its sumy adapter, its Lead-k row, its length rules and its ROUGE numbers."""
+"""benchmarks/summarize.py: its sumy adapter (sumy is in the test extra), its Lead-k row, its length rules,
+its ROUGE numbers, the same headline-free input for every system and the rows by source."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.summarization import corpora
 from plugins.summarization.rouge import reference_lines, rouge_f1
 from toolkit.text.sentences import split_sentences
 
@@ -33,7 +35,6 @@ NEWS = "Title line\n\nSales rose to $10.9bn. The firm said profits grew. Shares 
 
 @pytest.mark.parametrize("name", ["sumy-lexrank", "sumy-textrank", "sumy-lsa", "sumy-luhn", "sumy-sumbasic", "sumy-kl"])
 def test_sumy_adapter_picks_our_sentences_in_document_order(bench, name):
-    pytest.importorskip("sumy")
     system = bench.sumy_system(name)
     ours = [s.text for s in split_sentences(TRANSPORT)]
     system.prepare(2)
@@ -46,7 +47,6 @@ def test_sumy_adapter_picks_our_sentences_in_document_order(bench, name):
 
 
 def test_sumy_graph_methods_skip_the_aside(bench):
-    pytest.importorskip("sumy")
     for name in ("sumy-lexrank", "sumy-textrank"):
         system = bench.sumy_system(name)
         system.prepare(1)
@@ -83,3 +83,38 @@ def test_unknown_system_is_a_usage_error(bench, capsys):
         bench.parse_args(["--systems", "centrality,nope"])
     assert exit_info.value.code == 2
     assert "unknown system(s) nope" in capsys.readouterr().err
+
+
+class Fixed:
+    """A system that always picks the first sentence."""
+
+    name = "first"
+
+    @staticmethod
+    def summarize(text: str) -> list[str]:
+        return [split_sentences(text)[0].text]
+
+
+def test_rows_by_source_score_each_sources_documents(bench):
+    articles = ["Sales rose. Costs fell.", "Rain came. Sun went.", "Cats purr. Dogs bark.", "One thing. Another."]
+    references = ["Sales rose.", "Sun went.", "Cats purr.", "Another."]
+    sources = ["cnn", "dailymail", "cnn", "dailymail"]
+    outputs = {"first": [Fixed.summarize(a) for a in articles]}
+    rouge = bench.Rouge()
+    rows = bench.source_rows(rouge, [Fixed], references, outputs, sources)
+    assert [(r["source"], r["documents"]) for r in rows] == [("cnn", 2), ("dailymail", 2)]
+    assert rows[0]["rouge1"] == pytest.approx(100.0) and rows[1]["rouge1"] == pytest.approx(0.0)
+    pooled = rouge(references, outputs["first"])["rouge1"]
+    assert pooled == pytest.approx((rows[0]["rouge1"] + rows[1]["rouge1"]) / 2)
+    text = bench.source_table("CNN/DailyMail test", rows)
+    assert "by source: CNN 2, Daily Mail 2" in text and text.splitlines()[-1].split()[0] == "first"
+    assert bench.source_rows(rouge, [Fixed], references, outputs, ["bbc"] * 4) == []
+
+
+@pytest.mark.skipif(not corpora.BBC.is_file(), reason="the corpora live in ../shared/data beside the checkout")
+def test_every_system_gets_the_bbc_article_without_its_headline(bench):
+    articles, references, sources = bench.load("bbc", 20)
+    titles = {r["article"]: r["title"] for r in corpora.bbc_split().test[:20]}
+    assert list(titles) == articles and sources == ["bbc"] * 20 and len(references) == 20
+    for article, title in titles.items():
+        assert not article.startswith(title) and article == article.lstrip()
