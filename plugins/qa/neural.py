@@ -91,23 +91,24 @@ class ReaderEngine(LoadsModel, QAEngine):
 
         model, featurizer, _ = self._loaded()
         limit = model.config["max_question"]
-        pairs, owners = [], []
-        for j, job in enumerate(jobs):
+        for job in jobs:
             if len(job.question_tokens) > limit:
                 raise ValueError(f"the question has {len(job.question_tokens)} tokens; the reader reads at most {limit}")
-            for passage in job.passages:
-                pairs.append((job.question_tokens, job.tokens[passage.first : passage.last]))
-                owners.append(j)
-        logits = []
-        # Single-threaded BLAS throughout: its products are small (the GRU steps gain nothing from a
-        # second thread), and a threaded BLAS partitions a product by what else is running, which on
-        # some CPUs changes the last bits: concurrent calls gave other answers than sequential ones.
+        logits, owners = [], []
+        # Each question's passages are read in batches of their own, with single-threaded BLAS: BLAS
+        # kernels round a row of a product differently by the product's shape and the row's place in
+        # it (OpenBLAS's Haswell kernels on an AMD Zen 5), and a threaded BLAS partitions products by
+        # what else runs. Batched with other questions, or run beside another call, a question got
+        # other answers than alone.
         with serial_blas:
-            for i in range(0, len(pairs), CHUNK):
-                chunk = pairs[i : i + CHUNK]
-                (s, e), _ = model.forward(featurizer.batch(chunk), train=False)
-                logits += [(s[b, : len(p)].astype(np.float64), e[b, : len(p)].astype(np.float64))
-                           for b, (_, p) in enumerate(chunk)]
+            for j, job in enumerate(jobs):
+                pairs = [(job.question_tokens, job.tokens[p.first : p.last]) for p in job.passages]
+                for i in range(0, len(pairs), CHUNK):
+                    chunk = pairs[i : i + CHUNK]
+                    (s, e), _ = model.forward(featurizer.batch(chunk), train=False)
+                    logits += [(s[b, : len(p)].astype(np.float64), e[b, : len(p)].astype(np.float64))
+                               for b, (_, p) in enumerate(chunk)]
+                    owners += [j] * len(chunk)
         results: list[list[Span]] = [[] for _ in jobs]
         per_job: list[list[int]] = [[] for _ in jobs]
         for k, j in enumerate(owners):
