@@ -381,6 +381,22 @@ def test_missing_or_damaged_model_file(tmp_path):
         NgramClassifier(model=str(tmp_path / "bad.nlpt"))
 
 
+def test_a_readable_file_that_makes_no_model_is_a_model_file_error(models, tmp_path):
+    from toolkit.nn import ModelFileError, read_model_file, save_arrays
+
+    config, arrays = read_model_file(models["cnn", 2])
+    bare = tmp_path / "bare.nlpt"
+    save_arrays(bare, arrays, config["metadata"])  # no architecture
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(bare))}: not a usable classification model"):
+        CnnClassifier(model=str(bare)).run(["A text."])
+    config, arrays = read_model_file(models["ngram", 2])
+    arrays["buckets"] = arrays["buckets"][::-1].copy()
+    unsorted = tmp_path / "unsorted.nlpt"
+    save_arrays(unsorted, arrays, config["metadata"], architecture=config["architecture"])
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(unsorted))}: n-gram buckets must be"):
+        NgramClassifier(model=str(unsorted)).run(["A text."])
+
+
 def test_missing_default_model_names_the_training_script(monkeypatch, tmp_path):
     absent = tmp_path / DEFAULT_MODEL_FILE.name
     monkeypatch.setattr(EnsembleClassifier, "default_model", str(absent))

@@ -151,10 +151,17 @@ class ClassifierEngine(LoadsModel, Engine):
         return self._read(self.model)
 
     def _read(self, model: str) -> tuple[Any, dict]:
-        from toolkit.nn import read_model_file
+        from toolkit.nn import ModelFileError, read_model_file
 
         config, arrays = read_model_file(model)
-        return self._build(config, arrays), config.get("metadata", {})
+        try:
+            built = self._build(config, arrays)
+        except ModelFileError as error:
+            raise ModelFileError(f"{model}: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            # A readable file whose arrays or settings do not make a model of this engine.
+            raise ModelFileError(f"{model}: not a usable classification model ({type(error).__name__}: {error})") from error
+        return built, config.get("metadata", {})
 
     @property
     def labels(self) -> list[str]:

@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any, ClassVar
 
-from toolkit.engine import DataError, Engine, Option, OptionError
+from toolkit.engine import DataError, Engine, Option, OptionError, RecordError
 from toolkit.text.sentences import Sentence, split_sentences
 from toolkit.threads import serial_blas
 
@@ -146,7 +146,7 @@ class SummarizerEngine(Engine):
         for n, record in enumerate(records, start=1):
             article, summary = record.get("article"), record.get("summary")
             if not isinstance(article, str) or not isinstance(summary, str):
-                raise DataError(f"evaluation data, record {n}: 'article' and 'summary' must be strings")
+                raise RecordError("evaluation data", n, ": 'article' and 'summary' must be strings")
             articles.append(article)
             references.append(summary)
         if not articles:

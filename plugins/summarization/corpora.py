@@ -34,6 +34,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from toolkit.errors import DataError
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BBC = DATA / "bbc_news_summary" / "test.jsonl.gz"
 CNNDM = DATA / "cnn_dailymail" / "test.jsonl.gz"
@@ -68,7 +70,7 @@ def source(url: str) -> str:
     for domain, name in SOURCES.items():
         if host == domain or host.endswith("." + domain):
             return name
-    raise ValueError(f"not a CNN or Daily Mail url: {url!r}")
+    raise DataError(f"not a CNN or Daily Mail url: {url!r}")
 
 
 def deduplicate(first: list[str], second: list[str]) -> tuple[list[int], list[int], dict[str, int]]:
@@ -96,7 +98,7 @@ def bbc_records(path: Path = BBC) -> list[dict]:
     for record in records:
         head, _, body = record["article"].partition("\n")
         if head.strip() != record["title"].strip():
-            raise ValueError(f"{path}: record {record['id']} does not start with its title")
+            raise DataError(f"{path}: record {record['id']} does not start with its title")
         record["article"] = body.lstrip("\n")
         record["source"] = "bbc"
     return records
