@@ -261,7 +261,7 @@ def run_imdb(workdir: str) -> None:
     test_texts, test_y = read_imdb("test")
     print(f"\nIMDb: {len(train_texts)} train / {len(test_texts)} test reviews")
     rows = []
-    from plugins.classification.common import DEFAULT_MODEL_FILE
+    from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
 
     shipped = [Shipped()] if DEFAULT_MODEL_FILE.is_file() and (not args.only or args.only in Shipped.name) else []
     for contender in contenders(workdir) + shipped:

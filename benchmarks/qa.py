@@ -46,9 +46,9 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from plugins.qa.baselines import SentenceRetriever, WindowBaseline
-    from plugins.qa.neural import ReaderEngine
-    from plugins.qa.squad import read_squad
+    from toolkit_plugins.qa.baselines import SentenceRetriever, WindowBaseline
+    from toolkit_plugins.qa.neural import ReaderEngine
+    from toolkit_plugins.qa.squad import read_squad
     from toolkit.engine import OptionError
 
     if not args.data.is_file():

@@ -59,8 +59,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import toolkit  # noqa: E402
-from plugins.summarization.corpora import BBC, CNNDM, SOURCE_NAMES, bbc_split, cnndm_split  # noqa: E402
-from plugins.summarization.rouge import METRICS, reference_lines  # noqa: E402
+from toolkit_plugins.summarization.corpora import BBC, CNNDM, SOURCE_NAMES, bbc_split, cnndm_split  # noqa: E402
+from toolkit_plugins.summarization.rouge import METRICS, reference_lines  # noqa: E402
 from toolkit.text.sentences import split_sentences  # noqa: E402
 
 TASK = "summarize"

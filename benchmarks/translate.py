@@ -84,7 +84,7 @@ def torch_model(vocab: int, cfg: dict):
 def ours_step(vocab: int, cfg: dict) -> Callable:
     """One training step of our transformer (forward, backward, clipping, Adam) on a batch."""
     import toolkit.nn as nn
-    from plugins.translation.trainer import train_step
+    from toolkit_plugins.translation.trainer import train_step
 
     model = nn.Seq2SeqTransformer(vocab, vocab, shared_vocab=True, seed=0, **cfg)
     opt = nn.Adam(model, nn.warmup_inverse_sqrt(1e-3, 800), beta2=0.98, eps=1e-9)
@@ -153,10 +153,10 @@ def main() -> None:
 
     import numpy as np
 
-    from plugins.translation.batches import epoch_batches, token_batches
-    from plugins.translation.engine import DEFAULT_PAIR, TransformerTranslator, installed_pairs
-    from plugins.translation.subwords import SubwordVocab
-    from plugins.translation.translator import score_corpus
+    from toolkit_plugins.translation.batches import epoch_batches, token_batches
+    from toolkit_plugins.translation.engine import DEFAULT_PAIR, TransformerTranslator, installed_pairs
+    from toolkit_plugins.translation.subwords import SubwordVocab
+    from toolkit_plugins.translation.translator import score_corpus
 
     model_file = args.model or installed_pairs().get(DEFAULT_PAIR)
     results: dict = {"threads": args.threads, "model": str(model_file) if model_file else None}

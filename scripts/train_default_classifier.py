@@ -104,7 +104,7 @@ def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRA
 def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path, seed: int,
                      log: Callable[[str], None]) -> list[dict]:
     """Train each candidate on ``split.fit`` (validation: ``split.valid``) into ``folder``; one row each."""
-    from plugins.classification.ensemble import EnsembleClassifier
+    from toolkit_plugins.classification.ensemble import EnsembleClassifier
     from toolkit.nn import read_model_file
 
     rows = []
@@ -162,8 +162,8 @@ def read(path: Path) -> list[dict]:
 def evaluate_once(model: Path, test: list[dict], train: list[dict]) -> dict:
     """The one evaluation on the test split: metrics on all of it, prediction speed, and the metrics on the
     test records that near-duplicate no training record (reported beside, not instead)."""
-    from plugins.classification.common import metrics
-    from plugins.classification.ensemble import EnsembleClassifier
+    from toolkit_plugins.classification.common import metrics
+    from toolkit_plugins.classification.ensemble import EnsembleClassifier
     from toolkit.text.duplicates import near_duplicates
 
     engine = EnsembleClassifier(model=str(model))
@@ -288,7 +288,7 @@ labels. English only.
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from plugins.classification.common import DEFAULT_MODEL_FILE
+    from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA, help="folder with train.jsonl.gz and test.jsonl.gz")

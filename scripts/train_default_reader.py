@@ -52,7 +52,7 @@ DEV_INFLUENCED = (0.3, 15000)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from plugins.qa.neural import DEFAULT_MODEL_FILE
+    from toolkit_plugins.qa.neural import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA, help="folder with train-v1.1.json.gz and dev-v1.1.json.gz")
@@ -197,8 +197,8 @@ def main() -> int:
         return card_from_metadata(args.output)
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from plugins.qa.neural import ReaderEngine
-    from plugins.qa.squad import read_squad
+    from toolkit_plugins.qa.neural import ReaderEngine
+    from toolkit_plugins.qa.squad import read_squad
     from toolkit.nn import read_model_file, save_arrays
 
     command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])

@@ -58,7 +58,7 @@ SLICE = 15
 
 
 def parse_args() -> argparse.Namespace:
-    from plugins.summarization.trained import DEFAULT_MODEL_FILE
+    from toolkit_plugins.summarization.trained import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
@@ -69,7 +69,7 @@ def parse_args() -> argparse.Namespace:
 
 def evaluate(make, records: list[dict], k: int | None) -> dict:
     """Mean ROUGE F1 x 100 of the engine ``make(sentences)`` on ``records``; k None: each reference's length."""
-    from plugins.summarization.trained import reference_length
+    from toolkit_plugins.summarization.trained import reference_length
 
     if k is not None:
         groups = {k: records}
@@ -115,10 +115,10 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from plugins.summarization.centrality import CentralitySummarizer
-    from plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
-    from plugins.summarization.lead import LeadSummarizer
-    from plugins.summarization.trained import TrainedSummarizer
+    from toolkit_plugins.summarization.centrality import CentralitySummarizer
+    from toolkit_plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
+    from toolkit_plugins.summarization.lead import LeadSummarizer
+    from toolkit_plugins.summarization.trained import TrainedSummarizer
 
     command = "python scripts/train_default_summarizer.py " + shlex.join(sys.argv[1:])
     started = time.perf_counter()

@@ -39,7 +39,7 @@ MAX_BYTES = 30 * 2**20
 
 
 def parse_args() -> argparse.Namespace:
-    from plugins.translation.engine import MODEL_DIR
+    from toolkit_plugins.translation.engine import MODEL_DIR
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA, help="folder with {train,val,test2016}.{en,de}.gz")
@@ -125,7 +125,7 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from plugins.translation.engine import TransformerTranslator
+    from toolkit_plugins.translation.engine import TransformerTranslator
     from toolkit.nn import read_model_file, save_arrays
 
     command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugins.summarization.lead import LeadSummarizer
+from toolkit_plugins.summarization.lead import LeadSummarizer
 from toolkit.text.sentences import split_sentences
 from toolkit.testing import check_empty_input, check_engine, check_picklable, check_unicode, engine_checks
 from toolkit.engine import Engine
@@ -194,7 +194,7 @@ def test_every_model_engine_refuses_a_foreign_model_file_as_a_usage_error(args, 
 
 
 def test_missing_default_model_names_its_remedy(tmp_path, monkeypatch):
-    from plugins.qa.neural import ReaderEngine
+    from toolkit_plugins.qa.neural import ReaderEngine
     from toolkit.engine import OptionError
 
     monkeypatch.setattr(ReaderEngine, "default_model", str(tmp_path / "squad-reader.nlpt"))

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from plugins.classification.cnn import CnnClassifier
-from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
-from plugins.classification.ensemble import EnsembleClassifier
-from plugins.classification.ngram import NgramClassifier, featurize_tokens
+from toolkit_plugins.classification.cnn import CnnClassifier
+from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
+from toolkit_plugins.classification.ensemble import EnsembleClassifier
+from toolkit_plugins.classification.ngram import NgramClassifier, featurize_tokens
 from toolkit.engine import DataError, OptionError
 from toolkit.nn import read_model_file
 from toolkit.testing import engine_checks
@@ -115,7 +115,7 @@ def test_ngram_model_file_stores_float16_weights(models):
 
 def reference_features(words: list[str], n: int, bits: int) -> set[int]:
     """The buckets of ``words``' n-grams, one n-gram at a time in Python integers (featurize_tokens's rule)."""
-    from plugins.classification.ngram import _BUCKET, _MIX
+    from toolkit_plugins.classification.ngram import _BUCKET, _MIX
 
     mask = 2**64 - 1
     buckets = set()
@@ -154,7 +154,7 @@ def test_ngram_model_hashed_another_way_is_refused(tmp_path):
 
 
 def test_min_df_drops_rare_buckets_and_predicts_as_zero_weights(tmp_path):
-    from plugins.classification.ngram import featurize, probabilities
+    from toolkit_plugins.classification.ngram import featurize, probabilities
 
     records, texts = synthetic(300, 0), [r["text"] for r in synthetic(100, 6)] + ["", "unseen words only"]
     NgramClassifier.train(records, str(tmp_path / "all.nlpt"), float16=False, **SMALL_NGRAM)
@@ -211,7 +211,7 @@ def test_float16_round_trip_keeps_predictions(tmp_path):
 
 
 def test_cnn_batches_by_length_and_still_equals_padding_to_maxlen(models):
-    from plugins.classification.cnn import softmax
+    from toolkit_plugins.classification.cnn import softmax
     from toolkit.nn import predict
 
     rng = random.Random(3)
@@ -321,8 +321,8 @@ def test_empty_text_is_refused_with_its_record_number(tmp_path, text):
 
 
 def test_ensemble_holds_out_a_tenth_and_keeps_every_class_to_fit_on(tmp_path):
-    from plugins.classification.common import split_validation
-    from plugins.classification.ensemble import hold_out
+    from toolkit_plugins.classification.common import split_validation
+    from toolkit_plugins.classification.ensemble import hold_out
 
     y = np.array([0] * 54 + [1] * 6)
     train_rows, held_rows = hold_out(y, ["pos", "neg"], 0)
@@ -341,7 +341,7 @@ def test_ensemble_on_too_few_records_per_class_is_a_data_error_exit_2(tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "two.csv").write_text("text,label\ngood movie,pos\nbad movie,neg\n")
-    cli = make_cli(lambda: load_registry(("plugins.classification",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
     result = CliRunner().invoke(cli, ["train", "classify", "two.csv", "-e", "ensemble", "--valid-split", "0", "-q",
                                       "-o", "h4.nlpt"])
     assert result.exit_code == 2, result.output

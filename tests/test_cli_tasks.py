@@ -19,7 +19,7 @@ from toolkit.engine import Engine, Option
 from toolkit.plugins import BUILTIN_PLUGINS, PluginInfo, load_registry
 
 # The listings below are checked against one built-in plugin, so that new built-ins do not change them.
-SUMMARIZATION_ONLY = ("plugins.summarization",)
+SUMMARIZATION_ONLY = ("toolkit_plugins.summarization",)
 
 DOC = "The council met on Monday. It approved the plan. Work starts in May. Nobody objected."
 
@@ -492,7 +492,7 @@ def test_explain(run):
 
 def test_explain_says_when_a_model_is_needed(tmp_path, monkeypatch):
     monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
-    cli = make_cli(lambda: load_registry(("plugins.classification",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
     result = CliRunner().invoke(cli, ["classify", "--explain", "-e", "ngram"])
     assert result.exit_code == 0, result.output
     assert ("model:   none: this engine needs --model FILE (train one with `nlp-tool train classify DATA"

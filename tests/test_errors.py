@@ -256,9 +256,9 @@ def test_the_same_missing_model_is_the_same_class_in_every_reader(tmp_path):
 
 
 def test_the_trainers_classify_a_checkpoint_alike(tmp_path):
-    from plugins.qa.neural import ReaderEngine
-    from plugins.qa.training import train_reader
-    from plugins.translation.trainer import _load_checkpoint
+    from toolkit_plugins.qa.neural import ReaderEngine
+    from toolkit_plugins.qa.training import train_reader
+    from toolkit_plugins.translation.trainer import _load_checkpoint
 
     foreign = tmp_path / "foreign.ckpt"
     save_arrays(foreign, {}, {"kind": "something-else"})

@@ -76,8 +76,11 @@ def test_wheel_has_compiled_module_and_entry_point(dists):
                    "toolkit/_checks.py", "toolkit/cli/__init__.py"):
         assert module in names, f"{module} missing from the wheel"
     assert "nlp-tool = toolkit.cli:cli" in entry_points, entry_points
-    # Every shipped default model (and its card) of the checkout goes into the wheel.
-    shipped = {p.relative_to(REPO).as_posix() for p in REPO.glob("plugins/*/models/*") if p.suffix in (".nlpt", ".md")}
+    # The built-in plugins install as toolkit_plugins (never as a top-level "plugins", which any other
+    # project's package of that name would overwrite), with every shipped default model and its card.
+    assert "toolkit_plugins/__init__.py" in names and not [n for n in names if n.startswith("plugins/")]
+    shipped = {"toolkit_" + p.relative_to(REPO).as_posix() for p in REPO.glob("plugins/*/models/*")
+               if p.suffix in (".nlpt", ".md")}
     missing = sorted(shipped - set(names))
     assert not missing, f"the wheel lacks the shipped models {missing}; add them to package-data"
 
@@ -140,3 +143,15 @@ def test_wheel_installs_and_runs_in_fresh_venv(dists, tmp_path, h):
     tool = bindir / ("nlp-tool.exe" if sys.platform == "win32" else "nlp-tool")
     version = h.run_checked([tool, "--version"], cwd=work, env=env, timeout=RUN_TIMEOUT)
     assert version.strip() == f"nlp-tool, version {toolkit.__version__}"
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"toolkit": "toolkit", **{name: path for name, path in config["package-dir"].items()}}
+    found = set()
+    for name, path in folders.items():
+        for init in (REPO / path).rglob("__init__.py"):
+            parts = init.parent.relative_to(REPO / path).parts
+            found.add(".".join((name, *parts)))
+    assert sorted(config["packages"]) == sorted(found)

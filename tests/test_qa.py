@@ -12,12 +12,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import toolkit
-from plugins.qa.baselines import SentenceRetriever, WindowBaseline
-from plugins.qa.common import Job, QAEngine, Span
-from plugins.qa.metric import exact_match, f1, normalize_answer, squad_scores
-from plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
-from plugins.qa.passages import bm25_scores, split_passages, tokenize, uncovered
-from plugins.qa.squad import check_records, read_squad
+from toolkit_plugins.qa.baselines import SentenceRetriever, WindowBaseline
+from toolkit_plugins.qa.common import Job, QAEngine, Span
+from toolkit_plugins.qa.metric import exact_match, f1, normalize_answer, squad_scores
+from toolkit_plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
+from toolkit_plugins.qa.passages import bm25_scores, split_passages, tokenize, uncovered
+from toolkit_plugins.qa.squad import check_records, read_squad
 from toolkit.cli import make_cli
 from toolkit.engine import DataError, OptionError
 from toolkit.testing import TEXTS, UNICODE_TEXTS, engine_checks

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugins.qa.neural import ReaderEngine, best_spans
-from plugins.qa.passages import tokenize
-from plugins.qa.reader import Featurizer, SpanReader
-from plugins.qa.training import answer_tokens, build_vocab, make_instances
-from plugins.qa.squad import check_records
+from toolkit_plugins.qa.neural import ReaderEngine, best_spans
+from toolkit_plugins.qa.passages import tokenize
+from toolkit_plugins.qa.reader import Featurizer, SpanReader
+from toolkit_plugins.qa.training import answer_tokens, build_vocab, make_instances
+from toolkit_plugins.qa.squad import check_records
 from toolkit.engine import DataError, OptionError
 from toolkit.errors import ModelNotFoundError
 from toolkit.nn import ModelFileError
@@ -111,7 +111,7 @@ def test_training_contract_and_learning(tmp_path, h):
 
 
 def test_moving_average_of_the_weights_is_what_is_saved(tmp_path, h):
-    from plugins.qa.training import CHAR_BUCKETS
+    from toolkit_plugins.qa.training import CHAR_BUCKETS
     from toolkit.nn import read_model_file
 
     records = h.born_records(32)

@@ -1,4 +1,4 @@
-"""Word vectors for the reader (plugins.qa.wordvectors over toolkit.text.vectors) and the word_vectors train option.
+"""Word vectors for the reader (toolkit_plugins.qa.wordvectors over toolkit.text.vectors) and the word_vectors train option.
 
 The counting, PPMI, SVD and scaling themselves are tested in tests/test_text_vectors.py.
 """
@@ -11,12 +11,12 @@ import json
 import numpy as np
 import pytest
 
-from plugins.qa.neural import ReaderEngine
-from plugins.qa.passages import tokenize
-from plugins.qa.reader import Featurizer, SpanReader
-from plugins.qa.squad import check_records
-from plugins.qa.training import CHAR_BUCKETS, build_vocab, init_word_vectors
-from plugins.qa.wordvectors import read_texts, train_vectors, words
+from toolkit_plugins.qa.neural import ReaderEngine
+from toolkit_plugins.qa.passages import tokenize
+from toolkit_plugins.qa.reader import Featurizer, SpanReader
+from toolkit_plugins.qa.squad import check_records
+from toolkit_plugins.qa.training import CHAR_BUCKETS, build_vocab, init_word_vectors
+from toolkit_plugins.qa.wordvectors import read_texts, train_vectors, words
 from toolkit.engine import DataError, ModelMismatchError, OptionError
 from toolkit.nn import read_model_file
 

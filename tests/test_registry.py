@@ -373,7 +373,7 @@ def _plugin(*engine_classes: type[Engine]) -> object:
 
 
 def test_an_alias_may_not_take_the_flag_of_a_builtin_engine(site):
-    registry = load_registry(("plugins.summarization",), entry_points=[])
+    registry = load_registry(("toolkit_plugins.summarization",), entry_points=[])
     hijack = type("Hijack", (Echo,), {"task": "summarize", "name": "hijack",
                                       "options": {"n": Option(int, 0, "n", aliases=("--sentences",))}})
     registry.add_plugin(_plugin(hijack), PluginInfo("hijack", "1", "package"))
@@ -420,7 +420,7 @@ def test_engines_of_a_task_share_a_flag_only_for_the_same_option(first, second, 
 
 
 def test_unknown_task_and_engine_errors_list_what_exists():
-    registry = load_registry(("plugins.summarization",), entry_points=[])
+    registry = load_registry(("toolkit_plugins.summarization",), entry_points=[])
     with pytest.raises(UnknownTaskError, match=r"unknown task 'nope' \(available: summarize\)"):
         registry.engine("nope")
     with pytest.raises(UnknownTaskError, match=r"no engine 'x' \(available: trained, centrality, lead\)"):

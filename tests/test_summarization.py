@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import toolkit
-from plugins.summarization.centrality import CentralitySummarizer
-from plugins.summarization.lead import LeadSummarizer
-from plugins.summarization.rouge import reference_lines, rouge_f1
+from toolkit_plugins.summarization.centrality import CentralitySummarizer
+from toolkit_plugins.summarization.lead import LeadSummarizer
+from toolkit_plugins.summarization.rouge import reference_lines, rouge_f1
 from toolkit.engine import OptionError
 from toolkit.testing import check_engine
 
@@ -145,7 +145,7 @@ def test_sentences_with_ratio_is_a_usage_error_on_the_command_line(tmp_path):
     from toolkit.plugins import load_registry
 
     (tmp_path / "article.txt").write_text(ENGLISH)
-    cli = make_cli(lambda: load_registry(("plugins.summarization",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.summarization",), entry_points=[]))
     result = CliRunner().invoke(cli, ["summarize", "-e", "lead", "--sentences", "2", "--ratio", "0.5",
                                       str(tmp_path / "article.txt")])
     assert result.exit_code == 2
@@ -226,8 +226,8 @@ def test_tfidf_vectors_match_scikit_learn():
     from scipy import sparse
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
-    from plugins.summarization.centrality import sentence_vectors
-    from plugins.summarization.common import WORD
+    from toolkit_plugins.summarization.centrality import sentence_vectors
+    from toolkit_plugins.summarization.common import WORD
 
     texts = ["The city council approved the new transport plan.", "The plan adds bus lines; the bus lines run late.",
              "市议会周一批准了新的交通计划。", "Of the and.", "Transport plan, transport plan, council."]
@@ -243,14 +243,14 @@ def test_tfidf_vectors_match_scikit_learn():
 def test_evaluate_report_names_the_engine_and_model_on_the_command_line(tmp_path):
     from click.testing import CliRunner
 
-    from plugins.summarization.trained import TrainedSummarizer
+    from toolkit_plugins.summarization.trained import TrainedSummarizer
     from toolkit.cli import make_cli
     from toolkit.plugins import load_registry
 
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"article": ENGLISH, "summary": "The city council approved the plan."}) + "\n")
     model = TrainedSummarizer.default_model  # the shipped model, named as a user would with -m
-    cli = make_cli(lambda: load_registry(("plugins.summarization",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.summarization",), entry_points=[]))
     result = CliRunner().invoke(cli, ["evaluate", "summarize", str(data), "-m", model, "-f", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

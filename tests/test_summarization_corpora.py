@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from plugins.summarization import corpora
+from toolkit_plugins.summarization import corpora
 from toolkit.text.duplicates import near_duplicates
 
 pytestmark = pytest.mark.skipif(not (corpora.BBC.is_file() and corpora.CNNDM.is_file()),

@@ -9,11 +9,11 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-import plugins.summarization.features as features
-import plugins.summarization.trained as trained
-from plugins.summarization.lead import LeadSummarizer
-from plugins.summarization.oracle import oracle, rouge12
-from plugins.summarization.trained import TrainedSummarizer
+import toolkit_plugins.summarization.features as features
+import toolkit_plugins.summarization.trained as trained
+from toolkit_plugins.summarization.lead import LeadSummarizer
+from toolkit_plugins.summarization.oracle import oracle, rouge12
+from toolkit_plugins.summarization.trained import TrainedSummarizer
 from toolkit.cli import make_cli
 from toolkit.engine import DataError, ModelMismatchError, OptionError
 from toolkit.nn import ModelFileError
@@ -148,7 +148,7 @@ def test_model_without_sentence_encoder_reads_no_words(tmp_path):
 def test_scorer_reads_sentences_cut_after_their_longest_word_as_if_padded_to_maxlen():
     import numpy as np
 
-    from plugins.summarization.scorer import SentenceScorer
+    from toolkit_plugins.summarization.scorer import SentenceScorer
 
     rng = np.random.default_rng(0)
     scorer = SentenceScorer(vocab_size=50, maxlen=17, features=3, dim=6, filters=5, hidden=4, seed=1)
@@ -165,7 +165,7 @@ def test_scorer_reads_sentences_cut_after_their_longest_word_as_if_padded_to_max
 def test_frequency_features_count_the_document_words_of_each_sentence():
     import numpy as np
 
-    from plugins.summarization.centrality import sentence_words
+    from toolkit_plugins.summarization.centrality import sentence_words
 
     texts = ["Budget budget vote.", "The vote was late.", "Of the."]
     # Document counts without stop words: budget 2, vote 2, late 1.
@@ -372,7 +372,7 @@ TOLERANCE = 0.001
 
 
 def test_shipped_model_scores_on_a_test_slice_what_its_training_run_recorded():
-    from plugins.summarization import corpora
+    from toolkit_plugins.summarization import corpora
 
     meta = shipped_model()
     if not (corpora.BBC.is_file() and corpora.CNNDM.is_file()):

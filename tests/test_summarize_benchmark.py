@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.summarization import corpora
-from plugins.summarization.rouge import reference_lines, rouge_f1
+from toolkit_plugins.summarization import corpora
+from toolkit_plugins.summarization.rouge import reference_lines, rouge_f1
 from toolkit.text.sentences import split_sentences
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize.py"

@@ -75,7 +75,7 @@ def test_scale_like_keeps_the_init_scale_and_the_rows_without_vectors(h):
 
 
 def test_cnn_word_vectors_option_starts_the_embedding_from_them(h):
-    from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, build_network, pretrain_embedding
+    from toolkit_plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, build_network, pretrain_embedding
 
     settings = {name: option.default for name, option in CNN_TRAIN_OPTIONS.items()}
     settings.update(dim=2, filters=4, hidden=4)

@@ -204,7 +204,7 @@ def test_serial_blas_holds_blas_to_one_thread_counted_and_restores():
 def test_summarizers_rank_on_one_blas_thread():
     from threadpoolctl import threadpool_limits
 
-    from plugins.summarization.centrality import CentralitySummarizer
+    from toolkit_plugins.summarization.centrality import CentralitySummarizer
 
     seen = []
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import plugins.translation.engine as engine_module
+import toolkit_plugins.translation.engine as engine_module
 import toolkit
-from plugins.translation.engine import TransformerTranslator
+from toolkit_plugins.translation.engine import TransformerTranslator
 from toolkit.cli import make_cli
 from toolkit.engine import DataError, OptionError
 from toolkit.plugins import load_registry
@@ -57,7 +57,7 @@ def installed(model_dir, monkeypatch) -> str:
 @pytest.fixture
 def run(tmp_path, monkeypatch, installed):
     monkeypatch.chdir(tmp_path)
-    cli = make_cli(lambda: load_registry(("plugins.translation",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.translation",), entry_points=[]))
     return lambda *args, input=None: CliRunner().invoke(cli, list(args), input=input)
 
 
@@ -208,12 +208,12 @@ def test_dim_not_divisible_by_heads_is_a_usage_error_before_training(tmp_path, m
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("plugins.translation.trainer.fit_translator", no_training)
+    monkeypatch.setattr("toolkit_plugins.translation.trainer.fit_translator", no_training)
     monkeypatch.chdir(tmp_path)
     data = pairs(30, 7)
     (tmp_path / "tr.en").write_text("".join(p["source"] + "\n" for p in data))
     (tmp_path / "tr.de").write_text("".join(p["target"] + "\n" for p in data))
-    cli = make_cli(lambda: load_registry(("plugins.translation",), entry_points=[]))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.translation",), entry_points=[]))
     result = CliRunner().invoke(cli, ["train", "translate", "tr.en", "tr.de", "--src", "en", "--tgt", "de", "--dim",
                                       "32", "--heads", "3", "-q", "-o", "t.nlpt"])
     assert result.exit_code == 2, result.output

@@ -30,7 +30,7 @@ from toolkit.files import AtomicFile
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
-BUILTIN_PLUGINS = ("plugins.summarization", "plugins.classification", "plugins.qa", "plugins.translation")
+BUILTIN_PLUGINS = ("toolkit_plugins.summarization", "toolkit_plugins.classification", "toolkit_plugins.qa", "toolkit_plugins.translation")
 ENV_PLUGINS = "NLP_TOOL_PLUGINS"
 ENV_HOME = "NLP_TOOL_HOME"
 # Task names become command-line verbs, engine names --engine values.

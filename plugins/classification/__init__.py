@@ -6,9 +6,9 @@ modules import numpy and scikit-learn only when a model is trained or used.
 
 from toolkit import hookimpl
 
-from plugins.classification.cnn import CnnClassifier
-from plugins.classification.ensemble import EnsembleClassifier
-from plugins.classification.ngram import NgramClassifier
+from toolkit_plugins.classification.cnn import CnnClassifier
+from toolkit_plugins.classification.ensemble import EnsembleClassifier
+from toolkit_plugins.classification.ngram import NgramClassifier
 
 
 @hookimpl

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugins.classification.common import ClassifierEngine, split_validation
+from toolkit_plugins.classification.common import ClassifierEngine, split_validation
 from toolkit.engine import Option
 
 if TYPE_CHECKING:

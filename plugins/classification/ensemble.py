@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
-from plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, ClassifierEngine, split_validation
-from plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
+from toolkit_plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
+from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, ClassifierEngine, split_validation
+from toolkit_plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
 from toolkit.engine import DataError, Option
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from plugins.classification.common import ClassifierEngine
+from toolkit_plugins.classification.common import ClassifierEngine
 from toolkit.engine import Option
 
 if TYPE_CHECKING:

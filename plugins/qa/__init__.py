@@ -7,8 +7,8 @@ baselines need no model.
 
 from toolkit import hookimpl
 
-from plugins.qa.baselines import SentenceRetriever, WindowBaseline
-from plugins.qa.neural import ReaderEngine
+from toolkit_plugins.qa.baselines import SentenceRetriever, WindowBaseline
+from toolkit_plugins.qa.neural import ReaderEngine
 
 
 @hookimpl

@@ -14,8 +14,8 @@ from __future__ import annotations
 import bisect
 import math
 
-from plugins.qa.common import Job, QAEngine, Span
-from plugins.qa.passages import STOPWORDS, Token, bm25_scores, content_terms
+from toolkit_plugins.qa.common import Job, QAEngine, Span
+from toolkit_plugins.qa.passages import STOPWORDS, Token, bm25_scores, content_terms
 from toolkit.text.sentences import split_sentences
 
 # How far (in tokens) a question word still lends weight to a candidate span.

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
-from plugins.qa.squad import check_records, is_squad_file, read_squad
+from toolkit_plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
+from toolkit_plugins.qa.squad import check_records, is_squad_file, read_squad
 from toolkit.engine import Engine, Option
 from toolkit.text.sentences import Sentence, split_sentences
 
@@ -171,7 +171,7 @@ class QAEngine(Engine):
 
     def evaluate(self, records: list[dict], batch_size: int = 32) -> dict:
         """SQuAD v1.1 exact match and F1 (percent) on ``records`` ({"question", "context", "answers"}), and speed."""
-        from plugins.qa.metric import squad_scores
+        from toolkit_plugins.qa.metric import squad_scores
 
         examples = check_records(records, "evaluation data")
         predictions: list[str] = []

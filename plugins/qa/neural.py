@@ -1,11 +1,11 @@
-"""The ``reader`` engine: the neural span reader of plugins.qa.reader behind the common QA pipeline."""
+"""The ``reader`` engine: the neural span reader of toolkit_plugins.qa.reader behind the common QA pipeline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from plugins.qa.common import ENCODERS, Job, QAEngine, Span
+from toolkit_plugins.qa.common import ENCODERS, Job, QAEngine, Span
 from toolkit.engine import LoadsModel, Option
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class ReaderEngine(LoadsModel, QAEngine):
 
     def _load(self) -> tuple[Any, Any, dict]:
         """(SpanReader, Featurizer, metadata) of the model file."""
-        from plugins.qa.reader import Featurizer
+        from toolkit_plugins.qa.reader import Featurizer
         from toolkit.nn import load_model
 
         model, meta = load_model(self.model)
@@ -75,8 +75,8 @@ class ReaderEngine(LoadsModel, QAEngine):
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
               progress: bool | None = None, **options: Any) -> dict:
         """Fit the reader on ``records`` ({"question", "context", "answers"}); the best epoch on ``valid`` is kept."""
-        from plugins.qa.squad import check_records
-        from plugins.qa.training import train_reader
+        from toolkit_plugins.qa.squad import check_records
+        from toolkit_plugins.qa.training import train_reader
         from toolkit.engine import train_settings
 
         settings = train_settings(cls, options)

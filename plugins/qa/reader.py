@@ -8,7 +8,7 @@ as is, lower-cased, or as the same stem; its frequency; capitalisation;
 digits; nearness to a question word). No pre-trained vectors exist offline,
 so these features carry much of what embeddings otherwise would; the word
 vectors can start from PPMI + SVD vectors of the training text
-(plugins.qa.wordvectors, the ``word_vectors`` training option).
+(toolkit_plugins.qa.wordvectors, the ``word_vectors`` training option).
 
 A shared encoder (convolution, then self-attention; or with ``encoder="gru"``
 a bidirectional GRU; each residual with layer norm) reads both; the passage
@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from plugins.qa.common import ENCODERS
-from plugins.qa.passages import STOPWORDS, Token
+from toolkit_plugins.qa.common import ENCODERS
+from toolkit_plugins.qa.passages import STOPWORDS, Token
 from toolkit.nn import (
     BiGRU,
     Conv1D,

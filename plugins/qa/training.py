@@ -27,8 +27,8 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from plugins.qa.passages import Token, split_passages, tokenize
-from plugins.qa.squad import Example
+from toolkit_plugins.qa.passages import Token, split_passages, tokenize
+from toolkit_plugins.qa.squad import Example
 from toolkit.errors import DataError, ModelMismatchError, ModelNotFoundError, OptionError
 from toolkit.progress import ProgressBar
 
@@ -97,7 +97,7 @@ def epoch_batches(instances: list[Instance], batch: int, seed: int, epoch: int) 
 def train_reader(engine_class: type, examples: list[Example], valid: list[Example] | None, output: str,
                  settings: dict[str, Any], seed: int, progress: bool | None) -> dict:
     """Train, keep the best model at ``output``, return the training report."""
-    from plugins.qa.reader import Featurizer, SpanReader
+    from toolkit_plugins.qa.reader import Featurizer, SpanReader
     from toolkit.nn import (
         Adam,
         clip_grad_norm,
@@ -290,7 +290,7 @@ def vector_text_paths(spec: str) -> list[str]:
 
 
 def init_word_vectors(model: Any, vocab: list[str], examples: list[Example], vector_texts: str, seed: int) -> dict:
-    """Set the reader's word Embedding to PPMI + SVD vectors of the training text (plugins.qa.wordvectors).
+    """Set the reader's word Embedding to PPMI + SVD vectors of the training text (toolkit_plugins.qa.wordvectors).
 
     The text is the training contexts (each once) and questions, plus the
     documents of the ``vector_texts`` files. Known words get their vector,
@@ -299,8 +299,8 @@ def init_word_vectors(model: Any, vocab: list[str], examples: list[Example], vec
     random rows. The vectors are fine-tuned like any weight afterwards.
     Returns the report stamped into the model's training metadata.
     """
-    from plugins.qa.reader import UNKNOWN
-    from plugins.qa.wordvectors import read_texts, train_vectors
+    from toolkit_plugins.qa.reader import UNKNOWN
+    from toolkit_plugins.qa.wordvectors import read_texts, train_vectors
     from toolkit.text.vectors import scale_like
 
     texts = [*dict.fromkeys(e.context for e in examples), *(e.question for e in examples)]

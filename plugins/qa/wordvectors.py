@@ -6,7 +6,7 @@ few hundred passages at most. ``toolkit.text.vectors`` gives every
 vocabulary word a distributional vector (PPMI co-occurrence, then a
 truncated SVD) from the training contexts and any other text given; this
 module reads that text and tokenizes it as the reader does
-(plugins.qa.passages.TOKEN, lower-cased), so the vectors line up with the
+(toolkit_plugins.qa.passages.TOKEN, lower-cased), so the vectors line up with the
 reader's vocabulary.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plugins.qa.passages import TOKEN
+from toolkit_plugins.qa.passages import TOKEN
 from toolkit.engine import DataError
 from toolkit.text.vectors import word_vectors
 

@@ -6,9 +6,9 @@ registered is the task's default.
 
 from toolkit import hookimpl
 
-from plugins.summarization.centrality import CentralitySummarizer
-from plugins.summarization.lead import LeadSummarizer
-from plugins.summarization.trained import TrainedSummarizer
+from toolkit_plugins.summarization.centrality import CentralitySummarizer
+from toolkit_plugins.summarization.lead import LeadSummarizer
+from toolkit_plugins.summarization.trained import TrainedSummarizer
 
 
 @hookimpl

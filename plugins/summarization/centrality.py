@@ -27,7 +27,7 @@ import functools
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from plugins.summarization.common import WORD, SummarizerEngine
+from toolkit_plugins.summarization.common import WORD, SummarizerEngine
 from toolkit.text.sentences import Sentence
 
 if TYPE_CHECKING:

@@ -140,7 +140,7 @@ class SummarizerEngine(Engine):
 
     def evaluate(self, records: list[dict]) -> dict:
         """ROUGE-1/2/L/Lsum F1 (means over ``records`` of {"article", "summary"}) and documents per second."""
-        from plugins.summarization.rouge import reference_lines, rouge_f1
+        from toolkit_plugins.summarization.rouge import reference_lines, rouge_f1
 
         articles, references = [], []
         for n, record in enumerate(records, start=1):

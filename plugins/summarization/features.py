@@ -25,7 +25,7 @@ from toolkit.text.sentences import Sentence
 if TYPE_CHECKING:
     import numpy as np
 
-    from plugins.summarization.centrality import SentenceWords
+    from toolkit_plugins.summarization.centrality import SentenceWords
 
 # Every feature a Document computes, in this order; a model file names the ones its scorer reads.
 FEATURES = ("position", "inverse_position", "paragraph_start", "document_length", "sentence_length",
@@ -48,7 +48,7 @@ class Document:
         import numpy as np
         from scipy import sparse
 
-        from plugins.summarization.centrality import (
+        from toolkit_plugins.summarization.centrality import (
             centrality,
             content_sentences,
             length_factor,
@@ -122,7 +122,7 @@ class Document:
         sentence covers more of what is left out, so "short" favours length
         as the centrality engine does, only then.
         """
-        from plugins.summarization.centrality import mmr
+        from toolkit_plugins.summarization.centrality import mmr
 
         if rule not in LENGTH_RULES:
             raise ValueError(f"length rule must be one of {', '.join(LENGTH_RULES)}, not {rule!r}")

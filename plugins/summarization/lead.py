@@ -6,7 +6,7 @@ standard baseline every summarization engine is compared against.
 
 from __future__ import annotations
 
-from plugins.summarization.common import SummarizerEngine
+from toolkit_plugins.summarization.common import SummarizerEngine
 from toolkit.text.sentences import Sentence
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
-from plugins.summarization.common import WORD
+from toolkit_plugins.summarization.common import WORD
 
 Grams = tuple[Counter, Counter]
 

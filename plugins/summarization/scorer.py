@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plugins.summarization.features import WIDTH
+from toolkit_plugins.summarization.features import WIDTH
 from toolkit.nn.layers import (
     Conv1D,
     Dense,

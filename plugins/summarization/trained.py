@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from plugins.summarization.common import SummarizerEngine
-from plugins.summarization.features import FEATURES, LENGTH_RULES, WIDTH, Document
+from toolkit_plugins.summarization.common import SummarizerEngine
+from toolkit_plugins.summarization.features import FEATURES, LENGTH_RULES, WIDTH, Document
 from toolkit.engine import DataError, Option, RecordError, train_settings
 from toolkit.text.sentences import Sentence, split_sentences
 
@@ -80,7 +80,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def reference_length(summary: str) -> int:
     """Sentences in a reference summary: how many the held-out summaries keep."""
-    from plugins.summarization.rouge import reference_lines
+    from toolkit_plugins.summarization.rouge import reference_lines
 
     return max(1, len(reference_lines(summary).splitlines()))
 
@@ -103,7 +103,7 @@ def labelled(records: list[dict], progress: bool | None, desc: str,
 
     DataError when there is none: no article has a sentence sharing a word with its summary.
     """
-    from plugins.summarization.oracle import oracle
+    from toolkit_plugins.summarization.oracle import oracle
     from toolkit.progress import ProgressBar
 
     out = []
@@ -170,8 +170,8 @@ class TrainedSummarizer(SummarizerEngine):
         import numpy as np
 
         import toolkit.nn as nn
-        from plugins.summarization.oracle import rouge12
-        from plugins.summarization.scorer import SentenceScorer
+        from toolkit_plugins.summarization.oracle import rouge12
+        from toolkit_plugins.summarization.scorer import SentenceScorer
         from toolkit.datasets import split_records
         from toolkit.nn import save_arrays
         from toolkit.text import WordTokenizer
@@ -276,7 +276,7 @@ def load(model: str) -> tuple[Any, Any, dict]:
     """The scorer, tokenizer and metadata of a summarization model file; ModelFileError saying what is wrong."""
     import numpy as np
 
-    from plugins.summarization.scorer import SentenceScorer
+    from toolkit_plugins.summarization.scorer import SentenceScorer
     from toolkit.nn import ModelFileError, layer_from_config, read_model_file
     from toolkit.text import WordTokenizer
 

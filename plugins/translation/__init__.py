@@ -6,7 +6,7 @@ sentencepiece and sacrebleu are imported only when a model is used or trained.
 
 from toolkit import hookimpl
 
-from plugins.translation.engine import TransformerTranslator
+from toolkit_plugins.translation.engine import TransformerTranslator
 
 
 @hookimpl

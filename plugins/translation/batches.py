@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator, NamedTuple
 
-from plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
+from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
 from toolkit.engine import DataError, RecordError
 
 if TYPE_CHECKING:

@@ -134,7 +134,7 @@ class TransformerTranslator(LoadsModel, Engine):
 
     def _load(self) -> tuple[Any, dict]:
         """(Translator, metadata) of the model file."""
-        from plugins.translation.translator import Translator
+        from toolkit_plugins.translation.translator import Translator
         from toolkit.nn import ModelFileError, read_model_file
 
         config, arrays = read_model_file(self.model)
@@ -146,7 +146,7 @@ class TransformerTranslator(LoadsModel, Engine):
 
     @property
     def translator(self) -> Any:
-        """The loaded :class:`~plugins.translation.translator.Translator` (network and vocabularies)."""
+        """The loaded :class:`~toolkit_plugins.translation.translator.Translator` (network and vocabularies)."""
         return self._loaded()[0]
 
     def model_version(self) -> str | None:
@@ -206,8 +206,8 @@ class TransformerTranslator(LoadsModel, Engine):
         """Learn subwords and a transformer from ``records`` ({"source", "target"}); write one model file."""
         import numpy as np
 
-        from plugins.translation.batches import check_pairs
-        from plugins.translation.trainer import fit_translator
+        from toolkit_plugins.translation.batches import check_pairs
+        from toolkit_plugins.translation.trainer import fit_translator
         from toolkit.nn import save_arrays
 
         settings = train_settings(cls, options)
@@ -228,7 +228,7 @@ class TransformerTranslator(LoadsModel, Engine):
         name = settings["name"] or Path(output).stem
         metrics = None
         if held is not None:
-            from plugins.translation.translator import score_corpus
+            from toolkit_plugins.translation.translator import score_corpus
 
             hypotheses = [t[0].text for t in translator.translate(held[0], beam=4)]
             metrics = {"records": len(held[0]), "beam": 4, **score_corpus(hypotheses, held[1])}
@@ -257,8 +257,8 @@ class TransformerTranslator(LoadsModel, Engine):
 
     def evaluate(self, records: list[dict]) -> dict:
         """Corpus BLEU and chrF (sacrebleu, detokenized, cased) of this engine's translations of ``records``."""
-        from plugins.translation.batches import check_pairs
-        from plugins.translation.translator import score_corpus
+        from toolkit_plugins.translation.batches import check_pairs
+        from toolkit_plugins.translation.translator import score_corpus
 
         sources, references = check_pairs(records, "evaluation data")
         start = time.perf_counter()

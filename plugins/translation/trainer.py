@@ -13,9 +13,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from plugins.translation.batches import Batch, epoch_batches, token_batches
-from plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
-from plugins.translation.translator import Translator, score_corpus
+from toolkit_plugins.translation.batches import Batch, epoch_batches, token_batches
+from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
+from toolkit_plugins.translation.translator import Translator, score_corpus
 from toolkit.errors import DataError, ModelFileError, ModelMismatchError
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from plugins.translation.subwords import EOS_ID, SubwordVocab
+from toolkit_plugins.translation.subwords import EOS_ID, SubwordVocab
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,7 +86,7 @@ class Translator:
     def translate(self, sentences: list[str], beam: int = 4, alpha: float = 0.6, top_k: int = 1,
                   batch_size: int = 64) -> list[list[Translation]]:
         """The ``top_k`` best translations of each sentence, best first; score: log-probability / length penalty."""
-        from plugins.translation.batches import pad_rows
+        from toolkit_plugins.translation.batches import pad_rows
         from toolkit.nn.decoding import beam_search, greedy, length_penalty
 
         pieces, owner = self._source_pieces(sentences)
