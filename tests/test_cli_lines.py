@@ -61,6 +61,16 @@ def test_blank_input_lines_give_blank_output_lines(run, tmp_path):
     assert (result.exit_code, result.stdout) == (0, "\na\n\n\nb\\nc\n")
     result = run("split", "-i", "lines", input="x\n\ny\n")  # stdin: ids -:1, -:3
     assert (result.exit_code, result.stdout) == (0, "x\n\ny\n")
+    # Blank lines at the end of a file, and a file of blank lines only, keep their lines too.
+    (tmp_path / "tail.txt").write_text("a\n\n\n")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    result = run("split", "-i", "lines", "tail.txt", "empty.txt", "in.txt")
+    joined = "".join((tmp_path / n).read_text() for n in ("tail.txt", "empty.txt", "in.txt"))
+    assert result.exit_code == 0 and result.stdout == "a\n\n\n\n\n\na\n\n\nb\\nc\n"
+    assert len(result.stdout.splitlines()) == len(joined.splitlines())
+    # Other output formats have no line for a blank line.
+    result = run("split", "-i", "lines", "tail.txt", "-f", "jsonl")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["tail.txt:1"]
 
 
 def test_a_failing_line_under_skip_is_an_empty_line_with_its_error_on_stderr(run, tmp_path):

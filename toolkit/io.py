@@ -29,11 +29,13 @@ UNICODE_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 @dataclass
 class Record:
-    """One input: its id, and either the value to run on or why it could not be read."""
+    """One input: its id, and the value to run on, or why it could not be read, or ``blank``: a blank line of
+    ``-i lines`` input, which is no input but still has its (empty) line in line-per-line output."""
 
     id: str
     value: Any = None
     error: str | None = None
+    blank: bool = False
 
 
 def expand_sources(args: Iterable[str]) -> list[str]:
@@ -109,8 +111,8 @@ def read_records(
             yield Record(name, _wrap(content, question))
         elif input_format == "lines":
             for number, line in enumerate(text_lines(content), 1):
-                if line.strip():
-                    yield Record(f"{name}:{number}", _wrap(line, question))
+                rid = f"{name}:{number}"
+                yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
         else:
             for number, line in enumerate(text_lines(content), 1):
                 if line.strip():

@@ -20,37 +20,25 @@ class LineWriter:
 
     A result's text has its line breaks written as ``\\n`` (``\\r``); a
     failed input gets an empty line (its error goes to stderr), and so does
-    each blank input line, which is no input: the ``SOURCE:LINE`` ids of
-    line inputs say where the blank lines were.
+    each blank input line.
     """
 
     def __init__(self, stream: IO[str], format_text: Callable[[dict], str]) -> None:
         self.stream = stream
         self.format_text = format_text
-        self._last: tuple[str, int] | None = None
 
     def result(self, rid: str, result: dict) -> None:
         """Write one result; raises, with nothing written, when ``format_text`` fails."""
-        self._write(rid, self.format_text(result).replace("\n", "\\n").replace("\r", "\\r"))
+        self.stream.write(self.format_text(result).replace("\n", "\\n").replace("\r", "\\r") + "\n")
 
     def error(self, rid: str, message: str) -> None:
-        self._write(rid, "")
+        self.stream.write("\n")
+
+    def blank(self) -> None:
+        self.stream.write("\n")
 
     def close(self) -> None:
         """Nothing to end: every line is complete once written."""
-
-    def _write(self, rid: str, line: str) -> None:
-        source, _, number = rid.rpartition(":")
-        blank = 0
-        if number.isdigit():
-            last_source, last_number = self._last or ("", 0)
-            # A new source, or the same name again (a file named like the ids of --text inputs), starts at line 1.
-            start = last_number if source == last_source and int(number) > last_number else 0
-            blank = int(number) - start - 1
-            self._last = (source, int(number))
-        else:
-            self._last = None
-        self.stream.write("\n" * blank + line + "\n")
 
 
 def write_results(
@@ -71,6 +59,10 @@ def write_results(
     failed = 0
     try:
         for record, result, error in _outcomes(pipe, records):
+            if record.blank:
+                if isinstance(writer, LineWriter):
+                    writer.blank()
+                continue
             if error is None:
                 try:
                     writer.result(record.id, result)
@@ -98,19 +90,19 @@ def _outcomes(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[tupl
 
     The pipeline runs the values of the records that could be read, pulling
     them a batch at a time; the others (a file that cannot be decoded, a bad
-    JSONL line) wait in line to be reported in their place.
+    JSONL line, a blank line) wait in line to be reported in their place.
     """
     waiting: deque[io.Record] = deque()
 
     def readable() -> Iterator:
         for record in records:
             waiting.append(record)
-            if record.error is None:
+            if record.error is None and not record.blank:
                 yield record.value
 
     for result in pipe(readable()):
         record = waiting.popleft()
-        while record.error is not None:
+        while record.error is not None or record.blank:
             yield record, None, record.error
             record = waiting.popleft()
         if isinstance(result, api.ErrorRecord):
