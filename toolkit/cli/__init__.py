@@ -44,26 +44,16 @@ def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpTool
 
     for command in (tasks_command, plugins_command, install_command, uninstall_command):
         group.add_command(command)
-    group.add_command(
-        TaskGroup(
-            name="train",
-            capable=can_train,
-            make_command=make_train_command,
-            verb="trained",
-            help="Train a model: `nlp-tool train TASK DATA`; `nlp-tool train TASK --help` lists its options.",
-            short_help="Train a model for a task on labelled data.",
-        )
-    )
-    group.add_command(
-        TaskGroup(
-            name="evaluate",
-            capable=can_evaluate,
-            make_command=make_evaluate_command,
-            verb="evaluated",
-            help="Score an engine and its model: `nlp-tool evaluate TASK DATA --model FILE`.",
-            short_help="Evaluate a model of a task on labelled data.",
-        )
-    )
+    for name, capable, make_command, verb, help_text, short_help in (
+        ("train", can_train, make_train_command, "trained",
+         "Train a model: `nlp-tool train TASK DATA`; `nlp-tool train TASK --help` lists its options.",
+         "Train a model for a task on labelled data."),
+        ("evaluate", can_evaluate, make_evaluate_command, "evaluated",
+         "Score an engine and its model: `nlp-tool evaluate TASK DATA --model FILE`.",
+         "Evaluate a model of a task on labelled data."),
+    ):
+        group.add_command(TaskGroup(name=name, capable=capable, make_command=make_command, verb=verb,
+                                    help=help_text, short_help=short_help))
     return group
 
 

@@ -95,24 +95,22 @@ def _find_plugin(ctx: click.Context, name: str) -> PluginInfo:
     raise click.UsageError(f"no plugin named {name!r}; `nlp-tool plugins` lists them")
 
 
-@plugins_command.command(name="disable", cls=ReportingCommand)
-@click.argument("name")
-@click.pass_context
-def plugins_disable(ctx: click.Context, name: str) -> None:
-    """Stop loading plugin NAME (kept installed; saved in the user config)."""
-    info = _find_plugin(ctx, name)
-    set_disabled(info.name, True)
-    click.echo(f"disabled plugin {info.name!r}")
+def _switch_command(name: str, disabled: bool, doc: str) -> click.Command:
+    """``plugins disable`` / ``plugins enable``: the same command but for the state it saves."""
+
+    @plugins_command.command(name=name, cls=ReportingCommand, help=doc)
+    @click.argument("name")
+    @click.pass_context
+    def switch(ctx: click.Context, name: str) -> None:
+        info = _find_plugin(ctx, name)
+        set_disabled(info.name, disabled)
+        click.echo(f"{'disabled' if disabled else 'enabled'} plugin {info.name!r}")
+
+    return switch
 
 
-@plugins_command.command(name="enable", cls=ReportingCommand)
-@click.argument("name")
-@click.pass_context
-def plugins_enable(ctx: click.Context, name: str) -> None:
-    """Load plugin NAME again after `nlp-tool plugins disable`."""
-    info = _find_plugin(ctx, name)
-    set_disabled(info.name, False)
-    click.echo(f"enabled plugin {info.name!r}")
+_switch_command("disable", True, "Stop loading plugin NAME (kept installed; saved in the user config).")
+_switch_command("enable", False, "Load plugin NAME again after `nlp-tool plugins disable`.")
 
 
 def _pip(args: list[str]) -> None:
