@@ -130,7 +130,7 @@ def test_batch_size_must_be_a_positive_int(batch_size, error, message):
 
 @pytest.mark.parametrize("task, fields, options", [
     ("classify", ("text", "label"), {"engine": "ngram"}),
-    ("translate", ("source", "target"), {"src": "en", "tgt": "de"}),
+    ("translate", ("source", "target"), {"source": "en", "target": "de"}),
 ])
 def test_train_names_a_bad_record_by_its_place_in_the_data(tmp_path, task, fields, options):
     from toolkit.datasets import split_positions
@@ -270,7 +270,7 @@ def test_on_error_raise_lets_the_engines_exception_through(registry):
 
 
 def test_on_error_skip_gives_error_records_in_input_order_beside_the_good_results(registry):
-    from toolkit.api import ErrorRecord
+    from toolkit import ErrorRecord
 
     picky = Pipeline("touchy", "picky", registry=registry, on_error="skip", batch_size=4)
     results = picky(["a", "BOOM 1", "b", "c", "BOOM 2", "d"])

@@ -17,6 +17,7 @@ _LAZY = {
     "train": ("toolkit.api", "train"),
     "evaluate": ("toolkit.api", "evaluate"),
     "Engine": ("toolkit.engine", "Engine"),
+    "ErrorRecord": ("toolkit.api", "ErrorRecord"),
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
