@@ -44,7 +44,7 @@ TARGET_ACCURACY = 0.92
 MAX_BYTES = 10 * 2**20
 VALID_FRACTION = 0.1
 # What every candidate shares: the n-gram model and CNN of the recipes the history tried.
-BASE = {"ngram": 3, "hash_bits": 24, "min_df": 3, "epochs": 3, "maxlen": 400}
+BASE = {"ngram": 3, "hash_bits": 24, "min_df": 3, "epochs": 3, "max_len": 400}
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ of the ensembles are slightly optimistic; the test number below is not.
     {options['min_df']} fitting reviews use are features ({len(arrays['ngram.buckets']):,}); weights stored as float16.
   - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {options['dropout']}
     (training only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent
-    fitting words, last {options['maxlen']} words of a text, {options['epochs']} epoch(s) at most, best validation
+    fitting words, last {options['max_len']} words of a text, {options['epochs']} epoch(s) at most, best validation
     epoch ({meta['cnn']['history']['best_epoch']}) kept; stored as float16. {vectors}
   - The n-gram weight in the average: {meta['ngram_weight']} ({'fixed by the candidate' if 'ngram_weight' in row['options']
     else 'the lowest validation log-loss on a grid of 0.05'}).

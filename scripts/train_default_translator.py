@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=115.0, help="stop training after this long (0: no limit)")
     p.add_argument("--patience", type=int, default=5, help="stop after N epochs without a better val BLEU")
     p.add_argument("--batch-tokens", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=800)
     p.add_argument("--vocab-size", type=int, default=8000)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -98,7 +98,7 @@ English to German translation for `nlp-tool translate --from en --to de` and
   train, stored inside the model file.
 - Transformer encoder-decoder, pre-norm: d_model 256, 4 heads, 3 encoder + 3 decoder layers,
   FFN 1024 (ReLU), dropout {args.dropout}, sinusoidal positions, source/target/output embeddings tied.
-- Label-smoothed cross-entropy (0.1), Adam (0.9, 0.98, eps 1e-9), peak learning rate {args.lr} after
+- Label-smoothed cross-entropy (0.1), Adam (0.9, 0.98, eps 1e-9), peak learning rate {args.learning_rate} after
   {args.warmup} warm-up steps then 1/sqrt(step), gradient clipping at 1.0, batches of about
   {args.batch_tokens} padded tokens of similar length.
 - Decoding: beam 4, length penalty 0.6 (GNMT), with a key/value cache.
@@ -133,9 +133,9 @@ def main() -> int:
     staged = args.output.with_name(args.output.name + ".new")
     start = time.perf_counter()
     report = TransformerTranslator.train(
-        train, str(staged), valid=valid, seed=args.seed, name="multi30k-en-de", src="en", tgt="de",
+        train, str(staged), valid=valid, seed=args.seed, name="multi30k-en-de", source="en", target="de",
         epochs=args.epochs, max_minutes=args.max_minutes, patience=args.patience, checkpoint=str(args.checkpoint),
-        batch_tokens=args.batch_tokens, lr=args.lr, warmup=args.warmup, vocab_size=args.vocab_size,
+        batch_tokens=args.batch_tokens, learning_rate=args.learning_rate, warmup=args.warmup, vocab_size=args.vocab_size,
         dropout=args.dropout,
     )
     print(f"trained in {time.perf_counter() - start:.0f} s; val {report.get('metrics')}", flush=True)

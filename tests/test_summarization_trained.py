@@ -50,7 +50,7 @@ def synthetic(n: int, seed: int) -> list[dict]:
 def model(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("trained") / "tiny.nlpt"
     TrainedSummarizer.train(synthetic(24, 0), str(path), valid=synthetic(6, 1), progress=False,
-                            epochs=12, patience=0, dim=16, filters=16, hidden=16, dropout=0.0, lr=5e-3)
+                            epochs=12, patience=0, dim=16, filters=16, hidden=16, dropout=0.0, learning_rate=5e-3)
     return str(path)
 
 
@@ -136,7 +136,7 @@ def test_trained_is_the_default_engine():
 def test_model_without_sentence_encoder_reads_no_words(tmp_path):
     path = str(tmp_path / "features.nlpt")
     TrainedSummarizer.train(synthetic(24, 0), path, valid=synthetic(6, 1), progress=False,
-                            epochs=12, patience=0, filters=0, hidden=16, lr=5e-3)
+                            epochs=12, patience=0, filters=0, hidden=16, learning_rate=5e-3)
     engine = TrainedSummarizer(model=path, sentences=2)
     assert engine.scorer.encoder is None and engine.scorer.maxlen == 0
     assert [k for k, _, _ in engine.scorer.named_parameters()] == ["0.0.w", "0.0.b", "0.1.w", "0.1.b"]

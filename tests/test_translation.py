@@ -21,7 +21,8 @@ WORDS = "cat dog man woman child ball red blue big small runs eats sees has the 
 # A made-up target language: every word has its own translation, word order kept.
 LEXICON = {w: w[::-1] + "o" for w in WORDS}
 TINY = {"epochs": 30, "dim": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn": 64, "dropout": 0.0,
-        "vocab_size": 60, "batch_tokens": 200, "lr": 3e-3, "warmup": 30, "max_len": 24, "label_smoothing": 0.0}
+        "vocab_size": 60, "batch_tokens": 200, "learning_rate": 3e-3, "warmup": 30, "max_len": 24,
+        "label_smoothing": 0.0}
 
 
 def lex(sentence: str) -> str:
@@ -43,7 +44,7 @@ def model_dir(tmp_path_factory) -> Path:
     """A tiny en->de model, trained once, in a folder that stands for the plugin's installed models."""
     directory = tmp_path_factory.mktemp("models")
     report = TransformerTranslator.train(pairs(600, 0), str(directory / "tiny.nlpt"), valid=pairs(20, 1), seed=0,
-                                         progress=False, src="en", tgt="de", **TINY)
+                                         progress=False, source="en", target="de", **TINY)
     assert report["metrics"]["bleu"] > 50, report  # the toy language is learnt
     return directory
 
@@ -135,8 +136,8 @@ def test_cli_train_and_evaluate_tsv(run, tmp_path):
     rows = ["source\ttarget"] + [f"{p['source']}\t{p['target']}" for p in pairs(60, 2)]
     (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
     result = run("train", "translate", "pairs.tsv")
-    assert result.exit_code == 2 and "--src CODE --tgt CODE" in result.output
-    result = run("train", "translate", "pairs.tsv", "--src", "en", "--tgt", "de", "--epochs", "1", "--dim", "16",
+    assert result.exit_code == 2 and "--source CODE --target CODE" in result.output
+    result = run("train", "translate", "pairs.tsv", "--source", "en", "--target", "de", "--epochs", "1", "--dim", "16",
                  "--heads", "2", "--ffn", "16", "--encoder-layers", "1", "--decoder-layers", "1", "--vocab-size", "50",
                  "--max-len", "24", "-o", "m.nlpt", "--quiet", "-f", "json")
     assert result.exit_code == 0, result.output
@@ -181,12 +182,12 @@ def test_cli_line_files_and_headerless_tsv(run, tmp_path):
 
     small = ["--epochs", "1", "--dim", "16", "--heads", "2", "--ffn", "16", "--encoder-layers", "1",
              "--decoder-layers", "1", "--vocab-size", "50", "--max-len", "24", "--quiet", "-f", "json"]
-    result = run("train", "translate", "t.en", "t.de", "--valid", "t.en", "--valid", "t.de", "--src", "en",
-                 "--tgt", "de", "-o", "lines.nlpt", *small)
+    result = run("train", "translate", "t.en", "t.de", "--valid", "t.en", "--valid", "t.de", "--source", "en",
+                 "--target", "de", "-o", "lines.nlpt", *small)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["train_records"] == 40 and report["valid_records"] == 40
-    result = run("train", "translate", "raw.tsv", "--no-header", "--src", "en", "--tgt", "de", "-o", "tsv.nlpt",
+    result = run("train", "translate", "raw.tsv", "--no-header", "--source", "en", "--target", "de", "-o", "tsv.nlpt",
                  "--valid-split", "0", *small)
     assert result.exit_code == 0 and json.loads(result.stdout)["train_records"] == 40, result.output
 
@@ -197,11 +198,11 @@ def test_api_pipeline(installed):
 
 
 def test_training_contract(tmp_path):
-    check_training(TransformerTranslator, pairs(30, 3), tmp_path, src="en", tgt="de",
+    check_training(TransformerTranslator, pairs(30, 3), tmp_path, source="en", target="de",
                    **{**TINY, "epochs": 1, "dim": 16, "ffn": 16})
     with pytest.raises(DataError, match="record 2 has an empty target"):
         TransformerTranslator.train([{"source": "a", "target": "b"}, {"source": "c", "target": " "}],
-                                    str(tmp_path / "x.nlpt"), src="en", tgt="de")
+                                    str(tmp_path / "x.nlpt"), source="en", target="de")
 
 
 def test_dim_not_divisible_by_heads_is_a_usage_error_before_training(tmp_path, monkeypatch):
@@ -214,7 +215,7 @@ def test_dim_not_divisible_by_heads_is_a_usage_error_before_training(tmp_path, m
     (tmp_path / "tr.en").write_text("".join(p["source"] + "\n" for p in data))
     (tmp_path / "tr.de").write_text("".join(p["target"] + "\n" for p in data))
     cli = make_cli(lambda: load_registry(("toolkit_plugins.translation",), entry_points=[]))
-    result = CliRunner().invoke(cli, ["train", "translate", "tr.en", "tr.de", "--src", "en", "--tgt", "de", "--dim",
+    result = CliRunner().invoke(cli, ["train", "translate", "tr.en", "tr.de", "--source", "en", "--target", "de", "--dim",
                                       "32", "--heads", "3", "-q", "-o", "t.nlpt"])
     assert result.exit_code == 2, result.output
     assert ("dim 32 is not divisible by heads 3: each attention head takes dim / heads of the width;"
@@ -227,11 +228,11 @@ def test_too_small_vocab_size_is_one_clear_sentence(tmp_path):
     # sentencepiece keeps every character seen (the space included) and the 4 special pieces.
     needed = len(set("".join(p["source"] + p["target"] for p in data))) + 4
     with pytest.raises(OptionError) as info:
-        TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), src="en", tgt="de", progress=False,
+        TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), source="en", target="de", progress=False,
                                     **{**TINY, "vocab_size": 5})
     assert str(info.value) == (f"vocab_size 5 is too small for this data: sentencepiece needs at least {needed}"
                                " (one piece per character seen, plus 4 special ones); raise --vocab-size")
-    report = TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), src="en", tgt="de", progress=False,
+    report = TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), source="en", target="de", progress=False,
                                          **{**TINY, "epochs": 1, "dim": 16, "ffn": 16, "vocab_size": needed})
     assert report["epochs"] == 1
 
@@ -239,11 +240,11 @@ def test_too_small_vocab_size_is_one_clear_sentence(tmp_path):
 def test_checkpoint_resumes_and_time_limit_stops(tmp_path):
     options = {**TINY, "epochs": 1, "dim": 16, "ffn": 16, "checkpoint": str(tmp_path / "ckpt.nlpt")}
     data, valid = pairs(60, 4), pairs(5, 5)
-    first = TransformerTranslator.train(data, str(tmp_path / "a.nlpt"), valid=valid, progress=False, src="en",
-                                        tgt="de", **options)
+    first = TransformerTranslator.train(data, str(tmp_path / "a.nlpt"), valid=valid, progress=False, source="en",
+                                        target="de", **options)
     assert first["epochs"] == 1 and (tmp_path / "ckpt.nlpt").is_file()
-    second = TransformerTranslator.train(data, str(tmp_path / "b.nlpt"), valid=valid, progress=False, src="en",
-                                         tgt="de", **{**options, "epochs": 3, "max_minutes": 1e-6})
+    second = TransformerTranslator.train(data, str(tmp_path / "b.nlpt"), valid=valid, progress=False, source="en",
+                                         target="de", **{**options, "epochs": 3, "max_minutes": 1e-6})
     # Resumed after epoch 1; the time limit ends epoch 2 after its first step.
     assert second["epochs"] == 2 and second["stopped"] == "max_minutes"
     assert second["steps"] == first["steps"] + 1

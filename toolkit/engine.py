@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import abc
 import json
+import sys
 import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -64,8 +67,46 @@ def is_reserved_option(name: str, train: bool = False) -> bool:
     )
 
 
+def _warn_deprecated(old: str, new: str) -> None:
+    # The warning names the caller's line, past nlp-tool's own frames: Python shows a
+    # DeprecationWarning by default only when that line is in __main__ (a user's script).
+    frame, level = sys._getframe(), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in ("toolkit", "toolkit_plugins"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"option {old!r} is deprecated, use {new!r}", DeprecationWarning, stacklevel=level)
+
+
+def renamed_options(
+    options: dict[str, Any],
+    declared: dict[str, Option],
+    warn: Callable[[str, str], None] = _warn_deprecated,
+    spell: Callable[[str], str] = repr,
+) -> dict[str, Any]:
+    """``options`` with each old name of a ``declared`` option (its ``deprecated``) replaced by the current one.
+
+    ``warn(old, new)`` reports each old name used: a DeprecationWarning for API
+    callers, a line on stderr for the command line. Giving an option under
+    both names is an OptionError (naming them with ``spell``: as keywords or as flags),
+    since neither value can be preferred.
+    """
+    current = {old: new for new, option in declared.items() for old in option.deprecated}
+    renamed: dict[str, Any] = {}
+    for key, value in options.items():
+        new = current.get(key)
+        if new is None:
+            renamed[key] = value
+            continue
+        if new in options:
+            raise OptionError(f"give {spell(new)} or its deprecated name {spell(key)}, not both")
+        warn(key, new)
+        renamed[new] = value
+    return renamed
+
+
 def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` checked against ``engine_class.train_options`` (OptionError otherwise), defaults filled in."""
+    """``options`` checked against ``engine_class.train_options`` (OptionError otherwise), defaults filled in;
+    deprecated names are accepted with a DeprecationWarning."""
+    options = renamed_options(options, engine_class.train_options)
     unknown = sorted(set(options) - set(engine_class.train_options))
     if unknown:
         accepted = ", ".join(sorted(engine_class.train_options)) or "none"
@@ -111,6 +152,9 @@ class Option:
     #: Extra command-line flags for the option, e.g. ("--from",) for an option
     #: named "source" (a Python keyword cannot be an option name).
     aliases: tuple[str, ...] = ()
+    #: Former names of the option, still accepted for one release with a deprecation warning
+    #: (see renamed_options); models trained under them keep them in their metadata.
+    deprecated: tuple[str, ...] = ()
     #: Bounds of an int or float option (None: unbounded); ``min_open`` / ``max_open``
     #: exclude the bound itself, as in click.FloatRange.
     minimum: float | None = None
@@ -193,6 +237,7 @@ class Engine(abc.ABC):
     line_file_flags: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
+        options = renamed_options(options, self.options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             accepted = ", ".join(sorted(self.options)) or "none"

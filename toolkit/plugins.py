@@ -163,6 +163,13 @@ def _check_options(where: str, engine_class: type[Engine], attribute: str, sibli
     reserved = sorted(k for k in options if is_reserved_option(k, train=train))
     if reserved:
         raise RegistryError(f"{where}: {what} names {reserved} are reserved by nlp-tool")
+    # An old name is still a keyword and a flag (see toolkit.engine.renamed_options).
+    old = [name for option in options.values() if isinstance(option, Option) for name in option.deprecated]
+    bad = [name for name in old if not (isinstance(name, str) and name.isidentifier()) or name in options
+           or is_reserved_option(name, train=train)]
+    if bad:
+        raise RegistryError(f"{where}: deprecated {what} names {bad} are not identifiers, are reserved by nlp-tool"
+                            " or name an option")
     taken: dict[str, tuple[str, str]] = {}  # flag -> (engine, option) that has it
     for sibling in siblings:
         for key, option in getattr(sibling, attribute).items():

@@ -32,10 +32,11 @@ WIDTH_STEP = 16
 CNN_TRAIN_OPTIONS = {
     "epochs": Option(int, 3, "Training epochs (at most).", minimum=1),
     "batch": Option(int, 128, "Examples per training step (mini-batch size).", minimum=1),
-    "lr": Option(float, 1e-3, "Adam learning rate.", minimum=0, min_open=True),
-    "maxlen": Option(int, 400, f"Words kept per text (the last ones; shorter texts are padded); at least the"
-                     f" convolution width {WIDTH}.", minimum=WIDTH),
-    "num_words": Option(int, 20000, "Vocabulary size (most frequent training words).", minimum=1),
+    "learning_rate": Option(float, 1e-3, "Adam learning rate.", minimum=0, min_open=True, deprecated=("lr",)),
+    "max_len": Option(int, 400, f"Words kept per text (the last ones; shorter texts are padded); at least the"
+                      f" convolution width {WIDTH}.", minimum=WIDTH, deprecated=("maxlen",)),
+    "vocab_size": Option(int, 20000, "Vocabulary size (most frequent training words).", minimum=1,
+                         deprecated=("num_words",)),
     "dim": Option(int, 128, "Embedding size.", minimum=1),
     "filters": Option(int, 128, f"Convolution filters (width {WIDTH}).", minimum=1),
     "hidden": Option(int, 128, "Units of the hidden dense layer.", minimum=1),
@@ -171,15 +172,15 @@ def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[li
         train_rows, valid_rows = split_validation(len(texts), seed)
         valid = ([texts[i] for i in valid_rows], y[valid_rows])
         texts, y = [texts[i] for i in train_rows], y[train_rows]
-    tokenizer = WordTokenizer(num_words=settings["num_words"]).fit(texts)
-    model = CnnModel(tokenizer, settings["maxlen"], build_network(tokenizer.vocab_size, n_classes, settings, seed))
+    tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(texts)
+    model = CnnModel(tokenizer, settings["max_len"], build_network(tokenizer.vocab_size, n_classes, settings, seed))
     vectors_report = pretrain_embedding(model, texts, seed) if settings["word_vectors"] else None
     x, x_valid = model.inputs(texts), model.inputs(valid[0])
     fd, checkpoint = tempfile.mkstemp(prefix=".cnn-", suffix=".nlpt")
     os.close(fd)
     try:
         history = nn.fit(
-            model.network, nn.softmax_cross_entropy, nn.Adam(model.network, settings["lr"]), x, y,
+            model.network, nn.softmax_cross_entropy, nn.Adam(model.network, settings["learning_rate"]), x, y,
             epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_valid, valid[1]),
             metrics={"accuracy": lambda t, out: float((out.argmax(axis=1) == t).mean())},
             patience=settings["patience"] or None, checkpoint=checkpoint, seed=seed, progress=progress,
@@ -193,7 +194,8 @@ def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[li
         Path(checkpoint).unlink(missing_ok=True)
     info = {
         "tokenizer": tokenizer.to_config(),
-        "maxlen": settings["maxlen"],
+        # The model file keeps the key "maxlen" of the models already shipped; the option is max_len.
+        "maxlen": settings["max_len"],
         "history": {"epochs": history.epochs, "best_epoch": history.best_epoch, "stopped": history.stopped},
     }
     if vectors_report is not None:

@@ -52,11 +52,11 @@ TRAIN_OPTIONS = {
     "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
     "epochs": Option(int, 15, "Training epochs (at most).", minimum=1),
     "batch": Option(int, 64, "Sentences per training step (mini-batch size).", minimum=1),
-    "lr": Option(float, 2e-3, "Adam learning rate.", minimum=0, min_open=True),
-    "maxlen": Option(int, 50, f"Words kept per sentence (the first ones); at least the convolution width {WIDTH}.",
-                     minimum=WIDTH),
-    "num_words": Option(int, 20000, "Vocabulary size (most frequent words of the training articles).",
-                        minimum=1, maximum=MAX_WORDS, max_open=True),
+    "learning_rate": Option(float, 2e-3, "Adam learning rate.", minimum=0, min_open=True, deprecated=("lr",)),
+    "max_len": Option(int, 50, f"Words kept per sentence (the first ones); at least the convolution width {WIDTH}.",
+                      minimum=WIDTH, deprecated=("maxlen",)),
+    "vocab_size": Option(int, 20000, "Vocabulary size (most frequent words of the training articles).",
+                         minimum=1, maximum=MAX_WORDS, max_open=True, deprecated=("num_words",)),
     "dim": Option(int, 32, "Word embedding size.", minimum=1),
     "filters": Option(int, 64, f"Convolution filters (width {WIDTH}); 0: no sentence encoder, the document"
                       " features alone (no tokenizing, no convolution: faster).", minimum=0),
@@ -192,9 +192,9 @@ class TrainedSummarizer(SummarizerEngine):
 
         # Without a sentence encoder the model needs no words: an empty vocabulary.
         encoder = settings["filters"] > 0
-        tokenizer = WordTokenizer(num_words=settings["num_words"]).fit(
+        tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(
             t for doc, _, _ in docs if encoder for t in doc.texts)
-        maxlen = settings["maxlen"] if encoder else 0
+        maxlen = settings["max_len"] if encoder else 0
         names = [name for name in FEATURES if settings["paragraph_share"] or name != "paragraph_share"]
         columns = [FEATURES.index(name) for name in names]
         rule = settings["length_rule"]
@@ -223,7 +223,7 @@ class TrainedSummarizer(SummarizerEngine):
         os.close(fd)
         try:
             history = nn.fit(
-                scorer, nn.binary_cross_entropy_with_logits, nn.Adam(scorer, settings["lr"]), x, y,
+                scorer, nn.binary_cross_entropy_with_logits, nn.Adam(scorer, settings["learning_rate"]), x, y,
                 epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_held, y_held),
                 metrics={"rouge12": held_rouge}, patience=settings["patience"] or None, checkpoint=checkpoint,
                 seed=seed, progress=progress,

@@ -72,8 +72,11 @@ class TransformerTranslator(LoadsModel, Engine):
     record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
     line_file_flags: ClassVar[dict[str, str]] = {"src": "source", "ref": "target"}  # sacrebleu's words
     train_options: ClassVar[dict[str, Option]] = {
-        "src": Option(str, "", "Source language code stored in the model (e.g. en)."),
-        "tgt": Option(str, "", "Target language code stored in the model (e.g. de)."),
+        # The verb's names for the language codes; --src is evaluate's source-text file.
+        "source": Option(str, "", "Source language code stored in the model (e.g. en).", aliases=("--from",),
+                         deprecated=("src",)),
+        "target": Option(str, "", "Target language code stored in the model (e.g. de).", aliases=("--to",),
+                         deprecated=("tgt",)),
         "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
         "epochs": Option(int, 20, "Training epochs (at most).", minimum=1),
         "max_minutes": Option(float, 0.0, "Stop after this many minutes, keeping the best model so far (0: no limit).",
@@ -83,7 +86,8 @@ class TransformerTranslator(LoadsModel, Engine):
         "checkpoint": Option(str, "", "Checkpoint file, rewritten after each epoch; an existing one is resumed."),
         "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched).",
                                minimum=1),
-        "lr": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0, min_open=True),
+        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0,
+                                min_open=True, deprecated=("lr",)),
         "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step)).", minimum=1),
         "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm.", minimum=0, min_open=True),
         "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy.", minimum=0, maximum=1,
@@ -211,9 +215,9 @@ class TransformerTranslator(LoadsModel, Engine):
         from toolkit.nn import save_arrays
 
         settings = train_settings(cls, options)
-        for key in ("src", "tgt"):
+        for key in ("source", "target"):
             if not settings[key]:
-                raise OptionError(f"give the languages of the pairs: --src CODE --tgt CODE (missing {key!r})")
+                raise OptionError(f"give the languages of the pairs: --source CODE --target CODE (missing {key!r})")
             _check_language(key, settings[key])
         if settings["dim"] % settings["heads"]:
             # Checked here, before the data is read and subwords are learnt, rather than where the
@@ -235,7 +239,7 @@ class TransformerTranslator(LoadsModel, Engine):
         metadata = {
             "task": TASK, "engine": ENGINE, "engine_version": cls.version, "name": name,
             "version": datetime.date.today().isoformat(),
-            "source": settings["src"], "target": settings["tgt"],
+            "source": settings["source"], "target": settings["target"],
             "vocab": {"shared": translator.src_vocab is translator.tgt_vocab,
                       "source_pieces": len(translator.src_vocab), "target_pieces": len(translator.tgt_vocab),
                       "model": settings["subword_model"]},
@@ -247,8 +251,8 @@ class TransformerTranslator(LoadsModel, Engine):
         }
         # float16 weights: half the file, no measurable loss (they are used as float32).
         save_arrays(output, translator.to_arrays(np.float16), metadata, architecture=translator.model.to_config())
-        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": name, "source": settings["src"],
-                  "target": settings["tgt"], "records": len(sources), "seconds": round(seconds, 2),
+        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": name, "source": settings["source"],
+                  "target": settings["target"], "records": len(sources), "seconds": round(seconds, 2),
                   **{k: fit_report[k] for k in ("epochs", "steps", "stopped", "tokens_per_second",
                                                 "skipped_too_long")}}
         if metrics is not None:

@@ -61,7 +61,7 @@ def _optimizer(model: Seq2SeqTransformer, settings: dict) -> Adam:
     from toolkit.nn import Adam, warmup_inverse_sqrt
 
     # beta2 0.98 and eps 1e-9: the transformer recipe (Vaswani et al.).
-    return Adam(model, warmup_inverse_sqrt(settings["lr"], settings["warmup"]), beta2=0.98, eps=1e-9)
+    return Adam(model, warmup_inverse_sqrt(settings["learning_rate"], settings["warmup"]), beta2=0.98, eps=1e-9)
 
 
 def _save_checkpoint(path: str, translator: Translator, opt: Adam, best: dict[str, np.ndarray] | None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from toolkit.engine import Option
+from toolkit.engine import Option, renamed_options
+from toolkit.errors import OptionError
 from toolkit.plugins import EngineEntry
 
 
@@ -72,24 +74,41 @@ def option_params(
         if key in skip:
             continue
         first = options[0]
-        flags = first.flags(key)
-        # click spells a bool's pair "--name/--no-name".
-        spelled = [f"{flags[0]}/{flags[1]}", *flags[2:]] if first.type is bool else list(flags)
         defaults = engine_defaults(engines, attribute, key)
         params.append(click.Option(
-            [*spelled, key],
+            [*_spelled(first, key), key],
             type=click_type(options),
             default=None,
             help=first.help + (f"  [default for engine {defaults}]" if defaults else ""),
         ))
+        # An old name keeps its flag, out of --help; given_options maps it to the new name.
+        for old in dict.fromkeys(old for option in options for old in option.deprecated):
+            params.append(click.Option([*_spelled(replace(first, aliases=()), old), old], type=click_type(options),
+                                       default=None, hidden=True))
+            owners[old] = owners[key]
     return params, owners
+
+
+def _spelled(option: Option, name: str) -> list[str]:
+    flags = option.flags(name)
+    # click spells a bool's pair "--name/--no-name".
+    return [f"{flags[0]}/{flags[1]}", *flags[2:]] if option.type is bool else list(flags)
+
+
+def _warn_deprecated(old: str, new: str) -> None:
+    click.echo(f"nlp-tool: warning: {flag_of(old)} is deprecated, use {flag_of(new)}", err=True)
 
 
 def given_options(engine: str, values: dict[str, Any], accepted: dict[str, Option],
                   owners: dict[str, list[str]]) -> dict[str, Any]:
-    """The option flags given (those not None) as ``engine``'s options; a usage error for a flag
-    that ``engine`` does not declare (it belongs to another engine of the task)."""
+    """The option flags given (those not None) as ``engine``'s options, deprecated flags renamed
+    (with a warning on stderr); a usage error for a flag that ``engine`` does not declare (it
+    belongs to another engine of the task) or for an option given under both names."""
     given = {key: value for key, value in values.items() if value is not None}
+    try:
+        given = renamed_options(given, accepted, _warn_deprecated, flag_of)
+    except OptionError as error:
+        raise click.UsageError(str(error)) from None
     for key in given:
         if key not in accepted:
             belongs = ", ".join(owners.get(key, [])) or "no engine"

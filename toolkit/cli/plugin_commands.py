@@ -22,6 +22,8 @@ def _describe(option: Option) -> dict[str, Any]:
     described = {"type": option.type.__name__, "default": option.default, "help": option.help}
     if option.range_text():
         described["range"] = option.range_text()
+    if option.deprecated:
+        described["deprecated"] = list(option.deprecated)
     return described
 
 
