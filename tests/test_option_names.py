@@ -133,6 +133,14 @@ def test_registry_refuses_an_old_name_that_is_an_option_reserved_or_no_identifie
         check_engine_class("t", "bad", engine_class, [])
 
 
+def test_registry_refuses_an_old_name_whose_flag_is_a_sibling_engines_option():
+    sibling = type("Sibling", (Renamed,), {"options": {"maxlen": Option(int, 5, "Longest.")}, "name": "sibling"})
+    with pytest.raises(RegistryError, match="t:renamed: flag --maxlen of option 'max_len' is already the flag of"
+                                            " option 'maxlen' of engine t:sibling"):
+        check_engine_class("t", "renamed", Renamed, [sibling])
+    check_engine_class("t", "renamed", Renamed, [])
+
+
 def classify_records(n: int) -> list[dict]:
     words = {"pos": "good great fine".split(), "neg": "bad awful poor".split()}
     return [{"text": f"the {words[label][i % 3]} film {i}", "label": label}

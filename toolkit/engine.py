@@ -19,7 +19,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 # DataError, ModelMismatchError and RecordError lived here before toolkit.errors; plugins import them from here.
@@ -167,6 +167,14 @@ class Option:
         ``--no-name`` for a bool), then its aliases."""
         flag = name.replace("_", "-")
         return (f"--{flag}", *((f"--no-{flag}",) if self.type is bool else ()), *self.aliases)
+
+    def old_flags(self, old: str) -> tuple[str, ...]:
+        """The flags of the deprecated name ``old``: ``--old`` (and ``--no-old`` for a bool), no aliases."""
+        return replace(self, aliases=()).flags(old)
+
+    def answers_to(self, name: str) -> tuple[str, ...]:
+        """Every flag of this option when named ``name``: its :meth:`flags`, then its deprecated names'."""
+        return (*self.flags(name), *(flag for old in self.deprecated for flag in self.old_flags(old)))
 
     def convert(self, name: str, value: Any) -> Any:
         """``value`` checked against this option, converted to its type when that is lossless."""

@@ -173,7 +173,7 @@ def _check_options(where: str, engine_class: type[Engine], attribute: str, sibli
     taken: dict[str, tuple[str, str]] = {}  # flag -> (engine, option) that has it
     for sibling in siblings:
         for key, option in getattr(sibling, attribute).items():
-            for flag in option.flags(key):
+            for flag in option.answers_to(key):
                 taken.setdefault(flag, (sibling.name, key))
     for key, option in options.items():
         if not isinstance(option, Option):
@@ -187,7 +187,7 @@ def _check_options(where: str, engine_class: type[Engine], attribute: str, sibli
         if bad:
             raise RegistryError(f"{where}: {what} {key!r} has unusable flags {bad} (a flag must be --lower-case-name"
                                 " and not one of nlp-tool's own)")
-        for flag in option.flags(key):
+        for flag in option.answers_to(key):
             owner = taken.setdefault(flag, (engine_class.name, key))
             if owner[1] != key:
                 raise RegistryError(f"{where}: flag {flag} of {what} {key!r} is already the flag of {what}"

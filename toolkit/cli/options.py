@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -76,21 +75,20 @@ def option_params(
         first = options[0]
         defaults = engine_defaults(engines, attribute, key)
         params.append(click.Option(
-            [*_spelled(first, key), key],
+            [*_spelled(first, first.flags(key)), key],
             type=click_type(options),
             default=None,
             help=first.help + (f"  [default for engine {defaults}]" if defaults else ""),
         ))
         # An old name keeps its flag, out of --help; given_options maps it to the new name.
         for old in dict.fromkeys(old for option in options for old in option.deprecated):
-            params.append(click.Option([*_spelled(replace(first, aliases=()), old), old], type=click_type(options),
+            params.append(click.Option([*_spelled(first, first.old_flags(old)), old], type=click_type(options),
                                        default=None, hidden=True))
             owners[old] = owners[key]
     return params, owners
 
 
-def _spelled(option: Option, name: str) -> list[str]:
-    flags = option.flags(name)
+def _spelled(option: Option, flags: tuple[str, ...]) -> list[str]:
     # click spells a bool's pair "--name/--no-name".
     return [f"{flags[0]}/{flags[1]}", *flags[2:]] if option.type is bool else list(flags)
 
