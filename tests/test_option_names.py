@@ -15,7 +15,8 @@ from toolkit.cli import make_cli
 from toolkit.engine import Engine, Option, OptionError, train_settings
 from toolkit.errors import RegistryError
 from toolkit.nn import read_model_file
-from toolkit.plugins import check_engine_class, load_registry
+from toolkit import hookimpl
+from toolkit.plugins import PluginInfo, check_engine_class, load_registry
 from toolkit_plugins.classification.cnn import CnnClassifier
 from toolkit_plugins.classification.ensemble import EnsembleClassifier
 from toolkit_plugins.summarization.trained import TrainedSummarizer
@@ -123,6 +124,26 @@ def test_the_warning_names_the_callers_line_past_the_toolkit(tmp_path):
                       dim=4, filters=4, hidden=4, maxlen=8, progress=False)
     assert [(w.filename, str(w.message)) for w in caught] == [
         (__file__, "option 'maxlen' is deprecated, use 'max_len'")]
+
+
+class RenamedPlugin:
+    @hookimpl
+    def register_engines(self, register):
+        register(Renamed.task, Renamed.name, Renamed, "An engine with a renamed option.")
+
+
+def test_old_flag_of_a_task_verb_warns_and_means_the_new_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
+    registry = load_registry(builtin=(), entry_points=[])
+    registry.add_plugin(RenamedPlugin(), PluginInfo("renamed", "1", "package", package="renamed"))
+    cli = make_cli(lambda: registry)
+    current = CliRunner().invoke(cli, ["t", "-f", "json", "--max-len", "3"], input="x\n")
+    deprecated = CliRunner().invoke(cli, ["t", "-f", "json", "--maxlen", "3"], input="x\n")
+    assert current.exit_code == deprecated.exit_code == 0, deprecated.output
+    assert json.loads(current.stdout)[0]["result"] == {"max_len": 3} and current.stdout == deprecated.stdout
+    assert deprecated.stderr == "nlp-tool: warning: --maxlen is deprecated, use --max-len\n"
+    both = CliRunner().invoke(cli, ["t", "--maxlen", "3", "--max-len", "3"], input="x\n")
+    assert both.exit_code == 2 and "give --max-len or its deprecated name --maxlen, not both" in both.stderr
 
 
 @pytest.mark.parametrize("old", ["max_len", "text", "not a name"])
