@@ -17,7 +17,7 @@ from toolkit_plugins.qa.common import Job, QAEngine, Span
 from toolkit_plugins.qa.metric import exact_match, f1, normalize_answer, squad_scores
 from toolkit_plugins.qa.neural import DEFAULT_MODEL_FILE, ReaderEngine
 from toolkit_plugins.qa.passages import bm25_scores, split_passages, tokenize, uncovered
-from toolkit_plugins.qa.squad import check_records, read_squad
+from toolkit_plugins.qa.squad import read_squad, to_examples
 from toolkit.cli import make_cli
 from toolkit.engine import DataError, OptionError
 from toolkit.testing import TEXTS, UNICODE_TEXTS, engine_checks
@@ -76,7 +76,7 @@ def test_read_squad_flattens_the_official_layout(tmp_path):
         json.dump(SQUAD, out)
     records = read_squad(str(path))
     assert [r["id"] for r in records] == ["q1", "q2"] and records[0]["context"] == DOC
-    examples = check_records(records)
+    examples = to_examples(records)
     assert [a.text for a in examples[0].answers] == ["Jane Doe", "Jane Doe in Springfield"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": 3}')
@@ -84,8 +84,8 @@ def test_read_squad_flattens_the_official_layout(tmp_path):
         read_squad(str(bad))
 
 
-def test_check_records_accepts_plain_answers_and_rejects_bad_ones():
-    example = check_records([{"question": "Who?", "context": DOC, "answers": "Jane Doe"}])[0]
+def test_to_examples_accepts_plain_answers_and_rejects_bad_ones():
+    example = to_examples([{"question": "Who?", "context": DOC, "answers": "Jane Doe"}])[0]
     assert DOC[example.answers[0].start :].startswith("Jane Doe")
     for record, message in [
         ({"question": " ", "context": DOC, "answers": ["x"]}, "question"),
@@ -94,7 +94,7 @@ def test_check_records_accepts_plain_answers_and_rejects_bad_ones():
         ({"question": "Who?", "context": DOC, "answers": [{"text": "Jane", "answer_start": 3}]}, "answer_start"),
     ]:
         with pytest.raises(DataError, match=message):
-            check_records([record])
+            to_examples([record])
 
 
 # -- passages and retrieval --------------------------------------------------

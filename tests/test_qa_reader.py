@@ -9,7 +9,7 @@ from toolkit_plugins.qa.neural import ReaderEngine, best_spans
 from toolkit_plugins.qa.passages import tokenize
 from toolkit_plugins.qa.reader import Featurizer, SpanReader
 from toolkit_plugins.qa.training import answer_tokens, build_vocab, make_instances
-from toolkit_plugins.qa.squad import check_records
+from toolkit_plugins.qa.squad import to_examples
 from toolkit.engine import DataError, OptionError
 from toolkit.errors import ModelNotFoundError
 from toolkit.nn import ModelFileError
@@ -80,7 +80,7 @@ def test_best_spans_respects_order_and_length():
 def test_answer_tokens_and_instances(h):
     tokens = tokenize("It cost 1,000 dollars.")
     assert answer_tokens(tokens, 8, 13) == (2, 4)
-    examples = check_records(h.born_records(4))
+    examples = to_examples(h.born_records(4))
     vocab = build_vocab(examples, 50)
     assert vocab[:2] == ["<pad>", "<unk>"] and "born" in vocab
     instances, dropped = make_instances(examples, window=6, overlap=2, max_question=64)

@@ -14,7 +14,7 @@ import pytest
 from toolkit_plugins.qa.neural import ReaderEngine
 from toolkit_plugins.qa.passages import tokenize
 from toolkit_plugins.qa.reader import Featurizer, SpanReader
-from toolkit_plugins.qa.squad import check_records
+from toolkit_plugins.qa.squad import to_examples
 from toolkit_plugins.qa.training import CHAR_BUCKETS, build_vocab, init_word_vectors
 from toolkit_plugins.qa.wordvectors import read_texts, train_vectors, words
 from toolkit.engine import DataError, ModelMismatchError, OptionError
@@ -71,7 +71,7 @@ def test_read_texts_takes_jsonl_and_plain_text_and_names_bad_lines(tmp_path):
 
 
 def test_init_word_vectors_sets_known_rows_and_leaves_markers(tmp_path, h):
-    examples = check_records(h.born_records(64, filler=FILLER))
+    examples = to_examples(h.born_records(64, filler=FILLER))
     vocab = build_vocab(examples, 200)
     model = SpanReader(len(vocab), CHAR_BUCKETS, dim=16, dropout=0.0, seed=0)
     before = model.words.params["table"].copy()

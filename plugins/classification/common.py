@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolkit.engine import DataError, Engine, LoadsModel, Option, RecordError, train_settings
+from toolkit.records import check_records
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,22 +31,13 @@ TRAINING_SCRIPT = "scripts/train_default_classifier.py"
 DECIMALS = 6
 
 
-def check_records(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
+def texts_and_labels(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
     """Texts and labels (as str) of ``records``; DataError naming the record for a bad one."""
-    if not records:
-        raise DataError(f"{what}: no records")
     texts, labels = [], []
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
-        for field in ("text", "label"):
-            if field not in record or record[field] is None:
-                raise RecordError(what, number, f" has no {field!r}")
-        text, label = record["text"], record["label"]
-        if not isinstance(text, str):
-            raise RecordError(what, number, f": text is a {type(text).__name__}, not a string")
-        if not text.strip():
-            raise RecordError(what, number, " has an empty text")
+    for number, record in enumerate(check_records(records, ("text",), what), 1):
+        text, label = record["text"], record.get("label")
+        if label is None:
+            raise RecordError(what, number, " has no 'label'")
         if isinstance(label, (dict, list)):
             raise RecordError(what, number, f": label {label!r} is not a single class"
                               " (multi-label data is not supported)")
@@ -216,12 +208,12 @@ class ClassifierEngine(LoadsModel, Engine):
         from toolkit.nn import save_arrays
 
         settings = train_settings(cls, options)
-        texts, labels = check_records(records)
+        texts, labels = texts_and_labels(records)
         classes = check_classes(labels)
         y = encode_labels(labels, classes, "training data")
         held = None
         if valid is not None:
-            valid_texts, valid_labels = check_records(valid, "validation data")
+            valid_texts, valid_labels = texts_and_labels(valid, "validation data")
             held = (valid_texts, encode_labels(valid_labels, classes, "validation data"))
         start = time.perf_counter()
         arrays, metadata, architecture = cls._fit(texts, y, classes, held, seed, progress, settings)
@@ -253,7 +245,7 @@ class ClassifierEngine(LoadsModel, Engine):
 
     def evaluate(self, records: list[dict]) -> dict:
         """Metrics of the loaded model on ``records`` ({"text", "label"})."""
-        texts, labels = check_records(records, "evaluation data")
+        texts, labels = texts_and_labels(records, "evaluation data")
         classes = self.labels
         encode_labels(labels, classes, "evaluation data")
         probs = self.predict_proba(texts)

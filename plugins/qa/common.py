@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from toolkit_plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
-from toolkit_plugins.qa.squad import check_records, is_squad_file, read_squad
+from toolkit_plugins.qa.squad import is_squad_file, read_squad, to_examples
 from toolkit.engine import Engine, Option
 from toolkit.text.sentences import Sentence, split_sentences
 
@@ -173,7 +173,7 @@ class QAEngine(Engine):
         """SQuAD v1.1 exact match and F1 (percent) on ``records`` ({"question", "context", "answers"}), and speed."""
         from toolkit_plugins.qa.metric import squad_scores
 
-        examples = check_records(records, "evaluation data")
+        examples = to_examples(records, "evaluation data")
         predictions: list[str] = []
         start = time.perf_counter()
         for i in range(0, len(examples), batch_size):

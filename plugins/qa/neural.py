@@ -75,13 +75,13 @@ class ReaderEngine(LoadsModel, QAEngine):
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
               progress: bool | None = None, **options: Any) -> dict:
         """Fit the reader on ``records`` ({"question", "context", "answers"}); the best epoch on ``valid`` is kept."""
-        from toolkit_plugins.qa.squad import check_records
+        from toolkit_plugins.qa.squad import to_examples
         from toolkit_plugins.qa.training import train_reader
         from toolkit.engine import train_settings
 
         settings = train_settings(cls, options)
-        examples = check_records(records)
-        held = check_records(valid, "validation data") if valid else None
+        examples = to_examples(records)
+        held = to_examples(valid, "validation data") if valid else None
         return train_reader(cls, examples, held, output, settings, seed, progress)
 
     def _candidates(self, jobs: list[Job]) -> list[list[Span]]:

@@ -2,7 +2,7 @@
 
 A record of the ``qa`` task is ``{"question", "context", "answers"}`` where
 ``answers`` is a list of ``{"text", "answer_start"}`` (SQuAD's own shape),
-of plain strings, or one string (a CSV column); :func:`check_records` turns
+of plain strings, or one string (a CSV column); :func:`to_examples` turns
 any of these into :class:`Example`. :func:`read_squad` flattens a SQuAD
 v1.1 file (``{"data": [{"paragraphs": [{"context", "qas": [...]}]}]}``,
 optionally gzip-compressed) into such records.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.engine import DataError, RecordError
+from toolkit.records import check_records
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,11 @@ def read_squad(path: str, encoding: str = "utf-8") -> list[dict]:
     return records
 
 
-def check_records(records: list[dict], what: str = "training data") -> list[Example]:
+def to_examples(records: list[dict], what: str = "training data") -> list[Example]:
     """``records`` as Examples; DataError naming the first bad record."""
-    if not records:
-        raise DataError(f"{what}: no records")
     examples = []
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
-        question, context = record.get("question"), record.get("context")
-        if not isinstance(question, str) or not question.strip():
-            raise RecordError(what, number, ": 'question' must be a non-empty string")
-        if not isinstance(context, str) or not context.strip():
-            raise RecordError(what, number, ": 'context' must be a non-empty string")
+    for number, record in enumerate(check_records(records, ("question", "context"), what), 1):
+        question, context = record["question"], record["context"]
         try:
             answers = tuple(_answer(context, item) for item in _answer_items(record.get("answers")))
         except ValueError as problem:

@@ -16,7 +16,8 @@ import re
 import time
 from typing import Any, ClassVar
 
-from toolkit.engine import DataError, Engine, Option, OptionError, RecordError
+from toolkit.engine import Engine, Option, OptionError
+from toolkit.records import check_records
 from toolkit.text.sentences import Sentence, split_sentences
 from toolkit.threads import serial_blas
 
@@ -142,15 +143,8 @@ class SummarizerEngine(Engine):
         """ROUGE-1/2/L/Lsum F1 (means over ``records`` of {"article", "summary"}) and documents per second."""
         from toolkit_plugins.summarization.rouge import reference_lines, rouge_f1
 
-        articles, references = [], []
-        for n, record in enumerate(records, start=1):
-            article, summary = record.get("article"), record.get("summary")
-            if not isinstance(article, str) or not isinstance(summary, str):
-                raise RecordError("evaluation data", n, ": 'article' and 'summary' must be strings")
-            articles.append(article)
-            references.append(summary)
-        if not articles:
-            raise DataError("evaluation data: no records")
+        records = check_records(records, ("article", "summary"), "evaluation data", empty=True)
+        articles, references = [r["article"] for r in records], [r["summary"] for r in records]
         start = time.perf_counter()
         results = self.run(articles)
         seconds = time.perf_counter() - start

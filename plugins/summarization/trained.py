@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolkit_plugins.summarization.common import SummarizerEngine
 from toolkit_plugins.summarization.features import FEATURES, LENGTH_RULES, WIDTH, Document
-from toolkit.engine import DataError, Option, RecordError, train_settings
+from toolkit.engine import DataError, Option, train_settings
+from toolkit.records import check_records
 from toolkit.text.sentences import Sentence, split_sentences
 
 if TYPE_CHECKING:
@@ -83,18 +84,6 @@ def reference_length(summary: str) -> int:
     from toolkit_plugins.summarization.rouge import reference_lines
 
     return max(1, len(reference_lines(summary).splitlines()))
-
-
-def check_records(records: list[dict], what: str) -> None:
-    """DataError naming the first record without string "article" and "summary" fields."""
-    if not records:
-        raise DataError(f"{what}: no records")
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
-        for field in ("article", "summary"):
-            if not isinstance(record.get(field), str):
-                raise RecordError(what, number, f": {field!r} must be a string")
 
 
 def labelled(records: list[dict], progress: bool | None, desc: str,
@@ -177,9 +166,9 @@ class TrainedSummarizer(SummarizerEngine):
         from toolkit.text import WordTokenizer
 
         settings = train_settings(cls, options)
-        check_records(records, "training data")
+        check_records(records, cls.record_fields, "training data", empty=True)
         if valid is not None:
-            check_records(valid, "validation data")
+            check_records(valid, cls.record_fields, "validation data", empty=True)
             fitted, held = records, valid
         elif len(records) < 2:
             raise DataError("training data: a single record; at least 2 are needed (some are held out to"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
-from toolkit.engine import DataError, RecordError
+from toolkit.records import check_records
 
 if TYPE_CHECKING:
     import numpy as np
@@ -13,23 +13,8 @@ if TYPE_CHECKING:
 
 def check_pairs(records: list[dict], what: str = "training data") -> tuple[list[str], list[str]]:
     """Sources and targets of ``records`` ({"source", "target"}); DataError naming the first bad record."""
-    if not records:
-        raise DataError(f"{what}: no records")
-    sources, targets = [], []
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise RecordError(what, number, f" is a {type(record).__name__}, not a mapping")
-        for field in ("source", "target"):
-            value = record.get(field)
-            if value is None:
-                raise RecordError(what, number, f" has no {field!r}")
-            if not isinstance(value, str):
-                raise RecordError(what, number, f": {field} is a {type(value).__name__}, not a string")
-            if not value.strip():
-                raise RecordError(what, number, f" has an empty {field}")
-        sources.append(record["source"].strip())
-        targets.append(record["target"].strip())
-    return sources, targets
+    records = check_records(records, ("source", "target"), what)
+    return [r["source"].strip() for r in records], [r["target"].strip() for r in records]
 
 
 class Batch(NamedTuple):
