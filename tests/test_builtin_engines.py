@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -152,9 +154,20 @@ def test_lead_with_fewer_sentences_than_asked_returns_them_all():
     assert result["summary"] == "Only one." and len(result["sentences"]) == 1
 
 
-def test_lead_rejects_non_text_input():
-    with pytest.raises(TypeError, match="takes str inputs"):
-        LeadSummarizer().run([b"bytes"])
+def test_the_pipeline_checks_the_kind_of_every_input_before_the_engine_runs():
+    import toolkit
+
+    for bad in (b"bytes", 3, None):
+        with pytest.raises(TypeError, match=f"^summarize:lead takes str inputs, not {type(bad).__name__}$"):
+            toolkit.pipeline("summarize", engine="lead")(["Fine.", bad])
+    skip = toolkit.pipeline("summarize", engine="lead", on_error="skip")(["Fine. Text.", b"x"])
+    assert skip[0]["summary"] and skip[1].error == "TypeError: summarize:lead takes str inputs, not bytes"
+    qa = toolkit.pipeline("qa", engine="window")
+    for bad, message in (("a question", "takes {'question', 'context'} mappings, not str"),
+                         ({"question": "Who?", "context": 3}, "an input's 'context' must be a string, not int"),
+                         ({"context": "Text."}, "an input's 'question' must be a string, not NoneType")):
+        with pytest.raises(TypeError, match=re.escape(f"qa:window{':' if 'input' in message else ''} {message}")):
+            qa([bad])
 
 
 SHIPPED = {

@@ -264,8 +264,8 @@ def test_empty_question_or_context_is_a_clear_error():
         engine.run([{"question": "When was Acme founded?", "context": DOC}, {"question": "  ", "context": DOC}])
     with pytest.raises(ValueError, match="the context is empty"):
         engine.run([{"question": "Who?", "context": " \n"}])
-    with pytest.raises(TypeError, match="mappings"):
-        engine.run(["just a string"])
+    with pytest.raises(TypeError, match="mappings"):  # the pipeline checks the kind of every input
+        toolkit.pipeline("qa", engine="sentence")(["just a string"])
     with pytest.raises(OptionError, match="top_k"):
         WindowBaseline(top_k=0)
     with pytest.raises(OptionError, match="no --model"):

@@ -14,7 +14,7 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.datasets import read_line_files, read_records, split_positions
-from toolkit.engine import Engine, can_evaluate, can_train, train_settings
+from toolkit.engine import Engine, can_evaluate, can_train, check_input, train_settings
 from toolkit.errors import DataError, RecordError, UnsupportedError
 from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
@@ -120,6 +120,8 @@ class Pipeline:
             return [result for value in batch for result in self._run([value])]
 
     def _checked_run(self, batch: list) -> list[dict]:
+        for item in batch:
+            check_input(type(self.engine), item)
         results = self.engine.run(batch)
         # Results are matched to inputs by position: a missing or extra one would shift every result after it.
         if not isinstance(results, list):

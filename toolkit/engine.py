@@ -18,7 +18,7 @@ import json
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -101,6 +101,24 @@ def renamed_options(
         warn(key, new)
         renamed[new] = value
     return renamed
+
+
+def check_input(engine_class: type[Engine], item: Any) -> None:
+    """TypeError unless ``item`` is one input of the kind ``engine_class.inputs`` names.
+
+    ``toolkit.api.Pipeline`` checks every input with it before an engine's
+    ``run``, so engines may assume their inputs' kind.
+    """
+    where = f"{engine_class.task}:{engine_class.name}"
+    if engine_class.inputs == "text":
+        if not isinstance(item, str):
+            raise TypeError(f"{where} takes str inputs, not {type(item).__name__}")
+        return
+    if not isinstance(item, Mapping):
+        raise TypeError(f"{where} takes {{'question', 'context'}} mappings, not {type(item).__name__}")
+    for field in ("question", "context"):
+        if not isinstance(item.get(field), str):
+            raise TypeError(f"{where}: an input's {field!r} must be a string, not {type(item.get(field)).__name__}")
 
 
 def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:

@@ -170,9 +170,6 @@ class ClassifierEngine(LoadsModel, Engine):
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities (N, C), columns in the order of :attr:`labels`."""
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"{TASK}:{self.name} takes str inputs, not {type(text).__name__} (input {i})")
         return self._loaded()[0].predict_proba(texts)
 
     def run(self, inputs: list) -> list[dict]:

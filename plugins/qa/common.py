@@ -91,17 +91,11 @@ class QAEngine(Engine):
     # -- running -------------------------------------------------------------
 
     def run(self, inputs: list) -> list[dict]:
-        jobs = [self._job(i, item) for i, item in enumerate(inputs)]
+        jobs = [self._job(item) for item in inputs]
         return [self._result(job, spans) for job, spans in zip(jobs, self._candidates(jobs))] if jobs else []
 
-    def _job(self, index: int, item: Any) -> Job:
-        if not isinstance(item, dict):
-            raise TypeError(f"{TASK}:{self.name} takes {{'question', 'context'}} mappings, not {type(item).__name__}"
-                            f" (input {index})")
-        question, context = item.get("question"), item.get("context")
-        for field, value in (("question", question), ("context", context)):
-            if not isinstance(value, str):
-                raise TypeError(f"input {index}: {field!r} must be a string, not {type(value).__name__}")
+    def _job(self, item: Any) -> Job:
+        question, context = item["question"], item["context"]
         question_tokens, tokens = tokenize(question), tokenize(context)
         if not question_tokens:
             raise ValueError("the question is empty")

@@ -74,8 +74,6 @@ class SummarizerEngine(Engine):
 
     def summarize(self, text: str) -> dict[str, Any]:
         """The summary of one text: its chosen sentences in document order, with rank, score and offsets."""
-        if not isinstance(text, str):
-            raise TypeError(f"{TASK}:{self.name} takes str inputs, not {type(text).__name__}")
         found = split_sentences(text)
         # The engines make many small numpy products (sentence similarities):
         # a threaded BLAS woke its threads for them, which cost a third of the

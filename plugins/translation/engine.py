@@ -173,9 +173,7 @@ class TransformerTranslator(LoadsModel, Engine):
 
         layout: list[list[list[int]]] = []  # per input, per paragraph: indices into `sentences`
         sentences: list[str] = []
-        for i, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(f"{TASK}:{ENGINE} takes str inputs, not {type(text).__name__} (input {i})")
+        for text in inputs:
             paragraphs = []
             for paragraph in PARAGRAPH_BREAK.split(text.strip()):
                 found = [s.text for s in split_sentences(paragraph)]
