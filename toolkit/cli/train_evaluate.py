@@ -133,6 +133,8 @@ def _common_params() -> list[click.Parameter]:
 
 def _data_command(
     task: str,
+    registry: Registry,
+    verb: str,
     params: list[click.Parameter],
     intro: str,
     capable: dict[str, EngineEntry],
@@ -143,16 +145,24 @@ def _data_command(
     run: Callable[..., None],
     short_help: str,
 ) -> click.Command:
-    """A train/evaluate subcommand: help listing the capable engines, engine options and columns split out for ``run``."""
+    """A train/evaluate subcommand: help listing the capable engines; its callback checks the engine, its
+    options and columns, and calls ``run(options, reading, **the other parameters)``, ``reading`` being
+    how DATA is read, as the API's ``train`` and ``evaluate`` take it (columns, format, encoding, header)."""
     lines = [intro, "", "\b", "Engines:"]
     lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}"
               f" Record fields: {', '.join(entry.engine_class.record_fields)}." for name, entry in capable.items()]
     lines += ["", tail]
+    can, attribute = (can_train, "train_options") if verb == "trained" else (can_evaluate, "options")
 
     def callback(**kwargs: Any) -> None:
-        options = {key: kwargs.pop(key) for key in owners}
+        engine_options = {key: kwargs.pop(key) for key in owners}
         columns = {field: kwargs.pop(param) for field, param in column_params.items()}
-        run(options, owners, columns, **kwargs)
+        cls = api.capable_engine(registry, task, kwargs["engine"], can, verb).engine_class
+        options = given_options(kwargs["engine"], engine_options, getattr(cls, attribute), owners)
+        reading = {"columns": _columns(kwargs["engine"], cls.record_fields, columns),
+                   "data_format": kwargs.pop("data_format"), "encoding": kwargs.pop("encoding"),
+                   "header": not kwargs.pop("no_header")}
+        run(options, reading, **kwargs)
 
     return ReportingCommand(task, params=params, callback=callback, help="\n".join(lines), short_help=short_help)
 
@@ -196,7 +206,8 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
         *flag_params,
     ]
     return _data_command(
-        task, params, f"Train a {task!r} model on DATA and write it to one model file.\n\n{_DATA_HELP}",
+        task, registry, "trained", params,
+        f"Train a {task!r} model on DATA and write it to one model file.\n\n{_DATA_HELP}",
         trainable, default, f"Use the model with `nlp-tool {task} --model FILE`. Details: docs/cli.md.",
         owners, column_params, functools.partial(run_train, task, registry),
         f"Train a {task} model ({', '.join(trainable)}).",
@@ -206,14 +217,10 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
 def run_train(
     task: str,
     registry: Registry,
-    engine_options: dict,
-    owners: dict[str, list[str]],
-    columns: dict[str, str | None],
+    options: dict,
+    reading: dict,
     *,
     data: tuple[str, ...],
-    data_format: str | None,
-    no_header: bool,
-    encoding: str,
     engine: str,
     output: str | None,
     force: bool,
@@ -225,9 +232,6 @@ def run_train(
     debug: bool,
 ) -> None:
     """``nlp-tool train TASK``: check the arguments (exit 2), train (bad data: exit 2, failure: 1, Ctrl-C: 130)."""
-    options, given = _engine_arguments(
-        registry, task, engine, can_train, "trained", "train_options", engine_options, owners, columns
-    )
     output = output or f"{task}-{engine}.nlpt"
     if os.path.isdir(output):
         raise click.UsageError(f"{output} is a directory; give a file name with --output")
@@ -241,8 +245,7 @@ def run_train(
     _report(
         lambda: api.train(
             task, _data_argument(data), engine, output, valid=_data_argument(valid) if valid else None,
-            valid_split=valid_split, columns=given, data_format=data_format, encoding=encoding,
-            header=not no_header, seed=seed, progress=False if quiet else None,
+            valid_split=valid_split, **reading, seed=seed, progress=False if quiet else None,
             registry=registry, **options,
         ),
         debug, f"training {task}:{engine} failed", fmt,
@@ -276,7 +279,7 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
         *flag_params,
     ]
     return _data_command(
-        task, params, f"Score a {task!r} engine and its model on labelled DATA.\n\n{_DATA_HELP}",
+        task, registry, "evaluated", params, f"Score a {task!r} engine and its model on labelled DATA.\n\n{_DATA_HELP}",
         evaluable, default, "Details: docs/cli.md.", owners, column_params,
         functools.partial(run_evaluate, task, registry, line_flags), f"Evaluate a {task} model ({', '.join(evaluable)}).",
     )
@@ -286,14 +289,10 @@ def run_evaluate(
     task: str,
     registry: Registry,
     line_flags: dict[str, str],
-    engine_options: dict,
-    owners: dict[str, list[str]],
-    columns: dict[str, str | None],
+    options: dict,
+    reading: dict,
     *,
     data: tuple[str, ...],
-    data_format: str | None,
-    no_header: bool,
-    encoding: str,
     engine: str,
     model: str | None,
     fmt: str,
@@ -303,9 +302,6 @@ def run_evaluate(
 ) -> None:
     """``nlp-tool evaluate TASK``: build the engine as the verb does, print its metrics on DATA
     (or on the line files named by the engine's ``line_file_flags``, ``line_files`` here)."""
-    options, given = _engine_arguments(
-        registry, task, engine, can_evaluate, "evaluated", "options", engine_options, owners, columns
-    )
     files = _line_files(registry.engine(task, engine).engine_class, line_files)
     instead = " ".join(f"{flag_of(f)} FILE" for f in line_flags)
     if files and data:
@@ -317,8 +313,7 @@ def run_evaluate(
         # An engine's evaluate reports no steps; on a terminal, the elapsed time shows it is at work.
         with ElapsedTicker(f"nlp-tool: evaluating {task}:{engine}", enabled=not quiet and sys.stderr.isatty()):
             return api.evaluate(
-                task, files or _data_argument(data), engine, model, columns=given, data_format=data_format,
-                encoding=encoding, header=not no_header, registry=registry, **options,
+                task, files or _data_argument(data), engine, model, **reading, registry=registry, **options,
             )
 
     _report(evaluate, debug, f"evaluating {task}:{engine} failed", fmt)
@@ -349,23 +344,6 @@ def _line_files(engine_class: type, given: dict[str, str | None]) -> list[str]:
     if missing:
         raise click.UsageError(f"give {', '.join(map(flag_of, missing))} FILE as well")
     return [given[flags[field]] for field in engine_class.record_fields]
-
-
-def _engine_arguments(
-    registry: Registry,
-    task: str,
-    engine: str,
-    capable: Callable[[type], bool],
-    verb: str,
-    options_attribute: str,
-    engine_options: dict,
-    owners: dict[str, list[str]],
-    columns: dict[str, str | None],
-) -> tuple[dict, dict[str, str]]:
-    """The options given (checked against the engine's ``options_attribute``) and the column mapping."""
-    cls = api.capable_engine(registry, task, engine, capable, verb).engine_class
-    options = given_options(engine, engine_options, getattr(cls, options_attribute), owners)
-    return options, _columns(engine, cls.record_fields, columns)
 
 
 def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
