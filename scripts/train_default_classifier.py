@@ -300,6 +300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] = CANDIDATES) -> int:
     """The whole protocol; 0 when the chosen model was shipped, 1 when it was refused for its size."""
+    from toolkit.files import AtomicFile
     from toolkit.nn import read_model_file, save_arrays
 
     def log(message: str) -> None:
@@ -345,9 +346,8 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
         except TooLarge as err:
             log(f"error: {err}")
             return 1
-    card = args.output.parent / "MODEL_CARD.md"
-    card.with_suffix(".tmp").write_text(model_card(args, command, split, rows, chosen, test, meta, arrays, size))
-    os.replace(card.with_suffix(".tmp"), card)
+    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
+        card.write(model_card(args, command, split, rows, chosen, test, meta, arrays, size).encode("utf-8"))
     log(f"test accuracy {test['accuracy']:.4f}; {test['reviews_per_s']:,} reviews/s; {size / 2**20:.1f} MB"
         f" -> {args.output}")
     if test["accuracy"] < TARGET_ACCURACY:
