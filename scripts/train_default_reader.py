@@ -199,7 +199,7 @@ def main() -> int:
     use_threads(args.threads)
     from toolkit_plugins.qa.neural import ReaderEngine
     from toolkit_plugins.qa.squad import read_squad
-    from toolkit.nn import read_model_file, save_arrays
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])
     if args.vector_texts and not args.word_vectors:
@@ -243,12 +243,13 @@ def main() -> int:
     start = time.perf_counter()
     metrics = engine.evaluate(dev)
     seconds = time.perf_counter() - start
-    config, arrays = read_model_file(staged)
-    meta = config["metadata"]
-    meta["training"].update({"command": command, "data": "SQuAD v1.1 train (rebuilt), minus the selection articles"})
-    meta["dev_metrics"] = {"data": f"SQuAD v1.1 dev-v1.1.json.gz, {len(dev)} questions", **metrics,
-                           "seconds": round(seconds, 1)}
-    save_arrays(staged, arrays, meta, architecture=config["architecture"])
+
+    def stamp(meta: dict) -> None:
+        meta["training"].update({"command": command, "data": "SQuAD v1.1 train (rebuilt), minus the selection articles"})
+        meta["dev_metrics"] = {"data": f"SQuAD v1.1 dev-v1.1.json.gz, {len(dev)} questions", **metrics,
+                               "seconds": round(seconds, 1)}
+
+    rewrite_metadata(staged, stamp)
     size = staged.stat().st_size
     print(f"dev EM {metrics['exact_match']:.2f} F1 {metrics['f1']:.2f}; {metrics['questions_per_second']:.1f}"
           f" questions/s; {size / 2**20:.1f} MB")
@@ -262,6 +263,7 @@ def main() -> int:
     if metrics["f1"] < TARGET_F1:
         print(f"warning: dev F1 below the target of {TARGET_F1} (reported in the card)", file=sys.stderr)
     return 0
+
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))

@@ -101,16 +101,6 @@ def rounded(scores: dict) -> dict:
             "documents_per_second": round(scores["records"] / max(scores["seconds"], 1e-9), 1)}
 
 
-def with_metadata(source: Path, target: Path, change) -> Path:
-    """A copy of the model file ``source`` at ``target`` whose metadata ``change(metadata)`` has edited."""
-    from toolkit.nn import read_model_file, save_arrays
-
-    config, arrays = read_model_file(source)
-    change(config["metadata"])
-    save_arrays(target, arrays, config["metadata"], architecture=config["architecture"])
-    return target
-
-
 def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
@@ -119,6 +109,7 @@ def main() -> int:
     from toolkit_plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
     from toolkit_plugins.summarization.lead import LeadSummarizer
     from toolkit_plugins.summarization.trained import TrainedSummarizer
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_summarizer.py " + shlex.join(sys.argv[1:])
     started = time.perf_counter()
@@ -152,8 +143,8 @@ def main() -> int:
                                                      progress=False, name=args.output.stem,
                                                      paragraph_share=paragraph_share, **options)
                     for rule in RULES:
-                        ruled = with_metadata(path, path.with_suffix(f".{rule}.nlpt"),
-                                              lambda meta, rule=rule: meta.update(length_rule=rule))
+                        ruled = path.with_suffix(f".{rule}.nlpt")
+                        rewrite_metadata(path, lambda meta, rule=rule: meta.update(length_rule=rule), ruled)
                         cells = {}
                         for corpus, k in CELLS:
                             scores = evaluate(lambda n, p=ruled: TrainedSummarizer(model=str(p), sentences=n),
@@ -225,10 +216,8 @@ def main() -> int:
                                       for part, by_length in results.items()}
             meta["test_slice"] = slice_metrics
 
-        final = with_metadata(model, work / args.output.name, finish)
-        from toolkit.nn import read_metadata
-
-        meta = read_metadata(final)
+        final = work / args.output.name
+        meta = rewrite_metadata(model, finish, final)
         try:
             size = ship(final, args.output)
         except ValueError as error:

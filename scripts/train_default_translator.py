@@ -126,7 +126,7 @@ def main() -> int:
     from toolkit.threads import use_threads
     use_threads(args.threads)
     from toolkit_plugins.translation.engine import TransformerTranslator
-    from toolkit.nn import read_model_file, save_arrays
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])
     train, valid = read_pairs(args.data, "train"), read_pairs(args.data, "val")
@@ -141,15 +141,16 @@ def main() -> int:
     print(f"trained in {time.perf_counter() - start:.0f} s; val {report.get('metrics')}", flush=True)
     test = read_pairs(args.data, "test2016")
     metrics = TransformerTranslator(model=str(staged)).evaluate(test)
-    config, arrays = read_model_file(staged)
-    meta = config["metadata"]
+
+    def stamp(meta: dict) -> None:
+        meta["training"].update({"command": command, "data": "Multi30k task 1 train (raw), 29,000 pairs"})
+        meta["test_metrics"] = {"data": "Multi30k test2016 (flickr), 1,000 pairs",
+                                **{k: metrics[k] for k in ("beam", "bleu", "chrf", "bleu_signature", "chrf_signature",
+                                                           "sentences_per_second")}}
+
+    meta = rewrite_metadata(staged, stamp)
     report.update({k: meta["training"][k] for k in ("history", "best_epoch", "train_seconds", "skipped_too_long")})
     report["valid_records"] = len(valid)
-    meta["training"].update({"command": command, "data": "Multi30k task 1 train (raw), 29,000 pairs"})
-    meta["test_metrics"] = {"data": "Multi30k test2016 (flickr), 1,000 pairs",
-                            **{k: metrics[k] for k in ("beam", "bleu", "chrf", "bleu_signature", "chrf_signature",
-                                                       "sentences_per_second")}}
-    save_arrays(staged, arrays, meta, architecture=config["architecture"])
     size = staged.stat().st_size
     print(f"test2016 BLEU {metrics['bleu']:.2f} chrF {metrics['chrf']:.2f}; {size / 2**20:.1f} MB")
     if size > MAX_BYTES:
@@ -162,6 +163,7 @@ def main() -> int:
     if metrics["bleu"] < TARGET_BLEU:
         print(f"warning: test2016 BLEU below the target of {TARGET_BLEU} (reported in the card)", file=sys.stderr)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

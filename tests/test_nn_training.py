@@ -349,3 +349,20 @@ def test_save_arrays_round_trip_for_models_that_are_not_layers(tmp_path):
     with pytest.raises(ValueError, match="Python objects"):
         nn.save_arrays(tmp_path / "bad.nlpt", {"x": np.array([object()])})
     assert not (tmp_path / "bad.nlpt").exists()
+
+
+def test_rewrite_metadata_edits_only_the_metadata_in_place_or_into_a_copy(tmp_path):
+    from toolkit.nn import read_model_file, rewrite_metadata, save_arrays
+
+    source = tmp_path / "m.nlpt"
+    arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    save_arrays(source, arrays, {"name": "m", "training": {"seed": 0}}, architecture={"class": "X", "config": {}})
+    copy = tmp_path / "copy.nlpt"
+    meta = rewrite_metadata(source, lambda m: m["training"].update(command="c"), copy)
+    assert meta == {"name": "m", "training": {"seed": 0, "command": "c"}}
+    assert read_model_file(source)[0]["metadata"] == {"name": "m", "training": {"seed": 0}}
+    config, copied = read_model_file(copy)
+    assert config["metadata"] == meta and config["architecture"] == {"class": "X", "config": {}}
+    np.testing.assert_array_equal(copied["w"], arrays["w"])
+    rewrite_metadata(source, lambda m: m.pop("training"))
+    assert read_model_file(source)[0]["metadata"] == {"name": "m"}

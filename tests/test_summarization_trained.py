@@ -216,20 +216,18 @@ def test_length_rules_apply_the_length_factor_always_when_short_or_never():
         doc.ranked(likely, 1, "sometimes")
 
 
-def rewrite_metadata(source: str, target, change) -> str:
+def rewritten(source: str, target, change) -> str:
     """A copy of the model file ``source`` at ``target`` whose metadata ``change(metadata)`` has edited."""
-    from toolkit.nn import read_model_file, save_arrays
+    from toolkit.nn import rewrite_metadata
 
-    config, arrays = read_model_file(source)
-    change(config["metadata"])
-    save_arrays(target, arrays, config["metadata"], architecture=config["architecture"])
+    rewrite_metadata(source, change, target)
     return str(target)
 
 
 def test_model_stores_its_length_rule_and_a_file_without_one_ranks_as_short(model, tmp_path):
     assert TrainedSummarizer(model=model).metadata["length_rule"] == "short"
-    old = rewrite_metadata(model, tmp_path / "old.nlpt", lambda meta: meta.pop("length_rule"))
-    rules = {rule: rewrite_metadata(model, tmp_path / f"{rule}.nlpt", lambda meta: meta.update(length_rule=rule))
+    old = rewritten(model, tmp_path / "old.nlpt", lambda meta: meta.pop("length_rule"))
+    rules = {rule: rewritten(model, tmp_path / f"{rule}.nlpt", lambda meta: meta.update(length_rule=rule))
              for rule in features.LENGTH_RULES}
     texts = [r["article"] for r in synthetic(30, 8)]
     for k in (1, 2, 4):
@@ -286,10 +284,10 @@ def test_damaged_and_foreign_model_files(model, tmp_path):
         TrainedSummarizer(model=str(tmp_path / "foreign.nlpt"))
     with pytest.raises(OptionError, match="no such model file"):
         TrainedSummarizer(model=str(tmp_path / "absent.nlpt"))
-    unknown = rewrite_metadata(model, tmp_path / "unknown.nlpt", lambda meta: meta["features"].append("colour"))
+    unknown = rewritten(model, tmp_path / "unknown.nlpt", lambda meta: meta["features"].append("colour"))
     with pytest.raises(ModelFileError, match="made for other sentence features"):
         TrainedSummarizer(model=unknown)
-    rule = rewrite_metadata(model, tmp_path / "rule.nlpt", lambda meta: meta.update(length_rule="sometimes"))
+    rule = rewritten(model, tmp_path / "rule.nlpt", lambda meta: meta.update(length_rule="sometimes"))
     with pytest.raises(ModelFileError, match="unknown length rule 'sometimes'"):
         TrainedSummarizer(model=rule)
 

@@ -20,7 +20,15 @@ from toolkit.nn.layers import (
     sinusoidal_positions,
 )
 from toolkit.nn.losses import binary_cross_entropy_with_logits, mean_squared_error, softmax_cross_entropy
-from toolkit.nn.model_file import ModelFileError, load_model, read_metadata, read_model_file, save_arrays, save_model
+from toolkit.nn.model_file import (
+    ModelFileError,
+    load_model,
+    read_metadata,
+    read_model_file,
+    rewrite_metadata,
+    save_arrays,
+    save_model,
+)
 from toolkit.nn.optim import SGD, Adam, AdamW, clip_grad_norm, constant, warmup_inverse_sqrt, warmup_linear
 from toolkit.nn.recurrent import GRU, BiGRU
 from toolkit.nn.training import History, fit, predict
@@ -30,7 +38,7 @@ __all__ = [
     "GELU", "Conv1D", "Dense", "Dropout", "Embedding", "GlobalMaxPool1D", "Layer", "LayerNorm",
     "MultiHeadAttention", "PositionalEmbedding", "ReLU", "Residual", "Sequential", "Sigmoid", "Tanh",
     "layer_from_config", "sinusoidal_positions", "binary_cross_entropy_with_logits", "mean_squared_error",
-    "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "save_arrays", "save_model", "SGD", "Adam",
+    "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "rewrite_metadata", "save_arrays", "save_model", "SGD", "Adam",
     "AdamW", "clip_grad_norm", "constant", "warmup_inverse_sqrt", "warmup_linear", "History", "fit", "predict",
     "DecoderCache", "Seq2SeqTransformer", "GRU", "BiGRU",
 ]

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,16 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
             )
         value[...] = arrays[name]
     return model, config.get("metadata", {})
+
+
+def rewrite_metadata(source: str | os.PathLike, change: Callable[[dict], Any],
+                     target: str | os.PathLike | None = None) -> dict:
+    """The model file ``source`` written again (at ``target``, by default in its place) with its metadata
+    edited by ``change(metadata)``; the edited metadata. The arrays and architecture are copied as they are."""
+    config, arrays = read_model_file(source)
+    change(config["metadata"])
+    save_arrays(source if target is None else target, arrays, config["metadata"], architecture=config["architecture"])
+    return config["metadata"]
 
 
 def read_metadata(path: str | Path) -> dict:
