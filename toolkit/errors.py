@@ -1,6 +1,6 @@
 """nlp-tool's own errors: one family under :class:`NlpToolError`, each class with its exit code.
 
-Four branches, by who can put the problem right:
+Five branches, by who can put the problem right:
 
 - :class:`UsageError` (exit 2): the call is wrong: an option, an argument,
   a file name, a model made for another task or engine, an engine asked to
@@ -9,6 +9,8 @@ Four branches, by who can put the problem right:
 - :class:`ModelFileError` (exit 1): a model file that cannot be read
   (damaged, foreign, from a newer version); a *missing* one is
   :class:`ModelNotFoundError`, a usage error like any missing file;
+- :class:`TrainingError` (exit 1): training that cannot go on (its loss
+  became NaN or infinite);
 - :class:`RegistryError` (exit 1): a plugin, or the plugin configuration,
   broke the registry's rules; :class:`UnknownTaskError` (exit 2) asks for a
   task or engine that no plugin provides.
@@ -102,6 +104,10 @@ class ModelNotFoundError(OptionError, ModelFileError):
     """
 
     exit_code = USAGE_ERROR
+
+
+class TrainingError(NlpToolError, ArithmeticError):
+    """Training cannot go on: its loss stopped being a finite number (too high a learning rate, most often)."""
 
 
 class RegistryError(NlpToolError):

@@ -31,7 +31,9 @@ from toolkit.nn.model_file import (
 )
 from toolkit.nn.optim import SGD, Adam, AdamW, clip_grad_norm, constant, warmup_inverse_sqrt, warmup_linear
 from toolkit.nn.recurrent import GRU, BiGRU
-from toolkit.nn.training import History, fit, predict
+from toolkit.nn.checkpoint import Checkpoint, read_checkpoint
+from toolkit.nn.trainer import History, Trainer, TrainingInterrupted
+from toolkit.nn.training import fit, predict
 from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer
 
 __all__ = [
@@ -40,5 +42,6 @@ __all__ = [
     "layer_from_config", "sinusoidal_positions", "binary_cross_entropy_with_logits", "mean_squared_error",
     "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "rewrite_metadata", "save_arrays", "save_model", "SGD", "Adam",
     "AdamW", "clip_grad_norm", "constant", "warmup_inverse_sqrt", "warmup_linear", "History", "fit", "predict",
+    "Checkpoint", "read_checkpoint", "Trainer", "TrainingInterrupted",
     "DecoderCache", "Seq2SeqTransformer", "GRU", "BiGRU",
 ]
