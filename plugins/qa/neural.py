@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolkit_plugins.qa.common import ENCODERS, Job, QAEngine, Span
 from toolkit.engine import LoadsModel, Option
+from toolkit.training import trainer_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,10 +25,7 @@ class ReaderEngine(LoadsModel, QAEngine):
     default_model = str(DEFAULT_MODEL_FILE)
     default_model_hint = f"train it with `python {TRAINING_SCRIPT}`, pass --model FILE, or use --engine window (no model)"
     train_options: ClassVar[dict[str, Option]] = {
-        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-        "epochs": Option(int, 20, "Passes over the training data.", minimum=1),
-        "max_minutes": Option(float, 0.0, "Stop after this many minutes (0: no limit); the best model is kept.",
-                              minimum=0),
+        **trainer_options(epochs=20),
         "batch": Option(int, 32, "Questions per training step.", minimum=1),
         "learning_rate": Option(float, 1e-3, "Peak Adam learning rate (after a linear warm-up).", minimum=0,
                                 min_open=True),
@@ -37,19 +35,14 @@ class ReaderEngine(LoadsModel, QAEngine):
                           choices=ENCODERS),
         "vocab_size": Option(int, 30000, "Largest word vocabulary (most frequent lower-cased words).", minimum=1),
         "dropout": Option(float, 0.1, "Dropout rate in training.", minimum=0, maximum=1, max_open=True),
-        "ema": Option(float, 0.0, "Decay of a moving average of the weights, which is what is scored and saved"
-                      " (0: off; e.g. 0.999). It may be switched on when resuming.", minimum=0, maximum=1,
-                      max_open=True),
         "word_vectors": Option(bool, False, "Start the word vectors from PPMI + SVD vectors of the training contexts"
                                " and questions (and of vector_texts), computed at the start of training, then"
                                " fine-tuned; otherwise they start random."),
         "vector_texts": Option(str, "", "Comma-separated unlabeled text files added to the text of word_vectors:"
                                " .jsonl (a text, article or context field per line) or .txt (a document per line),"
                                " either may be .gz."),
-        "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all).", minimum=0),
-        "checkpoint": Option(str, "", "Checkpoint file (default: OUTPUT.ckpt), rewritten every few minutes."),
-        "checkpoint_minutes": Option(float, 10.0, "Minutes between checkpoints.", minimum=0, min_open=True),
-        "resume": Option(bool, False, "Continue from the checkpoint file instead of starting afresh."),
+        "valid_limit": Option(int, 2000, "Validation questions scored after each epoch (0: all; it may change"
+                              " when resuming).", minimum=0),
     }
 
     def __init__(self, model: str | None = None, **options: Any) -> None:

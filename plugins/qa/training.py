@@ -1,41 +1,37 @@
-"""Training the span reader: vocabulary, answer positions, batches, checkpoints that survive interruption.
+"""Training the span reader: vocabulary, answer positions, batches, and its step and validation for the shared trainer.
 
 Each question becomes one (question, passage, first, last) instance: the
 passage is the first window of the context that holds the whole answer
 (answers an offset cannot place are left out, and counted). Batches group
-passages of similar length. The checkpoint file (model, Adam moments, step,
-epoch and position in it) is rewritten atomically every few minutes, at the
-end of each epoch and on Ctrl-C; ``resume`` continues from it exactly where
-it stopped (an epoch cut while being scored is scored first). A run that
-completes all its epochs removes it. After each epoch the model is scored on
-the validation questions through the full engine (passages, decoding), from a
-temporary ``OUTPUT.candidate`` file that is removed however scoring ends, and
-the best one is the output model.
+passages of similar length. :class:`toolkit.nn.Trainer` runs the loop
+(clipping, EMA, checkpoints, resume, time limit, Ctrl-C); after each epoch
+the model is scored on the validation questions through the full engine
+(passages, decoding), from a temporary ``OUTPUT.candidate`` file that is
+removed however scoring ends, and the best epoch's weights are the output
+model, written once when training ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import os
-import sys
-import time
 from collections import Counter
-from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from toolkit_plugins.qa.passages import Token, split_passages, tokenize
 from toolkit_plugins.qa.squad import Example
-from toolkit.errors import DataError, ModelMismatchError, ModelNotFoundError, OptionError
-from toolkit.progress import ProgressBar
+from toolkit.errors import DataError, OptionError
+
+if TYPE_CHECKING:
+    from toolkit_plugins.qa.neural import ReaderEngine
+    from toolkit.nn import History
 
 CHAR_BUCKETS = 1 << 15
 WARMUP_STEPS = 1000
 CLIP_NORM = 5.0
-CHECKPOINT_KIND = "qa-reader-checkpoint"
 
 
 class Instance(NamedTuple):
@@ -94,50 +90,34 @@ def epoch_batches(instances: list[Instance], batch: int, seed: int, epoch: int) 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def train_reader(engine_class: type, examples: list[Example], valid: list[Example] | None, output: str,
-                 settings: dict[str, Any], seed: int, progress: bool | None) -> dict:
-    """Train, keep the best model at ``output``, return the training report."""
+def train_reader(engine_class: type[ReaderEngine], examples: list[Example], valid: list[Example] | None, output: str,
+                 settings: dict[str, Any], seed: int, progress: bool | None) -> dict[str, Any]:
+    """Train through the shared Trainer, write the model (the best validated weights) to ``output``; the report."""
     from toolkit_plugins.qa.reader import Featurizer, SpanReader
-    from toolkit.nn import (
-        Adam,
-        clip_grad_norm,
-        read_model_file,
-        save_arrays,
-        save_model,
-        softmax_cross_entropy,
-    )
+    from toolkit.nn import Adam, save_model, softmax_cross_entropy
+    from toolkit.training import history_report, make_trainer, model_header, resumed
 
-    window, overlap = engine_class.window, engine_class.overlap
-    checkpoint = settings["checkpoint"] or f"{output}.ckpt"
-    state: dict[str, Any] = {"epoch": 0, "batch": 0, "steps": 0, "best": None, "seconds": 0.0}
-    resumed = None
-    if settings["resume"]:
-        if not Path(checkpoint).is_file():
-            raise ModelNotFoundError(f"no checkpoint {checkpoint} to resume from (train without resume first)")
-        config, arrays = read_model_file(checkpoint)
-        resumed = config["metadata"]
-        if resumed.get("kind") != CHECKPOINT_KIND:
-            raise ModelMismatchError(f"{checkpoint} is not a reader training checkpoint")
-        vocab = resumed["vocab"]
-        state.update(resumed["state"])
-    else:
-        vocab = build_vocab(examples, settings["vocab_size"])
     if settings["encoder"] == "gru" and settings["dim"] % 2:
         raise OptionError(f"the gru encoder needs an even dim (two directions of dim / 2), not {settings['dim']}")
+    if settings["vector_texts"] and not settings["word_vectors"]:
+        raise OptionError("vector_texts is only read for word_vectors: switch word_vectors on, or leave vector_texts out")
+    # How many validation questions are scored changes nothing that is learnt: a resumed run may score others.
+    saved = resumed(settings, output, seed, may_change=("valid_limit",))
+    window, overlap = engine_class.window, engine_class.overlap
+    vocab = saved.setup["vocab"] if saved else build_vocab(examples, settings["vocab_size"])
     model = SpanReader(len(vocab), CHAR_BUCKETS, dim=settings["dim"], max_len=window, dropout=settings["dropout"],
                        encoder=settings["encoder"], seed=seed)
-    if resumed is not None and resumed["model_config"] != model.get_config():
-        raise ModelMismatchError(f"{checkpoint} was made with other settings ({resumed['model_config']}); use the same options")
-    if resumed is not None and settings["word_vectors"] != resumed["settings"].get("word_vectors", False):
-        # The vectors only set the starting point: switching them when resuming would change nothing
-        # but the options stamped into the model, which would then misstate how it was made.
-        raise ModelMismatchError(f"{checkpoint} was started with{'' if resumed['settings'].get('word_vectors') else 'out'}"
-                        " word_vectors; resume with the same setting")
-    if settings["word_vectors"] and resumed is None:
-        # Only a fresh start: a resumed run's word vectors are in its checkpoint, already fine-tuned.
-        state["word_vectors"] = init_word_vectors(model, vocab, examples, settings["vector_texts"], seed)
-    elif settings["vector_texts"] and not settings["word_vectors"]:
-        raise OptionError("vector_texts is only read for word_vectors: switch word_vectors on, or leave vector_texts out")
+    if saved:
+        # The vectors only set the starting point: a resumed run's are in its checkpoint, already fine-tuned.
+        word_vectors = saved.setup["word_vectors"]
+    else:
+        word_vectors = init_word_vectors(model, vocab, examples, settings["vector_texts"], seed) \
+            if settings["word_vectors"] else None
+    featurizer = Featurizer(vocab, CHAR_BUCKETS)
+    instances, dropped = make_instances(examples, window, overlap, model.config["max_question"])
+    if not instances:
+        raise DataError("training data: no answer could be placed in its context")
+    valid = valid[: settings["valid_limit"]] if valid and settings["valid_limit"] else valid
     peak = settings["learning_rate"]
     total = settings["epochs"] * math.ceil(len(examples) / settings["batch"])
 
@@ -146,137 +126,57 @@ def train_reader(engine_class: type, examples: list[Example], valid: list[Exampl
         return peak * min((step + 1) / WARMUP_STEPS, 1.0 - 0.9 * min(step / total, 1.0))
 
     optimizer = Adam(model, schedule)
-    if resumed is not None:
-        for name, param, _ in model.named_parameters():
-            param[...] = arrays[f"model/{name}"]
-            optimizer.state[name] = {"m": arrays[f"m/{name}"].copy(), "v": arrays[f"v/{name}"].copy()}
-        optimizer.steps = state["steps"]
-    # The moving average starts from the weights at hand: the initial ones, or a checkpoint's (its own
-    # average when it kept one), so that it can also be switched on when a run is resumed.
-    decay = settings["ema"]
-    average = {name: (arrays[f"ema/{name}"] if resumed is not None and f"ema/{name}" in arrays else param).copy()
-               for name, param, _ in model.named_parameters()} if decay else None
 
-    featurizer = Featurizer(vocab, CHAR_BUCKETS)
-    instances, dropped = make_instances(examples, window, overlap, model.config["max_question"])
-    if not instances:
-        raise DataError("training data: no answer could be placed in its context")
-    valid = valid[: settings["valid_limit"]] if valid and settings["valid_limit"] else valid
+    def step(rows: np.ndarray) -> float:
+        chosen = [instances[k] for k in rows]
+        (s, e), backprop = model.forward(featurizer.batch([(x.question, x.passage) for x in chosen]), train=True)
+        loss_s, ds = softmax_cross_entropy(s, np.array([x.first for x in chosen]))
+        loss_e, de = softmax_cross_entropy(e, np.array([x.last for x in chosen]))
+        backprop((ds, de))
+        return loss_s + loss_e
 
-    def save_checkpoint() -> None:
-        arrays = {}
-        for name, param, _ in model.named_parameters():
-            slots = optimizer.state.get(name, {})
-            arrays[f"model/{name}"] = param
-            arrays[f"m/{name}"] = slots.get("m", np.zeros_like(param))
-            arrays[f"v/{name}"] = slots.get("v", np.zeros_like(param))
-            if average is not None:
-                arrays[f"ema/{name}"] = average[name]
-        state["steps"] = optimizer.steps
-        save_arrays(checkpoint, arrays, {"kind": CHECKPOINT_KIND, "vocab": vocab, "model_config": model.get_config(),
-                                         "state": state, "settings": settings})
+    def batches(epoch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        # Seeded by the epoch (from 0, as before the shared trainer) rather than drawn from ``rng``:
+        # the shipped model's recipe keeps training on the same batches.
+        return epoch_batches(instances, settings["batch"], seed, epoch - 1)
 
-    def metadata() -> dict:
-        return {"task": "qa", "engine": engine_class.name, "engine_version": engine_class.version,
-                "name": settings["name"] or Path(output).stem, "version": datetime.date.today().isoformat(),
-                "vocab": vocab, "window": window, "overlap": overlap,
-                "training": {"records": len(examples), "instances": len(instances), "left_out": dropped,
-                             "seed": seed, "options": settings, "epochs_done": state["epoch"],
-                             "steps": optimizer.steps, "seconds": round(state["seconds"], 1),
-                             "word_vectors": state.get("word_vectors"),
-                             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
+    def metadata(**training: Any) -> dict[str, Any]:
+        header = model_header(engine_class, output, settings, seed, records=len(examples),
+                              valid_records=len(valid) if valid else None, instances=len(instances),
+                              left_out=dropped, word_vectors=word_vectors, **training)
+        return {**header, "vocab": vocab, "window": window, "overlap": overlap}
 
-    def score_epoch(loss: float | None) -> None:
-        # Marked until the epoch's score is settled: an interrupt while scoring saves a checkpoint that says so,
-        # and a resumed run scores that epoch first instead of never considering it for the output.
-        state["unscored"], state["loss"] = True, loss
-        metrics = None
-        if valid:
-            # The engine scores a model file: the epoch's weights go to a temporary one beside the output,
-            # removed however scoring ends (Ctrl-C and SIGTERM included).
-            candidate = f"{output}.candidate"
-            try:
-                with averaged_weights(model, average):
-                    save_model(candidate, model, metadata())
-                metrics = engine_class(model=candidate).evaluate([_record(e) for e in valid])
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(candidate)
-            metrics["model"] = str(output)
-        if progress is not False:
-            # One line per epoch, also in logs where the progress bar stays silent.
-            scores = f", valid EM {metrics['exact_match']}, F1 {metrics['f1']}" if metrics else ""
-            print(f"epoch {state['epoch']} (+{state['batch']} batches): step {optimizer.steps},"
-                  f" {state['seconds'] / 60:.1f} min, loss {loss if loss is None else round(loss, 3)}{scores}",
-                  file=sys.stderr, flush=True)
-        if valid is None or state["best"] is None or metrics["f1"] > state["best"]["f1"]:
-            state["best"] = metrics
-            with averaged_weights(model, average):
-                save_model(output, model, {**metadata(), "metrics": metrics})
-        state["unscored"] = False
+    def validate() -> dict[str, float]:
+        # The engine scores a model file (passages, decoding): the weights go to a temporary one beside the
+        # output, removed however scoring ends (Ctrl-C and SIGTERM included).
+        candidate = f"{output}.candidate"
+        try:
+            save_model(candidate, model, metadata(seconds=trainer.state["seconds"]))
+            scores = engine_class(model=candidate).evaluate([_record(e) for e in valid])
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(candidate)
+        return {"f1": scores["f1"], "exact_match": scores["exact_match"]}
 
-    session = time.perf_counter()
-    started = session - state["seconds"]
-    last_checkpoint = session
-    limit = settings["max_minutes"] * 60.0
-    stopped = "epochs"
-    try:
-        if state.get("unscored"):
-            # The interrupted run stopped while scoring its last epoch.
-            score_epoch(state["loss"])
-            save_checkpoint()
-            last_checkpoint = time.perf_counter()
-        while state["epoch"] < settings["epochs"]:
-            batches = epoch_batches(instances, settings["batch"], seed, state["epoch"])
-            bar = ProgressBar(len(batches), desc=f"epoch {state['epoch'] + 1}", unit="batch", enabled=progress)
-            bar.update(state["batch"])
-            running = None
-            while state["batch"] < len(batches):
-                chosen = [instances[k] for k in batches[state["batch"]]]
-                batch = featurizer.batch([(x.question, x.passage) for x in chosen])
-                (s, e), backprop = model.forward(batch, train=True)
-                loss_s, ds = softmax_cross_entropy(s, np.array([x.first for x in chosen]))
-                loss_e, de = softmax_cross_entropy(e, np.array([x.last for x in chosen]))
-                backprop((ds, de))
-                clip_grad_norm(model, CLIP_NORM)
-                optimizer.step()
-                if average is not None:
-                    for name, param, _ in model.named_parameters():
-                        average[name] *= decay
-                        average[name] += (1.0 - decay) * param
-                loss = loss_s + loss_e
-                running = loss if running is None else 0.98 * running + 0.02 * loss
-                state["batch"] += 1
-                state["seconds"] = time.perf_counter() - started
-                bar.update(1, loss=running)
-                if not math.isfinite(loss):
-                    raise RuntimeError(f"the training loss is {loss} at step {optimizer.steps}; lower the learning rate")
-                if time.perf_counter() - last_checkpoint > settings["checkpoint_minutes"] * 60.0:
-                    save_checkpoint()
-                    last_checkpoint = time.perf_counter()
-                if limit and time.perf_counter() - session > limit:
-                    break
-            bar.close()
-            if state["batch"] >= len(batches):
-                state["epoch"] += 1
-                state["batch"] = 0
-            score_epoch(running)
-            save_checkpoint()
-            last_checkpoint = time.perf_counter()
-            if limit and time.perf_counter() - session > limit:
-                stopped = "max_minutes"
-                break
-    except KeyboardInterrupt:
-        save_checkpoint()
-        raise
-    if stopped == "epochs" and os.path.exists(checkpoint):
-        # Training is complete: the output is the result, the checkpoint only served to resume.
-        os.unlink(checkpoint)
-        checkpoint = None
+    trainer = make_trainer(model, optimizer, step, batches, settings, output, seed, progress, saved=saved,
+                           validate=validate if valid else None, monitor="f1", clip_norm=CLIP_NORM,
+                           setup={"vocab": vocab, "word_vectors": word_vectors})
+    history = trainer.run()
+    report = history_report(history)
+    metrics = best_scores(history)
+    save_model(output, model, {**metadata(seconds=history.seconds, **report), "metrics": metrics})
     return {"engine": f"qa:{engine_class.name}", "model": str(output), "records": len(examples),
-            "instances": len(instances), "left_out": dropped, "epochs_done": state["epoch"],
-            "steps": optimizer.steps, "seconds": round(state["seconds"], 1), "stopped": stopped,
-            "checkpoint": checkpoint, "metrics": state["best"]}
+            "instances": len(instances), "left_out": dropped, **report, "metrics": metrics}
+
+
+def best_scores(history: History) -> dict[str, float] | None:
+    """The validation scores of the best epoch (None without validation)."""
+    if history.best_epoch is None:
+        return None
+    # An epoch cut by the time limit and finished when resumed has two records: the best is the one that scored best.
+    record = next(r for r in reversed(history.epochs)
+                  if r["epoch"] == history.best_epoch and r["val_f1"] == history.best_value)
+    return {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
 
 
 def vector_text_paths(spec: str) -> list[str]:
@@ -314,22 +214,6 @@ def init_word_vectors(model: Any, vocab: list[str], examples: list[Example], vec
     vectors, known, report = train_vectors(texts, vocab, table.shape[1], skip=UNKNOWN + 1, seed=seed)
     table[...] = scale_like(vectors, known, table)
     return {**report, "documents": sources}
-
-
-@contextlib.contextmanager
-def averaged_weights(model: Any, average: dict[str, np.ndarray] | None) -> Iterator[None]:
-    """Within the block the model holds the moving average of its weights (when there is one)."""
-    if average is None:
-        yield
-        return
-    current = {name: param.copy() for name, param, _ in model.named_parameters()}
-    try:
-        for name, param, _ in model.named_parameters():
-            param[...] = average[name]
-        yield
-    finally:
-        for name, param, _ in model.named_parameters():
-            param[...] = current[name]
 
 
 def _record(e: Example) -> dict:
