@@ -320,20 +320,22 @@ def test_empty_text_is_refused_with_its_record_number(tmp_path, text):
         NgramClassifier.train(records, str(tmp_path / "m.nlpt"))
 
 
-def test_ensemble_holds_out_a_tenth_and_keeps_every_class_to_fit_on(tmp_path):
-    from toolkit_plugins.classification.common import split_validation
-    from toolkit_plugins.classification.ensemble import hold_out
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_valid_split_0_holds_out_nothing(tmp_path, engine):
+    import toolkit
 
-    y = np.array([0] * 54 + [1] * 6)
-    train_rows, held_rows = hold_out(y, ["pos", "neg"], 0)
-    # The same rows as before this check, so the shipped model's training script still reproduces it.
-    assert [rows.tolist() for rows in (train_rows, held_rows)] == [r.tolist() for r in split_validation(60, 0)]
-    seed = next(s for s in range(50) if 20 in split_validation(21, s)[1])  # the lone 'neg' is held out
-    with pytest.raises(DataError, match="no 'neg' record would be left to fit on"):
-        hold_out(np.array([0] * 20 + [1]), ["pos", "neg"], seed)
+    records = synthetic(120, 2)
+    weight = {"ngram_weight": 0.5} if engine is EnsembleClassifier else {}
+    report = toolkit.train("classify", records, engine=engine.name, output=tmp_path / "m.nlpt", valid_split=0,
+                           **OPTIONS[engine.name], **weight)
+    assert (report["train_records"], report["valid_records"], report["records"]) == (120, 0, 120)
+    training = read_model_file(tmp_path / "m.nlpt")[0]["metadata"]["training"]
+    assert training["records"] == 120 and training["validation_records"] is None
+    assert not any(key.startswith("val_") for epoch in training.get("epochs", []) for key in epoch)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.nlpt"]  # the trainer's checkpoint is gone
 
 
-def test_ensemble_on_too_few_records_per_class_is_a_data_error_exit_2(tmp_path, monkeypatch):
+def test_ensemble_without_validation_data_needs_its_weight_exit_2(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from toolkit.cli import make_cli
@@ -343,12 +345,33 @@ def test_ensemble_on_too_few_records_per_class_is_a_data_error_exit_2(tmp_path, 
     (tmp_path / "two.csv").write_text("text,label\ngood movie,pos\nbad movie,neg\n")
     cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
     result = CliRunner().invoke(cli, ["train", "classify", "two.csv", "-e", "ensemble", "--valid-split", "0", "-q",
-                                      "-o", "h4.nlpt"])
+                                      "--hash-bits", "10", "--epochs", "1"])
     assert result.exit_code == 2, result.output
-    assert ("training data: too few records for the ensemble engine, which holds out 10% of them to choose its CNN"
-            " epoch and averaging weight: no ") in result.stderr
-    assert "record would be left to fit on; give more records, or validation data (--valid)" in result.stderr
-    assert not (tmp_path / "h4.nlpt").exists()
+    assert "tunes its n-gram weight on validation data" in result.stderr and "--ngram-weight" in result.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "two.csv"]
+
+
+@pytest.mark.parametrize("engine", [CnnClassifier, EnsembleClassifier], ids=lambda e: e.name)
+def test_a_run_stopped_by_its_time_limit_resumes_to_the_model_of_an_uninterrupted_run(tmp_path, engine):
+    from toolkit.nn import read_checkpoint
+
+    records, valid = synthetic(150, 5), synthetic(30, 6)
+    options = {**OPTIONS[engine.name], "epochs": 3, "patience": 0}
+    engine.train(records, str(tmp_path / "straight.nlpt"), valid=valid, seed=2, **options)
+    output = tmp_path / "run.nlpt"
+    first = engine.train(records, str(output), valid=valid, seed=2, max_minutes=1e-9, **options)
+    assert first["stopped"] == "time limit" and first["steps"] == 1 and first["checkpoint"] == f"{output}.ckpt"
+    saved = read_checkpoint(f"{output}.ckpt")
+    assert saved.setup["seed"] == 2 and saved.setup["options"]["max_len"] == options["max_len"]
+    assert {"model", "optimizer/m", "optimizer/v", "best"} <= set(saved.groups)
+    with pytest.raises(OptionError, match=r"other options \(dim=16\)"):
+        engine.train(records, str(output), valid=valid, seed=2, resume=True, **{**options, "dim": 8})
+    second = engine.train(records, str(output), valid=valid, seed=2, resume=True, **options)
+    assert second["stopped"] == "completed" and second["checkpoint"] is None
+    assert not (tmp_path / "run.nlpt.ckpt").exists()
+    straight, resumed = read_model_file(tmp_path / "straight.nlpt")[1], read_model_file(output)[1]
+    assert straight.keys() == resumed.keys()
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
 
 
 def test_missing_label_and_bad_train_option(tmp_path):
@@ -443,7 +466,7 @@ def test_imdb_ngram_quick(tmp_path):
     assert time.perf_counter() - start < 20
 
 
-def test_ctrl_c_during_cnn_training_passes_the_interrupt_on_and_writes_nothing(tmp_path, monkeypatch):
+def test_ctrl_c_during_cnn_training_keeps_a_checkpoint_and_writes_no_model(tmp_path, monkeypatch):
     import signal
 
     import toolkit.nn as nn
@@ -462,7 +485,8 @@ def test_ctrl_c_during_cnn_training_passes_the_interrupt_on_and_writes_nothing(t
     with pytest.raises(KeyboardInterrupt):
         CnnClassifier.train(synthetic(200, seed=3), str(output), **SMALL_CNN)
     assert calls["n"] == 3
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "cnn.nlpt.ckpt"]
+    assert nn.read_checkpoint(tmp_path / "cnn.nlpt.ckpt").state["steps"] == 2
 
 
 # -- the default model: its training script's pieces, and the shipped file against its card -------------------

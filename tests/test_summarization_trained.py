@@ -268,6 +268,38 @@ def test_unusable_training_data_is_a_data_error(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_without_validation_data_nothing_is_held_out_and_the_last_epoch_is_kept(tmp_path):
+    import toolkit
+    from toolkit.nn import read_model_file
+
+    report = toolkit.train("summarize", synthetic(20, 3), engine="trained", output=tmp_path / "m.nlpt",
+                           valid_split=0, progress=False, epochs=2, dim=8, filters=8, hidden=8)
+    assert (report["train_records"], report["valid_records"], report["records"]) == (20, 0, 20)
+    training = read_model_file(tmp_path / "m.nlpt")[0]["metadata"]["training"]
+    assert training["records"] == 20 and training["validation_records"] is None
+    assert training["best_epoch"] is None and [e["epoch"] for e in training["epochs"]] == [1, 2]
+    assert not any(key.startswith("val_") for epoch in training["epochs"] for key in epoch)
+
+
+def test_a_run_stopped_by_its_time_limit_resumes_to_the_model_of_an_uninterrupted_run(tmp_path):
+    from toolkit.nn import read_checkpoint, read_model_file
+
+    options = {"progress": False, "epochs": 3, "patience": 0, "dim": 8, "filters": 8, "hidden": 8, "seed": 1}
+    records, valid = synthetic(20, 4), synthetic(5, 5)
+    TrainedSummarizer.train(records, str(tmp_path / "straight.nlpt"), valid=valid, **options)
+    output = tmp_path / "run.nlpt"
+    first = TrainedSummarizer.train(records, str(output), valid=valid, max_minutes=1e-9, **options)
+    assert first["stopped"] == "time limit" and first["steps"] == 1
+    assert read_checkpoint(first["checkpoint"]).setup["tokenizer"] == read_model_file(output)[0]["metadata"][
+        "tokenizer"]
+    with pytest.raises(ModelMismatchError, match="seed 1, not 2"):
+        TrainedSummarizer.train(records, str(output), valid=valid, resume=True, **{**options, "seed": 2})
+    second = TrainedSummarizer.train(records, str(output), valid=valid, resume=True, **options)
+    assert second["stopped"] == "completed" and not (tmp_path / "run.nlpt.ckpt").exists()
+    straight, resumed = read_model_file(tmp_path / "straight.nlpt")[1], read_model_file(output)[1]
+    assert straight.keys() == resumed.keys() and all((straight[k] == resumed[k]).all() for k in straight)
+
+
 def test_damaged_and_foreign_model_files(model, tmp_path):
     data = open(model, "rb").read()
     (tmp_path / "truncated.nlpt").write_bytes(data[: len(data) // 2])

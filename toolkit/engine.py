@@ -138,6 +138,19 @@ def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[
     }
 
 
+def parse_settings(declared: dict[str, Option], pairs: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` texts (a script's ``--set``) as option values, each parsed by its ``declared`` Option;
+    OptionError for an unknown name or a bad value."""
+    settings = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in declared:
+            raise OptionError(f"{pair!r}: give NAME=VALUE with NAME one of {', '.join(sorted(declared))}")
+        settings[name] = declared[name].parse(name, text)
+    return settings
+
+
 def can_train(engine_class: type[Engine]) -> bool:
     """The engine declares its record fields and implements :meth:`Engine.train`."""
     return bool(engine_class.record_fields) and engine_class.train.__func__ is not Engine.train.__func__
@@ -208,6 +221,21 @@ class Option:
         if not self._in_range(value):
             raise OptionError(f"option {name!r} must be {self.range_text()}, not {value!r}")
         return value
+
+    def parse(self, name: str, text: str) -> Any:
+        """The value a ``NAME=VALUE`` setting's text gives this option (true/false, yes/no, 1/0 for a bool),
+        checked by :meth:`convert`; OptionError for text that is not one."""
+        if self.type is bool:
+            value: Any = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
+                text.strip().lower(), text)
+        elif self.type is str:
+            value = text
+        else:
+            try:
+                value = self.type(text)
+            except ValueError:
+                raise OptionError(f"option {name!r} must be of type {self.type.__name__}, not {text!r}") from None
+        return self.convert(name, value)
 
     def _in_range(self, value: Any) -> bool:
         # Written as "not inside" so that NaN, which compares false with everything, is out of range.

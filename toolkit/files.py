@@ -124,3 +124,20 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+class TooLarge(OSError):
+    """A file over its size limit, refused before it reached its destination."""
+
+
+def move_within(source: str | os.PathLike, destination: str | os.PathLike, max_bytes: int) -> int:
+    """Rename ``source`` over ``destination`` if it is at most ``max_bytes``; its size. Otherwise TooLarge,
+    ``source`` removed and ``destination`` untouched: the default-model scripts stage a model file beside
+    its destination and ship it only within the size limit."""
+    size = os.stat(source).st_size
+    if size > max_bytes:
+        os.unlink(source)
+        raise TooLarge(f"{os.fspath(source)} is {size / 2**20:.2f} MB, over the {max_bytes / 2**20:.0f} MB limit:"
+                       f" {os.fspath(destination)} was not written")
+    os.replace(source, destination)
+    return size

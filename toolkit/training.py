@@ -70,6 +70,22 @@ def resumed(settings: dict[str, Any], output: str | os.PathLike, seed: int,
     return resumable_checkpoint(checkpoint_path(settings, output), settings, seed, may_change)
 
 
+def trainer_settings(settings: dict[str, Any], output: str | os.PathLike, seed: int, progress: bool | None,
+                     setup: dict[str, Any] | None = None,
+                     setup_arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The Trainer's keywords (also ``toolkit.nn.fit``'s) from the trainer options in ``settings``.
+
+    The checkpoint's setup holds ``settings`` and ``seed``, which resuming is
+    checked against, and the engine's ``setup``.
+    """
+    return {
+        "epochs": settings["epochs"], "patience": settings["patience"], "ema": settings["ema"],
+        "checkpoint": checkpoint_path(settings, output), "checkpoint_minutes": settings["checkpoint_minutes"],
+        "max_minutes": settings["max_minutes"], "setup": {"options": settings, "seed": seed, **(setup or {})},
+        "setup_arrays": setup_arrays, "seed": seed, "progress": progress,
+    }
+
+
 def make_trainer(
     model: Layer,
     optimizer: Optimizer,
@@ -88,20 +104,12 @@ def make_trainer(
     setup: dict[str, Any] | None = None,
     setup_arrays: dict[str, np.ndarray] | None = None,
 ) -> Trainer:
-    """A Trainer configured by the trainer options in ``settings``, resumed from ``saved`` when given.
-
-    The checkpoint's setup holds ``settings`` and ``seed`` (what resuming is
-    checked against) and the engine's ``setup``.
-    """
+    """A Trainer configured by the trainer options in ``settings`` (see :func:`trainer_settings`), resumed from
+    ``saved`` when given."""
     from toolkit.nn.trainer import Trainer
 
-    trainer = Trainer(
-        model, optimizer, step, batches, epochs=settings["epochs"], validate=validate, monitor=monitor, mode=mode,
-        patience=settings["patience"], ema=settings["ema"], clip_norm=clip_norm,
-        checkpoint=checkpoint_path(settings, output), checkpoint_minutes=settings["checkpoint_minutes"],
-        max_minutes=settings["max_minutes"], setup={"options": settings, "seed": seed, **(setup or {})},
-        setup_arrays=setup_arrays, seed=seed, progress=progress,
-    )
+    trainer = Trainer(model, optimizer, step, batches, validate=validate, monitor=monitor, mode=mode,
+                      clip_norm=clip_norm, **trainer_settings(settings, output, seed, progress, setup, setup_arrays))
     if saved is not None:
         trainer.resume(saved)
     return trainer

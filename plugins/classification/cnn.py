@@ -6,20 +6,18 @@ GlobalMaxPool1D (run as the fused conv/ReLU/max-pool kernel) ->
 Dense(hidden, ReLU) -> Dense(C). Binary and multi-class alike use C output
 units and softmax cross-entropy: one loss, one prediction path, and the
 probabilities of all classes come straight out of the softmax. Training
-keeps the epoch with the best validation accuracy (``toolkit.nn.fit``'s
-checkpoint); the model file holds the layer tree, the tokenizer config and
+(``toolkit.nn.fit``, the shared trainer) keeps the epoch with the best
+validation accuracy; the model file holds the layer tree, the tokenizer config and
 the labels.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit_plugins.classification.common import ClassifierEngine, split_validation
+from toolkit_plugins.classification.common import ClassifierEngine
 from toolkit.engine import Option
+from toolkit.training import trainer_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +28,7 @@ WIDTH = 5
 # Prediction pads a text to its length plus WIDTH rounded up to this (CnnModel.padded_width).
 WIDTH_STEP = 16
 CNN_TRAIN_OPTIONS = {
-    "epochs": Option(int, 3, "Training epochs (at most).", minimum=1),
+    **trainer_options(epochs=3, patience=2),
     "batch": Option(int, 128, "Examples per training step (mini-batch size).", minimum=1),
     "learning_rate": Option(float, 1e-3, "Adam learning rate.", minimum=0, min_open=True, deprecated=("lr",)),
     "max_len": Option(int, 400, f"Words kept per text (the last ones; shorter texts are padded); at least the"
@@ -42,7 +40,6 @@ CNN_TRAIN_OPTIONS = {
     "hidden": Option(int, 128, "Units of the hidden dense layer.", minimum=1),
     "dropout": Option(float, 0.0, "Dropout rate on the pooled features during training (0: none).",
                       minimum=0, maximum=1, max_open=True),
-    "patience": Option(int, 2, "Stop after this many epochs without a better validation accuracy.", minimum=0),
     "word_vectors": Option(bool, False, "Start the embedding from word vectors learned from the training texts"
                            " (PPMI + SVD; about 30 s on IMDb) instead of random ones."),
 }
@@ -163,44 +160,40 @@ def build_network(vocab_size: int, n_classes: int, settings: dict[str, Any], see
 
 
 def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[list[str], np.ndarray] | None,
-                seed: int, progress: bool | None, settings: dict[str, Any]) -> tuple[CnnModel, dict]:
-    """Train the CNN; without ``valid``, 10% of the data (seeded) is held out to pick the best epoch."""
+                seed: int, progress: bool | None, settings: dict[str, Any],
+                output: str) -> tuple[CnnModel, dict, dict]:
+    """Train the CNN (or resume its run, with the ``resume`` option) through the shared trainer; with ``valid``
+    the model keeps the epoch of the best validation accuracy, without it the last one. Returns the model, its
+    metadata and the trainer's report."""
     import toolkit.nn as nn
     from toolkit.text import WordTokenizer
+    from toolkit.training import history_report, resumed, trainer_settings
 
-    if valid is None:
-        train_rows, valid_rows = split_validation(len(texts), seed)
-        valid = ([texts[i] for i in valid_rows], y[valid_rows])
-        texts, y = [texts[i] for i in train_rows], y[train_rows]
-    tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(texts)
+    saved = resumed(settings, output, seed)
+    if saved is None:
+        tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(texts)
+    else:
+        tokenizer = WordTokenizer.from_config(saved.setup["tokenizer"])
     model = CnnModel(tokenizer, settings["max_len"], build_network(tokenizer.vocab_size, n_classes, settings, seed))
-    vectors_report = pretrain_embedding(model, texts, seed) if settings["word_vectors"] else None
-    x, x_valid = model.inputs(texts), model.inputs(valid[0])
-    fd, checkpoint = tempfile.mkstemp(prefix=".cnn-", suffix=".nlpt")
-    os.close(fd)
-    try:
-        history = nn.fit(
-            model.network, nn.softmax_cross_entropy, nn.Adam(model.network, settings["learning_rate"]), x, y,
-            epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_valid, valid[1]),
-            metrics={"accuracy": lambda t, out: float((out.argmax(axis=1) == t).mean())},
-            patience=settings["patience"] or None, checkpoint=checkpoint, seed=seed, progress=progress,
-        )
-        if history.stopped == "interrupted":
-            # fit() stops cleanly on Ctrl-C; the user asked for no model, so
-            # pass the interrupt on (the CLI exits 130 and writes nothing).
-            raise KeyboardInterrupt
-        model.network, _ = nn.load_model(checkpoint)  # the best epoch's weights
-    finally:
-        Path(checkpoint).unlink(missing_ok=True)
+    # A resumed run's vectors are in its checkpoint, already trained further.
+    vectors_report = saved.setup.get("word_vectors") if saved is not None else \
+        pretrain_embedding(model, texts, seed) if settings["word_vectors"] else None
+    history = nn.fit(
+        model.network, nn.softmax_cross_entropy, nn.Adam(model.network, settings["learning_rate"]),
+        model.inputs(texts), y, batch_size=settings["batch"],
+        validation=(model.inputs(valid[0]), valid[1]) if valid is not None else None,
+        metrics={"accuracy": lambda t, out: float((out.argmax(axis=1) == t).mean())}, resume=saved,
+        **trainer_settings(settings, output, seed, progress,
+                           setup={"tokenizer": tokenizer.to_config(), "word_vectors": vectors_report}),
+    )
     info = {
         "tokenizer": tokenizer.to_config(),
         # The model file keeps the key "maxlen" of the models already shipped; the option is max_len.
         "maxlen": settings["max_len"],
-        "history": {"epochs": history.epochs, "best_epoch": history.best_epoch, "stopped": history.stopped},
     }
     if vectors_report is not None:
         info["word_vectors"] = vectors_report
-    return model, info
+    return model, info, history_report(history)
 
 
 def pretrain_embedding(model: CnnModel, texts: list[str], seed: int) -> dict:
@@ -234,9 +227,9 @@ class CnnClassifier(ClassifierEngine):
     train_options = {**ClassifierEngine.train_options, **CNN_TRAIN_OPTIONS}
 
     @classmethod
-    def _fit(cls, texts, y, classes, valid, seed, progress, settings):
-        model, info = fit_network(texts, y, len(classes), valid, seed, progress, settings)
-        return network_arrays(model), info, model.network.to_config()
+    def _fit(cls, texts, y, classes, valid, seed, progress, settings, output):
+        model, info, trained = fit_network(texts, y, len(classes), valid, seed, progress, settings, output)
+        return network_arrays(model), info, model.network.to_config(), trained
 
     @classmethod
     def _build(cls, config, arrays):

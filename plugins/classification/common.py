@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolkit.engine import DataError, Engine, LoadsModel, Option, RecordError, train_settings
 from toolkit.records import check_records
+from toolkit.training import NAME_OPTION, model_header
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,15 +94,6 @@ def metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict:
     }
 
 
-def split_validation(n: int, seed: int, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices: a seeded random ``fraction`` (at least one row) held out."""
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(n)
-    held = max(1, int(round(n * fraction)))
-    return np.sort(order[held:]), np.sort(order[:held])
-
-
 class ClassifierEngine(LoadsModel, Engine):
     """Base of the classification engines: a model file in, label + probabilities out."""
 
@@ -114,9 +106,7 @@ class ClassifierEngine(LoadsModel, Engine):
         "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept).",
                             minimum=0, maximum=1),
     }
-    train_options: ClassVar[dict[str, Option]] = {
-        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-    }
+    train_options: ClassVar[dict[str, Option]] = {"name": NAME_OPTION}
     default_model = None
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
@@ -128,8 +118,10 @@ class ClassifierEngine(LoadsModel, Engine):
     @classmethod
     @abc.abstractmethod
     def _fit(cls, texts: list[str], y: np.ndarray, classes: list[str], valid: tuple[list[str], np.ndarray] | None,
-             seed: int, progress: bool | None, settings: dict[str, Any]) -> tuple[dict, dict, dict | None]:
-        """Train; return the model file's (arrays, metadata, architecture)."""
+             seed: int, progress: bool | None, settings: dict[str, Any],
+             output: str) -> tuple[dict, dict, dict | None, dict]:
+        """Train (a trainer's checkpoint goes beside ``output``); return the model file's arrays, metadata and
+        architecture, and what the trainer reported (``toolkit.training.history_report``; {} without one)."""
 
     @classmethod
     @abc.abstractmethod
@@ -200,8 +192,6 @@ class ClassifierEngine(LoadsModel, Engine):
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
               progress: bool | None = None, **options: Any) -> dict:
         """Fit on ``records`` ({"text", "label"}), write one model file to ``output``, return a report."""
-        import datetime
-
         from toolkit.nn import save_arrays
 
         settings = train_settings(cls, options)
@@ -213,29 +203,14 @@ class ClassifierEngine(LoadsModel, Engine):
             valid_texts, valid_labels = texts_and_labels(valid, "validation data")
             held = (valid_texts, encode_labels(valid_labels, classes, "validation data"))
         start = time.perf_counter()
-        arrays, metadata, architecture = cls._fit(texts, y, classes, held, seed, progress, settings)
+        arrays, metadata, architecture, trained = cls._fit(texts, y, classes, held, seed, progress, settings,
+                                                           str(output))
         seconds = time.perf_counter() - start
-        name = settings["name"] or Path(output).stem
-        metadata = {
-            "task": TASK,
-            "engine": cls.name,
-            "engine_version": cls.version,
-            "name": name,
-            "version": datetime.date.today().isoformat(),
-            "labels": classes,
-            **metadata,
-            "training": {
-                "records": len(texts),
-                "validation_records": None if valid is None else len(valid),
-                "seed": seed,
-                "options": settings,
-                "seconds": round(seconds, 2),
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            },
-        }
-        save_arrays(output, arrays, metadata, architecture=architecture)
-        report = {"engine": f"{TASK}:{cls.name}", "model": str(output), "name": name, "labels": classes,
-                  "records": len(texts), "seconds": round(seconds, 2)}
+        header = model_header(cls, output, settings, seed, records=len(texts),
+                              valid_records=None if valid is None else len(valid), seconds=seconds, **trained)
+        save_arrays(output, arrays, {**header, "labels": classes, **metadata}, architecture=architecture)
+        report = {"engine": f"{TASK}:{cls.name}", "model": str(output), "name": header["name"], "labels": classes,
+                  "records": len(texts), "seconds": round(seconds, 2), **trained}
         if valid is not None:
             report["metrics"] = cls(model=str(output)).evaluate(valid)
         return report

@@ -221,9 +221,9 @@ class NgramClassifier(ClassifierEngine):
     train_options = {**ClassifierEngine.train_options, **NGRAM_TRAIN_OPTIONS}
 
     @classmethod
-    def _fit(cls, texts, y, classes, valid, seed, progress, settings):
+    def _fit(cls, texts, y, classes, valid, seed, progress, settings, output):
         arrays, meta = fit_arrays(texts, y, len(classes), settings, seed)
-        return arrays, meta, None
+        return arrays, meta, None, {}
 
     @classmethod
     def _build(cls, config, arrays):

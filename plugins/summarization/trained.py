@@ -15,8 +15,9 @@ is never scored) gets a probability of belonging to the summary from
 
 joined -> Dense(ReLU) -> Dense(1) -> sigmoid. Training labels come from the
 greedy ROUGE oracle (``oracle.py``); the loss is binary cross-entropy, the
-optimizer Adam, and the epoch kept is the one whose summaries score best
-(ROUGE-1 + ROUGE-2 F1, k = reference sentences) on held-out documents. At
+optimizer Adam (through the shared trainer), and the epoch kept is the one
+whose summaries score best (ROUGE-1 + ROUGE-2 F1, k = reference sentences)
+on the validation documents. At
 inference, sentences are ranked by probability, times the centrality
 engine's length factor as the model's length rule says, with its MMR, so
 the summary does not repeat itself. The model file names its features and
@@ -26,9 +27,6 @@ ranks as "short".
 
 from __future__ import annotations
 
-import datetime
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +36,7 @@ from toolkit_plugins.summarization.features import FEATURES, LENGTH_RULES, WIDTH
 from toolkit.engine import DataError, Option, train_settings
 from toolkit.records import check_records
 from toolkit.text.sentences import Sentence, split_sentences
+from toolkit.training import trainer_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,8 +49,7 @@ MAX_WORDS = 2**24  # ids travel as float32 (see scorer.SentenceScorer) and stay 
 OLD_LENGTH_RULE = "short"
 
 TRAIN_OPTIONS = {
-    "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-    "epochs": Option(int, 15, "Training epochs (at most).", minimum=1),
+    **trainer_options(epochs=15, patience=3),
     "batch": Option(int, 64, "Sentences per training step (mini-batch size).", minimum=1),
     "learning_rate": Option(float, 2e-3, "Adam learning rate.", minimum=0, min_open=True, deprecated=("lr",)),
     "max_len": Option(int, 50, f"Words kept per sentence (the first ones); at least the convolution width {WIDTH}.",
@@ -64,7 +62,6 @@ TRAIN_OPTIONS = {
     "hidden": Option(int, 32, "Units of the hidden dense layer.", minimum=1),
     "dropout": Option(float, 0.5, "Fraction of the sentence encoding dropped in training.",
                       minimum=0, maximum=1, max_open=True),
-    "patience": Option(int, 3, "Stop after this many epochs without better held-out summaries.", minimum=0),
     "paragraph_share": Option(bool, True, "Give the scorer the share of the document's sentences that start a"
                               " paragraph (text in paragraphs against text on one line)."),
     "length_rule": Option(str, "short", "When the ranking multiplies the probabilities by the sentence length"
@@ -151,38 +148,35 @@ class TrainedSummarizer(SummarizerEngine):
               progress: bool | None = None, **options: Any) -> dict:
         """Fit on ``records`` ({"article", "summary"}), write one model file to ``output``, return a report.
 
-        The epoch kept is the one whose summaries of held-out documents score
-        best (ranked by the ``length_rule`` option): ``valid`` when given (it
-        is also scored with ROUGE in the report), else a seeded 10% of
-        ``records``.
+        With ``valid`` the epoch kept is the one whose summaries of its
+        documents score best (ranked by the ``length_rule`` option), and it is
+        scored with ROUGE in the report; without, the last epoch is kept.
         """
         import numpy as np
 
         import toolkit.nn as nn
         from toolkit_plugins.summarization.oracle import rouge12
         from toolkit_plugins.summarization.scorer import SentenceScorer
-        from toolkit.datasets import split_records
         from toolkit.nn import save_arrays
         from toolkit.text import WordTokenizer
+        from toolkit.training import history_report, model_header, resumed, trainer_settings
 
         settings = train_settings(cls, options)
         check_records(records, cls.record_fields, "training data", empty=True)
         if valid is not None:
             check_records(valid, cls.record_fields, "validation data", empty=True)
-            fitted, held = records, valid
-        elif len(records) < 2:
-            raise DataError("training data: a single record; at least 2 are needed (some are held out to"
-                            " choose the best epoch)")
-        else:
-            fitted, held = split_records(records, 0.1, seed)
+        saved = resumed(settings, output, seed)
         start = time.perf_counter()
-        docs = labelled(fitted, progress, "labelling", "training data")
-        held_docs = labelled(held, progress, "labelling held-out", "validation data")
+        docs = labelled(records, progress, "labelling", "training data")
+        held_docs = labelled(valid, progress, "labelling validation", "validation data") if valid else []
 
         # Without a sentence encoder the model needs no words: an empty vocabulary.
         encoder = settings["filters"] > 0
-        tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(
-            t for doc, _, _ in docs if encoder for t in doc.texts)
+        if saved is not None:
+            tokenizer = WordTokenizer.from_config(saved.setup["tokenizer"])
+        else:
+            tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(
+                t for doc, _, _ in docs if encoder for t in doc.texts)
         maxlen = settings["max_len"] if encoder else 0
         names = [name for name in FEATURES if settings["paragraph_share"] or name != "paragraph_share"]
         columns = [FEATURES.index(name) for name in names]
@@ -194,7 +188,6 @@ class TrainedSummarizer(SummarizerEngine):
             return x, y.astype(np.float32)
 
         x, y = arrays(docs)
-        x_held, y_held = arrays(held_docs)
         bounds = np.cumsum([0] + [len(doc.texts) for doc, _, _ in held_docs])
         lengths = [reference_length(summary) for _, _, summary in held_docs]
 
@@ -208,55 +201,26 @@ class TrainedSummarizer(SummarizerEngine):
 
         scorer = SentenceScorer(tokenizer.vocab_size, maxlen, len(names), settings["dim"], settings["filters"],
                                 settings["hidden"], settings["dropout"], seed=seed)
-        fd, checkpoint = tempfile.mkstemp(prefix=".summarizer-", suffix=".nlpt")
-        os.close(fd)
-        try:
-            history = nn.fit(
-                scorer, nn.binary_cross_entropy_with_logits, nn.Adam(scorer, settings["learning_rate"]), x, y,
-                epochs=settings["epochs"], batch_size=settings["batch"], validation=(x_held, y_held),
-                metrics={"rouge12": held_rouge}, patience=settings["patience"] or None, checkpoint=checkpoint,
-                seed=seed, progress=progress,
-            )
-            if history.stopped == "interrupted":
-                raise KeyboardInterrupt  # the user asked for no model: write none
-            scorer, _ = nn.load_model(checkpoint)  # the best epoch's weights
-        finally:
-            Path(checkpoint).unlink(missing_ok=True)
+        history = nn.fit(
+            scorer, nn.binary_cross_entropy_with_logits, nn.Adam(scorer, settings["learning_rate"]), x, y,
+            batch_size=settings["batch"], validation=arrays(held_docs) if held_docs else None,
+            metrics={"rouge12": held_rouge}, resume=saved,
+            **trainer_settings(settings, output, seed, progress, setup={"tokenizer": tokenizer.to_config()}),
+        )
         seconds = time.perf_counter() - start
-        name = settings["name"] or Path(output).stem
-        metadata = {
-            "task": cls.task,
-            "engine": cls.name,
-            "engine_version": cls.version,
-            "name": name,
-            "version": datetime.date.today().isoformat(),
-            "features": names,
-            "length_rule": rule,
-            "tokenizer": tokenizer.to_config(),
-            "training": {
-                "records": len(fitted),
-                "documents": len(docs),
-                "sentences": int(len(y)),
-                "positive_sentences": int(y.sum()),
-                "held_out_records": len(held),
-                "held_out_documents": len(held_docs),
-                "validation_records": None if valid is None else len(valid),
-                "seed": seed,
-                "options": settings,
-                "epochs": history.epochs,
-                "best_epoch": history.best_epoch,
-                "stopped": history.stopped,
-                "seconds": round(seconds, 2),
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            },
-        }
+        trained = history_report(history)
+        header = model_header(
+            cls, output, settings, seed, records=len(records), valid_records=None if valid is None else len(valid),
+            seconds=seconds, documents=len(docs), sentences=int(len(y)), positive_sentences=int(y.sum()),
+            validation_documents=len(held_docs), **trained)
+        metadata = {**header, "features": names, "length_rule": rule, "tokenizer": tokenizer.to_config()}
         # float16 halves the file; the scorer computes in float32 after loading.
         weights = {key: value.astype(np.float16) for key, value, _ in scorer.named_parameters()}
         save_arrays(output, weights, metadata, architecture=scorer.to_config())
-        report = {"engine": f"{cls.task}:{cls.name}", "model": str(output), "name": name, "records": len(fitted),
-                  "documents": len(docs), "best_epoch": history.best_epoch,
-                  "held_out_rouge12": round(history.best_value, 6), "seconds": round(seconds, 2)}
+        report = {"engine": f"{cls.task}:{cls.name}", "model": str(output), "name": header["name"],
+                  "records": len(records), "documents": len(docs), "seconds": round(seconds, 2), **trained}
         if valid is not None:
+            report["validation_rouge12"] = round(history.best_value, 6)
             report["metrics"] = cls(model=str(output)).evaluate(valid)
         return report
 
