@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import toolkit_plugins.translation.engine as engine_module
+import toolkit_plugins.translation.trainer as trainer_module
 import toolkit
 from toolkit_plugins.translation.engine import TransformerTranslator
 from toolkit.cli import make_cli
-from toolkit.engine import DataError, OptionError
+from toolkit.engine import DataError, OptionError, train_settings
+from toolkit.errors import ModelFileError, ModelMismatchError, ModelNotFoundError
+from toolkit.nn import Checkpoint, read_checkpoint, read_metadata, read_model_file, save_arrays
 from toolkit.plugins import load_registry
 from toolkit.testing import check_training, engine_checks
 
@@ -142,7 +147,7 @@ def test_cli_train_and_evaluate_tsv(run, tmp_path):
                  "--max-len", "24", "-o", "m.nlpt", "--quiet", "-f", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["source"] == "en" and report["epochs"] == 1 and "bleu" in report["metrics"]
+    assert report["source"] == "en" and len(report["epochs"]) == 1 and "bleu" in report["metrics"]
     result = run("evaluate", "translate", "pairs.tsv", "--beam", "1", "-f", "json")  # the installed tiny model
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
@@ -234,20 +239,89 @@ def test_too_small_vocab_size_is_one_clear_sentence(tmp_path):
                                " (one piece per character seen, plus 4 special ones); raise --vocab-size")
     report = TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), source="en", target="de", progress=False,
                                          **{**TINY, "epochs": 1, "dim": 16, "ffn": 16, "vocab_size": needed})
-    assert report["epochs"] == 1
+    assert len(report["epochs"]) == 1
 
 
-def test_checkpoint_resumes_and_time_limit_stops(tmp_path):
-    options = {**TINY, "epochs": 1, "dim": 16, "ffn": 16, "checkpoint": str(tmp_path / "ckpt.nlpt")}
+def train_small(tmp_path: Path, output: str, data: list[dict], valid: list[dict] | None = None, **options) -> dict:
+    """Train a two-epoch model of 16 dimensions into tmp_path / output (its checkpoint: output + ".ckpt")."""
+    return TransformerTranslator.train(data, str(tmp_path / output), valid=valid, progress=False, source="en",
+                                       target="de", **{**TINY, "epochs": 2, "dim": 16, "ffn": 16, "batch_tokens": 100,
+                                                       **options})
+
+
+def same_arrays(a: Path, b: Path) -> bool:
+    first, second = read_model_file(a)[1], read_model_file(b)[1]
+    return first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_a_run_stopped_by_the_time_limit_resumes_to_the_same_weights(tmp_path):
+    data = pairs(60, 4)
+    straight = train_small(tmp_path, "straight.nlpt", data)
+    assert straight["stopped"] == "completed" and straight["checkpoint"] is None
+    assert not (tmp_path / "straight.nlpt.ckpt").exists()  # removed once training completed
+
+    checkpoint = tmp_path / "limited.nlpt.ckpt"
+    limited = train_small(tmp_path, "limited.nlpt", data, max_minutes=1e-9)
+    assert limited["stopped"] == "time limit" and limited["steps"] == 1 and limited["checkpoint"] == str(checkpoint)
+    saved = read_checkpoint(checkpoint)
+    assert set(saved.groups) >= {"model", "optimizer/m", "optimizer/v", "setup"}
+    assert saved.setup["seed"] == 0 and saved.setup["options"]["dim"] == 16
+    with pytest.raises(ModelMismatchError, match=r"other options \(dim=16\)"):
+        train_small(tmp_path, "limited.nlpt", data, resume=True, dim=24)
+
+    resumed = train_small(tmp_path, "limited.nlpt", data, resume=True)
+    assert resumed["stopped"] == "completed" and resumed["steps"] == straight["steps"] and not checkpoint.exists()
+    assert same_arrays(tmp_path / "straight.nlpt", tmp_path / "limited.nlpt")
+
+
+def test_ctrl_c_keeps_the_checkpoint_writes_no_model_and_resumes(tmp_path, monkeypatch):
     data, valid = pairs(60, 4), pairs(5, 5)
-    first = TransformerTranslator.train(data, str(tmp_path / "a.nlpt"), valid=valid, progress=False, source="en",
-                                        target="de", **options)
-    assert first["epochs"] == 1 and (tmp_path / "ckpt.nlpt").is_file()
-    second = TransformerTranslator.train(data, str(tmp_path / "b.nlpt"), valid=valid, progress=False, source="en",
-                                         target="de", **{**options, "epochs": 3, "max_minutes": 1e-6})
-    # Resumed after epoch 1; the time limit ends epoch 2 after its first step.
-    assert second["epochs"] == 2 and second["stopped"] == "max_minutes"
-    assert second["steps"] == first["steps"] + 1
+    straight = train_small(tmp_path, "straight.nlpt", data, valid)
+    real_step, steps = trainer_module.train_step, []
+
+    def interrupted_step(*args):
+        steps.append(1)
+        if len(steps) == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real_step(*args)
+
+    monkeypatch.setattr(trainer_module, "train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_small(tmp_path, "stopped.nlpt", data, valid)
+    assert not (tmp_path / "stopped.nlpt").exists()
+    state = read_checkpoint(tmp_path / "stopped.nlpt.ckpt").state
+    assert (state["epoch"], state["batch"], state["steps"]) == (0, 2, 2)  # in the middle of epoch 1
+
+    monkeypatch.setattr(trainer_module, "train_step", real_step)
+    resumed = train_small(tmp_path, "stopped.nlpt", data, valid, resume=True)
+    def untimed(report: dict) -> list[dict]:
+        return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in report["epochs"]]
+
+    assert untimed(resumed) == untimed(straight) and resumed["best_epoch"] == straight["best_epoch"]
+    assert same_arrays(tmp_path / "straight.nlpt", tmp_path / "stopped.nlpt")
+
+
+def test_resuming_without_a_usable_checkpoint_is_refused(tmp_path):
+    data, checkpoint = pairs(20, 9), tmp_path / "m.nlpt.ckpt"
+    with pytest.raises(ModelNotFoundError, match="no checkpoint"):
+        train_small(tmp_path, "m.nlpt", data, resume=True)
+    save_arrays(checkpoint, {}, {"kind": "something-else"})
+    with pytest.raises(ModelMismatchError, match="not a training checkpoint"):
+        train_small(tmp_path, "m.nlpt", data, resume=True)
+    options = {**TINY, "epochs": 2, "dim": 16, "ffn": 16, "batch_tokens": 100, "resume": True}
+    settings = train_settings(TransformerTranslator, {**options, "source": "en", "target": "de"})
+    Checkpoint({"options": settings, "seed": 0}, {}, {}).write(checkpoint)  # no architecture, no vocabulary
+    with pytest.raises(ModelFileError, match="damaged translation checkpoint"):
+        train_small(tmp_path, "m.nlpt", data, resume=True)
+    assert not (tmp_path / "m.nlpt").exists()
+
+
+def test_without_validation_data_nothing_is_held_out(tmp_path):
+    report = train_small(tmp_path, "all.nlpt", pairs(40, 8), epochs=1)
+    training = read_metadata(tmp_path / "all.nlpt")["training"]
+    assert training["records"] == report["records"] == 40 and training["validation_records"] is None
+    assert training["best_epoch"] is None and "metrics" not in report
+    assert [key for epoch in training["epochs"] for key in epoch if key.startswith("val_")] == []
 
 
 MULTI30K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multi30k"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
 from toolkit.records import check_records
@@ -62,8 +63,24 @@ def token_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], batch_toke
     return batches
 
 
+class EpochBatches(Sequence):
+    """The batches of one epoch in a shuffled order, each padded when it is asked for: a whole epoch of
+    padded arrays would be held at once otherwise, and the trainer resumes at any batch by its index."""
+
+    def __init__(self, src_ids: list[list[int]], tgt_ids: list[list[int]], groups: list[list[int]],
+                 rng: np.random.Generator) -> None:
+        self.src_ids, self.tgt_ids, self.groups = src_ids, tgt_ids, groups
+        self.order = rng.permutation(len(groups))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Batch:
+        rows = self.groups[self.order[index]]
+        return make_batch([self.src_ids[i] for i in rows], [self.tgt_ids[i] for i in rows])
+
+
 def epoch_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], groups: list[list[int]],
-                  rng: np.random.Generator) -> Iterator[Batch]:
-    for g in rng.permutation(len(groups)):
-        rows = groups[g]
-        yield make_batch([src_ids[i] for i in rows], [tgt_ids[i] for i in rows])
+                  rng: np.random.Generator) -> EpochBatches:
+    """The epoch's batches: ``groups`` (from :func:`token_batches`) in an order drawn from ``rng``."""
+    return EpochBatches(src_ids, tgt_ids, groups, rng)

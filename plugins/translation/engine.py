@@ -9,7 +9,6 @@ translated together and put back in place, paragraph breaks kept.
 
 from __future__ import annotations
 
-import datetime
 import re
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from toolkit.engine import Engine, LoadsModel, Option, train_settings
 from toolkit.errors import ModelMismatchError, ModelNotFoundError, OptionError
+from toolkit.training import history_report, model_header, trainer_options
 
 TASK, ENGINE = "translate", "transformer"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -72,18 +72,12 @@ class TransformerTranslator(LoadsModel, Engine):
     record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
     line_file_flags: ClassVar[dict[str, str]] = {"src": "source", "ref": "target"}  # sacrebleu's words
     train_options: ClassVar[dict[str, Option]] = {
+        **trainer_options(epochs=20),
         # The verb's names for the language codes; --src is evaluate's source-text file.
         "source": Option(str, "", "Source language code stored in the model (e.g. en).", aliases=("--from",),
                          deprecated=("src",)),
         "target": Option(str, "", "Target language code stored in the model (e.g. de).", aliases=("--to",),
                          deprecated=("tgt",)),
-        "name": Option(str, "", "Model name stamped on results (default: the output file's name)."),
-        "epochs": Option(int, 20, "Training epochs (at most).", minimum=1),
-        "max_minutes": Option(float, 0.0, "Stop after this many minutes, keeping the best model so far (0: no limit).",
-                              minimum=0),
-        "patience": Option(int, 0, "Stop after this many epochs without a better validation BLEU (0: never).",
-                           minimum=0),
-        "checkpoint": Option(str, "", "Checkpoint file, rewritten after each epoch; an existing one is resumed."),
         "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched).",
                                minimum=1),
         "learning_rate": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0,
@@ -205,7 +199,9 @@ class TransformerTranslator(LoadsModel, Engine):
     @classmethod
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
               progress: bool | None = None, **options: Any) -> dict:
-        """Learn subwords and a transformer from ``records`` ({"source", "target"}); write one model file."""
+        """Learn subwords and a transformer from ``records`` ({"source", "target"}), or go on from the checkpoint
+        with ``resume=True``; write one model file. ``valid`` picks the best epoch (without it nothing is held
+        out). Ctrl-C raises :class:`~toolkit.nn.TrainingInterrupted` with the checkpoint kept and no model written."""
         import numpy as np
 
         from toolkit_plugins.translation.batches import check_pairs
@@ -225,34 +221,29 @@ class TransformerTranslator(LoadsModel, Engine):
         sources, targets = check_pairs(records)
         held = check_pairs(valid, "validation data") if valid else None
         start = time.perf_counter()
-        translator, fit_report = fit_translator(sources, targets, held, settings, seed, progress)
-        seconds = time.perf_counter() - start
-        name = settings["name"] or Path(output).stem
+        translator, history, figures = fit_translator(sources, targets, held, settings, output, seed, progress)
         metrics = None
         if held is not None:
             from toolkit_plugins.translation.translator import score_corpus
 
             hypotheses = [t[0].text for t in translator.translate(held[0], beam=4)]
             metrics = {"records": len(held[0]), "beam": 4, **score_corpus(hypotheses, held[1])}
-        metadata = {
-            "task": TASK, "engine": ENGINE, "engine_version": cls.version, "name": name,
-            "version": datetime.date.today().isoformat(),
+        seconds = time.perf_counter() - start
+        metadata = model_header(cls, output, settings, seed, records=len(sources),
+                                valid_records=len(held[0]) if held else None, seconds=seconds,
+                                **history_report(history), **figures)
+        metadata.update({
             "source": settings["source"], "target": settings["target"],
             "vocab": {"shared": translator.src_vocab is translator.tgt_vocab,
                       "source_pieces": len(translator.src_vocab), "target_pieces": len(translator.tgt_vocab),
                       "model": settings["subword_model"]},
             "metrics": metrics,
-            "training": {"records": len(sources), "validation_records": len(held[0]) if held else None,
-                         "seed": seed, "options": settings, "seconds": round(seconds, 2),
-                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                         **fit_report},
-        }
+        })
         # float16 weights: half the file, no measurable loss (they are used as float32).
         save_arrays(output, translator.to_arrays(np.float16), metadata, architecture=translator.model.to_config())
-        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": name, "source": settings["source"],
-                  "target": settings["target"], "records": len(sources), "seconds": round(seconds, 2),
-                  **{k: fit_report[k] for k in ("epochs", "steps", "stopped", "tokens_per_second",
-                                                "skipped_too_long")}}
+        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": metadata["name"],
+                  "source": settings["source"], "target": settings["target"], "records": len(sources),
+                  "seconds": round(seconds, 2), **history_report(history), **figures}
         if metrics is not None:
             report["metrics"] = metrics
         return report

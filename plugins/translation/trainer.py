@@ -1,29 +1,27 @@
-"""Training a translator: subword vocabularies, length-bucketed batches, label-smoothed loss, Adam with
-warm-up, gradient clipping, validation BLEU each epoch, checkpoints that resume, and a time limit.
+"""Training a translator on the shared trainer (:mod:`toolkit.nn.trainer`): subword vocabularies,
+length-bucketed batches, a label-smoothed loss, Adam with warm-up, and greedy validation BLEU each epoch.
 
-The checkpoint is one model-format file (arrays + JSON, no pickle) holding
-the vocabularies, the current and the best weights and Adam's moments, so a
-run stopped by ``max_minutes`` or Ctrl-C continues where it was.
+The trainer does the rest as for every engine: clipping, the best weights,
+patience, the time limit, Ctrl-C, and checkpoints that resume exactly. The
+vocabularies and the network's architecture travel in the checkpoint's setup,
+so a resumed run rebuilds the same translator without learning subwords again.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from toolkit_plugins.translation.batches import Batch, epoch_batches, token_batches
+from toolkit_plugins.translation.batches import Batch, EpochBatches, epoch_batches, token_batches
 from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
-from toolkit_plugins.translation.translator import Translator, score_corpus
-from toolkit.errors import DataError, ModelFileError, ModelMismatchError
+from toolkit_plugins.translation.translator import PARAM_PREFIX, Translator, score_corpus
+from toolkit.errors import DataError, ModelFileError
+from toolkit.training import checkpoint_path, make_trainer, resumed
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from toolkit.nn import Adam, Seq2SeqTransformer
-
-CHECKPOINT_KIND = "translate-checkpoint"
+    from toolkit.nn.checkpoint import Checkpoint
+    from toolkit.nn.trainer import History
 
 
 def train_step(model: Seq2SeqTransformer, batch: Batch, label_smoothing: float) -> float:
@@ -46,57 +44,38 @@ def train_step(model: Seq2SeqTransformer, batch: Batch, label_smoothing: float) 
     return loss
 
 
-def _new_model(settings: dict, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab, seed: int) -> Seq2SeqTransformer:
+def _new_translator(sources: list[str], targets: list[str], settings: dict[str, Any], seed: int) -> Translator:
     from toolkit.nn import Seq2SeqTransformer
 
-    return Seq2SeqTransformer(
+    if settings["shared_vocab"]:
+        src_vocab = tgt_vocab = SubwordVocab.train(sources + targets, settings["vocab_size"], settings["subword_model"])
+    else:
+        src_vocab = SubwordVocab.train(sources, settings["vocab_size"], settings["subword_model"])
+        tgt_vocab = SubwordVocab.train(targets, settings["vocab_size"], settings["subword_model"])
+    model = Seq2SeqTransformer(
         len(src_vocab), len(tgt_vocab), dim=settings["dim"], heads=settings["heads"],
         encoder_layers=settings["encoder_layers"], decoder_layers=settings["decoder_layers"], ffn=settings["ffn"],
         dropout=settings["dropout"], max_len=settings["max_len"], shared_vocab=src_vocab is tgt_vocab,
         pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, seed=seed,
     )
+    return Translator(model, src_vocab, tgt_vocab)
 
 
-def _optimizer(model: Seq2SeqTransformer, settings: dict) -> Adam:
+def _saved_translator(saved: Checkpoint, where: str) -> Translator:
+    """The translator of a checkpoint: its architecture and vocabularies from the setup, the saved weights."""
+    arrays = {**saved.groups.get("setup", {}),
+              **{PARAM_PREFIX + name: value for name, value in saved.groups.get("model", {}).items()}}
+    try:
+        return Translator.from_arrays(saved.setup["architecture"], arrays)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: damaged translation checkpoint ({error})") from None
+
+
+def _optimizer(model: Seq2SeqTransformer, settings: dict[str, Any]) -> Adam:
     from toolkit.nn import Adam, warmup_inverse_sqrt
 
     # beta2 0.98 and eps 1e-9: the transformer recipe (Vaswani et al.).
     return Adam(model, warmup_inverse_sqrt(settings["learning_rate"], settings["warmup"]), beta2=0.98, eps=1e-9)
-
-
-def _save_checkpoint(path: str, translator: Translator, opt: Adam, best: dict[str, np.ndarray] | None,
-                     state: dict) -> None:
-    from toolkit.nn import save_arrays
-
-    arrays = translator.to_arrays()
-    for name, slots in opt.state.items():
-        for key, value in slots.items():
-            arrays[f"adam_{key}/{name}"] = value
-    for name, value in (best or {}).items():
-        arrays[f"best/{name}"] = value
-    save_arrays(path, arrays, {"kind": CHECKPOINT_KIND, **state, "steps": opt.steps},
-                architecture=translator.model.to_config())
-
-
-def _load_checkpoint(path: str, settings: dict) -> tuple[Translator, Adam, dict[str, np.ndarray] | None, dict]:
-    from toolkit.nn import read_model_file
-
-    config, arrays = read_model_file(path)
-    state = config.get("metadata", {})
-    if state.get("kind") != CHECKPOINT_KIND:
-        raise ModelMismatchError(f"{path}: not a translation training checkpoint")
-    try:
-        translator = Translator.from_arrays(config["architecture"], arrays)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelFileError(f"{path}: damaged checkpoint ({error})") from None
-    opt = _optimizer(translator.model, settings)
-    opt.steps = int(state["steps"])
-    for key, value in arrays.items():
-        kind, _, name = key.partition("/")
-        if kind in ("adam_m", "adam_v"):
-            opt.state.setdefault(name, {})[kind[5:]] = value.copy()
-    best = {key[5:]: value for key, value in arrays.items() if key.startswith("best/")} or None
-    return translator, opt, best, state
 
 
 def _encode(translator: Translator, sources: list[str], targets: list[str]) -> tuple[list, list, int]:
@@ -109,80 +88,53 @@ def _encode(translator: Translator, sources: list[str], targets: list[str]) -> t
 
 
 def fit_translator(sources: list[str], targets: list[str], valid: tuple[list[str], list[str]] | None,
-                   settings: dict[str, Any], seed: int, progress: bool | None) -> tuple[Translator, dict]:
-    """Train (or resume from ``settings["checkpoint"]``); return the best translator and a report."""
+                   settings: dict[str, Any], output: str, seed: int,
+                   progress: bool | None) -> tuple[Translator, History, dict[str, Any]]:
+    """Train a translator (or go on from the checkpoint with ``resume``) on the pairs; validation on ``valid``
+    picks the best epoch, whose weights the translator holds. Return it, the trainer's History and the
+    figures of this training: pairs skipped as too long, and target tokens per second of training."""
     import numpy as np
 
-    from toolkit.nn import clip_grad_norm
-    from toolkit.progress import ProgressBar
-
-    checkpoint = settings["checkpoint"]
-    if checkpoint and os.path.exists(checkpoint):
-        translator, opt, best, state = _load_checkpoint(checkpoint, settings)
+    saved = resumed(settings, output, seed)
+    if saved is not None:
+        translator = _saved_translator(saved, checkpoint_path(settings, output))
     else:
-        if settings["shared_vocab"]:
-            src_vocab = tgt_vocab = SubwordVocab.train(sources + targets, settings["vocab_size"],
-                                                       settings["subword_model"])
-        else:
-            src_vocab = SubwordVocab.train(sources, settings["vocab_size"], settings["subword_model"])
-            tgt_vocab = SubwordVocab.train(targets, settings["vocab_size"], settings["subword_model"])
-        translator = Translator(_new_model(settings, src_vocab, tgt_vocab, seed), src_vocab, tgt_vocab)
-        opt, best = _optimizer(translator.model, settings), None
-        state = {"epoch": 0, "best_epoch": None, "best_bleu": None, "history": [], "seconds": 0.0}
+        translator = _new_translator(sources, targets, settings, seed)
     model = translator.model
     src_ids, tgt_ids, skipped = _encode(translator, sources, targets)
     if not src_ids:
         raise DataError(f"training data: every pair is longer than {model.max_len - 1} subwords")
     groups = token_batches(src_ids, tgt_ids, settings["batch_tokens"])
-    deadline = time.monotonic() + 60.0 * settings["max_minutes"] if settings["max_minutes"] > 0 else None
-    stopped, started = "completed", time.perf_counter()
-    trained_tokens, train_seconds = 0, 0.0
-    while state["epoch"] < settings["epochs"]:
-        epoch = state["epoch"] + 1
-        rng = np.random.default_rng([seed, epoch])
-        losses = []
-        with ProgressBar(len(groups), desc=f"epoch {epoch}/{settings['epochs']}", unit="batch",
-                         enabled=progress) as bar:
-            for batch in epoch_batches(src_ids, tgt_ids, groups, rng):
-                t0 = time.perf_counter()
-                losses.append(train_step(model, batch, settings["label_smoothing"]))
-                clip_grad_norm(model, settings["clip"])
-                opt.step()
-                train_seconds += time.perf_counter() - t0
-                trained_tokens += batch.tokens
-                bar.update(1, loss=float(np.mean(losses[-50:])), tok_s=int(trained_tokens / train_seconds))
-                if deadline is not None and time.monotonic() > deadline:
-                    stopped = "max_minutes"
-                    break
-        record: dict[str, Any] = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "steps": opt.steps}
-        if valid is not None:
-            hypotheses = [t[0].text for t in translator.translate(valid[0], beam=1)]
-            record.update({k: v for k, v in score_corpus(hypotheses, valid[1]).items() if k in ("bleu", "chrf")})
-            if state["best_bleu"] is None or record["bleu"] > state["best_bleu"]:
-                state["best_bleu"], state["best_epoch"] = record["bleu"], epoch
-                best = {name: param.copy() for name, param, _ in model.named_parameters()}
-        state["history"].append(record)
-        if progress is not False:
-            print(f"epoch {epoch}: " + " ".join(f"{k}={v}" for k, v in record.items() if k != "epoch"),
-                  file=sys.stderr)
-        # A partial epoch (time limit) counts as done: resuming starts the next one.
-        state["epoch"] = epoch
-        state["seconds"] = round(state["seconds"] + time.perf_counter() - started, 1)
+    counted = {"tokens": 0, "validating": 0.0}
+
+    def step(batch: Batch) -> float:
+        counted["tokens"] += batch.tokens
+        return train_step(model, batch, settings["label_smoothing"])
+
+    def batches(epoch: int, rng: np.random.Generator) -> EpochBatches:
+        # Seeded by the epoch, not by the trainer's generator: a given seed draws the batches it always did,
+        # so the shipped model's recipe still reproduces.
+        return epoch_batches(src_ids, tgt_ids, groups, np.random.default_rng([seed, epoch]))
+
+    def validate() -> dict[str, float]:
         started = time.perf_counter()
-        if checkpoint:
-            _save_checkpoint(checkpoint, translator, opt, best, state)
-        patience = settings["patience"]
-        if valid is not None and patience and epoch - state["best_epoch"] >= patience:
-            stopped = "patience"
-        if stopped != "completed":
-            break
-    if best is not None:
-        for name, param, _ in model.named_parameters():
-            param[...] = best[name]
-    report = {
-        "pairs": len(src_ids), "skipped_too_long": skipped, "epochs": state["epoch"], "steps": opt.steps,
-        "stopped": stopped, "best_epoch": state["best_epoch"], "history": state["history"],
-        "train_seconds": state["seconds"],
-        "tokens_per_second": round(trained_tokens / train_seconds) if train_seconds else None,
-    }
-    return translator, report
+        hypotheses = [t[0].text for t in translator.translate(valid[0], beam=1)]
+        scores = score_corpus(hypotheses, valid[1])
+        counted["validating"] += time.perf_counter() - started
+        return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+
+    vocabularies = {"src_vocab": translator.src_vocab.to_array()}
+    if translator.tgt_vocab is not translator.src_vocab:
+        vocabularies["tgt_vocab"] = translator.tgt_vocab.to_array()
+    trainer = make_trainer(
+        model, _optimizer(model, settings), step, batches, settings, output, seed, progress, saved=saved,
+        validate=validate if valid is not None else None, monitor="bleu", clip_norm=settings["clip"],
+        setup={"architecture": model.to_config()}, setup_arrays=vocabularies,
+    )
+    started = time.perf_counter()
+    history = trainer.run()
+    training = time.perf_counter() - started - counted["validating"]
+    figures = {"skipped_too_long": skipped,
+               "tokens_per_second": round(counted["tokens"] / training) if counted["tokens"] else None}
+    return translator, history, figures
+
