@@ -446,7 +446,8 @@ def test_report_lines_formats_nested_metrics_and_tables():
         "macro": {"f1": 0.25, "precision": None},
         "per_class": {"a": {"precision": 1.0, "support": 3}, "bb": {"precision": 0.0, "support": 1}},
         "confusion_matrix": {"labels": ["a", "bb"], "matrix": [[1, 2], [10, 0]]},
-        "odd": [{"x": 1}],
+        "history": [{"epoch": 1}, {"epoch": 2, "loss": 0.5}],
+        "odd": [{"x": [1]}],
     }
     assert report_lines(report) == [
         "accuracy:  0.5000",
@@ -463,7 +464,11 @@ def test_report_lines_formats_nested_metrics_and_tables():
         "  true \\ predicted   a  bb",
         "  a                  1   2",
         "  bb                10   0",
-        'odd:  [{"x": 1}]',
+        "history:",
+        "  epoch    loss",
+        "  1           -",
+        "  2      0.5000",
+        'odd:  [{"x": [1]}]',
     ]
 
 
@@ -608,3 +613,63 @@ def test_reports_print_numpy_numbers_and_nan_as_json_and_refuse_other_values(run
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert result.stderr == ("nlp-tool: error: evaluating tag:words failed: the engine's report cannot be"
                                  " printed: a set is not a JSON value\n")
+
+
+def _reviews(n: int) -> str:
+    import random
+
+    rng = random.Random(0)
+    rows = ["text,label"]
+    for _ in range(n):
+        label = rng.choice(["pos", "neg"])
+        words = rng.sample("good great fine nice".split() if label == "pos" else "bad awful poor dull".split(), 2)
+        rows.append(" ".join(words + rng.sample("the movie plot was a film".split(), 4)) + f",{label}")
+    return "\n".join(rows) + "\n"
+
+
+CNN_FLAGS = ["-e", "cnn", "--epochs", "3", "--patience", "0", "--batch", "32", "--max-len", "8", "--dim", "8", "--filters", "8", "--hidden", "8", "-q"]
+
+
+def test_a_time_limit_says_how_to_go_on_and_resume_replaces_its_model(tmp_path, monkeypatch):
+    from toolkit.nn import read_model_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text(_reviews(60))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
+    first = CliRunner().invoke(cli, ["train", "classify", "d.csv", *CNN_FLAGS, "--max-minutes", "1e-9"])
+    assert first.exit_code == 0, first.output
+    assert ("nlp-tool: stopped at the time limit with the best model so far in classify-cnn.nlpt; the checkpoint"
+            " classify-cnn.nlpt.ckpt holds the run: continue it with the same command and --resume") in first.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classify-cnn.nlpt", "classify-cnn.nlpt.ckpt", "d.csv"]
+    # The history is a table in the text report.
+    assert re.search(r"epochs:\n  epoch\s+batches\s+loss\s+steps\s+val_accuracy\s+seconds\n  1\s+1/2", first.stdout)
+    second = CliRunner().invoke(cli, ["train", "classify", "d.csv", *CNN_FLAGS, "--resume"])  # no --force needed
+    assert second.exit_code == 0, second.output
+    assert "time limit" not in second.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classify-cnn.nlpt", "d.csv"]
+    training = read_model_file(tmp_path / "classify-cnn.nlpt")[0]["metadata"]["training"]
+    assert training["stopped"] == "completed" and training["steps"] == 6
+    third = CliRunner().invoke(cli, ["train", "classify", "d.csv", *CNN_FLAGS, "--resume", "--dim", "4"])
+    assert third.exit_code == 2 and "no checkpoint classify-cnn.nlpt.ckpt to resume from" in third.stderr
+
+
+def test_ctrl_c_in_training_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path, monkeypatch):
+    import signal
+
+    import toolkit.nn as nn
+
+    real = nn.softmax_cross_entropy
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nn, "softmax_cross_entropy", interrupted)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text(_reviews(60))
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["train", "classify", "d.csv", *CNN_FLAGS])
+    assert result.exit_code == 130
+    assert result.stderr == ("nlp-tool: interrupted; the checkpoint classify-cnn.nlpt.ckpt holds the run: continue it"
+                             " with the same command and --resume\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classify-cnn.nlpt.ckpt", "d.csv"]

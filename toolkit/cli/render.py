@@ -54,6 +54,15 @@ def _row_table(value: Any) -> bool:
     )
 
 
+def _record_list(value: Any) -> bool:
+    """A list of dicts of scalars, such as a training history: printed as a table, one row per dict."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and v and all(map(_scalar, v.values())) for v in value)
+    )
+
+
 def _aligned(rows: list[list[str]], indent: str) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     # Names left-aligned, numbers right-aligned: columns of figures read best that way.
@@ -65,7 +74,7 @@ def _aligned(rows: list[list[str]], indent: str) -> list[str]:
 
 def report_lines(report: dict, indent: str = "") -> list[str]:
     """A JSON report as readable text: ``key: value`` lines aligned, nested dicts indented, tables for
-    dicts of dicts (per-class metrics) and for confusion matrices (``{"labels": [...], "matrix": [[...]]}``).
+    dicts of dicts (per-class metrics), for lists of dicts (a training history) and for confusion matrices (``{"labels": [...], "matrix": [[...]]}``).
     """
     def inline(value: Any) -> str | None:
         if _scalar(value):
@@ -93,6 +102,9 @@ def report_lines(report: dict, indent: str = "") -> list[str]:
             table = [["", *columns]]
             table += [[str(name), *(_cell(row.get(c)) for c in columns)] for name, row in value.items()]
             lines += _aligned(table, inner)
+        elif _record_list(value):
+            columns = list(dict.fromkeys(k for row in value for k in row))
+            lines += _aligned([columns, *([_cell(row.get(c)) for c in columns] for row in value)], inner)
         elif isinstance(value, dict):
             lines += report_lines(value, inner)
         else:

@@ -235,7 +235,8 @@ def run_train(
     output = output or f"{task}-{engine}.nlpt"
     if os.path.isdir(output):
         raise click.UsageError(f"{output} is a directory; give a file name with --output")
-    if os.path.exists(output) and not force:
+    # A resumed run replaces the model its time limit wrote.
+    if os.path.exists(output) and not force and not options.get("resume"):
         raise click.UsageError(f"{output} exists; use --force to replace it, or another --output")
     ctx = click.get_current_context()
     if valid and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
@@ -348,8 +349,14 @@ def _line_files(engine_class: type, given: dict[str, str | None]) -> list[str]:
 
 def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
     """Run a train/evaluate call and print its report; Ctrl-C exits 130, errors as ``reported`` says."""
+    from toolkit.nn.trainer import TrainingInterrupted
+
     try:
         report = call()
+    except TrainingInterrupted as stop:
+        kept = f"; the checkpoint {stop.checkpoint} holds the run: continue it with the same command and --resume"
+        click.echo(f"nlp-tool: interrupted{kept if stop.checkpoint else ''}", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
     except KeyboardInterrupt:
         click.echo("nlp-tool: interrupted", err=True)
         raise click.exceptions.Exit(INTERRUPTED) from None
@@ -358,3 +365,7 @@ def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
             raise
         raise reported(error, what) from error
     print_report(report, fmt, what)
+    if report.get("stopped") == "time limit":
+        click.echo(f"nlp-tool: stopped at the time limit with the best model so far in {report['model']}; the"
+                   f" checkpoint {report['checkpoint']} holds the run: continue it with the same command and"
+                   " --resume", err=True)
