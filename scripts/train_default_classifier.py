@@ -1,6 +1,10 @@
 """Select, train and ship the default English sentiment model of the classify task.
 
     python scripts/train_default_classifier.py [--data DIR] [--output FILE] [--threads 2] [--seed 0]
+        [--set NAME=VALUE ...]
+
+``--set`` changes an option of the ensemble engine in every candidate's
+recipe (e.g. ``--set epochs=5``); the candidates below are the recipes.
 
 The selection protocol (docs/benchmarks.md), step by step:
 
@@ -9,16 +13,22 @@ The selection protocol (docs/benchmarks.md), step by step:
    fitting review (word 8-gram Jaccard >= 0.9) are dropped from validation,
    and counted.
 2. Every candidate of CANDIDATES (fixed below, before any score was seen) is
-   trained on the fitting part with the validation part passed as ``valid=``,
-   so the CNN's best epoch and the averaging weight are chosen on it too.
+   trained by ``toolkit.train`` on the fitting part with the validation part
+   passed as ``valid=``, so the CNN's best epoch and the averaging weight are
+   chosen on it too.
 3. The candidate with the best validation accuracy wins (ties: the earlier in
    CANDIDATES); a file over 10 MB cannot ship, so it cannot win.
 4. Only then is the test split read, once: the chosen file, as trained on the
    fitting part, is evaluated on it. Nothing is refitted or changed after.
 5. The metadata (selection table, test metrics, command) is stamped into the
-   file, which is checked against the size limit again and only then moved to
-   ``--output``; MODEL_CARD.md is written beside it from what was done. A test
-   accuracy below the 92 % target is reported (card, stderr), not refused.
+   file (``toolkit.nn.rewrite_metadata``), which ``toolkit.files.move_within``
+   moves to ``--output`` only within the size limit; MODEL_CARD.md is written
+   beside it from what was done. A test accuracy below the 92 % target is
+   reported (card, stderr), not refused.
+
+The candidates take minutes, not hours: an interrupted run (exit 130) or one
+whose candidate hit a ``max_minutes`` limit (exit 3) ships nothing and is run
+again from the start.
 """
 
 from __future__ import annotations
@@ -70,10 +80,6 @@ CRITERION = ("validation accuracy; ties go to the earlier candidate of the list 
              f" a file over {MAX_BYTES // 2**20} MB cannot ship and is not eligible")
 
 
-class TooLarge(Exception):
-    """A model file over the size limit: it must not reach its destination."""
-
-
 @dataclass
 class Split:
     """The fitting and validation parts of a training file and how validation was cleaned."""
@@ -102,54 +108,49 @@ def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRA
 
 
 def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path, seed: int,
-                     log: Callable[[str], None]) -> list[dict]:
-    """Train each candidate on ``split.fit`` (validation: ``split.valid``) into ``folder``; one row each."""
-    from toolkit_plugins.classification.ensemble import EnsembleClassifier
-    from toolkit.nn import read_model_file
+                     log: Callable[[str], None], settings: dict[str, Any] | None = None) -> list[dict]:
+    """Train each candidate (its options, then ``settings``) on ``split.fit`` (validation: ``split.valid``)
+    into ``folder``; one row each."""
+    import toolkit
+    from toolkit.nn import read_metadata
 
     rows = []
     for candidate in candidates:
         path = folder / f"{candidate.name}.nlpt"
+        options = {**candidate.options, **(settings or {})}
         log(f"training {candidate.name}: {candidate.description}")
-        report = EnsembleClassifier.train(split.fit, str(path), valid=split.valid, seed=seed, name=MODEL_NAME,
-                                          **candidate.options)
-        meta = read_model_file(path)[0]["metadata"]
+        report = toolkit.train("classify", split.fit, engine="ensemble", output=path, valid=split.valid, seed=seed,
+                               **{"name": MODEL_NAME, **options})
+        weight = read_metadata(path)["ngram_weight"]
         valid = report["metrics"]
         rows.append({
             "name": candidate.name,
             "description": candidate.description,
-            "options": candidate.options,
+            "options": options,
             "validation_accuracy": valid["accuracy"],
             "validation_correct": sum(row[k] for k, row in enumerate(valid["confusion_matrix"]["matrix"])),
-            "ngram_weight": meta["ngram_weight"],
-            "cnn_best_epoch": meta["cnn"]["history"]["best_epoch"],
+            "ngram_weight": weight,
+            "cnn_best_epoch": report["best_epoch"],
             "seconds": report["seconds"],
+            "stopped": report["stopped"],
             "bytes": path.stat().st_size,
             "file": path,
         })
-        log(f"  validation accuracy {valid['accuracy']:.4f}; n-gram weight {meta['ngram_weight']};"
-            f" CNN epoch {meta['cnn']['history']['best_epoch']}; {report['seconds']:.0f} s;"
-            f" {rows[-1]['bytes'] / 2**20:.1f} MB")
+        log(f"  validation accuracy {valid['accuracy']:.4f}; n-gram weight {weight}; CNN epoch"
+            f" {report['best_epoch']}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
+        if report["stopped"] == "time limit":
+            break  # the run cannot ship: the candidates after it are not worth their time
     return rows
 
 
 def choose(rows: Sequence[dict], max_bytes: int) -> int:
     """Index of the row that CRITERION picks; TooLarge when no file fits the size limit."""
+    from toolkit.files import TooLarge
+
     eligible = [i for i, row in enumerate(rows) if row["bytes"] <= max_bytes]
     if not eligible:
         raise TooLarge(f"every candidate's file is over {max_bytes / 2**20:.0f} MB")
     return max(eligible, key=lambda i: (rows[i]["validation_correct"], -i))
-
-
-def ship(source: Path, destination: Path, max_bytes: int) -> int:
-    """Move ``source`` to ``destination`` if it is at most ``max_bytes``; its size. TooLarge (and
-    ``destination`` untouched) otherwise."""
-    size = source.stat().st_size
-    if size > max_bytes:
-        raise TooLarge(f"{source.name} is {size / 2**20:.2f} MB, over the {max_bytes / 2**20:.0f} MB limit:"
-                       f" {destination} was not written")
-    os.replace(source, destination)
-    return size
 
 
 def read(path: Path) -> list[dict]:
@@ -194,7 +195,7 @@ def selection_table(rows: Sequence[dict], chosen: int) -> str:
 
 
 def model_card(args: argparse.Namespace, command: str, split: Split, rows: Sequence[dict], chosen: int,
-               test: dict, meta: dict, arrays: dict, size: int) -> str:
+               test: dict, meta: dict, buckets: int, size: int) -> str:
     row = rows[chosen]
     options = meta["training"]["options"]  # every setting the engine used, defaults included
     cm = test["confusion_matrix"]
@@ -246,11 +247,11 @@ of the ensembles are slightly optimistic; the test number below is not.
 - Engine `ensemble`: a weighted average of two models' probabilities.
   - `ngram`: NB-weighted logistic regression on hashed binary word 1..{options['ngram']}-grams
     (2**{options['hash_bits']} buckets, Wang & Manning 2012), C = 1; only the buckets that at least
-    {options['min_df']} fitting reviews use are features ({len(arrays['ngram.buckets']):,}); weights stored as float16.
+    {options['min_df']} fitting reviews use are features ({buckets:,}); weights stored as float16.
   - `cnn`: Embedding(128) → Conv1D(128, 5, ReLU) → global max-pool → dropout {options['dropout']}
     (training only) → Dense(128, ReLU) → Dense(2), softmax; vocabulary of the 20,000 most frequent
     fitting words, last {options['max_len']} words of a text, {options['epochs']} epoch(s) at most, best validation
-    epoch ({meta['cnn']['history']['best_epoch']}) kept; stored as float16. {vectors}
+    epoch ({meta['training']['best_epoch']}) kept; stored as float16. {vectors}
   - The n-gram weight in the average: {meta['ngram_weight']} ({'fixed by the candidate' if 'ngram_weight' in row['options']
     else 'the lowest validation log-loss on a grid of 0.05'}).
 - Tokenization is `toolkit.text.tokenize`: HTML tags are removed before anything else, so the
@@ -295,25 +296,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the validation split and of every candidate")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the ensemble engine for every candidate (repeatable)")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] = CANDIDATES) -> int:
-    """The whole protocol; 0 when the chosen model was shipped, 1 when it was refused for its size."""
-    from toolkit.files import AtomicFile
-    from toolkit.nn import read_model_file, save_arrays
+    """The whole protocol; 0 when the chosen model was shipped, 1 when it was refused for its size, 2 for a bad
+    --set, 3 when a candidate stopped at its time limit, 130 when training was interrupted."""
+    from toolkit_plugins.classification.ensemble import EnsembleClassifier
+    from toolkit.engine import OptionError, parse_settings
+    from toolkit.files import AtomicFile, TooLarge, move_within
+    from toolkit.nn import TrainingInterrupted, read_model_file, rewrite_metadata
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    try:
+        settings = parse_settings(EnsembleClassifier.train_options, args.set)
+    except OptionError as err:
+        log(f"error: {err}")
+        return 2
     train = read(args.data / "train.jsonl.gz")
     split = validation_split(train, args.seed)
     log(f"{len(train):,} training reviews: fitting part {len(split.fit):,}; validation {split.drawn:,} drawn,"
         f" {len(split.removed)} near-duplicates of fitting reviews dropped, {len(split.valid):,} kept")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Candidates are written beside the destination, so the chosen one moves there without a copy.
+    # Candidates are written beside the destination, so the chosen one moves there without a copy. Their
+    # checkpoints go with the folder: a run of minutes is started again rather than resumed.
     with tempfile.TemporaryDirectory(prefix=".select-", dir=args.output.parent) as folder:
-        rows = train_candidates(candidates, split, Path(folder), args.seed, log)
+        try:
+            rows = train_candidates(candidates, split, Path(folder), args.seed, log, settings)
+        except TrainingInterrupted:
+            log("interrupted; nothing written")
+            return 130
+        stopped = [row["name"] for row in rows if row["stopped"] == "time limit"]
+        if stopped:
+            # A candidate cut short would be compared with fully trained ones.
+            log(f"error: {', '.join(stopped)} stopped at the time limit (max_minutes); nothing written")
+            return 3
         try:
             chosen = choose(rows, MAX_BYTES)
         except TooLarge as err:
@@ -323,31 +344,34 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
         log(f"chosen: {row['name']} (validation accuracy {row['validation_accuracy']:.4f})")
 
         test = evaluate_once(row["file"], read(args.data / "test.jsonl.gz"), train)
-        config, arrays = read_model_file(row["file"])
-        meta = config["metadata"]
-        meta["training"].update({
-            "command": command,
-            "data": f"IMDb train.jsonl.gz (aclImdb v1): fitting part {len(split.fit):,} of {len(train):,} reviews",
-        })
-        meta["selection"] = {
-            "validation": {"fraction": VALID_FRACTION, "seed": args.seed, "stratified_by": "label",
-                           "drawn": split.drawn, "near_duplicates_removed": len(split.removed),
-                           "records": len(split.valid), "near_duplicate_rule": "word 8-gram Jaccard >= 0.9"},
-            "criterion": CRITERION,
-            "candidates": [{k: v for k, v in r.items() if k != "file"} for r in rows],
-            "chosen": row["name"],
-        }
-        meta["test_metrics"] = {"data": f"IMDb test.jsonl.gz, {test['records']:,} reviews, evaluated once after the choice",
-                                **{k: test[k] for k in ("records", "accuracy", "macro", "reviews_per_s",
-                                                        "near_duplicates_of_train", "accuracy_without_them")}}
-        save_arrays(row["file"], arrays, meta, architecture=config["architecture"])
+        buckets = len(read_model_file(row["file"])[1]["ngram.buckets"])
+
+        def stamp(meta: dict) -> None:
+            meta["training"].update({
+                "command": command,
+                "data": f"IMDb train.jsonl.gz (aclImdb v1): fitting part {len(split.fit):,} of {len(train):,} reviews",
+            })
+            meta["selection"] = {
+                "validation": {"fraction": VALID_FRACTION, "seed": args.seed, "stratified_by": "label",
+                               "drawn": split.drawn, "near_duplicates_removed": len(split.removed),
+                               "records": len(split.valid), "near_duplicate_rule": "word 8-gram Jaccard >= 0.9"},
+                "criterion": CRITERION,
+                "candidates": [{k: v for k, v in r.items() if k != "file"} for r in rows],
+                "chosen": row["name"],
+            }
+            meta["test_metrics"] = {
+                "data": f"IMDb test.jsonl.gz, {test['records']:,} reviews, evaluated once after the choice",
+                **{k: test[k] for k in ("records", "accuracy", "macro", "reviews_per_s", "near_duplicates_of_train",
+                                        "accuracy_without_them")}}
+
+        meta = rewrite_metadata(row["file"], stamp)
         try:
-            size = ship(row["file"], args.output, MAX_BYTES)
+            size = move_within(row["file"], args.output, MAX_BYTES)
         except TooLarge as err:
             log(f"error: {err}")
             return 1
     with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
-        card.write(model_card(args, command, split, rows, chosen, test, meta, arrays, size).encode("utf-8"))
+        card.write(model_card(args, command, split, rows, chosen, test, meta, buckets, size).encode("utf-8"))
     log(f"test accuracy {test['accuracy']:.4f}; {test['reviews_per_s']:,} reviews/s; {size / 2**20:.1f} MB"
         f" -> {args.output}")
     if test["accuracy"] < TARGET_ACCURACY:

@@ -553,22 +553,27 @@ def test_validation_split_keeps_reviews_that_only_share_phrases(script):
 
 
 def test_choose_takes_the_best_validation_accuracy_the_earlier_on_ties_and_never_an_oversized_file(script):
+    from toolkit.files import TooLarge
+
     rows = [{"validation_correct": c, "bytes": b} for c, b in ((90, 100), (95, 100), (95, 100), (99, 101))]
     assert script.choose(rows, max_bytes=100) == 1
     assert script.choose(rows, max_bytes=101) == 3
-    with pytest.raises(script.TooLarge, match="every candidate's file is over"):
+    with pytest.raises(TooLarge, match="every candidate's file is over"):
         script.choose(rows, max_bytes=99)
 
 
-def test_ship_refuses_an_oversized_file_before_it_reaches_its_destination(script, tmp_path):
+def test_move_within_refuses_an_oversized_file_before_it_reaches_its_destination(tmp_path):
+    from toolkit.files import TooLarge, move_within
+
     destination = tmp_path / "shipped.nlpt"
     destination.write_bytes(b"the model shipped before")
     source = tmp_path / "new.nlpt"
     source.write_bytes(b"x" * 101)
-    with pytest.raises(script.TooLarge, match="over the 0 MB limit: .*shipped.nlpt was not written"):
-        script.ship(source, destination, max_bytes=100)
-    assert destination.read_bytes() == b"the model shipped before" and source.exists()
-    assert script.ship(source, destination, max_bytes=101) == 101
+    with pytest.raises(TooLarge, match="over the 0 MB limit: .*shipped.nlpt was not written"):
+        move_within(source, destination, max_bytes=100)
+    assert destination.read_bytes() == b"the model shipped before" and not source.exists()
+    source.write_bytes(b"x" * 101)
+    assert move_within(source, destination, max_bytes=101) == 101
     assert destination.read_bytes() == b"x" * 101 and not source.exists()
 
 
@@ -626,6 +631,15 @@ def test_the_script_refuses_an_oversized_model_and_leaves_the_destination_alone(
     args = script.parse_args(["--data", str(tiny_imdb), "--output", str(output)])
     assert script.run(args, "the command", tiny_candidates(script)) == 1
     assert sorted(p.name for p in tiny_imdb.iterdir()) == ["test.jsonl.gz", "train.jsonl.gz"]
+
+
+def test_the_script_refuses_an_unknown_or_bad_set_before_reading_any_data(script, tiny_imdb, monkeypatch, capsys):
+    monkeypatch.setattr(script, "read", lambda path: pytest.fail(f"{path} was read"))
+    for setting, message in (("bogus=1", "'bogus=1': give NAME=VALUE with NAME one of"), ("epochs=0", "epochs")):
+        args = script.parse_args(["--data", str(tiny_imdb), "--set", setting])
+        assert script.run(args, "the command") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, err
 
 
 def shipped_metadata() -> dict:
