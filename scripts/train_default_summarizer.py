@@ -1,6 +1,10 @@
 """Select, train and test the default model of the "trained" summarization engine.
 
-    python scripts/train_default_summarizer.py [--output FILE] [--threads 1] [--seed 0]
+    python scripts/train_default_summarizer.py [--output FILE] [--threads 1] [--seed 0] [--set NAME=VALUE ...]
+
+Every candidate is trained by ``toolkit.train`` with ``RECIPE``, its own
+options of the grid, and the ``--set`` options (engine options of
+summarize:trained, e.g. ``--set epochs=20``), in that order.
 
 The protocol (docs/benchmarks.md), in the order the script follows it:
 
@@ -9,10 +13,11 @@ The protocol (docs/benchmarks.md), in the order the script follows it:
    carved from each train part (``VALID_FRACTION``, seeded, stratified by
    source: BBC, CNN, Daily Mail; near copies of fitting records dropped);
    the rest of the train parts is the fitting part.
-2. Every candidate of ``GRID`` (fixed here, before any score was seen) is
-   fitted on the fitting part of its data mix; its epoch is chosen by the
-   engine on the whole validation part (BBC + CNN/DM, the same records for
-   every candidate). The length rule is applied at inference: each model is
+2. Every candidate of the grid (``MIXES`` x ``PARAGRAPH_SHARE`` x ``ENCODERS``
+   x ``RULES``, fixed here before any score was seen) is fitted on the
+   fitting part of its data mix; its epoch is chosen by the engine on the
+   whole validation part (BBC + CNN/DM, the same records for every
+   candidate). The length rule is applied at inference: each model is
    trained once and scored under each rule.
 3. Each candidate is scored on the validation part, and the one with the
    best ``CRITERION`` is chosen (an exact tie goes to the first in grid order).
@@ -20,9 +25,14 @@ The protocol (docs/benchmarks.md), in the order the script follows it:
    test parts (BBC; CNN/DM pooled and each source), k = 3 and k = the
    reference's sentence count. Nothing is chosen after that.
 5. The model file gets its metadata (the selection table, the test metrics,
-   the splits, the command) in a temporary directory; a file over
-   ``MAX_BYTES`` is refused there, before it reaches ``--output``. Then
-   MODEL_CARD.md is written beside it from the same records.
+   the splits, the command, the chosen length rule) by
+   ``toolkit.nn.rewrite_metadata`` in a temporary directory beside
+   ``--output``; ``toolkit.files.move_within`` refuses a file over
+   ``MAX_BYTES`` there, before it reaches ``--output``. Then MODEL_CARD.md is
+   written beside it from the same records.
+
+The trainings take seconds each: an interrupted run (exit 130) or one whose
+candidate hit a ``max_minutes`` limit (exit 3) ships nothing and is run again.
 """
 
 from __future__ import annotations
@@ -36,12 +46,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 10 * 2**20
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 VALID_FRACTION = 0.2
+# The engine options every candidate shares (those of the shipped model), pinned here so that a new engine
+# default does not change the default model unnoticed.
+RECIPE = {"epochs": 15, "patience": 3, "batch": 64, "learning_rate": 2e-3, "max_len": 50, "vocab_size": 20000,
+          "dim": 32, "hidden": 32, "length_rule": "short"}
 # The candidates. Data mixes name corpora; encoders are train options of the engine.
 MIXES = {"BBC": ("bbc",), "BBC+CNN/DM": ("bbc", "cnndm")}
 PARAGRAPH_SHARE = (True, False)
@@ -57,14 +73,26 @@ CRITERION = ("the mean over the four validation cells (BBC, CNN/DM) x (k = refer
 SLICE = 15
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from toolkit_plugins.summarization.trained import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the trained engine for every candidate, over RECIPE (repeatable)")
+    return p.parse_args(argv)
+
+
+def summarizer(model: Path, sentences: int, rule: str) -> Any:
+    """The trained engine on ``model``, ranking under the length ``rule``: one trained file serves every rule
+    (the rule is read at inference only)."""
+    from toolkit_plugins.summarization.trained import TrainedSummarizer
+
+    engine = TrainedSummarizer(model=str(model), sentences=sentences)
+    engine.length_rule = rule
+    return engine
 
 
 def evaluate(make, records: list[dict], k: int | None) -> dict:
@@ -105,13 +133,21 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
+    import toolkit
     from toolkit_plugins.summarization.centrality import CentralitySummarizer
     from toolkit_plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
     from toolkit_plugins.summarization.lead import LeadSummarizer
     from toolkit_plugins.summarization.trained import TrainedSummarizer
-    from toolkit.nn import rewrite_metadata
+    from toolkit.engine import OptionError, parse_settings
+    from toolkit.files import AtomicFile, TooLarge, move_within
+    from toolkit.nn import TrainingInterrupted, rewrite_metadata
 
     command = "python scripts/train_default_summarizer.py " + shlex.join(sys.argv[1:])
+    try:
+        settings = parse_settings(TrainedSummarizer.train_options, args.set)
+    except OptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     try:
         splits = {"bbc": bbc_split(), "cnndm": cnndm_split()}
@@ -130,7 +166,9 @@ def main() -> int:
     print(f"fitting parts: BBC {len(fitting['bbc'])}, CNN/DM {len(fitting['cnndm'])};"
           f" validation: BBC {len(valid['bbc'])}, CNN/DM {len(valid['cnndm'])}", flush=True)
 
-    work = Path(tempfile.mkdtemp(prefix="summarizer-selection-"))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the destination, so that the finished file moves there by a rename.
+    work = Path(tempfile.mkdtemp(prefix=".summarizer-selection-", dir=args.output.parent))
     try:
         # -- selection: validation scores only ------------------------------------------
         candidates = []
@@ -139,22 +177,29 @@ def main() -> int:
             for paragraph_share in PARAGRAPH_SHARE:
                 for encoder, options in ENCODERS.items():
                     path = work / f"candidate-{len(candidates) // len(RULES)}.nlpt"
-                    report = TrainedSummarizer.train(records, str(path), valid=validation, seed=args.seed,
-                                                     progress=False, name=args.output.stem,
-                                                     paragraph_share=paragraph_share, **options)
+                    try:
+                        report = toolkit.train(
+                            "summarize", records, engine="trained", output=path, valid=validation, seed=args.seed,
+                            progress=False, **{"name": args.output.stem, **RECIPE,
+                                               "paragraph_share": paragraph_share, **options, **settings})
+                    except TrainingInterrupted:
+                        print("interrupted; nothing written", file=sys.stderr)
+                        return 130
+                    if report["stopped"] == "time limit":
+                        # A candidate cut short would be compared with fully trained ones.
+                        print("error: a candidate stopped at the time limit (max_minutes); nothing written",
+                              file=sys.stderr)
+                        return 3
                     for rule in RULES:
-                        ruled = path.with_suffix(f".{rule}.nlpt")
-                        rewrite_metadata(path, lambda meta, rule=rule: meta.update(length_rule=rule), ruled)
                         cells = {}
                         for corpus, k in CELLS:
-                            scores = evaluate(lambda n, p=ruled: TrainedSummarizer(model=str(p), sentences=n),
-                                              valid[corpus], k)
+                            scores = evaluate(lambda n, p=path, r=rule: summarizer(p, n, r), valid[corpus], k)
                             cells[cell_name(corpus, k)] = scores["rouge1"] + scores["rouge2"]
                         candidate = {"data": mix, "paragraph_share": paragraph_share, "encoder": encoder,
                                      "length_rule": rule, "cells": cells,
                                      "criterion": sum(cells.values()) / len(cells),
                                      "best_epoch": report["best_epoch"], "train_seconds": report["seconds"],
-                                     "file": str(ruled)}
+                                     "file": str(path)}
                         candidates.append(candidate)
                         print(f"{mix:<11} paragraph_share={paragraph_share!s:<5} encoder={encoder:<10}"
                               f" rule={rule:<6} epoch {report['best_epoch']:>2} ({report['seconds']:.0f} s): "
@@ -166,7 +211,7 @@ def main() -> int:
         # -- the one test evaluation ------------------------------------------------------
         model = Path(chosen["file"])
         engines = {
-            "trained": lambda k: TrainedSummarizer(model=str(model), sentences=k),
+            "trained": lambda k: summarizer(model, k, chosen["length_rule"]),
             "centrality": lambda k: CentralitySummarizer(sentences=k),
             "lead": lambda k: LeadSummarizer(sentences=k),
         }
@@ -206,6 +251,7 @@ def main() -> int:
         }
 
         def finish(meta: dict) -> None:
+            meta["length_rule"] = chosen["length_rule"]
             meta["training"]["command"] = command
             meta["splits"] = data
             meta["selection"] = selection
@@ -219,28 +265,16 @@ def main() -> int:
         final = work / args.output.name
         meta = rewrite_metadata(model, finish, final)
         try:
-            size = ship(final, args.output)
-        except ValueError as error:
-            print(error, file=sys.stderr)
+            size = move_within(final, args.output, MAX_BYTES)
+        except TooLarge as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    card = model_card(args, command, meta, results, size, time.perf_counter() - started)
-    (args.output.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
+        card.write(model_card(args, command, meta, results, size, time.perf_counter() - started).encode("utf-8"))
     print(f"{size / 2**20:.2f} MB -> {args.output}")
     return 0
-
-
-def ship(final: Path, output: Path, limit: int = MAX_BYTES) -> int:
-    """Move the finished model file ``final`` to ``output`` and return its size; a file over ``limit``
-    bytes is refused (ValueError) before ``output`` is touched."""
-    size = final.stat().st_size
-    if size > limit:
-        raise ValueError(f"{final}: {size:,} bytes, over the limit of {limit:,}: not shipped,"
-                         f" {output} left as it was")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(final), output)
-    return size
 
 
 def cell_name(corpus: str, k: int | None) -> str:

@@ -519,7 +519,7 @@ def long_review(rng: random.Random, label: str, n: int = 40) -> str:
 
 def test_validation_split_is_stratified_and_drops_the_near_duplicates_of_fitting_records(script):
     rng = random.Random(0)
-    records, twin = [], {}
+    records = []
     for pair in range(100):
         label = ("pos", "neg")[pair % 2]
         text = long_review(rng, label)

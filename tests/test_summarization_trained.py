@@ -443,7 +443,8 @@ def test_model_card_states_the_test_and_validation_numbers_of_the_model_file():
         assert row.endswith(f"| {candidate['criterion']:.3f} |"), row
 
 
-def test_training_script_refuses_an_oversized_model_before_it_reaches_its_destination(tmp_path):
+def training_script():
+    """scripts/train_default_summarizer.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -451,13 +452,32 @@ def test_training_script_refuses_an_oversized_model_before_it_reaches_its_destin
     spec = importlib.util.spec_from_file_location("train_default_summarizer", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_training_script_refuses_a_model_over_its_limit_before_it_reaches_its_destination(tmp_path):
+    from toolkit.files import TooLarge, move_within
+
+    module = training_script()
     shipped = tmp_path / "models" / "news.nlpt"
     shipped.parent.mkdir()
     shipped.write_bytes(b"the model shipped before")
-    big = tmp_path / "big.nlpt"
-    big.write_bytes(b"x" * 2048)
-    with pytest.raises(ValueError, match="2,048 bytes, over the limit of 1,024: not shipped"):
-        module.ship(big, shipped, limit=1024)
-    assert shipped.read_bytes() == b"the model shipped before" and big.exists()
-    assert module.ship(big, shipped, limit=4096) == 2048
-    assert shipped.read_bytes() == b"x" * 2048 and not big.exists()
+    staged = tmp_path / "models" / "staged.nlpt"
+    with staged.open("wb") as f:
+        f.truncate(module.MAX_BYTES + 1)  # sparse: no 10 MB written
+    with pytest.raises(TooLarge, match=r"staged.nlpt is 10.00 MB, over the 10 MB limit: .*news.nlpt was not written"):
+        move_within(staged, shipped, module.MAX_BYTES)
+    assert shipped.read_bytes() == b"the model shipped before" and not staged.exists()
+    staged.write_bytes(b"x" * 2048)
+    assert move_within(staged, shipped, module.MAX_BYTES) == 2048
+    assert shipped.read_bytes() == b"x" * 2048 and not staged.exists()
+
+
+def test_training_script_recipe_is_what_the_shipped_model_was_trained_with():
+    from toolkit.engine import renamed_options
+
+    meta = shipped_model()
+    module = training_script()
+    # The shipped model was trained before lr, maxlen and num_words were renamed: its options keep the old names.
+    options = renamed_options(meta["training"]["options"], TrainedSummarizer.train_options, lambda old, new: None)
+    assert {name: options[name] for name in module.RECIPE} == module.RECIPE
