@@ -345,17 +345,28 @@ class Engine(abc.ABC):
         raise UnsupportedError(f"engine {self.task}:{self.name} cannot be evaluated")
 
     def stamp(self) -> dict:
-        """What produced the results: engine, engine version, model and model version."""
-        return {
+        """What produced the results: engine, engine version, model and model version, and the model's
+        name for an engine with a model file (:meth:`loaded_metadata`)."""
+        stamp = {
             "engine": f"{self.task}:{self.name}",
             "engine_version": self.version,
             "model": self.model,
             "model_version": self.model_version(),
         }
+        meta = self.loaded_metadata()
+        if meta is not None:
+            stamp["model_name"] = meta.get("name")
+        return stamp
+
+    def loaded_metadata(self) -> dict | None:
+        """The metadata of the model file the engine runs with (loading it if need be); None for an engine
+        without one. Engines with model files override this; the stamp reads the model's version and name."""
+        return None
 
     def model_version(self) -> str | None:
-        """Version of the loaded model; engines with model files override this."""
-        return None
+        """Version of the loaded model (its metadata's "version")."""
+        meta = self.loaded_metadata()
+        return None if meta is None else meta.get("version")
 
     def model_metadata(self) -> dict:
         """The metadata of ``self.model``, read without its arrays, for engines with model files.

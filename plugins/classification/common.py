@@ -151,12 +151,8 @@ class ClassifierEngine(LoadsModel, Engine):
     def labels(self) -> list[str]:
         return list(self._loaded()[1]["labels"])
 
-    def model_version(self) -> str | None:
-        return self._loaded()[1].get("version")
-
-    def stamp(self) -> dict:
-        meta = self._loaded()[1]
-        return {**super().stamp(), "model_name": meta.get("name")}
+    def loaded_metadata(self) -> dict:
+        return self._loaded()[1]
 
     # -- prediction ----------------------------------------------------------
 

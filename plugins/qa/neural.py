@@ -58,11 +58,8 @@ class ReaderEngine(LoadsModel, QAEngine):
         model, meta = load_model(self.model)
         return model, Featurizer(meta["vocab"], model.config["char_buckets"]), meta
 
-    def model_version(self) -> str | None:
-        return self._loaded()[2].get("version")
-
-    def stamp(self) -> dict:
-        return {**super().stamp(), "model_name": self._loaded()[2].get("name")}
+    def loaded_metadata(self) -> dict:
+        return self._loaded()[2]
 
     @classmethod
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,

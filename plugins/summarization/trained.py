@@ -124,11 +124,8 @@ class TrainedSummarizer(SummarizerEngine):
         self.columns = [FEATURES.index(name) for name in self.metadata["features"]]
         self.length_rule = self.metadata.get("length_rule", OLD_LENGTH_RULE)
 
-    def model_version(self) -> str | None:
-        return self.metadata.get("version")
-
-    def stamp(self) -> dict:
-        return {**super().stamp(), "model_name": self.metadata.get("name")}
+    def loaded_metadata(self) -> dict:
+        return self.metadata
 
     def scores(self, doc: Document) -> np.ndarray:
         """Probability of each candidate of ``doc`` to be in the summary."""

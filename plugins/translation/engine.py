@@ -147,13 +147,12 @@ class TransformerTranslator(LoadsModel, Engine):
         """The loaded :class:`~toolkit_plugins.translation.translator.Translator` (network and vocabularies)."""
         return self._loaded()[0]
 
-    def model_version(self) -> str | None:
-        return self._loaded()[1].get("version")
+    def loaded_metadata(self) -> dict:
+        return self._loaded()[1]
 
     def stamp(self) -> dict:
         meta = self._loaded()[1]
-        return {**super().stamp(), "model_name": meta.get("name"), "source": meta.get("source"),
-                "target": meta.get("target")}
+        return {**super().stamp(), "source": meta.get("source"), "target": meta.get("target")}
 
     # -- translation ---------------------------------------------------------
 
