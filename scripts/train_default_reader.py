@@ -1,28 +1,32 @@
 """Train the default reader of the qa task on SQuAD v1.1 train; measure it on the official dev set.
 
-    python scripts/train_default_reader.py [--max-minutes M] [--resume] [--threads 1]
+    python scripts/train_default_reader.py [--threads 1] [--set NAME=VALUE ...]
 
-Trains the "reader" engine (bidirectional GRU encoder, word vectors started
-from PPMI + SVD vectors of the training text, 3 epochs) on
-../shared/data/squad/train-v1.1.json.gz (the rebuilt train file; see its
-README) minus the last --holdout-articles articles, which select the best
-epoch; the dev set (dev-v1.1.json.gz, official) is used only for the final
-numbers. An epoch takes about 15 minutes on one core (the GRU's step loop
-gains nothing from a second thread, and a second thread slowed training
-down 5x when another job shared the cores). A checkpoint is written every
-few minutes and on Ctrl-C, and --resume continues from it (same options). A run cut by --max-minutes ends
-with exit code 3 and the command to continue. When training is complete,
-the dev EM/F1, speed, the command and the time are stamped into the model
-file and MODEL_CARD.md is written beside it. Training writes OUTPUT.new
-(and its checkpoint OUTPUT.new.ckpt), which replaces OUTPUT only when the
-file is within 25 MB: an oversized model is refused (exit 1) before it
-replaces anything. A dev F1 below the target of issue 7 (60) is reported on
-stderr and in the card, not hidden.
+Trains the "reader" engine with ``RECIPE`` (bidirectional GRU encoder, word
+vectors started from PPMI + SVD vectors of the training text, 3 epochs)
+through ``toolkit.train`` on ../shared/data/squad/train-v1.1.json.gz (the
+rebuilt train file; see its README) minus the last --holdout-articles
+articles, which select the best epoch; the dev set (dev-v1.1.json.gz,
+official) is used only for the final numbers. ``--set NAME=VALUE``
+(repeatable) changes an option of the recipe (any train option of
+qa:reader). An epoch takes about 15 minutes on one core (the GRU's step
+loop gains nothing from a second thread, and a second thread slowed
+training down 5x when another job shared the cores). A checkpoint is
+written every few minutes and on Ctrl-C or SIGTERM (exit 130), and
+``--set resume=true`` continues from it (same options);
+``--set max_minutes=M`` stops after M minutes with exit code 3. Both print
+the command to continue. When training is complete, the dev EM/F1, speed,
+the command and the time are stamped into the model file and MODEL_CARD.md
+is written beside it. Training writes OUTPUT.new (and its checkpoint
+OUTPUT.new.ckpt), which replaces OUTPUT only when the file is within 25 MB:
+an oversized model is refused (exit 1) before it replaces anything. A dev
+F1 below the target of issue 7 (60) is reported on stderr and in the card,
+not hidden.
 
     python scripts/train_default_reader.py --card-only
 
 writes MODEL_CARD.md again from what the shipped model's metadata records
-(its command, training report and dev scores), without training.
+(its command, options, training report and dev scores), without training.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ import argparse
 import os
 import platform
 import shlex
-import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +49,19 @@ MAX_BYTES = 25 * 2**20
 # as unlabeled text for question answering leaks nothing into either task's scores.
 VECTOR_TEXTS = {"imdb": "imdb/train.jsonl.gz", "cnn_dailymail": "cnn_dailymail/test.jsonl.gz",
                 "bbc": "bbc_news_summary/test.jsonl.gz"}
+# The train options of the shipped reader. A reader with dropout 0.1 and 30,000 words reached 64 F1 on
+# train questions but 50 on dev after 3 epochs, and no better on held-out questions after: dropout 0.3
+# and 15,000 words are meant against that memorising (in the first five epochs they delayed the
+# plateau; docs/qa.md).
+RECIPE = {"epochs": 3, "batch": 32, "learning_rate": 1e-3, "dim": 128, "encoder": "gru", "dropout": 0.3,
+          "vocab_size": 15000, "word_vectors": True, "valid_limit": 2000}
 UNFINISHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
-# The defaults of --dropout and --vocab-size, which were set with dev scores in view (the card says so).
+# The recipe's dropout and vocabulary size, which were set with dev scores in view (the card says so).
 DEV_INFLUENCED = (0.3, 15000)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
     from toolkit_plugins.qa.neural import DEFAULT_MODEL_FILE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,51 +69,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long (0: no limit); --resume continues")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUTPUT.ckpt)")
-    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a train option of qa:reader over RECIPE, e.g. resume=true or max_minutes=100 (repeatable)")
     p.add_argument("--holdout-articles", type=int, default=20, help="last train articles used for selection")
-    p.add_argument("--valid-limit", type=int, default=2000, help="selection questions scored per epoch")
     p.add_argument("--limit", type=int, default=0, help="train on the first N questions only (experiments)")
     p.add_argument("--dev-limit", type=int, default=0, help="score the first N dev questions only (experiments)")
-    # A reader with dropout 0.1 and 30,000 words reached 64 F1 on train questions but 50 on dev
-    # after 3 epochs, and no better on held-out questions after: these two are meant against that
-    # memorising (in the first five epochs they delayed the plateau; docs/qa.md).
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--encoder", choices=["attention", "gru"], default="gru",
-                   help="bidirectional GRUs, or convolution + self-attention blocks")
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--vocab-size", type=int, default=15000, help="words with vectors of their own")
-    p.add_argument("--ema", type=float, default=0.0,
-                   help="decay of a moving average of the weights, which is scored and saved (0: off)")
-    p.add_argument("--word-vectors", action=argparse.BooleanOptionalAction, default=True,
-                   help="start the word vectors from PPMI + SVD vectors of the training text (then fine-tuned)")
     p.add_argument("--vector-texts", nargs="+", default=[], metavar="TEXT",
-                   help="more unlabeled text for --word-vectors: a file (.jsonl/.txt, maybe .gz) or one of "
+                   help="more unlabeled text for the word vectors: a file (.jsonl/.txt, maybe .gz) or one of "
                         + ", ".join(VECTOR_TEXTS) + f" (their files in {DATA.parent})")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--card-only", action="store_true",
                    help="write MODEL_CARD.md from the metadata of the model at --output; train nothing")
-    return p.parse_args(argv)
+    return p
 
 
-def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, size: int) -> str:
-    selection = report.get("metrics") or {}
-    if args.word_vectors:
-        sources = ", ".join(["the training contexts and questions", *args.vector_texts])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
+def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
+    """The card of the model whose metadata is ``meta``; ``args`` are those of the command that trained it."""
+    training, dev = meta["training"], meta["dev_metrics"]
+    options, selection = training["options"], meta.get("metrics") or {}
+    # Models trained before the shared trainer record the questions scored with the scores.
+    held_out, limit = training.get("validation_records") or 0, options["valid_limit"]
+    scored = selection.get("records", min(held_out, limit) if limit else held_out)
+    # Models trained before the shared trainer record epochs_done; the trainer's history has a record per epoch.
+    epochs = training.get("epochs_done") or training["epochs"][-1]["epoch"]
+    if options["word_vectors"]:
+        sources = ", ".join(["the " + name if n == 0 else f"`{name}`"
+                             for n, name in enumerate(training["word_vectors"]["documents"])])
         vectors = (f"The word vectors started from PPMI + SVD vectors of {sources} (plugins/qa/wordvectors.py),"
                    " then were fine-tuned.")
     else:
         vectors = "No pre-trained vectors."
-    if args.encoder == "gru":
+    if options["encoder"] == "gru":
         encoder, blocks = "bidirectional GRU", "bidirectional GRUs"
     else:
         encoder, blocks = "convolution + self-attention", "self-attention + feed-forward blocks"
-    if (args.dropout, args.vocab_size) == DEV_INFLUENCED:
+    influenced = (options["dropout"], options["vocab_size"]) == DEV_INFLUENCED
+    if influenced:
         settings = (
-            f"Dropout {args.dropout} and the {args.vocab_size:,}-word vocabulary were NOT chosen that way. They\n"
+            f"Dropout {options['dropout']} and the {options['vocab_size']:,}-word vocabulary were NOT chosen that way. They\n"
             "  were set during the self-attention encoder's experiments after a run with dropout 0.1 and 30,000\n"
             "  words scored 64.5 F1 on 1,500 train questions against 50.5 on 1,500 dev questions, and an epoch-1\n"
             "  model was scored on the first 500 dev questions during development. So the dev set informed\n"
@@ -111,8 +117,8 @@ def model_card(args: argparse.Namespace, command: str, report: dict, dev: dict, 
             "  (the project's protocol, docs/benchmarks.md, makes every choice on validation data; these two\n"
             "  have not been re-selected on held-out train articles yet).")
     else:
-        settings = (f"Dropout {args.dropout} and the {args.vocab_size:,}-word vocabulary were given on the command\n"
-                    "  line; no score chose them.")
+        settings = (f"Dropout {options['dropout']} and the {options['vocab_size']:,}-word vocabulary were given on the"
+                    " command\n  line; no score chose them.")
     return f"""# Model card: squad-reader (default model of `nlp-tool qa`)
 
 Extractive question answering in English for `nlp-tool qa` and
@@ -120,23 +126,23 @@ Extractive question answering in English for `nlp-tool qa` and
 
 ## How it was made
 
-    {command}
+    {training['command']}
 
 - Data: SQuAD v1.1 train, `{args.data}/train-v1.1.json.gz` (rebuilt from the official explorer
   pages: synthetic ids, about 2.6% of answer offsets pointing at another copy of the same text; see
-  its README): {report['records']:,} questions, of which {report['instances']:,} became training
-  passages ({report['left_out']} left out: the answer could not be placed in one window). The last
-  {args.holdout_articles} train articles chose the best epoch ({selection.get('records', 0)} questions:
+  its README): {training['records']:,} questions, of which {training['instances']:,} became training
+  passages ({training['left_out']} left out: the answer could not be placed in one window). The last
+  {args.holdout_articles} train articles chose the best epoch ({scored} questions:
   EM {selection.get('exact_match')}, F1 {selection.get('f1')}).
-- Training: {report['epochs_done']} epochs, {report['steps']:,} steps of {args.batch} questions,
-  {report['seconds'] / 3600:.1f} h of training on {args.threads} threads ({platform.machine()},
+- Training: {epochs} epochs, {training['steps']:,} steps of {options['batch']} questions,
+  {training['seconds'] / 3600:.1f} h of training on {args.threads} threads ({platform.machine()},
   {os.cpu_count()} CPUs visible), resumed from checkpoints where it was interrupted.
 - Model file: `{args.output.name}`, {size / 2**20:.1f} MB.
 
 ## Architecture (plugins/qa/reader.py)
 
-Width {args.dim}, dropout {args.dropout}, weight average decay {args.ema or 'none'}. Word vectors (the
-{args.vocab_size:,} most frequent lower-cased train words) + hashed
+Width {options['dim']}, dropout {options['dropout']}, weight average decay {options['ema'] or 'none'}. Word vectors (the
+{options['vocab_size']:,} most frequent lower-cased train words) + hashed
 character-trigram vectors + lexical-match features (exact / lower-cased / stem match with a question
 word, frequency, capitals, digits, nearness to a question word) → projection and positions → a
 shared {encoder} encoder for passage and question → passage-to-question attention
@@ -145,11 +151,11 @@ Passages of 200 tokens overlapping by 50; BM25 chooses which a long document's q
 
 ## How the settings were chosen, and what the dev set saw
 
-- The epoch, the encoder (`gru` against convolution + self-attention blocks) and `--word-vectors`
+- The epoch, the encoder (`gru` against convolution + self-attention blocks) and `word_vectors`
   were chosen by F1 on the held-out train articles above, never on dev.
 - {settings}
 
-## SQuAD v1.1 dev (official file, {dev['records']:,} questions{'; dev-influenced, see above' if (args.dropout, args.vocab_size) == DEV_INFLUENCED else ''})
+## SQuAD v1.1 dev (official file, {dev['records']:,} questions{'; dev-influenced, see above' if influenced else ''})
 
 - Exact match: **{dev['exact_match']:.2f}**
 - F1: **{dev['f1']:.2f}**
@@ -173,20 +179,23 @@ def without_repeated_contexts(valid: list[dict], train: list[dict]) -> list[dict
     return [r for r in valid if r["context"] not in repeated]
 
 
-def write_card(args: argparse.Namespace, command: str, report: dict, dev: dict) -> None:
-    size = args.output.stat().st_size
-    (args.output.parent / "MODEL_CARD.md").write_text(model_card(args, command, report, dev, size))
+def write_card(args: argparse.Namespace, meta: dict) -> None:
+    from toolkit.files import AtomicFile
+
+    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
+        card.write(model_card(args, meta, args.output.stat().st_size).encode("utf-8"))
 
 
 def card_from_metadata(output: Path) -> int:
-    """MODEL_CARD.md again, from the command, training report and dev scores the model file records."""
-    from toolkit.nn import read_model_file
+    """MODEL_CARD.md again, from the command, options, training report and dev scores the model file records."""
+    from toolkit.nn import read_metadata
 
-    meta = read_model_file(output)[0]["metadata"]
-    command = meta["training"]["command"]
-    args = parse_args(shlex.split(command)[2:])
+    meta = read_metadata(output)
+    # Flags of older versions of the script (--epochs, --dropout, ...) are now options, which the card reads
+    # from the metadata: only the script's own flags matter here.
+    args, _ = parser().parse_known_args(shlex.split(meta["training"]["command"])[2:])
     args.output = output
-    write_card(args, command, {**meta["training"], "metrics": meta["metrics"]}, meta["dev_metrics"])
+    write_card(args, meta)
     print(f"-> {output.parent / 'MODEL_CARD.md'}")
     return 0
 
@@ -197,13 +206,26 @@ def main() -> int:
         return card_from_metadata(args.output)
     from toolkit.threads import use_threads
     use_threads(args.threads)
+    import toolkit
     from toolkit_plugins.qa.neural import ReaderEngine
     from toolkit_plugins.qa.squad import read_squad
-    from toolkit.nn import rewrite_metadata
+    from toolkit.engine import OptionError, parse_settings
+    from toolkit.files import TooLarge, move_within
+    from toolkit.nn import TrainingInterrupted, rewrite_metadata
 
     command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])
-    if args.vector_texts and not args.word_vectors:
-        sys.exit("error: --vector-texts is only read with --word-vectors")
+    try:
+        settings = parse_settings(ReaderEngine.train_options, args.set)
+        if args.vector_texts and "vector_texts" in settings:
+            raise OptionError("give --vector-texts or --set vector_texts=..., not both")
+    except OptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    options = {"name": "squad-reader", **RECIPE, **settings}
+    if args.vector_texts:
+        options["vector_texts"] = ",".join(str(DATA.parent / VECTOR_TEXTS[t]) if t in VECTOR_TEXTS else t
+                                           for t in args.vector_texts)
+    again = command if settings.get("resume") else f"{command} --set resume=true"
     for name in ("train-v1.1.json.gz", "dev-v1.1.json.gz"):
         if not (args.data / name).is_file():
             sys.exit(f"error: {args.data / name} not found (pass --data DIR)")
@@ -215,26 +237,20 @@ def main() -> int:
     if args.limit:
         train = train[: args.limit]
     staged = args.output.with_name(args.output.name + ".new")
-    # `kill` (SIGTERM) then stops the run as Ctrl-C does, writing the checkpoint first: a run
-    # started in the background with `&` ignores SIGINT, so Ctrl-C cannot reach it.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        report = ReaderEngine.train(
-            train, str(staged), valid=valid, seed=args.seed, name="squad-reader", epochs=args.epochs,
-            max_minutes=args.max_minutes, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
-            valid_limit=args.valid_limit, dim=args.dim, batch=args.batch, learning_rate=args.learning_rate,
-            dropout=args.dropout, vocab_size=args.vocab_size, ema=args.ema, word_vectors=args.word_vectors,
-            encoder=args.encoder,
-            vector_texts=",".join(str(DATA.parent / VECTOR_TEXTS[t]) if t in VECTOR_TEXTS else t
-                                  for t in args.vector_texts),
-        )
-    except KeyboardInterrupt:
-        print(f"interrupted; the checkpoint is saved; continue with: {command}{'' if args.resume else ' --resume'}")
+        # valid_split=0: without held-out articles nothing else is held out.
+        report = toolkit.train("qa", train, engine="reader", output=staged, valid=valid, valid_split=0,
+                               seed=args.seed, **options)
+    except TrainingInterrupted:
+        print(f"interrupted; the checkpoint is saved; continue with: {again}")
         return INTERRUPTED
-    print(f"{report['epochs_done']} epochs, {report['steps']} steps, {report['seconds']:.0f} s; selection:"
+    except OptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{report['epochs'][-1]['epoch']} epochs, {report['steps']} steps, {report['train_seconds']:.0f} s; selection:"
           f" {report['metrics']}", flush=True)
-    if report["stopped"] != "epochs":
-        print(f"unfinished; continue with: {command}{'' if args.resume else ' --resume'}")
+    if report["stopped"] == "time limit":
+        print(f"unfinished; continue with: {again}")
         return UNFINISHED
     dev = read_squad(str(args.data / "dev-v1.1.json.gz"))
     if args.dev_limit:
@@ -249,16 +265,15 @@ def main() -> int:
         meta["dev_metrics"] = {"data": f"SQuAD v1.1 dev-v1.1.json.gz, {len(dev)} questions", **metrics,
                                "seconds": round(seconds, 1)}
 
-    rewrite_metadata(staged, stamp)
-    size = staged.stat().st_size
+    meta = rewrite_metadata(staged, stamp)
     print(f"dev EM {metrics['exact_match']:.2f} F1 {metrics['f1']:.2f}; {metrics['questions_per_second']:.1f}"
-          f" questions/s; {size / 2**20:.1f} MB")
-    if size > MAX_BYTES:
-        staged.unlink()
-        print(f"error: the model file is over {MAX_BYTES // 2**20} MB: not written to {args.output}", file=sys.stderr)
+          f" questions/s; {staged.stat().st_size / 2**20:.1f} MB")
+    try:
+        move_within(staged, args.output, MAX_BYTES)
+    except TooLarge as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
-    os.replace(staged, args.output)
-    write_card(args, command, report, metrics)
+    write_card(args, meta)
     print(f"-> {args.output}")
     if metrics["f1"] < TARGET_F1:
         print(f"warning: dev F1 below the target of {TARGET_F1} (reported in the card)", file=sys.stderr)
