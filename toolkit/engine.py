@@ -121,21 +121,23 @@ def check_input(engine_class: type[Engine], item: Any) -> None:
             raise TypeError(f"{where}: an input's {field!r} must be a string, not {type(item.get(field)).__name__}")
 
 
-def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` checked against ``engine_class.train_options`` (OptionError otherwise), defaults filled in;
-    deprecated names are accepted with a DeprecationWarning."""
-    options = renamed_options(options, engine_class.train_options)
-    unknown = sorted(set(options) - set(engine_class.train_options))
+def checked_settings(engine_class: type[Engine], options: dict[str, Any], declared: dict[str, Option],
+                     kind: str = "option") -> dict[str, Any]:
+    """``options`` checked against the ``declared`` options of ``engine_class`` (OptionError naming the ``kind``
+    otherwise), defaults filled in; deprecated names are accepted with a DeprecationWarning."""
+    options = renamed_options(options, declared)
+    unknown = sorted(set(options) - set(declared))
     if unknown:
-        accepted = ", ".join(sorted(engine_class.train_options)) or "none"
-        raise OptionError(
-            f"engine {engine_class.task}:{engine_class.name} has no training option"
-            f" {', '.join(map(repr, unknown))} (accepted: {accepted})"
-        )
-    return {
-        key: option.convert(key, options[key]) if key in options else option.default
-        for key, option in engine_class.train_options.items()
-    }
+        accepted = ", ".join(sorted(declared)) or "none"
+        raise OptionError(f"engine {engine_class.task}:{engine_class.name} has no {kind}"
+                          f" {', '.join(map(repr, unknown))} (accepted: {accepted})")
+    return {key: option.convert(key, options[key]) if key in options else option.default
+            for key, option in declared.items()}
+
+
+def train_settings(engine_class: type[Engine], options: dict[str, Any]) -> dict[str, Any]:
+    """The training ``options`` checked and completed (:func:`checked_settings` of ``train_options``)."""
+    return checked_settings(engine_class, options, engine_class.train_options, "training option")
 
 
 def parse_settings(declared: dict[str, Option], pairs: list[str]) -> dict[str, Any]:
@@ -291,20 +293,10 @@ class Engine(abc.ABC):
     line_file_flags: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
-        options = renamed_options(options, self.options)
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            accepted = ", ".join(sorted(self.options)) or "none"
-            raise OptionError(
-                f"engine {self.task}:{self.name} has no option {', '.join(map(repr, unknown))} (accepted: {accepted})"
-            )
+        self.settings = checked_settings(type(self), options, self.options)
         if model is not None and not takes_model(type(self)):
             raise OptionError(f"engine {self.task}:{self.name} is rule-based and takes no --model")
         self.model = model if model is not None else self.default_model
-        self.settings = {
-            key: option.convert(key, options[key]) if key in options else option.default
-            for key, option in self.options.items()
-        }
 
     @abc.abstractmethod
     def run(self, inputs: list) -> list[dict]:
