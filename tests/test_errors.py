@@ -254,37 +254,3 @@ def test_the_same_missing_model_is_the_same_class_in_every_reader(tmp_path):
     with pytest.raises(errors.ModelNotFoundError) as by_engine:
         Checked(model=str(tmp_path / "nope.nlpt"))
     assert str(by_reader.value) == str(by_engine.value) == f"{tmp_path / 'nope.nlpt'}: no such model file"
-
-
-TRAINABLE = {
-    "classify:cnn": ([{"text": f"good film {i}", "label": "pos"} for i in range(3)]
-                     + [{"text": f"bad film {i}", "label": "neg"} for i in range(3)], {"max_len": 8}),
-    "classify:ensemble": ([{"text": f"good film {i}", "label": "pos"} for i in range(3)]
-                          + [{"text": f"bad film {i}", "label": "neg"} for i in range(3)],
-                          {"max_len": 8, "ngram_weight": 0.5}),
-    "summarize:trained": ([{"article": "The council met. It rained.", "summary": "The council met."}] * 3, {}),
-    "qa:reader": ([{"question": "Who met?", "context": "The council met.",
-                    "answers": [{"text": "The council", "answer_start": 0}]}] * 3, {}),
-    "translate:transformer": ([{"source": "a house", "target": "ein Haus"}] * 3,
-                              {"source": "en", "target": "de", "vocab_size": 20}),
-}
-
-
-@pytest.mark.parametrize("engine", sorted(TRAINABLE))
-def test_every_trainer_refuses_a_missing_foreign_or_damaged_checkpoint_alike(tmp_path, engine):
-    import toolkit
-
-    records, options = TRAINABLE[engine]
-    task, name = engine.split(":")
-    foreign, damaged = tmp_path / "foreign.ckpt", tmp_path / "damaged.ckpt"
-    save_arrays(foreign, {}, {"kind": "something-else"})
-    save_arrays(damaged, {}, {"kind": "training-checkpoint", "format": 1})
-    for checkpoint, refused, message in ((tmp_path / "missing.ckpt", errors.ModelNotFoundError, "no checkpoint"),
-                                         (foreign, errors.ModelMismatchError, "not a training checkpoint"),
-                                         (damaged, errors.ModelFileError, "damaged checkpoint")):
-        with pytest.raises(refused, match=message):
-            toolkit.train(task, records, engine=name, output=tmp_path / "m.nlpt", valid_split=0, progress=False,
-                          checkpoint=str(checkpoint), resume=True, **options)
-    assert not (tmp_path / "m.nlpt").exists()
-
-
