@@ -1,23 +1,26 @@
 """Train the default English->German model shipped with the translate task.
 
-    python scripts/train_default_translator.py [--data DIR] [--output FILE] [--threads 2]
-        [--epochs 30] [--max-minutes 115] [--checkpoint FILE] [--patience 5]
+    python scripts/train_default_translator.py [--data DIR] [--output FILE] [--threads 2] [--seed 0]
+        [--set NAME=VALUE ...]
 
-Trains the "transformer" engine on ../shared/data/multi30k train (29,000
-pairs), keeps the epoch with the best validation BLEU (greedy decoding of
-val, 1,014 pairs), then scores the kept model on test2016 (beam 4) with
-sacreBLEU and chrF (cased, detokenized), stamps the test scores and the
-command into the model file's metadata and writes MODEL_CARD.md beside it.
-The model is trained into OUTPUT.new and moved to OUTPUT only when it is
-within the size limit (30 MB): an oversized file is refused before it
-replaces anything. A test BLEU below the target (35) is reported on stderr
-and in the card, not hidden: the test split is read once, after every
-choice was made on val.
+Trains the "transformer" engine by ``toolkit.train`` with ``RECIPE`` on
+../shared/data/multi30k train (29,000 pairs), keeps the epoch with the best
+validation BLEU (greedy decoding of val, 1,014 pairs), then scores the kept
+model on test2016 (beam 4) with sacreBLEU and chrF (cased, detokenized),
+stamps the test scores and the command into the model file's metadata
+(``toolkit.nn.rewrite_metadata``) and writes MODEL_CARD.md beside it.
+``--set NAME=VALUE`` (repeatable) changes an option of the recipe (any
+train option of translate:transformer). The model is trained into
+OUTPUT.new and moved to OUTPUT only when it is within the size limit
+(30 MB, ``toolkit.files.move_within``): an oversized file is refused
+before it replaces anything. A test BLEU below the target (35) is
+reported on stderr and in the card, not hidden: the test split is read
+once, after every choice was made on val.
 
-The run checkpoints after every epoch (--checkpoint, by default
-build/translate-en-de.ckpt.nlpt: not beside the shipped model, and ignored by
-git); running the same command again resumes from it, so a run cut by
---max-minutes or Ctrl-C can go on later. Delete the checkpoint to start over.
+The run checkpoints after every epoch, every 10 minutes and on Ctrl-C or
+SIGTERM (exit 130) to OUTPUT.new.ckpt (ignored by git); ``--set
+max_minutes=M`` stops after M minutes (exit 3). Both print the command to
+continue, the same with ``--set resume=true``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import platform
 import shlex
 import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,27 +39,27 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
 TARGET_BLEU = 35.0
 MAX_BYTES = 30 * 2**20
+# The train options of the shipped model.
+RECIPE = {"source": "en", "target": "de", "epochs": 30, "patience": 5, "batch_tokens": 3000, "learning_rate": 1e-3,
+          "warmup": 800, "clip": 1.0, "label_smoothing": 0.1, "vocab_size": 8000, "shared_vocab": True,
+          "subword_model": "unigram", "dim": 256, "heads": 4, "encoder_layers": 3, "decoder_layers": 3, "ffn": 1024,
+          "dropout": 0.1, "max_len": 128}
+UNFINISHED = 3
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from toolkit_plugins.translation.engine import MODEL_DIR
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA, help="folder with {train,val,test2016}.{en,de}.gz")
     p.add_argument("--output", type=Path, default=MODEL_DIR / "en-de.nlpt", help="model file (MODEL_CARD.md beside it)")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "build" / "translate-en-de.ckpt.nlpt",
-                   help="resumed when it exists")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--max-minutes", type=float, default=115.0, help="stop training after this long (0: no limit)")
-    p.add_argument("--patience", type=int, default=5, help="stop after N epochs without a better val BLEU")
-    p.add_argument("--batch-tokens", type=int, default=3000)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=800)
-    p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--dropout", type=float, default=0.1)
-    return p.parse_args()
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a train option of translate:transformer over RECIPE, e.g. resume=true or max_minutes=115"
+                        " (repeatable)")
+    return p.parse_args(argv)
 
 
 def read_pairs(folder: Path, split: str) -> list[dict]:
@@ -70,9 +73,14 @@ def read_pairs(folder: Path, split: str) -> list[dict]:
     return [{"source": s, "target": t} for s, t in zip(lines("en"), lines("de"))]
 
 
-def model_card(args: argparse.Namespace, command: str, report: dict, test: dict, size: int) -> str:
-    history = "\n".join(f"| {h['epoch']} | {h['loss']} | {h.get('bleu', '')} | {h.get('chrf', '')} |"
-                        for h in report["history"])
+def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
+    """The card of the model whose metadata is ``meta``."""
+    training, test = meta["training"], meta["test_metrics"]
+    options = training["options"]
+    # An epoch cut by the time limit has a record of its own (the batches done), then another when resumed.
+    history = "\n".join(
+        f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} |"
+        f" {h.get('val_bleu', '')} | {h.get('val_chrf', '')} |" for h in training["epochs"])
     return f"""# Model card: en-de (default model of `nlp-tool translate`)
 
 English to German translation for `nlp-tool translate --from en --to de` and
@@ -80,27 +88,29 @@ English to German translation for `nlp-tool translate --from en --to de` and
 
 ## How it was made
 
-    {command}
+    {training['command']}
 
 - Data: Multi30k task 1 (Elliott et al., 2016), raw cased text: `{os.path.relpath(args.data, ROOT)}/train.{{en,de}}.gz`,
-  {report['records']:,} pairs ({report['skipped_too_long']} longer than the model's positions skipped).
-  Model selection on `val` ({report['valid_records']:,} pairs, greedy BLEU after each epoch);
+  {training['records']:,} pairs ({training['skipped_too_long']} longer than the model's positions skipped).
+  Model selection on `val` ({training['validation_records']:,} pairs, greedy BLEU after each epoch);
   `test2016` was used only for the numbers below, after training.
-- Training: {report['epochs']} epochs ({report['steps']:,} steps, stopped: {report['stopped']}),
-  {report['train_seconds'] / 60:.0f} min of training on {args.threads} threads
-  ({platform.machine()}, {os.cpu_count()} CPUs visible), {report['tokens_per_second']} target tokens/s;
-  best epoch {report['best_epoch']}.
+- Training: {training['epochs'][-1]['epoch']} epochs ({training['steps']:,} steps, stopped: {training['stopped']}),
+  {training['train_seconds'] / 60:.0f} min of training on {args.threads} threads
+  ({platform.machine()}, {os.cpu_count()} CPUs visible), {training['tokens_per_second']} target tokens/s;
+  best epoch {training['best_epoch']}.
 - Model file: `{args.output.name}`, {size / 2**20:.1f} MB (weights stored as float16).
 
 ## Choices
 
-- Shared sentencepiece unigram vocabulary of {args.vocab_size:,} pieces learnt on both sides of
+- {'Shared s' if options['shared_vocab'] else 'S'}entencepiece {options['subword_model']} vocabulary of
+  {options['vocab_size']:,} pieces learnt on {'both sides' if options['shared_vocab'] else 'each side'} of
   train, stored inside the model file.
-- Transformer encoder-decoder, pre-norm: d_model 256, 4 heads, 3 encoder + 3 decoder layers,
-  FFN 1024 (ReLU), dropout {args.dropout}, sinusoidal positions, source/target/output embeddings tied.
-- Label-smoothed cross-entropy (0.1), Adam (0.9, 0.98, eps 1e-9), peak learning rate {args.learning_rate} after
-  {args.warmup} warm-up steps then 1/sqrt(step), gradient clipping at 1.0, batches of about
-  {args.batch_tokens} padded tokens of similar length.
+- Transformer encoder-decoder, pre-norm: d_model {options['dim']}, {options['heads']} heads,
+  {options['encoder_layers']} encoder + {options['decoder_layers']} decoder layers, FFN {options['ffn']} (ReLU),
+  dropout {options['dropout']}, sinusoidal positions, source/target/output embeddings tied.
+- Label-smoothed cross-entropy ({options['label_smoothing']}), Adam (0.9, 0.98, eps 1e-9), peak learning rate
+  {options['learning_rate']} after {options['warmup']} warm-up steps then 1/sqrt(step), gradient clipping at
+  {options['clip']}, batches of about {options['batch_tokens']} padded tokens of similar length.
 - Decoding: beam 4, length penalty 0.6 (GNMT), with a key/value cache.
 
 ## Test scores (Multi30k test2016, 1,000 sentences, beam 4)
@@ -125,20 +135,35 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
+    import toolkit
     from toolkit_plugins.translation.engine import TransformerTranslator
-    from toolkit.nn import rewrite_metadata
+    from toolkit.engine import OptionError, parse_settings
+    from toolkit.files import AtomicFile, TooLarge, move_within
+    from toolkit.nn import TrainingInterrupted, rewrite_metadata
 
     command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])
+    try:
+        settings = parse_settings(TransformerTranslator.train_options, args.set)
+    except OptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    again = command if settings.get("resume") else f"{command} --set resume=true"
     train, valid = read_pairs(args.data, "train"), read_pairs(args.data, "val")
     staged = args.output.with_name(args.output.name + ".new")
-    start = time.perf_counter()
-    report = TransformerTranslator.train(
-        train, str(staged), valid=valid, seed=args.seed, name="multi30k-en-de", source="en", target="de",
-        epochs=args.epochs, max_minutes=args.max_minutes, patience=args.patience, checkpoint=str(args.checkpoint),
-        batch_tokens=args.batch_tokens, learning_rate=args.learning_rate, warmup=args.warmup, vocab_size=args.vocab_size,
-        dropout=args.dropout,
-    )
-    print(f"trained in {time.perf_counter() - start:.0f} s; val {report.get('metrics')}", flush=True)
+    try:
+        report = toolkit.train("translate", train, engine="transformer", output=staged, valid=valid, seed=args.seed,
+                               **{"name": "multi30k-en-de", **RECIPE, **settings})
+    except TrainingInterrupted:
+        print(f"interrupted; the checkpoint is saved; continue with: {again}")
+        return INTERRUPTED
+    except OptionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
+          flush=True)
+    if report["stopped"] == "time limit":
+        print(f"unfinished; continue with: {again}")
+        return UNFINISHED
     test = read_pairs(args.data, "test2016")
     metrics = TransformerTranslator(model=str(staged)).evaluate(test)
 
@@ -149,16 +174,14 @@ def main() -> int:
                                                            "sentences_per_second")}}
 
     meta = rewrite_metadata(staged, stamp)
-    report.update({k: meta["training"][k] for k in ("history", "best_epoch", "train_seconds", "skipped_too_long")})
-    report["valid_records"] = len(valid)
-    size = staged.stat().st_size
-    print(f"test2016 BLEU {metrics['bleu']:.2f} chrF {metrics['chrf']:.2f}; {size / 2**20:.1f} MB")
-    if size > MAX_BYTES:
-        staged.unlink()
-        print(f"error: the model file is over {MAX_BYTES // 2**20} MB: not written to {args.output}", file=sys.stderr)
+    print(f"test2016 BLEU {metrics['bleu']:.2f} chrF {metrics['chrf']:.2f}; {staged.stat().st_size / 2**20:.1f} MB")
+    try:
+        size = move_within(staged, args.output, MAX_BYTES)
+    except TooLarge as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
-    os.replace(staged, args.output)
-    (args.output.parent / "MODEL_CARD.md").write_text(model_card(args, command, report, metrics, size))
+    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
+        card.write(model_card(args, meta, size).encode("utf-8"))
     print(f"-> {args.output}")
     if metrics["bleu"] < TARGET_BLEU:
         print(f"warning: test2016 BLEU below the target of {TARGET_BLEU} (reported in the card)", file=sys.stderr)
