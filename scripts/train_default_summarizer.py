@@ -48,7 +48,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit_plugins.summarization.trained import TrainedSummarizer
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 10 * 2**20
@@ -85,7 +88,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def summarizer(model: Path, sentences: int, rule: str) -> Any:
+def summarizer(model: Path, sentences: int, rule: str) -> TrainedSummarizer:
     """The trained engine on ``model``, ranking under the length ``rule``: one trained file serves every rule
     (the rule is read at inference only)."""
     from toolkit_plugins.summarization.trained import TrainedSummarizer
