@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The default-model scripts' shared module, recipe.py, is beside them: importable however a script is loaded.
+sys.path.insert(0, str(ROOT / "scripts"))
 DATA = ROOT.parent / "shared" / "data" / "imdb"
 MODEL_NAME = "imdb-sentiment"
 TARGET_ACCURACY = 0.92
@@ -111,7 +113,7 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
                      log: Callable[[str], None], settings: dict[str, Any] | None = None) -> list[dict]:
     """Train each candidate (its options, then ``settings``) on ``split.fit`` (validation: ``split.valid``)
     into ``folder``; one row each."""
-    import toolkit
+    from recipe import train
     from toolkit.nn import read_metadata
 
     rows = []
@@ -119,8 +121,9 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
         path = folder / f"{candidate.name}.nlpt"
         options = {**candidate.options, **(settings or {})}
         log(f"training {candidate.name}: {candidate.description}")
-        report = toolkit.train("classify", split.fit, engine="ensemble", output=path, valid=split.valid, seed=seed,
-                               **{"name": MODEL_NAME, **options})
+        # Candidates of minutes are trained again rather than resumed: ``again`` is None.
+        report = train("classify", split.fit, engine="ensemble", output=path, valid=split.valid, seed=seed,
+                       again=None, **{"name": MODEL_NAME, **options})
         weight = read_metadata(path)["ngram_weight"]
         valid = report["metrics"]
         rows.append({
@@ -132,14 +135,11 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
             "ngram_weight": weight,
             "cnn_best_epoch": report["best_epoch"],
             "seconds": report["seconds"],
-            "stopped": report["stopped"],
             "bytes": path.stat().st_size,
             "file": path,
         })
         log(f"  validation accuracy {valid['accuracy']:.4f}; n-gram weight {weight}; CNN epoch"
             f" {report['best_epoch']}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
-        if report["stopped"] == "time limit":
-            break  # the run cannot ship: the candidates after it are not worth their time
     return rows
 
 
@@ -302,21 +302,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] = CANDIDATES) -> int:
-    """The whole protocol; 0 when the chosen model was shipped, 1 when it was refused for its size, 2 for a bad
-    --set, 3 when a candidate stopped at its time limit, 130 when training was interrupted."""
+    """The whole protocol; 0 when the chosen model was shipped, 1 when it was refused for its size. A bad --set
+    (2), a candidate stopped at its time limit (3) and an interrupt (130) end the script (``recipe``)."""
+    from recipe import recipe_settings
     from toolkit_plugins.classification.ensemble import EnsembleClassifier
-    from toolkit.engine import OptionError, parse_settings
     from toolkit.files import AtomicFile, TooLarge, move_within
-    from toolkit.nn import TrainingInterrupted, read_model_file, rewrite_metadata
+    from toolkit.nn import read_model_file, rewrite_metadata
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    try:
-        settings = parse_settings(EnsembleClassifier.train_options, args.set)
-    except OptionError as err:
-        log(f"error: {err}")
-        return 2
+    settings = recipe_settings(EnsembleClassifier, args.set)
     train = read(args.data / "train.jsonl.gz")
     split = validation_split(train, args.seed)
     log(f"{len(train):,} training reviews: fitting part {len(split.fit):,}; validation {split.drawn:,} drawn,"
@@ -325,16 +321,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
     # Candidates are written beside the destination, so the chosen one moves there without a copy. Their
     # checkpoints go with the folder: a run of minutes is started again rather than resumed.
     with tempfile.TemporaryDirectory(prefix=".select-", dir=args.output.parent) as folder:
-        try:
-            rows = train_candidates(candidates, split, Path(folder), args.seed, log, settings)
-        except TrainingInterrupted:
-            log("interrupted; nothing written")
-            return 130
-        stopped = [row["name"] for row in rows if row["stopped"] == "time limit"]
-        if stopped:
-            # A candidate cut short would be compared with fully trained ones.
-            log(f"error: {', '.join(stopped)} stopped at the time limit (max_minutes); nothing written")
-            return 3
+        rows = train_candidates(candidates, split, Path(folder), args.seed, log, settings)
         try:
             chosen = choose(rows, MAX_BYTES)
         except TooLarge as err:

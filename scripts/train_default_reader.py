@@ -41,6 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The default-model scripts' shared module, recipe.py, is beside them: importable however a script is loaded.
+sys.path.insert(0, str(ROOT / "scripts"))
 DATA = ROOT.parent / "shared" / "data" / "squad"
 TARGET_F1 = 60.0
 MAX_BYTES = 25 * 2**20
@@ -55,8 +57,6 @@ VECTOR_TEXTS = {"imdb": "imdb/train.jsonl.gz", "cnn_dailymail": "cnn_dailymail/t
 # plateau; docs/qa.md).
 RECIPE = {"epochs": 3, "batch": 32, "learning_rate": 1e-3, "dim": 128, "encoder": "gru", "dropout": 0.3,
           "vocab_size": 15000, "word_vectors": True, "valid_limit": 2000}
-UNFINISHED = 3
-INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 # The recipe's dropout and vocabulary size, which were set with dev scores in view (the card says so).
 DEV_INFLUENCED = (0.3, 15000)
 
@@ -206,21 +206,17 @@ def main() -> int:
         return card_from_metadata(args.output)
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    import toolkit
+    from recipe import USAGE, recipe_settings, train
     from toolkit_plugins.qa.neural import ReaderEngine
     from toolkit_plugins.qa.squad import read_squad
-    from toolkit.engine import OptionError, parse_settings
     from toolkit.files import TooLarge, move_within
-    from toolkit.nn import TrainingInterrupted, rewrite_metadata
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_reader.py " + shlex.join(sys.argv[1:])
-    try:
-        settings = parse_settings(ReaderEngine.train_options, args.set)
-        if args.vector_texts and "vector_texts" in settings:
-            raise OptionError("give --vector-texts or --set vector_texts=..., not both")
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = recipe_settings(ReaderEngine, args.set)
+    if args.vector_texts and "vector_texts" in settings:
+        print("error: give --vector-texts or --set vector_texts=..., not both", file=sys.stderr)
+        return USAGE
     options = {"name": "squad-reader", **RECIPE, **settings}
     if args.vector_texts:
         options["vector_texts"] = ",".join(str(DATA.parent / VECTOR_TEXTS[t]) if t in VECTOR_TEXTS else t
@@ -232,26 +228,16 @@ def main() -> int:
     records = read_squad(str(args.data / "train-v1.1.json.gz"))
     titles = list(dict.fromkeys(r["title"] for r in records))
     held_titles = set(titles[-args.holdout_articles :]) if args.holdout_articles else set()
-    train = [r for r in records if r["title"] not in held_titles]
-    valid = without_repeated_contexts([r for r in records if r["title"] in held_titles], train) or None
+    fitting = [r for r in records if r["title"] not in held_titles]
+    valid = without_repeated_contexts([r for r in records if r["title"] in held_titles], fitting) or None
     if args.limit:
-        train = train[: args.limit]
+        fitting = fitting[: args.limit]
     staged = args.output.with_name(args.output.name + ".new")
-    try:
-        # valid_split=0: without held-out articles nothing else is held out.
-        report = toolkit.train("qa", train, engine="reader", output=staged, valid=valid, valid_split=0,
-                               seed=args.seed, **options)
-    except TrainingInterrupted:
-        print(f"interrupted; the checkpoint is saved; continue with: {again}")
-        return INTERRUPTED
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    # valid_split=0: without held-out articles nothing else is held out.
+    report = train("qa", fitting, engine="reader", output=staged, valid=valid, valid_split=0, seed=args.seed,
+                   again=again, **options)
     print(f"{report['epochs'][-1]['epoch']} epochs, {report['steps']} steps, {report['train_seconds']:.0f} s; selection:"
           f" {report['metrics']}", flush=True)
-    if report["stopped"] == "time limit":
-        print(f"unfinished; continue with: {again}")
-        return UNFINISHED
     dev = read_squad(str(args.data / "dev-v1.1.json.gz"))
     if args.dev_limit:
         dev = dev[: args.dev_limit]

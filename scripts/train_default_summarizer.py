@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from toolkit_plugins.summarization.trained import TrainedSummarizer
 
 ROOT = Path(__file__).resolve().parents[1]
+# The default-model scripts' shared module, recipe.py, is beside them: importable however a script is loaded.
+sys.path.insert(0, str(ROOT / "scripts"))
 MAX_BYTES = 10 * 2**20
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 VALID_FRACTION = 0.2
@@ -136,21 +138,16 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    import toolkit
     from toolkit_plugins.summarization.centrality import CentralitySummarizer
     from toolkit_plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
     from toolkit_plugins.summarization.lead import LeadSummarizer
     from toolkit_plugins.summarization.trained import TrainedSummarizer
-    from toolkit.engine import OptionError, parse_settings
+    from recipe import recipe_settings, train
     from toolkit.files import AtomicFile, TooLarge, move_within
-    from toolkit.nn import TrainingInterrupted, rewrite_metadata
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_summarizer.py " + shlex.join(sys.argv[1:])
-    try:
-        settings = parse_settings(TrainedSummarizer.train_options, args.set)
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = recipe_settings(TrainedSummarizer, args.set)
     started = time.perf_counter()
     try:
         splits = {"bbc": bbc_split(), "cnndm": cnndm_split()}
@@ -180,19 +177,11 @@ def main() -> int:
             for paragraph_share in PARAGRAPH_SHARE:
                 for encoder, options in ENCODERS.items():
                     path = work / f"candidate-{len(candidates) // len(RULES)}.nlpt"
-                    try:
-                        report = toolkit.train(
-                            "summarize", records, engine="trained", output=path, valid=validation, seed=args.seed,
-                            progress=False, **{"name": args.output.stem, **RECIPE,
-                                               "paragraph_share": paragraph_share, **options, **settings})
-                    except TrainingInterrupted:
-                        print("interrupted; nothing written", file=sys.stderr)
-                        return 130
-                    if report["stopped"] == "time limit":
-                        # A candidate cut short would be compared with fully trained ones.
-                        print("error: a candidate stopped at the time limit (max_minutes); nothing written",
-                              file=sys.stderr)
-                        return 3
+                    # Candidates of minutes are trained again rather than resumed: ``again`` is None.
+                    report = train("summarize", records, engine="trained", output=path, valid=validation, seed=args.seed,
+                                   progress=False, again=None, **{"name": args.output.stem, **RECIPE,
+                                                                  "paragraph_share": paragraph_share, **options,
+                                                                  **settings})
                     for rule in RULES:
                         cells = {}
                         for corpus, k in CELLS:

@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The toolkit, and the default-model scripts' shared module recipe.py beside this script.
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
 TARGET_BLEU = 35.0
 MAX_BYTES = 30 * 2**20
@@ -44,8 +45,6 @@ RECIPE = {"source": "en", "target": "de", "epochs": 30, "patience": 5, "batch_to
           "warmup": 800, "clip": 1.0, "label_smoothing": 0.1, "vocab_size": 8000, "shared_vocab": True,
           "subword_model": "unigram", "dim": 256, "heads": 4, "encoder_layers": 3, "decoder_layers": 3, "ffn": 1024,
           "dropout": 0.1, "max_len": 128}
-UNFINISHED = 3
-INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -135,35 +134,20 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    import toolkit
+    from recipe import recipe_settings, train
     from toolkit_plugins.translation.engine import TransformerTranslator
-    from toolkit.engine import OptionError, parse_settings
     from toolkit.files import AtomicFile, TooLarge, move_within
-    from toolkit.nn import TrainingInterrupted, rewrite_metadata
+    from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])
-    try:
-        settings = parse_settings(TransformerTranslator.train_options, args.set)
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = recipe_settings(TransformerTranslator, args.set)
     again = command if settings.get("resume") else f"{command} --set resume=true"
-    train, valid = read_pairs(args.data, "train"), read_pairs(args.data, "val")
+    pairs, valid = read_pairs(args.data, "train"), read_pairs(args.data, "val")
     staged = args.output.with_name(args.output.name + ".new")
-    try:
-        report = toolkit.train("translate", train, engine="transformer", output=staged, valid=valid, seed=args.seed,
-                               **{"name": "multi30k-en-de", **RECIPE, **settings})
-    except TrainingInterrupted:
-        print(f"interrupted; the checkpoint is saved; continue with: {again}")
-        return INTERRUPTED
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report = train("translate", pairs, engine="transformer", output=staged, valid=valid, seed=args.seed, again=again,
+                   **{"name": "multi30k-en-de", **RECIPE, **settings})
     print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
           flush=True)
-    if report["stopped"] == "time limit":
-        print(f"unfinished; continue with: {again}")
-        return UNFINISHED
     test = read_pairs(args.data, "test2016")
     metrics = TransformerTranslator(model=str(staged)).evaluate(test)
 

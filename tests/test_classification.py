@@ -21,7 +21,7 @@ from toolkit_plugins.classification.cnn import CnnClassifier
 from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, metrics
 from toolkit_plugins.classification.ensemble import EnsembleClassifier
 from toolkit_plugins.classification.ngram import NgramClassifier, featurize_tokens
-from toolkit.engine import DataError, OptionError, renamed_options
+from toolkit.engine import OptionError, renamed_options
 from toolkit.nn import read_model_file
 from toolkit.testing import engine_checks
 
@@ -637,7 +637,9 @@ def test_the_script_refuses_an_unknown_or_bad_set_before_reading_any_data(script
     monkeypatch.setattr(script, "read", lambda path: pytest.fail(f"{path} was read"))
     for setting, message in (("bogus=1", "'bogus=1': give NAME=VALUE with NAME one of"), ("epochs=0", "epochs")):
         args = script.parse_args(["--data", str(tiny_imdb), "--set", setting])
-        assert script.run(args, "the command") == 2
+        with pytest.raises(SystemExit) as stop:
+            script.run(args, "the command")
+        assert stop.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, err
 
