@@ -106,6 +106,10 @@ def read_config() -> dict:
         raise RegistryError(f"cannot read the configuration file {path}: {error}; {_CONFIG_FIX}") from error
     if not isinstance(config, dict):
         raise RegistryError(f"the configuration file {path} does not hold a JSON object; {_CONFIG_FIX}")
+    disabled = config.get("disabled", [])
+    if not isinstance(disabled, list) or not all(isinstance(name, str) for name in disabled):
+        raise RegistryError(f"the configuration file {path}: \"disabled\" must be a list of plugin names, not"
+                            f" {json.dumps(disabled)[:60]}; {_CONFIG_FIX}")
     return config
 
 
