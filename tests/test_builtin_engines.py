@@ -87,15 +87,28 @@ def _refusing_engine(inputs_kind: str, message: str) -> type[Engine]:
     return Refusing
 
 
-def test_check_empty_input_accepts_a_clear_empty_context_error_from_question_context_engines():
+def test_check_empty_input_accepts_a_clear_one_line_empty_input_error():
     check_empty_input(_refusing_engine("question+context", "the context is empty (nothing to answer from)"))
     with pytest.raises(AssertionError, match="must say in one line that the context is empty"):
         check_empty_input(_refusing_engine("question+context", "bad input\nsee the log"))
     with pytest.raises(AssertionError, match="must say in one line that the context is empty"):
         check_empty_input(_refusing_engine("question+context", "nope"))
-    # A text engine still owes a result for an empty or blank text.
-    with pytest.raises(AssertionError, match="^check_empty_input: unexpected ValueError: the text is empty$"):
-        check_empty_input(_refusing_engine("text", "the text is empty"))
+    # A text engine may refuse an empty text too (a classifier would guess about nothing), saying so.
+    check_empty_input(_refusing_engine("text", "the text is empty"))
+    with pytest.raises(AssertionError, match="must say in one line that the text is empty"):
+        check_empty_input(_refusing_engine("text", "no words"))
+
+
+def test_classify_says_an_input_is_empty_instead_of_guessing():
+    # Issue 18: `classify` of an empty text answered `pos 0.54`.
+    import toolkit
+
+    classify = toolkit.pipeline("classify", on_error="skip")
+    results = classify(["Great film.", "", "  \n"])
+    assert results[0]["label"] == "pos"
+    assert [r.error for r in results[1:]] == ["ValueError: an empty text: there is nothing to classify"] * 2
+    with pytest.raises(ValueError, match="an empty text"):
+        toolkit.pipeline("classify")("")
 
 
 @pytest.mark.parametrize(

@@ -125,29 +125,22 @@ def check_batch_equals_one_by_one(engine_class: type[Engine]) -> None:
 
 @_names_failures
 def check_empty_input(engine_class: type[Engine]) -> None:
-    """An empty batch gives no results; an empty or blank text gives a result, not an exception.
-
-    A question+context engine may instead refuse an empty or blank context
-    with a ValueError whose message is one line naming the context (for
-    extractive question answering there is nothing to answer from).
-    """
+    """An empty batch gives no results; an empty or blank input gives a result, or a ValueError whose message
+    is one line saying the input is empty (an engine whose answer would be a guess about nothing: a classifier,
+    or extractive question answering from an empty context), never another exception."""
     engine = engine_class()
     assert engine.run([]) == [], "run([]) must return []"
-    inputs = _as_inputs(engine_class, ["", "   \n\t "])
-    if engine_class.inputs != "question+context":
-        _check_results(engine, inputs, engine.run(inputs), "empty text")
-        return
-    for item in inputs:
+    what = "context" if engine_class.inputs == "question+context" else "text"
+    for item in _as_inputs(engine_class, ["", "   \n\t "]):
         try:
             results = engine.run([item])
         except ValueError as error:
             message = str(error)
-            assert message.strip() and "\n" not in message and "context" in message.lower(), (
-                f"empty context {item['context']!r}: a ValueError must say in one line that the context is empty,"
-                f" not {message!r}"
+            assert message.strip() and "\n" not in message and "empty" in message.lower(), (
+                f"empty {what} {item!r}: a ValueError must say in one line that the {what} is empty, not {message!r}"
             )
         else:
-            _check_results(engine, [item], results, "empty context")
+            _check_results(engine, [item], results, f"empty {what}")
 
 
 @_names_failures

@@ -163,6 +163,9 @@ class ClassifierEngine(LoadsModel, Engine):
     def run(self, inputs: list) -> list[dict]:
         if not inputs:
             return []
+        if not all(text.strip() for text in inputs):
+            # Without words every model answers with its priors: a confident-looking guess about nothing.
+            raise ValueError("an empty text: there is nothing to classify")
         labels = self.labels
         top_k, threshold = self.settings["top_k"], self.settings["threshold"]
         results = []
