@@ -99,6 +99,50 @@ def test_bad_inputs_never_crash(installed):
     assert isinstance(odd["translation"], str) and odd["sentences"] == 1
 
 
+def test_a_long_sentence_is_translated_in_pieces_and_the_result_says_so(installed):
+    long_line = " ".join(random.Random(0).choice(WORDS) for _ in range(300))  # > the model's 24 positions
+    [result] = TransformerTranslator(beam=1).run([long_line])
+    assert result["sentences"] == 1 and result["pieces"] > 1 and result["copied_words"] == 0
+    assert "pieces" not in TransformerTranslator(beam=1).run(["the dog runs."])[0]
+
+
+def test_a_word_longer_than_any_word_is_copied_not_decoded(installed, monkeypatch):
+    # Issue 18: a 10,000-character word took 171 s and 1 GB; a 1 MB word ran past 90 s at 870 MB.
+    import time
+
+    from toolkit_plugins.translation.translator import MAX_WORD_CHARS
+
+    blob = "".join(random.Random(1).choice("abcdefghij") for _ in range(1_000_000))
+    start = time.perf_counter()
+    [alone, inside] = TransformerTranslator(beam=4).run([blob, f"the dog sees {'x' * (MAX_WORD_CHARS + 1)} a ball."])
+    assert time.perf_counter() - start < 5
+    assert alone["translation"] == blob and alone["copied_words"] == 1
+    # The text around the word is translated on either side of it (the toy model may end a fragment its own way).
+    translation = inside["translation"]
+    assert "x" * (MAX_WORD_CHARS + 1) in translation.split(" ") and translation.endswith(" " + lex("a ball."))
+    assert translation.startswith(lex("the dog.").rstrip("."))
+    assert (inside["pieces"], inside["copied_words"]) == (3, 1)
+    # A word of MAX_WORD_CHARS is still a word.
+    assert "copied_words" not in TransformerTranslator(beam=1).run(["x" * MAX_WORD_CHARS])[0]
+
+
+def test_decoding_batches_are_bounded_in_tokens(installed, monkeypatch):
+    import toolkit.nn.decoding as decoding
+    from toolkit_plugins.translation.translator import BATCH_TOKENS
+
+    seen = []
+    real = decoding.beam_search
+
+    def recording(model, src, beam, *args, **kwargs):
+        seen.append(src.shape[0] * beam * src.shape[1])
+        return real(model, src, beam, *args, **kwargs)
+
+    monkeypatch.setattr(decoding, "beam_search", recording)
+    long_line = " ".join(random.Random(2).choice(WORDS) for _ in range(3000))
+    TransformerTranslator(beam=4).run([long_line])
+    assert len(seen) > 1 and max(seen) <= BATCH_TOKENS
+
+
 def test_unknown_pair_lists_the_installed_ones(installed):
     with pytest.raises(OptionError, match=r"no installed translation model for en->fr \(installed pairs: en->de\)"):
         TransformerTranslator(source="en", target="fr")

@@ -185,6 +185,12 @@ class TransformerTranslator(LoadsModel, Engine):
                     "score": round(sum(t.score for p in picks for t in p), 4),
                 })
             result = {**hypotheses[0], "sentences": sum(map(len, paragraphs))}
+            best = [translated[j][0] for p in paragraphs for j in p]
+            if any(t.pieces > 1 or t.copied for t in best):
+                # Said, not hidden: a sentence cut at the model's positions is translated part by part, and a
+                # word longer than MAX_WORD_CHARS is copied as it is.
+                result["pieces"] = sum(t.pieces for t in best)
+                result["copied_words"] = sum(t.copied for t in best)
             if self.settings["top_k"] > 1:
                 result["hypotheses"] = hypotheses
             results.append(result)

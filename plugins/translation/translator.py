@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, NamedTuple
 
 from toolkit_plugins.translation.subwords import EOS_ID, SubwordVocab
@@ -14,11 +15,24 @@ if TYPE_CHECKING:
 PARAM_PREFIX = "param/"
 # Output length budget: generous for translation, bounded for a model that never says EOS.
 LENGTH_RATIO, LENGTH_EXTRA = 2.0, 10
+# Runs of non-space characters longer than this (a URL, a hash, a pasted blob) are words of no language the
+# model learnt, and each of their subwords costs decoding steps: they are copied through as they are. German
+# compounds, the longest real words of the shipped pair, stay well below it.
+MAX_WORD_CHARS = 64
+LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD_CHARS + 1))
+# Rows x beam x longest piece decoded at once: bounds a batch's memory whatever the input (a 10,000-character
+# text took 1 GB in batches of 64 pieces of the model's full length).
+BATCH_TOKENS = 16384
 
 
 class Translation(NamedTuple):
     text: str
     score: float
+    #: Parts the sentence was translated in: more than one when it was longer than the model's positions
+    #: (cut there) or held words copied as they are.
+    pieces: int = 1
+    #: Words longer than MAX_WORD_CHARS, copied untranslated.
+    copied: int = 0
 
 
 def score_corpus(hypotheses: list[str], references: list[str]) -> dict:
@@ -69,15 +83,36 @@ class Translator:
             arrays["tgt_vocab"] = self.tgt_vocab.to_array()
         return arrays
 
-    def _source_pieces(self, sentences: list[str]) -> tuple[list[list[int]], list[int]]:
-        """Source ids + EOS per piece, and the sentence each piece belongs to.
+    def _source_pieces(self, sentences: list[str]) -> tuple[list[list[int] | str], list[int]]:
+        """The pieces of the sentences, and the sentence each belongs to: source ids + EOS, or a word copied as
+        it is (a str).
 
         A sentence longer than the model's positions is cut into pieces
-        translated one after the other, rather than refused or truncated.
+        translated one after the other, rather than refused or truncated; a
+        word longer than MAX_WORD_CHARS is a piece of its own, copied.
         """
         room = self.model.max_len - 1
-        pieces, owner = [], []
-        for i, ids in enumerate(self.src_vocab.encode(sentences)):
+        parts: list[tuple[int, str, bool]] = []  # (sentence, text, copied)
+        for i, sentence in enumerate(sentences):
+            own: list[tuple[str, bool]] = []
+            start = 0
+            for word in LONG_WORD.finditer(sentence):
+                own += [(sentence[start : word.start()], False), (word.group(), True)]
+                start = word.end()
+            own.append((sentence[start:], False))
+            if len(own) > 1:
+                # Around its copied words a sentence's text is translated only where it holds something.
+                own = [(text, copied) for text, copied in own if copied or text.strip()]
+            parts += [(i, text, copied) for text, copied in own]
+        encoded = iter(self.src_vocab.encode([text for _, text, copied in parts if not copied]))
+        pieces: list[list[int] | str] = []
+        owner: list[int] = []
+        for i, text, copied in parts:
+            if copied:
+                pieces.append(text)
+                owner.append(i)
+                continue
+            ids = next(encoded)
             for start in range(0, max(len(ids), 1), room):
                 pieces.append(ids[start : start + room] + [EOS_ID])
                 owner.append(i)
@@ -90,34 +125,44 @@ class Translator:
         from toolkit.nn.decoding import beam_search, greedy, length_penalty
 
         pieces, owner = self._source_pieces(sentences)
+        found: list[list[tuple[str, float]]] = [[(p, 0.0)] if isinstance(p, str) else [] for p in pieces]
         # Similar lengths together: less padding, and a batch ends when its longest output does.
-        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
-        found: list[list[tuple[list[int], float]]] = [[] for _ in pieces]
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        order = sorted((i for i, p in enumerate(pieces) if not isinstance(p, str)), key=lambda i: len(pieces[i]))
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (end < len(order) and end - start < batch_size
+                   and (end - start + 1) * beam * len(pieces[order[end]]) <= BATCH_TOKENS):
+                end += 1
+            rows, start = order[start:end], end
             src = pad_rows([pieces[i] for i in rows])
             max_len = [min(self.model.max_len, int(LENGTH_RATIO * len(pieces[i])) + LENGTH_EXTRA) for i in rows]
             if beam == 1:
                 # Greedy search is beam 1, faster; its score is normalised the same way.
-                for i, h in zip(rows, greedy(self.model, src, max_len)):
-                    found[i] = [(h.ids, h.score / length_penalty(len(h.ids) + 1, alpha))]
+                hyps = [[(h.ids, h.score / length_penalty(len(h.ids) + 1, alpha))]
+                        for h in greedy(self.model, src, max_len)]
             else:
-                for i, hyps in zip(rows, beam_search(self.model, src, beam, max_len, alpha, top_k)):
-                    found[i] = [(h.ids, h.score) for h in hyps]
-        listed = [0] * len(sentences)
-        for i, hyps in zip(owner, found):
+                hyps = [[(h.ids, h.score) for h in best]
+                        for best in beam_search(self.model, src, beam, max_len, alpha, top_k)]
+            for i, piece_hyps in zip(rows, hyps):
+                texts = self.tgt_vocab.decode([ids for ids, _ in piece_hyps])
+                found[i] = [(text, score) for text, (_, score) in zip(texts, piece_hyps)]
+        listed, counts, copied = [0] * len(sentences), [0] * len(sentences), [0] * len(sentences)
+        for i, piece, hyps in zip(owner, pieces, found):
             listed[i] = max(listed[i], len(hyps))
+            counts[i] += 1
+            copied[i] += isinstance(piece, str)
         out: list[list[Translation]] = [[] for _ in sentences]
         # Pieces of one sentence: the k-th translation joins the pieces' k-th (or last) hypotheses.
         for k in range(max(listed, default=0)):
-            ids: dict[int, list[list[int]]] = {}
+            texts: dict[int, list[str]] = {}
             scores: dict[int, float] = {}
             for i, hyps in zip(owner, found):
-                piece, score = hyps[min(k, len(hyps) - 1)]
-                ids.setdefault(i, []).append(piece)
+                text, score = hyps[min(k, len(hyps) - 1)]
+                texts.setdefault(i, []).append(text)
                 scores[i] = scores.get(i, 0.0) + score
-            for i in ids:
+            for i in texts:
                 if k < listed[i]:
-                    text = " ".join(self.tgt_vocab.decode(ids[i]))
-                    out[i].append(Translation(text, round(scores[i], 4)))
+                    out[i].append(Translation(" ".join(t for t in texts[i] if t), round(scores[i], 4), counts[i],
+                                              copied[i]))
         return out
