@@ -19,7 +19,7 @@ HOOKS = sorted(
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["register_commands", "register_engines"]
+    assert HOOKS == ["register_commands", "register_engines", "register_tasks"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 # DataError, ModelMismatchError and RecordError lived here before toolkit.errors; plugins import them from here.
 from toolkit.errors import (
@@ -31,6 +31,9 @@ from toolkit.errors import (
     RecordError,
     UnsupportedError,
 )
+
+if TYPE_CHECKING:
+    from toolkit.contracts import TaskContract
 
 INPUT_KINDS = ("text", "question+context")
 
@@ -291,9 +294,15 @@ class Engine(abc.ABC):
     #: of DATA, in the spelling users know from the task's usual tools: {"src": "source", "ref": "target"}
     #: gives `--src test.en --ref test.de`. Empty, or one flag for each record field.
     line_file_flags: ClassVar[dict[str, str]] = {}
+    #: The task's contract (toolkit.contracts.TaskContract): set by the task's base class, or by the
+    #: registry when the engine is registered for a task that declares one.
+    contract: ClassVar[TaskContract | None] = None
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.settings = checked_settings(type(self), options, self.options)
+        problem = self.contract.settings_problem(self.settings) if self.contract is not None else None
+        if problem is not None:
+            raise OptionError(problem)
         if model is not None and not takes_model(type(self)):
             raise OptionError(f"engine {self.task}:{self.name} is rule-based and takes no --model")
         self.model = model if model is not None else self.default_model

@@ -17,6 +17,19 @@ hookspec = pluggy.HookspecMarker("nlp_tool")
 
 
 @hookspec
+def register_tasks(register: Callable[..., None]) -> None:
+    """Declare the contracts of the tasks this plugin creates.
+
+    Call ``register(contract)`` once per task with a
+    :class:`toolkit.contracts.TaskContract`: its input kind, the keys and
+    types of its results (and a check of their offsets), its options shared
+    by every engine and which of them exclude each other. Engines registered
+    for the task, by this plugin or any other, are held to it. Declaring a
+    task that another plugin declared fails this plugin.
+    """
+
+
+@hookspec
 def register_engines(register: Callable[..., None]) -> None:
     """Register engines for tasks.
 

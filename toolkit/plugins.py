@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from toolkit import __version__, hookspecs
+from toolkit.contracts import JSON_TYPES, TaskContract
 from toolkit.engine import INPUT_KINDS, OPTION_TYPES, Engine, Option, is_reserved_option
 # RegistryError and UnknownTaskError lived here before toolkit.errors.
 from toolkit.errors import OptionError, RegistryError, UnknownTaskError
@@ -243,6 +244,46 @@ def check_engine_class(task: str, engine: str, engine_class: type, siblings: lis
                             f" field {fields}, not {flags!r}")
 
 
+def check_contract(contract: Any) -> None:
+    """Refuse, with RegistryError, a task contract the registry could not hold engines to."""
+    if not isinstance(contract, TaskContract):
+        raise RegistryError(f"register_tasks takes a toolkit.contracts.TaskContract, not {contract!r}")
+    where = f"task {contract.task!r}"
+    if not isinstance(contract.task, str) or not NAME.fullmatch(contract.task):
+        raise RegistryError(f"{where}: a task name is lower-case letters, digits, '-' or '_'")
+    if contract.inputs not in INPUT_KINDS:
+        raise RegistryError(f"{where}: inputs must be one of {', '.join(INPUT_KINDS)}, not {contract.inputs!r}")
+    bad = [key for key, kinds in contract.results.items()
+           if not isinstance(kinds, str) or not set(kinds.split("|")) <= set(JSON_TYPES)]
+    if bad:
+        raise RegistryError(f"{where}: the types of result keys {bad} are not among {', '.join(JSON_TYPES)}"
+                            " (joined by '|')")
+    if not all(isinstance(option, Option) for option in contract.options.values()):
+        raise RegistryError(f"{where}: shared options must be toolkit.engine.Option values")
+    unknown = sorted({name for group in contract.exclusive for name in group} - set(contract.options))
+    if unknown:
+        raise RegistryError(f"{where}: exclusive names {unknown} are not its shared options")
+
+
+def hold_to_contract(task: str, engine: str, engine_class: type, contract: TaskContract) -> None:
+    """Give ``engine_class`` its task's contract and shared options; RegistryError when it takes other inputs,
+    re-declares a shared option otherwise, or keeps another contract."""
+    where = f"{task}:{engine}"
+    if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
+        raise RegistryError(f"{where}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
+    if engine_class.inputs != contract.inputs:
+        raise RegistryError(f"{where}: the {task} task takes {contract.inputs!r} inputs, not {engine_class.inputs!r}")
+    if engine_class.contract not in (None, contract):
+        raise RegistryError(f"{where}: the engine keeps another contract than its task's")
+    options = engine_class.options if isinstance(engine_class.options, dict) else {}
+    differ = sorted(name for name, option in contract.options.items() if options.get(name, option) != option)
+    if differ:
+        raise RegistryError(f"{where}: options {differ} are shared by every engine of the {task} task; leave them"
+                            " out of the engine's options (it gets the task's) or declare them as the task does")
+    engine_class.contract = contract
+    engine_class.options = {**contract.options, **options}
+
+
 class Registry:
     """The plugin manager, the plugins it knows of and the engines they registered."""
 
@@ -251,6 +292,8 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.engines: dict[tuple[str, str], EngineEntry] = {}
+        #: task -> (its contract, the plugin that declared it)
+        self.contracts: dict[str, tuple[TaskContract, str]] = {}
         self._on_failure = on_failure
 
     # -- loading -----------------------------------------------------------
@@ -265,7 +308,7 @@ class Registry:
             # Unknown hook names are caught here, per plugin, instead of by a
             # global check_pending() that would stop every plugin at once.
             self.pm.check_pending()
-            self._collect_engines(plugin, info)
+            self._collect(plugin, info)
         except Exception as error:
             self._fail(plugin, info, error)
 
@@ -297,11 +340,26 @@ class Registry:
             return
         self.add_plugin(plugin, info)
 
-    def _collect_engines(self, plugin: Any, info: PluginInfo) -> None:
+    def _collect(self, plugin: Any, info: PluginInfo) -> None:
+        """The task contracts, then the engines, that ``plugin`` registers; nothing of a hook that failed."""
+        declared: dict[str, TaskContract] = {}
+
+        def register_task(contract: TaskContract) -> None:
+            check_contract(contract)
+            owner = self.contracts.get(contract.task, (None, None))[1] or (
+                info.name if contract.task in declared else None)
+            if owner is not None:
+                raise RegistryError(f"task {contract.task!r} is declared by both plugin {owner!r} and plugin"
+                                    f" {info.name!r}")
+            declared[contract.task] = contract
+
         claimed: list[EngineEntry] = []
 
         def register(task: str, engine: str, engine_class: type, description: str = "") -> None:
             siblings = [e.engine_class for e in (*self.engines.values(), *claimed) if e.task == task]
+            contract = declared.get(task) or self.contracts.get(task, (None, None))[0]
+            if contract is not None:
+                hold_to_contract(task, engine, engine_class, contract)
             check_engine_class(task, engine, engine_class, siblings)
             owner = self.engines.get((task, engine)) or next(
                 (e for e in claimed if (e.task, e.name) == (task, engine)), None
@@ -312,11 +370,12 @@ class Registry:
                 )
             claimed.append(EngineEntry(task, engine, engine_class, description or engine_class.description, info.name))
 
-        caller = self.pm.subset_hook_caller(
-            "register_engines", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin]
-        )
-        caller(register=register)
-        # Only a hook that finished contributes: a half-run one adds nothing.
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        self.pm.subset_hook_caller("register_tasks", remove_plugins=others)(register=register_task)
+        self.pm.subset_hook_caller("register_engines", remove_plugins=others)(register=register)
+        # Only hooks that finished contribute: a half-run one adds nothing.
+        for task, contract in declared.items():
+            self.contracts[task] = (contract, info.name)
         for entry in claimed:
             self.engines[(entry.task, entry.name)] = entry
             info.tasks.append(f"{entry.task}:{entry.name}")
@@ -355,6 +414,8 @@ class Registry:
                 cli.commands.update(before)
                 for key in [k for k, e in self.engines.items() if e.plugin == name]:
                     del self.engines[key]
+                for task in [t for t, (_, owner) in self.contracts.items() if owner == name]:
+                    del self.contracts[task]
                 self._fail(plugin, info, error)
 
     # -- queries -----------------------------------------------------------

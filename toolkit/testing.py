@@ -28,6 +28,7 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from toolkit.contracts import TaskContract
 from toolkit.engine import DataError, Engine, can_train, train_settings
 
 TEXTS = [
@@ -112,6 +113,35 @@ def check_result_shape(engine_class: type[Engine]) -> None:
     json.dumps(stamp)
 
 
+def task_contract(engine_class: type[Engine]) -> TaskContract | None:
+    """The contract of the engine's task: its own, else the one a loaded plugin declared for the task."""
+    if engine_class.contract is not None:
+        return engine_class.contract
+    from toolkit.plugins import get_registry
+
+    found = get_registry().contracts.get(engine_class.task)
+    return found[0] if found else None
+
+
+@_names_failures
+def check_contract(engine_class: type[Engine]) -> None:
+    """Results keep the task's contract (toolkit.contracts): its keys and types, and offsets that quote the input;
+    the engine takes the task's inputs and its shared options as the task declares them."""
+    contract = task_contract(engine_class)
+    if contract is None:
+        return  # a task that declares no contract holds its engines to none
+    assert engine_class.inputs == contract.inputs, (
+        f"the {contract.task} task takes {contract.inputs!r} inputs, the engine {engine_class.inputs!r}")
+    differ = sorted(name for name, option in contract.options.items()
+                    if engine_class.options.get(name, option) != option)
+    assert not differ, f"options {differ} differ from the {contract.task} task's shared options"
+    engine = engine_class()
+    inputs = _as_inputs(engine_class, [*TEXTS, *UNICODE_TEXTS])
+    for item, result in zip(inputs, engine.run(inputs)):
+        problem = contract.problem(item, result)
+        assert problem is None, f"input {item!r:.50}: {problem}"
+
+
 @_names_failures
 def check_batch_equals_one_by_one(engine_class: type[Engine]) -> None:
     """A result does not depend on the other inputs of its batch or on the batch size."""
@@ -185,6 +215,7 @@ def check_thread_safe(engine_class: type[Engine]) -> None:
 CHECKS: tuple[Callable[[type[Engine]], None], ...] = (
     check_attributes,
     check_result_shape,
+    check_contract,
     check_batch_equals_one_by_one,
     check_empty_input,
     check_long_input,

@@ -7,8 +7,14 @@ modules import numpy and scikit-learn only when a model is trained or used.
 from toolkit import hookimpl
 
 from toolkit_plugins.classification.cnn import CnnClassifier
+from toolkit_plugins.classification.common import CONTRACT
 from toolkit_plugins.classification.ensemble import EnsembleClassifier
 from toolkit_plugins.classification.ngram import NgramClassifier
+
+
+@hookimpl
+def register_tasks(register):
+    register(CONTRACT)
 
 
 @hookimpl

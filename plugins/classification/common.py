@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolkit.engine import DataError, Engine, LoadsModel, Option, RecordError, train_settings
+from toolkit.contracts import TaskContract
 from toolkit.records import check_records
 from toolkit.training import NAME_OPTION, model_header
 
@@ -94,6 +95,32 @@ def metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict:
     }
 
 
+def _labels_are_its_classes(text: str, result: dict) -> str | None:
+    classes = result["probabilities"]
+    if result["label"] not in classes:
+        return f"the label {result['label']!r} is not among the probabilities' classes"
+    for item in result["labels"]:
+        if not (isinstance(item, dict) and item.get("label") in classes and isinstance(item.get("score"), (int, float))):
+            return f"the listed label {item!r:.60} is not a {{'label', 'score'}} of a class"
+    if not all(isinstance(p, (int, float)) and 0.0 <= p <= 1.0 for p in classes.values()):
+        return "a probability is not a number from 0 to 1"
+    return None
+
+
+CONTRACT = TaskContract(
+    task=TASK,
+    inputs="text",
+    description="Text classification: the most probable label, the top labels and every class's probability.",
+    results={"label": "str", "score": "number", "labels": "list", "probabilities": "object"},
+    options={
+        "top_k": Option(int, 1, "Number of labels listed per input, best first.", minimum=1),
+        "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept).",
+                            minimum=0, maximum=1),
+    },
+    check=_labels_are_its_classes,
+)
+
+
 class ClassifierEngine(LoadsModel, Engine):
     """Base of the classification engines: a model file in, label + probabilities out."""
 
@@ -101,11 +128,8 @@ class ClassifierEngine(LoadsModel, Engine):
     inputs = "text"
     version = "1.0"
     record_fields: ClassVar[tuple[str, ...]] = ("text", "label")
-    options = {
-        "top_k": Option(int, 1, "Number of labels listed per input, best first.", minimum=1),
-        "threshold": Option(float, 0.0, "Drop listed labels below this probability (the best is always kept).",
-                            minimum=0, maximum=1),
-    }
+    contract = CONTRACT
+    options = dict(CONTRACT.options)
     train_options: ClassVar[dict[str, Option]] = {"name": NAME_OPTION}
     default_model = None
 

@@ -8,7 +8,13 @@ baselines need no model.
 from toolkit import hookimpl
 
 from toolkit_plugins.qa.baselines import SentenceRetriever, WindowBaseline
+from toolkit_plugins.qa.common import CONTRACT
 from toolkit_plugins.qa.neural import ReaderEngine
+
+
+@hookimpl
+def register_tasks(register):
+    register(CONTRACT)
 
 
 @hookimpl

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from toolkit_plugins.qa.passages import Passage, Token, bm25_scores, content_terms, split_passages, tokenize, uncovered
 from toolkit_plugins.qa.squad import is_squad_file, read_squad, to_examples
+from toolkit.contracts import TaskContract, quotes
 from toolkit.engine import Engine, Option
 from toolkit.text.sentences import Sentence, split_sentences
 
@@ -62,6 +63,40 @@ def _evidence(context: str, sentences: list[Sentence], starts: list[int], start:
     return {"text": context[first.start : last.end], "start": first.start, "end": last.end}
 
 
+def _spans_quote_the_context(item: dict, result: dict) -> str | None:
+    context = item["context"]
+    for number, answer in enumerate([result, *result["answers"]]):
+        what = "the answer" if number == 0 else f"answer {number}"
+        if not isinstance(answer, dict):
+            return f"{what} is not an object"
+        if answer.get("answer") is None:
+            continue
+        problem = quotes(context, answer.get("start"), answer.get("end"), answer.get("answer"), what)
+        evidence = answer.get("evidence")
+        if problem is None and evidence is not None:
+            problem = (quotes(context, evidence.get("start"), evidence.get("end"), evidence.get("text"),
+                              f"the evidence of {what}") if isinstance(evidence, dict)
+                       else f"the evidence of {what} is not an object")
+        if problem is not None:
+            return problem
+    return None
+
+
+CONTRACT = TaskContract(
+    task=TASK,
+    inputs="question+context",
+    description="Extractive question answering: the answer's span of the context (null: no answer), with evidence.",
+    results={"answer": "str|null", "score": "number|null", "start": "int|null", "end": "int|null",
+             "evidence": "object|null", "answers": "list"},
+    options={
+        "top_k": Option(int, 1, "Number of answers listed per question, best first.", minimum=1),
+        "min_score": Option(float, 0.0, "Answer nothing (\"no answer\") when the best answer scores below this.",
+                            minimum=0, maximum=1),
+    },
+    check=_spans_quote_the_context,
+)
+
+
 class QAEngine(Engine):
     """Base of the question-answering engines: question + context in, answer spans with offsets out."""
 
@@ -69,10 +104,9 @@ class QAEngine(Engine):
     inputs = "question+context"
     version = "1.0"
     record_fields: ClassVar[tuple[str, ...]] = ("question", "context", "answers")
+    contract = CONTRACT
     options: ClassVar[dict[str, Option]] = {
-        "top_k": Option(int, 1, "Number of answers listed per question, best first.", minimum=1),
-        "min_score": Option(float, 0.0, "Answer nothing (\"no answer\") when the best answer scores below this.",
-                            minimum=0, maximum=1),
+        **CONTRACT.options,
         "passages": Option(int, 4, "Passages of a long context read per question, the best by BM25 (0: all).",
                            minimum=0),
         "max_answer_tokens": Option(int, 30, "Longest answer considered, in tokens.", minimum=1),

@@ -7,8 +7,14 @@ registered is the task's default.
 from toolkit import hookimpl
 
 from toolkit_plugins.summarization.centrality import CentralitySummarizer
+from toolkit_plugins.summarization.common import CONTRACT
 from toolkit_plugins.summarization.lead import LeadSummarizer
 from toolkit_plugins.summarization.trained import TrainedSummarizer
+
+
+@hookimpl
+def register_tasks(register):
+    register(CONTRACT)
 
 
 @hookimpl

@@ -16,7 +16,8 @@ import re
 import time
 from typing import Any, ClassVar
 
-from toolkit.engine import Engine, Option, OptionError
+from toolkit.contracts import TaskContract, quotes
+from toolkit.engine import Engine, Option
 from toolkit.records import check_records
 from toolkit.text.sentences import Sentence, split_sentences
 from toolkit.threads import serial_blas
@@ -38,6 +39,28 @@ LENGTH_OPTIONS = {
 }
 
 
+def _quotes_its_sentences(text: str, result: dict) -> str | None:
+    for number, sentence in enumerate(result["sentences"], 1):
+        if not isinstance(sentence, dict):
+            return f"sentence {number} is not an object"
+        problem = quotes(text, sentence.get("start"), sentence.get("end"), sentence.get("text"), f"sentence {number}")
+        if problem is not None:
+            return problem
+    return None
+
+
+CONTRACT = TaskContract(
+    task=TASK,
+    inputs="text",
+    description="Extractive summary: the chosen sentences of the text, in document order, with their offsets.",
+    results={"summary": "str", "sentences": "list"},
+    options=LENGTH_OPTIONS,
+    # Each option sets the summary's length on its own; with two, one would be silently ignored.
+    exclusive=(tuple(LENGTH_OPTIONS),),
+    check=_quotes_its_sentences,
+)
+
+
 def count_words(text: str) -> int:
     return len(WORD.findall(text))
 
@@ -54,15 +77,9 @@ class SummarizerEngine(Engine):
     inputs = "text"
     version = "1.0"
     default_model = None
+    contract = CONTRACT
     options: ClassVar[dict[str, Option]] = LENGTH_OPTIONS
     record_fields: ClassVar[tuple[str, ...]] = ("article", "summary")
-
-    def __init__(self, model: str | None = None, **options: Any) -> None:
-        super().__init__(model, **options)
-        # Each option sets the summary's length on its own; with two, one would be silently ignored.
-        given = [name for name in LENGTH_OPTIONS if self.settings[name]]
-        if len(given) > 1:
-            raise OptionError(f"options {given[0]!r} and {given[1]!r} cannot be used together")
 
     @abc.abstractmethod
     def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:

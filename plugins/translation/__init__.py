@@ -6,7 +6,12 @@ sentencepiece and sacrebleu are imported only when a model is used or trained.
 
 from toolkit import hookimpl
 
-from toolkit_plugins.translation.engine import TransformerTranslator
+from toolkit_plugins.translation.engine import CONTRACT, TransformerTranslator
+
+
+@hookimpl
+def register_tasks(register):
+    register(CONTRACT)
 
 
 @hookimpl

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, LoadsModel, Option, train_settings
 from toolkit.errors import ModelMismatchError, ModelNotFoundError, OptionError
 from toolkit.training import history_report, model_header, trainer_options
@@ -51,6 +52,20 @@ def _check_language(name: str, value: str) -> str:
     return value
 
 
+CONTRACT = TaskContract(
+    task=TASK,
+    inputs="text",
+    description="Translation of a text, sentence by sentence, keeping its paragraphs.",
+    results={"translation": "str", "score": "number", "sentences": "int"},
+    options={
+        "source": Option(str, "", "Source language code (default: the model's; en without --model).",
+                         aliases=("--from",)),
+        "target": Option(str, "", "Target language code (default: the model's; de without --model).",
+                         aliases=("--to",)),
+    },
+)
+
+
 class TransformerTranslator(LoadsModel, Engine):
     """Neural machine translation with a transformer encoder-decoder on the compiled kernels."""
 
@@ -59,11 +74,9 @@ class TransformerTranslator(LoadsModel, Engine):
     description = "Transformer encoder-decoder translation (greedy or beam search), trainable on sentence pairs."
     version = "1.0"
     inputs = "text"
+    contract = CONTRACT
     options = {
-        "source": Option(str, "", "Source language code (default: the model's; en without --model).",
-                         aliases=("--from",)),
-        "target": Option(str, "", "Target language code (default: the model's; de without --model).",
-                         aliases=("--to",)),
+        **CONTRACT.options,
         "beam": Option(int, 4, "Beam size (1: greedy search, fastest).", minimum=1),
         "length_penalty": Option(float, 0.6, "Beam search length penalty alpha (0: none; larger: longer outputs).",
                                  minimum=0),
