@@ -12,6 +12,7 @@ from toolkit import hookimpl
 from toolkit.cli import make_cli
 from toolkit.contracts import ContractError, TaskContract, check_result
 from toolkit.engine import Engine, Option, OptionError
+from toolkit.errors import UnknownTaskError
 from toolkit.plugins import PluginInfo, load_registry
 from toolkit.testing import check_contract
 
@@ -170,3 +171,21 @@ def test_a_contract_the_registry_cannot_hold_engines_to_fails_its_plugin(contrac
 
     info = registry_with(Plugin()).plugins["third-0"]
     assert info.status == "failed" and re.search(message, info.error), info.error
+
+
+class Broken:
+    @hookimpl
+    def register_engines(self, register):
+        raise ImportError("No module named 'lexicon_data'")
+
+
+def test_a_missing_task_or_engine_names_the_plugins_that_failed_to_load():
+    registry = registry_with(Broken())
+    with pytest.raises(UnknownTaskError, match=r"unknown task 'sentiment-lexicon' \(available: .*\);"
+                                                       r" plugin 'third-0' failed to load: ImportError: No module"
+                                                       r" named 'lexicon_data'$"):
+        toolkit.pipeline("sentiment-lexicon", registry=registry)
+    with pytest.raises(UnknownTaskError, match=r"task 'classify' has no engine 'lexicon' .*; plugin 'third-0'"):
+        toolkit.pipeline("classify", engine="lexicon", registry=registry)
+    with pytest.raises(UnknownTaskError, match=r"\(available: [a-z, ]+\)$"):
+        toolkit.pipeline("sentiment-lexicon", registry=registry_with())

@@ -432,14 +432,20 @@ class Registry:
         engines = self.tasks().get(task)
         if not engines:
             known = ", ".join(sorted(self.tasks())) or "none"
-            raise UnknownTaskError(f"unknown task {task!r} (available: {known})")
+            raise UnknownTaskError(f"unknown task {task!r} (available: {known}){self.failures_said()}")
         if engine is None:
             return next(iter(engines.values()))
         if engine not in engines:
             raise UnknownTaskError(
-                f"task {task!r} has no engine {engine!r} (available: {', '.join(engines)})"
+                f"task {task!r} has no engine {engine!r} (available: {', '.join(engines)}){self.failures_said()}"
             )
         return engines[engine]
+
+    def failures_said(self) -> str:
+        """The plugins that failed to load and why, as the end of a message about something missing ("" for
+        none): what a failed plugin would have provided is unknown, and it is most often what is missing."""
+        failed = [info for info in self.plugins.values() if info.status == "failed"]
+        return "".join(f"; plugin {info.name!r} failed to load: {info.error}" for info in failed)
 
 
 def load_registry(
