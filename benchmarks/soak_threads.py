@@ -11,8 +11,10 @@ seconds the process's resident memory (VmRSS) and its thread count are
 sampled. After ``--warmup`` minutes (models loaded, caches warm) the
 samples should stay flat: the report gives the growth of memory from the
 first sample after warm-up to the mean of the last tenth of the run (target
-within +/- 10 %), the largest thread count against the first after warm-up
-(target: equal), the calls made per task and any exception (target: none).
+within +/- 10 %), the largest thread count of the last tenth against that of
+the first tenth after warm-up (target: no more; the BLAS and the pipelines
+start and end helper threads, so single samples vary by one or two), the
+calls made per task and any exception (target: none).
 Exit 1 when a target is missed.
 
 The data lives in ../shared/data (see its README); nothing is written.
@@ -116,19 +118,20 @@ def main() -> int:
     if len(settled) < 2:
         print("error: the run is too short for its warm-up", file=sys.stderr)
         return 1
-    tail = settled[-max(1, len(settled) // 10):]
+    tenth = max(1, len(settled) // 10)
+    head, tail = settled[:tenth], settled[-tenth:]
     first_rss, last_rss = settled[0][1], sum(s[1] for s in tail) / len(tail)
     report = {
         "minutes": args.minutes, "threads": args.threads, "warmup_minutes": args.warmup, "cpus": os.cpu_count(),
         "calls": calls, "failures": len(failures), "first_failures": failures[:5],
         "rss_mb_after_warmup": round(first_rss / 1024, 1), "rss_mb_at_end": round(last_rss / 1024, 1),
         "rss_growth": round(last_rss / first_rss - 1.0, 4),
-        "threads_after_warmup": settled[0][2], "threads_max": max(s[2] for s in settled),
+        "threads_after_warmup": max(s[2] for s in head), "threads_at_end": max(s[2] for s in tail),
     }
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps({**report, "samples": samples}, indent=1))
-    ok = not failures and abs(report["rss_growth"]) <= 0.10 and report["threads_max"] == report["threads_after_warmup"]
+    ok = not failures and abs(report["rss_growth"]) <= 0.10 and report["threads_at_end"] <= report["threads_after_warmup"]
     return 0 if ok else 1
 
 
