@@ -68,19 +68,15 @@ class CnnModel:
 
     @classmethod
     def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> CnnModel:
-        """Rebuild from a model file; arrays may be stored as float16 (they are used as float32)."""
-        import numpy as np
-
-        from toolkit.nn import layer_from_config
+        """Rebuild from a model file; arrays may be stored as float16 (they are used as float32).
+        ValueError, TypeError or KeyError for a file whose numbers do not make a CNN, before it is built."""
+        from toolkit.nn import Sequential
+        from toolkit.nn.layers import MAX_LEN, check_size, layer_from_arrays
         from toolkit.text import WordTokenizer
 
-        network = layer_from_config(architecture)
-        for name, value, _ in network.named_parameters():
-            stored = arrays[prefix + name]
-            if stored.shape != value.shape:
-                raise ValueError(f"array {prefix + name!r} has shape {stored.shape}, the network needs {value.shape}")
-            value[...] = stored.astype(np.float32)
-        return cls(WordTokenizer.from_config(meta["tokenizer"]), meta["maxlen"], network)
+        maxlen = check_size("the CNN", "maxlen", meta["maxlen"], WIDTH, MAX_LEN)
+        network = layer_from_arrays(architecture, arrays, prefix, kind=Sequential)
+        return cls(WordTokenizer.from_config(meta["tokenizer"]), maxlen, network)
 
     def inputs(self, texts: list[str]) -> np.ndarray:
         from toolkit.text import pad_sequences

@@ -86,8 +86,11 @@ class EnsembleClassifier(ClassifierEngine):
     @classmethod
     def _build(cls, config, arrays):
         meta = config["metadata"]
+        weight = meta["ngram_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ValueError(f"the n-gram weight must be a number from 0 to 1, not {weight!r}")
         return EnsembleModel(
             NgramModel.from_arrays(arrays, meta["ngram"], prefix="ngram."),
             CnnModel.from_arrays(config["architecture"], arrays, meta["cnn"], prefix="cnn."),
-            float(meta["ngram_weight"]),
+            float(weight),
         )

@@ -35,6 +35,8 @@ HASH = "crc32-words-v2"  # see featurize_tokens; a model hashed any other way is
 # Odd 64-bit multipliers (from xxHash and splitmix64): one per word position of an n-gram, then its bucket.
 _MIX = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
 _BUCKET = 0xFF51AFD7ED558CCD
+# Buckets are column numbers of an int32-indexed sparse matrix: a model file asking for more is refused.
+MAX_HASH_BITS = 31
 
 
 def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
@@ -158,21 +160,33 @@ class NgramModel:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> NgramModel:
+        import math
+
         import numpy as np
 
         from toolkit.nn import ModelFileError
+        from toolkit.nn.layers import check_size
 
         hashing = meta["hashing"]
         if hashing.get("method") != HASH:
             raise ModelFileError(f"n-gram features hashed by {hashing.get('method')!r}, not {HASH!r} as this"
                                  " version does: retrain the model (nlp-tool train classify)")
-        weights = arrays[prefix + "weights"].astype(np.float32) * np.float32(hashing["scale"])
+        ngram = check_size("the n-gram model", "ngram", hashing["ngram"], 1, len(_MIX))
+        bits = check_size("the n-gram model", "hash bits", hashing["bits"], 1, MAX_HASH_BITS)
+        scale = hashing["scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ModelFileError(f"the n-gram weights' scale must be a number, not {scale!r}")
+        weights, bias = arrays[prefix + "weights"], arrays[prefix + "bias"]
+        if weights.ndim != 2 or bias.shape != weights.shape[1:] or weights.dtype.kind != "f" or bias.dtype.kind != "f":
+            raise ModelFileError(f"n-gram weights {weights.dtype} {weights.shape} and bias {bias.dtype} {bias.shape}"
+                                 " are not a (buckets, classes) matrix of floats and one float per class")
+        weights = weights.astype(np.float32) * np.float32(scale)
         # Files written before buckets were pruned hold every bucket's row.
         buckets = arrays.get(prefix + "buckets", np.arange(len(weights))).astype(np.int64)
         if (buckets.ndim != 1 or len(buckets) != len(weights) or np.any(buckets[1:] <= buckets[:-1])
-                or (len(buckets) and not 0 <= buckets[0] <= buckets[-1] < 2 ** hashing["bits"])):
+                or (len(buckets) and not 0 <= buckets[0] <= buckets[-1] < 2**bits)):
             raise ModelFileError("n-gram buckets must be distinct hash buckets in increasing order, one per weight row")
-        return cls(buckets, weights, arrays[prefix + "bias"].astype(np.float64), hashing["ngram"], hashing["bits"])
+        return cls(buckets, weights, bias.astype(np.float64), ngram, bits)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         from toolkit.text import tokenize

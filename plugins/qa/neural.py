@@ -46,17 +46,34 @@ class ReaderEngine(LoadsModel, QAEngine):
     }
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
+        from toolkit.nn import ModelFileError
+        from toolkit.nn.layers import MAX_LEN, check_size
+
         super().__init__(model, **options)
         meta = self.model_metadata()
-        self.window, self.overlap = int(meta["window"]), int(meta["overlap"])
+        try:
+            self.window = check_size("the reader's", "window", meta.get("window"), 1, MAX_LEN)
+            self.overlap = check_size("the reader's", "overlap", meta.get("overlap"), 0, self.window - 1)
+        except ValueError as error:
+            raise ModelFileError(f"{self.model}: {error}") from None
 
     def _load(self) -> tuple[Any, Any, dict]:
-        """(SpanReader, Featurizer, metadata) of the model file."""
-        from toolkit_plugins.qa.reader import Featurizer
-        from toolkit.nn import load_model
+        """(SpanReader, Featurizer, metadata) of the model file; ModelFileError for one that makes no reader."""
+        from toolkit_plugins.qa.reader import Featurizer, SpanReader
+        from toolkit.nn import ModelFileError, load_model
 
         model, meta = load_model(self.model)
-        return model, Featurizer(meta["vocab"], model.config["char_buckets"]), meta
+        vocab = meta.get("vocab")
+        if not isinstance(model, SpanReader):
+            raise ModelFileError(f"{self.model}: the architecture is a {type(model).__name__}, not a SpanReader")
+        if (not isinstance(vocab, list) or len(vocab) > model.config["vocab_size"]
+                or not all(isinstance(word, str) for word in vocab)):
+            raise ModelFileError(f"{self.model}: the vocabulary is not a list of at most"
+                                 f" {model.config['vocab_size']} words")
+        if self.window > model.config["max_len"]:
+            raise ModelFileError(f"{self.model}: passages of {self.window} tokens, but the reader reads at most"
+                                 f" {model.config['max_len']}")
+        return model, Featurizer(vocab, model.config["char_buckets"]), meta
 
     def loaded_metadata(self) -> dict:
         return self._loaded()[2]

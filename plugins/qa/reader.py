@@ -39,7 +39,7 @@ from toolkit.nn import (
     MultiHeadAttention,
     PositionalEmbedding,
 )
-from toolkit.nn.layers import f32, register_layer
+from toolkit.nn.layers import MAX_DIM, MAX_HEADS, MAX_LEN, MAX_VOCAB, f32, nested, register_layer
 
 FEATURES = 8
 CHAR_SLOTS = 8  # one whole-word hash + up to seven character trigrams
@@ -142,6 +142,11 @@ def _concat_back(parts: list[int], dy: np.ndarray) -> list[np.ndarray]:
 class SpanReader(Layer):
     """Start and end logits (B, T) over the passage tokens of a :class:`ReaderBatch`."""
 
+    # char_buckets from 2: word hashes fall in buckets 1 .. char_buckets - 1.
+    bounds = {"vocab_size": (1, MAX_VOCAB), "char_buckets": (2, MAX_VOCAB), "dim": (1, MAX_DIM),
+              "heads": (1, MAX_HEADS), "word_dim": (1, MAX_DIM), "char_dim": (1, MAX_DIM), "max_len": (1, MAX_LEN),
+              "max_question": (1, MAX_LEN)}
+
     def __init__(self, vocab_size: int, char_buckets: int, dim: int = 96, heads: int = 4, word_dim: int = 64,
                  char_dim: int = 32, max_len: int = 200, max_question: int = 64, dropout: float = 0.1,
                  encoder: str = "attention", seed: Any = None) -> None:
@@ -195,6 +200,34 @@ class SpanReader(Layer):
 
     def get_config(self) -> dict:
         return dict(self.config)
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        d, heads, encoder = args["dim"], args["heads"], args["encoder"]
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+        if encoder == "gru" and d % 2:
+            raise ValueError(f"the gru encoder needs an even dim (two directions of dim / 2), not {d}")
+
+        def dense(n_in: int, n_out: int) -> dict:
+            return Dense.param_shapes({"in_features": n_in, "out_features": n_out})
+
+        norm = LayerNorm.param_shapes({"dim": d})
+        attention = MultiHeadAttention.param_shapes({"dim": d, "heads": heads})
+        gru = BiGRU.param_shapes({"input_dim": d, "hidden": d // 2})
+        embeds = [Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["word_dim"], "padding_idx": PAD}),
+                  Embedding.param_shapes({"vocab_size": args["char_buckets"], "dim": args["char_dim"], "padding_idx": PAD}),
+                  dense(args["word_dim"] + args["char_dim"] + FEATURES, d),
+                  PositionalEmbedding.param_shapes({"max_len": args["max_len"], "dim": d}),
+                  PositionalEmbedding.param_shapes({"max_len": args["max_question"], "dim": d})]
+        if encoder == "attention":
+            conv = Conv1D.param_shapes({"in_channels": d, "filters": d, "width": 5, "padding": "same"})
+            encoding = [conv, norm, attention, norm]
+            blocks = [attention, norm, dense(d, 2 * d), dense(2 * d, d), norm] * 2
+        else:
+            encoding = [gru, norm]
+            blocks = [gru, norm] * 2
+        return nested(*embeds, *encoding, attention, dense(3 * d, d), norm, *blocks, dense(2 * d, 1), dense(2 * d, 1))
 
     # -- pieces --------------------------------------------------------------
 

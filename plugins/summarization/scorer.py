@@ -14,6 +14,9 @@ import numpy as np
 
 from toolkit_plugins.summarization.features import WIDTH
 from toolkit.nn.layers import (
+    MAX_DIM,
+    MAX_LEN,
+    MAX_VOCAB,
     Conv1D,
     Dense,
     Dropout,
@@ -21,6 +24,7 @@ from toolkit.nn.layers import (
     GlobalMaxPool1D,
     Layer,
     Sequential,
+    nested,
     register_layer,
 )
 
@@ -34,6 +38,9 @@ class SentenceScorer(Layer):
     floats beside the features (exact below 2**24) and are cast back here.
     Without the encoder (``filters`` 0) ``maxlen`` is 0: the features alone.
     """
+
+    bounds = {"vocab_size": (1, MAX_VOCAB), "maxlen": (0, MAX_LEN), "features": (0, MAX_DIM), "dim": (1, MAX_DIM),
+              "filters": (0, MAX_DIM), "hidden": (1, MAX_DIM)}
 
     def __init__(self, vocab_size: int, maxlen: int, features: int, dim: int, filters: int, hidden: int,
                  dropout: float = 0.0, seed: int | None = None):
@@ -81,4 +88,16 @@ class SentenceScorer(Layer):
     def get_config(self) -> dict:
         return {"vocab_size": self.vocab_size, "maxlen": self.maxlen, "features": self.features,
                 "dim": self.dim, "filters": self.filters, "hidden": self.hidden, "dropout": self.dropout}
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        filters = args["filters"]
+        head = nested(Dense.param_shapes({"in_features": filters + args["features"], "out_features": args["hidden"]}),
+                      Dense.param_shapes({"in_features": args["hidden"], "out_features": 1}))
+        if not filters:
+            return nested(head)
+        encoder = nested(Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["dim"], "padding_idx": 0}),
+                         Conv1D.param_shapes({"in_channels": args["dim"], "filters": filters, "width": WIDTH,
+                                              "padding": "valid"}))
+        return nested(encoder, head)
 

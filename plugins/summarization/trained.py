@@ -224,10 +224,9 @@ class TrainedSummarizer(SummarizerEngine):
 
 def load(model: str) -> tuple[Any, Any, dict]:
     """The scorer, tokenizer and metadata of a summarization model file; ModelFileError saying what is wrong."""
-    import numpy as np
-
     from toolkit_plugins.summarization.scorer import SentenceScorer
-    from toolkit.nn import ModelFileError, layer_from_config, read_model_file
+    from toolkit.nn import ModelFileError, read_model_file
+    from toolkit.nn.layers import layer_from_arrays
     from toolkit.text import WordTokenizer
 
     config, arrays = read_model_file(model)
@@ -241,17 +240,11 @@ def load(model: str) -> tuple[Any, Any, dict]:
         raise ModelFileError(f"{model}: unknown length rule {meta['length_rule']!r} (this version knows"
                              f" {', '.join(LENGTH_RULES)}); retrain it with this version of nlp-tool")
     try:
-        scorer = layer_from_config(config["architecture"])
-        if not isinstance(scorer, SentenceScorer):
-            raise TypeError(f"architecture is a {type(scorer).__name__}, not a SentenceScorer")
+        scorer = layer_from_arrays(config["architecture"], arrays, kind=SentenceScorer)
         words = (scorer.maxlen >= WIDTH) if scorer.filters else (scorer.maxlen == 0)
         if scorer.features != len(names) or not words:
             raise ValueError(f"the scorer takes {scorer.features} features and {scorer.maxlen} words,"
                              f" not {len(names)} features and at least {WIDTH} words (0 without encoder)")
-        for key, value, _ in scorer.named_parameters():
-            if arrays[key].shape != value.shape:
-                raise ValueError(f"array {key!r} has shape {arrays[key].shape}, the scorer needs {value.shape}")
-            value[...] = arrays[key].astype(np.float32)
         tokenizer = WordTokenizer.from_config(meta["tokenizer"])
         if tokenizer.vocab_size != scorer.vocab_size:
             raise ValueError(f"the vocabulary has {tokenizer.vocab_size} ids, the scorer {scorer.vocab_size}")

@@ -67,6 +67,9 @@ class SubwordVocab:
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> "SubwordVocab":
+        """The vocabulary stored by :meth:`to_array`; ValueError for an array that is not one."""
+        if array.dtype.str != "|u1" or array.ndim != 1:
+            raise ValueError(f"a vocabulary is stored as bytes (uint8, one axis), not {array.dtype} {array.shape}")
         return cls(array.tobytes())
 
     def to_array(self) -> np.ndarray:

@@ -54,19 +54,12 @@ class Translator:
 
     @classmethod
     def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray]) -> "Translator":
-        """Rebuild from a model file's architecture and arrays (weights may be stored as float16)."""
-        import numpy as np
+        """Rebuild from a model file's architecture and arrays (weights may be stored as float16); ValueError,
+        TypeError or KeyError for numbers the arrays do not back, before the network is built."""
+        from toolkit.nn import Seq2SeqTransformer
+        from toolkit.nn.layers import layer_from_arrays
 
-        from toolkit.nn import Seq2SeqTransformer, layer_from_config
-
-        model = layer_from_config(architecture)
-        if not isinstance(model, Seq2SeqTransformer):
-            raise ValueError(f"the architecture is a {type(model).__name__}, not a Seq2SeqTransformer")
-        for name, param, _ in model.named_parameters():
-            value = arrays.get(PARAM_PREFIX + name)
-            if value is None or value.shape != param.shape:
-                raise ValueError(f"array {name!r} is missing or has the wrong shape")
-            param[...] = value.astype(np.float32)
+        model = layer_from_arrays(architecture, arrays, PARAM_PREFIX, kind=Seq2SeqTransformer)
         src_vocab = SubwordVocab.from_array(arrays["src_vocab"])
         tgt_vocab = SubwordVocab.from_array(arrays["tgt_vocab"]) if "tgt_vocab" in arrays else src_vocab
         for side, vocab, size in (("source", src_vocab, model.src_vocab), ("target", tgt_vocab, model.tgt_vocab)):

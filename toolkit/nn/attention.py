@@ -7,7 +7,19 @@ from typing import Any
 import numpy as np
 
 from toolkit import kernels
-from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last, register_layer
+from toolkit.nn.layers import (
+    MAX_DIM,
+    MAX_HEADS,
+    Array,
+    Backprop,
+    Layer,
+    as_rng,
+    check_size,
+    f32,
+    glorot_uniform,
+    matmul_last,
+    register_layer,
+)
 
 
 @register_layer
@@ -21,6 +33,8 @@ class MultiHeadAttention(Layer):
     its own position (aligned at the end, as the kernel does). Backprop returns
     dx for self-attention and (dx, dcontext) for cross-attention.
     """
+
+    bounds = {"dim": (1, MAX_DIM), "heads": (1, MAX_HEADS)}
 
     def __init__(self, dim: int, heads: int, causal: bool = False, context_dim: int | None = None,
                  seed: Any = None):
@@ -77,3 +91,15 @@ class MultiHeadAttention(Layer):
 
     def get_config(self) -> dict:
         return {"dim": self.dim, "heads": self.heads, "causal": self.causal, "context_dim": self.context_dim}
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        dim, context = args["dim"], args.get("context_dim")
+        if dim % args["heads"]:
+            raise ValueError(f"dim {dim} is not divisible by heads {args['heads']}")
+        if context is not None:
+            check_size(cls.__name__, "context_dim", context, 1, MAX_DIM)
+        shapes = {}
+        for name, fan_in in (("q", dim), ("k", context or dim), ("v", context or dim), ("o", dim)):
+            shapes["w" + name], shapes["b" + name] = (fan_in, dim), (dim,)
+        return shapes

@@ -11,8 +11,9 @@ layer, in ``params`` and ``grads`` under the same names.
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
@@ -24,6 +25,21 @@ Backprop = Callable[[Any], Any]
 # Layer classes by name, for rebuilding a model from its JSON config.
 LAYERS: dict[str, type["Layer"]] = {}
 
+# Upper bounds on the sizes a layer config read from a model file may ask for (docs/model-format.md,
+# "Bounds"). A file's numbers are not trusted: they are checked against these, and the parameter shapes
+# they imply against the file's stored arrays, before a layer is built, so that a few bytes of JSON
+# cannot make the reader allocate gigabytes. They are far above the models trained here and above the
+# pretrained checkpoints meant to be read (GPT-2: vocabulary 50,257, width 768, 12 layers, 1,024
+# positions; BERT-base; Marian: ~60k pieces, 6 + 6 layers, width 512; XLM-R: 250,002 pieces).
+MAX_VOCAB = 1 << 20  # rows of an embedding table (word, subword or hash-bucket ids)
+MAX_DIM = 1 << 16  # any width: model, feed-forward, hidden, filters, channels, features
+MAX_LEN = 1 << 17  # positions of a sequence
+MAX_LAYERS = 256  # layers of a stack
+MAX_HEADS = 1024  # attention heads
+MAX_KERNEL = 1024  # convolution width
+# A fixed (sinusoidal) position table is computed, not stored, so the file's arrays cannot bound it.
+MAX_POSITION_TABLE = 1 << 22  # max_len * dim: 32 MB while it is computed in float64
+
 
 def register_layer(cls: type["Layer"]) -> type["Layer"]:
     LAYERS[cls.__name__] = cls
@@ -34,6 +50,18 @@ def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape: t
     """Keras' default kernel initialiser, so that models match their Keras originals."""
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def check_size(owner: str, key: str, value: Any, low: int, high: int) -> int:
+    """``value`` if it is an integer from ``low`` to ``high``; ValueError naming ``owner`` and ``key`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{owner} {key} must be an integer from {low} to {high}, not {value!r}")
+    return value
+
+
+def nested(*children: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of a layer whose children have ``children``, by path (as named_parameters)."""
+    return {f"{i}.{name}": shape for i, shapes in enumerate(children) for name, shape in shapes.items()}
 
 
 def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -90,27 +118,92 @@ class Layer:
     def to_config(self) -> dict:
         return {"class": type(self).__name__, "config": self.get_config()}
 
+    # Integer constructor arguments and their (least, greatest) values, checked before a layer is built
+    # from a config.
+    bounds: ClassVar[dict[str, tuple[int, int]]] = {}
+
+    @classmethod
+    def checked_config(cls, config: Any) -> dict:
+        """Every constructor argument (``config``'s, else the default) once ``config`` is found to name
+        only arguments the constructor takes, and its sizes to be within :attr:`bounds`; ValueError or
+        TypeError naming the key otherwise."""
+        if not isinstance(config, dict):
+            raise ValueError(f"a {cls.__name__} config is a JSON object, not {type(config).__name__}")
+        try:
+            bound = inspect.signature(cls).bind(**config)
+        except TypeError as err:
+            raise TypeError(f"{cls.__name__} config: {err}") from None
+        bound.apply_defaults()
+        args = dict(bound.arguments)
+        for key, (low, high) in cls.bounds.items():
+            check_size(cls.__name__, key, args[key], low, high)
+        return args
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        """The shape of each parameter, by path, of the layer built from ``args`` (checked_config's):
+        computed from the numbers alone, nothing allocated; ValueError for arguments that make no layer."""
+        return {}
+
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
-        return cls(**config)
+        return cls(**cls.checked_config(config))
+
+
+def _layer_class(config: Any) -> type[Layer]:
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config is a JSON object, not {type(config).__name__}")
+    name = config.get("class")
+    if not isinstance(name, str) or name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r}")
+    return LAYERS[name]
 
 
 def layer_from_config(config: dict) -> Layer:
     """Rebuild a layer (and its children) from ``to_config()`` output; weights are set separately.
 
-    ValueError, TypeError or KeyError for a config that is not one, which readers of model files turn into
-    ModelFileError."""
-    if not isinstance(config, dict):
-        raise ValueError(f"a layer config is a JSON object, not {type(config).__name__}")
-    name = config.get("class")
-    if name not in LAYERS:
-        raise ValueError(f"unknown layer class {name!r}")
-    return LAYERS[name].from_config(config["config"])
+    ValueError, TypeError or KeyError for a config that is not one (sizes beyond the bounds above
+    included), which readers of model files turn into ModelFileError."""
+    return _layer_class(config).from_config(config["config"])
+
+
+def layer_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes, by path, of the layer tree ``config`` describes, without building it;
+    ValueError, TypeError or KeyError as :func:`layer_from_config`."""
+    cls = _layer_class(config)
+    args = cls.checked_config(config["config"])
+    return cls.param_shapes(args)
+
+
+def layer_from_arrays(config: dict, arrays: dict[str, Array], prefix: str = "",
+                      kind: type[Layer] = Layer) -> Layer:
+    """The layer tree of ``config`` (a ``kind``) with its parameters from ``arrays`` (each under ``prefix``
+    plus its path; floating arrays of any width, used as float32).
+
+    The config's sizes and the shapes they imply are checked against the arrays before anything is
+    built: a config whose numbers the arrays do not back costs nothing. ValueError, TypeError or
+    KeyError saying what does not fit."""
+    cls = _layer_class(config)
+    if not issubclass(cls, kind):
+        raise ValueError(f"the architecture is a {cls.__name__}, not a {kind.__name__}")
+    for name, shape in layer_shapes(config).items():
+        stored = arrays.get(prefix + name)
+        if stored is None:
+            raise ValueError(f"array {prefix + name!r} is missing")
+        if stored.shape != shape or stored.dtype.kind != "f":
+            raise ValueError(f"array {prefix + name!r} is {stored.dtype} {stored.shape}, the architecture needs"
+                             f" floats {shape}")
+    layer = layer_from_config(config)
+    for name, value, _ in layer.named_parameters():
+        value[...] = arrays[prefix + name]
+    return layer
 
 
 @register_layer
 class Embedding(Layer):
     """Lookup of rows of a (vocab_size, dim) table; the padding id's row is never trained."""
+
+    bounds = {"vocab_size": (1, MAX_VOCAB), "dim": (1, MAX_DIM)}
 
     def __init__(self, vocab_size: int, dim: int, padding_idx: int | None = None, seed: Any = None):
         super().__init__()
@@ -134,6 +227,12 @@ class Embedding(Layer):
     def get_config(self) -> dict:
         return {"vocab_size": self.vocab_size, "dim": self.dim, "padding_idx": self.padding_idx}
 
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        if args["padding_idx"] is not None:
+            check_size(cls.__name__, "padding_idx", args["padding_idx"], 0, args["vocab_size"] - 1)
+        return {"table": (args["vocab_size"], args["dim"])}
+
 
 @register_layer
 class Conv1D(Layer):
@@ -143,6 +242,8 @@ class Conv1D(Layer):
     Sequential, the pair runs as the fused conv -> ReLU -> max-pool kernel,
     which never builds the (B, T, filters) activation.
     """
+
+    bounds = {"in_channels": (1, MAX_DIM), "filters": (1, MAX_DIM), "width": (1, MAX_KERNEL)}
 
     def __init__(self, in_channels: int, filters: int, width: int, padding: str = "valid",
                  activation: str | None = None, seed: Any = None):
@@ -191,6 +292,12 @@ class Conv1D(Layer):
         return {"in_channels": self.in_channels, "filters": self.filters, "width": self.width,
                 "padding": self.padding, "activation": self.activation}
 
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        if args["padding"] not in ("valid", "same"):
+            raise ValueError(f"Conv1D padding must be 'valid' or 'same', not {args['padding']!r}")
+        return {"w": (args["width"], args["in_channels"], args["filters"]), "b": (args["filters"],)}
+
 
 @register_layer
 class GlobalMaxPool1D(Layer):
@@ -225,6 +332,7 @@ class Dense(Layer):
     """
 
     exact_rows = False
+    bounds = {"in_features": (1, MAX_DIM), "out_features": (1, MAX_DIM)}
 
     def __init__(self, in_features: int, out_features: int, activation: str | None = None, seed: Any = None):
         super().__init__()
@@ -263,6 +371,10 @@ class Dense(Layer):
     def get_config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features, "activation": self.activation}
 
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        return {"w": (args["in_features"], args["out_features"]), "b": (args["out_features"],)}
+
 
 @register_layer
 class Dropout(Layer):
@@ -270,8 +382,8 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, seed: Any = None):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         self.rate = rate
         self.rng = as_rng(seed)
 
@@ -342,6 +454,8 @@ def sigmoid(x: Array) -> Array:
 class LayerNorm(Layer):
     """Normalise over the last axis, then scale by gamma and shift by beta."""
 
+    bounds = {"dim": (1, MAX_DIM)}
+
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
         self.dim, self.eps = dim, eps
@@ -366,10 +480,19 @@ class LayerNorm(Layer):
     def get_config(self) -> dict:
         return {"dim": self.dim, "eps": self.eps}
 
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        eps = args.get("eps", 1e-5)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+            raise ValueError(f"LayerNorm eps must be a positive number, not {eps!r}")
+        return {"gamma": (args["dim"],), "beta": (args["dim"],)}
+
 
 @register_layer
 class PositionalEmbedding(Layer):
     """Adds a learned position vector to each step of (B, T, dim); T <= max_len."""
+
+    bounds = {"max_len": (1, MAX_LEN), "dim": (1, MAX_DIM)}
 
     def __init__(self, max_len: int, dim: int, seed: Any = None):
         super().__init__()
@@ -390,6 +513,10 @@ class PositionalEmbedding(Layer):
 
     def get_config(self) -> dict:
         return {"max_len": self.max_len, "dim": self.dim}
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        return {"table": (args["max_len"], args["dim"])}
 
 
 def sinusoidal_positions(length: int, dim: int) -> Array:
@@ -450,8 +577,20 @@ class Sequential(Layer):
         return {"layers": [layer.to_config() for layer in self.layers]}
 
     @classmethod
+    def checked_config(cls, config: Any) -> dict:
+        args = super().checked_config(config)
+        if not isinstance(args["layers"], list):
+            raise ValueError("Sequential layers must be a list of layer configs")
+        check_size(cls.__name__, "number of layers", len(args["layers"]), 0, MAX_LAYERS)
+        return args
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        return nested(*(layer_shapes(c) for c in args["layers"]))
+
+    @classmethod
     def from_config(cls, config: dict) -> "Sequential":
-        return cls([layer_from_config(c) for c in config["layers"]])
+        return cls([layer_from_config(c) for c in cls.checked_config(config)["layers"]])
 
 
 @register_layer
@@ -473,5 +612,9 @@ class Residual(Layer):
         return {"layer": self.layer.to_config()}
 
     @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        return nested(layer_shapes(args["layer"]))
+
+    @classmethod
     def from_config(cls, config: dict) -> "Residual":
-        return cls(layer_from_config(config["layer"]))
+        return cls(layer_from_config(cls.checked_config(config)["layer"]))

@@ -4,20 +4,31 @@ Layout: ``config.json`` (format name and version, the architecture as layer
 configs, and whatever metadata the caller adds: vocabulary, hyper-parameters,
 metrics, how it was trained), then one ``arrays/<path>.npy`` per parameter.
 Arrays are read with ``allow_pickle=False`` and the config with ``json``: a
-model file is data, never code. Each array's SHA-256 is in the config, so an
-altered file is caught as well as a truncated or foreign one. Writes go
-through ``toolkit.files.AtomicFile``: a reader never sees half a file, and
-an interrupted save leaves the old file intact.
+model file is data, never code. Each array's SHA-256 is in the config, and
+the config's own (``config_sha256``) covers the rest of it, architecture and
+metadata included, so an altered file is caught as well as a truncated or
+foreign one. Writes go through ``toolkit.files.AtomicFile``: a reader never
+sees half a file, and an interrupted save leaves the old file intact.
+
+A file is not trusted before it is checked (docs/model-format.md, "Reading
+a file"): every member must be stored, not compressed, and lie within the
+file; the config is bounded in size and nesting and strict JSON; each
+array's ``.npy`` header must declare numbers whose count fills its member
+exactly before its data is read. A damaged or hostile file therefore costs
+at most about its own size, and whatever fails raises ``ModelFileError``
+naming the file, never another exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +37,36 @@ import numpy as np
 # ModelFileError lived here before toolkit.errors.
 from toolkit.errors import ModelFileError, ModelNotFoundError
 from toolkit.files import AtomicFile, write_target
-from toolkit.nn.layers import Layer, layer_from_config
+from toolkit.nn.layers import Layer, layer_from_arrays
 
 FORMAT = "nlp-tool-model"
 FORMAT_VERSION = 1
 
+# Bounds on what a reader takes from a file (docs/model-format.md, "Bounds"). JSON costs up to about
+# 25 times its size in Python objects (an empty object is 64 bytes), so config.json is kept small and its
+# objects and arrays few: bulky data (a subword model, say) belongs in an array.
+MAX_CONFIG_BYTES = 4 << 20
+MAX_JSON_CONTAINERS = 200_000  # "{" and "[" characters in config.json
+MAX_JSON_DEPTH = 64
+MAX_MEMBERS = 10_000
+# zipfile makes an object of about 500 bytes of each entry of the central directory (50 bytes and up) as it
+# opens the file: the directory's size is checked first.
+MAX_DIRECTORY_BYTES = 2 << 20
+MAX_MEMBER_BYTES = 1 << 34  # 16 GiB: one array of a far larger model than the toolkit reads
+NPY_HEADER_BYTES = 10 + 10_000  # magic, version, length and numpy's own header limit
+NUMERIC_KINDS = "biufc"  # bool, integers, floats, complex: never objects, strings or records
+_CHUNK = 1 << 20
+
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _config_digest(config: dict) -> str:
+    """SHA-256 of the canonical JSON of ``config`` without its own digest: the same for the writer's
+    dict and the reader's parsed copy, whatever the spacing or key order of the file."""
+    body = {key: value for key, value in config.items() if key != "config_sha256"}
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
 
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None,
@@ -51,7 +84,7 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
     path = Path(target)
     blobs: dict[str, bytes] = {}
     for name, value in arrays.items():
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")  # ascontiguousarray would make a 0-d array 1-d
         if value.dtype == object:
             raise ValueError(f"array {name!r} holds Python objects; model files hold numbers only")
         buf = io.BytesIO()
@@ -65,7 +98,10 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
         "metadata": metadata or {},
     }
     try:
-        config_bytes = json.dumps(config, indent=1, sort_keys=True, allow_nan=False).encode()
+        # The digest is of the config as a reader parses it (keys as strings, tuples as lists).
+        config = json.loads(json.dumps(config, sort_keys=True, allow_nan=False))
+        config["config_sha256"] = _config_digest(config)
+        config_bytes = json.dumps(config, indent=1, sort_keys=True).encode()
     except (TypeError, ValueError) as err:
         raise ValueError(f"model metadata is not JSON-serialisable: {err}") from err
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,40 +119,180 @@ def save_model(path: str | os.PathLike, model: Layer, metadata: dict[str, Any] |
     return save_arrays(path, arrays, metadata, architecture=model.to_config())
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).splitlines()
+    return lines[0][:200] if lines else ""
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure inside as a ModelFileError naming ``path``."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except Exception as err:  # zipfile, json and numpy fail on damaged input in many ways; the caller gets one
+        raise ModelFileError(f"{path}: not a readable nlp-tool model file ({type(err).__name__}:"
+                             f" {_first_line(err)})") from err
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    """The zip archive at ``path``, once every member is found stored (not compressed: nothing to inflate
+    beyond the file's size), unencrypted and inside the file, the members together no larger than it."""
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        end = zipfile._EndRecData(raw)  # the end record zipfile itself reads, zip64 included
+    if end is not None and end[zipfile._ECD_SIZE] > MAX_DIRECTORY_BYTES:
+        raise ModelFileError(f"{path}: a central directory of {end[zipfile._ECD_SIZE]} bytes; a model file's has"
+                             f" at most {MAX_DIRECTORY_BYTES}")
+    zf = zipfile.ZipFile(path)
+    try:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ModelFileError(f"{path}: {len(infos)} members; a model file has at most {MAX_MEMBERS}")
+        total = 0
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ModelFileError(f"{path}: member {info.filename!r} is compressed (method {info.compress_type});"
+                                     " model files store their members uncompressed")
+            if info.flag_bits & 0x1:
+                raise ModelFileError(f"{path}: member {info.filename!r} is encrypted")
+            if (info.file_size != info.compress_size or info.file_size > MAX_MEMBER_BYTES
+                    or info.header_offset + info.compress_size > size):
+                raise ModelFileError(f"{path}: member {info.filename!r} declares {info.file_size} bytes, more than"
+                                     " the file holds")
+            total += info.compress_size
+        if total > size:
+            raise ModelFileError(f"{path}: members declare {total} bytes in a file of {size}")
+    except BaseException:
+        zf.close()
+        raise
+    return zf
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number in JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests no deeper than ``limit`` objects and arrays (walked level by level, no recursion)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, (dict, list))]
+        if not level:
+            return True
+    return False
+
+
+def _read_config(zf: zipfile.ZipFile, path: Path, verify: bool) -> dict:
+    """config.json, checked: bounded, strict JSON, an nlp-tool config of a version read here, and (with
+    ``verify``) matching its digest when it has one, as every file written since the digest has."""
+    try:
+        info = zf.getinfo("config.json")
+    except KeyError:
+        raise ModelFileError(f"{path}: not an nlp-tool model file (no config.json)") from None
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{path}: config.json has {info.file_size} bytes; at most {MAX_CONFIG_BYTES} are read")
+    raw = zf.read(info)
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        raise ModelFileError(f"{path}: config.json holds more than {MAX_JSON_CONTAINERS} objects and arrays")
+    try:
+        config = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        config = None
+    if config is None or not _depth_within(config, MAX_JSON_DEPTH):
+        raise ModelFileError(f"{path}: config.json nests deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an nlp-tool model file (format {config.get('format')!r})"
+                             if isinstance(config, dict) else f"{path}: not an nlp-tool model file")
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: model format version {version!r} is not one (1 to {FORMAT_VERSION})")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {version!r} is newer than this nlp-tool reads "
+            f"({FORMAT_VERSION}); upgrade nlp-tool"
+        )
+    arrays = config.get("arrays", {})
+    if not isinstance(arrays, dict) or not all(isinstance(digest, str) for digest in arrays.values()):
+        raise ModelFileError(f"{path}: config.json 'arrays' is not an object of SHA-256 digests")
+    if not isinstance(config.get("metadata", {}), dict):
+        raise ModelFileError(f"{path}: config.json 'metadata' is not an object")
+    if not isinstance(config.get("architecture"), (dict, type(None))):
+        raise ModelFileError(f"{path}: config.json 'architecture' is not an object")
+    digest = config.get("config_sha256")
+    if verify and digest is not None and digest != _config_digest(config):
+        raise ModelFileError(f"{path}: config.json does not match its checksum (file altered?)")
+    return config
+
+
+def _npy_header(head: bytes) -> tuple[tuple, bool, np.dtype, int]:
+    """(shape, fortran order, dtype, data offset) of the .npy member that starts with ``head``."""
+    stream = io.BytesIO(head)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f".npy format version {version} is not read")
+    return shape, fortran, dtype, stream.tell()
+
+
+def _read_array(zf: zipfile.ZipFile, path: Path, name: str, digest: str) -> np.ndarray:
+    """The array ``name``: its header checked against its member's size before the data is read, then
+    the data read into place and checked against ``digest``."""
+    try:
+        info = zf.getinfo(f"arrays/{name}.npy")
+    except KeyError:
+        raise ModelFileError(f"{path}: array {name!r} is missing") from None
+    with zf.open(info) as member:
+        head = member.read(min(info.file_size, NPY_HEADER_BYTES))
+        try:
+            shape, fortran, dtype, offset = _npy_header(head)
+        except ValueError as err:
+            raise ModelFileError(f"{path}: array {name!r} has no readable .npy header ({_first_line(err)})") from err
+        if dtype.kind not in NUMERIC_KINDS or dtype.hasobject:
+            raise ModelFileError(f"{path}: array {name!r} holds {dtype} values; model files hold numbers only"
+                                 " (Python objects are never unpickled)")
+        if any(n < 0 for n in shape) or math.prod(shape) * dtype.itemsize != info.file_size - offset:
+            raise ModelFileError(f"{path}: array {name!r} declares shape {shape} of {dtype} in a member of"
+                                 f" {info.file_size} bytes")
+        out = np.empty(math.prod(shape), dtype)
+        flat = out.view(np.uint8)
+        sha = hashlib.sha256(head)
+        body = head[offset:]
+        flat[: len(body)] = np.frombuffer(body, np.uint8)
+        done = len(body)
+        while done < flat.size:
+            chunk = member.read(min(_CHUNK, flat.size - done))
+            if not chunk:
+                raise ModelFileError(f"{path}: array {name!r} is truncated")
+            flat[done : done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            sha.update(chunk)
+            done += len(chunk)
+    if sha.hexdigest() != digest:
+        raise ModelFileError(f"{path}: array {name!r} does not match its checksum (file altered?)")
+    return out.reshape(shape[::-1]).transpose() if fortran else out.reshape(shape)
+
+
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """The config and arrays of a model file, verified; ModelFileError naming the file otherwise."""
+    """The config and arrays of a model file, verified; ModelFileError naming the file otherwise, whatever the
+    damage, after reading no more than the file holds."""
     path = Path(path)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no such model file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            try:
-                config = json.loads(zf.read("config.json"))
-            except KeyError:
-                raise ModelFileError(f"{path}: not an nlp-tool model file (no config.json)") from None
-            if not isinstance(config, dict) or config.get("format") != FORMAT:
-                raise ModelFileError(f"{path}: not an nlp-tool model file (format {config.get('format')!r})"
-                                     if isinstance(config, dict) else f"{path}: not an nlp-tool model file")
-            version = config.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{path}: model format version {version!r} is newer than this nlp-tool reads "
-                    f"({FORMAT_VERSION}); upgrade nlp-tool"
-                )
-            arrays = {}
-            for name, digest in config.get("arrays", {}).items():
-                try:
-                    data = zf.read(f"arrays/{name}.npy")
-                except KeyError:
-                    raise ModelFileError(f"{path}: array {name!r} is missing") from None
-                if _sha256(data) != digest:
-                    raise ModelFileError(f"{path}: array {name!r} does not match its checksum (file altered?)")
-                arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError, UnicodeDecodeError,
-            EOFError, OSError, ValueError) as err:
-        raise ModelFileError(f"{path}: not a readable nlp-tool model file ({type(err).__name__}: {err})") from err
+    with _reading(path), _open(path) as zf:
+        config = _read_config(zf, path, verify=True)
+        arrays = {name: _read_array(zf, path, name, digest) for name, digest in config.get("arrays", {}).items()}
     return config, arrays
 
 
@@ -126,21 +302,12 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
     if config.get("architecture") is None:
         raise ModelFileError(f"{path}: holds arrays but no layer architecture; read it with read_model_file()")
     try:
-        model = layer_from_config(config["architecture"])
+        model = layer_from_arrays(config["architecture"], arrays)
     except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(f"{path}: bad architecture in config.json ({err})") from err
-    expected = {name: value for name, value, _ in model.named_parameters()}
-    if set(expected) != set(arrays):
-        raise ModelFileError(
-            f"{path}: arrays {sorted(set(arrays) ^ set(expected))} do not match the architecture"
-        )
-    for name, value in expected.items():
-        if arrays[name].shape != value.shape or arrays[name].dtype != value.dtype:
-            raise ModelFileError(
-                f"{path}: array {name!r} has shape {arrays[name].shape} {arrays[name].dtype}, "
-                f"the architecture needs {value.shape} {value.dtype}"
-            )
-        value[...] = arrays[name]
+        raise ModelFileError(f"{path}: bad architecture in config.json ({type(err).__name__}: {err})") from err
+    extra = set(arrays) - {name for name, _, _ in model.named_parameters()}
+    if extra:
+        raise ModelFileError(f"{path}: arrays {sorted(extra)} are not in the architecture")
     return model, config.get("metadata", {})
 
 
@@ -154,14 +321,13 @@ def rewrite_metadata(source: str | os.PathLike, change: Callable[[dict], Any],
     return config["metadata"]
 
 
-def read_metadata(path: str | Path) -> dict:
-    """A model file's metadata from its config.json alone (cheap: no array is read); ModelFileError if unreadable."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            metadata = json.loads(zf.read("config.json")).get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise TypeError("metadata is not an object")
-        return metadata
-    except (OSError, KeyError, AttributeError, TypeError, ValueError, zipfile.BadZipFile):
-        read_model_file(path)  # the full reader says precisely what is wrong with the file
-        raise
+def read_metadata(path: str | os.PathLike) -> dict:
+    """A model file's metadata from its config.json alone (cheap: no array is read); ModelFileError if unreadable.
+
+    The config is checked as :func:`read_model_file` checks it but for its digest, which is verified when
+    the model is read: this is the look an engine takes to see whose model a file is."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: no such model file")
+    with _reading(path), _open(path) as zf:
+        return _read_config(zf, path, verify=False).get("metadata", {})

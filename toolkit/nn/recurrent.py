@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.nn.layers import (
+    MAX_DIM,
     Array,
     Backprop,
     Layer,
@@ -35,6 +36,7 @@ from toolkit.nn.layers import (
     f32,
     glorot_uniform,
     matmul_last,
+    nested,
     register_layer,
 )
 
@@ -42,6 +44,8 @@ from toolkit.nn.layers import (
 @register_layer
 class GRU(Layer):
     """(B, T, input_dim) -> (B, T, hidden); ``reverse`` reads each sequence right to left."""
+
+    bounds = {"input_dim": (1, MAX_DIM), "hidden": (1, MAX_DIM)}
 
     def __init__(self, input_dim: int, hidden: int, reverse: bool = False, seed: Any = None):
         super().__init__()
@@ -112,10 +116,17 @@ class GRU(Layer):
     def get_config(self) -> dict:
         return {"input_dim": self.input_dim, "hidden": self.hidden, "reverse": self.reverse}
 
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        gates = 3 * args["hidden"]
+        return {"w": (args["input_dim"], gates), "u": (args["hidden"], gates), "b": (gates,)}
+
 
 @register_layer
 class BiGRU(Layer):
     """A left-to-right and a right-to-left GRU over the same input, outputs joined: (B, T, 2 * hidden)."""
+
+    bounds = GRU.bounds
 
     def __init__(self, input_dim: int, hidden: int, seed: Any = None):
         super().__init__()
@@ -138,3 +149,7 @@ class BiGRU(Layer):
 
     def get_config(self) -> dict:
         return {"input_dim": self.input_dim, "hidden": self.hidden}
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        return nested(GRU.param_shapes(args), GRU.param_shapes(args))

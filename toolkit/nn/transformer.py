@@ -19,6 +19,12 @@ import numpy as np
 from toolkit import kernels
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layers import (
+    MAX_DIM,
+    MAX_HEADS,
+    MAX_LAYERS,
+    MAX_LEN,
+    MAX_POSITION_TABLE,
+    MAX_VOCAB,
     Array,
     Backprop,
     Dense,
@@ -27,7 +33,9 @@ from toolkit.nn.layers import (
     Layer,
     LayerNorm,
     as_rng,
+    check_size,
     f32,
+    nested,
     register_layer,
     sinusoidal_positions,
 )
@@ -45,6 +53,13 @@ class EncoderLayer(Layer):
 
     def children(self) -> list[Layer]:
         return [self.ln1, self.attn, self.ln2, self.ff1, self.ff2]
+
+    @staticmethod
+    def param_shapes(args: dict) -> dict[str, tuple[int, ...]]:
+        dim, ffn = args["dim"], args["ffn"]
+        norm, attention = LayerNorm.param_shapes(args), MultiHeadAttention.param_shapes(args)
+        return nested(norm, attention, norm, Dense.param_shapes({"in_features": dim, "out_features": ffn}),
+                      Dense.param_shapes({"in_features": ffn, "out_features": dim}))
 
     def forward(self, x: Array, train: bool = False, mask: Array | None = None) -> tuple[Array, Backprop]:
         h, back_ln1 = self.ln1.forward(x, train)
@@ -73,6 +88,14 @@ class DecoderLayer(Layer):
 
     def children(self) -> list[Layer]:
         return [self.ln1, self.self_attn, self.ln2, self.cross_attn, self.ln3, self.ff1, self.ff2]
+
+    @staticmethod
+    def param_shapes(args: dict) -> dict[str, tuple[int, ...]]:
+        dim, ffn = args["dim"], args["ffn"]
+        norm, attention = LayerNorm.param_shapes(args), MultiHeadAttention.param_shapes(args)
+        return nested(norm, attention, norm, attention, norm,
+                      Dense.param_shapes({"in_features": dim, "out_features": ffn}),
+                      Dense.param_shapes({"in_features": ffn, "out_features": dim}))
 
     def forward(self, x: Array, train: bool = False, memory: Array | None = None,
                 memory_mask: Array | None = None) -> tuple[Array, Backprop]:
@@ -151,6 +174,10 @@ class Seq2SeqTransformer(Layer):
     ends it. ``activation`` is the feed-forward blocks' ("relu" or "gelu").
     """
 
+    bounds = {"src_vocab": (1, MAX_VOCAB), "tgt_vocab": (1, MAX_VOCAB), "dim": (1, MAX_DIM),
+              "heads": (1, MAX_HEADS), "encoder_layers": (0, MAX_LAYERS), "decoder_layers": (0, MAX_LAYERS),
+              "ffn": (1, MAX_DIM), "max_len": (1, MAX_LEN)}
+
     def __init__(self, src_vocab: int, tgt_vocab: int, dim: int = 256, heads: int = 4, encoder_layers: int = 3,
                  decoder_layers: int = 3, ffn: int = 1024, dropout: float = 0.1, max_len: int = 256,
                  shared_vocab: bool = False, pad_id: int = 0, bos_id: int = 2, eos_id: int = 3,
@@ -188,6 +215,23 @@ class Seq2SeqTransformer(Layer):
                 "dropout": self.dropout, "max_len": self.max_len, "shared_vocab": self.shared_vocab,
                 "pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id,
                 "activation": self.activation}
+
+    @classmethod
+    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
+        if args["shared_vocab"] and args["src_vocab"] != args["tgt_vocab"]:
+            raise ValueError(f"a shared vocabulary needs src_vocab == tgt_vocab, got {args['src_vocab']} and"
+                             f" {args['tgt_vocab']}")
+        for key in ("pad_id", "bos_id", "eos_id"):
+            check_size(cls.__name__, key, args[key], 0, args["tgt_vocab"] - 1)
+        # The sinusoidal table is built whole by the constructor, and no stored array backs its size.
+        check_size(cls.__name__, "max_len * dim", args["max_len"] * args["dim"], 1, MAX_POSITION_TABLE)
+        embeds = [Embedding.param_shapes({"vocab_size": args["tgt_vocab"], "dim": args["dim"], "padding_idx": None})]
+        if not args["shared_vocab"]:
+            embeds.append(Embedding.param_shapes({"vocab_size": args["src_vocab"], "dim": args["dim"],
+                                                  "padding_idx": None}))
+        norm = LayerNorm.param_shapes(args)
+        return nested(*embeds, *[EncoderLayer.param_shapes(args)] * args["encoder_layers"],
+                      *[DecoderLayer.param_shapes(args)] * args["decoder_layers"], norm, norm)
 
     # -- pieces ---------------------------------------------------------------
 
