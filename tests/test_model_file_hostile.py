@@ -214,6 +214,19 @@ def test_a_bad_config_is_refused(task, case, tmp_path):
         nn.read_metadata(path)
 
 
+def test_what_a_reader_would_refuse_is_not_written(tmp_path):
+    path = tmp_path / "m.nlpt"
+    for arrays, metadata, match in (
+            ({}, {"vocab": ["word"] * (MAX_CONFIG_BYTES // 8)}, "config.json has"),
+            ({}, {"pairs": [[]] * MAX_JSON_CONTAINERS}, "more than 200000 objects"),
+            ({}, {"x": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)}, "nests deeper"),
+            ({f"{i}": np.zeros(1) for i in range(10_000)}, {}, "more than a model file holds"),
+            ({"x": np.array(["text"])}, {}, "holds <U4 values")):
+        with pytest.raises(ValueError, match=match):
+            nn.save_arrays(path, arrays, metadata)
+        assert not path.exists()
+
+
 def raw_config(source: Path, target: Path, text: bytes) -> Path:
     content = members(source)
     content["config.json"] = text

@@ -15,8 +15,8 @@ a file"): every member must be stored, not compressed, and lie within the
 file; the config is bounded in size and nesting and strict JSON; each
 array's ``.npy`` header must declare numbers whose count fills its member
 exactly before its data is read. A damaged or hostile file therefore costs
-at most about its own size, and whatever fails raises ``ModelFileError``
-naming the file, never another exception.
+memory in proportion to what it really holds, and whatever fails raises
+``ModelFileError`` naming the file, never another exception.
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
     blobs: dict[str, bytes] = {}
     for name, value in arrays.items():
         value = np.asarray(value, order="C")  # ascontiguousarray would make a 0-d array 1-d
-        if value.dtype == object:
-            raise ValueError(f"array {name!r} holds Python objects; model files hold numbers only")
+        if value.dtype.kind not in NUMERIC_KINDS:
+            raise ValueError(f"array {name!r} holds {value.dtype} values; model files hold numbers only"
+                             " (never Python objects)")
         buf = io.BytesIO()
         np.lib.format.write_array(buf, value, allow_pickle=False)
         blobs[name] = buf.getvalue()
@@ -104,6 +105,15 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata
         config_bytes = json.dumps(config, indent=1, sort_keys=True).encode()
     except (TypeError, ValueError) as err:
         raise ValueError(f"model metadata is not JSON-serialisable: {err}") from err
+    # A file the reader would refuse is not written: the bounds are the format's, not the reader's.
+    names = ["config.json", *(f"arrays/{name}.npy" for name in blobs)]
+    problem = _oversized(config_bytes) or (None if _depth_within(config, MAX_JSON_DEPTH) else
+                                           f"config.json nests deeper than {MAX_JSON_DEPTH} levels")
+    if problem:
+        raise ValueError(f"model metadata is too large for a model file: {problem}; keep bulky data in an array")
+    if len(names) > MAX_MEMBERS or sum(46 + len(name.encode()) for name in names) > MAX_DIRECTORY_BYTES:
+        raise ValueError(f"{len(arrays)} arrays are more than a model file holds ({MAX_MEMBERS - 1}, their names"
+                         f" {MAX_DIRECTORY_BYTES} bytes in all)")
     path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -192,6 +202,15 @@ def _depth_within(value: Any, limit: int) -> bool:
     return False
 
 
+def _oversized(raw: bytes) -> str | None:
+    """Why config.json bytes ``raw`` are more than a reader takes, or None."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        return f"config.json has {len(raw)} bytes; at most {MAX_CONFIG_BYTES} are read"
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        return f"config.json holds more than {MAX_JSON_CONTAINERS} objects and arrays"
+    return None
+
+
 def _read_config(zf: zipfile.ZipFile, path: Path, verify: bool) -> dict:
     """config.json, checked: bounded, strict JSON, an nlp-tool config of a version read here, and (with
     ``verify``) matching its digest when it has one, as every file written since the digest has."""
@@ -199,11 +218,12 @@ def _read_config(zf: zipfile.ZipFile, path: Path, verify: bool) -> dict:
         info = zf.getinfo("config.json")
     except KeyError:
         raise ModelFileError(f"{path}: not an nlp-tool model file (no config.json)") from None
-    if info.file_size > MAX_CONFIG_BYTES:
+    if info.file_size > MAX_CONFIG_BYTES:  # before reading it
         raise ModelFileError(f"{path}: config.json has {info.file_size} bytes; at most {MAX_CONFIG_BYTES} are read")
     raw = zf.read(info)
-    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
-        raise ModelFileError(f"{path}: config.json holds more than {MAX_JSON_CONTAINERS} objects and arrays")
+    problem = _oversized(raw)
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
     try:
         config = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
@@ -286,7 +306,7 @@ def _read_array(zf: zipfile.ZipFile, path: Path, name: str, digest: str) -> np.n
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """The config and arrays of a model file, verified; ModelFileError naming the file otherwise, whatever the
-    damage, after reading no more than the file holds."""
+    damage, having allocated no more than the file holds."""
     path = Path(path)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no such model file")
