@@ -40,9 +40,13 @@ static inline void gemm_rm(nlpk_sgemm_fn sgemm, int trans_a, int trans_b, int M,
 static inline float nlpk_expf(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
+    /* A NaN passes both clamps. It still propagates through r, but it must not
+     * reach the (int32_t)n below: converting NaN to int is undefined behaviour
+     * (x86 gives INT_MIN, whose shift is undefined again; UBSan caught it). */
+    float xn = x == x ? x : 0.0f;
     /* Round to nearest by the 1.5 * 2^23 trick: no floorf, which baseline
      * x86-64 cannot inline. */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;

@@ -95,6 +95,33 @@ cdef inline void check_status(int status) except *:
         raise MemoryError("kernel scratch memory could not be allocated")
 
 
+# The C side holds a vocabulary size as a row count of an int-indexed world and
+# the attention scale as a C float; these checks close the gap between what
+# _checks accepts (any positive int, any finite double) and what survives the
+# conversion. Without them vocab_size 2**40 was accepted (and then tried to
+# allocate) and scale=1e39 became inf in C, turning every row into NaN.
+cdef double FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _vocab_size(value):
+    vocab_size = _checks.vocab_size(value)
+    if vocab_size > _checks.MAX_DIM:
+        raise ValueError(f"vocab_size must be at most 2**31 - 1, got {vocab_size}")
+    return vocab_size
+
+
+def _attention_inputs(q, k, v, key_padding_mask, scale):
+    try:
+        keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    except OverflowError:
+        # math.isfinite of a Python int too large for a double.
+        raise ValueError(f"scale must be a finite float32 number, got an integer of "
+                         f"{len(str(abs(scale)))} digits") from None
+    if not abs(scale) <= FLT_MAX:
+        raise ValueError(f"scale must be a finite float32 number (|scale| <= {FLT_MAX:.7g}), got {scale!r}")
+    return keep, scale
+
+
 def openmp_enabled() -> bool:
     """Whether the kernels were compiled with OpenMP (else they run on one thread)."""
     return bool(nlpk_openmp_enabled())
@@ -126,17 +153,24 @@ def embedding_forward(table, ids):
 
 
 def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
-    vocab_size = _checks.vocab_size(vocab_size)
+    # Checked in the reference's order, so that both name the same culprit
+    # when several arguments are wrong.
+    vocab_size = _vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
+    cdef int64_t pad = _checks.padding_id(padding_idx, vocab_size)
     grad_out = _checks.grad_rows(grad_out, ids)
     grad = grad_out.reshape(ids.size, grad_out.shape[-1])
-    cdef int64_t pad = _checks.padding_id(padding_idx, vocab_size)
     cdef int64_t D = grad.shape[1], n = grad.shape[0]
     if out is None:
         out = np.zeros((vocab_size, D), dtype=np.float32)
     else:
         out = _checks.writable(_checks.float_array(out, "out", 2), "out")
         _checks.same_shape("out", out.shape, "(vocab_size, D)", (vocab_size, D))
+        if np.may_share_memory(out, grad):
+            # The scatter reads grad rows while it adds into out; on shared
+            # memory it would read rows it had already changed (the numpy
+            # reference adds the whole gradient at once).
+            grad = grad.copy()
     if n == 0:
         return out
     cdef const float *g = cfptr(grad)
@@ -148,11 +182,11 @@ def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
 
 
 def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
-    vocab_size = _checks.vocab_size(vocab_size)
+    vocab_size = _vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
+    pad = _checks.padding_id(padding_idx, vocab_size)
     grad_out = _checks.grad_rows(grad_out, ids)
     grad = grad_out.reshape(ids.size, grad_out.shape[-1])
-    pad = _checks.padding_id(padding_idx, vocab_size)
     flat = ids.reshape(-1)
     unique, slot = np.unique(flat, return_inverse=True)
     slot = np.ascontiguousarray(slot.reshape(-1), dtype=np.int64)
@@ -176,10 +210,12 @@ def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
 def conv1d_forward(x, w, b=None, padding="valid"):
     x = _checks.float_array(x, "x", 3)
     w = _checks.float_array(w, "w", 3)
+    # The bias before the geometry, as in the reference: the same call gets
+    # the same exception from both.
+    b = _checks.bias_vector(b, w.shape[2])
     cdef int pad_left, To
     pad_left, To = _checks.conv_geometry(x, w, padding)
     cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
-    b = _checks.bias_vector(b, F)
     y = np.empty((B, To, F), dtype=np.float32)
     cdef const float *px = cfptr(x)
     cdef const float *pw = cfptr(w)
@@ -219,10 +255,12 @@ def conv1d_backward(dy, x, w, padding="valid"):
 def conv1d_relu_maxpool_forward(x, w, b=None, padding="valid"):
     x = _checks.float_array(x, "x", 3)
     w = _checks.float_array(w, "w", 3)
+    # The bias before the geometry, as in the reference: the same call gets
+    # the same exception from both.
+    b = _checks.bias_vector(b, w.shape[2])
     cdef int pad_left, To
     pad_left, To = _checks.conv_geometry(x, w, padding)
     cdef int B = x.shape[0], T = x.shape[1], C = x.shape[2], K = w.shape[0], F = w.shape[2]
-    b = _checks.bias_vector(b, F)
     pooled = np.empty((B, F), dtype=np.float32)
     argmax = np.empty((B, F), dtype=np.int32)
     cdef const float *px = cfptr(x)
@@ -268,7 +306,7 @@ def conv1d_relu_maxpool_backward(dpooled, x, w, pooled, argmax, padding="valid")
 
 
 def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
-    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    keep, scale = _attention_inputs(q, k, v, key_padding_mask, scale)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
     out = np.empty((B, H, Tq, Dv), dtype=np.float32)
@@ -289,14 +327,15 @@ def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
 
 
 def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=False, scale=None):
-    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    keep, scale = _attention_inputs(q, k, v, key_padding_mask, scale)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
+    # Each array whole before the next, as in the reference.
     dout = _checks.float_array(dout, "dout", 4)
-    out = _checks.float_array(out, "out", 4)
-    lse = _checks.float_array(lse, "lse", 3)
     _checks.same_shape("dout", dout.shape, "the attention output", (B, H, Tq, Dv))
+    out = _checks.float_array(out, "out", 4)
     _checks.same_shape("out", out.shape, "the attention output", (B, H, Tq, Dv))
+    lse = _checks.float_array(lse, "lse", 3)
     _checks.same_shape("lse", lse.shape, "(B, H, Tq)", (B, H, Tq))
     dq = np.empty_like(q)
     dk = np.empty_like(k)

@@ -72,7 +72,9 @@ def embedding_backward(
     """Dense gradient of the table: scatter-add ``grad_out`` rows by ``ids``.
 
     grad_out: ids.shape + (D,). Returns (vocab_size, D); when ``out`` is given
-    the rows are added into it (gradient accumulation) and it is returned.
+    the rows are added into it (gradient accumulation) and it is returned,
+    also when it shares memory with ``grad_out``. vocab_size is at most
+    2**31 - 1 (ValueError above), like every dimension.
     The row of ``padding_idx`` receives nothing.
     """
     return _kernels.embedding_backward(grad_out, ids, vocab_size, padding_idx, out)
@@ -153,7 +155,8 @@ def attention_forward(
     Tk (cross-attention). key_padding_mask: (B, Tk) bool, True marks a padding
     key that no query attends to. causal: query i sees key j only when
     j <= i + (Tk - Tq), so the last query sees every key (as decoding with a
-    key/value cache needs). scale defaults to 1 / sqrt(D).
+    key/value cache needs). scale defaults to 1 / sqrt(D); the kernels compute
+    in float32, so a scale beyond its range (|scale| > 3.4e38) raises ValueError.
     Returns (out (B, H, Tq, Dv), lse (B, H, Tq)): lse is the log-sum-exp of
     each row's logits, all the backward needs besides the inputs and out.
     A query that sees no key gets zeros and lse = -inf.
