@@ -250,7 +250,8 @@ def test_json_within_the_bounds_is_read_and_beyond_them_refused(tmp_path):
     refused(lambda: nn.read_model_file(big), big, "config.json has")
     many = raw_config(SHIPPED["summarize"], tmp_path / "many.nlpt", b"[" + b"{}," * MAX_JSON_CONTAINERS + b"{}]")
     refused(lambda: nn.read_model_file(many), many, "objects and arrays")
-    for text, match in ((b"\xff\xfe{}", "UnicodeDecodeError"), (b'{"format_version": 1' + b"9" * 5000 + b"}", "ValueError"),
+    for text, match in ((b"\xff\xfe{}", "UnicodeDecodeError"),
+                        (b'{"format_version": 1' + b"9" * 5000 + b"}", "ValueError"),
                         (b'{"format": "nlp-tool-model", "format_version": 1, "x": 1e999}', "1e999 is out of range"),
                         (b"[]", "not an nlp-tool model file")):
         path = raw_config(SHIPPED["summarize"], tmp_path / "odd.nlpt", text)

@@ -215,8 +215,10 @@ class SpanReader(Layer):
         norm = LayerNorm.param_shapes({"dim": d})
         attention = MultiHeadAttention.param_shapes({"dim": d, "heads": heads})
         gru = BiGRU.param_shapes({"input_dim": d, "hidden": d // 2})
-        embeds = [Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["word_dim"], "padding_idx": PAD}),
-                  Embedding.param_shapes({"vocab_size": args["char_buckets"], "dim": args["char_dim"], "padding_idx": PAD}),
+        embeds = [Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["word_dim"],
+                                          "padding_idx": PAD}),
+                  Embedding.param_shapes({"vocab_size": args["char_buckets"], "dim": args["char_dim"],
+                                          "padding_idx": PAD}),
                   dense(args["word_dim"] + args["char_dim"] + FEATURES, d),
                   PositionalEmbedding.param_shapes({"max_len": args["max_len"], "dim": d}),
                   PositionalEmbedding.param_shapes({"max_len": args["max_question"], "dim": d})]

@@ -96,7 +96,8 @@ class SentenceScorer(Layer):
                       Dense.param_shapes({"in_features": args["hidden"], "out_features": 1}))
         if not filters:
             return nested(head)
-        encoder = nested(Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["dim"], "padding_idx": 0}),
+        encoder = nested(Embedding.param_shapes({"vocab_size": args["vocab_size"], "dim": args["dim"],
+                                                 "padding_idx": 0}),
                          Conv1D.param_shapes({"in_channels": args["dim"], "filters": filters, "width": WIDTH,
                                               "padding": "valid"}))
         return nested(encoder, head)
