@@ -99,6 +99,15 @@ def test_an_unreadable_file_is_one_empty_line(run, tmp_path):
     assert "input 'bad.txt': cannot read bad.txt" in result.stderr
 
 
+def test_lines_before_a_bad_byte_come_out_and_the_rest_of_the_file_is_one_empty_line(run, tmp_path):
+    (tmp_path / "late.txt").write_bytes(b"a1\na2\nbad \xff here\na4\n")
+    (tmp_path / "good.txt").write_text("g1\n")
+    result = run("split", "-i", "lines", "late.txt", "good.txt", "--on-error", "skip")
+    assert result.exit_code == 1 and result.stdout == "a1\na2\n\ng1\n"
+    assert ("input 'late.txt': cannot read late.txt: line 3: not valid utf-8 (byte 0xff at offset 10); give the"
+            " file's encoding with --encoding") in result.stderr
+
+
 def test_whole_files_keep_headers_and_other_formats_are_unchanged(run, tmp_path):
     (tmp_path / "a.txt").write_text("a|b")
     (tmp_path / "c.txt").write_text("c")

@@ -41,3 +41,40 @@ def test_new_file_gets_the_umasks_mode_and_a_missing_folder_is_an_error(tmp_path
     umask = os.umask(0)
     os.umask(umask)
     assert path.read_bytes() == b"x" and path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_discard_removes_the_temporary_file_even_when_closing_it_fails(tmp_path):
+    class Full:
+        """A stream whose last flush fails, as closing a file on a full disk does."""
+
+        def __init__(self, stream):
+            self.stream = stream
+
+        def close(self):
+            self.stream.close()
+            raise OSError(28, "No space left on device")
+
+    writer = AtomicFile(tmp_path / "out.bin")
+    writer.stream = Full(writer.stream)
+    writer.discard()
+    assert os.listdir(tmp_path) == []
+
+
+def test_text_is_decoded_as_it_arrives_alike_at_any_chunk_size(monkeypatch):
+    import io
+
+    from toolkit import files
+    from toolkit.io import text_lines
+
+    data = "é\r\nü\rx\n\n\u2028y\r".encode()
+    for size in (1, 2, 3, 1 << 16):
+        monkeypatch.setattr(files, "CHUNK_BYTES", size)
+        assert "".join(files.decoded(io.BytesIO(data), "utf-8")) == data.decode()
+        assert text_lines(data.decode()) == ["é", "ü", "x", "", "\u2028y"]
+        # The text before a bad byte comes out before the error, which names its line and offset.
+        chunks = files.decoded(io.BytesIO(b"ok\n\xc3\xa9\nbad\xff\n"), "utf-8")
+        read = []
+        with pytest.raises(ValueError, match=r"^line 3: not valid utf-8 \(byte 0xff at offset 9\)$"):
+            for chunk in chunks:
+                read.append(chunk)
+        assert "".join(read) == "ok\né\nbad"

@@ -2,13 +2,7 @@
 
 from typing import Any
 
-import pluggy
-
 __version__ = "0.1.0"
-
-# Plugins import this marker at start-up, so `from toolkit import hookimpl`
-# must stay cheap: only pluggy here, everything else is loaded on first use.
-hookimpl = pluggy.HookimplMarker("nlp_tool")
 
 _LAZY = {
     "pipeline": ("toolkit.api", "pipeline"),
@@ -24,6 +18,14 @@ __all__ = ["__version__", "hookimpl", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
+    # Plugins import the marker at start-up, so `from toolkit import hookimpl` must stay cheap: only pluggy.
+    # Even that waits until asked, so that importing this package imports nothing and the command line can
+    # catch a Ctrl-C during its start-up (toolkit.cli) from its first import on.
+    if name == "hookimpl":
+        import pluggy
+
+        globals()[name] = marker = pluggy.HookimplMarker("nlp_tool")
+        return marker
     if name not in _LAZY:
         raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
     import importlib

@@ -1,7 +1,8 @@
 """Files: text decoded the same way for every reader, and the one atomic write (:class:`AtomicFile`).
 
 Input files (the verbs' inputs, training and evaluation data) are decoded by
-:func:`decode_text`, so a bad byte is reported alike wherever it is read.
+:func:`decode_text` (whole) or :func:`decoded` (as it arrives), so a bad byte is reported alike wherever
+it is read.
 Results (``--output``) and model files are written beside their destination
 under a temporary name and renamed over it, so a reader never sees half a
 file. A rename replaces whatever has the name: a symbolic link would become
@@ -12,23 +13,48 @@ file, so both are looked through first.
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import stat
 import tempfile
-from typing import IO
+from typing import IO, Iterator
 
 
 def decode_text(data: bytes, encoding: str) -> str:
     """``data`` decoded from ``encoding``, a UTF-8 byte-order mark skipped (Windows editors and Excel's
     "CSV UTF-8" write one). LookupError for an unknown encoding; ValueError naming the line, byte and
     offset of the first byte that does not decode."""
+    return "".join(decoded(io.BytesIO(data), encoding))
+
+
+# Bytes read at a time: a stream's text comes out as it arrives, in constant memory.
+CHUNK_BYTES = 1 << 16
+
+
+def decoded(stream: IO[bytes], encoding: str) -> Iterator[str]:
+    """The text of ``stream`` as it arrives, decoded as :func:`decode_text` decodes; at a byte that does
+    not decode, the text before it comes out first, then the ValueError."""
     codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset"
-                         f" {error.start})") from None
+    decoder = codecs.getincrementaldecoder(codec)()
+    offset = newlines = 0  # over the bytes given to the decoder so far
+    while True:
+        # read1: what a pipe has now, without waiting for a whole chunk.
+        chunk = stream.read1(CHUNK_BYTES) if hasattr(stream, "read1") else stream.read(CHUNK_BYTES)
+        pending = decoder.getstate()[0]  # the start of a character cut in two by the last chunk
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as error:
+            data = pending + chunk
+            yield decoder.decode(chunk[:max(error.start - len(pending), 0)])
+            line = newlines - pending.count(b"\n") + data.count(b"\n", 0, error.start) + 1
+            raise ValueError(f"line {line}: not valid {encoding} (byte 0x{data[error.start]:02x} at offset"
+                             f" {offset - len(pending) + error.start})") from None
+        offset += len(chunk)
+        newlines += chunk.count(b"\n")
+        if text:
+            yield text
+        if not chunk:
+            return
 
 
 def write_target(path: str | os.PathLike) -> tuple[str, bool]:
@@ -110,11 +136,17 @@ class AtomicFile:
         if self._done:
             return
         self._done = True
-        self.stream.close()
         try:
-            os.unlink(self._tmp)
-        except FileNotFoundError:
+            self.stream.close()
+        except OSError:
+            # Closing flushes what is buffered, which fails again on a full disk; those bytes are being thrown
+            # away, and the temporary file must go all the same.
             pass
+        finally:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
 
     def __enter__(self) -> IO[bytes]:
         return self.stream

@@ -13,12 +13,12 @@ import os
 import sys
 from io import TextIOWrapper
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from contextlib import nullcontext
+from typing import IO, Any, Callable, ContextManager, Iterable, Iterator
 
 # InputError lived here before toolkit.errors.
 from toolkit.errors import InputError
-from toolkit.files import AtomicFile, decode_text, write_target
+from toolkit.files import AtomicFile, decoded, write_target
 
 INPUT_FORMATS = ("text", "lines", "jsonl")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
@@ -64,16 +64,41 @@ def text_lines(content: str) -> list[str]:
     line: line numbers would then drift from the editor's and a JSONL record
     would be cut in two.
     """
-    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return lines[:-1] if lines and lines[-1] == "" else lines
+    return list(_split_lines([content]))
+
+
+def _split_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of the text ``chunks`` make together, as :func:`text_lines` cuts them, each line as soon as it ends."""
+    carry = ""
+    for chunk in chunks:
+        text = carry + chunk
+        # A \r at the end of a chunk may be the first half of a \r\n that the next chunk completes.
+        held = "\r" if text.endswith("\r") else ""
+        lines = text[:len(text) - len(held)].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        carry = lines.pop() + held
+        yield from lines
+    if carry:
+        lines = carry.replace("\r", "\n").split("\n")
+        yield from lines[:-1] if lines[-1] == "" else lines
+
+
+def _decoded(stream: IO[bytes], encoding: str) -> Iterator[str]:
+    """The text of ``stream`` as it arrives (:func:`toolkit.files.decoded`), a bad byte's error saying what to do."""
+    try:
+        yield from decoded(stream, encoding)
+    except ValueError as error:
+        raise ValueError(f"{error}; give the file's encoding with --encoding") from None
+
+
+def _opened(source: str, stdin: IO[bytes]) -> ContextManager[IO[bytes]]:
+    # stdin is read, never closed: it is not the reader's to close.
+    return nullcontext(stdin) if source == "-" else open(source, "rb")
 
 
 def _read_source(source: str, stdin: IO[bytes], encoding: str) -> str:
-    data = stdin.read() if source == "-" else Path(source).read_bytes()
-    try:
-        return decode_text(data, encoding)
-    except ValueError as error:
-        raise ValueError(f"{error}; give the file's encoding with --encoding") from None
+    """The whole text of a file (``-``: stdin); OSError, or ValueError at a byte that does not decode."""
+    with _opened(source, stdin) as stream:
+        return "".join(_decoded(stream, encoding))
 
 
 def read_records(
@@ -95,6 +120,11 @@ def read_records(
     each text becomes the context of a question+context input; without it,
     for engines that read such ``pairs``, JSONL records must hold "question"
     and "context" fields.
+
+    Lines and JSONL records are read as they arrive, a chunk at a time, so a
+    stream of any length takes constant memory; a whole file (``text``) is
+    one input and is read whole. A source that cannot be read (or decoded,
+    from the bad byte on) is one failed input named after the source.
     """
     stdin = stdin if stdin is not None else sys.stdin.buffer
     texts = list(texts)
@@ -103,20 +133,21 @@ def read_records(
     for source in sources:
         name = "-" if source == "-" else source
         try:
-            content = _read_source(source, stdin, encoding)
+            if input_format == "text":
+                content = _read_source(source, stdin, encoding)
+            else:
+                with _opened(source, stdin) as stream:
+                    for number, line in enumerate(_split_lines(_decoded(stream, encoding)), 1):
+                        rid = f"{name}:{number}"
+                        if input_format == "lines":
+                            yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
+                        elif line.strip():
+                            yield _jsonl_record(rid, line, text_field, id_field, question, pairs)
+                continue
         except (OSError, ValueError) as error:
             yield Record(name, error=f"cannot read {name}: {error}")
             continue
-        if input_format == "text":
-            yield Record(name, _wrap(content, question))
-        elif input_format == "lines":
-            for number, line in enumerate(text_lines(content), 1):
-                rid = f"{name}:{number}"
-                yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
-        else:
-            for number, line in enumerate(text_lines(content), 1):
-                if line.strip():
-                    yield _jsonl_record(f"{name}:{number}", line, text_field, id_field, question, pairs)
+        yield Record(name, _wrap(content, question))
 
 
 def question_records(
@@ -189,11 +220,12 @@ class AtomicOutput:
     destination on :meth:`commit`; on an error or Ctrl-C :meth:`discard`
     removes it and any earlier version stays as it was. A symbolic link's
     target is what gets replaced; a device or named pipe (``-o /dev/stderr``,
-    a FIFO) is written in place.
+    a FIFO) is written in place. ``name`` is what messages call it.
     """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self.name = "stdout" if path is None or path == "-" else path
         self._file: AtomicFile | None = None
         if path is None or path == "-":
             self.stream: IO[str] = sys.stdout
@@ -216,12 +248,50 @@ class AtomicOutput:
         self._file.commit()
 
     def discard(self) -> None:
-        if self.stream is sys.stdout:
+        """End a run that failed: a file is removed; what went to stdout or a device stays, as far as it can
+        be written."""
+        if self._file is not None:
+            self._file.discard()
             return
-        if self._file is None:
-            self.stream.close()
-            return
-        self._file.discard()
+        try:
+            self.stream.flush()
+            if self.stream is not sys.stdout:
+                self.stream.close()
+        except OSError:
+            # The output itself failed (a full disk, a reader gone): what it still buffers is dropped.
+            abandon(self.stream)
+
+
+def abandon(stream: IO[str]) -> None:
+    """Drop what ``stream`` buffers and send what follows nowhere, for an output that cannot be written (its
+    reader went away, its disk is full): Python would otherwise try to flush it again at exit and print a
+    second error."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file of the system (tests capture stdout in memory), or closed
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class UnwritableResult(Exception):
+    """A result that cannot be written (a value JSON cannot hold, an engine's ``format_text`` failing):
+    a failure of its input, unlike an OSError of the output, which ends the run. ``error`` is why."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def rendered(render: Callable[..., str], *args: Any) -> str:
+    """``render(*args)``, the text of one result; UnwritableResult if it fails."""
+    try:
+        return render(*args)
+    except Exception as error:
+        raise UnwritableResult(error) from error
 
 
 def _tsv_cell(value: Any) -> str:
@@ -276,14 +346,18 @@ class Writer:
         self.columns: list[str] | None = None
 
     def result(self, rid: str, result: dict) -> None:
-        """Write one result; raises, with nothing written, when it cannot be (values JSON cannot hold,
-        ``format_text`` failing)."""
+        """Write one result; UnwritableResult, with nothing written, when it cannot be (values JSON cannot
+        hold, ``format_text`` failing); OSError when the stream fails."""
+        self.stream.write(rendered(self._text, rid, result))
+        self.count += 1
+
+    def _text(self, rid: str, result: dict) -> str:
         if self.fmt == "text":
             block = self.format_text(result)
             if self.many:
                 block = f"{'' if self.count == 0 else chr(10)}==> {rid} <==\n{block}"
-            self.stream.write(block + "\n")
-        elif self.fmt == "tsv":
+            return block + "\n"
+        if self.fmt == "tsv":
             result = plain(result)
             columns = self.columns
             if columns is None:
@@ -292,24 +366,21 @@ class Writer:
             if self.columns is None:
                 self.columns = columns
                 row = "\t".join(["id", *columns]) + "\n" + row
-            self.stream.write(row)
-        else:
-            self._json({"id": rid, "result": plain(result), "stamp": self.stamp})
-        self.count += 1
+            return row
+        return self._json({"id": rid, "result": plain(result), "stamp": self.stamp})
 
     def error(self, rid: str, message: str) -> None:
         if self.fmt in ("json", "jsonl"):
-            self._json({"id": rid, "error": message, "stamp": self.stamp})
+            self.stream.write(self._json({"id": rid, "error": message, "stamp": self.stamp}))
             self.count += 1
 
-    def _json(self, obj: dict) -> None:
+    def _json(self, obj: dict) -> str:
         # Escaped, these stay inside their line for readers that split at every
         # Unicode line break (str.splitlines); unescaped they are valid JSON too.
         text = json.dumps(obj, ensure_ascii=False).translate(UNICODE_LINE_BREAKS)
         if self.fmt == "jsonl":
-            self.stream.write(text + "\n")
-        else:
-            self.stream.write(("[\n" if self.count == 0 else ",\n") + text)
+            return text + "\n"
+        return ("[\n" if self.count == 0 else ",\n") + text
 
     def close(self) -> None:
         if self.fmt == "json":

@@ -5,7 +5,8 @@ up its commands. Nothing here imports numpy; engines load their heavy
 dependencies when they are constructed, so ``--help``, ``plugins`` and
 ``tasks`` stay fast.
 
-- ``group``: the command group, which loads the plugins, and SIGTERM;
+- ``group``: the command group, which loads the plugins, and how commands end on Ctrl-C, SIGTERM
+  and a closed stdout;
 - ``options``: flags from the ``Option``s engines declare;
 - ``task_verb`` and ``task_output``: running a task and writing its results;
 - ``train_evaluate``: ``train TASK`` and ``evaluate TASK``;
@@ -15,16 +16,24 @@ dependencies when they are constructed, so ``--help``, ``plugins`` and
 
 from __future__ import annotations
 
-from typing import Callable
+import sys
 
-import click
+try:
+    from typing import Callable
 
-from toolkit import __version__
-from toolkit.cli.group import NlpToolGroup, handle_sigterm
-from toolkit.cli.plugin_commands import install_command, plugins_command, tasks_command, uninstall_command
-from toolkit.cli.train_evaluate import TaskGroup, make_evaluate_command, make_train_command
-from toolkit.engine import can_evaluate, can_train
-from toolkit.plugins import Registry, get_registry
+    import click
+
+    from toolkit import __version__
+    from toolkit.cli.group import NlpToolGroup, handle_sigterm
+    from toolkit.cli.plugin_commands import install_command, plugins_command, tasks_command, uninstall_command
+    from toolkit.cli.train_evaluate import TaskGroup, make_evaluate_command, make_train_command
+    from toolkit.engine import can_evaluate, can_train
+    from toolkit.plugins import Registry, get_registry
+except KeyboardInterrupt:
+    # Ctrl-C during these imports, most of the command's start-up and before click can catch anything, ends
+    # it as a Ctrl-C later does (toolkit.cli.errors.interrupted, itself maybe not imported yet).
+    sys.stderr.write("nlp-tool: interrupted\n")
+    raise SystemExit(130) from None
 
 __all__ = ["cli", "make_cli"]
 

@@ -1,5 +1,6 @@
 """How a command ends on an error: one ``nlp-tool: error:`` line (click's usage message for usage errors)
-and the exit code of the error's class (``toolkit.errors``); 1 for any other exception, 130 for Ctrl-C."""
+and the exit code of the error's class (``toolkit.errors``); 1 for any other exception, 130 for Ctrl-C,
+141 when the reader of stdout went away."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ import click
 from toolkit.errors import RUNTIME_FAILURE, ColumnError, DataError, NlpToolError, UsageError
 from toolkit.plugins import error_text
 
-# The shell's code for a process stopped by SIGINT (128 + 2).
+# The shell's codes for a process stopped by SIGINT (128 + 2) and by SIGPIPE (128 + 13), as Unix tools end.
 INTERRUPTED = 130
+BROKEN_PIPE = 141
+INTERRUPTED_LINE = "nlp-tool: interrupted"
+
+
+def interrupted(detail: str = "") -> click.exceptions.Exit:
+    """Ctrl-C (or SIGTERM): ``nlp-tool: interrupted`` and ``detail`` on stderr; the exit to raise (130)."""
+    click.echo(INTERRUPTED_LINE + detail, err=True)
+    return click.exceptions.Exit(INTERRUPTED)
 
 
 class Failure(click.ClickException):

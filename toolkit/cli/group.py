@@ -1,13 +1,17 @@
-"""The ``nlp-tool`` command group, which loads the plugins on first use, and its handling of SIGTERM."""
+"""The ``nlp-tool`` command group, which loads the plugins on first use, and how every command ends on
+Ctrl-C, SIGTERM or a reader of stdout that went away."""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Any, Callable, NoReturn
 
 import click
 
+from toolkit import io
+from toolkit.cli.errors import BROKEN_PIPE, interrupted
 from toolkit.cli.task_verb import make_task_command
 from toolkit.plugins import Registry, get_registry
 
@@ -47,6 +51,17 @@ class NlpToolGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         _ = self.registry
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C (and SIGTERM) anywhere in it, loading the plugins included, ends it with
+        one line and 130, and a reader of stdout that went away (``| head``) ends it quietly with 141."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted() from None
+        except BrokenPipeError:
+            io.abandon(sys.stdout)
+            raise click.exceptions.Exit(BROKEN_PIPE) from None
 
 
 def registry_of(ctx: click.Context) -> Registry:

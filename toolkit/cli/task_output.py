@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections import deque
 from typing import IO, Callable, Iterator
 
 import click
@@ -28,8 +27,9 @@ class LineWriter:
         self.format_text = format_text
 
     def result(self, rid: str, result: dict) -> None:
-        """Write one result; raises, with nothing written, when ``format_text`` fails."""
-        self.stream.write(self.format_text(result).replace("\n", "\\n").replace("\r", "\\r") + "\n")
+        """Write one result; UnwritableResult, with nothing written, when ``format_text`` fails."""
+        text = io.rendered(self.format_text, result)
+        self.stream.write(text.replace("\n", "\\n").replace("\r", "\\r") + "\n")
 
     def error(self, rid: str, message: str) -> None:
         self.stream.write("\n")
@@ -42,72 +42,72 @@ class LineWriter:
 
 
 def write_results(
-    pipe: api.Pipeline, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool, on_error: str,
-    quiet: bool, debug: bool,
+    pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
+    on_error: str, quiet: bool, debug: bool,
 ) -> int:
-    """Run ``records`` through ``pipe`` and write their results in ``fmt`` (``lines``: the inputs are the lines
-    of files); the number of failed inputs. With ``on_error`` "stop", the first one raises Failure."""
+    """Run ``records`` through ``pipe`` and write their results in ``fmt``, stamped with ``stamp`` (``lines``:
+    the inputs are the lines of files); the number of failed inputs. With ``on_error`` "stop", the first one
+    raises Failure. The results of each batch are flushed as it ends, so that a reader downstream has them
+    before the run waits for more input. A failure of the output itself (OSError) ends the run."""
     first_two = list(itertools.islice(records, 2))
     many = len(first_two) > 1
     records = itertools.chain(first_two, records)
     if lines and fmt == "text":
         writer: io.Writer | LineWriter = LineWriter(out.stream, pipe.engine.format_text)
     else:
-        writer = io.Writer(out.stream, fmt, pipe.stamp(), pipe.engine.format_text, many)
+        writer = io.Writer(out.stream, fmt, stamp, pipe.engine.format_text, many)
     progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
                            leave=False)
     failed = 0
     try:
-        for record, result, error in _outcomes(pipe, records):
-            if record.blank:
-                if isinstance(writer, LineWriter):
-                    writer.blank()
-                continue
-            if error is None:
-                try:
-                    writer.result(record.id, result)
-                except Exception as problem:  # a plugin's result or format_text: the input fails, not the run
-                    if debug:
-                        raise
-                    error = f"its result cannot be written: {error_text(problem)}"
-            if error is not None:
-                failed += 1
-                writer.error(record.id, error)
-                if on_error == "stop":
-                    # What went to stdout stays readable: a JSON array ends with the error object.
-                    writer.close()
-                    raise Failure(f"input {record.id!r}: {error}")
-                click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
-            progress.update(1)
+        for batch in _batches(pipe, records):
+            for record, result, error in batch:
+                if record.blank:
+                    if isinstance(writer, LineWriter):
+                        writer.blank()
+                    continue
+                if error is None:
+                    try:
+                        writer.result(record.id, result)
+                    except io.UnwritableResult as problem:  # a plugin's result or format_text: the input fails
+                        if debug:
+                            raise
+                        error = f"its result cannot be written: {error_text(problem.error)}"
+                if error is not None:
+                    failed += 1
+                    writer.error(record.id, error)
+                    if on_error == "stop":
+                        # What went to stdout stays readable: a JSON array ends with the error object.
+                        writer.close()
+                        raise Failure(f"input {record.id!r}: {error}")
+                    click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
+                progress.update(1)
+            out.stream.flush()
         writer.close()
     finally:
         progress.close()
     return failed
 
 
-def _outcomes(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[tuple[io.Record, dict | None, str | None]]:
-    """(record, result, None) or (record, None, error) for each record, in order.
+def _batches(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[list[tuple[io.Record, dict | None, str | None]]]:
+    """(record, result, None) or (record, None, error) for each record, in order, a batch at a time.
 
-    The pipeline runs the values of the records that could be read, pulling
-    them a batch at a time; the others (a file that cannot be decoded, a bad
-    JSONL line, a blank line) wait in line to be reported in their place.
+    A batch is ``pipe.batch_size`` records read, so that memory stays the
+    same however long the input; the pipeline runs the values of those that
+    could be read, and the others (a file that cannot be decoded, a bad JSONL
+    line, a blank line) are reported in their place.
     """
-    waiting: deque[io.Record] = deque()
-
-    def readable() -> Iterator:
-        for record in records:
-            waiting.append(record)
-            if record.error is None and not record.blank:
-                yield record.value
-
-    for result in pipe(readable()):
-        record = waiting.popleft()
-        while record.error is not None or record.blank:
-            yield record, None, record.error
-            record = waiting.popleft()
-        if isinstance(result, api.ErrorRecord):
-            yield record, None, result.error
-        else:
-            yield record, result, None
-    for record in waiting:
-        yield record, None, record.error
+    while batch := list(itertools.islice(records, pipe.batch_size)):
+        runnable = [record.value for record in batch if record.error is None and not record.blank]
+        results = iter(pipe(runnable) if runnable else [])
+        outcomes = []
+        for record in batch:
+            if record.error is not None or record.blank:
+                outcomes.append((record, None, record.error))
+                continue
+            result = next(results)
+            if isinstance(result, api.ErrorRecord):
+                outcomes.append((record, None, result.error))
+            else:
+                outcomes.append((record, result, None))
+        yield outcomes

@@ -146,6 +146,8 @@ def run_task(
     if explain:
         explain_run(registry, entry, model, options, fmt)
         return
+    if question is not None and not question.strip():
+        raise click.UsageError("a question is empty")
 
     if context is not None or questions is not None:
         records = _question_records(context, questions, question, inputs, text, encoding)
@@ -164,9 +166,12 @@ def run_task(
                                   pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
 
     try:
-        # Without --debug, a failing input becomes an error record, reported with its id.
+        # Without --debug, a failing input becomes an error record, reported with its id. Engines load their
+        # model when first asked, and the stamp asks: both are the engine starting, so a model file that
+        # cannot be read ends the run here, in one line, rather than failing each input in turn.
         pipe = api.Pipeline(task, engine, model, batch_size=batch_size, on_error="raise" if debug else "skip",
                             registry=registry, **options)
+        stamp = pipe.stamp()
     except Exception as error:
         if debug:
             raise
@@ -177,18 +182,18 @@ def run_task(
     except OSError as error:
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
-        failed = write_results(pipe, records, out, fmt, input_format == "lines", on_error, quiet, debug)
+        failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug)
         out.commit()
     except BrokenPipeError:
-        # The reader of stdout went away (`| head`): click exits quietly.
         out.discard()
         raise
     except OSError as error:
-        # Engine errors become error records, so this is the output failing (disk full, ...).
+        # Inputs that cannot be read and engines that fail are failed inputs, so this is the output failing
+        # (a full disk, a file size limit): no later result could be written either.
         out.discard()
         if debug:
             raise
-        raise Failure(f"cannot write the output: {error}") from error
+        raise Failure(f"cannot write {out.name}: {error.strerror or error}") from error
     except BaseException:
         out.discard()
         raise
@@ -210,7 +215,7 @@ def _question_records(
     asked = ([question] if question is not None else []) + list(inputs)
     if not asked and questions is None:
         raise click.UsageError("no question: give questions as arguments, --question or --questions FILE")
-    if any(not q.strip() for q in asked):
+    if any(not q.strip() for q in inputs):
         raise click.UsageError("a question is empty")
     return io.question_records(context, asked, questions, encoding=encoding)
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import click
 
 from toolkit import api
-from toolkit.cli.errors import INTERRUPTED, ReportingCommand, reported
+from toolkit.cli.errors import ReportingCommand, interrupted, reported
 from toolkit.cli.group import registry_of
 from toolkit.cli.options import flag_of, given_options, option_params
 from toolkit.cli.render import print_report
@@ -348,18 +348,15 @@ def _line_files(engine_class: type, given: dict[str, str | None]) -> list[str]:
 
 
 def _report(call: Callable[[], dict], debug: bool, what: str, fmt: str) -> None:
-    """Run a train/evaluate call and print its report; Ctrl-C exits 130, errors as ``reported`` says."""
+    """Run a train/evaluate call and print its report; errors as ``reported`` says, Ctrl-C in training with
+    the checkpoint to resume from (any other Ctrl-C: as the group ends every command)."""
     from toolkit.nn.trainer import TrainingInterrupted
 
     try:
         report = call()
     except TrainingInterrupted as stop:
         kept = f"; the checkpoint {stop.checkpoint} holds the run: continue it with the same command and --resume"
-        click.echo(f"nlp-tool: interrupted{kept if stop.checkpoint else ''}", err=True)
-        raise click.exceptions.Exit(INTERRUPTED) from None
-    except KeyboardInterrupt:
-        click.echo("nlp-tool: interrupted", err=True)
-        raise click.exceptions.Exit(INTERRUPTED) from None
+        raise interrupted(kept if stop.checkpoint else "") from None
     except Exception as error:
         if debug:
             raise

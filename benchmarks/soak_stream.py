@@ -1,0 +1,145 @@
+"""Soak: stream a large input through `classify -i lines` and `summarize -i jsonl` from stdin, sampling memory.
+
+    python benchmarks/soak_stream.py                  # 1 GB through each verb
+    python benchmarks/soak_stream.py --gigabytes 0.05 --verb classify
+
+Each verb runs as the command line runs (a process reading stdin, writing
+stdout); a thread feeds it generated text as fast as it reads, another
+reads its output. Every second the verb's resident memory (VmRSS in
+/proc/PID/status) is sampled. Printed per verb: the seconds from launch to
+the first output line and from the first input byte to it, the throughput,
+and the memory after warm-up (the first tenth of the input): its low, high
+and spread, which the target (docs/cli.md, issue 18) wants within 10 %.
+Exit 1 if a verb fails or its memory after warm-up spreads further.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+
+VERBS = {
+    "classify": ["classify", "-i", "lines", "-q"],
+    "summarize": ["summarize", "-i", "jsonl", "-f", "jsonl", "-q"],
+}
+WORDS = ("the film was great and the acting superb though the plot ran thin and long while the cast and the music"
+         " carried a story that nobody expected to work").split()
+BLOCK = 1 << 20
+
+
+def _line(verb: str, line_bytes: int, seed: int) -> bytes:
+    """One input line of about ``line_bytes``: a review (classify) or a JSON article (summarize)."""
+    rng = random.Random(seed)
+    sentences = []
+    while sum(map(len, sentences)) < line_bytes - 40:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
+        sentences.append(" ".join(words).capitalize() + ".")
+    text = " ".join(sentences)
+    return (json.dumps({"text": text}) if verb == "summarize" else text).encode() + b"\n"
+
+
+def _status(pid: int, key: str) -> int | None:
+    """A memory figure of /proc/PID/status in bytes (None once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict:
+    """Stream ``total_bytes`` through ``verb``; its figures (see the module's docstring)."""
+    lines = [_line(verb, line_bytes, seed) for seed in range(64)]
+    block = b"".join(lines * max(1, BLOCK // sum(map(len, lines))))
+    command = [sys.executable, "-c", "from toolkit.cli import cli; cli()", *VERBS[verb], *extra]
+    launched = time.perf_counter()
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fed = {"bytes": 0, "first": None}
+    out = {"lines": 0, "first": None}
+
+    def feed() -> None:
+        try:
+            # Whole blocks, hence whole lines: a JSON line cut at the end would be a failed input.
+            while fed["bytes"] < total_bytes:
+                if fed["first"] is None:
+                    fed["first"] = time.perf_counter()
+                proc.stdin.write(block)
+                fed["bytes"] += len(block)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def drain() -> None:
+        for _ in proc.stdout:
+            if out["first"] is None:
+                out["first"] = time.perf_counter()
+            out["lines"] += 1
+
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=drain, daemon=True)]
+    for thread in threads:
+        thread.start()
+    samples = []  # (seconds since launch, bytes fed, resident bytes)
+    while proc.poll() is None:
+        rss = _status(proc.pid, "VmRSS")
+        if rss is not None:
+            samples.append((time.perf_counter() - launched, fed["bytes"], rss))
+            if len(samples) % 30 == 0:
+                print(f"  {verb}: {samples[-1][0]:5.0f} s  {fed['bytes'] / 2**20:6.0f} MB in  {out['lines']:8d} lines"
+                      f" out  RSS {rss / 2**20:6.1f} MB", file=sys.stderr)
+        time.sleep(1)
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - launched
+    warm = [rss for _, given, rss in samples if given >= total_bytes / 10]
+    low, high = (min(warm), max(warm)) if warm else (0, 0)
+    return {
+        "verb": verb,
+        "exit_code": proc.returncode,
+        "stderr": proc.stderr.read().decode(errors="replace")[-500:],
+        "input_mb": fed["bytes"] / 2**20,
+        "output_lines": out["lines"],
+        "seconds": seconds,
+        "mb_per_s": fed["bytes"] / 2**20 / seconds,
+        "first_output_from_launch_s": None if out["first"] is None else out["first"] - launched,
+        "first_output_from_first_input_s": None if out["first"] is None else out["first"] - fed["first"],
+        "rss_after_warmup_mb": (low / 2**20, high / 2**20),
+        "rss_spread": (high - low) / low if low else None,
+        "samples": len(samples),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gigabytes", type=float, default=1.0, help="Input streamed through each verb.")
+    parser.add_argument("--line-bytes", type=int, default=8000,
+                        help="Bytes per input line (long lines: the engines' cost is mostly per line).")
+    parser.add_argument("--verb", choices=list(VERBS), action="append", help="Verb to soak (default: both).")
+    parser.add_argument("extra", nargs="*", help="More arguments for the verb (after --), e.g. -- -e lead.")
+    args = parser.parse_args()
+    failed = False
+    for verb in args.verb or list(VERBS):
+        report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra)
+        low, high = report["rss_after_warmup_mb"]
+        flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
+        print(f"{verb}: exit {report['exit_code']}, {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"
+              f" ({report['mb_per_s']:.2f} MB/s), {report['output_lines']} lines out;"
+              f" first output {report['first_output_from_launch_s']:.2f} s after launch,"
+              f" {report['first_output_from_first_input_s']:.2f} s after the first input;"
+              f" RSS after warm-up {low:.1f}-{high:.1f} MB (spread {100 * (report['rss_spread'] or 0):.1f} %,"
+              f" {'flat' if flat else 'NOT flat'})")
+        if report["exit_code"] != 0:
+            print(f"{verb} failed: {report['stderr']}", file=sys.stderr)
+        failed |= report["exit_code"] != 0 or not flat
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
