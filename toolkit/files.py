@@ -115,7 +115,12 @@ class AtomicFile:
         self.path = os.fspath(path)
         directory = os.path.dirname(self.path) or "."
         fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
-        self.stream: IO[bytes] = os.fdopen(fd, "wb")
+        try:
+            self.stream: IO[bytes] = os.fdopen(fd, "wb")
+        except BaseException:  # Ctrl-C or SIGTERM this early must not leave the temporary file either
+            os.close(fd)
+            os.unlink(self._tmp)
+            raise
         self._done = False
 
     def commit(self) -> None:

@@ -235,7 +235,11 @@ class AtomicOutput:
             self.stream = open(self.path, "w", encoding="utf-8", newline="\n")
             return
         self._file = AtomicFile(self.path)
-        self.stream = TextIOWrapper(self._file.stream, encoding="utf-8", newline="\n")
+        try:
+            self.stream = TextIOWrapper(self._file.stream, encoding="utf-8", newline="\n")
+        except BaseException:  # Ctrl-C or SIGTERM this early must not leave the temporary file either
+            self._file.discard()
+            raise
 
     def commit(self) -> None:
         if self.stream is sys.stdout:
