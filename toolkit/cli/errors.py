@@ -14,12 +14,11 @@ from toolkit.plugins import error_text
 # The shell's codes for a process stopped by SIGINT (128 + 2) and by SIGPIPE (128 + 13), as Unix tools end.
 INTERRUPTED = 130
 BROKEN_PIPE = 141
-INTERRUPTED_LINE = "nlp-tool: interrupted"
 
 
 def interrupted(detail: str = "") -> click.exceptions.Exit:
     """Ctrl-C (or SIGTERM): ``nlp-tool: interrupted`` and ``detail`` on stderr; the exit to raise (130)."""
-    click.echo(INTERRUPTED_LINE + detail, err=True)
+    click.echo(f"nlp-tool: interrupted{detail}", err=True)
     return click.exceptions.Exit(INTERRUPTED)
 
 

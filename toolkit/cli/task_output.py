@@ -89,13 +89,18 @@ def write_results(
     return failed
 
 
-def _batches(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[list[tuple[io.Record, dict | None, str | None]]]:
-    """(record, result, None) or (record, None, error) for each record, in order, a batch at a time.
+# What became of one input: (record, result, None) or (record, None, error).
+Outcome = tuple[io.Record, dict | None, str | None]
 
-    A batch is ``pipe.batch_size`` records read, so that memory stays the
-    same however long the input; the pipeline runs the values of those that
-    could be read, and the others (a file that cannot be decoded, a bad JSONL
-    line, a blank line) are reported in their place.
+
+def _batches(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[list[Outcome]]:
+    """The outcome of each record, in order, a batch of ``pipe.batch_size`` records at a time.
+
+    The pipeline runs the values of the records that could be read; the
+    others (a file that cannot be decoded, a bad JSONL line, a blank line)
+    are reported in their place. Batches count records of every kind: were
+    the pipeline left to pull the runnable ones, the others before them (a
+    long run of blank lines) would wait in memory without bound.
     """
     while batch := list(itertools.islice(records, pipe.batch_size)):
         runnable = [record.value for record in batch if record.error is None and not record.blank]

@@ -185,6 +185,7 @@ def run_task(
         failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug)
         out.commit()
     except BrokenPipeError:
+        # Not a failure: the reader of stdout went away (`| head`), and the group ends the command quietly.
         out.discard()
         raise
     except OSError as error:
