@@ -78,3 +78,23 @@ def test_text_is_decoded_as_it_arrives_alike_at_any_chunk_size(monkeypatch):
             for chunk in chunks:
                 read.append(chunk)
         assert "".join(read) == "ok\né\nbad"
+
+
+def test_lines_cut_as_they_arrive_are_the_lines_of_the_whole_text(monkeypatch):
+    import io
+    import random
+
+    from toolkit import files
+    from toolkit.io import _split_lines, text_lines
+
+    rng = random.Random(18)
+    pieces = ["a", "b", "\r", "\n", "\r\n", "é", "\u2028"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        # Line ends are \n, \r\n and \r alone; a last line end ends the last line, it does not start one.
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        lines = lines[:-1] if lines[-1] == "" else lines
+        assert text_lines(text) == lines, text
+        for size in (1, 2, 3, 64):
+            monkeypatch.setattr(files, "CHUNK_BYTES", size)
+            assert list(_split_lines(files.decoded(io.BytesIO(text.encode()), "utf-8"))) == lines, text

@@ -69,16 +69,22 @@ def text_lines(content: str) -> list[str]:
 
 def _split_lines(chunks: Iterable[str]) -> Iterator[str]:
     """The lines of the text ``chunks`` make together, as :func:`text_lines` cuts them, each line as soon as it ends."""
-    carry = ""
+    # The unfinished line, in pieces: joined once a line end comes, not copied again with every chunk of a
+    # long line.
+    pieces: list[str] = []
     for chunk in chunks:
-        text = carry + chunk
+        pieces.append(chunk)
+        if "\n" not in chunk and "\r" not in chunk:
+            continue
+        text = "".join(pieces)
         # A \r at the end of a chunk may be the first half of a \r\n that the next chunk completes.
         held = "\r" if text.endswith("\r") else ""
         lines = text[:len(text) - len(held)].replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        carry = lines.pop() + held
+        pieces = [lines.pop() + held]
         yield from lines
-    if carry:
-        lines = carry.replace("\r", "\n").split("\n")
+    text = "".join(pieces)
+    if text:
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         yield from lines[:-1] if lines[-1] == "" else lines
 
 
