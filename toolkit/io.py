@@ -140,20 +140,17 @@ def read_records(
         name = "-" if source == "-" else source
         try:
             if input_format == "text":
-                content = _read_source(source, stdin, encoding)
-            else:
-                with _opened(source, stdin) as stream:
-                    for number, line in enumerate(_split_lines(_decoded(stream, encoding)), 1):
-                        rid = f"{name}:{number}"
-                        if input_format == "lines":
-                            yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
-                        elif line.strip():
-                            yield _jsonl_record(rid, line, text_field, id_field, question, pairs)
+                yield Record(name, _wrap(_read_source(source, stdin, encoding), question))
                 continue
+            with _opened(source, stdin) as stream:
+                for number, line in enumerate(_split_lines(_decoded(stream, encoding)), 1):
+                    rid = f"{name}:{number}"
+                    if input_format == "lines":
+                        yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
+                    elif line.strip():
+                        yield _jsonl_record(rid, line, text_field, id_field, question, pairs)
         except (OSError, ValueError) as error:
             yield Record(name, error=f"cannot read {name}: {error}")
-            continue
-        yield Record(name, _wrap(content, question))
 
 
 def question_records(
