@@ -189,3 +189,27 @@ def test_a_missing_task_or_engine_names_the_plugins_that_failed_to_load():
         toolkit.pipeline("classify", engine="lexicon", registry=registry)
     with pytest.raises(UnknownTaskError, match=r"\(available: [a-z, ]+\)$"):
         toolkit.pipeline("sentiment-lexicon", registry=registry_with())
+
+
+def test_the_command_line_names_the_failed_plugin_where_its_verb_is_missing():
+    registry = registry_with(Broken())
+    result = CliRunner().invoke(make_cli(lambda: registry), ["sentiment-lexicon", "-t", "good"])
+    assert result.exit_code == 2
+    assert ("No such command 'sentiment-lexicon'; plugin 'third-0' failed to load: ImportError: No module named"
+            " 'lexicon_data'") in result.stderr
+    # Without a failed plugin, click's message alone.
+    result = CliRunner().invoke(make_cli(lambda: registry_with()), ["sentiment-lexicon"])
+    assert result.exit_code == 2 and result.stderr.rstrip().endswith("No such command 'sentiment-lexicon'.")
+
+
+def test_a_failed_plugin_is_a_plugin_warning_a_program_can_filter():
+    import warnings
+
+    from toolkit.plugins import PluginWarning, Registry, warn_failure
+
+    with pytest.warns(PluginWarning, match="plugin 'broken' failed to load: ImportError: No module named"):
+        Registry(on_failure=warn_failure).add_plugin(Broken(), PluginInfo("broken", "1", "package"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        with pytest.raises(PluginWarning):
+            Registry(on_failure=warn_failure).add_plugin(Broken(), PluginInfo("broken", "1", "package"))

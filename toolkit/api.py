@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit import __version__
+from toolkit.contracts import check_result
 from toolkit.datasets import read_line_files, read_records, split_positions
 from toolkit.engine import Engine, can_evaluate, can_train, check_input, train_settings
 from toolkit.errors import DataError, RecordError, UnsupportedError
@@ -130,6 +131,11 @@ class Pipeline:
         if len(results) != len(batch):
             raise RuntimeError(f"engine {self.task}:{self.engine_name} returned {len(results)} results for"
                                f" {len(batch)} inputs")
+        contract = type(self.engine).contract
+        if contract is not None:
+            # A malformed result is the engine's bug: said here, naming it, rather than by whatever reads it.
+            for item, result in zip(batch, results):
+                check_result(contract, f"{self.task}:{self.engine_name}", item, result)
         return results
 
     def stamp(self) -> dict:

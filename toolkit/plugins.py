@@ -14,8 +14,8 @@ import json
 import keyword
 import os
 import re
-import sys
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -473,7 +473,7 @@ def load_registry(
         disabled = disabled_plugins()
     except RegistryError as error:
         # A damaged config file must not take the tool down with it.
-        print(f"nlp-tool: warning: {error}", file=sys.stderr)
+        warnings.warn(str(error), PluginWarning, stacklevel=2)
         disabled = set()
     for entry_point in sorted(entry_points, key=lambda ep: ep.name):
         dist = getattr(entry_point, "dist", None)
@@ -493,8 +493,17 @@ _default: Registry | None = None
 _default_lock = threading.Lock()
 
 
+class PluginWarning(UserWarning):
+    """A plugin failed to load, or the plugin configuration is damaged: the rest of the tool works on.
+
+    Reported through :mod:`warnings`, so that a program can filter or record
+    it (``warnings.simplefilter("error", PluginWarning)`` makes it fatal);
+    the command line shows it as one ``nlp-tool: warning:`` line.
+    """
+
+
 def warn_failure(info: PluginInfo) -> None:
-    print(f"nlp-tool: warning: plugin {info.name!r} failed to load: {info.error}", file=sys.stderr)
+    warnings.warn(f"plugin {info.name!r} failed to load: {info.error}", PluginWarning, stacklevel=2)
 
 
 def get_registry() -> Registry:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 from typing import Any, Callable, NoReturn
 
 import click
@@ -13,7 +14,7 @@ import click
 from toolkit import io
 from toolkit.cli.errors import BROKEN_PIPE, interrupted
 from toolkit.cli.task_verb import make_task_command
-from toolkit.plugins import Registry, get_registry
+from toolkit.plugins import PluginWarning, Registry, get_registry
 
 
 class NlpToolGroup(click.Group):
@@ -28,7 +29,14 @@ class NlpToolGroup(click.Group):
     def registry(self) -> Registry:
         """The loaded registry; the first access loads the plugins and adds their verbs and commands."""
         if self._registry is None:
-            self._registry = self._registry_factory()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PluginWarning)
+                self._registry = self._registry_factory()
+            for warning in caught:
+                if issubclass(warning.category, PluginWarning):
+                    click.echo(f"nlp-tool: warning: {warning.message}", err=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
             # Commands first: a plugin whose register_commands fails loses its engines too, and the
             # verbs built below must not offer them.
             self._registry.add_commands(self)
@@ -43,6 +51,17 @@ class NlpToolGroup(click.Group):
                     continue
                 self.add_command(make_task_command(task, engines, self._registry))
         return self._registry
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        """click's lookup; a command that is missing because a plugin failed to load says which and why."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            failures = self.registry.failures_said()
+            if failures and args and self.get_command(ctx, args[0]) is None:
+                raise click.UsageError(f"{error.message.rstrip('.')}{failures}", ctx) from None
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         _ = self.registry

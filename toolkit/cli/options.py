@@ -42,15 +42,16 @@ def click_type(options: list[Option]) -> click.ParamType:
 
 
 def engine_defaults(engines: dict[str, EngineEntry], attribute: str, key: str) -> str:
-    """``ENGINE: DEFAULT, ...`` of option ``key`` for the engines declaring it, for help texts.
-
-    An empty default ("" or None) means "none": the option's help says what happens then.
-    """
-    return ", ".join(
-        f"{name}: {option.default}"
-        for name, entry in engines.items()
-        if (option := getattr(entry.engine_class, attribute).get(key)) is not None and option.default not in ("", None)
-    )
+    """The defaults of option ``key`` for help texts: ``  [default: X]`` when every engine declares the same
+    (a task's shared option), else ``  [default for engine A: X, B: Y]`` for the engines declaring it; "" when
+    none has one. An empty default ("" or None) means "none": the option's help says what happens then."""
+    declared = {name: option.default for name, entry in engines.items()
+                if (option := getattr(entry.engine_class, attribute).get(key)) is not None}
+    if len(declared) == len(engines) and len(set(map(repr, declared.values()))) == 1:
+        default = next(iter(declared.values()))
+        return "" if default in ("", None) else f"  [default: {default}]"
+    listed = ", ".join(f"{name}: {default}" for name, default in declared.items() if default not in ("", None))
+    return f"  [default for engine {listed}]" if listed else ""
 
 
 def option_params(
@@ -59,7 +60,7 @@ def option_params(
     """One flag per option (``options`` or ``train_options``) the engines declare, and which engines declare each.
 
     A flag shared by several engines is made once, from the first; its help
-    lists every engine's default. Options named in ``skip`` have a common
+    gives the default (every engine's, where they differ). Options named in ``skip`` have a common
     flag of their own.
     """
     declared: dict[str, list[Option]] = {}
@@ -78,7 +79,7 @@ def option_params(
             [*_spelled(first, first.flags(key)), key],
             type=click_type(options),
             default=None,
-            help=first.help + (f"  [default for engine {defaults}]" if defaults else ""),
+            help=first.help + defaults,
         ))
         # An old name keeps its flag, out of --help; given_options maps it to the new name.
         for old in dict.fromkeys(old for option in options for old in option.deprecated):

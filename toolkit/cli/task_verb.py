@@ -64,7 +64,7 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         *([click.Option(["--top-k", "top_k"],
                         type=click_type([entry.engine_class.options["top_k"] for entry in rankers.values()]),
                         help="Number of ranked results, for engines that rank."
-                        f"  [default for engine {engine_defaults(rankers, 'options', 'top_k')}]")]
+                        + engine_defaults(rankers, 'options', 'top_k'))]
           if rankers else []),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=api.DEFAULT_BATCH_SIZE, show_default=True,
                      help="Inputs per engine call."),
