@@ -69,7 +69,7 @@ class Draw:
         picks = [self.int(0, len(special) - 1) for _ in range(min(n, 64))] + [0] * max(n - 64, 0)
         return special[np.array(picks, dtype=np.int64)]
 
-    def array(self, shape: tuple, dtype=np.float32) -> object:
+    def array(self, shape: tuple, dtype: type = np.float32) -> object:
         """A float32 (or given-dtype) array of ``shape``, sometimes bent: wrong dtype, rank, layout, or no array."""
         n = int(np.prod(shape)) if shape else 1
         a = self.values(n).reshape(shape) if dtype == np.float32 else None
@@ -99,7 +99,7 @@ class Draw:
             return a.tolist()
         return np.zeros(tuple(self.int(0, 3) for _ in range(a.ndim)), a.dtype)
 
-    def scalar(self, normal):
+    def scalar(self, normal: object) -> object:
         if self.chance(13):
             return normal
         return HOSTILE_SCALARS[self.int(0, len(HOSTILE_SCALARS) - 1)]
@@ -108,7 +108,7 @@ class Draw:
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def copy_arg(a):
+def copy_arg(a: object) -> object:
     return a.copy() if isinstance(a, np.ndarray) else a
 
 
@@ -149,16 +149,16 @@ def differential(name: str, args: tuple, scale: float | None, safe: bool = True)
             raise AssertionError(f"{name} result {i}: differs from the reference by {worst:.3g} (scale {scale:.3g})")
 
 
-def moderate(*arrays) -> bool:
+def moderate(*arrays: object) -> bool:
     return all(a is None or (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.size > 0
                              and bool(np.all(np.abs(a) < 1e4))) for a in arrays)
 
 
-def peak(*arrays) -> float:
+def peak(*arrays: object) -> float:
     return max(float(np.abs(a).max()) for a in arrays if isinstance(a, np.ndarray) and a.size)
 
 
-def small_vocab(vocab) -> bool:
+def small_vocab(vocab: object) -> bool:
     return isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool) and vocab <= 4096
 
 

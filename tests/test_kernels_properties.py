@@ -79,12 +79,12 @@ def bend(a: np.ndarray, how: str) -> object:
     raise AssertionError(how)
 
 
-def finite_moderate(*arrays) -> bool:
+def finite_moderate(*arrays: object) -> bool:
     return all(a is None or (isinstance(a, np.ndarray) and a.dtype == np.float32 and bool(np.all(np.abs(a) < 1e4)))
                for a in arrays)
 
 
-def copy(a):
+def copy(a: object) -> object:
     return a.copy() if isinstance(a, np.ndarray) else a
 
 
@@ -115,14 +115,14 @@ def agree(name: str, args: tuple, scale: float | None, reference: bool = True) -
     return got
 
 
-def data(draw, shape: tuple) -> np.ndarray:
+def data(draw: st.DrawFn, shape: tuple) -> np.ndarray:
     seed = draw(st.integers(0, 2**32 - 1))
     magnitude = draw(st.sampled_from([1e-3, 1.0, 30.0]))
     return (np.random.default_rng(seed).standard_normal(shape) * magnitude).astype(np.float32)
 
 
 @st.composite
-def embedding_calls(draw):
+def embedding_calls(draw: st.DrawFn) -> tuple:
     V, D = draw(st.integers(1, 8)), draw(st.integers(1, 5))
     shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
     ids = np.array(draw(st.lists(st.integers(0, V - 1), min_size=math.prod(shape), max_size=math.prod(shape))),
@@ -153,7 +153,7 @@ def embedding_calls(draw):
 
 
 @st.composite
-def conv_calls(draw):
+def conv_calls(draw: st.DrawFn) -> tuple:
     B, T, C, Kw, F = (draw(st.integers(1, 3)), draw(st.integers(1, 10)), draw(st.integers(1, 18)),
                       draw(st.integers(1, 6)), draw(st.integers(1, 18)))
     if draw(st.booleans()):  # the Winograd path
@@ -185,7 +185,7 @@ def conv_calls(draw):
 
 
 @st.composite
-def attention_calls(draw):
+def attention_calls(draw: st.DrawFn) -> tuple:
     B, H, Tq, Tk, D, Dv = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 8)),
                            draw(st.integers(1, 8)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     q = bend(data(draw, (B, H, Tq, D)), draw(st.sampled_from(BENDS)))
