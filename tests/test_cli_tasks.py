@@ -399,7 +399,7 @@ def test_unreadable_input_is_reported_with_its_id(run, tmp_path):
         (["-t", "x", "--engine", "nope"], "'nope' is not one of"),
         (["-t", "x", "--shout"], "engine 'trained' has no option --shout (it belongs to: picky)"),
         (["-t", "x", "--top-k", "2"], "No such option '--top-k'"),  # no summarize engine ranks
-        (["-t", "x", "-e", "centrality", "--model", "m.npz"], "takes no --model"),
+        (["-t", "x", "-e", "centrality", "--model", "m.npz"], "takes no model file (model=, --model)"),
         (["-t", "x", "--model", "m.npz"], "m.npz: no such model file"),
     ],
 )

@@ -304,7 +304,8 @@ class Engine(abc.ABC):
         if problem is not None:
             raise OptionError(problem)
         if model is not None and not takes_model(type(self)):
-            raise OptionError(f"engine {self.task}:{self.name} is rule-based and takes no --model")
+            raise OptionError(f"engine {self.task}:{self.name} is rule-based and takes no model file"
+                              " (model=, --model)")
         self.model = model if model is not None else self.default_model
 
     @abc.abstractmethod
