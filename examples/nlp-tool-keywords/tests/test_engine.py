@@ -43,7 +43,7 @@ def test_options_are_checked_when_the_engine_is_built():
     for bad in ({"top_k": 0}, {"max_words": -1}, {"top_k": "3"}, {"window": 2}):
         with pytest.raises(OptionError):
             RakeEngine(**bad)
-    with pytest.raises(OptionError, match="takes no --model"):
+    with pytest.raises(OptionError, match="takes no model file"):
         RakeEngine(model="some/model.npz")
 
 

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from toolkit.contracts import TaskContract, quotes
 from toolkit.engine import Engine, Option
 
 from nlp_tool_keywords import __version__
 from nlp_tool_keywords.rake import extract_keywords
+
+
+def _keywords_quote_the_text(text: str, result: dict) -> str | None:
+    for number, keyword in enumerate(result["keywords"], 1):
+        if not isinstance(keyword, dict) or not isinstance(keyword.get("score"), (int, float)):
+            return f"keyword {number} is not a {{'text', 'score', 'start', 'end'}} object"
+        problem = quotes(text, keyword.get("start"), keyword.get("end"), keyword.get("text"), f"keyword {number}")
+        if problem is not None:
+            return problem
+    return None
+
+
+# The task this plugin creates, declared once (the plugin module registers it): what every engine of
+# `keywords` answers, whoever writes it, and the option they all share. toolkit.pipeline checks each
+# result against it, and toolkit.testing.check_engine checks an engine against it.
+CONTRACT = TaskContract(
+    task="keywords",
+    inputs="text",
+    description="Key phrases of a text, best first, each with its score and offsets.",
+    results={"keywords": "list"},
+    options={"top_k": Option(int, 5, "Number of keywords to return, best first.", minimum=1)},
+    check=_keywords_quote_the_text,
+)
 
 
 class RakeEngine(Engine):
@@ -17,13 +41,15 @@ class RakeEngine(Engine):
     description = "RAKE keyword extraction: stopword-split phrases scored by word degree/frequency"
     version = __version__
     inputs = "text"
+    contract = CONTRACT
     # Each declared option becomes a flag of the verb (--top-k, --max-words)
     # and a keyword argument of toolkit.pipeline("keywords", ...). The base
     # class checks names, types and bounds (a value below `minimum` is an
     # OptionError: a usage error, exit code 2, naming the flag on the command
-    # line) and stores the values in self.settings.
+    # line) and stores the values in self.settings. The task's shared options
+    # come first; another plugin's keywords engine gets them without declaring them.
     options = {
-        "top_k": Option(int, 5, "Number of keywords to return, best first.", minimum=1),
+        **CONTRACT.options,
         "max_words": Option(int, 3, "Drop candidate phrases longer than this many words.", minimum=1),
     }
     # Rule-based: no default model and nothing to train, so the base class

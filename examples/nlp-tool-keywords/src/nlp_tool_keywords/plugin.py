@@ -10,7 +10,13 @@ from typing import Callable
 
 from toolkit import hookimpl
 
-from nlp_tool_keywords.engine import RakeEngine
+from nlp_tool_keywords.engine import CONTRACT, RakeEngine
+
+
+@hookimpl
+def register_tasks(register: Callable[..., None]) -> None:
+    # The task's contract, declared once, before any engine of it is registered.
+    register(CONTRACT)
 
 
 @hookimpl
