@@ -1,8 +1,9 @@
 """Coverage-guided fuzzer (atheris) for the model file reader.
 
 Contract under test (docs/model-format.md, issue 18): ``read_model_file`` and
-``read_metadata`` either return or raise ``toolkit.errors.ModelFileError``,
-for any bytes at all. Any other exception is a crash.
+``read_metadata`` (and ``load_model`` with FUZZ_LOAD_MODEL=1) either return or
+raise ``toolkit.errors.ModelFileError``, for any bytes at all. Any other
+exception is a crash.
 
 Random bytes rarely get past the zip CRCs and the SHA-256 checks, so most of
 the reader would go untested. The first byte of each input therefore picks a
@@ -50,6 +51,11 @@ for _module in (zipfile, np.lib.format, sys.modules.get("numpy.lib._format_impl"
         instrument_module(_module)
 
 TARGET = "model_file"
+# FUZZ_LOAD_MODEL=1 also rebuilds the layers (load_model): the architecture
+# numbers then drive allocations, so run it with a memory limit in mind.
+READERS = [model_file.read_metadata, model_file.read_model_file]
+if os.environ.get("FUZZ_LOAD_MODEL") == "1":
+    READERS.append(model_file.load_model)
 # A file per process on tmpfs where there is one: read_model_file takes a path.
 _DIR = Path(tempfile.mkdtemp(prefix="fuzz-model-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
 _PATH = _DIR / "model.nlpt"
@@ -110,7 +116,7 @@ def test_one_input(data: bytes) -> None:
     mode, body = data[0], data[1:]
     blob = repair(body, deflate=bool(mode & 2)) if mode & 1 else body
     _PATH.write_bytes(blob)
-    for read in (model_file.read_metadata, model_file.read_model_file):
+    for read in READERS:
         try:
             read(_PATH)
         except ModelFileError:
