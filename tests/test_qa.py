@@ -268,7 +268,7 @@ def test_empty_question_or_context_is_a_clear_error():
         toolkit.pipeline("qa", engine="sentence")(["just a string"])
     with pytest.raises(OptionError, match="top_k"):
         WindowBaseline(top_k=0)
-    with pytest.raises(OptionError, match="no --model"):
+    with pytest.raises(OptionError, match="takes no model file"):
         SentenceRetriever(model="x.nlpt")
 
 

@@ -16,6 +16,7 @@ ID_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 PADDINGS = ("valid", "same")
 # The C kernels index with int; stay well inside it.
 MAX_DIM = 2**31 - 1
+FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def float_array(x: object, name: str, ndim: int) -> np.ndarray:
@@ -102,8 +103,12 @@ def padding_id(padding_idx: int | None, vocab_size: int) -> int:
 
 
 def vocab_size(value: object) -> int:
+    # The C side holds a vocabulary size as a row count of an int-indexed world: 2**40 was accepted (and then
+    # tried to allocate) before this bound.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"vocab_size must be a positive int, got {value!r}")
+    if value > MAX_DIM:
+        raise ValueError(f"vocab_size must be at most 2**31 - 1, got {value}")
     return int(value)
 
 
@@ -152,8 +157,16 @@ def attention_inputs(
         raise ValueError(f"v must have shape {k.shape[:3]} + (Dv,) to match k {k.shape}, got {v.shape}")
     if scale is None:
         scale = 1.0 / math.sqrt(D)
-    elif not isinstance(scale, (int, float, np.floating)) or not math.isfinite(scale):
+    elif isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
+    else:
+        try:
+            value = float(scale)
+        except OverflowError:  # a Python int beyond any double
+            value = math.inf
+        # The kernels take the scale as a C float: 1e39 became inf there and turned every row into NaN.
+        if not abs(value) <= FLT_MAX:
+            raise ValueError(f"scale must be a finite float32 number (|scale| <= {FLT_MAX:.7g}), got {scale!r:.40}")
     keep = None
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, np.ndarray):

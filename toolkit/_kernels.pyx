@@ -95,33 +95,6 @@ cdef inline void check_status(int status) except *:
         raise MemoryError("kernel scratch memory could not be allocated")
 
 
-# The C side holds a vocabulary size as a row count of an int-indexed world and
-# the attention scale as a C float; these checks close the gap between what
-# _checks accepts (any positive int, any finite double) and what survives the
-# conversion. Without them vocab_size 2**40 was accepted (and then tried to
-# allocate) and scale=1e39 became inf in C, turning every row into NaN.
-cdef double FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def _vocab_size(value):
-    vocab_size = _checks.vocab_size(value)
-    if vocab_size > _checks.MAX_DIM:
-        raise ValueError(f"vocab_size must be at most 2**31 - 1, got {vocab_size}")
-    return vocab_size
-
-
-def _attention_inputs(q, k, v, key_padding_mask, scale):
-    try:
-        keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
-    except OverflowError:
-        # math.isfinite of a Python int too large for a double.
-        raise ValueError(f"scale must be a finite float32 number, got an integer of "
-                         f"{len(str(abs(scale)))} digits") from None
-    if not abs(scale) <= FLT_MAX:
-        raise ValueError(f"scale must be a finite float32 number (|scale| <= {FLT_MAX:.7g}), got {scale!r}")
-    return keep, scale
-
-
 def openmp_enabled() -> bool:
     """Whether the kernels were compiled with OpenMP (else they run on one thread)."""
     return bool(nlpk_openmp_enabled())
@@ -155,7 +128,7 @@ def embedding_forward(table, ids):
 def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
     # Checked in the reference's order, so that both name the same culprit
     # when several arguments are wrong.
-    vocab_size = _vocab_size(vocab_size)
+    vocab_size = _checks.vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
     cdef int64_t pad = _checks.padding_id(padding_idx, vocab_size)
     grad_out = _checks.grad_rows(grad_out, ids)
@@ -182,7 +155,7 @@ def embedding_backward(grad_out, ids, vocab_size, padding_idx=None, out=None):
 
 
 def embedding_backward_sparse(grad_out, ids, vocab_size, padding_idx=None):
-    vocab_size = _vocab_size(vocab_size)
+    vocab_size = _checks.vocab_size(vocab_size)
     ids = _checks.ids_array(ids, "ids", vocab_size)
     pad = _checks.padding_id(padding_idx, vocab_size)
     grad_out = _checks.grad_rows(grad_out, ids)
@@ -306,7 +279,7 @@ def conv1d_relu_maxpool_backward(dpooled, x, w, pooled, argmax, padding="valid")
 
 
 def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
-    keep, scale = _attention_inputs(q, k, v, key_padding_mask, scale)
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
     out = np.empty((B, H, Tq, Dv), dtype=np.float32)
@@ -327,7 +300,7 @@ def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
 
 
 def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=False, scale=None):
-    keep, scale = _attention_inputs(q, k, v, key_padding_mask, scale)
+    keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
     # Each array whole before the next, as in the reference.
