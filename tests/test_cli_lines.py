@@ -117,3 +117,12 @@ def test_whole_files_keep_headers_and_other_formats_are_unchanged(run, tmp_path)
     result = run("split", "-i", "lines", "in.txt", "-f", "jsonl")
     assert [(r["id"], r["result"]["parts"]) for r in map(json.loads, result.stdout.splitlines())] == [
         ("in.txt:1", ["a", "b"]), ("in.txt:3", ["c"])]
+
+
+def test_a_stream_runs_in_batches_that_start_small_so_its_first_results_come_at_once():
+    from toolkit.cli.task_output import ramped
+
+    assert [len(b) for b in ramped(iter(range(40)), 8)] == [1, 2, 4, 8, 8, 8, 8, 1]
+    assert [len(b) for b in ramped(iter(range(3)), 1)] == [1, 1, 1]
+    assert list(ramped(iter([]), 4)) == []
+    assert [x for b in ramped(iter(range(40)), 8) for x in b] == list(range(40))

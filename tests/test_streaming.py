@@ -75,8 +75,9 @@ def test_the_first_results_come_out_while_the_input_is_still_open(args, line):
 @pytest.mark.parametrize("fmt, line", [("lines", LINE), ("jsonl", json.dumps({"text": LINE}))])
 def test_a_30_mb_stream_takes_constant_memory(fmt, line):
     data = (line + "\n").encode()
-    # Whole batches: the results of a last, partial batch would wait for the end of the input.
-    count = 30 * 2**20 // len(data) // 64 * 64
+    # Whole batches (1, 2, 4, 8, 16, then 32 records: 32k - 1 in all): the results of a last, partial batch
+    # would wait for the end of the input.
+    count = 30 * 2**20 // len(data) // 32 * 32 - 1
     proc = start("summarize", "-e", "lead", "-i", fmt, "-f", "jsonl", "-q", "--batch-size", "32")
     done = threading.Event()
 
@@ -84,6 +85,7 @@ def test_a_30_mb_stream_takes_constant_memory(fmt, line):
         block = data * 64
         for _ in range(count // 64):
             proc.stdin.write(block)
+        proc.stdin.write(data * (count % 64))
         proc.stdin.flush()
         done.wait(120)  # stdin stays open while the peak is read
         proc.stdin.close()
