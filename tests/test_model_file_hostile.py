@@ -26,7 +26,7 @@ import pytest
 import toolkit
 import toolkit.nn as nn
 from toolkit.errors import ModelFileError
-from toolkit.nn.layers import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, layer_shapes
+from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, layer_shapes
 from toolkit.nn.model_file import MAX_CONFIG_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH
 
 ROOT = Path(__file__).resolve().parents[1]

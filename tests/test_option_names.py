@@ -16,7 +16,8 @@ from toolkit.engine import Engine, Option, OptionError, train_settings
 from toolkit.errors import RegistryError
 from toolkit.nn import read_model_file
 from toolkit import hookimpl
-from toolkit.plugins import PluginInfo, check_engine_class, load_registry
+from toolkit.plugins import PluginInfo, load_registry
+from toolkit.registration import check_engine_class
 from toolkit_plugins.classification.cnn import CnnClassifier
 from toolkit_plugins.classification.ensemble import EnsembleClassifier
 from toolkit_plugins.summarization.trained import TrainedSummarizer

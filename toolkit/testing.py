@@ -87,7 +87,8 @@ def _check_results(engine: Engine, inputs: list, results: Any, what: str) -> Non
 @_names_failures
 def check_attributes(engine_class: type[Engine]) -> None:
     """Class attributes describe the engine without instantiating it, as the registry requires them."""
-    from toolkit.plugins import RegistryError, check_engine_class
+    from toolkit.errors import RegistryError
+    from toolkit.registration import check_engine_class
 
     assert isinstance(engine_class, type) and issubclass(engine_class, Engine), "not a toolkit.engine.Engine subclass"
     try:

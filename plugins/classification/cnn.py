@@ -71,7 +71,7 @@ class CnnModel:
         """Rebuild from a model file; arrays may be stored as float16 (they are used as float32).
         ValueError, TypeError or KeyError for a file whose numbers do not make a CNN, before it is built."""
         from toolkit.nn import Sequential
-        from toolkit.nn.layers import MAX_LEN, check_size, layer_from_arrays
+        from toolkit.nn.layer_configs import MAX_LEN, check_size, layer_from_arrays
         from toolkit.text import WordTokenizer
 
         maxlen = check_size("the CNN", "maxlen", meta["maxlen"], WIDTH, MAX_LEN)

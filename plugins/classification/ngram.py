@@ -165,7 +165,7 @@ class NgramModel:
         import numpy as np
 
         from toolkit.nn import ModelFileError
-        from toolkit.nn.layers import check_size
+        from toolkit.nn.layer_configs import check_size
 
         hashing = meta["hashing"]
         if hashing.get("method") != HASH:

@@ -47,7 +47,7 @@ class ReaderEngine(LoadsModel, QAEngine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         from toolkit.nn import ModelFileError
-        from toolkit.nn.layers import MAX_LEN, check_size
+        from toolkit.nn.layer_configs import MAX_LEN, check_size
 
         super().__init__(model, **options)
         meta = self.model_metadata()

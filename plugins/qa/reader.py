@@ -39,7 +39,8 @@ from toolkit.nn import (
     MultiHeadAttention,
     PositionalEmbedding,
 )
-from toolkit.nn.layers import MAX_DIM, MAX_HEADS, MAX_LEN, MAX_VOCAB, f32, nested, register_layer
+from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LEN, MAX_VOCAB, nested, register_layer
+from toolkit.nn.layers import f32
 
 FEATURES = 8
 CHAR_SLOTS = 8  # one whole-word hash + up to seven character trigrams

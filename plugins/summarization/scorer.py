@@ -13,20 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from toolkit_plugins.summarization.features import WIDTH
-from toolkit.nn.layers import (
-    MAX_DIM,
-    MAX_LEN,
-    MAX_VOCAB,
-    Conv1D,
-    Dense,
-    Dropout,
-    Embedding,
-    GlobalMaxPool1D,
-    Layer,
-    Sequential,
-    nested,
-    register_layer,
-)
+from toolkit.nn.containers import Sequential
+from toolkit.nn.layer_configs import MAX_DIM, MAX_LEN, MAX_VOCAB, nested, register_layer
+from toolkit.nn.layers import Conv1D, Dense, Dropout, Embedding, GlobalMaxPool1D, Layer
 
 
 @register_layer

@@ -226,7 +226,7 @@ def load(model: str) -> tuple[Any, Any, dict]:
     """The scorer, tokenizer and metadata of a summarization model file; ModelFileError saying what is wrong."""
     from toolkit_plugins.summarization.scorer import SentenceScorer
     from toolkit.nn import ModelFileError, read_model_file
-    from toolkit.nn.layers import layer_from_arrays
+    from toolkit.nn.layer_configs import layer_from_arrays
     from toolkit.text import WordTokenizer
 
     config, arrays = read_model_file(model)

@@ -57,7 +57,7 @@ class Translator:
         """Rebuild from a model file's architecture and arrays (weights may be stored as float16); ValueError,
         TypeError or KeyError for numbers the arrays do not back, before the network is built."""
         from toolkit.nn import Seq2SeqTransformer
-        from toolkit.nn.layers import layer_from_arrays
+        from toolkit.nn.layer_configs import layer_from_arrays
 
         model = layer_from_arrays(architecture, arrays, PARAM_PREFIX, kind=Seq2SeqTransformer)
         src_vocab = SubwordVocab.from_array(arrays["src_vocab"])

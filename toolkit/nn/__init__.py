@@ -1,6 +1,8 @@
 """Neural-network layers, losses, optimizers, model files and training on the compiled kernels."""
 
 from toolkit.nn.attention import MultiHeadAttention
+from toolkit.nn.containers import Residual, Sequential
+from toolkit.nn.layer_configs import layer_from_config
 from toolkit.nn.layers import (
     GELU,
     Conv1D,
@@ -12,11 +14,8 @@ from toolkit.nn.layers import (
     LayerNorm,
     PositionalEmbedding,
     ReLU,
-    Residual,
-    Sequential,
     Sigmoid,
     Tanh,
-    layer_from_config,
     sinusoidal_positions,
 )
 from toolkit.nn.losses import binary_cross_entropy_with_logits, mean_squared_error, softmax_cross_entropy

@@ -7,19 +7,8 @@ from typing import Any
 import numpy as np
 
 from toolkit import kernels
-from toolkit.nn.layers import (
-    MAX_DIM,
-    MAX_HEADS,
-    Array,
-    Backprop,
-    Layer,
-    as_rng,
-    check_size,
-    f32,
-    glorot_uniform,
-    matmul_last,
-    register_layer,
-)
+from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, check_size, register_layer
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last
 
 
 @register_layer

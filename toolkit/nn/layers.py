@@ -18,50 +18,15 @@ from typing import Any, Callable, ClassVar, Iterator
 import numpy as np
 
 from toolkit import kernels
+from toolkit.nn.layer_configs import MAX_DIM, MAX_KERNEL, MAX_LEN, MAX_VOCAB, check_size, register_layer
 
 Array = np.ndarray
 Backprop = Callable[[Any], Any]
-
-# Layer classes by name, for rebuilding a model from its JSON config.
-LAYERS: dict[str, type["Layer"]] = {}
-
-# Upper bounds on the sizes a layer config read from a model file may ask for (docs/model-format.md,
-# "Bounds"). A file's numbers are not trusted: they are checked against these, and the parameter shapes
-# they imply against the file's stored arrays, before a layer is built, so that a few bytes of JSON
-# cannot make the reader allocate gigabytes. They are far above the models trained here and above the
-# pretrained checkpoints meant to be read (GPT-2: vocabulary 50,257, width 768, 12 layers, 1,024
-# positions; BERT-base; Marian: ~60k pieces, 6 + 6 layers, width 512; XLM-R: 250,002 pieces).
-MAX_VOCAB = 1 << 20  # rows of an embedding table (word, subword or hash-bucket ids)
-MAX_DIM = 1 << 16  # any width: model, feed-forward, hidden, filters, channels, features
-MAX_LEN = 1 << 17  # positions of a sequence
-MAX_LAYERS = 256  # layers of a stack
-MAX_HEADS = 1024  # attention heads
-MAX_KERNEL = 1024  # convolution width
-# A fixed (sinusoidal) position table is computed, not stored, so the file's arrays cannot bound it.
-MAX_POSITION_TABLE = 1 << 22  # max_len * dim: 32 MB while it is computed in float64
-
-
-def register_layer(cls: type["Layer"]) -> type["Layer"]:
-    LAYERS[cls.__name__] = cls
-    return cls
-
 
 def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape: tuple) -> Array:
     """Keras' default kernel initialiser, so that models match their Keras originals."""
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-
-def check_size(owner: str, key: str, value: Any, low: int, high: int) -> int:
-    """``value`` if it is an integer from ``low`` to ``high``; ValueError naming ``owner`` and ``key`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{owner} {key} must be an integer from {low} to {high}, not {value!r}")
-    return value
-
-
-def nested(*children: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes of a layer whose children have ``children``, by path (as named_parameters)."""
-    return {f"{i}.{name}": shape for i, shapes in enumerate(children) for name, shape in shapes.items()}
 
 
 def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -148,55 +113,6 @@ class Layer:
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
         return cls(**cls.checked_config(config))
-
-
-def _layer_class(config: Any) -> type[Layer]:
-    if not isinstance(config, dict):
-        raise ValueError(f"a layer config is a JSON object, not {type(config).__name__}")
-    name = config.get("class")
-    if not isinstance(name, str) or name not in LAYERS:
-        raise ValueError(f"unknown layer class {name!r}")
-    return LAYERS[name]
-
-
-def layer_from_config(config: dict) -> Layer:
-    """Rebuild a layer (and its children) from ``to_config()`` output; weights are set separately.
-
-    ValueError, TypeError or KeyError for a config that is not one (sizes beyond the bounds above
-    included), which readers of model files turn into ModelFileError."""
-    return _layer_class(config).from_config(config["config"])
-
-
-def layer_shapes(config: dict) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes, by path, of the layer tree ``config`` describes, without building it;
-    ValueError, TypeError or KeyError as :func:`layer_from_config`."""
-    cls = _layer_class(config)
-    args = cls.checked_config(config["config"])
-    return cls.param_shapes(args)
-
-
-def layer_from_arrays(config: dict, arrays: dict[str, Array], prefix: str = "",
-                      kind: type[Layer] = Layer) -> Layer:
-    """The layer tree of ``config`` (a ``kind``) with its parameters from ``arrays`` (each under ``prefix``
-    plus its path; floating arrays of any width, used as float32).
-
-    The config's sizes and the shapes they imply are checked against the arrays before anything is
-    built: a config whose numbers the arrays do not back costs nothing. ValueError, TypeError or
-    KeyError saying what does not fit."""
-    cls = _layer_class(config)
-    if not issubclass(cls, kind):
-        raise ValueError(f"the architecture is a {cls.__name__}, not a {kind.__name__}")
-    for name, shape in layer_shapes(config).items():
-        stored = arrays.get(prefix + name)
-        if stored is None:
-            raise ValueError(f"array {prefix + name!r} is missing")
-        if stored.shape != shape or stored.dtype.kind != "f":
-            raise ValueError(f"array {prefix + name!r} is {stored.dtype} {stored.shape}, the architecture needs"
-                             f" floats {shape}")
-    layer = layer_from_config(config)
-    for name, value, _ in layer.named_parameters():
-        value[...] = arrays[prefix + name]
-    return layer
 
 
 @register_layer
@@ -527,94 +443,3 @@ def sinusoidal_positions(length: int, dim: int) -> Array:
     table[:, 0::2] = np.sin(pos * rates)
     table[:, 1::2] = np.cos(pos * rates[: dim // 2])
     return table.astype(np.float32)
-
-
-@register_layer
-class Sequential(Layer):
-    """Layers applied in order. Conv1D(activation="relu") then GlobalMaxPool1D,
-    or Conv1D then ReLU then GlobalMaxPool1D, run as the fused kernel."""
-
-    def __init__(self, layers: list[Layer]):
-        super().__init__()
-        self.layers = list(layers)
-
-    def children(self) -> list[Layer]:
-        return self.layers
-
-    def _fused_run(self, i: int) -> int:
-        """How many layers from i on form conv -> ReLU -> global max-pool (0 if they don't)."""
-        run = self.layers[i : i + 3]
-        if not isinstance(run[0], Conv1D):
-            return 0
-        if run[0].activation == "relu" and len(run) > 1 and isinstance(run[1], GlobalMaxPool1D):
-            return 2
-        if (run[0].activation is None and len(run) > 2 and isinstance(run[1], ReLU)
-                and isinstance(run[2], GlobalMaxPool1D)):
-            return 3
-        return 0
-
-    def forward(self, x: Any, train: bool = False) -> tuple[Any, Backprop]:
-        backprops: list[Backprop] = []
-        i = 0
-        while i < len(self.layers):
-            fused = self._fused_run(i)
-            if fused:
-                x, back = self.layers[i].forward_relu_maxpool(x, train)
-                i += fused
-            else:
-                x, back = self.layers[i].forward(x, train)
-                i += 1
-            backprops.append(back)
-
-        def backprop(dy: Any) -> Any:
-            for back in reversed(backprops):
-                dy = back(dy)
-            return dy
-
-        return x, backprop
-
-    def get_config(self) -> dict:
-        return {"layers": [layer.to_config() for layer in self.layers]}
-
-    @classmethod
-    def checked_config(cls, config: Any) -> dict:
-        args = super().checked_config(config)
-        if not isinstance(args["layers"], list):
-            raise ValueError("Sequential layers must be a list of layer configs")
-        check_size(cls.__name__, "number of layers", len(args["layers"]), 0, MAX_LAYERS)
-        return args
-
-    @classmethod
-    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
-        return nested(*(layer_shapes(c) for c in args["layers"]))
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Sequential":
-        return cls([layer_from_config(c) for c in cls.checked_config(config)["layers"]])
-
-
-@register_layer
-class Residual(Layer):
-    """y = x + layer(x)."""
-
-    def __init__(self, layer: Layer):
-        super().__init__()
-        self.layer = layer
-
-    def children(self) -> list[Layer]:
-        return [self.layer]
-
-    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
-        y, back = self.layer.forward(x, train)
-        return x + y, lambda dy: dy + back(dy)
-
-    def get_config(self) -> dict:
-        return {"layer": self.layer.to_config()}
-
-    @classmethod
-    def param_shapes(cls, args: dict) -> dict[str, tuple[int, ...]]:
-        return nested(layer_shapes(args["layer"]))
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Residual":
-        return cls(layer_from_config(cls.checked_config(config)["layer"]))

@@ -37,7 +37,8 @@ import numpy as np
 # ModelFileError lived here before toolkit.errors.
 from toolkit.errors import ModelFileError, ModelNotFoundError
 from toolkit.files import AtomicFile, write_target
-from toolkit.nn.layers import Layer, layer_from_arrays
+from toolkit.nn.layer_configs import layer_from_arrays
+from toolkit.nn.layers import Layer
 
 FORMAT = "nlp-tool-model"
 FORMAT_VERSION = 1

@@ -27,18 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.nn.layers import (
-    MAX_DIM,
-    Array,
-    Backprop,
-    Layer,
-    as_rng,
-    f32,
-    glorot_uniform,
-    matmul_last,
-    nested,
-    register_layer,
-)
+from toolkit.nn.layer_configs import MAX_DIM, nested, register_layer
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last
 
 
 @register_layer

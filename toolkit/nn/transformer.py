@@ -18,13 +18,18 @@ import numpy as np
 
 from toolkit import kernels
 from toolkit.nn.attention import MultiHeadAttention
-from toolkit.nn.layers import (
+from toolkit.nn.layer_configs import (
     MAX_DIM,
     MAX_HEADS,
     MAX_LAYERS,
     MAX_LEN,
     MAX_POSITION_TABLE,
     MAX_VOCAB,
+    check_size,
+    nested,
+    register_layer,
+)
+from toolkit.nn.layers import (
     Array,
     Backprop,
     Dense,
@@ -33,10 +38,7 @@ from toolkit.nn.layers import (
     Layer,
     LayerNorm,
     as_rng,
-    check_size,
     f32,
-    nested,
-    register_layer,
     sinusoidal_positions,
 )
 
