@@ -40,3 +40,35 @@ def test_the_documented_plugin_builds_installs_and_runs(tmp_path):
     api = subprocess.run([sys.executable, "-c", 'import toolkit; print(toolkit.pipeline("shout")("hi"))'], env=env,
                          capture_output=True, text=True)
     assert api.stdout == "{'text': 'HI'}\n", api.stderr
+
+
+def test_the_documented_pattern_for_several_engines_gives_unique_test_ids():
+    from toolkit.engine import Engine
+    from toolkit.testing import engine_checks
+
+    section = DOCS.read_text(encoding="utf-8").split("To check several engines", 1)[1]
+    snippet = re.search(r"```python\n(CHECKS = .*?)\n\n@pytest", section, re.S).group(1)
+    ids_expression = re.search(r"ids=(\[.*\])\)", section).group(1)
+
+    class ShoutEngine(Engine):
+        task, name, description, version = "shout", "upper", "Upper.", "1"
+
+        def run(self, inputs):
+            return [{"text": x.upper()} for x in inputs]
+
+    class WhisperEngine(ShoutEngine):
+        name = "lower"
+
+    scope = {"ShoutEngine": ShoutEngine, "WhisperEngine": WhisperEngine, "engine_checks": engine_checks}
+    exec(snippet, scope)
+    ids = eval(ids_expression, scope)
+    assert len(ids) == len(scope["CHECKS"]) == 2 * len(engine_checks(ShoutEngine)) and len(set(ids)) == len(ids)
+
+
+def test_the_text_docs_name_where_tokenize_lives():
+    text_docs = (DOCS.parent / "text.md").read_text(encoding="utf-8")
+    assert "from toolkit.text import tokenize" in text_docs and "toolkit/text/tokenizer.py" in text_docs
+    from toolkit.text import tokenize
+    from toolkit.text.tokenizer import tokenize as defined
+
+    assert tokenize is defined and tokenize("Hello <b>World</b>") == ["hello", "world"]
