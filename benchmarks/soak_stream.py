@@ -1,7 +1,9 @@
-"""Soak: stream a large input through `classify -i lines` and `summarize -i jsonl` from stdin, sampling memory.
+"""Soak: stream a large input through `classify -i lines` and `summarize -i jsonl` (and on request
+`qa -i jsonl` and `translate -i lines`) from stdin, sampling memory.
 
-    python benchmarks/soak_stream.py                  # 1 GB through each verb
+    python benchmarks/soak_stream.py                  # 1 GB through classify and summarize
     python benchmarks/soak_stream.py --gigabytes 0.05 --verb classify
+    python benchmarks/soak_stream.py --gigabytes 0.0005 --verb translate --line-bytes 120
 
 Each verb runs as the command line runs (a process reading stdin, writing
 stdout); a thread feeds it generated text as fast as it reads, another
@@ -26,20 +28,30 @@ import time
 VERBS = {
     "classify": ["classify", "-i", "lines", "-q"],
     "summarize": ["summarize", "-i", "jsonl", "-f", "jsonl", "-q"],
+    # Slower verbs, soaked on less input by default: a gigabyte through them takes days.
+    "qa": ["qa", "-i", "jsonl", "-f", "jsonl", "-q"],
+    "translate": ["translate", "-i", "lines", "-q"],
 }
+# The verbs soaked when none is named (--verb).
+DEFAULT_VERBS = ("classify", "summarize")
 WORDS = ("the film was great and the acting superb though the plot ran thin and long while the cast and the music"
          " carried a story that nobody expected to work").split()
 BLOCK = 1 << 20
 
 
 def _line(verb: str, line_bytes: int, seed: int) -> bytes:
-    """One input line of about ``line_bytes``: a review (classify) or a JSON article (summarize)."""
+    """One input line of about ``line_bytes``: a review (classify), a sentence (translate: at most 120 bytes,
+    its model's sentences), a JSON article (summarize) or a JSON question about one (qa)."""
     rng = random.Random(seed)
     sentences = []
     while sum(map(len, sentences)) < line_bytes - 40:
         words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
         sentences.append(" ".join(words).capitalize() + ".")
     text = " ".join(sentences)
+    if verb == "translate":
+        return sentences[0][:120].encode() + b"\n"
+    if verb == "qa":
+        return json.dumps({"question": "What carried the story?", "context": text}).encode() + b"\n"
     return (json.dumps({"text": text}) if verb == "summarize" else text).encode() + b"\n"
 
 
@@ -121,11 +133,12 @@ def main() -> int:
     parser.add_argument("--gigabytes", type=float, default=1.0, help="Input streamed through each verb.")
     parser.add_argument("--line-bytes", type=int, default=8000,
                         help="Bytes per input line (long lines: the engines' cost is mostly per line).")
-    parser.add_argument("--verb", choices=list(VERBS), action="append", help="Verb to soak (default: both).")
+    parser.add_argument("--verb", choices=list(VERBS), action="append",
+                        help="Verb to soak (default: classify and summarize).")
     parser.add_argument("extra", nargs="*", help="More arguments for the verb (after --), e.g. -- -e lead.")
     args = parser.parse_args()
     failed = False
-    for verb in args.verb or list(VERBS):
+    for verb in args.verb or DEFAULT_VERBS:
         report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra)
         low, high = report["rss_after_warmup_mb"]
         flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
