@@ -65,6 +65,17 @@ class TaskContract:
                 return f"the result's {key!r} is {type(value).__name__} {value!r:.60}, not {kinds}"
         return self.check(item, result) if self.check is not None else None
 
+    def engine_problem(self, inputs: str, options: Mapping[str, Option]) -> str | None:
+        """How an engine taking ``inputs`` and declaring ``options`` breaks this task's declaration (other inputs,
+        or a shared option declared otherwise), or None."""
+        if inputs != self.inputs:
+            return f"the {self.task} task takes {self.inputs!r} inputs, not {inputs!r}"
+        differ = sorted(name for name, option in self.options.items() if options.get(name, option) != option)
+        if differ:
+            return (f"options {differ} are shared by every engine of the {self.task} task; leave them out of the"
+                    " engine's options (it gets the task's) or declare them as the task does")
+        return None
+
     def settings_problem(self, settings: Mapping[str, Any]) -> str | None:
         """Which options of an ``exclusive`` group are set together, or None."""
         for group in self.exclusive:

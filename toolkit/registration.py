@@ -148,14 +148,11 @@ def hold_to_contract(task: str, engine: str, engine_class: type, contract: TaskC
     where = f"{task}:{engine}"
     if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
         raise RegistryError(f"{where}: {engine_class!r} is not a subclass of toolkit.engine.Engine")
-    if engine_class.inputs != contract.inputs:
-        raise RegistryError(f"{where}: the {task} task takes {contract.inputs!r} inputs, not {engine_class.inputs!r}")
+    options = engine_class.options if isinstance(engine_class.options, dict) else {}
+    problem = contract.engine_problem(engine_class.inputs, options)
+    if problem is not None:
+        raise RegistryError(f"{where}: {problem}")
     if engine_class.contract not in (None, contract):
         raise RegistryError(f"{where}: the engine keeps another contract than its task's")
-    options = engine_class.options if isinstance(engine_class.options, dict) else {}
-    differ = sorted(name for name, option in contract.options.items() if options.get(name, option) != option)
-    if differ:
-        raise RegistryError(f"{where}: options {differ} are shared by every engine of the {task} task; leave them"
-                            " out of the engine's options (it gets the task's) or declare them as the task does")
     engine_class.contract = contract
     engine_class.options = {**contract.options, **options}

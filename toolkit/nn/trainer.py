@@ -61,12 +61,13 @@ def generators(model: Layer) -> dict[str, np.random.Generator]:
     found: dict[str, np.random.Generator] = {}
 
     def walk(layer: Layer, prefix: str) -> None:
+        children = layer.children()
         for attr, value in vars(layer).items():
             if isinstance(value, np.random.Generator):
                 found[prefix + attr] = value
-            elif isinstance(value, Layer) and value not in layer.children():
+            elif isinstance(value, Layer) and not any(value is child for child in children):
                 walk(value, f"{prefix}{attr}.")
-        for i, child in enumerate(layer.children()):
+        for i, child in enumerate(children):
             walk(child, f"{prefix}{i}.")
 
     walk(model, "")
