@@ -155,7 +155,7 @@ def main() -> None:
 
     from toolkit_plugins.translation.batches import epoch_batches, token_batches
     from toolkit_plugins.translation.engine import DEFAULT_PAIR, TransformerTranslator, installed_pairs
-    from toolkit_plugins.translation.subwords import SubwordVocab
+    from toolkit.text.subwords import SubwordVocab
     from toolkit_plugins.translation.translator import score_corpus
 
     model_file = args.model or installed_pairs().get(DEFAULT_PAIR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID
+from toolkit.text.subwords import BOS_ID, EOS_ID, PAD_ID
 from toolkit.records import check_records
 
 if TYPE_CHECKING:

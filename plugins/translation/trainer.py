@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from toolkit_plugins.translation.batches import Batch, EpochBatches, epoch_batches, token_batches
-from toolkit_plugins.translation.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
+from toolkit.text.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab
 from toolkit_plugins.translation.translator import PARAM_PREFIX, Translator, score_corpus
 from toolkit.errors import DataError, ModelFileError
 from toolkit.training import checkpoint_path, make_trainer, resumed

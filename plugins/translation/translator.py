@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from toolkit_plugins.translation.subwords import EOS_ID, SubwordVocab
+from toolkit.text.subwords import EOS_ID, SubwordVocab
 
 if TYPE_CHECKING:
     import numpy as np

@@ -44,11 +44,13 @@ from toolkit.nn.layers import (
 
 
 class EncoderLayer(Layer):
-    """x + Dropout(SelfAttention(LN(x))), then + Dropout(FFN(LN(.)))."""
+    """x + Dropout(SelfAttention(LN(x))), then + Dropout(FFN(LN(.))); with ``causal`` it is GPT-2's block
+    (toolkit.nn.language_model)."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, activation: str, rng: np.random.Generator):
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, activation: str, rng: np.random.Generator,
+                 causal: bool = False):
         super().__init__()
-        self.ln1, self.attn = LayerNorm(dim), MultiHeadAttention(dim, heads, seed=rng)
+        self.ln1, self.attn = LayerNorm(dim), MultiHeadAttention(dim, heads, causal=causal, seed=rng)
         self.ln2, self.ff1 = LayerNorm(dim), Dense(dim, ffn, activation, seed=rng)
         self.ff2 = Dense(ffn, dim, seed=rng)
         self.drop = Dropout(dropout, seed=rng)

@@ -1,4 +1,4 @@
-"""Text to model input: sentence splitter, word tokenizer, padding and batching of id sequences.
+"""Text to model input: sentence splitter, word and subword tokenizers, padding and batching of id sequences.
 
 Rules and examples are in docs/text.md. Plugins import the sentence splitter
 when they load, so this package must stay cheap to import: the names below
@@ -18,6 +18,7 @@ _LAZY = {
     "tokenize": "toolkit.text.tokenizer",
     "Sentence": "toolkit.text.sentences",
     "split_sentences": "toolkit.text.sentences",
+    "SubwordVocab": "toolkit.text.subwords",
 }
 
 __all__ = sorted(_LAZY)

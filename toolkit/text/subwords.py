@@ -1,4 +1,4 @@
-"""Subword vocabularies: sentencepiece models trained on the corpus and kept as bytes inside our model file.
+"""Subword vocabularies (translation, generation): sentencepiece models trained on the corpus and kept as bytes inside our model file.
 
 sentencepiece serialises a trained model to a protobuf; the model file
 stores those bytes as a uint8 array, and loading hands them back to
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import io
 import re
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from toolkit.engine import DataError, OptionError
+from toolkit.errors import DataError, OptionError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +41,13 @@ class SubwordVocab:
             raise ValueError("the sentencepiece model does not use ids 0-3 for pad, unk, bos and eos")
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram") -> "SubwordVocab":
-        """Learn a vocabulary of at most ``vocab_size`` pieces from ``texts`` (fewer when the corpus is small)."""
+    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "unigram",
+              symbols: Sequence[str] = ()) -> "SubwordVocab":
+        """Learn a vocabulary of at most ``vocab_size`` pieces from ``texts`` (fewer when the corpus is small).
+
+        ``symbols`` are kept whole, one piece each, wherever they occur (e.g.
+        WikiText's ``<unk>`` word, which would otherwise cost five pieces).
+        """
         import sentencepiece as spm
 
         if model_type not in MODEL_TYPES:
@@ -54,6 +59,7 @@ class SubwordVocab:
                 pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, character_coverage=1.0,
                 # A small corpus may not hold vocab_size pieces: take what there is.
                 hard_vocab_limit=False, minloglevel=2, num_threads=1,
+                **({"user_defined_symbols": list(symbols)} if symbols else {}),
             )
         except RuntimeError as error:
             message = str(error).splitlines()[0]
