@@ -1,0 +1,176 @@
+"""Choosing tokens from a language model (greedy, temperature, top-k, top-p, repetition penalty), and the
+batched decoding loop on :class:`~toolkit.nn.language_model.DecoderLM`'s key/value cache.
+
+Each row draws from its own random generator, once per token, so a row's
+text depends on its seed and prompt, not on the rows it is batched with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from toolkit.nn.language_model import DecoderLM, KVCache
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen from the model's log-probabilities.
+
+    ``temperature`` 0, or ``top_k`` 1, is greedy decoding (the most probable
+    token); otherwise the log-probabilities are divided by the temperature,
+    cut to the ``top_k`` most probable tokens (0: all) and to the smallest
+    set whose probability reaches ``top_p``, and a token is drawn.
+    ``repetition_penalty`` p > 1 multiplies the (negative) log-probability
+    of every token already in the prompt or the text by p, making repeats
+    less likely (1: off).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be at least 0, not {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be at least 0, not {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be greater than 0 and at most 1, not {self.top_p}")
+        if not self.repetition_penalty >= 1:
+            raise ValueError(f"repetition_penalty must be at least 1, not {self.repetition_penalty}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+    def choose(self, logp: Array, rng: np.random.Generator, seen: Sequence[int] = ()) -> int:
+        """The next token id, given the log-probabilities ``logp`` (V,) and the ids ``seen`` so far."""
+        z = logp.astype(np.float64)
+        if self.repetition_penalty != 1 and len(seen):
+            ids = np.unique(np.asarray(seen, dtype=np.int64))
+            z[ids] *= self.repetition_penalty
+        if self.greedy:
+            return int(np.argmax(z))
+        z /= self.temperature
+        candidates = np.arange(len(z))
+        if 0 < self.top_k < len(z):
+            candidates = np.argpartition(-z, self.top_k - 1)[: self.top_k]
+        z = z[candidates]
+        order = np.argsort(-z, kind="stable")
+        candidates, z = candidates[order], z[order]
+        p = np.exp(z - z[0])
+        p /= p.sum()
+        cumulative = np.cumsum(p)
+        if self.top_p < 1:
+            # The smallest prefix (most probable first) whose probability reaches top_p.
+            keep = int(np.searchsorted(cumulative, self.top_p)) + 1
+            candidates, cumulative = candidates[:keep], cumulative[:keep] / cumulative[keep - 1]
+        pick = int(np.searchsorted(cumulative, rng.random(), side="right"))
+        return int(candidates[min(pick, len(candidates) - 1)])
+
+
+@dataclass
+class Continuation:
+    """What one row generated: token ids, each one's log-probability under the model (before sampling's
+    changes), and why it ended: "length" (max_tokens), "end" (the model's end of text) or "stop" (the
+    caller's :meth:`Decoding.stop`). ``finish`` is None while the row is generating."""
+
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish: str | None = None
+
+
+class Decoding:
+    """Batched decoding of ``prompts`` (lists of ids, each at most the model's context) on one cache.
+
+    Iterating yields, after each step, the ``(row, token)`` pairs produced
+    by the rows still generating (a row's end-of-text token included, which
+    ends it without joining its ids). Between steps the caller may end rows
+    with :meth:`stop` (a stop string was found). Finished rows leave the
+    batch, so later steps cost only the rows still going. When the text
+    reaches the model's context, the last half of it is run again as the
+    new context and decoding goes on.
+    """
+
+    def __init__(self, model: DecoderLM, prompts: Sequence[Sequence[int]], sampling: Sampling, max_tokens: int,
+                 rngs: Sequence[np.random.Generator], forbidden: Sequence[int] = ()) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
+        if len(rngs) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(rngs)} random generators")
+        for prompt in prompts:
+            if not 0 < len(prompt) <= model.max_len:
+                raise ValueError(f"a prompt must hold 1 to {model.max_len} tokens, not {len(prompt)}")
+        self.model, self.sampling, self.max_tokens, self.rngs = model, sampling, max_tokens, list(rngs)
+        self.forbidden = np.asarray(sorted(set(forbidden)), dtype=np.int64)
+        self.results = [Continuation() for _ in prompts]
+        self.seen = [list(prompt) for prompt in prompts]
+        self.rows = np.arange(len(prompts))
+        # What each row's cache holds: its prompt and text, or their last half once the context filled up.
+        self.context = [list(prompt) for prompt in prompts]
+        self._logp: Array | None = None
+        self._cache: KVCache | None = None
+        if len(prompts):
+            self._start()
+
+    def _start(self) -> None:
+        """Run the rows' contexts as left-padded prompts, with room for every row to reach the model's context
+        before the cache is full: when a row must slide depends on its own length, not its neighbours'."""
+        contexts = [self.context[row] for row in self.rows]
+        width = max(map(len, contexts))
+        columns = np.full((len(contexts), width), self.model.pad_id, dtype=np.int64)
+        starts = np.array([width - len(c) for c in contexts], dtype=np.int64)
+        for j, context in enumerate(contexts):
+            columns[j, starts[j]:] = context
+        self._logp, self._cache = self.model.start(columns, starts, self.model.max_len + int(starts.max()))
+
+    def stop(self, row: int, reason: str = "stop") -> None:
+        """End ``row`` after this step."""
+        if self.results[row].finish is None:
+            self.results[row].finish = reason
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        while len(self.rows):
+            logp = self._logp
+            if len(self.forbidden):
+                allowed = logp.copy()
+                allowed[:, self.forbidden] = -np.inf
+            else:
+                allowed = logp
+            tokens = np.array([self.sampling.choose(allowed[j], self.rngs[row], self.seen[row])
+                               for j, row in enumerate(self.rows)], dtype=np.int64)
+            produced = []
+            for j, (row, token) in enumerate(zip(self.rows, tokens)):
+                result = self.results[row]
+                produced.append((int(row), int(token)))
+                if token == self.model.eos_id:
+                    result.finish = "end"
+                    continue
+                result.ids.append(int(token))
+                result.logprobs.append(float(logp[j, token]))
+                self.seen[row].append(int(token))
+                if len(result.ids) >= self.max_tokens:
+                    result.finish = "length"
+            yield produced
+            keep = np.array([self.results[row].finish is None for row in self.rows])
+            if not keep.all():
+                self.rows, tokens = self.rows[keep], tokens[keep]
+                if not len(self.rows):
+                    break
+                self._cache = self._cache.select(np.nonzero(keep)[0])
+            for row, token in zip(self.rows, tokens):
+                self.context[row].append(int(token))
+            full = [row for row in self.rows if len(self.context[row]) > self.model.max_len]
+            if full:
+                # Past the context: such a row goes on from the last half of its text, run again as a prompt.
+                for row in full:
+                    self.context[row] = self.context[row][-max(self.model.max_len // 2, 1):]
+                self._start()
+            else:
+                self._logp = self.model.step(tokens, self._cache)
