@@ -96,4 +96,45 @@ int nlpk_attention_backward(const float *dout, const float *q, const float *k,
                             const uint8_t *key_keep, int causal, float *dq, float *dk,
                             float *dv, nlpk_sgemm_fn sgemm);
 
+/* ---- decode-step attention against a key/value cache -------------------
+ * q (B, H, 1, D); k (B, H, L, D); v (B, H, L, Dv): caches preallocated to L
+ * positions; out (B, H, 1, Dv). lengths (B,): 1 <= lengths[b] <= L; starts
+ * (B,) or NULL (all 0): 0 <= starts[b] < lengths[b]. The query of sequence b
+ * attends to cache positions [starts[b], lengths[b]) of every head; each is
+ * read once, nothing is copied, no scratch is allocated. A softmax that is
+ * undefined (a NaN logit, or every visible logit -inf) gives a NaN row.
+ */
+void nlpk_attention_decode(const float *q, const float *k, const float *v, int B, int H, int L,
+                           int D, int Dv, float scale, const int64_t *lengths,
+                           const int64_t *starts, float *out);
+
+/* cache (B, H, L, D)[b, h, positions[b] + t, :] = src (B, H, T, D)[b, h, t, :],
+ * in place; 0 <= positions[b] and positions[b] + T <= L; src and cache do
+ * not overlap. */
+void nlpk_cache_write(float *cache, int B, int H, int L, int D, const float *src, int T,
+                      const int64_t *positions);
+
+/* ---- layer norm over the last axis (N rows of D) ------------------------
+ * With r == NULL: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps)
+ * (biased variance); s is not touched. With r: s = x + r is written and
+ * normalised instead. mean, rstd (N,) are kept for the backward.
+ */
+void nlpk_layer_norm_forward(const float *x, const float *r, int64_t N, int D,
+                             const float *gamma, const float *beta, float eps, float *y,
+                             float *s, float *mean, float *rstd);
+
+/* x is what was normalised (s for the fused form); ds (N, D) or NULL is a
+ * gradient added to dx (the fused form's second output). dx (N, D), dgamma,
+ * dbeta (D,) are overwritten. Returns NLPK_ENOMEM when scratch fails. */
+int nlpk_layer_norm_backward(const float *dy, const float *x, int64_t N, int D,
+                             const float *gamma, const float *mean, const float *rstd,
+                             const float *ds, float *dx, float *dgamma, float *dbeta);
+
+/* ---- GELU, elementwise over n values ------------------------------------
+ * approximate = 1: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));
+ * approximate = 0: x Phi(x) (exact, erf). dx is dy times the derivative. */
+void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y);
+void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
+                        float *dx);
+
 #endif

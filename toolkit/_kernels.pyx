@@ -12,6 +12,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from scipy.linalg.cython_blas cimport sgemm
 
 from toolkit import _checks
+# The checks of the second-round kernels sit beside their reference for now.
+from toolkit import numpy_kernels as _ref
 from toolkit.threads import serial_blas
 
 cdef extern from "nlpk.h" nogil:
@@ -50,6 +52,20 @@ cdef extern from "nlpk.h" nogil:
                                 int H, int Tq, int Tk, int D, int Dv, float scale,
                                 const uint8_t *key_keep, int causal, float *dq, float *dk,
                                 float *dv, nlpk_sgemm_fn sgemm)
+    void nlpk_attention_decode(const float *q, const float *k, const float *v, int B, int H,
+                               int L, int D, int Dv, float scale, const int64_t *lengths,
+                               const int64_t *starts, float *out)
+    void nlpk_cache_write(float *cache, int B, int H, int L, int D, const float *src, int T,
+                          const int64_t *positions)
+    void nlpk_layer_norm_forward(const float *x, const float *r, int64_t N, int D,
+                                 const float *gamma, const float *beta, float eps, float *y,
+                                 float *s, float *mean, float *rstd)
+    int nlpk_layer_norm_backward(const float *dy, const float *x, int64_t N, int D,
+                                 const float *gamma, const float *mean, const float *rstd,
+                                 const float *ds, float *dx, float *dgamma, float *dbeta)
+    void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y)
+    void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
+                            float *dx)
 
 cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
 
@@ -331,3 +347,118 @@ def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=Fa
                                          pdq, pdk, pdv, BLAS)
     check_status(status)
     return dq, dk, dv
+
+
+def attention_decode(q, k_cache, v_cache, lengths, starts=None, scale=None):
+    lengths, starts, scale = _ref.decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
+    cdef int B = q.shape[0], H = q.shape[1], D = q.shape[3]
+    cdef int L = k_cache.shape[2], Dv = v_cache.shape[3]
+    out = np.empty((B, H, 1, Dv), dtype=np.float32)
+    cdef const float *pq = cfptr(q)
+    cdef const float *pk = cfptr(k_cache)
+    cdef const float *pv = cfptr(v_cache)
+    cdef const int64_t *pl = lptr(lengths)
+    cdef const int64_t *ps = NULL if starts is None else lptr(starts)
+    cdef float *po = fptr(out)
+    cdef float s = scale
+    with nogil:
+        nlpk_attention_decode(pq, pk, pv, B, H, L, D, Dv, s, pl, ps, po)
+    return out
+
+
+def cache_write(cache, new, positions):
+    positions = _ref.cache_write_inputs(cache, new, positions)
+    cdef int B = cache.shape[0], H = cache.shape[1], L = cache.shape[2], D = cache.shape[3]
+    cdef int T = new.shape[2]
+    if T == 0:
+        return None
+    if np.may_share_memory(cache, new):
+        new = new.copy()  # the copy would otherwise read rows it had overwritten
+    cdef float *pc = fptr(cache)
+    cdef const float *pn = cfptr(new)
+    cdef const int64_t *pp = lptr(positions)
+    with nogil:
+        nlpk_cache_write(pc, B, H, L, D, pn, T, pp)
+    return None
+
+
+def _layer_norm(x, residual, gamma, beta, eps):
+    cdef float e = _ref.layer_norm_inputs(x, residual, gamma, beta, eps)
+    cdef int D = x.shape[-1]
+    cdef int64_t N = x.size // D
+    y = np.empty_like(x)
+    s = None if residual is None else np.empty_like(x)
+    mean = np.empty(x.shape[:-1], dtype=np.float32)
+    rstd = np.empty(x.shape[:-1], dtype=np.float32)
+    cdef const float *px = cfptr(x)
+    cdef const float *pr = NULL if residual is None else cfptr(residual)
+    cdef const float *pg = cfptr(gamma)
+    cdef const float *pb = cfptr(beta)
+    cdef float *py = fptr(y)
+    cdef float *ps = NULL if s is None else fptr(s)
+    cdef float *pm = fptr(mean)
+    cdef float *pd = fptr(rstd)
+    with nogil:
+        nlpk_layer_norm_forward(px, pr, N, D, pg, pb, e, py, ps, pm, pd)
+    return y, s, mean, rstd
+
+
+def layer_norm_forward(x, gamma, beta, eps=1e-5):
+    y, _, mean, rstd = _layer_norm(x, None, gamma, beta, eps)
+    return y, mean, rstd
+
+
+def add_layer_norm_forward(x, residual, gamma, beta, eps=1e-5):
+    return _layer_norm(x, residual, gamma, beta, eps)
+
+
+def layer_norm_backward(dy, x, gamma, mean, rstd, ds=None):
+    _ref.layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
+    cdef int D = x.shape[-1]
+    cdef int64_t N = x.size // D
+    dx = np.empty_like(x)
+    dgamma = np.empty(D, dtype=np.float32)
+    dbeta = np.empty(D, dtype=np.float32)
+    cdef const float *pdy = cfptr(dy)
+    cdef const float *px = cfptr(x)
+    cdef const float *pg = cfptr(gamma)
+    cdef const float *pm = cfptr(mean)
+    cdef const float *pr = cfptr(rstd)
+    cdef const float *pds = NULL if ds is None else cfptr(ds)
+    cdef float *pdx = fptr(dx)
+    cdef float *pdg = fptr(dgamma)
+    cdef float *pdb = fptr(dbeta)
+    cdef int status
+    with nogil:
+        status = nlpk_layer_norm_backward(pdy, px, N, D, pg, pm, pr, pds, pdx, pdg, pdb)
+    check_status(status)
+    return dx, dgamma, dbeta
+
+
+def gelu_forward(x, approximate="none"):
+    _ref.gelu_inputs(x, approximate)
+    y = np.empty_like(x)
+    cdef int64_t n = x.size
+    if n == 0:
+        return y
+    cdef int a = approximate == "tanh"
+    cdef const float *px = cfptr(x)
+    cdef float *py = fptr(y)
+    with nogil:
+        nlpk_gelu_forward(px, n, a, py)
+    return y
+
+
+def gelu_backward(dy, x, approximate="none"):
+    _ref.gelu_inputs(x, approximate, dy)
+    dx = np.empty_like(x)
+    cdef int64_t n = x.size
+    if n == 0:
+        return dx
+    cdef int a = approximate == "tanh"
+    cdef const float *pdy = cfptr(dy)
+    cdef const float *px = cfptr(x)
+    cdef float *pdx = fptr(dx)
+    with nogil:
+        nlpk_gelu_backward(pdy, px, n, a, pdx)
+    return dx

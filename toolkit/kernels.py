@@ -1,4 +1,5 @@
-"""The compiled kernels: embedding lookup, 1-D convolution and attention.
+"""The compiled kernels: embedding lookup, 1-D convolution, attention (full
+and one decode step against a key/value cache), layer norm and GELU.
 
 Every function takes and returns numpy arrays: float32 data, int32 or int64
 ids, all C-contiguous. Arguments are checked before any C code runs; bad input
@@ -181,3 +182,99 @@ def attention_backward(
     the attention probabilities are recomputed tile by tile from lse.
     """
     return _kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, causal, scale)
+
+
+def attention_decode(
+    q: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    lengths: np.ndarray,
+    starts: np.ndarray | None = None,
+    scale: float | None = None,
+) -> np.ndarray:
+    """One decoding step: each sequence's new query against its cached keys and values.
+
+    q: (B, H, 1, D). k_cache: (B, H, Lmax, D), v_cache: (B, H, Lmax, Dv),
+    preallocated to the context length Lmax (see cache_write). lengths: (B,)
+    int64 (or int32), 1 <= lengths[b] <= Lmax: sequence b's query attends to
+    cache positions [starts[b], lengths[b]) of every head. starts: (B,) or
+    None (all 0), 0 <= starts[b] < lengths[b]: the left padding of a prompt,
+    so that prompts of different lengths share a batch. scale defaults to
+    1 / sqrt(D). Returns out (B, H, 1, Dv) float32:
+    softmax(scale * q k[start:length]^T) v[start:length]. The cache is read
+    once, in place (no copy of the valid prefix); positions at or beyond
+    lengths[b] are never read, so they may hold anything. Forward only.
+    Bad shapes, dtypes or lengths/starts out of range raise TypeError or
+    ValueError before any C code runs.
+    """
+    return _kernels.attention_decode(q, k_cache, v_cache, lengths, starts, scale)
+
+
+def cache_write(cache: np.ndarray, new: np.ndarray, positions: int | np.ndarray) -> None:
+    """Write new keys (or values) into a preallocated cache, in place.
+
+    cache: (B, H, Lmax, D) float32, C-contiguous, writable. new: (B, H, T, D)
+    float32, C-contiguous (T may be 0). positions: an int for every sequence,
+    or (B,) int64/int32: cache[b, :, positions[b] + t] = new[b, :, t] for t < T.
+    Needs 0 <= positions[b] and positions[b] + T <= Lmax, else ValueError
+    (nothing is written). Returns None. A typical step:
+    ``cache_write(k_cache, k_new, lengths); cache_write(v_cache, v_new, lengths);
+    lengths += T``, then attention_decode with the new lengths.
+    """
+    return _kernels.cache_write(cache, new, positions)
+
+
+def layer_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer norm over the last axis: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    x: (..., D) float32; gamma, beta: (D,). var is the biased variance (as
+    torch.nn.functional.layer_norm). eps: a finite number >= 0, used as float32.
+    Returns (y, mean, rstd): y like x; mean and rstd = 1 / sqrt(var + eps) of
+    shape x.shape[:-1], which the backward takes.
+    """
+    return _kernels.layer_norm_forward(x, gamma, beta, eps)
+
+
+def add_layer_norm_forward(
+    x: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Residual add fused with layer norm: s = x + residual, y = layer_norm(s).
+
+    Returns (y, s, mean, rstd). The backward is layer_norm_backward(dy, s,
+    gamma, mean, rstd, ds=<gradient of s, if s is used further>), whose dx is
+    the gradient of both x and residual.
+    """
+    return _kernels.add_layer_norm_forward(x, residual, gamma, beta, eps)
+
+
+def layer_norm_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    gamma: np.ndarray,
+    mean: np.ndarray,
+    rstd: np.ndarray,
+    ds: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of layer_norm_forward: returns (dx, dgamma, dbeta).
+
+    x is what was normalised (s for the fused form), mean and rstd what the
+    forward returned. ds, like x, is added to dx when given (the gradient
+    reaching the fused form's s from elsewhere).
+    """
+    return _kernels.layer_norm_backward(dy, x, gamma, mean, rstd, ds)
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU, elementwise, any shape: x * Phi(x).
+
+    approximate: "none" (exact, with erf, as torch's default) or "tanh":
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as in BERT and GPT-2.
+    """
+    return _kernels.gelu_forward(x, approximate)
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Gradient of gelu_forward: dy times the derivative at x (same approximate)."""
+    return _kernels.gelu_backward(dy, x, approximate)

@@ -4,11 +4,18 @@ Same functions, same signatures, same argument checks, same results (float32
 out) — written for clarity, computed in float64, and slow. The test suite
 checks the compiled kernels against these and runs the gradient checks on
 both. Nothing here is used on a hot path.
+
+The argument checks of the decode, cache, layer norm and GELU kernels live at
+the end of this module (the bindings import them from here), until they move
+to ``toolkit._checks`` with the others.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy import special
 
 from toolkit import _checks
 
@@ -216,3 +223,211 @@ def attention_backward(
     dq = scale * ds @ k.astype(np.float64)
     dk = scale * np.swapaxes(ds, -1, -2) @ q.astype(np.float64)
     return dq.astype(np.float32), dk.astype(np.float32), dv.astype(np.float32)
+
+
+def attention_decode(
+    q: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    lengths: np.ndarray,
+    starts: np.ndarray | None = None,
+    scale: float | None = None,
+) -> np.ndarray:
+    """Reference of kernels.attention_decode: one plain float64 softmax per sequence."""
+    lengths, starts, scale = decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
+    B, H = q.shape[:2]
+    out = np.empty((B, H, 1, v_cache.shape[3]), dtype=np.float32)
+    for b in range(B):
+        lo, hi = (0 if starts is None else int(starts[b])), int(lengths[b])
+        s = scale * (q[b].astype(np.float64) @ np.swapaxes(k_cache[b, :, lo:hi].astype(np.float64), -1, -2))
+        with np.errstate(invalid="ignore"):
+            e = np.exp(s - s.max(axis=-1, keepdims=True))
+            out[b] = (e / e.sum(axis=-1, keepdims=True)) @ v_cache[b, :, lo:hi].astype(np.float64)
+    return out
+
+
+def cache_write(cache: np.ndarray, new: np.ndarray, positions: int | np.ndarray) -> None:
+    """Reference of kernels.cache_write."""
+    positions = cache_write_inputs(cache, new, positions)
+    new = new.copy()  # as the kernel: right also when new is a view of cache
+    for b, p in enumerate(positions):
+        cache[b, :, p : p + new.shape[2]] = new[b]
+
+
+def _layer_norm64(s: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> tuple[np.ndarray, ...]:
+    s = s.astype(np.float64)
+    mean = s.mean(axis=-1)
+    rstd = 1.0 / np.sqrt(((s - mean[..., None]) ** 2).mean(axis=-1) + eps)
+    y = (s - mean[..., None]) * rstd[..., None] * gamma.astype(np.float64) + beta.astype(np.float64)
+    # asarray: for a 1-D x the statistics are 0-d arrays, not numpy scalars.
+    return y.astype(np.float32), np.asarray(mean, np.float32), np.asarray(rstd, np.float32)
+
+
+def layer_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.layer_norm_forward."""
+    eps = layer_norm_inputs(x, None, gamma, beta, eps)
+    return _layer_norm64(x, gamma, beta, eps)
+
+
+def add_layer_norm_forward(
+    x: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.add_layer_norm_forward: the add (in float32, as the kernel), then the norm."""
+    eps = layer_norm_inputs(x, residual, gamma, beta, eps)
+    s = x + residual
+    y, mean, rstd = _layer_norm64(s, gamma, beta, eps)
+    return y, s, mean, rstd
+
+
+def layer_norm_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    gamma: np.ndarray,
+    mean: np.ndarray,
+    rstd: np.ndarray,
+    ds: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of kernels.layer_norm_backward, in float64 from the saved mean and rstd."""
+    layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
+    D = x.shape[-1]
+    r = rstd.astype(np.float64)[..., None]
+    xhat = (x.astype(np.float64) - mean.astype(np.float64)[..., None]) * r
+    dy64 = dy.astype(np.float64)
+    g = dy64 * gamma.astype(np.float64)
+    dx = r * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    if ds is not None:
+        dx = dx + ds
+    dgamma = (dy64 * xhat).reshape(-1, D).sum(axis=0)
+    return dx.astype(np.float32), dgamma.astype(np.float32), dy64.reshape(-1, D).sum(axis=0).astype(np.float32)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Reference of kernels.gelu_forward."""
+    gelu_inputs(x, approximate)
+    x = x.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if approximate == "tanh":
+            y = 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x**3)))
+        else:
+            y = 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
+    return y.astype(np.float32)
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Reference of kernels.gelu_backward."""
+    gelu_inputs(x, approximate, dy)
+    x = x.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if approximate == "tanh":
+            t = np.tanh(_GELU_C * (x + 0.044715 * x**3))
+            d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * x**2)
+        else:
+            d = 0.5 * (1.0 + special.erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return (dy.astype(np.float64) * d).astype(np.float32)
+
+
+# ---- argument checks of the kernels above, shared with the bindings ------
+
+
+def _int_vector(a: object, name: str, B: int) -> np.ndarray:
+    """A (B,) int32/int64 array as C-contiguous int64."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of int32/int64, got {type(a).__name__}")
+    if a.dtype not in _checks.ID_DTYPES:
+        raise TypeError(f"{name} must have dtype int32 or int64, got {a.dtype}")
+    if a.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), got {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _first_bad(name: str, values: np.ndarray, bad: np.ndarray, rule: str) -> None:
+    if bad.any():
+        b = int(np.argmax(bad))
+        raise ValueError(f"{name}[{b}] = {int(values[b])} is out of range: {rule}")
+
+
+def decode_inputs(
+    q: object, k_cache: object, v_cache: object, lengths: object, starts: object, scale: float | None
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Check an attention_decode call; return lengths and starts as int64 (starts None for none), and the scale."""
+    _checks.float_array(q, "q", 4)
+    _checks.float_array(k_cache, "k_cache", 4)
+    _checks.float_array(v_cache, "v_cache", 4)
+    if q.shape[2] != 1:
+        raise ValueError(f"q must have shape (B, H, 1, D): one query per sequence, got {q.shape}")
+    _, scale = _checks.attention_inputs(q, k_cache, v_cache, None, scale)
+    B, L = q.shape[0], k_cache.shape[2]
+    lengths = _int_vector(lengths, "lengths", B)
+    _first_bad("lengths", lengths, (lengths < 1) | (lengths > L), f"each length must be in [1, {L}] (the cache size)")
+    if starts is not None:
+        starts = _int_vector(starts, "starts", B)
+        _first_bad("starts", starts, (starts < 0) | (starts >= lengths), "need 0 <= starts[b] < lengths[b]")
+    return lengths, starts, scale
+
+
+def cache_write_inputs(cache: object, new: object, positions: object) -> np.ndarray:
+    """Check a cache_write call; return the positions as (B,) int64."""
+    _checks.writable(_checks.float_array(cache, "cache", 4), "cache")
+    _checks.nonempty(cache, "cache")
+    _checks.float_array(new, "new", 4)
+    B, H, L, D = cache.shape
+    if new.shape[:2] != (B, H) or new.shape[3] != D:
+        raise ValueError(f"new must have shape ({B}, {H}, T, {D}) to match cache {cache.shape}, got {new.shape}")
+    T = new.shape[2]
+    rule = f"need 0 <= position and position + {T} new steps <= {L} (the cache size)"
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        if not 0 <= positions <= L - T:
+            raise ValueError(f"position {positions} is out of range: {rule}")
+        positions = np.full(B, positions, dtype=np.int64)
+    positions = _int_vector(positions, "positions", B)
+    _first_bad("positions", positions, (positions < 0) | (positions > L - T), rule)
+    return positions
+
+
+def _rank_at_least(x: object, name: str, ndim: int) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    return _checks.float_array(x, name, max(x.ndim, ndim))
+
+
+def layer_norm_inputs(x: object, residual: object, gamma: object, beta: object, eps: object) -> float:
+    """Check a layer norm forward; return eps as a float."""
+    x = _rank_at_least(x, "x", 1)
+    _checks.nonempty(x, "x")
+    if residual is not None:
+        _checks.same_shape("residual", _rank_at_least(residual, "residual", 1).shape, "x", x.shape)
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        _checks.same_shape(name, _checks.float_array(p, name, 1).shape, "(D,) of x", x.shape[-1:])
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or \
+            not 0 <= float(eps) <= _checks.FLT_MAX:
+        raise ValueError(f"eps must be a finite float32 number >= 0, got {eps!r:.40}")
+    return float(eps)
+
+
+def layer_norm_backward_inputs(dy: object, x: object, gamma: object, mean: object, rstd: object, ds: object) -> None:
+    """Check a layer norm backward against its x (what was normalised)."""
+    x = _rank_at_least(x, "x", 1)
+    _checks.nonempty(x, "x")
+    _checks.same_shape("dy", _rank_at_least(dy, "dy", 1).shape, "x", x.shape)
+    if ds is not None:
+        _checks.same_shape("ds", _rank_at_least(ds, "ds", 1).shape, "x", x.shape)
+    _checks.same_shape("gamma", _checks.float_array(gamma, "gamma", 1).shape, "(D,) of x", x.shape[-1:])
+    for name, a in (("mean", mean), ("rstd", rstd)):
+        _checks.same_shape(name, _checks.float_array(a, name, x.ndim - 1).shape, "x without its last axis", x.shape[:-1])
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu_inputs(x: object, approximate: object, dy: object = None) -> None:
+    """Check a GELU forward (or backward, with dy)."""
+    if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r:.40}")
+    x = _rank_at_least(x, "x", 0)
+    if dy is not None:
+        _checks.same_shape("dy", _rank_at_least(dy, "dy", 0).shape, "x", x.shape)
