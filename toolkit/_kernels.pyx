@@ -382,8 +382,8 @@ def cache_write(cache, new, positions):
     return None
 
 
-def _layer_norm(x, residual, gamma, beta, eps):
-    cdef float e = _ref.layer_norm_inputs(x, residual, gamma, beta, eps)
+def _layer_norm(x, residual, gamma, beta, eps, fused):
+    cdef float e = _ref.layer_norm_inputs(x, residual, gamma, beta, eps, fused)
     cdef int D = x.shape[-1]
     cdef int64_t N = x.size // D
     y = np.empty_like(x)
@@ -404,12 +404,12 @@ def _layer_norm(x, residual, gamma, beta, eps):
 
 
 def layer_norm_forward(x, gamma, beta, eps=1e-5):
-    y, _, mean, rstd = _layer_norm(x, None, gamma, beta, eps)
+    y, _, mean, rstd = _layer_norm(x, None, gamma, beta, eps, False)
     return y, mean, rstd
 
 
 def add_layer_norm_forward(x, residual, gamma, beta, eps=1e-5):
-    return _layer_norm(x, residual, gamma, beta, eps)
+    return _layer_norm(x, residual, gamma, beta, eps, True)
 
 
 def layer_norm_backward(dy, x, gamma, mean, rstd, ds=None):

@@ -267,7 +267,7 @@ def layer_norm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.layer_norm_forward."""
-    eps = layer_norm_inputs(x, None, gamma, beta, eps)
+    eps = layer_norm_inputs(x, None, gamma, beta, eps, False)
     return _layer_norm64(x, gamma, beta, eps)
 
 
@@ -275,7 +275,7 @@ def add_layer_norm_forward(
     x: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.add_layer_norm_forward: the add (in float32, as the kernel), then the norm."""
-    eps = layer_norm_inputs(x, residual, gamma, beta, eps)
+    eps = layer_norm_inputs(x, residual, gamma, beta, eps, True)
     s = x + residual
     y, mean, rstd = _layer_norm64(s, gamma, beta, eps)
     return y, s, mean, rstd
@@ -395,11 +395,11 @@ def _rank_at_least(x: object, name: str, ndim: int) -> np.ndarray:
     return _checks.float_array(x, name, max(x.ndim, ndim))
 
 
-def layer_norm_inputs(x: object, residual: object, gamma: object, beta: object, eps: object) -> float:
-    """Check a layer norm forward; return eps as a float."""
+def layer_norm_inputs(x: object, residual: object, gamma: object, beta: object, eps: object, fused: bool) -> float:
+    """Check a layer norm forward (with its residual when fused); return eps as a float."""
     x = _rank_at_least(x, "x", 1)
     _checks.nonempty(x, "x")
-    if residual is not None:
+    if fused:
         _checks.same_shape("residual", _rank_at_least(residual, "residual", 1).shape, "x", x.shape)
     for name, p in (("gamma", gamma), ("beta", beta)):
         _checks.same_shape(name, _checks.float_array(p, name, 1).shape, "(D,) of x", x.shape[-1:])

@@ -379,19 +379,17 @@ class LayerNorm(Layer):
         self.add_param("beta", np.zeros(dim))
 
     def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
-        mean = x.mean(axis=-1, keepdims=True)
-        xc = x - mean
-        inv = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + self.eps)
-        xhat = xc * inv
-        y = xhat * self.params["gamma"] + self.params["beta"]
+        x = f32(x)
+        gamma = self.params["gamma"]
+        y, mean, rstd = kernels.layer_norm_forward(x, gamma, self.params["beta"], self.eps)
 
         def backprop(dy: Array) -> Array:
-            self.grads["gamma"] += (dy * xhat).reshape(-1, self.dim).sum(axis=0)
-            self.grads["beta"] += dy.reshape(-1, self.dim).sum(axis=0)
-            g = dy * self.params["gamma"]
-            return inv * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+            dx, dgamma, dbeta = kernels.layer_norm_backward(f32(dy), x, gamma, mean, rstd)
+            self.grads["gamma"] += dgamma
+            self.grads["beta"] += dbeta
+            return dx
 
-        return y.astype(np.float32), backprop
+        return y, backprop
 
     def get_config(self) -> dict:
         return {"dim": self.dim, "eps": self.eps}
