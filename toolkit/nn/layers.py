@@ -342,15 +342,12 @@ class GELU(Layer):
     C = math.sqrt(2.0 / math.pi)
 
     def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
-        inner = self.C * (x + 0.044715 * x**3)
-        t = np.tanh(inner)
-        y = 0.5 * x * (1.0 + t)
+        x = f32(x)
 
         def backprop(dy: Array) -> Array:
-            dinner = self.C * (1.0 + 3 * 0.044715 * x**2)
-            return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
+            return kernels.gelu_backward(f32(dy), x, "tanh")
 
-        return y.astype(np.float32), backprop
+        return kernels.gelu_forward(x, "tanh"), backprop
 
 
 ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU}
