@@ -250,8 +250,14 @@ def test_unknown_hook_name_is_reported():
         (
             "echo",
             "plain",
-            type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-s",))}}),
-            "unusable flags ['-s']",
+            type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-t",))}}),
+            "unusable flags ['-t']",  # one-letter flags are free, but -t is the verbs' --text
+        ),
+        (
+            "echo",
+            "plain",
+            type("Alias", (Echo,), {"options": {"size": Option(int, 1, "n", aliases=("-size",))}}),
+            "unusable flags ['-size']",
         ),
         (
             "echo",

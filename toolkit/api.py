@@ -15,7 +15,7 @@ from typing import Any
 from toolkit import __version__
 from toolkit.contracts import check_result
 from toolkit.datasets import read_line_files, read_records, split_positions
-from toolkit.engine import Engine, can_evaluate, can_train, check_input, train_settings
+from toolkit.engine import Engine, can_evaluate, can_stream, can_train, check_input, train_settings
 from toolkit.errors import DataError, RecordError, UnsupportedError
 from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
@@ -137,6 +137,15 @@ class Pipeline:
             for item, result in zip(batch, results):
                 check_result(contract, f"{self.task}:{self.engine_name}", item, result)
         return results
+
+    def stream(self, item: Any) -> Iterator[str]:
+        """The text of one input's result in pieces as they are made (``generate``'s tokens as they come);
+        joined, they are the text of ``self(item)`` with the same options. UnsupportedError for an engine
+        that does not stream (:func:`toolkit.engine.can_stream`)."""
+        check_input(type(self.engine), item)
+        if not can_stream(type(self.engine)):
+            raise UnsupportedError(f"engine {self.task}:{self.engine_name} does not stream its results")
+        return self.engine.stream(item)
 
     def stamp(self) -> dict:
         """What produces the results: tool, plugin, engine and model, with their versions."""

@@ -41,7 +41,9 @@ class TaskContract:
     returns what else is wrong with a result (offsets that do not quote the
     input, say), or None. ``options`` are shared by every engine of the task;
     of each group in ``exclusive`` at most one may be set (given a value
-    other than its default).
+    other than its default). ``arguments`` says what the task verb's
+    arguments are: "files" (inputs read from them) or "texts" (each one an
+    input, as a prompt is for ``generate``; files then come with ``--file``).
     """
 
     task: str
@@ -51,6 +53,7 @@ class TaskContract:
     options: Mapping[str, Option] = field(default_factory=dict)
     exclusive: tuple[tuple[str, ...], ...] = ()
     check: Callable[[Any, dict], str | None] | None = None
+    arguments: str = "files"
 
     def problem(self, item: Any, result: Any) -> str | None:
         """What is wrong with ``result`` as the answer to ``item``, or None."""

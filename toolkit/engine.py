@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 # DataError, ModelMismatchError and RecordError lived here before toolkit.errors; plugins import them from here.
 from toolkit.errors import (
@@ -168,6 +168,10 @@ def takes_model(engine_class: type[Engine]) -> bool:
     return engine_class.default_model is not None or can_train(engine_class)
 
 
+def can_stream(engine_class: type[Engine]) -> bool:
+    return engine_class.stream is not Engine.stream
+
+
 def can_evaluate(engine_class: type[Engine]) -> bool:
     """The engine declares its record fields and implements :meth:`Engine.evaluate`."""
     return bool(engine_class.record_fields) and engine_class.evaluate is not Engine.evaluate
@@ -197,6 +201,8 @@ class Option:
     maximum: float | None = None
     min_open: bool = False
     max_open: bool = False
+    #: A repeatable option (``--stop A --stop B``): its value is a tuple of ``type`` values, default ().
+    multiple: bool = False
 
     def flags(self, name: str) -> tuple[str, ...]:
         """The command-line flags of this option when named ``name``: ``--name`` (and
@@ -213,7 +219,11 @@ class Option:
         return (*self.flags(name), *(flag for old in self.deprecated for flag in self.old_flags(old)))
 
     def convert(self, name: str, value: Any) -> Any:
-        """``value`` checked against this option, converted to its type when that is lossless."""
+        """``value`` checked against this option, converted to its type when that is lossless (a repeatable
+        option's: a tuple of such values, or one value that becomes a tuple of one)."""
+        if self.multiple:
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            return tuple(replace(self, multiple=False).convert(name, item) for item in values)
         if self.type is bool:
             if not isinstance(value, bool):
                 raise OptionError(f"option {name!r} must be true or false, not {value!r}")
@@ -230,6 +240,8 @@ class Option:
     def parse(self, name: str, text: str) -> Any:
         """The value a ``NAME=VALUE`` setting's text gives this option (true/false, yes/no, 1/0 for a bool),
         checked by :meth:`convert`; OptionError for text that is not one."""
+        if self.multiple:
+            return (replace(self, multiple=False).parse(name, text),)
         if self.type is bool:
             value: Any = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
                 text.strip().lower(), text)
@@ -400,6 +412,11 @@ class Engine(abc.ABC):
             hint = f"; use --engine {engine}" if task == self.task and engine else ""
             raise ModelMismatchError(f"{model}: a model for {task}:{engine}, not {self.task}:{self.name}{hint}")
         return meta
+
+    def stream(self, item: Any) -> Iterator[str]:
+        """The text of ``item``'s result in pieces as they are made (a generated text token by token);
+        joined, they are ``format_text`` of its result. Engines that write text as they go override this."""
+        raise UnsupportedError(f"engine {self.task}:{self.name} does not stream its results")
 
     def format_text(self, result: dict) -> str:
         """``result`` as plain text, for ``--format text``; engines override this with the natural reading."""

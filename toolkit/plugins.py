@@ -29,7 +29,10 @@ from toolkit.registration import check_engine_class, check_task_contract, hold_t
 
 PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
-BUILTIN_PLUGINS = ("toolkit_plugins.summarization", "toolkit_plugins.classification", "toolkit_plugins.qa", "toolkit_plugins.translation")
+BUILTIN_PLUGINS = (
+    "toolkit_plugins.summarization", "toolkit_plugins.classification", "toolkit_plugins.qa",
+    "toolkit_plugins.translation", "toolkit_plugins.generation",
+)
 ENV_PLUGINS = "NLP_TOOL_PLUGINS"
 ENV_HOME = "NLP_TOOL_HOME"
 

@@ -18,8 +18,16 @@ NAME = re.compile(r"[a-z][a-z0-9_-]*")
 FIELD = re.compile(r"[a-z][a-z0-9_]*")
 
 
+# The one-letter flags of nlp-tool's own commands (toolkit/cli), which an engine's alias may not take.
+TOOL_SHORT_FLAGS = frozenset("-c -e -f -h -i -m -o -q -t -y -U".split())
+SHORT_FLAG = re.compile(r"-[a-zA-Z]")
+
+
 def _is_tool_flag(flag: str) -> bool:
-    """``flag`` is one of nlp-tool's own: a reserved name's, ``--top-k``, a ``--FIELD-column`` or ``--FIELD-field``."""
+    """``flag`` is one of nlp-tool's own: a reserved name's, ``--top-k``, a ``--FIELD-column`` or ``--FIELD-field``,
+    or a one-letter flag of its commands."""
+    if SHORT_FLAG.fullmatch(flag):
+        return flag in TOOL_SHORT_FLAGS
     name = flag[2:].replace("-", "_")
     return name == "top_k" or is_reserved_option(name, train=True)
 
@@ -64,10 +72,11 @@ def _check_options(where: str, engine_class: type[Engine], attribute: str, sibli
             type_name = getattr(option.type, "__name__", repr(option.type))
             raise RegistryError(f"{where}: {what} {key!r} has type {type_name};"
                                 " an option is an int, float, str or bool")
-        bad = [a for a in option.aliases if not (isinstance(a, str) and a.startswith("--") and NAME.fullmatch(a[2:]))]
+        bad = [a for a in option.aliases if not (isinstance(a, str) and (SHORT_FLAG.fullmatch(a) or (
+            a.startswith("--") and NAME.fullmatch(a[2:]))))]
         bad += [f for f in option.flags(key)[1:] if f not in bad and _is_tool_flag(f)]
         if bad:
-            raise RegistryError(f"{where}: {what} {key!r} has unusable flags {bad} (a flag must be --lower-case-name"
+            raise RegistryError(f"{where}: {what} {key!r} has unusable flags {bad} (a flag must be --lower-case-name or -x"
                                 " and not one of nlp-tool's own)")
         for flag in option.answers_to(key):
             owner = taken.setdefault(flag, (engine_class.name, key))

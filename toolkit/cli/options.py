@@ -49,8 +49,9 @@ def engine_defaults(engines: dict[str, EngineEntry], attribute: str, key: str) -
                 if (option := getattr(entry.engine_class, attribute).get(key)) is not None}
     if len(declared) == len(engines) and len(set(map(repr, declared.values()))) == 1:
         default = next(iter(declared.values()))
-        return "" if default in ("", None) else f"  [default: {default}]"
-    listed = ", ".join(f"{name}: {default}" for name, default in declared.items() if default not in ("", None))
+        return "" if default in ("", None, ()) else f"  [default: {default}]"
+    listed = ", ".join(f"{name}: {default}" for name, default in declared.items()
+                       if default not in ("", None, ()))
     return f"  [default for engine {listed}]" if listed else ""
 
 
@@ -79,12 +80,13 @@ def option_params(
             [*_spelled(first, first.flags(key)), key],
             type=click_type(options),
             default=None,
+            multiple=first.multiple,
             help=first.help + defaults,
         ))
         # An old name keeps its flag, out of --help; given_options maps it to the new name.
         for old in dict.fromkeys(old for option in options for old in option.deprecated):
             params.append(click.Option([*_spelled(first, first.old_flags(old)), old], type=click_type(options),
-                                       default=None, hidden=True))
+                                       default=None, multiple=first.multiple, hidden=True))
             owners[old] = owners[key]
     return params, owners
 
@@ -103,7 +105,8 @@ def given_options(engine: str, values: dict[str, Any], accepted: dict[str, Optio
     """The option flags given (those not None) as ``engine``'s options, deprecated flags renamed
     (with a warning on stderr); a usage error for a flag that ``engine`` does not declare (it
     belongs to another engine of the task) or for an option given under both names."""
-    given = {key: value for key, value in values.items() if value is not None}
+    # A repeatable flag that was not given comes as () from click.
+    given = {key: value for key, value in values.items() if value is not None and value != ()}
     try:
         given = renamed_options(given, accepted, _warn_deprecated, flag_of)
     except OptionError as error:

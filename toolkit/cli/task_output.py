@@ -10,6 +10,7 @@ import click
 
 from toolkit import api, io
 from toolkit.cli.errors import Failure
+from toolkit.errors import RUNTIME_FAILURE, NlpToolError
 from toolkit.plugins import error_text
 from toolkit.progress import ProgressBar
 
@@ -61,7 +62,7 @@ def write_results(
     failed = 0
     try:
         for batch in _batches(pipe, records):
-            for record, result, error in batch:
+            for record, result, error, code in batch:
                 if record.blank:
                     if isinstance(writer, LineWriter):
                         writer.blank()
@@ -72,14 +73,14 @@ def write_results(
                     except io.UnwritableResult as problem:  # a plugin's result or format_text: the input fails
                         if debug:
                             raise
-                        error = f"its result cannot be written: {error_text(problem.error)}"
+                        error, code = f"its result cannot be written: {error_text(problem.error)}", RUNTIME_FAILURE
                 if error is not None:
                     failed += 1
                     writer.error(record.id, error)
                     if on_error == "stop":
                         # What went to stdout stays readable: a JSON array ends with the error object.
                         writer.close()
-                        raise Failure(f"input {record.id!r}: {error}")
+                        raise Failure(f"input {record.id!r}: {error}", code)
                     click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
                 progress.update(1)
             out.stream.flush()
@@ -89,8 +90,47 @@ def write_results(
     return failed
 
 
-# What became of one input: (record, result, None) or (record, None, error).
-Outcome = tuple[io.Record, dict | None, str | None]
+def stream_results(pipe: api.Pipeline, records: Iterator[io.Record], stream: IO[str], on_error: str,
+                   debug: bool) -> int:
+    """``-f text`` on a terminal, for an engine that streams (``generate``): each input's text written as it
+    is made, under a ``==> id <==`` header when there are several, as :class:`io.Writer` lays them out;
+    the number of failed inputs (with ``on_error`` "stop", the first raises Failure)."""
+    first_two = list(itertools.islice(records, 2))
+    many = len(first_two) > 1
+    failed = written = 0
+    for record in itertools.chain(first_two, records):
+        if record.blank:
+            continue
+        error, code = record.error, RUNTIME_FAILURE
+        if error is None:
+            if many:
+                stream.write(f"{'' if written == 0 else chr(10)}==> {record.id} <==\n")
+            started = False
+            try:
+                for piece in pipe.stream(record.value):
+                    stream.write(piece)
+                    stream.flush()
+                    started = True
+                stream.write("\n")
+                written += 1
+            except Exception as problem:
+                if debug:
+                    raise
+                error = error_text(problem)
+                code = problem.exit_code if isinstance(problem, NlpToolError) else RUNTIME_FAILURE
+                if started:
+                    stream.write("\n")
+        if error is not None:
+            failed += 1
+            if on_error == "stop":
+                raise Failure(f"input {record.id!r}: {error}", code)
+            click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
+    return failed
+
+
+# What became of one input: (record, result, None, 0) or (record, None, error, the exit code it ends a run with:
+# 2 for an input the engine refuses as unusable, an InputError, and 1 for any other failure).
+Outcome = tuple[io.Record, dict | None, str | None, int]
 
 
 def ramped(items: Iterator, batch_size: int) -> Iterator[list]:
@@ -123,11 +163,12 @@ def _batches(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[list[
         outcomes = []
         for record in batch:
             if record.error is not None or record.blank:
-                outcomes.append((record, None, record.error))
+                outcomes.append((record, None, record.error, RUNTIME_FAILURE))
                 continue
             result = next(results)
             if isinstance(result, api.ErrorRecord):
-                outcomes.append((record, None, result.error))
+                code = result.exception.exit_code if isinstance(result.exception, NlpToolError) else RUNTIME_FAILURE
+                outcomes.append((record, None, result.error, code))
             else:
-                outcomes.append((record, result, None))
+                outcomes.append((record, result, None, 0))
         yield outcomes

@@ -12,8 +12,8 @@ import click
 from toolkit import api, io
 from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, given_options, option_params
-from toolkit.cli.task_output import write_results
-from toolkit.engine import can_train, takes_model
+from toolkit.cli.task_output import stream_results, write_results
+from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.plugins import EngineEntry, Registry
 
 
@@ -24,10 +24,14 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
     engine_params, owners = option_params(engines, "options", skip=("top_k",))
     rankers = {name: entry for name, entry in engines.items() if "top_k" in entry.engine_class.options}
     takes_question = any(entry.engine_class.inputs == "question+context" for entry in engines.values())
+    contract = engines[default].engine_class.contract
+    texts = contract is not None and contract.arguments == "texts"
 
     params: list[click.Parameter] = [
-        click.Argument(["inputs"], nargs=-1, metavar="[FILE|GLOB|-]..."),
+        click.Argument(["inputs"], nargs=-1, metavar="[TEXT|-]..." if texts else "[FILE|GLOB|-]..."),
         click.Option(["--text", "-t"], multiple=True, help="Inline input text (repeatable)."),
+        *([click.Option(["--file", "files"], multiple=True, metavar="FILE|GLOB",
+                        help="Read inputs from FILE (repeatable; - for stdin).")] if texts else []),
         click.Option(
             ["--input-format", "-i"],
             type=click.Choice(io.INPUT_FORMATS),
@@ -93,15 +97,22 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         ]
     params += engine_params
 
-    lines = [f"Run the {task!r} task on files, stdin or --text.", "", "\b", "Engines:"]
+    lines = [f"Run the {task!r} task on " + ("the texts given as arguments, --file FILE or stdin." if texts
+                                             else "files, stdin or --text."), "", "\b", "Engines:"]
     lines += [f"  {name}{' (default)' if name == default else ''}: {entry.description}" for name, entry in engines.items()]
-    lines += ["", "With no FILE, or when FILE is -, read standard input. Details: docs/cli.md."]
+    lines += ["", "With no TEXT or --file, or with -, read standard input. Details: docs/cli.md." if texts else
+              "With no FILE, or when FILE is -, read standard input. Details: docs/cli.md."]
     if takes_question:
         lines += ["", f"With --context FILE the arguments are questions: nlp-tool {task} --context doc.txt \"Who?\""]
 
     def callback(**kwargs: Any) -> None:
         # The common --top-k flag is named top_k too: it goes to the engine like the engines' own flags.
         engine_options = {key: kwargs.pop(key) for key in owners}
+        if texts:
+            # The arguments are inputs' texts, "-" standard input; files come with --file.
+            arguments = kwargs.pop("inputs")
+            kwargs["inputs"] = kwargs.pop("files") + (("-",) if "-" in arguments else ())
+            kwargs["text"] = tuple(argument for argument in arguments if argument != "-") + kwargs["text"]
         run_task(task, registry, engine_options, owners, **kwargs)
 
     short_help = f"Run the {task} task ({', '.join(engines)})."
@@ -155,7 +166,8 @@ def run_task(
         sources = io.expand_sources(inputs)
         if not sources and not text:
             if sys.stdin.isatty():
-                raise click.UsageError("no input: give files, --text, or pipe text to stdin")
+                raise click.UsageError("no input: give " + ("texts, --file FILE" if _takes_texts(entry) else
+                                                           "files, --text") + ", or pipe text to stdin")
             sources = ["-"]
         if entry.engine_class.inputs == "question+context" and question is None and input_format != "jsonl":
             raise click.UsageError(
@@ -182,7 +194,12 @@ def run_task(
     except OSError as error:
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
-        failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug)
+        if fmt == "text" and input_format != "lines" and output is None and sys.stdout.isatty() \
+                and can_stream(type(pipe.engine)):
+            # On a terminal the text appears as it is generated.
+            failed = stream_results(pipe, records, out.stream, on_error, debug)
+        else:
+            failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug)
         out.commit()
     except BrokenPipeError:
         # Not a failure: the reader of stdout went away (`| head`), and the group ends the command quietly.
@@ -200,6 +217,11 @@ def run_task(
         raise
     if failed:
         raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+def _takes_texts(entry: EngineEntry) -> bool:
+    contract = entry.engine_class.contract
+    return contract is not None and contract.arguments == "texts"
 
 
 def _question_records(

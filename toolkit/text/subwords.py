@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe")
+# sentencepiece's default spellings of the special pieces.
+SPECIAL_PIECES = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}
 # sentencepiece's failed check when vocab_size is below the corpus's distinct characters plus the special pieces.
 TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 
@@ -53,13 +55,16 @@ class SubwordVocab:
         if model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}")
         buffer = io.BytesIO()
+        # A kept symbol may be spelled as one of the special pieces (WikiText's "<unk>" word): the special
+        # piece is then renamed, since in such a corpus the spelling is text, not a marker.
+        renamed = {f"{kind}_piece": f"<{kind}:special>" for kind, piece in SPECIAL_PIECES.items() if piece in symbols}
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=iter(texts), model_writer=buffer, vocab_size=vocab_size, model_type=model_type,
                 pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, character_coverage=1.0,
                 # A small corpus may not hold vocab_size pieces: take what there is.
                 hard_vocab_limit=False, minloglevel=2, num_threads=1,
-                **({"user_defined_symbols": list(symbols)} if symbols else {}),
+                **({"user_defined_symbols": list(symbols)} if symbols else {}), **renamed,
             )
         except RuntimeError as error:
             message = str(error).splitlines()[0]

@@ -1,0 +1,156 @@
+"""A loaded language model: the network and its subword vocabulary; prompts in, continuations out.
+
+Text is decoded with the token before it (the prompt's last), so that the
+continuation's first word keeps its leading space. Stop strings are looked
+for in the decoded text after every step; a streamed text holds back its
+tail while it could still be the start of a stop string, so that what is
+streamed is exactly the text of the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from toolkit.errors import InputError
+from toolkit.text.subwords import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SubwordVocab
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from toolkit.nn.language_model import DecoderLM
+    from toolkit.nn.sampling import Sampling
+
+PARAM_PREFIX = "param/"
+
+
+@dataclass
+class Prompt:
+    """A prompt as the model reads it: the end-of-text id, then its last ids that fit; ``cut``: ids dropped
+    from its left to fit the context; ``tokens``: its length in ids before the cut."""
+
+    ids: list[int]
+    tokens: int
+    cut: int
+
+
+@dataclass
+class Sample:
+    text: str
+    ids: list[int]
+    logprobs: list[float]
+    finish: str
+    pieces: list[str] = field(default_factory=list)
+
+
+class Generator:
+    """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces."""
+
+    def __init__(self, model: DecoderLM, vocab: SubwordVocab) -> None:
+        self.model, self.vocab = model, vocab
+
+    @classmethod
+    def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray]) -> "Generator":
+        """Rebuild from a model file's architecture and arrays; ValueError, TypeError or KeyError for numbers
+        the arrays do not back, before the network is built."""
+        from toolkit.nn.language_model import DecoderLM
+        from toolkit.nn.layer_configs import layer_from_arrays
+
+        model = layer_from_arrays(architecture, arrays, PARAM_PREFIX, kind=DecoderLM)
+        vocab = SubwordVocab.from_array(arrays["vocab"])
+        if len(vocab) != model.vocab_size:
+            raise ValueError(f"the vocabulary has {len(vocab)} pieces but the network {model.vocab_size}")
+        if model.eos_id != EOS_ID or model.pad_id != PAD_ID:
+            raise ValueError(f"the network's end and padding ids ({model.eos_id}, {model.pad_id}) are not the"
+                             f" vocabulary's ({EOS_ID}, {PAD_ID})")
+        return cls(model, vocab)
+
+    def to_arrays(self, dtype: type | None = None) -> dict[str, np.ndarray]:
+        arrays = {PARAM_PREFIX + name: (param if dtype is None else param.astype(dtype))
+                  for name, param, _ in self.model.named_parameters()}
+        arrays["vocab"] = self.vocab.to_array()
+        return arrays
+
+    # -- prompts ----------------------------------------------------------------
+
+    def prompts(self, texts: Sequence[str], max_tokens: int) -> list[Prompt]:
+        """The prompts of ``texts``, each cut from the left to leave room for ``max_tokens`` (or half the
+        context, when that is less) before the context fills; InputError for an empty prompt or one the
+        vocabulary cannot read."""
+        room = self.model.max_len - 1 - min(max_tokens, self.model.max_len // 2)
+        blank = self.vocab.processor.piece_to_id("▁")
+        prompts = []
+        for text, ids in zip(texts, self.vocab.encode(list(texts))):
+            if not text.strip():
+                raise InputError("the prompt is empty")
+            if all(i in (UNK_ID, blank) for i in ids):
+                raise InputError("the prompt holds only characters this model never saw in training"
+                                 f" ({text.strip()[:40]!r}): it cannot continue it")
+            kept = ids[-room:] if room > 0 else ids[-1:]
+            prompts.append(Prompt([EOS_ID, *kept], len(ids), len(ids) - len(kept)))
+        return prompts
+
+    # -- decoding -------------------------------------------------------------
+
+    def _text(self, prompt: Prompt, ids: list[int]) -> str:
+        """The text of ``ids`` as it follows the prompt (its first word's space kept)."""
+        last = prompt.ids[-1]
+        before = self.vocab.decode([[last]])[0]
+        both = self.vocab.decode([[last, *ids]])[0]
+        return both[len(before):] if both.startswith(before) else self.vocab.decode([ids])[0]
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling, max_tokens: int,
+                 rngs: Sequence[np.random.Generator], stops: Sequence[str] = ()) -> list[Sample]:
+        """One sample per prompt (batched; ``rngs[i]`` draws prompt i's tokens)."""
+        return list(self._run(prompts, sampling, max_tokens, rngs, stops, stream=False))[-1]
+
+    def stream(self, prompt: Prompt, sampling: Sampling, max_tokens: int, rng: np.random.Generator,
+               stops: Sequence[str] = ()) -> Iterator[str]:
+        """The text of one sample, in pieces as it is generated; joined, they are its full text."""
+        sent = 0
+        for samples in self._run([prompt], sampling, max_tokens, [rng], stops, stream=True):
+            sample = samples[0]
+            safe = len(sample.text) if sample.finish else _safe_length(sample.text, stops)
+            if safe > sent:
+                yield sample.text[sent:safe]
+                sent = safe
+
+    def _run(self, prompts: Sequence[Prompt], sampling: Sampling, max_tokens: int,
+             rngs: Sequence[np.random.Generator], stops: Sequence[str], stream: bool) -> Iterator[list[Sample]]:
+        from toolkit.nn.sampling import Decoding
+
+        decoding = Decoding(self.model, [p.ids for p in prompts], sampling, max_tokens, rngs,
+                            forbidden=(PAD_ID, UNK_ID, BOS_ID))
+        texts = [""] * len(prompts)
+        for produced in decoding:
+            for row, _ in produced:
+                result = decoding.results[row]
+                texts[row] = self._text(prompts[row], result.ids)
+                cut = _first_stop(texts[row], stops)
+                if cut is not None:
+                    texts[row] = texts[row][:cut]
+                    decoding.stop(row)
+            if stream:
+                yield [_sample(texts[row], decoding.results[row]) for row in range(len(prompts))]
+        yield [_sample(texts[row], decoding.results[row]) for row in range(len(prompts))]
+
+
+def _sample(text: str, result: Any) -> Sample:
+    return Sample(text, list(result.ids), list(result.logprobs), result.finish)
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Where the first stop string found in ``text`` starts, or None."""
+    found = [at for at in (text.find(stop) for stop in stops if stop) if at >= 0]
+    return min(found) if found else None
+
+
+def _safe_length(text: str, stops: Sequence[str]) -> int:
+    """How much of ``text`` can be streamed: all of it but a tail that could begin a stop string."""
+    hold = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), hold, -1):
+            if text.endswith(stop[:n]):
+                hold = n
+                break
+    return len(text) - hold

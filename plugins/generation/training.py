@@ -1,0 +1,143 @@
+"""Training a language model on the shared trainer (:mod:`toolkit.nn.trainer`), and its perplexities.
+
+Subwords are learnt from the training texts; the texts become one token
+stream, cut each epoch into shuffled blocks of ``context`` tokens from a new
+offset. AdamW with a linear warm-up and a linear decay to zero over the
+planned steps; validation perplexity each epoch picks the best weights. The
+trainer does the rest as for every engine (clipping, patience, the time
+limit, Ctrl-C, checkpoints that resume exactly); the vocabulary and the
+architecture travel in the checkpoint's setup.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+from toolkit_plugins.generation.corpus import encode_stream, gather, training_batches, windows
+from toolkit_plugins.generation.generator import PARAM_PREFIX, Generator
+from toolkit.errors import ModelFileError
+from toolkit.records import check_records
+from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
+from toolkit.training import checkpoint_path, make_trainer, resumed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from toolkit.nn.checkpoint import Checkpoint
+    from toolkit.nn.trainer import History
+
+# Sliding-window scoring: a window of the model's context advances by half of it, so every token is predicted
+# from at least half a context (the first window's from less).
+STRIDE_FRACTION = 2
+EVAL_BATCH = 16
+
+
+def texts_of(records: Sequence[dict], what: str) -> list[str]:
+    """The texts of ``records`` (blank ones allowed: a blank line ends a paragraph); DataError for records
+    that are not texts, or none with any text."""
+    from toolkit.errors import DataError
+
+    texts = [record["text"] for record in check_records(records, ("text",), what, empty=True)]
+    if not any(text.strip() for text in texts):
+        raise DataError(f"{what}: every text is empty")
+    return texts
+
+
+def _new_generator(texts: list[str], settings: dict[str, Any], seed: int) -> Generator:
+    from toolkit.nn.language_model import DecoderLM
+
+    vocab = SubwordVocab.train((t for t in texts if t.strip()), settings["vocab_size"], settings["subword_model"],
+                               symbols=settings["symbols"])
+    model = DecoderLM(len(vocab), dim=settings["dim"], heads=settings["heads"], layers=settings["layers"],
+                      ffn=settings["ffn"], dropout=settings["dropout"], max_len=settings["context_length"],
+                      pad_id=PAD_ID, eos_id=EOS_ID, seed=seed)
+    return Generator(model, vocab)
+
+
+def _saved_generator(saved: Checkpoint, where: str) -> Generator:
+    arrays = {**saved.groups.get("setup", {}),
+              **{PARAM_PREFIX + name: value for name, value in saved.groups.get("model", {}).items()}}
+    try:
+        return Generator.from_arrays(saved.setup["architecture"], arrays)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: damaged language-model checkpoint ({error})") from None
+
+
+def fit_generator(texts: list[str], valid: list[str] | None, settings: dict[str, Any], output: str, seed: int,
+                  progress: bool | None) -> tuple[Generator, History, dict[str, Any]]:
+    """Train a language model (or go on from the checkpoint with ``resume``); the best epoch on ``valid`` (by
+    perplexity) is the one kept. Return the generator, the trainer's History and the figures of this training
+    (tokens in the training stream, training tokens per second)."""
+    import numpy as np
+
+    from toolkit.nn import AdamW
+    from toolkit.nn.language_model import train_step
+    from toolkit.nn.optim import warmup_linear
+
+    saved = resumed(settings, output, seed)
+    generator = (_saved_generator(saved, checkpoint_path(settings, output)) if saved is not None
+                 else _new_generator(texts, settings, seed))
+    model, context = generator.model, settings["context_length"]
+    stream, counts = encode_stream(generator.vocab, texts, EOS_ID)
+    per_epoch = len(training_batches(stream, context, settings["batch_blocks"], np.random.default_rng(0)))
+    schedule = warmup_linear(settings["learning_rate"], settings["warmup"], per_epoch * settings["epochs"])
+    optimizer = AdamW(model, schedule, beta2=0.95, weight_decay=settings["weight_decay"])
+    counted = {"tokens": 0, "validating": 0.0}
+
+    def step(starts: np.ndarray) -> float:
+        counted["tokens"] += len(starts) * context
+        return train_step(model, gather(stream, starts, context))
+
+    def batches(epoch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        # Seeded by the epoch: a resumed run cuts the epoch it stopped in as it was cut before.
+        return training_batches(stream, context, settings["batch_blocks"], np.random.default_rng([seed, epoch]))
+
+    def validate() -> dict[str, float]:
+        started = time.perf_counter()
+        scores = perplexities(generator, valid, stride=context)
+        counted["validating"] += time.perf_counter() - started
+        return {"ppl": scores["token_perplexity"], "word_ppl": scores["word_perplexity"]}
+
+    trainer = make_trainer(
+        model, optimizer, step, batches, settings, output, seed, progress, saved=saved,
+        validate=validate if valid is not None else None, monitor="ppl", mode="min", clip_norm=settings["clip"],
+        setup={"architecture": model.to_config()}, setup_arrays={"vocab": generator.vocab.to_array()},
+    )
+    started = time.perf_counter()
+    history = trainer.run()
+    training = time.perf_counter() - started - counted["validating"]
+    figures = {"training_tokens": counts.tokens,
+               "tokens_per_second": round(counted["tokens"] / training) if counted["tokens"] else None}
+    return generator, history, figures
+
+
+def perplexities(generator: Generator, texts: Sequence[str], stride: int | None = None) -> dict[str, Any]:
+    """The model's negative log-likelihood of ``texts`` (each ending with the end-of-text token, as in
+    training) as perplexity per token, per word (whitespace words plus one per text for its end) and bits
+    per byte (UTF-8 bytes plus one per text for its newline). Windows of the model's context advance by
+    ``stride`` (default: half the context), so each token is predicted from a context of at least
+    context - stride tokens."""
+    import numpy as np
+
+    from toolkit.nn.language_model import token_losses
+
+    model = generator.model
+    context = model.max_len
+    stride = stride or max(context // STRIDE_FRACTION, 1)
+    stream, counts = encode_stream(generator.vocab, texts, EOS_ID)
+    total = 0.0
+    spans = list(windows(len(stream), context, stride))
+    full = [span for span in spans if span[1] - span[0] == context + 1]
+    for i in range(0, len(full), EVAL_BATCH):
+        batch = full[i:i + EVAL_BATCH]
+        losses = token_losses(model, np.stack([stream[start:end] for start, end, _ in batch]))
+        total += sum(float(row[first:].sum()) for row, (_, _, first) in zip(losses, batch))
+    for start, end, first in spans:
+        if end - start != context + 1:
+            total += float(token_losses(model, stream[None, start:end])[0, first:].sum())
+    return {"tokens": counts.tokens, "words": counts.words, "bytes": counts.bytes, "nll": round(total, 3),
+            "token_perplexity": round(math.exp(total / counts.tokens), 3),
+            "word_perplexity": round(math.exp(total / counts.words), 3),
+            "bits_per_byte": round(total / math.log(2) / counts.bytes, 4), "stride": stride}
