@@ -3,7 +3,13 @@
     python benchmarks/kernels.py [--repeats 20] [--threads 2] [--skip-numpy]
 
 Each case times forward, and forward + backward, of one kernel at the
-reference shapes of issue 2. All contenders run interleaved in one process
+reference shapes of issue 2, and the second round's kernels at issue 23's:
+layer norm (plain and fused with the residual add) and GELU (tanh and exact)
+on 8192 tokens x 768, and one decode step of attention (B=8, H=12, D=64,
+against a cache of 1024 positions, full and ragged) against PyTorch's SDPA
+with one query. The decode step has no backward (its fwd+bwd row is skipped);
+its row also gives the rate at which it reads the cache, next to a plain
+array copy's measured in the same run. All contenders run interleaved in one process
 (ours, torch, numpy, ours, ...) so that the machine's background noise hits
 them alike; the table reports medians after warm-up and the ratios
 peer time / our time (above 1.0: we are faster).
@@ -162,12 +168,128 @@ def attention_case(B: int, H: int, T: int, D: int, causal: bool) -> Case:
     return case
 
 
+def layer_norm_cases() -> dict[str, Case]:
+    N, D = 8192, 768
+    x, r, g, b, dy, ds = randn(N, D), randn(N, D), randn(D), randn(D), randn(N, D), randn(N, D)
+    plain: Case = {}
+    fused: Case = {}
+    for name, k in (("ours", ours), ("numpy", ref)):
+
+        def fb(k=k):
+            y, mean, rstd = k.layer_norm_forward(x, g, b)
+            return k.layer_norm_backward(dy, x, g, mean, rstd)
+
+        def fused_fb(k=k):
+            y, s, mean, rstd = k.add_layer_norm_forward(x, r, g, b)
+            return k.layer_norm_backward(dy, s, g, mean, rstd, ds)
+
+        plain[name] = (lambda k=k: k.layer_norm_forward(x, g, b), fb)
+        fused[name] = (lambda k=k: k.add_layer_norm_forward(x, r, g, b), fused_fb)
+    if torch is not None:
+        xt, rt, gt, bt, dyt, dst = tt(x, True), tt(r, True), tt(g, True), tt(b, True), tt(dy), tt(ds)
+
+        def fwd():
+            with torch.no_grad():
+                return TF.layer_norm(xt, (D,), gt, bt)
+
+        def fb_t():
+            xt.grad = gt.grad = bt.grad = None
+            TF.layer_norm(xt, (D,), gt, bt).backward(dyt)
+
+        def fused_fwd():
+            with torch.no_grad():
+                s = xt + rt
+                return TF.layer_norm(s, (D,), gt, bt), s
+
+        def fused_fb_t():
+            xt.grad = rt.grad = gt.grad = bt.grad = None
+            s = xt + rt
+            torch.autograd.backward([TF.layer_norm(s, (D,), gt, bt), s], [dyt, dst])
+
+        plain["torch"] = (fwd, fb_t)
+        fused["torch"] = (fused_fwd, fused_fb_t)
+    return {f"layer_norm {N}x{D}": plain, f"add+layer_norm {N}x{D}": fused}
+
+
+def gelu_case(approximate: str) -> Case:
+    x, dy = randn(8192, 768), randn(8192, 768)
+    case: Case = {}
+    for name, k in (("ours", ours), ("numpy", ref)):
+        case[name] = (
+            lambda k=k: k.gelu_forward(x, approximate),
+            lambda k=k: (k.gelu_forward(x, approximate), k.gelu_backward(dy, x, approximate)),
+        )
+    if torch is not None:
+        xt, dyt = tt(x, True), tt(dy)
+
+        def fwd():
+            with torch.no_grad():
+                return TF.gelu(xt, approximate=approximate)
+
+        def fb_t():
+            xt.grad = None
+            TF.gelu(xt, approximate=approximate).backward(dyt)
+
+        case["torch"] = (fwd, fb_t)
+    return case
+
+
+DECODE = dict(B=8, H=12, L=1024, D=64)
+
+
+def decode_case(ragged: bool) -> Case:
+    """One new query per sequence against a (B, H, 1024, 64) cache; ragged: lengths 64..1024 and left padding."""
+    B, H, L, D = DECODE["B"], DECODE["H"], DECODE["L"], DECODE["D"]
+    q, k, v = randn(B, H, 1, D), randn(B, H, L, D), randn(B, H, L, D)
+    lengths = np.linspace(64, L, B).astype(np.int64) if ragged else np.full(B, L, np.int64)
+    starts = (lengths // 8) if ragged else None
+    case: Case = {}
+    for name, mod in (("ours", ours), ("numpy", ref)):
+        case[name] = (lambda mod=mod: mod.attention_decode(q, k, v, lengths, starts), None)
+    if torch is not None:
+        qt, kt, vt = tt(q), tt(k), tt(v)
+        # torch reads the same preallocated cache; the ragged batch needs a boolean mask (True = attend).
+        pos = torch.arange(L)
+        lo = torch.from_numpy(starts if starts is not None else np.zeros(B, np.int64))
+        mask = ((pos >= lo[:, None]) & (pos < torch.from_numpy(lengths)[:, None]))[:, None, None, :]
+
+        def fwd():
+            with torch.no_grad():
+                if ragged:
+                    return TF.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask)
+                return TF.scaled_dot_product_attention(qt, kt, vt)
+
+        case["torch"] = (fwd, None)
+    return case
+
+
+def decode_bytes(ragged: bool) -> int:
+    B, H, L, D = DECODE["B"], DECODE["H"], DECODE["L"], DECODE["D"]
+    lengths = np.linspace(64, L, B).astype(np.int64) if ragged else np.full(B, L, np.int64)
+    read = lengths - (lengths // 8 if ragged else 0)
+    return int(read.sum()) * H * D * 4 * 2  # keys and values, float32
+
+
+def copy_bandwidth(repeats: int) -> float:
+    """GB/s of a plain copy of 64 MB (bytes read + bytes written), the memory reference."""
+    src = np.ones(16 * 2**20, np.float32)
+    dst = np.empty_like(src)
+    med = time_interleaved({"copy": lambda: np.copyto(dst, src)}, repeats, 2)["copy"]
+    return 2 * src.nbytes / med / 1e9
+
+
 def all_cases() -> dict[str, Case]:
     cases = {"embedding V=20000 D=128 ids 64x400": embedding_case()}
     cases.update(conv_cases())
     for B, H, T, D, causal in ((32, 8, 128, 64, False), (32, 8, 128, 64, True), (8, 8, 512, 64, False)):
         label = f"attention B={B} H={H} T={T} D={D}" + (" causal" if causal else "")
         cases[label] = attention_case(B, H, T, D, causal)
+    cases.update(layer_norm_cases())
+    cases["gelu tanh 8192x768"] = gelu_case("tanh")
+    cases["gelu exact 8192x768"] = gelu_case("none")
+    for ragged in (False, True):
+        label = "decode B=8 H=12 L=1024 D=64" + (" ragged" if ragged else "")
+        cases[label] = decode_case(ragged)
     return cases
 
 
@@ -198,7 +320,9 @@ def main() -> int:
         if args.only and args.only not in label:
             continue
         for which, pass_name in ((0, "fwd"), (1, "fwd+bwd")):
-            fns = {c: case[c][which] for c in contenders if c in case}
+            fns = {c: case[c][which] for c in contenders if c in case and case[c][which] is not None}
+            if "ours" not in fns:
+                continue  # forward-only kernels (decode)
             # The numpy reference is slow; fewer repeats keep the run short
             # without touching the ours-vs-torch medians.
             med = time_interleaved({c: f for c, f in fns.items() if c != "numpy"}, args.repeats, args.warmup)
@@ -207,6 +331,11 @@ def main() -> int:
             cell = lambda c: f"{med[c] * 1e3:9.2f}" if c in med else f"{'n/a':>9}"  # noqa: E731
             ratio = lambda c: f"{med[c] / med['ours']:10.2f}" if c in med else f"{'n/a':>10}"  # noqa: E731
             print(f"{label:<48} {pass_name:<8} {cell('ours')} {cell('torch')} {cell('numpy')} {ratio('torch')} {ratio('numpy')}")
+            if label.startswith("decode"):
+                gbs = decode_bytes(label.endswith("ragged")) / med["ours"] / 1e9
+                copy = copy_bandwidth(args.repeats)
+                print(f"{'':<48} {'':<8} reads the cache at {gbs:.1f} GB/s; a 64 MB copy in this run: "
+                      f"{copy:.1f} GB/s (read + write), ratio {gbs / copy:.2f}")
             sys.stdout.flush()
     return 0
 
