@@ -1,0 +1,163 @@
+"""The generate task: a tiny language model trained here, then prompts through the API and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import toolkit
+from toolkit.errors import InputError
+
+STORY = ["the cat sat on the mat and looked at the moon .",
+         "a dog ran in the fog and barked at the sea .",
+         "", "the old man sold fish by the river every day ."]
+CLASSIFIER = Path(__file__).resolve().parents[1] / "plugins" / "classification" / "models" / "imdb-sentiment.nlpt"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("generate") / "tiny.nlpt"
+    records = [{"text": line} for line in STORY * 30]
+    report = toolkit.train("generate", records, output=path, valid=[{"text": t} for t in STORY], progress=False,
+                           epochs=25, vocab_size=60, dim=32, heads=2, layers=2, ffn=64, dropout=0.0,
+                           context_length=32, batch_blocks=8, warmup=20, learning_rate=3e-3, patience=0)
+    assert report["metrics"]["ppl"] < 2.0, report
+    return str(path)
+
+
+def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_tiny_model_regenerates_its_text_greedily(model):
+    result = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=40)("the cat sat")
+    assert result["text"] == " on the mat and looked at the moon ."
+    assert result["finish"] == "end" and result["prompt_tokens"] >= 3 and result["tokens"] > 5
+
+
+def test_a_seed_reproduces_a_sample_and_another_seed_draws_another(model):
+    texts = {seed: [toolkit.pipeline("generate", model=model, temperature=3.0, seed=seed, max_tokens=30)("the")["text"]
+                    for _ in range(2)] for seed in (1, 2)}
+    assert texts[1][0] == texts[1][1] and texts[2][0] == texts[2][1]
+    assert texts[1][0] != texts[2][0]
+
+
+def test_top_k_one_is_greedy(model):
+    greedy = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=30)
+    top1 = toolkit.pipeline("generate", model=model, top_k=1, temperature=2.0, max_tokens=30)
+    for prompt in ("the cat", "a dog ran", "the old"):
+        assert top1(prompt)["text"] == greedy(prompt)["text"]
+
+
+def test_stop_strings_end_the_text_where_they_start(model):
+    full = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=40)("a dog")["text"]
+    assert " fog" in full
+    stopped = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=40, stop=["zebra", " fog"])("a dog")
+    assert stopped["text"] == full[:full.index(" fog")] and stopped["finish"] == "stop"
+
+
+def test_streamed_pieces_join_to_the_result(model):
+    pipe = toolkit.pipeline("generate", model=model, temperature=1.5, seed=3, max_tokens=25, stop=["at the"])
+    for prompt in ("the cat", "a dog", "the old man"):
+        pieces = list(pipe.stream(prompt))
+        assert "".join(pieces) == pipe(prompt)["text"]
+    assert len(list(toolkit.pipeline("generate", model=model, temperature=0, max_tokens=20).stream("the"))) > 3
+
+
+def test_results_do_not_depend_on_the_batch(model):
+    pipe = toolkit.pipeline("generate", model=model, temperature=1.0, seed=4, max_tokens=20)
+    prompts = ["the cat", "a dog ran in the fog and", "the"]
+    assert pipe(prompts) == [pipe(p) for p in prompts]
+
+
+def test_samples_logprobs_and_result_fields(model):
+    result = toolkit.pipeline("generate", model=model, samples=3, logprobs=True, max_tokens=12,
+                              temperature=1.5)("the cat")
+    assert len(result["samples"]) == 3
+    assert {k: result[k] for k in ("text", "tokens", "finish")} == {k: result["samples"][0][k]
+                                                                   for k in ("text", "tokens", "finish")}
+    for sample in result["samples"]:
+        assert sample["finish"] in ("length", "end") and len(sample["logprobs"]) == sample["tokens"]
+        assert all(entry["logprob"] <= 0 for entry in sample["logprobs"])
+
+
+def test_a_prompt_longer_than_the_context_is_cut_from_the_left_and_said(model):
+    result = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=8)(" ".join(STORY) * 4)
+    assert result["prompt_cut"] > 0 and result["prompt_tokens"] > 32
+    assert "prompt_cut" not in toolkit.pipeline("generate", model=model, max_tokens=8)("the cat")
+
+
+def test_bad_prompts_are_refused(model):
+    pipe = toolkit.pipeline("generate", model=model)
+    with pytest.raises(InputError, match="empty"):
+        pipe("  \n")
+    with pytest.raises(InputError, match="never saw"):
+        pipe("日本語")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["   "], "the prompt is empty"),
+    (["日本語"], "never saw in training"),
+])
+def test_the_command_line_refuses_bad_prompts_in_one_line_with_exit_2(model, args, message):
+    done = run(["generate", "-m", model, *args])
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_model_of_another_task_is_refused_with_exit_2():
+    done = run(["generate", "-m", str(CLASSIFIER), "hello"])
+    assert done.returncode == 2, done.stderr
+    # A usage error, told as click tells them: the usage line, then the one line that says what is wrong.
+    assert "Error: " in done.stderr and "a model for classify:ensemble, not generate:transformer" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_command_line_takes_prompts_files_and_stdin(model, tmp_path):
+    done = run(["generate", "-m", model, "the cat sat", "--temperature", "0", "--max-tokens", "12"])
+    assert done.returncode == 0 and "on the mat" in done.stdout
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the cat\n\na dog\n")
+    done = run(["generate", "-m", model, "--file", str(prompts), "-i", "lines", "-f", "jsonl", "--max-tokens", "5",
+                "-n", "2", "--stop", "zzz", "--stop", "qqq"])
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0 and [line["id"] for line in lines] == [f"{prompts}:1", f"{prompts}:3"]
+    assert all(len(line["result"]["samples"]) == 2 for line in lines)
+    done = run(["generate", "-m", model, "-f", "json", "--temperature", "0"], stdin="the old man")
+    assert json.loads(done.stdout)[0]["result"]["text"].startswith(" sold fish")
+
+
+def test_evaluate_gives_perplexities_per_token_word_and_byte(model):
+    texts = STORY[:2]
+    scores = toolkit.evaluate("generate", [{"text": t} for t in texts], model=model)
+    words = sum(len(t.split()) + 1 for t in texts)
+    assert scores["words"] == words and scores["bytes"] == sum(len(t.encode()) + 1 for t in texts)
+    assert math.isclose(scores["word_perplexity"], math.exp(scores["nll"] / words), rel_tol=1e-3)
+    assert math.isclose(scores["bits_per_byte"], scores["nll"] / math.log(2) / scores["bytes"], rel_tol=1e-3)
+    assert 1.0 <= scores["token_perplexity"] < 3.0
+
+
+def test_sliding_windows_score_every_token_once():
+    from toolkit_plugins.generation.corpus import windows
+
+    for n, context, stride in [(10, 4, 2), (5, 8, 4), (100, 16, 8), (2, 4, 2), (40, 8, 8)]:
+        scored = []
+        for start, end, first in windows(n, context, stride):
+            assert end - start <= context + 1
+            scored += [start + 1 + j for j in range(first, end - start - 1)]
+        assert scored == list(range(1, n))
+
+
+def test_plain_text_training_files_are_read_line_by_line(tmp_path):
+    from toolkit_plugins.generation.engine import TransformerGenerator
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("first line\n\nthird line\n")
+    assert TransformerGenerator.read_data(str(path)) == [{"text": "first line"}, {"text": ""}, {"text": "third line"}]
+    assert TransformerGenerator.read_data(str(tmp_path / "data.jsonl")) is None
