@@ -76,7 +76,9 @@ def resumable_checkpoint(path: str | os.PathLike, options: dict[str, Any], seed:
                                  " the same seed")
     before = saved.setup.get("options", {})
     free = MAY_CHANGE | set(may_change)
-    changed = sorted(key for key in set(before) | set(options) if key not in free and before.get(key) != options.get(key))
+    # A repeatable option's tuple comes back from the checkpoint's JSON as a list.
+    now = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
+    changed = sorted(key for key in set(before) | set(now) if key not in free and before.get(key) != now.get(key))
     if changed:
         then = ", ".join(f"{key}={before.get(key)!r}" for key in changed)
         raise ModelMismatchError(f"{where} was started with other options ({then}); resume with those, or train"
