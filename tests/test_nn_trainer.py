@@ -221,3 +221,20 @@ def test_generators_are_found_in_every_layer_of_the_tree():
     found = generators(model)
     assert found and all(isinstance(g, np.random.Generator) for g in found.values())
     assert list(generators(network())) == ["1.rng"]
+
+
+def test_the_progress_bar_shows_the_loss_and_the_throughput(tmp_path, capsys):
+    x, y = data()
+    model = network()
+
+    def step(rows):
+        out, backprop = model.forward(x[rows], train=True)
+        loss, grad = nn.binary_cross_entropy_with_logits(out, y[rows])
+        backprop(grad)
+        return loss
+
+    trainer = nn.Trainer(model, nn.Adam(model, 1e-2), step, lambda epoch, rng: [np.arange(8)] * 3, epochs=1,
+                         progress=True, log=lambda line: None, throughput=("rows", len))
+    trainer.run()
+    line = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
+    assert "epoch 1/1" in line and "3/3" in line and "loss=" in line and "rows/s=" in line

@@ -103,13 +103,15 @@ def make_trainer(
     clip_norm: float | None = None,
     setup: dict[str, Any] | None = None,
     setup_arrays: dict[str, np.ndarray] | None = None,
+    throughput: tuple[str, Callable[[Any], int]] | None = None,
 ) -> Trainer:
     """A Trainer configured by the trainer options in ``settings`` (see :func:`trainer_settings`), resumed from
-    ``saved`` when given."""
+    ``saved`` when given; ``throughput`` as the Trainer's (the progress bar's tokens/s)."""
     from toolkit.nn.trainer import Trainer
 
     trainer = Trainer(model, optimizer, step, batches, validate=validate, monitor=monitor, mode=mode,
-                      clip_norm=clip_norm, **trainer_settings(settings, output, seed, progress, setup, setup_arrays))
+                      clip_norm=clip_norm, throughput=throughput,
+                      **trainer_settings(settings, output, seed, progress, setup, setup_arrays))
     if saved is not None:
         trainer.resume(saved)
     return trainer

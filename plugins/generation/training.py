@@ -104,6 +104,7 @@ def fit_generator(texts: list[str], valid: list[str] | None, settings: dict[str,
         model, optimizer, step, batches, settings, output, seed, progress, saved=saved,
         validate=validate if valid is not None else None, monitor="ppl", mode="min", clip_norm=settings["clip"],
         setup={"architecture": model.to_config()}, setup_arrays={"vocab": generator.vocab.to_array()},
+        throughput=("tokens", lambda starts: len(starts) * context),
     )
     started = time.perf_counter()
     history = trainer.run()

@@ -130,6 +130,7 @@ def fit_translator(sources: list[str], targets: list[str], valid: tuple[list[str
         model, _optimizer(model, settings), step, batches, settings, output, seed, progress, saved=saved,
         validate=validate if valid is not None else None, monitor="bleu", clip_norm=settings["clip"],
         setup={"architecture": model.to_config()}, setup_arrays=vocabularies,
+        throughput=("tokens", lambda batch: batch.tokens),
     )
     started = time.perf_counter()
     history = trainer.run()

@@ -92,7 +92,9 @@ class Trainer:
     each epoch, every ``checkpoint_minutes``, when ``max_minutes`` have
     passed and on Ctrl-C or SIGTERM; it is removed when training completes.
     ``setup`` (JSON) and ``setup_arrays`` are the caller's, saved with it to
-    rebuild the model before :meth:`resume`.
+    rebuild the model before :meth:`resume`. ``throughput`` (a unit and the
+    count of it in a batch, e.g. ``("tokens", len)``) adds that rate to the
+    progress bar beside the loss.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class Trainer:
         seed: int = 0,
         progress: bool | None = None,
         log: Callable[[str], None] | None = None,
+        throughput: tuple[str, Callable[[Any], int]] | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -130,7 +133,7 @@ class Trainer:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.checkpoint_minutes, self.max_minutes = checkpoint_minutes, max_minutes
         self.setup, self.setup_arrays = setup or {}, setup_arrays or {}
-        self.progress = progress
+        self.progress, self.throughput = progress, throughput
         self.log = log if log is not None else (None if progress is False else _stderr_line)
         self.rng = np.random.default_rng(seed)
         # "epoch": epochs finished (trained and validated); "batch": batches trained of the next one.
@@ -255,9 +258,11 @@ class Trainer:
         with ProgressBar(len(batches), desc=f"epoch {epoch}/{self.epochs}", unit="batch",
                          enabled=self.progress) as bar:
             bar.done = state["batch"]
+            counted, started = 0, time.monotonic()
             while state["batch"] < len(batches):
                 self._phase = "step"
-                loss = float(self.step(batches[state["batch"]]))
+                batch = batches[state["batch"]]
+                loss = float(self.step(batch))
                 if not math.isfinite(loss):
                     saved = f"; the checkpoint {self.checkpoint} holds the run before it" if self.checkpoint and \
                         os.path.exists(self.checkpoint) else ""
@@ -278,8 +283,12 @@ class Trainer:
                 self._phase = "step"
                 if self._pending_signal:
                     raise KeyboardInterrupt
-                bar.update(1, loss=state["loss_sum"] / state["loss_batches"])
                 now = time.monotonic()
+                stats: dict[str, float] = {"loss": state["loss_sum"] / state["loss_batches"]}
+                if self.throughput is not None:
+                    counted += self.throughput[1](batch)
+                    stats[f"{self.throughput[0]}/s"] = round(counted / max(now - started, 1e-9))
+                bar.update(1, **stats)
                 if self.checkpoint and now - self._saved_at > self.checkpoint_minutes * 60.0:
                     self.save_checkpoint()
                 if limit and now - session > limit and state["batch"] < len(batches):
