@@ -194,18 +194,23 @@ class DecoderLM(Layer):
         first, end = cache.length, cache.length + T
         columns = np.arange(first, end)[None, :]
         x, _ = self._embed(ids, np.maximum(columns - cache.starts[:, None], 0), False)
-        mask = cache.padding_mask(end) if cache.starts.any() else None
+        mask = cache.padding_mask(end) if cache.starts.any() and T > 1 else None
         for i, block in enumerate(self.blocks):
             attn = block.attn
             h, _ = block.ln1.forward(x)
             q = attn._split(attn._project(h, "q"))
             cache.k[i][:, :, first:end] = attn._split(attn._project(h, "k"))
             cache.v[i][:, :, first:end] = attn._split(attn._project(h, "v"))
-            k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
-            if end < cache.capacity:
-                k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
-            # Causal aligned at the end: new position j sees every earlier column and itself.
-            out, _ = kernels.attention_forward(q, k, v, mask, True)
+            if T == 1:
+                # One new token: the decode kernel reads the cache in place, up to each row's length.
+                out = kernels.attention_decode(q, cache.k[i], cache.v[i], np.full(B, end, dtype=np.int64),
+                                               cache.starts)
+            else:
+                k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
+                if end < cache.capacity:
+                    k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
+                # Causal aligned at the end: new position j sees every earlier column and itself.
+                out, _ = kernels.attention_forward(q, k, v, mask, True)
             x = x + attn._project(attn._merge(out), "o")
             rows = x.reshape(-1, self.dim)
             h, _ = block.ln2.forward(rows)
