@@ -161,3 +161,33 @@ def test_plain_text_training_files_are_read_line_by_line(tmp_path):
     path.write_text("first line\n\nthird line\n")
     assert TransformerGenerator.read_data(str(path)) == [{"text": "first line"}, {"text": ""}, {"text": "third line"}]
     assert TransformerGenerator.read_data(str(tmp_path / "data.jsonl")) is None
+
+
+def test_a_run_stopped_by_the_time_limit_resumes_to_the_same_weights(tmp_path):
+    import numpy as np
+
+    from toolkit.nn import read_model_file
+
+    records = [{"text": line} for line in STORY * 6]
+    options = dict(epochs=2, vocab_size=50, dim=16, heads=2, layers=1, ffn=16, context_length=16, batch_blocks=4,
+                   warmup=2, symbols=["<unk>"], progress=False, valid=records[:4])
+    straight = toolkit.train("generate", records, output=tmp_path / "straight.nlpt", **options)
+    limited = toolkit.train("generate", records, output=tmp_path / "limited.nlpt", max_minutes=1e-9, **options)
+    assert limited["stopped"] == "time limit" and limited["steps"] == 1
+    resumed = toolkit.train("generate", records, output=tmp_path / "limited.nlpt", resume=True, **options)
+    assert resumed["stopped"] == "completed" and resumed["steps"] == straight["steps"]
+    first, second = (read_model_file(tmp_path / name)[1] for name in ("straight.nlpt", "limited.nlpt"))
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_the_command_line_trains_and_evaluates(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(STORY * 8) + "\n")
+    done = run(["train", "generate", str(corpus), "-o", str(tmp_path / "lm.nlpt"), "--epochs", "1", "--vocab-size",
+                "50", "--dim", "16", "--heads", "2", "--layers", "1", "--ffn", "16", "--context-length", "16",
+                "--valid-split", "0", "-q"])
+    assert done.returncode == 0, done.stderr
+    done = run(["evaluate", "generate", str(corpus), "-m", str(tmp_path / "lm.nlpt"), "--format", "json"])
+    scores = json.loads(done.stdout)
+    assert done.returncode == 0 and scores["records"] == len(STORY) * 8
+    assert scores["words"] == sum(len(line.split()) + 1 for line in STORY * 8) and scores["word_perplexity"] > 1

@@ -25,6 +25,9 @@ TRAINABLE = {
     "translate:transformer": ([{"source": f"a house {i}", "target": f"ein Haus {i}"} for i in range(12)],
                               {"source": "en", "target": "de", "epochs": 2, "vocab_size": 30, "dim": 16, "heads": 2,
                                "encoder_layers": 1, "decoder_layers": 1, "ffn": 16, "batch_tokens": 64}),
+    "generate:transformer": ([{"text": f"the house number {i} stood by the old road"} for i in range(12)],
+                             {"epochs": 2, "vocab_size": 40, "dim": 16, "heads": 2, "layers": 1, "ffn": 16,
+                              "context_length": 8, "batch_blocks": 4, "warmup": 2}),
 }
 
 
