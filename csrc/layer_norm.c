@@ -42,7 +42,7 @@ static void ln_row(const float *x, const float *r, int D, const float *gamma,
 void nlpk_layer_norm_forward(const float *x, const float *r, int64_t N, int D,
                              const float *gamma, const float *beta, float eps, float *y,
                              float *s, float *mean, float *rstd) {
-#pragma omp parallel for schedule(static) if (N * (int64_t)D > 32768)
+#pragma omp parallel for schedule(dynamic, 32) if (N * (int64_t)D > 32768)
     for (int64_t i = 0; i < N; i++) {
         size_t o = (size_t)i * D;
         ln_row(x + o, r ? r + o : NULL, D, gamma, beta, eps, y + o, r ? s + o : NULL,
