@@ -230,3 +230,52 @@ def test_cache_write_bad_input_writes_nothing(backend, name, args, error):
         backend.cache_write(*args)
     if before is not None:
         assert np.array_equal(args[0], before)
+
+
+# ---- hostile values: whatever lengths, starts and positions, both back ends agree or both refuse -----
+
+ALLOWED = (TypeError, ValueError, IndexError)
+
+
+def outcome(fn, *args):
+    try:
+        return fn(*args)
+    except ALLOWED as err:
+        return type(err)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    B=st.integers(1, 3),
+    L=st.integers(1, 12),
+    lengths=st.lists(st.integers(-3, 15) | st.sampled_from([2**31, 2**62, -(2**63)]), min_size=1, max_size=4),
+    starts=st.none() | st.lists(st.integers(-3, 15), min_size=1, max_size=4),
+    dtype=st.sampled_from([np.int64, np.int64, np.int32, np.uint64, np.float64]),
+)
+def test_decode_hostile_lengths(seed, B, L, lengths, starts, dtype, h):
+    rng = np.random.default_rng(seed)
+    q, k, v = caches(rng, h, B, 2, L, 3, 4)
+    lengths = np.array(lengths).astype(dtype) if dtype is not np.int32 else np.array(lengths).clip(-9, 99).astype(dtype)
+    starts = None if starts is None else np.array(starts, dtype=np.int64)
+    got, want = outcome(K.attention_decode, q, k, v, lengths, starts), outcome(N.attention_decode, q, k, v, lengths, starts)
+    if isinstance(want, type):
+        assert got is want
+    else:
+        h.assert_close(got, want, scale=float(np.abs(v).max()))
+
+
+@given(
+    B=st.integers(1, 3),
+    L=st.integers(1, 8),
+    T=st.integers(0, 9),
+    positions=st.integers(-(2**63), 2**63 - 1) | st.integers(-2, 10) | st.lists(st.integers(-2, 10), min_size=1, max_size=4),
+)
+def test_cache_write_hostile_positions(B, L, T, positions):
+    new = np.arange(B * 2 * T * 3, dtype=np.float32).reshape(B, 2, T, 3)
+    if isinstance(positions, list):
+        positions = np.array(positions, dtype=np.int64)
+    caches_ = {name: np.zeros((B, 2, L, 3), np.float32) for name in ("compiled", "numpy")}
+    got = outcome(K.cache_write, caches_["compiled"], new, positions)
+    want = outcome(N.cache_write, caches_["numpy"], new, positions)
+    assert got is want
+    assert np.array_equal(caches_["compiled"], caches_["numpy"])
