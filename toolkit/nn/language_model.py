@@ -35,12 +35,14 @@ class KVCache:
 
     ``k[i]``/``v[i]``: (B, H, capacity, Dh); columns ``[0, length)`` are
     filled. ``starts[b]``: row b's first real column (its left padding
-    before it is masked).
+    before it is masked). ``qkv[i]``: block i's fused query/key/value
+    weights, concatenated once per decoding rather than once per token.
     """
 
     k: list[Array]
     v: list[Array]
     starts: Array
+    qkv: list[tuple[Array, Array]]
     length: int = 0
 
     @property
@@ -54,7 +56,7 @@ class KVCache:
     def select(self, rows: Array) -> "KVCache":
         """The cache of batch rows ``rows`` only (finished rows leave the batch)."""
         take = lambda arrays: [np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
-        return KVCache(take(self.k), take(self.v), self.starts[rows], self.length)
+        return KVCache(take(self.k), take(self.v), self.starts[rows], self.qkv, self.length)
 
 
 @register_layer
@@ -180,7 +182,8 @@ class DecoderLM(Layer):
             raise ValueError(f"a prompt of {T} columns does not fit a cache of {capacity}")
         shape = (B, self.heads, capacity, self.dim // self.heads)
         cache = KVCache([np.zeros(shape, np.float32) for _ in self.blocks],
-                        [np.zeros(shape, np.float32) for _ in self.blocks], np.asarray(starts, dtype=np.int64))
+                        [np.zeros(shape, np.float32) for _ in self.blocks], np.asarray(starts, dtype=np.int64),
+                        [block.attn.fused_qkv() for block in self.blocks])
         return self._advance(ids, cache), cache
 
     def step(self, tokens: Array, cache: KVCache) -> Array:
@@ -198,9 +201,9 @@ class DecoderLM(Layer):
         for i, block in enumerate(self.blocks):
             attn = block.attn
             h, _ = block.ln1.forward(x)
-            q = attn._split(attn._project(h, "q"))
-            cache.k[i][:, :, first:end] = attn._split(attn._project(h, "k"))
-            cache.v[i][:, :, first:end] = attn._split(attn._project(h, "v"))
+            q, k, v = attn.qkv(h, *cache.qkv[i])
+            cache.k[i][:, :, first:end] = k
+            cache.v[i][:, :, first:end] = v
             if T == 1:
                 # One new token: the decode kernel reads the cache in place, up to each row's length.
                 out = kernels.attention_decode(q, cache.k[i], cache.v[i], np.full(B, end, dtype=np.int64),
