@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from toolkit.errors import InputError
-from toolkit.text.subwords import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SubwordVocab
+from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from toolkit.nn.language_model import DecoderLM
     from toolkit.nn.sampling import Sampling
+    from toolkit.text.pretrained_tokenizer import PretrainedTokenizer
 
 PARAM_PREFIX = "param/"
 
@@ -44,10 +47,21 @@ class Sample:
 
 
 class Generator:
-    """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces."""
+    """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces (a vocabulary learnt here, or a
+    pretrained checkpoint's tokenizer)."""
 
-    def __init__(self, model: DecoderLM, vocab: SubwordVocab) -> None:
+    def __init__(self, model: DecoderLM, vocab: SubwordVocab | PretrainedTokenizer) -> None:
         self.model, self.vocab = model, vocab
+
+    @classmethod
+    def from_pretrained(cls, folder: Path) -> "Generator":
+        """A GPT-2 checkpoint folder (config.json, model.safetensors, tokenizer.json)."""
+        from toolkit.nn.gpt2 import gpt2_model
+        from toolkit.nn.pretrained import open_checkpoint
+        from toolkit.text.pretrained_tokenizer import PretrainedTokenizer
+
+        model = gpt2_model(open_checkpoint(folder))
+        return cls(model, PretrainedTokenizer(folder, model.eos_id))
 
     @classmethod
     def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray]) -> "Generator":
@@ -78,16 +92,15 @@ class Generator:
         context, when that is less) before the context fills; InputError for an empty prompt or one the
         vocabulary cannot read."""
         room = self.model.max_len - 1 - min(max_tokens, self.model.max_len // 2)
-        blank = self.vocab.processor.piece_to_id("▁")
         prompts = []
         for text, ids in zip(texts, self.vocab.encode(list(texts))):
             if not text.strip():
                 raise InputError("the prompt is empty")
-            if all(i in (UNK_ID, blank) for i in ids):
+            if self.vocab.unreadable(ids):
                 raise InputError("the prompt holds only characters this model never saw in training"
                                  f" ({text.strip()[:40]!r}): it cannot continue it")
             kept = ids[-room:] if room > 0 else ids[-1:]
-            prompts.append(Prompt([EOS_ID, *kept], len(ids), len(ids) - len(kept)))
+            prompts.append(Prompt([self.vocab.eos_id, *kept], len(ids), len(ids) - len(kept)))
         return prompts
 
     # -- decoding -------------------------------------------------------------
@@ -120,7 +133,7 @@ class Generator:
         from toolkit.nn.sampling import Decoding
 
         decoding = Decoding(self.model, [p.ids for p in prompts], sampling, max_tokens, rngs,
-                            forbidden=(PAD_ID, UNK_ID, BOS_ID))
+                            forbidden=self.vocab.never_generated)
         texts = [""] * len(prompts)
         for produced in decoding:
             for row, _ in produced:
@@ -146,8 +159,9 @@ def _first_stop(text: str, stops: Sequence[str]) -> int | None:
 
 
 def _safe_length(text: str, stops: Sequence[str]) -> int:
-    """How much of ``text`` can be streamed: all of it but a tail that could begin a stop string."""
-    hold = 0
+    """How much of ``text`` can be streamed: all of it but a tail that could begin a stop string, or a
+    character whose bytes are not all generated yet (byte-level pieces decode it as U+FFFD meanwhile)."""
+    hold = 1 if text.endswith("\ufffd") else 0
     for stop in stops:
         for n in range(min(len(stop) - 1, len(text)), hold, -1):
             if text.endswith(stop[:n]):

@@ -127,7 +127,7 @@ def perplexities(generator: Generator, texts: Sequence[str], stride: int | None 
     model = generator.model
     context = model.max_len
     stride = stride or max(context // STRIDE_FRACTION, 1)
-    stream, counts = encode_stream(generator.vocab, texts, EOS_ID)
+    stream, counts = encode_stream(generator.vocab, texts, generator.vocab.eos_id)
     total = 0.0
     spans = list(windows(len(stream), context, stride))
     full = [span for span in spans if span[1] - span[0] == context + 1]

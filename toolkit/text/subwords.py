@@ -28,7 +28,16 @@ TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) 
 
 
 class SubwordVocab:
-    """A loaded sentencepiece model: ``encode(texts)`` to ids, ``decode(ids)`` to text."""
+    """A loaded sentencepiece model: ``encode(texts)`` to ids, ``decode(ids)`` to text.
+
+    ``eos_id``, ``pad_id``, ``never_generated``, ``pieces`` and ``unreadable``
+    are what a language model's decoding asks of any tokenizer (also of
+    :class:`toolkit.text.pretrained_tokenizer.PretrainedTokenizer`).
+    """
+
+    eos_id, pad_id = EOS_ID, PAD_ID
+    #: Ids a model must never write: padding, the unknown piece and BOS.
+    never_generated = (PAD_ID, UNK_ID, BOS_ID)
 
     def __init__(self, proto: bytes) -> None:
         import sentencepiece as spm
@@ -96,3 +105,11 @@ class SubwordVocab:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.processor.decode(ids)
+
+    def pieces(self, ids: list[int]) -> list[str]:
+        return self.processor.id_to_piece(ids)
+
+    def unreadable(self, ids: list[int]) -> bool:
+        """Whether a text's ids carry nothing but unknown pieces and spaces (a script never seen in training)."""
+        blank = self.processor.piece_to_id("▁")
+        return all(i in (UNK_ID, blank) for i in ids)
