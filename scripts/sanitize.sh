@@ -33,6 +33,8 @@ TESTS=(
     tests/test_nn_layers.py
     tests/test_transformer.py
     tests/test_kernels_properties.py
+    tests/test_kernels_decode.py
+    tests/test_kernels_norm.py
 )
 
 WORK="${SANITIZE_DIR:-$(mktemp -d -t nlp-sanitize.XXXXXX)}"

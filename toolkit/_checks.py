@@ -199,3 +199,105 @@ def argmax_array(argmax: object, shape: tuple, length: int) -> np.ndarray:
                 f"the {length} output steps"
             )
     return argmax
+
+
+# ---- decode, cache write, layer norm and GELU ----------------------------------------
+
+
+def _int_vector(a: object, name: str, B: int) -> np.ndarray:
+    """A (B,) int32/int64 array as C-contiguous int64."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of int32/int64, got {type(a).__name__}")
+    if a.dtype not in ID_DTYPES:
+        raise TypeError(f"{name} must have dtype int32 or int64, got {a.dtype}")
+    if a.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), got {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _first_bad(name: str, values: np.ndarray, bad: np.ndarray, rule: str) -> None:
+    if bad.any():
+        b = int(np.argmax(bad))
+        raise ValueError(f"{name}[{b}] = {int(values[b])} is out of range: {rule}")
+
+
+def decode_inputs(
+    q: object, k_cache: object, v_cache: object, lengths: object, starts: object, scale: float | None
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Check an attention_decode call; return lengths and starts as int64 (starts None for none), and the scale."""
+    float_array(q, "q", 4)
+    float_array(k_cache, "k_cache", 4)
+    float_array(v_cache, "v_cache", 4)
+    if q.shape[2] != 1:
+        raise ValueError(f"q must have shape (B, H, 1, D): one query per sequence, got {q.shape}")
+    _, scale = attention_inputs(q, k_cache, v_cache, None, scale)
+    B, L = q.shape[0], k_cache.shape[2]
+    lengths = _int_vector(lengths, "lengths", B)
+    _first_bad("lengths", lengths, (lengths < 1) | (lengths > L), f"each length must be in [1, {L}] (the cache size)")
+    if starts is not None:
+        starts = _int_vector(starts, "starts", B)
+        _first_bad("starts", starts, (starts < 0) | (starts >= lengths), "need 0 <= starts[b] < lengths[b]")
+    return lengths, starts, scale
+
+
+def cache_write_inputs(cache: object, new: object, positions: object) -> np.ndarray:
+    """Check a cache_write call; return the positions as (B,) int64."""
+    writable(float_array(cache, "cache", 4), "cache")
+    nonempty(cache, "cache")
+    float_array(new, "new", 4)
+    B, H, L, D = cache.shape
+    if new.shape[:2] != (B, H) or new.shape[3] != D:
+        raise ValueError(f"new must have shape ({B}, {H}, T, {D}) to match cache {cache.shape}, got {new.shape}")
+    T = new.shape[2]
+    rule = f"need 0 <= position and position + {T} new steps <= {L} (the cache size)"
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        if not 0 <= positions <= L - T:
+            raise ValueError(f"position {positions} is out of range: {rule}")
+        positions = np.full(B, positions, dtype=np.int64)
+    positions = _int_vector(positions, "positions", B)
+    _first_bad("positions", positions, (positions < 0) | (positions > L - T), rule)
+    return positions
+
+
+def _rank_at_least(x: object, name: str, ndim: int) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    return float_array(x, name, max(x.ndim, ndim))
+
+
+def layer_norm_inputs(x: object, residual: object, gamma: object, beta: object, eps: object, fused: bool) -> float:
+    """Check a layer norm forward (with its residual when fused); return eps as a float."""
+    x = _rank_at_least(x, "x", 1)
+    nonempty(x, "x")
+    if fused:
+        same_shape("residual", _rank_at_least(residual, "residual", 1).shape, "x", x.shape)
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        same_shape(name, float_array(p, name, 1).shape, "(D,) of x", x.shape[-1:])
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or \
+            not 0 <= float(eps) <= FLT_MAX:
+        raise ValueError(f"eps must be a finite float32 number >= 0, got {eps!r:.40}")
+    return float(eps)
+
+
+def layer_norm_backward_inputs(dy: object, x: object, gamma: object, mean: object, rstd: object, ds: object) -> None:
+    """Check a layer norm backward against its x (what was normalised)."""
+    x = _rank_at_least(x, "x", 1)
+    nonempty(x, "x")
+    same_shape("dy", _rank_at_least(dy, "dy", 1).shape, "x", x.shape)
+    if ds is not None:
+        same_shape("ds", _rank_at_least(ds, "ds", 1).shape, "x", x.shape)
+    same_shape("gamma", float_array(gamma, "gamma", 1).shape, "(D,) of x", x.shape[-1:])
+    for name, a in (("mean", mean), ("rstd", rstd)):
+        same_shape(name, float_array(a, name, x.ndim - 1).shape, "x without its last axis", x.shape[:-1])
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu_inputs(x: object, approximate: object, dy: object = None) -> None:
+    """Check a GELU forward (or backward, with dy)."""
+    if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r:.40}")
+    x = _rank_at_least(x, "x", 0)
+    if dy is not None:
+        same_shape("dy", _rank_at_least(dy, "dy", 0).shape, "x", x.shape)

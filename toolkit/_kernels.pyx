@@ -350,7 +350,7 @@ def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=Fa
 
 
 def attention_decode(q, k_cache, v_cache, lengths, starts=None, scale=None):
-    lengths, starts, scale = _ref.decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
+    lengths, starts, scale = _checks.decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
     cdef int B = q.shape[0], H = q.shape[1], D = q.shape[3]
     cdef int L = k_cache.shape[2], Dv = v_cache.shape[3]
     out = np.empty((B, H, 1, Dv), dtype=np.float32)
@@ -367,7 +367,7 @@ def attention_decode(q, k_cache, v_cache, lengths, starts=None, scale=None):
 
 
 def cache_write(cache, new, positions):
-    positions = _ref.cache_write_inputs(cache, new, positions)
+    positions = _checks.cache_write_inputs(cache, new, positions)
     cdef int B = cache.shape[0], H = cache.shape[1], L = cache.shape[2], D = cache.shape[3]
     cdef int T = new.shape[2]
     if T == 0:
@@ -383,7 +383,7 @@ def cache_write(cache, new, positions):
 
 
 def _layer_norm(x, residual, gamma, beta, eps, fused):
-    cdef float e = _ref.layer_norm_inputs(x, residual, gamma, beta, eps, fused)
+    cdef float e = _checks.layer_norm_inputs(x, residual, gamma, beta, eps, fused)
     cdef int D = x.shape[-1]
     cdef int64_t N = x.size // D
     y = np.empty_like(x)
@@ -413,7 +413,7 @@ def add_layer_norm_forward(x, residual, gamma, beta, eps=1e-5):
 
 
 def layer_norm_backward(dy, x, gamma, mean, rstd, ds=None):
-    _ref.layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
+    _checks.layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
     cdef int D = x.shape[-1]
     cdef int64_t N = x.size // D
     dx = np.empty_like(x)
@@ -436,7 +436,7 @@ def layer_norm_backward(dy, x, gamma, mean, rstd, ds=None):
 
 
 def gelu_forward(x, approximate="none"):
-    _ref.gelu_inputs(x, approximate)
+    _checks.gelu_inputs(x, approximate)
     y = np.empty_like(x)
     cdef int64_t n = x.size
     if n == 0:
@@ -450,7 +450,7 @@ def gelu_forward(x, approximate="none"):
 
 
 def gelu_backward(dy, x, approximate="none"):
-    _ref.gelu_inputs(x, approximate, dy)
+    _checks.gelu_inputs(x, approximate, dy)
     dx = np.empty_like(x)
     cdef int64_t n = x.size
     if n == 0:

@@ -234,7 +234,7 @@ def attention_decode(
     scale: float | None = None,
 ) -> np.ndarray:
     """Reference of kernels.attention_decode: one plain float64 softmax per sequence."""
-    lengths, starts, scale = decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
+    lengths, starts, scale = _checks.decode_inputs(q, k_cache, v_cache, lengths, starts, scale)
     B, H = q.shape[:2]
     out = np.empty((B, H, 1, v_cache.shape[3]), dtype=np.float32)
     for b in range(B):
@@ -248,7 +248,7 @@ def attention_decode(
 
 def cache_write(cache: np.ndarray, new: np.ndarray, positions: int | np.ndarray) -> None:
     """Reference of kernels.cache_write."""
-    positions = cache_write_inputs(cache, new, positions)
+    positions = _checks.cache_write_inputs(cache, new, positions)
     new = new.copy()  # as the kernel: right also when new is a view of cache
     for b, p in enumerate(positions):
         cache[b, :, p : p + new.shape[2]] = new[b]
@@ -267,7 +267,7 @@ def layer_norm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.layer_norm_forward."""
-    eps = layer_norm_inputs(x, None, gamma, beta, eps, False)
+    eps = _checks.layer_norm_inputs(x, None, gamma, beta, eps, False)
     return _layer_norm64(x, gamma, beta, eps)
 
 
@@ -275,7 +275,7 @@ def add_layer_norm_forward(
     x: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.add_layer_norm_forward: the add (in float32, as the kernel), then the norm."""
-    eps = layer_norm_inputs(x, residual, gamma, beta, eps, True)
+    eps = _checks.layer_norm_inputs(x, residual, gamma, beta, eps, True)
     s = x + residual
     y, mean, rstd = _layer_norm64(s, gamma, beta, eps)
     return y, s, mean, rstd
@@ -290,7 +290,7 @@ def layer_norm_backward(
     ds: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.layer_norm_backward, in float64 from the saved mean and rstd."""
-    layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
+    _checks.layer_norm_backward_inputs(dy, x, gamma, mean, rstd, ds)
     D = x.shape[-1]
     r = rstd.astype(np.float64)[..., None]
     xhat = (x.astype(np.float64) - mean.astype(np.float64)[..., None]) * r
@@ -308,7 +308,7 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Reference of kernels.gelu_forward."""
-    gelu_inputs(x, approximate)
+    _checks.gelu_inputs(x, approximate)
     x = x.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         if approximate == "tanh":
@@ -320,7 +320,7 @@ def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
 
 def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Reference of kernels.gelu_backward."""
-    gelu_inputs(x, approximate, dy)
+    _checks.gelu_inputs(x, approximate, dy)
     x = x.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         if approximate == "tanh":
@@ -329,105 +329,3 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
         else:
             d = 0.5 * (1.0 + special.erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return (dy.astype(np.float64) * d).astype(np.float32)
-
-
-# ---- argument checks of the kernels above, shared with the bindings ------
-
-
-def _int_vector(a: object, name: str, B: int) -> np.ndarray:
-    """A (B,) int32/int64 array as C-contiguous int64."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of int32/int64, got {type(a).__name__}")
-    if a.dtype not in _checks.ID_DTYPES:
-        raise TypeError(f"{name} must have dtype int32 or int64, got {a.dtype}")
-    if a.shape != (B,):
-        raise ValueError(f"{name} must have shape (B,) = ({B},), got {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _first_bad(name: str, values: np.ndarray, bad: np.ndarray, rule: str) -> None:
-    if bad.any():
-        b = int(np.argmax(bad))
-        raise ValueError(f"{name}[{b}] = {int(values[b])} is out of range: {rule}")
-
-
-def decode_inputs(
-    q: object, k_cache: object, v_cache: object, lengths: object, starts: object, scale: float | None
-) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Check an attention_decode call; return lengths and starts as int64 (starts None for none), and the scale."""
-    _checks.float_array(q, "q", 4)
-    _checks.float_array(k_cache, "k_cache", 4)
-    _checks.float_array(v_cache, "v_cache", 4)
-    if q.shape[2] != 1:
-        raise ValueError(f"q must have shape (B, H, 1, D): one query per sequence, got {q.shape}")
-    _, scale = _checks.attention_inputs(q, k_cache, v_cache, None, scale)
-    B, L = q.shape[0], k_cache.shape[2]
-    lengths = _int_vector(lengths, "lengths", B)
-    _first_bad("lengths", lengths, (lengths < 1) | (lengths > L), f"each length must be in [1, {L}] (the cache size)")
-    if starts is not None:
-        starts = _int_vector(starts, "starts", B)
-        _first_bad("starts", starts, (starts < 0) | (starts >= lengths), "need 0 <= starts[b] < lengths[b]")
-    return lengths, starts, scale
-
-
-def cache_write_inputs(cache: object, new: object, positions: object) -> np.ndarray:
-    """Check a cache_write call; return the positions as (B,) int64."""
-    _checks.writable(_checks.float_array(cache, "cache", 4), "cache")
-    _checks.nonempty(cache, "cache")
-    _checks.float_array(new, "new", 4)
-    B, H, L, D = cache.shape
-    if new.shape[:2] != (B, H) or new.shape[3] != D:
-        raise ValueError(f"new must have shape ({B}, {H}, T, {D}) to match cache {cache.shape}, got {new.shape}")
-    T = new.shape[2]
-    rule = f"need 0 <= position and position + {T} new steps <= {L} (the cache size)"
-    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
-        if not 0 <= positions <= L - T:
-            raise ValueError(f"position {positions} is out of range: {rule}")
-        positions = np.full(B, positions, dtype=np.int64)
-    positions = _int_vector(positions, "positions", B)
-    _first_bad("positions", positions, (positions < 0) | (positions > L - T), rule)
-    return positions
-
-
-def _rank_at_least(x: object, name: str, ndim: int) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
-    return _checks.float_array(x, name, max(x.ndim, ndim))
-
-
-def layer_norm_inputs(x: object, residual: object, gamma: object, beta: object, eps: object, fused: bool) -> float:
-    """Check a layer norm forward (with its residual when fused); return eps as a float."""
-    x = _rank_at_least(x, "x", 1)
-    _checks.nonempty(x, "x")
-    if fused:
-        _checks.same_shape("residual", _rank_at_least(residual, "residual", 1).shape, "x", x.shape)
-    for name, p in (("gamma", gamma), ("beta", beta)):
-        _checks.same_shape(name, _checks.float_array(p, name, 1).shape, "(D,) of x", x.shape[-1:])
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or \
-            not 0 <= float(eps) <= _checks.FLT_MAX:
-        raise ValueError(f"eps must be a finite float32 number >= 0, got {eps!r:.40}")
-    return float(eps)
-
-
-def layer_norm_backward_inputs(dy: object, x: object, gamma: object, mean: object, rstd: object, ds: object) -> None:
-    """Check a layer norm backward against its x (what was normalised)."""
-    x = _rank_at_least(x, "x", 1)
-    _checks.nonempty(x, "x")
-    _checks.same_shape("dy", _rank_at_least(dy, "dy", 1).shape, "x", x.shape)
-    if ds is not None:
-        _checks.same_shape("ds", _rank_at_least(ds, "ds", 1).shape, "x", x.shape)
-    _checks.same_shape("gamma", _checks.float_array(gamma, "gamma", 1).shape, "(D,) of x", x.shape[-1:])
-    for name, a in (("mean", mean), ("rstd", rstd)):
-        _checks.same_shape(name, _checks.float_array(a, name, x.ndim - 1).shape, "x without its last axis", x.shape[:-1])
-
-
-GELU_APPROXIMATIONS = ("none", "tanh")
-
-
-def gelu_inputs(x: object, approximate: object, dy: object = None) -> None:
-    """Check a GELU forward (or backward, with dy)."""
-    if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
-        raise ValueError(f"approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r:.40}")
-    x = _rank_at_least(x, "x", 0)
-    if dy is not None:
-        _checks.same_shape("dy", _rank_at_least(dy, "dy", 0).shape, "x", x.shape)

@@ -226,16 +226,25 @@ class DecoderLM(Layer):
         return logits
 
 
-def train_step(model: DecoderLM, ids: Array, label_smoothing: float = 0.0) -> float:
+def train_step(model: DecoderLM, ids: Array) -> float:
     """Forward and backward on ``ids`` (B, T + 1): each of the first T columns predicts the next. The
     gradients of the mean token loss accumulate in the model; return that loss."""
-    from toolkit.nn.losses import softmax_cross_entropy
-
     ids = np.asarray(ids, dtype=np.int64)
     h, back_hidden = model.hidden(ids[:, :-1], train=True)
     logits, back_project = model.project_rows(h)
-    loss, dlogits = softmax_cross_entropy(logits, ids[:, 1:], label_smoothing, dtype=np.float32)
-    back_hidden(back_project(dlogits))
+    # The softmax cross-entropy worked in place on the logits, which nothing else holds: the (tokens x
+    # vocabulary) matrix is the largest of the step, and each pass over it costs as much as a layer's product.
+    z = logits.reshape(-1, model.vocab_size)
+    targets = ids[:, 1:].reshape(-1)
+    rows = np.arange(len(targets))
+    z -= z.max(axis=1, keepdims=True)
+    true = z[rows, targets].astype(np.float64)
+    np.exp(z, out=z)
+    total = z.sum(axis=1, dtype=np.float64)
+    loss = float((np.log(total) - true).mean())
+    z *= (1.0 / (total * len(targets))).astype(np.float32)[:, None]
+    z[rows, targets] -= np.float32(1.0 / len(targets))
+    back_hidden(back_project(logits))
     return loss
 
 
