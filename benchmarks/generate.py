@@ -1,0 +1,351 @@
+"""Text generation: our DecoderLM against PyTorch (training) and transformers (greedy generation), side by side.
+
+    python benchmarks/generate.py [--threads 2] [--steps 10] [--repeats 3] [--new-tokens 128]
+                                  [--skip-training] [--skip-generation] [--skip-gpt2-small] [--skip-perplexity]
+
+(a) Training tokens/s: our DecoderLM and the same model written in PyTorch
+    (GPT-2's layout: pre-norm, causal F.scaled_dot_product_attention, GELU
+    tanh, tied head) start from the same weights (copied from ours) and
+    train on the same batches of random ids with Adam at the same lr,
+    dropout 0, taking turns step by step so that load from other jobs falls
+    on both. Reported: the two losses at step 0 (same weights, same batch:
+    they must agree) and after the last step, and the median step's
+    tokens/s (batch x context target tokens per step).
+(b) Generation tokens/s, greedy, --prompt-tokens random prompts and exactly
+    --new-tokens new tokens at batch 1 and 8: ours (Decoding with
+    Sampling(temperature=0)) against transformers' GPT2LMHeadModel.generate
+    with our weights copied in, at the default model's shape (positions
+    widened to --gen-context, as the default's 128 cannot hold prompt +
+    continuation) and at GPT-2 small's shape with random weights. Both
+    forbid the end-of-text id (ours with ``forbidden``, transformers with
+    min_new_tokens), so both make every token and stay comparable. Reported:
+    the median of --repeats runs, whether the greedy tokens are identical.
+(c) The default model's WikiText-2 test word-level perplexity, through the
+    public API (toolkit.api.evaluate on the generate task), when the
+    model file exists and the task is registered; otherwise a line says why.
+
+Threads: OpenMP/BLAS and torch all at --threads. The machine may be shared:
+timings are medians, and ratios (ours / peer, above 1: we are faster) are
+what to compare across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.threads import use_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "plugins" / "generation" / "models" / "wikitext2.nlpt"
+WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext2" / "test.txt.gz"
+GPT2_SMALL = {"vocab": 50257, "dim": 768, "heads": 12, "layers": 12, "ffn": 3072, "context": 1024}
+EOS_ID = 3  # DecoderLM's default end-of-text id; forbidden in generation so that every run makes --new-tokens
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
+    shape = p.add_argument_group("the default model's shape")
+    for name, value in (("vocab", 8000), ("dim", 256), ("heads", 4), ("layers", 4), ("ffn", 1024), ("context", 128)):
+        shape.add_argument(f"--{name}", type=int, default=value)
+    train = p.add_argument_group("(a) training")
+    train.add_argument("--batch", type=int, default=16, help="sequences per training step (default 16)")
+    train.add_argument("--steps", type=int, default=10, help="timed training steps per framework (default 10)")
+    train.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    train.add_argument("--lr", type=float, default=3e-4)
+    gen = p.add_argument_group("(b) generation")
+    gen.add_argument("--prompt-tokens", type=int, default=32)
+    gen.add_argument("--new-tokens", type=int, default=128)
+    gen.add_argument("--gen-batches", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    gen.add_argument("--gen-context", type=int, default=256,
+                     help="positions of the default-shape generation model (default 256)")
+    gen.add_argument("--repeats", type=int, default=3, help="timed runs per contender, median (default 3)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file for (c)")
+    for part in ("training", "generation", "gpt2-small", "perplexity"):
+        p.add_argument(f"--skip-{part}", action="store_true")
+    return p.parse_args()
+
+
+# Run as a script, this folder is first on sys.path, and its kernels.py would stand in for the optional
+# "kernels" package that transformers tries to import: take the folder off.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+args = parse_args()
+# Thread counts must be fixed before numpy, torch or our kernels start their pools.
+use_threads(args.threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from toolkit.nn import Adam  # noqa: E402
+from toolkit.nn.language_model import DecoderLM, train_step  # noqa: E402
+from toolkit.nn.sampling import Decoding, Sampling  # noqa: E402
+
+torch.set_num_threads(args.threads)
+
+
+def gpt2_state(model: DecoderLM) -> dict[str, torch.Tensor]:
+    """Our weights under GPT-2's names and layout (GPT2Model's state dict, without "transformer.").
+
+    GPT-2's Conv1D keeps weights as (in, out), as our Dense and attention
+    do, so only the query/key/value projections change: GPT-2 holds them as
+    one c_attn, their concatenation along the output axis.
+    """
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731 (a copy: the models train apart)
+    state = {"wte.weight": t(model.wte.params["table"]), "wpe.weight": t(model.wpe.params["table"]),
+             "ln_f.weight": t(model.ln_f.params["gamma"]), "ln_f.bias": t(model.ln_f.params["beta"])}
+    for i, block in enumerate(model.blocks):
+        a = block.attn.params
+        parts = {"ln_1": (block.ln1.params["gamma"], block.ln1.params["beta"]),
+                 "attn.c_attn": (np.concatenate([a["wq"], a["wk"], a["wv"]], axis=1),
+                                 np.concatenate([a["bq"], a["bk"], a["bv"]])),
+                 "attn.c_proj": (a["wo"], a["bo"]),
+                 "ln_2": (block.ln2.params["gamma"], block.ln2.params["beta"]),
+                 "mlp.c_fc": (block.ff1.params["w"], block.ff1.params["b"]),
+                 "mlp.c_proj": (block.ff2.params["w"], block.ff2.params["b"])}
+        for name, (weight, bias) in parts.items():
+            state[f"h.{i}.{name}.weight"], state[f"h.{i}.{name}.bias"] = t(weight), t(bias)
+    return state
+
+
+class Conv1D(torch.nn.Module):
+    """GPT-2's affine layer: y = x @ weight + bias, weight (in, out)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = torch.nn.Parameter(torch.empty(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], -1)
+
+
+class Block(torch.nn.Module):
+    """Pre-norm causal self-attention and GELU (tanh) MLP, each added to the residual stream."""
+
+    def __init__(self, dim: int, heads: int, ffn: int):
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = torch.nn.LayerNorm(dim, eps=1e-5), torch.nn.LayerNorm(dim, eps=1e-5)
+        self.attn = torch.nn.ModuleDict({"c_attn": Conv1D(dim, 3 * dim), "c_proj": Conv1D(dim, dim)})
+        self.mlp = torch.nn.ModuleDict({"c_fc": Conv1D(dim, ffn), "c_proj": Conv1D(ffn, dim)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.attn["c_attn"](self.ln_1(x)).split(D, dim=2)
+        q, k, v = (z.view(B, T, self.heads, D // self.heads).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, D)
+        x = x + self.attn["c_proj"](a)
+        return x + self.mlp["c_proj"](F.gelu(self.mlp["c_fc"](self.ln_2(x)), approximate="tanh"))
+
+
+class TorchGPT(torch.nn.Module):
+    """Our DecoderLM in PyTorch, with GPT-2's parameter names so that :func:`gpt2_state` loads into it."""
+
+    def __init__(self, vocab: int, dim: int, heads: int, layers: int, ffn: int, context: int):
+        super().__init__()
+        self.wte, self.wpe = torch.nn.Embedding(vocab, dim), torch.nn.Embedding(context, dim)
+        self.h = torch.nn.ModuleList(Block(dim, heads, ffn) for _ in range(layers))
+        self.ln_f = torch.nn.LayerNorm(dim, eps=1e-5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x) @ self.wte.weight.T  # tied head, no bias
+
+
+def decoder(shape: dict, context: int, seed: int = 0) -> DecoderLM:
+    return DecoderLM(shape["vocab"], shape["dim"], shape["heads"], shape["layers"], shape["ffn"], 0.0, context,
+                     eos_id=EOS_ID, seed=seed)
+
+
+# -- (a) training -------------------------------------------------------------------------------------------------
+
+
+def training(shape: dict) -> None:
+    ours = decoder(shape, shape["context"])
+    theirs = TorchGPT(shape["vocab"], shape["dim"], shape["heads"], shape["layers"], shape["ffn"], shape["context"])
+    theirs.load_state_dict(gpt2_state(ours), strict=True)
+    theirs.train()
+    ours_opt = Adam(ours, args.lr)
+    torch_opt = torch.optim.Adam(theirs.parameters(), lr=args.lr)
+
+    def ours_step(ids: np.ndarray) -> float:
+        loss = train_step(ours, ids)
+        ours_opt.step()  # also zeroes the gradients
+        return float(loss)
+
+    def torch_step(ids: np.ndarray) -> float:
+        batch = torch.from_numpy(ids)
+        logits = theirs(batch[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        torch_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch_opt.step()
+        return loss.item()
+
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, shape["vocab"], (args.batch, shape["context"] + 1))
+               for _ in range(args.warmup + args.steps)]
+    steps: dict[str, Callable[[np.ndarray], float]] = {"ours": ours_step, "torch": torch_step}
+    losses: dict[str, list[float]] = {name: [] for name in steps}
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for i, ids in enumerate(batches):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            losses[name].append(step(ids))
+            if i >= args.warmup:
+                seconds[name].append(time.perf_counter() - start)
+    tokens = args.batch * shape["context"]
+    speed = {name: tokens / statistics.median(s) for name, s in seconds.items()}
+    first = abs(losses["ours"][0] - losses["torch"][0])
+    print(f"(a) training: vocab {shape['vocab']}, dim {shape['dim']}, heads {shape['heads']}, layers {shape['layers']},"
+          f" ffn {shape['ffn']}, context {shape['context']}, batch {args.batch}, random ids, Adam lr {args.lr:g},"
+          f" dropout 0, {args.warmup} warm-up + {args.steps} timed steps each, turn by turn (median step)")
+    print(f"    loss at step 0: ours {losses['ours'][0]:.6f}, torch {losses['torch'][0]:.6f}, |diff| {first:.1e}"
+          f" ({'agree' if first < 1e-4 else 'DIFFER'}); after step {len(batches)}: ours {losses['ours'][-1]:.6f},"
+          f" torch {losses['torch'][-1]:.6f}")
+    print()
+    print("| training | tokens/s |")
+    print("|---|---:|")
+    for name, value in speed.items():
+        print(f"| {name} | {value:,.0f} |")
+    print(f"| ours / torch | **{speed['ours'] / speed['torch']:.2f}** |")
+    print()
+
+
+# -- (b) generation -----------------------------------------------------------------------------------------------
+
+
+def hf_model(ours: DecoderLM) -> Any:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=ours.vocab_size, n_positions=ours.max_len, n_embd=ours.dim, n_layer=ours.n_layers,
+                        n_head=ours.heads, n_inner=ours.ffn, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=EOS_ID, eos_token_id=EOS_ID,
+                        pad_token_id=ours.pad_id, tie_word_embeddings=True)
+    model = GPT2LMHeadModel(config)
+    missing, unexpected = model.transformer.load_state_dict(gpt2_state(ours), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"GPT-2 weights do not match: missing {missing}, unexpected {unexpected}")
+    if model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr():
+        raise RuntimeError("transformers' output layer is not tied to the token embedding")
+    return model.eval()
+
+
+def ours_generate(model: DecoderLM, prompts: np.ndarray) -> list[list[int]]:
+    rngs = [np.random.default_rng(i) for i in range(len(prompts))]
+    decoding = Decoding(model, prompts.tolist(), Sampling(temperature=0), args.new_tokens, rngs, forbidden=[EOS_ID])
+    for _ in decoding:
+        pass
+    return [result.ids for result in decoding.results]
+
+
+def hf_generate(model: Any, prompts: np.ndarray) -> list[list[int]]:
+    ids = torch.from_numpy(prompts)
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                             eos_token_id=EOS_ID, pad_token_id=model.config.pad_token_id)
+    return out[:, prompts.shape[1]:].tolist()
+
+
+def first_difference(a: list[list[int]], b: list[list[int]]) -> str:
+    for row, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            at = next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
+            return f"no (row {row}, token {at})"
+    return "yes"
+
+
+def generation(label: str, shape: dict, context: int, batches: list[int]) -> list[str]:
+    """Table rows of ours vs transformers at ``shape`` for each batch size."""
+    ours = decoder(shape, context)
+    theirs = hf_model(ours)
+    rng = np.random.default_rng(1)
+    rows = []
+    for batch in batches:
+        # Ids from 4 up: not padding (0) nor end of text (3).
+        prompts = rng.integers(4, shape["vocab"], (batch, args.prompt_tokens))
+        runs = {"ours": lambda p=prompts: ours_generate(ours, p),
+                "transformers": lambda p=prompts: hf_generate(theirs, p)}
+        outputs = {name: run() for name, run in runs.items()}  # warm-up, and the tokens to compare
+        if any(len(ids) != args.new_tokens for out in outputs.values() for ids in out):
+            raise RuntimeError("a contender did not generate exactly --new-tokens tokens")
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                seconds[name].append(time.perf_counter() - start)
+        speed = {name: batch * args.new_tokens / statistics.median(s) for name, s in seconds.items()}
+        rows.append(f"| {label} | {batch} | {speed['ours']:,.1f} | {speed['transformers']:,.1f} |"
+                    f" **{speed['ours'] / speed['transformers']:.2f}** |"
+                    f" {first_difference(outputs['ours'], outputs['transformers'])} |")
+    return rows
+
+
+# -- (c) perplexity -----------------------------------------------------------------------------------------------
+
+
+def perplexity(model: Path) -> None:
+    """The default model's WikiText-2 test scores through the public API, or a line saying why there are none."""
+    print("(c) WikiText-2 test perplexity of the default model")
+    if not model.exists():
+        print(f"    skipped: {model.relative_to(ROOT) if model.is_relative_to(ROOT) else model} does not exist"
+              " (the default model is not trained yet)")
+        return
+    from toolkit import api
+
+    start = time.perf_counter()
+    try:
+        metrics = api.evaluate("generate", str(WIKITEXT_TEST), model=str(model))
+    except Exception as error:  # the generate task may not be registered yet; (a) and (b) stand on their own
+        print(f"    skipped: evaluate('generate') failed: {type(error).__name__}: {error}")
+        return
+    print(f"    {model.name} on {WIKITEXT_TEST.name} ({time.perf_counter() - start:.0f} s):")
+    for key, value in metrics.items():
+        print(f"    {key}: {value}")
+
+
+def main() -> int:
+    import transformers
+
+    print(f"threads={args.threads} torch {torch.__version__} (threads={torch.get_num_threads()})"
+          f" transformers {transformers.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print()
+    shape = {name: getattr(args, name) for name in ("vocab", "dim", "heads", "layers", "ffn", "context")}
+    if not args.skip_training:
+        training(shape)
+    if not args.skip_generation:
+        transformers.logging.set_verbosity_error()
+        batches = [int(b) for b in args.gen_batches.split(",")]
+        gen_context = max(args.gen_context, args.prompt_tokens + args.new_tokens)
+        print(f"(b) generation: greedy, {args.prompt_tokens}-token random prompts, {args.new_tokens} new tokens,"
+              f" median of {args.repeats} runs, turn by turn; same greedy tokens = identical ids in every row")
+        print()
+        print("| shape | batch | ours tokens/s | transformers tokens/s | ours / transformers | same greedy tokens |")
+        print("|---|---:|---:|---:|---:|---|")
+        label = f"default ({args.dim}d, {args.layers} layers, vocab {args.vocab}, context {gen_context})"
+        for row in generation(label, shape, gen_context, batches):
+            print(row, flush=True)
+        if not args.skip_gpt2_small:
+            for row in generation("GPT-2 small (random weights)", GPT2_SMALL, GPT2_SMALL["context"], batches):
+                print(row, flush=True)
+        print()
+    if not args.skip_perplexity:
+        perplexity(args.model)
+    # Other jobs' load slows ours and the peers alike only roughly: it is part of the record.
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
