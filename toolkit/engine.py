@@ -35,7 +35,7 @@ from toolkit.errors import (
 if TYPE_CHECKING:
     from toolkit.contracts import TaskContract
 
-INPUT_KINDS = ("text", "question+context")
+INPUT_KINDS = ("text", "question+context", "dialogue")
 
 # Keywords that pipeline() and the task verbs (and `nlp-tool evaluate`, which
 # takes the run options too) use themselves; an engine option with one of
@@ -116,6 +116,13 @@ def check_input(engine_class: type[Engine], item: Any) -> None:
     if engine_class.inputs == "text":
         if not isinstance(item, str):
             raise TypeError(f"{where} takes str inputs, not {type(item).__name__}")
+        return
+    if engine_class.inputs == "dialogue":
+        if not isinstance(item, Mapping):
+            raise TypeError(f"{where} takes {{'turns': [...]}} mappings (a conversation), not {type(item).__name__}")
+        turns = item.get("turns")
+        if not isinstance(turns, list) or not all(isinstance(turn, str) for turn in turns):
+            raise TypeError(f"{where}: an input's 'turns' must be a list of strings, not {turns!r:.60}")
         return
     if not isinstance(item, Mapping):
         raise TypeError(f"{where} takes {{'question', 'context'}} mappings, not {type(item).__name__}")
@@ -285,7 +292,8 @@ class Engine(abc.ABC):
     description: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     #: "text": each input is a str; "question+context": each input is a
-    #: mapping with "question" and "context" strings.
+    #: mapping with "question" and "context" strings; "dialogue": each input is a
+    #: mapping with "turns", the list of a conversation's turns so far (str).
     inputs: ClassVar[str] = "text"
     options: ClassVar[dict[str, Option]] = {}
     default_model: ClassVar[str | None] = None

@@ -117,6 +117,7 @@ def read_records(
     stdin: IO[bytes] | None = None,
     pairs: bool = False,
     encoding: str = "utf-8",
+    dialogue: bool = False,
 ) -> Iterator[Record]:
     """Every input, lazily, in command-line order: ``--text`` values first, then the sources.
 
@@ -125,7 +126,8 @@ def read_records(
     records, unless a JSONL record has the ``id_field``. With ``question``,
     each text becomes the context of a question+context input; without it,
     for engines that read such ``pairs``, JSONL records must hold "question"
-    and "context" fields.
+    and "context" fields; with ``dialogue`` (engines that read conversations), a
+    "turns" field: a list of strings, the conversation so far.
 
     Lines and JSONL records are read as they arrive, a chunk at a time, so a
     stream of any length takes constant memory; a whole file (``text``) is
@@ -148,7 +150,7 @@ def read_records(
                     if input_format == "lines":
                         yield Record(rid, _wrap(line, question)) if line.strip() else Record(rid, blank=True)
                     elif line.strip():
-                        yield _jsonl_record(rid, line, text_field, id_field, question, pairs)
+                        yield _jsonl_record(rid, line, text_field, id_field, question, pairs, dialogue)
         except (OSError, ValueError) as error:
             yield Record(name, error=f"cannot read {name}: {error}")
 
@@ -193,7 +195,7 @@ def _wrap(text: str, question: str | None) -> Any:
 
 
 def _jsonl_record(
-    where: str, line: str, text_field: str, id_field: str, question: str | None, pairs: bool
+    where: str, line: str, text_field: str, id_field: str, question: str | None, pairs: bool, dialogue: bool = False
 ) -> Record:
     try:
         record = json.loads(line)
@@ -202,6 +204,11 @@ def _jsonl_record(
     if not isinstance(record, dict):
         return Record(where, error="a JSONL line must hold a JSON object")
     rid = str(record[id_field]) if record.get(id_field) is not None else where
+    if dialogue:
+        turns = record.get("turns")
+        if not isinstance(turns, list) or not all(isinstance(turn, str) for turn in turns):
+            return Record(rid, error="no 'turns' field holding a list of strings (the conversation so far)")
+        return Record(rid, {"turns": turns})
     if pairs and question is None:
         for field in ("question", "context"):
             if field not in record:

@@ -31,7 +31,7 @@ PROJECT = "nlp_tool"
 ENTRY_POINT_GROUP = "nlp_tool"
 BUILTIN_PLUGINS = (
     "toolkit_plugins.summarization", "toolkit_plugins.classification", "toolkit_plugins.qa",
-    "toolkit_plugins.translation", "toolkit_plugins.generation",
+    "toolkit_plugins.translation", "toolkit_plugins.generation", "toolkit_plugins.chat",
 )
 ENV_PLUGINS = "NLP_TOOL_PLUGINS"
 ENV_HOME = "NLP_TOOL_HOME"

@@ -1,0 +1,30 @@
+"""Built-in dialogue plugin: the task ``dialogue`` (a conversation in, its next turn out) with the retrieval
+engine, and the commands ``nlp-tool chat`` (a conversation on the terminal, saved) and ``nlp-tool logs``.
+
+Registered through the same hooks as any third-party plugin. numpy and scipy
+are imported only when a corpus is indexed, sqlite3 only when conversations
+are read or saved.
+"""
+
+from toolkit import hookimpl
+
+from toolkit_plugins.chat.contract import CONTRACT, TASK
+from toolkit_plugins.chat.retrieval import RetrievalEngine
+
+
+@hookimpl
+def register_tasks(register):
+    register(CONTRACT)
+
+
+@hookimpl
+def register_engines(register):
+    register(TASK, RetrievalEngine.name, RetrievalEngine, RetrievalEngine.description)
+
+
+@hookimpl
+def register_commands(cli):
+    from toolkit_plugins.chat.commands import chat, logs
+
+    cli.add_command(chat)
+    cli.add_command(logs)

@@ -1,0 +1,174 @@
+"""``nlp-tool chat`` and ``nlp-tool logs``, added through the plugin's register_commands hook.
+
+``chat`` is a command of its own rather than the task's verb because a
+conversation is state (its turns, saved between runs) and a terminal
+session, which a verb's inputs-to-results run does not have. What it shares
+with the verbs, it does as they do: the output formats and ``--output`` of
+:mod:`toolkit.io`, one ``nlp-tool: error:`` line and the exit code of the
+error's class.
+
+The message of a one-shot reply is the command's argument, as a prompt is
+``generate``'s: ``-m`` is ``--model`` on every verb, so it cannot be the
+message here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from toolkit.engine import Option
+from toolkit.errors import RUNTIME_FAILURE, NlpToolError, UsageError
+
+from toolkit_plugins.chat.contract import TASK
+from toolkit_plugins.chat.retrieval import RetrievalEngine
+
+DEFAULT_ENGINE = RetrievalEngine.name
+#: The engines whose options are flags of ``chat``: this plugin's.
+ENGINE_CLASSES = (RetrievalEngine,)
+
+
+class Failure(click.ClickException):
+    """One ``nlp-tool: error:`` line and the exit code of the error's class, as the verbs end."""
+
+    def __init__(self, message: str, exit_code: int = RUNTIME_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"nlp-tool: error: {self.format_message()}", err=True)
+
+
+def _failure(error: NlpToolError) -> Failure:
+    return Failure(str(error), error.exit_code)
+
+
+def _option_param(name: str, option: Option) -> click.Option:
+    """The flag of an engine option; its value is None unless given, so that the engine's default applies."""
+    kinds = {int: click.INT, float: click.FLOAT, str: click.STRING}
+    if option.type is bool:
+        return click.Option([f"{option.flags(name)[0]}/{option.flags(name)[1]}", name], default=None,
+                            help=option.help)
+    return click.Option([*option.flags(name), name], type=kinds[option.type], multiple=option.multiple,
+                        default=None, help=f"{option.help} [default: {option.default}]")
+
+
+def _engine_params() -> list[click.Option]:
+    params: dict[str, click.Option] = {}
+    for engine_class in ENGINE_CLASSES:
+        for name, option in engine_class.options.items():
+            params.setdefault(name, _option_param(name, option))
+    return list(params.values())
+
+
+def _pipeline(engine: str, options: dict) -> Any:
+    """The pipeline of the dialogue task's ``engine`` with the given ``options``, its corpus or model read now:
+    a problem with either ends the command before any turn."""
+    from toolkit.api import Pipeline
+
+    try:
+        pipe = Pipeline(TASK, engine, on_error="skip", **options)
+        pipe.stamp()
+        if isinstance(pipe.engine, RetrievalEngine):
+            pipe.engine.load()
+    except NlpToolError as error:
+        raise _failure(error) from None
+    return pipe
+
+
+def _store(no_log: bool, resume: bool) -> Any:
+    """The conversation database, or None when nothing is read or saved from it."""
+    if no_log and not resume:
+        return None
+    from toolkit_plugins.chat.store import Store
+
+    try:
+        return Store()
+    except NlpToolError as error:
+        raise _failure(error) from None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("message", nargs=-1)
+@click.option("--engine", "-e", default=DEFAULT_ENGINE, show_default=True, help="Dialogue engine.")
+@click.option("--continue", "resume", is_flag=True, help="Go on with the latest saved conversation.")
+@click.option("--cid", metavar="ID", help="Go on with the saved conversation ID (`nlp-tool logs` lists them).")
+@click.option("--no-log", is_flag=True, help="Save nothing of this conversation.")
+@click.option("--input-format", "-i", type=click.Choice(["jsonl"]),
+              help="jsonl: the arguments are files (- for stdin) of records {\"id\", \"turns\"}; reply to each.")
+@click.option("--id-field", default="id", show_default=True, help="JSONL field holding the record id.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "jsonl", "tsv"]), default="text",
+              show_default=True, help="Output format of one-shot and -i jsonl replies.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write one-shot or -i jsonl replies to FILE"
+              " (atomically).")
+@click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+              help="-i jsonl: on a failing record, stop there, or report it and go on.")
+def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, no_log: bool,
+         input_format: str | None, id_field: str, fmt: str, output: str | None, on_error: str,
+         **options: Any) -> None:
+    """Talk with a dialogue engine.
+
+    \b
+    nlp-tool chat --corpus faq.csv                 a conversation on the terminal
+    nlp-tool chat --corpus faq.csv "Hi, can you help me?"    one reply
+    printf 'Hi\\nThanks\\n' | nlp-tool chat --corpus faq.csv   one reply per line
+    nlp-tool chat --corpus faq.csv -i jsonl dialogues.jsonl  the next turn of each
+
+    Conversations are saved (see `nlp-tool logs`) unless --no-log; -i jsonl
+    runs save nothing. Details: docs/chat.md.
+    """
+    from toolkit_plugins.chat import runs
+
+    options = {key: value for key, value in options.items() if value not in (None, ())}
+    if input_format == "jsonl":
+        if resume or cid:
+            raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
+                                   " do not apply")
+        runs.batch(_pipeline(engine, options), message or ("-",), id_field, fmt, output, on_error)
+        return
+    if resume and cid:
+        raise click.UsageError("give --continue or --cid ID, not both")
+    text = " ".join(message)
+    if message and not text.strip():
+        raise click.UsageError("the message is empty")
+    interactive = not message and sys.stdin.isatty()
+    if not interactive and not message and fmt != "text":
+        raise click.UsageError("one reply per line is plain text; -f applies to a message or -i jsonl")
+    pipe = _pipeline(engine, options)
+    store = _store(no_log, resume or cid is not None)
+    try:
+        session = runs.session(pipe.engine, store, resume, cid, not no_log)
+        if message:
+            runs.one_shot(session, pipe.stamp(), text, fmt, output)
+        elif interactive:
+            runs.interactive_run(session)
+        else:
+            runs.piped_run(session)
+    except NlpToolError as error:
+        raise _failure(error) from None
+    finally:
+        if store is not None:
+            store.close()
+
+
+for _param in _engine_params():
+    chat.params.append(_param)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("cid", required=False, metavar="[ID]")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@click.option("--count", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Conversations listed, the latest first (0: all).")
+def logs(cid: str | None, as_json: bool, count: int) -> None:
+    """List the saved conversations, or show conversation ID."""
+    from toolkit_plugins.chat import runs
+
+    try:
+        runs.show_logs(cid, as_json, count)
+    except UsageError as error:
+        raise Failure(str(error), error.exit_code) from None
+    except NlpToolError as error:
+        raise _failure(error) from None

@@ -1,0 +1,156 @@
+"""The two ways ``nlp-tool chat`` talks: a prompt on a terminal, and line in / line out on pipes.
+
+On a terminal, lines are read with readline (line editing, and a history
+kept across sessions in the data directory beside the conversations); each
+reply is written as the engine makes it. Ctrl-C during a reply stops it and
+drops the exchange (it is neither saved nor read by the next turn); Ctrl-C
+at the prompt clears the line; Ctrl-D or /exit ends the conversation.
+
+Without a terminal, each line of input is one user turn and gets one line of
+output: its reply with line breaks written as ``\\n``, so replies and turns
+line up. A blank line gets a blank line and is no turn.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import IO, Callable, Iterable
+
+from toolkit.errors import InputError, NlpToolError
+
+from toolkit_plugins.chat.session import Session
+
+HELP = """Commands:
+  /reset       start a new conversation (this one stays saved)
+  /history     show the conversation so far
+  /save FILE   write the conversation to FILE as a JSON line {"id", "turns"}
+  /help        show this help
+  /exit        end the conversation (as Ctrl-D does)
+Ctrl-C stops a reply (the exchange is dropped) or clears the line."""
+
+HISTORY_FILE = "chat_history"
+HISTORY_LINES = 1000
+
+
+def line_editing(history_path: str | None) -> Callable[[], None]:
+    """Turn on readline's line editing for ``input()``, with ``history_path``'s lines as its history (None:
+    none kept); the function that saves the history, to call at the end."""
+    try:
+        import readline
+    except ImportError:  # Python built without readline (Windows): input() still works, unedited
+        return lambda: None
+    if history_path is None:
+        return lambda: None
+    try:
+        readline.read_history_file(history_path)
+    except OSError:
+        pass  # no history yet, or an unreadable one: start without
+    readline.set_history_length(HISTORY_LINES)
+
+    def save() -> None:
+        try:
+            readline.write_history_file(history_path)
+        except OSError:
+            pass  # a history that cannot be kept is no reason to fail the conversation
+    return save
+
+
+def command(session: Session, line: str, out: IO[str]) -> bool:
+    """Do the /command ``line``; False for /exit. An unknown command or a missing argument is said on
+    ``out`` and the conversation goes on."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        out.write(f"cannot read the command: {error}\n")
+        return True
+    name, arguments = words[0], words[1:]
+    if name == "/exit":
+        return False
+    if name == "/help":
+        out.write(HELP + "\n")
+    elif name == "/reset":
+        session.reset()
+        out.write(f"New conversation {session.id}.\n")
+    elif name == "/history":
+        for speaker, turn in session.history():
+            out.write(f"{speaker}> {turn}\n")
+        if not session.turns:
+            out.write("(no turns yet)\n")
+    elif name == "/save":
+        if len(arguments) != 1:
+            out.write("give one file: /save FILE\n")
+            return True
+        try:
+            session.save(arguments[0])
+        except NlpToolError as error:
+            out.write(f"{error}\n")
+        else:
+            out.write(f"Saved {len(session.turns)} turns to {arguments[0]}.\n")
+    else:
+        out.write(f"unknown command {name}; /help lists them\n")
+    return True
+
+
+def interactive(session: Session, out: IO[str], read: Callable[[str], str] = input) -> None:
+    """The conversation on a terminal, until Ctrl-D or /exit; ``read`` reads one line after a prompt."""
+    out.write(f"Chatting with {session.engine_name}, conversation {session.id}"
+              f"{'' if session.store is not None else ' (not saved)'}. /help for commands, Ctrl-D to end.\n")
+    if session.turns:
+        out.write(f"(continuing after {len(session.turns) // 2} exchanges; /history shows them)\n")
+    while True:
+        try:
+            line = read("> ")
+        except EOFError:
+            out.write("\n")
+            return
+        except KeyboardInterrupt:
+            out.write("\n")
+            continue
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("/"):
+            if not command(session, line.strip(), out):
+                return
+            continue
+        _reply(session, line, out)
+
+
+def _reply(session: Session, line: str, out: IO[str]) -> None:
+    """Write the reply to ``line`` as it comes and record the exchange; Ctrl-C drops it, a refused turn is
+    said and dropped."""
+    try:
+        reply = session.respond(line)
+        pieces = []
+        for piece in reply.pieces:
+            out.write(piece)
+            out.flush()
+            pieces.append(piece)
+        out.write("\n")
+        session.record(line, "".join(pieces), reply.route)
+    except KeyboardInterrupt:
+        out.write("\n[reply stopped; not saved]\n")
+    except NlpToolError as error:
+        # A StoreError included: the reply was shown but could not be saved, and is not part of the conversation.
+        out.write(f"nlp-tool: error: {error}\n")
+
+
+def piped(session: Session, lines: Iterable[str], out: IO[str]) -> None:
+    """One reply line per input line; the first turn the engine refuses ends it (its error raised)."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            out.write("\n")
+        else:
+            try:
+                text = session.exchange(line)["text"]
+            except InputError as error:
+                raise InputError(f"line {number}: {error}") from None
+            out.write(text.replace("\n", "\\n").replace("\r", "\\r") + "\n")
+        out.flush()
+
+
+def history_path() -> str:
+    """Where the prompt's history is kept: beside the conversation database."""
+    from toolkit_plugins.chat.store import database_path
+
+    return os.fspath(database_path().with_name(HISTORY_FILE))

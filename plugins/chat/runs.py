@@ -1,0 +1,137 @@
+"""What ``nlp-tool chat`` and ``nlp-tool logs`` do once their flags are checked: a one-shot reply, a batch of
+conversations, a terminal or piped conversation, the saved conversations listed or shown."""
+
+from __future__ import annotations
+
+import io as textio
+import json
+import sys
+from typing import Any
+
+from toolkit import io
+from toolkit.errors import NlpToolError, UsageError
+
+from toolkit_plugins.chat.contract import DialogueEngine
+from toolkit_plugins.chat.session import Session
+from toolkit_plugins.chat.store import Store
+
+
+def session(engine: DialogueEngine, store: Store | None, resume: bool, cid: str | None, save: bool) -> Session:
+    """A new conversation, or the saved one that ``--continue`` (``resume``) or ``--cid`` names."""
+    if (resume or cid) and store is not None:
+        return Session.resumed(engine, store, cid, save)
+    return Session(engine, store if save else None)
+
+
+def _write(output: str | None, write: Any) -> None:
+    """``write(stream)`` to stdout, or to ``output`` atomically (complete or not at all)."""
+    try:
+        out = io.AtomicOutput(output)
+    except OSError as error:
+        raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
+    try:
+        write(out.stream)
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+
+
+def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | None) -> None:
+    """Reply to ``message`` (after the turns of a continued conversation) and record the exchange."""
+    result = chat.exchange(message)
+
+    def write(stream: Any) -> None:
+        writer = io.Writer(stream, fmt, {**stamp, "conversation": chat.id}, chat.engine.format_text, False)
+        writer.result(chat.id, result)
+        writer.close()
+    _write(output, write)
+
+
+def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: str | None, on_error: str) -> None:
+    """The next turn of each JSONL record's conversation, written in ``fmt``; nothing is saved. A failed record
+    is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run."""
+    from toolkit.api import ErrorRecord
+
+    records = io.read_records(io.expand_sources(sources), (), "jsonl", id_field=id_field, dialogue=True)
+    stamp = pipe.stamp()
+    failed = 0
+
+    def write(stream: Any) -> None:
+        nonlocal failed
+        writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, True)
+        for record in records:
+            error = record.error
+            if error is None:
+                result = pipe([record.value])[0]
+                if not isinstance(result, ErrorRecord):
+                    writer.result(record.id, result)
+                    continue
+                error = result.error
+            failed += 1
+            writer.error(record.id, error)
+            sys.stderr.write(f"nlp-tool: error: {record.id}: {error}\n")
+            if on_error == "stop":
+                break
+        writer.close()
+    _write(output, write)
+    if failed:
+        raise NlpToolError(f"{failed} record(s) failed" + ("; the results before the first were written"
+                                                           if on_error == "stop" else
+                                                           "; the results of the others were written"))
+
+
+def interactive_run(chat: Session) -> None:
+    """The conversation at the terminal's prompt."""
+    from toolkit_plugins.chat.repl import history_path, interactive, line_editing
+
+    save_history = line_editing(history_path() if chat.store is not None else None)
+    try:
+        interactive(chat, sys.stdout)
+    finally:
+        save_history()
+
+
+def piped_run(chat: Session) -> None:
+    """One reply line per line of standard input."""
+    from toolkit_plugins.chat.repl import piped
+
+    lines = (line.rstrip("\r\n") for line in textio.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig",
+                                                                  newline=""))
+    try:
+        piped(chat, lines, sys.stdout)
+    except UnicodeDecodeError as error:
+        raise UsageError(f"standard input is not UTF-8 text ({error.reason} at byte {error.start} of a chunk)"
+                         ) from None
+
+
+def show_logs(cid: str | None, as_json: bool, count: int) -> None:
+    """List the saved conversations (the latest ``count``, 0: all), or show the one ``cid`` names."""
+    from toolkit_plugins.chat.store import database_path
+
+    if not database_path().exists():
+        # Not created just to be listed: nothing was saved yet.
+        if cid is not None:
+            raise UsageError(f"no conversation {cid!r} is saved (no conversation is saved yet)")
+        sys.stdout.write("[]\n" if as_json else "")
+        return
+    with Store() as store:
+        if cid is None:
+            found = store.conversations(limit=count or None)
+            if as_json:
+                sys.stdout.write(json.dumps([vars(c) for c in found], ensure_ascii=False, indent=2) + "\n")
+            for c in [] if as_json else found:
+                sys.stdout.write(f"{c.id}  {c.created}  {c.engine}  {c.exchanges} exchange(s)  {c.name}\n")
+            return
+        conversation = store.conversation(cid)
+        if conversation is None:
+            raise UsageError(f"no conversation {cid!r} is saved; `nlp-tool logs` lists them")
+        exchanges = store.exchanges(cid)
+    if as_json:
+        shown = {**vars(conversation), "turns": [t for e in exchanges for t in (e.user, e.reply)],
+                 "exchanges": [vars(e) for e in exchanges]}
+        sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
+        return
+    sys.stdout.write(f"conversation {conversation.id}, started {conversation.created} with {conversation.engine}\n")
+    for e in exchanges:
+        sys.stdout.write(f"\nyou> {e.user}\nbot> {e.reply}\n     ({e.route}, {e.engine}, {e.created})\n")
