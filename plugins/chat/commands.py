@@ -126,7 +126,11 @@ def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, n
         if resume or cid:
             raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
                                    " do not apply")
-        runs.batch(_pipeline(engine, options), message or ("-",), id_field, fmt, output, on_error)
+        pipe = _pipeline(engine, options)
+        try:
+            runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error)
+        except NlpToolError as error:
+            raise _failure(error) from None
         return
     if resume and cid:
         raise click.UsageError("give --continue or --cid ID, not both")

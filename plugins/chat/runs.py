@@ -4,6 +4,7 @@ conversations, a terminal or piped conversation, the saved conversations listed 
 from __future__ import annotations
 
 import io as textio
+import itertools
 import json
 import sys
 from typing import Any
@@ -54,12 +55,15 @@ def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: 
     from toolkit.api import ErrorRecord
 
     records = io.read_records(io.expand_sources(sources), (), "jsonl", id_field=id_field, dialogue=True)
+    # As the verbs write: text output names each result (==> id <==) when there are several.
+    first_two = list(itertools.islice(records, 2))
+    records = itertools.chain(first_two, records)
     stamp = pipe.stamp()
     failed = 0
 
     def write(stream: Any) -> None:
         nonlocal failed
-        writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, True)
+        writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, len(first_two) > 1)
         for record in records:
             error = record.error
             if error is None:

@@ -1,0 +1,145 @@
+"""`nlp-tool chat` without a terminal (one-shot message, line in / line out, -i jsonl) and `nlp-tool logs`:
+conversations saved, continued and shown, and bad input said in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+
+DIALOGUES = [
+    {"turns": ["Hi, how are you today?", "Fine, thanks. And you?", "Great. What time is it?", "It is five o'clock."]},
+    {"turns": ["Where is the railway station?", "Go straight on and turn left at the bank."]},
+]
+STATION, TIME = "Go straight on and turn left at the bank.", "It is five o'clock."
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "dialogues.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def logs(*args):
+    result = run("logs", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_one_shot_replies_and_saves_the_exchange(corpus, home):
+    result = run("chat", "--corpus", corpus, "Excuse me,", "where is the station?")
+    assert (result.exit_code, result.stdout) == (0, STATION + "\n")
+    [conversation] = logs()
+    assert conversation["name"] == "Excuse me, where is the station?" and conversation["exchanges"] == 1
+    shown = json.loads(run("chat", "--corpus", corpus, "-f", "json", "what time is it").stdout)
+    assert shown[0]["result"]["text"] == TIME and shown[0]["result"]["route"] == "corpus"
+    assert shown[0]["stamp"]["conversation"] == shown[0]["id"] and shown[0]["stamp"]["corpus"] == corpus
+    assert [c["id"] for c in logs()] == [shown[0]["id"], conversation["id"]]
+
+
+def test_continue_and_cid_go_on_with_a_saved_conversation(corpus, home):
+    run("chat", "--corpus", corpus, "hello")
+    first = logs()[0]["id"]
+    run("chat", "--corpus", corpus, "where is the station")
+    assert run("chat", "--corpus", corpus, "--continue", "what time is it").stdout == TIME + "\n"
+    assert run("chat", "--corpus", corpus, "--cid", first, "what time is it").exit_code == 0
+    assert [c["exchanges"] for c in logs()] == [2, 2]
+    shown = logs(first)
+    assert shown["turns"][::2] == ["hello", "what time is it"] and shown["turns"][3] == TIME
+    text = run("logs", first).stdout
+    assert f"conversation {first}" in text and f"you> what time is it\nbot> {TIME}\n" in text
+    assert f"{first}  " in run("logs").stdout
+
+
+def test_no_log_saves_nothing(corpus, home):
+    assert run("chat", "--corpus", corpus, "--no-log", "hello").exit_code == 0
+    assert not (home / "logs.db").exists()
+    assert run("logs").stdout == "" and logs() == [] and not (home / "logs.db").exists()
+
+
+def test_piped_lines_are_one_conversation(corpus, home):
+    result = run("chat", "--corpus", corpus, input="where is the station\n\nwhat time is it\n")
+    assert (result.exit_code, result.stdout) == (0, f"{STATION}\n\n{TIME}\n")
+    [conversation] = logs()
+    assert logs(conversation["id"])["turns"] == ["where is the station", STATION, "what time is it", TIME]
+
+
+def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
+    records = '{"id": "a", "turns": ["where is the station"]}\n{"id": "b", "turns": "oops"}\n' \
+              '{"turns": ["Hi", "Hello", "what time is it"]}\n'
+    result = run("chat", "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", input=records)
+    assert result.exit_code == 1 and "1 record(s) failed" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b", "-:3"]
+    assert lines[0]["result"]["text"] == STATION and lines[2]["result"]["text"] == TIME
+    assert "'turns'" in lines[1]["error"] and "nlp-tool: error: b: " in result.stderr
+    stopped = run("chat", "--corpus", corpus, "-i", "jsonl", input=records)
+    assert stopped.exit_code == 1 and stopped.stdout == f"==> a <==\n{STATION}\n"
+    assert not (home / "logs.db").exists()  # batch runs save nothing
+
+
+def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
+    records = tmp_path / "in.jsonl"
+    records.write_text('{"id": "a", "turns": ["what time is it"]}\n', encoding="utf-8")
+    out = tmp_path / "out.tsv"
+    assert run("chat", "--corpus", corpus, "-i", "jsonl", str(records), "-f", "tsv", "-o", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[1].startswith(f"a\t{TIME}\tcorpus\t")
+
+
+@pytest.mark.parametrize("args,input,code,message", [
+    (["   "], None, 2, "the message is empty"),
+    (["x" * 1_000_000], None, 2, "turn 1 has 1000000 characters, more than the 20000 a turn may have; shorten it"),
+    ([], "hello\n" + "x" * 1_000_000 + "\n", 2, "line 2: turn 3 has 1000000 characters"),
+    (["--continue", "--cid", "x", "hi"], None, 2, "give --continue or --cid ID, not both"),
+    (["--cid", "nope", "hi"], None, 2, "no conversation 'nope' is saved; `nlp-tool logs` lists them"),
+    (["--continue", "hi"], None, 2, "no conversation is saved yet to continue"),
+    (["-f", "json"], "hi\n", 2, "one reply per line is plain text"),
+    (["--engine", "psychic", "hi"], None, 2, "task 'dialogue' has no engine 'psychic'"),
+])
+def test_bad_input_gets_one_clear_message(corpus, home, args, input, code, message):
+    result = run("chat", "--corpus", corpus, *args, input=input)
+    assert result.exit_code == code and message in result.stderr, (result.exit_code, result.stderr)
+    # One line says it (a usage error comes after click's usage lines), no traceback.
+    assert sum(message in line for line in result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("corpus.jsonl.gz", b"not gzip", "corpus.jsonl.gz: not a readable gzip file"),
+    ("corpus.jsonl", b'{"turns": ["caf\xe9", "ok"]}\n', "convert the file or give its encoding"),
+    ("missing.jsonl", None, "missing.jsonl: no such corpus file"),
+])
+def test_an_unreadable_corpus_ends_the_command_before_any_turn(tmp_path, home, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = run("chat", "--corpus", str(path), "hello")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("nlp-tool: error: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert run("chat", "hello").stderr.startswith("nlp-tool: error: engine dialogue:retrieval needs --corpus FILE")
+
+
+def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):
+    home.mkdir()
+    damaged = b"not a database " * 1000
+    (home / "logs.db").write_bytes(damaged)
+    for args in (["chat", "--corpus", corpus, "hello"], ["logs"], ["chat", "--corpus", corpus, "--continue", "hi"]):
+        result = run(*args)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "cannot use the conversation database" in result.stderr and "--no-log" in result.stderr
+    assert (home / "logs.db").read_bytes() == damaged
+    assert run("chat", "--corpus", corpus, "--no-log", "where is the station").stdout == STATION + "\n"
