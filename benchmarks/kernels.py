@@ -9,7 +9,12 @@ on 8192 tokens x 768, and one decode step of attention (B=8, H=12, D=64,
 against a cache of 1024 positions, full and ragged) against PyTorch's SDPA
 with one query. The decode step has no backward (its fwd+bwd row is skipped);
 its row also gives the rate at which it reads the cache, next to a plain
-array copy's measured in the same run. All contenders run interleaved in one process
+array copy's measured in the same run. The softmax cross-entropy fused with
+the output projection (linear_cross_entropy) runs against PyTorch's
+``F.cross_entropy(F.linear(h, w), t)`` at N=2048 tokens, D=256, V=8000 and
+N=2048, D=768, V=50257 (GPT-2's vocabulary); its fwd+bwd row is followed by
+each contender's peak memory above its inputs (Linux), next to the size of
+the logits matrix that ours never stores. All contenders run interleaved in one process
 (ours, torch, numpy, ours, ...) so that the machine's background noise hits
 them alike; the table reports medians after warm-up and the ratios
 peer time / our time (above 1.0: we are faster).
@@ -21,6 +26,7 @@ without it the torch column says "n/a" and the rest still runs.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import statistics
 import sys
 import time
@@ -278,6 +284,70 @@ def copy_bandwidth(repeats: int) -> float:
     return 2 * src.nbytes / med / 1e9
 
 
+CROSS_ENTROPY = ((2048, 256, 8000), (2048, 768, 50257))
+
+
+def cross_entropy_inputs(N: int, D: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return randn(N, D), randn(V, D, scale=0.05), rng.integers(0, V, N).astype(np.int64)
+
+
+def cross_entropy_case(N: int, D: int, V: int) -> Case:
+    h, w, t = cross_entropy_inputs(N, D, V)
+    case: Case = {}
+    # The numpy reference holds several float64 (N, V) matrices: only at the small vocabulary.
+    for name, k in (("ours", ours), ("numpy", ref)) if V <= 10_000 else (("ours", ours),):
+
+        def fb(k=k):
+            _, lse = k.linear_cross_entropy(h, w, t)
+            return k.linear_cross_entropy_backward(h, w, t, lse)
+
+        case[name] = (lambda k=k: k.linear_cross_entropy(h, w, t), fb)
+    if torch is not None:
+        ht, wt, tt_ = tt(h, True), tt(w, True), torch.from_numpy(t)
+
+        def fwd():
+            with torch.no_grad():
+                return TF.cross_entropy(TF.linear(ht, wt), tt_)
+
+        def fb_t():
+            ht.grad = wt.grad = None
+            TF.cross_entropy(TF.linear(ht, wt), tt_).backward()
+
+        case["torch"] = (fwd, fb_t)
+    return case
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_memory_mb(fn: Callable[[], object]) -> float | None:
+    """MB by which the process's peak resident memory rises above the current one while ``fn`` runs (Linux)."""
+    try:
+        # Hand the allocator's free heap back first, so that reused pages do not hide what fn allocates.
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM, the peak, to the current resident size
+        before = _status_kb("VmRSS")
+        fn()
+        return (_status_kb("VmHWM") - before) / 1024
+    except (OSError, AttributeError):
+        return None
+
+
+def cross_entropy_report(label: str, case: Case, med: dict[str, float]) -> None:
+    N, D, V = next(shape for shape in CROSS_ENTROPY if label.endswith(f"N={shape[0]} D={shape[1]} V={shape[2]}"))
+    flops = 8.0 * N * D * V  # forward product, its recomputation, and the two gradient products
+    peaks = {c: peak_memory_mb(case[c][1]) for c in ("ours", "torch") if c in case}
+    shown = ", ".join(f"{c} {p:.0f} MB" if p is not None else f"{c} n/a" for c, p in peaks.items())
+    print(f"{'':<48} {'':<8} ours {flops / med['ours'] / 1e9:.0f} GFLOP/s; peak memory above the inputs: "
+          f"{shown}; the logits matrix is {N * V * 4 / 2**20:.0f} MB")
+
+
 def all_cases() -> dict[str, Case]:
     cases = {"embedding V=20000 D=128 ids 64x400": embedding_case()}
     cases.update(conv_cases())
@@ -290,6 +360,8 @@ def all_cases() -> dict[str, Case]:
     for ragged in (False, True):
         label = "decode B=8 H=12 L=1024 D=64" + (" ragged" if ragged else "")
         cases[label] = decode_case(ragged)
+    for N, D, V in CROSS_ENTROPY:
+        cases[f"linear+cross_entropy N={N} D={D} V={V}"] = cross_entropy_case(N, D, V)
     return cases
 
 
@@ -336,6 +408,8 @@ def main() -> int:
                 copy = copy_bandwidth(args.repeats)
                 print(f"{'':<48} {'':<8} reads the cache at {gbs:.1f} GB/s; a 64 MB copy in this run: "
                       f"{copy:.1f} GB/s (read + write), ratio {gbs / copy:.2f}")
+            if label.startswith("linear+cross_entropy") and pass_name == "fwd+bwd":
+                cross_entropy_report(label, case, med)
             sys.stdout.flush()
     return 0
 

@@ -137,4 +137,24 @@ void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y);
 void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
                         float *dx);
 
+/* ---- softmax cross-entropy fused with the output projection -----------
+ * h (N, D); w (V, D); bias (V,) or NULL; logits = h w^T + bias, computed
+ * `block` vocabulary columns at a time and never stored whole.
+ * targets (N,): each in [0, V), or < 0 for a row that is ignored.
+ * Forward: lse (N,) = log-sum-exp of each row's logits; row_loss (N,) =
+ * lse - logit of the target (0 for an ignored row).
+ */
+int nlpk_linear_cross_entropy_forward(const float *h, int N, int D, const float *w, int V,
+                                      const float *bias, const int64_t *targets, int block,
+                                      float *lse, float *row_loss, nlpk_sgemm_fn sgemm);
+
+/* Gradients of coef * sum of the counted rows' losses, from the forward's lse:
+ * G = coef * (softmax - onehot(target)) (zero rows where ignored);
+ * dh = G w and dbias = column sums of G are overwritten (dbias may be NULL);
+ * dw = G^T h is overwritten, or added to dw when accumulate_dw. */
+int nlpk_linear_cross_entropy_backward(const float *h, int N, int D, const float *w, int V,
+                                       const float *bias, const int64_t *targets, int block,
+                                       const float *lse, float coef, float *dh, float *dw,
+                                       int accumulate_dw, float *dbias, nlpk_sgemm_fn sgemm);
+
 #endif

@@ -35,6 +35,7 @@ TESTS=(
     tests/test_kernels_properties.py
     tests/test_kernels_decode.py
     tests/test_kernels_norm.py
+    tests/test_kernels_cross_entropy.py
 )
 
 WORK="${SANITIZE_DIR:-$(mktemp -d -t nlp-sanitize.XXXXXX)}"

@@ -301,3 +301,78 @@ def gelu_inputs(x: object, approximate: object, dy: object = None) -> None:
     x = _rank_at_least(x, "x", 0)
     if dy is not None:
         same_shape("dy", _rank_at_least(dy, "dy", 0).shape, "x", x.shape)
+
+
+# ---- cross-entropy fused with the output projection ------------------------------------
+
+DEFAULT_IGNORE_INDEX = -100  # torch.nn.functional.cross_entropy's
+
+
+def _int_option(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r:.40}")
+    return int(value)
+
+
+def linear_cross_entropy_inputs(
+    h: object, w: object, targets: object, bias: object, ignore_index: object, block: object
+) -> tuple[np.ndarray, int, int]:
+    """Check a linear_cross_entropy call (forward or backward).
+
+    Returns the targets as (N,) int64 with -1 in the ignored rows (what the C
+    kernel takes), the number of counted rows, and the vocabulary block size.
+    """
+    h = float_array(h, "h", 2)
+    w = float_array(w, "w", 2)
+    nonempty(h, "h")
+    nonempty(w, "w")
+    N, D = h.shape
+    if w.shape[1] != D:
+        raise ValueError(f"w must have shape (V, {D}) to match h {h.shape}, got {w.shape}")
+    V = w.shape[0]
+    if bias is not None:
+        same_shape("bias", float_array(bias, "bias", 1).shape, "(V,) of w", (V,))
+    ignore_index = _int_option(ignore_index, "ignore_index", -(2**63), 2**63 - 1)
+    block = _int_option(block, "block", 1, MAX_DIM)
+    if not isinstance(targets, np.ndarray):
+        raise TypeError(f"targets must be a numpy array, got {type(targets).__name__}")
+    if targets.dtype not in ID_DTYPES:
+        raise TypeError(f"targets must have dtype int32 or int64, got {targets.dtype}")
+    same_shape("targets", targets.shape, "(N,) of h", (N,))
+    t = targets.astype(np.int64)
+    ignored = t == ignore_index
+    bad = ((t < 0) | (t >= V)) & ~ignored
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise IndexError(
+            f"targets: class {int(t[i])} at position {i} is out of range for a vocabulary of {V} "
+            f"(valid: 0..{V - 1}, or ignore_index={ignore_index})"
+        )
+    t[ignored] = -1
+    return t, int(N - ignored.sum()), block
+
+
+def loss_gradient(dloss: object) -> float:
+    """The gradient reaching the mean loss: a finite float32 number."""
+    if isinstance(dloss, bool) or not isinstance(dloss, (int, float, np.integer, np.floating)):
+        raise ValueError(f"dloss must be a finite number, got {dloss!r:.40}")
+    try:
+        value = float(dloss)
+    except OverflowError:
+        value = math.inf
+    if not abs(value) <= FLT_MAX:
+        raise ValueError(f"dloss must be a finite float32 number, got {dloss!r:.40}")
+    return value
+
+
+def linear_cross_entropy_backward_inputs(h: np.ndarray, w: np.ndarray, bias: object, lse: object,
+                                         dw_out: object) -> None:
+    """Check the backward's lse (N,) and, when given, dw_out: writable (V, D), sharing no memory with the inputs."""
+    same_shape("lse", float_array(lse, "lse", 1).shape, "(N,) of h", h.shape[:1])
+    if dw_out is None:
+        return
+    writable(float_array(dw_out, "dw_out", 2), "dw_out")
+    same_shape("dw_out", dw_out.shape, "w", w.shape)
+    for name, a in (("h", h), ("w", w), ("bias", bias), ("lse", lse)):
+        if a is not None and np.may_share_memory(dw_out, a):
+            raise ValueError(f"dw_out shares memory with {name}; the gradient would overwrite what it reads")

@@ -66,6 +66,13 @@ cdef extern from "nlpk.h" nogil:
     void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y)
     void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
                             float *dx)
+    int nlpk_linear_cross_entropy_forward(const float *h, int N, int D, const float *w, int V,
+                                          const float *bias, const int64_t *targets, int block,
+                                          float *lse, float *row_loss, nlpk_sgemm_fn sgemm)
+    int nlpk_linear_cross_entropy_backward(const float *h, int N, int D, const float *w, int V,
+                                           const float *bias, const int64_t *targets, int block,
+                                           const float *lse, float coef, float *dh, float *dw,
+                                           int accumulate_dw, float *dbias, nlpk_sgemm_fn sgemm)
 
 cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
 
@@ -462,3 +469,48 @@ def gelu_backward(dy, x, approximate="none"):
     with nogil:
         nlpk_gelu_backward(pdy, px, n, a, pdx)
     return dx
+
+
+def linear_cross_entropy(h, w, targets, bias, ignore_index, block):
+    t, count, block_ = _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    cdef int N = h.shape[0], D = h.shape[1], V = w.shape[0], blk = block_
+    lse = np.empty(N, dtype=np.float32)
+    row_loss = np.empty(N, dtype=np.float32)
+    cdef const float *ph = cfptr(h)
+    cdef const float *pw = cfptr(w)
+    cdef const float *pb = NULL if bias is None else cfptr(bias)
+    cdef const int64_t *pt = lptr(t)
+    cdef float *pl = fptr(lse)
+    cdef float *pr = fptr(row_loss)
+    cdef int status
+    with serial_blas, nogil:
+        status = nlpk_linear_cross_entropy_forward(ph, N, D, pw, V, pb, pt, blk, pl, pr, BLAS)
+    check_status(status)
+    # The mean in float64 over the counted rows (0 / 0 = NaN when none is, as torch).
+    loss = float(row_loss.sum(dtype=np.float64) / count) if count else float("nan")
+    return loss, lse
+
+
+def linear_cross_entropy_backward(h, w, targets, lse, bias, ignore_index, block, dloss, dw_out):
+    t, count, block_ = _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    _checks.linear_cross_entropy_backward_inputs(h, w, bias, lse, dw_out)
+    cdef float coef = _checks.loss_gradient(dloss) / count if count else 0.0
+    cdef int N = h.shape[0], D = h.shape[1], V = w.shape[0], blk = block_
+    cdef int accumulate = dw_out is not None
+    dh = np.empty_like(h)
+    dw = dw_out if accumulate else np.empty_like(w)
+    dbias = None if bias is None else np.empty(V, dtype=np.float32)
+    cdef const float *ph = cfptr(h)
+    cdef const float *pw = cfptr(w)
+    cdef const float *pb = NULL if bias is None else cfptr(bias)
+    cdef const int64_t *pt = lptr(t)
+    cdef const float *pl = cfptr(lse)
+    cdef float *pdh = fptr(dh)
+    cdef float *pdw = fptr(dw)
+    cdef float *pdb = NULL if dbias is None else fptr(dbias)
+    cdef int status
+    with serial_blas, nogil:
+        status = nlpk_linear_cross_entropy_backward(ph, N, D, pw, V, pb, pt, blk, pl, coef, pdh, pdw,
+                                                    accumulate, pdb, BLAS)
+    check_status(status)
+    return dh, dw, dbias

@@ -329,3 +329,62 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
         else:
             d = 0.5 * (1.0 + special.erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return (dy.astype(np.float64) * d).astype(np.float32)
+
+
+def _logits64(h: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    z = h.astype(np.float64) @ w.astype(np.float64).T
+    return z if bias is None else z + bias.astype(np.float64)
+
+
+def _log_sum_exp(z: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = z.max(axis=1)
+        return np.log(np.exp(z - top[:, None]).sum(axis=1)) + top
+
+
+def linear_cross_entropy(
+    h: np.ndarray,
+    w: np.ndarray,
+    targets: np.ndarray,
+    bias: np.ndarray | None = None,
+    ignore_index: int = _checks.DEFAULT_IGNORE_INDEX,
+    block: int = 512,
+) -> tuple[float, np.ndarray]:
+    """Reference of kernels.linear_cross_entropy: the whole (N, V) logits in float64, log-softmax, NLL."""
+    t, count, _ = _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    z = _logits64(h, w, bias)
+    lse = _log_sum_exp(z)
+    keep = t >= 0
+    losses = lse[keep] - z[np.flatnonzero(keep), t[keep]]
+    loss = float(losses.sum() / count) if count else float("nan")
+    return loss, lse.astype(np.float32)
+
+
+def linear_cross_entropy_backward(
+    h: np.ndarray,
+    w: np.ndarray,
+    targets: np.ndarray,
+    lse: np.ndarray,
+    bias: np.ndarray | None = None,
+    ignore_index: int = _checks.DEFAULT_IGNORE_INDEX,
+    block: int = 512,
+    dloss: float = 1.0,
+    dw_out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Reference of kernels.linear_cross_entropy_backward (softmax recomputed in float64; lse only checked)."""
+    t, count, _ = _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    _checks.linear_cross_entropy_backward_inputs(h, w, bias, lse, dw_out)
+    coef = _checks.loss_gradient(dloss) / count if count else 0.0
+    z = _logits64(h, w, bias)
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = np.exp(z - _log_sum_exp(z)[:, None])
+    keep = t >= 0
+    g[np.flatnonzero(keep), t[keep]] -= 1.0
+    g[~keep] = 0.0
+    g *= coef
+    dh = (g @ w.astype(np.float64)).astype(np.float32)
+    dw = (g.T @ h.astype(np.float64)).astype(np.float32)
+    if dw_out is not None:
+        dw_out += dw
+        dw = dw_out
+    return dh, dw, None if bias is None else g.sum(axis=0).astype(np.float32)
