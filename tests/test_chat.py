@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 import toolkit
-from toolkit.engine import check_input
+from toolkit.engine import Engine, check_input
 from toolkit.errors import DataError, InputError, OptionError
 from toolkit.io import read_records
 from toolkit_plugins.chat.bm25 import BM25Index, best
@@ -146,7 +146,7 @@ def test_an_unusable_corpus_is_one_data_error(tmp_path, name, content, message):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(DataError, match=message) as caught:
-        RetrievalEngine(corpus=str(path)).load()
+        RetrievalEngine(corpus=str(path)).stamp()
     assert "\n" not in str(caught.value)
 
 
@@ -273,3 +273,19 @@ def test_piped_lines_get_one_reply_line_each(corpus):
     with pytest.raises(InputError, match=f"^line 2: turn 7 has {MAX_TURN_CHARS + 1} characters"):
         piped(chat, ["hello", "x" * (MAX_TURN_CHARS + 1)], io.StringIO())
     assert len(chat.turns) == 6
+
+
+def test_an_engine_with_only_the_engine_contract_talks_too():
+    class Shout(Engine):
+        task, name, description, version, inputs = "dialogue", "shout", "Says the turn back, louder.", "1", "dialogue"
+
+        def run(self, inputs):
+            return [{"text": item["turns"][-1].upper(), "route": "echo", "turns": len(item["turns"])}
+                    for item in inputs]
+
+    out = io.StringIO()
+    chat = Session(Shout(), None)
+    piped(chat, ["hi", "there"], out)
+    assert out.getvalue() == "HI\nTHERE\n" and chat.turns == ["hi", "HI", "there", "THERE"]
+    reply = chat.respond("again")
+    assert (reply.route, list(reply.pieces), reply.details) == ("echo", ["AGAIN"], {"turns": 5})

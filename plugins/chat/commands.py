@@ -31,7 +31,8 @@ ENGINE_CLASSES = (RetrievalEngine,)
 
 
 class Failure(click.ClickException):
-    """One ``nlp-tool: error:`` line and the exit code of the error's class, as the verbs end."""
+    """One ``nlp-tool: error:`` line and the exit code of the error's class, as the verbs end (their own
+    class is in toolkit.cli, which plugins do not import)."""
 
     def __init__(self, message: str, exit_code: int = RUNTIME_FAILURE) -> None:
         super().__init__(message)
@@ -65,15 +66,13 @@ def _engine_params() -> list[click.Option]:
 
 
 def _pipeline(engine: str, options: dict) -> Any:
-    """The pipeline of the dialogue task's ``engine`` with the given ``options``, its corpus or model read now:
-    a problem with either ends the command before any turn."""
+    """The pipeline of the dialogue task's ``engine`` with the given ``options``, its corpus or model read now
+    (engines read them for their stamp): a problem with either ends the command before any turn."""
     from toolkit.api import Pipeline
 
     try:
         pipe = Pipeline(TASK, engine, on_error="skip", **options)
         pipe.stamp()
-        if isinstance(pipe.engine, RetrievalEngine):
-            pipe.engine.load()
     except NlpToolError as error:
         raise _failure(error) from None
     return pipe

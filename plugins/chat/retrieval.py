@@ -59,10 +59,6 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
         pairs = read_pairs(self.settings["corpus"], self.settings["context_turns"])
         return pairs, BM25Index([pair.context for pair in pairs])
 
-    def load(self) -> int:
-        """Read and index the corpus now (DataError for one that cannot be used); the number of responses."""
-        return len(self._loaded()[0])
-
     def respond(self, turns: list[str]) -> Reply:
         from toolkit_plugins.chat.bm25 import best
 
@@ -77,4 +73,7 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
                      {"score": round(score, 4), "match": pair.context, "source": pair.source})
 
     def stamp(self) -> dict:
-        return {**super().stamp(), "corpus": self.settings["corpus"]}
+        """The base stamp with the corpus and its number of responses: the corpus is read and indexed here,
+        as engines with a model file load it for their stamp, so that a corpus that cannot be used ends a
+        command before its first input (DataError)."""
+        return {**super().stamp(), "corpus": self.settings["corpus"], "responses": len(self._loaded()[0])}

@@ -10,14 +10,14 @@ import sys
 from typing import Any
 
 from toolkit import io
+from toolkit.engine import Engine
 from toolkit.errors import NlpToolError, UsageError
 
-from toolkit_plugins.chat.contract import DialogueEngine
 from toolkit_plugins.chat.session import Session
 from toolkit_plugins.chat.store import Store
 
 
-def session(engine: DialogueEngine, store: Store | None, resume: bool, cid: str | None, save: bool) -> Session:
+def session(engine: Engine, store: Store | None, resume: bool, cid: str | None, save: bool) -> Session:
     """A new conversation, or the saved one that ``--continue`` (``resume``) or ``--cid`` names."""
     if (resume or cid) and store is not None:
         return Session.resumed(engine, store, cid, save)
@@ -85,14 +85,32 @@ def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: 
                                                            "; the results of the others were written"))
 
 
+class _Terminated(BaseException):
+    """SIGTERM during a conversation on the terminal."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def interactive_run(chat: Session) -> None:
-    """The conversation at the terminal's prompt."""
+    """The conversation at the terminal's prompt. SIGTERM ends it as Ctrl-C ends other commands (the command
+    group turns SIGTERM into KeyboardInterrupt, which here only stops a reply)."""
+    import signal
+    import threading
+
     from toolkit_plugins.chat.repl import history_path, interactive, line_editing
 
     save_history = line_editing(history_path() if chat.store is not None else None)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         interactive(chat, sys.stdout)
+    except _Terminated:
+        raise KeyboardInterrupt from None
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         save_history()
 
 

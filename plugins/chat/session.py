@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Iterator
 
+from toolkit.engine import Engine
 from toolkit.errors import InputError, UsageError
 
 from toolkit_plugins.chat.contract import DialogueEngine, Reply, user_turns
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 
 
 class Session:
-    """The conversation ``conversation_id`` with ``engine``; ``store`` None: nothing is saved (--no-log)."""
+    """The conversation ``conversation_id`` with ``engine`` (any engine of the dialogue task; one of
+    :class:`DialogueEngine` streams its replies); ``store`` None: nothing is saved (--no-log)."""
 
-    def __init__(self, engine: DialogueEngine, store: Store | None, conversation_id: str | None = None,
+    def __init__(self, engine: Engine, store: Store | None, conversation_id: str | None = None,
                  turns: list[str] | None = None) -> None:
         from toolkit_plugins.chat.store import new_id
 
@@ -32,7 +34,7 @@ class Session:
         self.turns: list[str] = list(turns or [])
 
     @classmethod
-    def resumed(cls, engine: DialogueEngine, store: Store, conversation_id: str | None, save: bool) -> "Session":
+    def resumed(cls, engine: Engine, store: Store, conversation_id: str | None, save: bool) -> "Session":
         """The saved conversation ``conversation_id`` (None: the latest), to go on with; UsageError when there
         is none. ``save`` False: go on without saving (--no-log)."""
         found = store.conversation(conversation_id) if conversation_id else store.latest()
@@ -49,7 +51,13 @@ class Session:
     def respond(self, user: str) -> Reply:
         """The engine's reply to ``user`` after the turns so far (not yet part of the conversation: see
         :meth:`record`); InputError for a turn the engine cannot take."""
-        return self.engine.respond(user_turns({"turns": [*self.turns, user]}))
+        turns = user_turns({"turns": [*self.turns, user]})
+        if isinstance(self.engine, DialogueEngine):
+            return self.engine.respond(turns)
+        # Another plugin's engine of the task, with only the Engine contract: its whole result, as one piece.
+        result = dict(self.engine.run([{"turns": turns}])[0])
+        text, route = result.pop("text"), result.pop("route")
+        return Reply(route, iter([text]), result)
 
     def record(self, user: str, reply: str, route: str) -> None:
         """Add the exchange to the conversation, saving it first (StoreError if it cannot be saved)."""
