@@ -231,20 +231,15 @@ def train_step(model: DecoderLM, ids: Array) -> float:
     gradients of the mean token loss accumulate in the model; return that loss."""
     ids = np.asarray(ids, dtype=np.int64)
     h, back_hidden = model.hidden(ids[:, :-1], train=True)
-    logits, back_project = model.project_rows(h)
-    # The softmax cross-entropy worked in place on the logits, which nothing else holds: the (tokens x
-    # vocabulary) matrix is the largest of the step, and each pass over it costs as much as a layer's product.
-    z = logits.reshape(-1, model.vocab_size)
+    # The output projection and the softmax cross-entropy in one kernel, vocabulary block by block: the
+    # (tokens x vocabulary) logits, the largest matrix of the step, are never stored. Every target counts
+    # (an ignore_index no id can take); the table's gradient is added into its accumulator in place.
+    rows, table = h.reshape(-1, model.dim), model.wte.params["table"]
     targets = ids[:, 1:].reshape(-1)
-    rows = np.arange(len(targets))
-    z -= z.max(axis=1, keepdims=True)
-    true = z[rows, targets].astype(np.float64)
-    np.exp(z, out=z)
-    total = z.sum(axis=1, dtype=np.float64)
-    loss = float((np.log(total) - true).mean())
-    z *= (1.0 / (total * len(targets))).astype(np.float32)[:, None]
-    z[rows, targets] -= np.float32(1.0 / len(targets))
-    back_hidden(back_project(logits))
+    loss, lse = kernels.linear_cross_entropy(rows, table, targets, ignore_index=-(2**63))
+    dh, _, _ = kernels.linear_cross_entropy_backward(rows, table, targets, lse, ignore_index=-(2**63),
+                                                     dw_out=model.wte.grads["table"])
+    back_hidden(dh.reshape(h.shape))
     return loss
 
 
