@@ -87,6 +87,10 @@ def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     assert [line["id"] for line in lines] == ["a", "b", "-:3"]
     assert lines[0]["result"]["text"] == STATION and lines[2]["result"]["text"] == TIME
     assert "'turns'" in lines[1]["error"] and "nlp-tool: error: b: " in result.stderr
+    # Batches of any size give the same results.
+    one_by_one = run("chat", "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", "--batch-size",
+                     "1", input=records)
+    assert one_by_one.stdout == result.stdout
     stopped = run("chat", "--corpus", corpus, "-i", "jsonl", input=records)
     assert stopped.exit_code == 1 and stopped.stdout == f"==> a <==\n{STATION}\n"
     assert not (home / "logs.db").exists()  # batch runs save nothing
@@ -143,3 +147,15 @@ def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):
         assert "cannot use the conversation database" in result.stderr and "--no-log" in result.stderr
     assert (home / "logs.db").read_bytes() == damaged
     assert run("chat", "--corpus", corpus, "--no-log", "where is the station").stdout == STATION + "\n"
+
+
+def test_help_imports_neither_numpy_nor_sqlite():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom toolkit.cli import cli\n"
+            "for args in (['chat', '--help'], ['logs', '--help']):\n"
+            "    try:\n        cli(args)\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+            "assert not {'numpy', 'sqlite3', 'scipy'} & set(sys.modules), 'imported at start-up'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

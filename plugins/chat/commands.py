@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from toolkit.api import DEFAULT_BATCH_SIZE
 from toolkit.engine import Option
 from toolkit.errors import RUNTIME_FAILURE, NlpToolError, UsageError
 
@@ -65,13 +66,13 @@ def _engine_params() -> list[click.Option]:
     return list(params.values())
 
 
-def _pipeline(engine: str, options: dict) -> Any:
+def _pipeline(engine: str, options: dict, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
     """The pipeline of the dialogue task's ``engine`` with the given ``options``, its corpus or model read now
     (engines read them for their stamp): a problem with either ends the command before any turn."""
     from toolkit.api import Pipeline
 
     try:
-        pipe = Pipeline(TASK, engine, on_error="skip", **options)
+        pipe = Pipeline(TASK, engine, batch_size=batch_size, on_error="skip", **options)
         pipe.stamp()
     except NlpToolError as error:
         raise _failure(error) from None
@@ -105,9 +106,11 @@ def _store(no_log: bool, resume: bool) -> Any:
               " (atomically).")
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="-i jsonl: on a failing record, stop there, or report it and go on.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="-i jsonl: conversations per engine call.")
 def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, no_log: bool,
          input_format: str | None, id_field: str, fmt: str, output: str | None, on_error: str,
-         **options: Any) -> None:
+         batch_size: int, **options: Any) -> None:
     """Talk with a dialogue engine.
 
     \b
@@ -126,7 +129,7 @@ def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, n
         if resume or cid:
             raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
                                    " do not apply")
-        pipe = _pipeline(engine, options)
+        pipe = _pipeline(engine, options, batch_size)
         try:
             runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error)
         except NlpToolError as error:

@@ -7,7 +7,7 @@ import io as textio
 import itertools
 import json
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 from toolkit import io
 from toolkit.engine import Engine
@@ -49,32 +49,49 @@ def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | N
     _write(output, write)
 
 
+def _answered(pipe: Any, records: Iterator[io.Record]) -> Iterator[tuple[str, dict | None, str | None]]:
+    """(id, result, None) or (id, None, error) for each record, in order; the records that could be read go
+    to ``pipe`` a batch (its ``batch_size``) at a time."""
+    from toolkit.api import ErrorRecord
+
+    pending: list[io.Record] = []
+
+    def answers() -> Iterator[tuple[str, dict | None, str | None]]:
+        results = pipe([record.value for record in pending])
+        for record, result in zip(pending, results):
+            yield (record.id, None, result.error) if isinstance(result, ErrorRecord) else (record.id, result, None)
+        pending.clear()
+
+    for record in records:
+        if record.error is not None:
+            yield from answers()
+            yield record.id, None, record.error
+            continue
+        pending.append(record)
+        if len(pending) == pipe.batch_size:
+            yield from answers()
+    yield from answers()
+
+
 def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: str | None, on_error: str) -> None:
     """The next turn of each JSONL record's conversation, written in ``fmt``; nothing is saved. A failed record
     is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run."""
-    from toolkit.api import ErrorRecord
-
     records = io.read_records(io.expand_sources(sources), (), "jsonl", id_field=id_field, dialogue=True)
     # As the verbs write: text output names each result (==> id <==) when there are several.
     first_two = list(itertools.islice(records, 2))
-    records = itertools.chain(first_two, records)
     stamp = pipe.stamp()
     failed = 0
 
     def write(stream: Any) -> None:
         nonlocal failed
         writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, len(first_two) > 1)
-        for record in records:
-            error = record.error
+        for rid, result, error in _answered(pipe, itertools.chain(first_two, records)):
             if error is None:
-                result = pipe([record.value])[0]
-                if not isinstance(result, ErrorRecord):
-                    writer.result(record.id, result)
-                    continue
-                error = result.error
+                writer.result(rid, result)
+                continue
             failed += 1
-            writer.error(record.id, error)
-            sys.stderr.write(f"nlp-tool: error: {record.id}: {error}\n")
+            writer.error(rid, error)
+            sys.stderr.write(f"nlp-tool: error: {rid}: {error}\n")
             if on_error == "stop":
                 break
         writer.close()
