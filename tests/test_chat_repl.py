@@ -29,7 +29,7 @@ class Terminal:
             os.execve(sys.executable, [sys.executable, "-c", "from toolkit.cli import cli; cli()", *args], env)
         self.pid, self.fd, self.seen = pid, fd, ""
 
-    def read_until(self, text: str, timeout: float = 30) -> str:
+    def read_until(self, text: str, timeout: float = 60) -> str:
         """What the terminal shows up to ``text`` (which must appear within ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
         while text not in self.seen:
@@ -48,7 +48,7 @@ class Terminal:
     def type(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
-    def exit_code(self, timeout: float = 30) -> int:
+    def exit_code(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -91,11 +91,7 @@ def saved(env_home) -> list[dict]:
 
     from toolkit.cli import cli
 
-    os.environ["NLP_TOOL_HOME"] = str(env_home)
-    try:
-        return json.loads(CliRunner().invoke(cli, ["logs", "--json"]).stdout)
-    finally:
-        del os.environ["NLP_TOOL_HOME"]
+    return json.loads(CliRunner().invoke(cli, ["logs", "--json"], env={"NLP_TOOL_HOME": str(env_home)}).stdout)
 
 
 def test_a_conversation_on_the_terminal(terminal, tmp_path):
