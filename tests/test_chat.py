@@ -93,7 +93,7 @@ def test_retrieval_matches_the_last_context_turns(corpus):
 
 
 def test_pipeline_runs_the_dialogue_task(corpus):
-    pipe = toolkit.pipeline("dialogue", "retrieval", corpus=corpus)
+    pipe = toolkit.pipeline("chat", "retrieval", corpus=corpus)
     assert pipe({"turns": ["what time is it"]})["text"] == "It is five o'clock."
     with pytest.raises(TypeError, match="takes {'turns': \\[...\\]} mappings \\(a conversation\\), not str"):
         pipe(["what time is it"])
@@ -185,10 +185,10 @@ def test_a_writer_killed_in_the_middle_of_an_exchange_leaves_the_database_whole(
         import os, signal
         from toolkit_plugins.chat.store import Store
         store = Store({str(path)!r})
-        store.add_exchange("c1", "hello", "hi there", "corpus", "dialogue:retrieval")
+        store.add_exchange("c1", "hello", "hi there", "corpus", "chat:retrieval")
         store.db.set_trace_callback(
             lambda sql: os.kill(os.getpid(), signal.SIGKILL) if sql.startswith("INSERT INTO exchanges") else None)
-        store.add_exchange("c2", "second", "never saved", "corpus", "dialogue:retrieval")
+        store.add_exchange("c2", "second", "never saved", "corpus", "chat:retrieval")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == -9, proc.stderr
@@ -277,7 +277,7 @@ def test_piped_lines_get_one_reply_line_each(corpus):
 
 def test_an_engine_with_only_the_engine_contract_talks_too():
     class Shout(Engine):
-        task, name, description, version, inputs = "dialogue", "shout", "Says the turn back, louder.", "1", "dialogue"
+        task, name, description, version, inputs = "chat", "shout", "Says the turn back, louder.", "1", "dialogue"
 
         def run(self, inputs):
             return [{"text": item["turns"][-1].upper(), "route": "echo", "turns": len(item["turns"])}

@@ -112,7 +112,7 @@ def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     (["--cid", "nope", "hi"], None, 2, "no conversation 'nope' is saved; `nlp-tool logs` lists them"),
     (["--continue", "hi"], None, 2, "no conversation is saved yet to continue"),
     (["-f", "json"], "hi\n", 2, "one reply per line is plain text"),
-    (["--engine", "psychic", "hi"], None, 2, "task 'dialogue' has no engine 'psychic'"),
+    (["--engine", "psychic", "hi"], None, 2, "task 'chat' has no engine 'psychic'"),
 ])
 def test_bad_input_gets_one_clear_message(corpus, home, args, input, code, message):
     result = run("chat", "--corpus", corpus, *args, input=input)
@@ -134,7 +134,7 @@ def test_an_unreadable_corpus_ends_the_command_before_any_turn(tmp_path, home, n
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("nlp-tool: error: ") and message in result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert run("chat", "hello").stderr.startswith("nlp-tool: error: engine dialogue:retrieval needs --corpus FILE")
+    assert run("chat", "hello").stderr.startswith("nlp-tool: error: engine chat:retrieval needs --corpus FILE")
 
 
 def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):

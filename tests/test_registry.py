@@ -8,8 +8,10 @@ import textwrap
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from toolkit import hookimpl
+from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, Option
 from toolkit.plugins import PluginInfo, PluginWarning, Registry, RegistryError, UnknownTaskError, load_registry, set_disabled
 
@@ -196,6 +198,48 @@ def test_a_command_may_not_take_a_task_name_before_its_verb_is_built():
     assert list(group.commands) == ["tasks"]
     assert registry.plugins["takes"].error == "RegistryError: command(s) echo already exist"
     assert registry.tasks() == {"echo": {"plain": registry.engine("echo", "plain")}}
+
+
+def test_the_plugin_that_declares_a_task_may_give_it_its_own_verb():
+    from toolkit.cli.group import NlpToolGroup
+
+    class Talk:
+        contract = TaskContract(task="talk", inputs="text", description="Talk.", results={"text": "str"})
+
+        @hookimpl
+        def register_tasks(self, register):
+            register(self.contract)
+
+        @hookimpl
+        def register_engines(self, register):
+            register("talk", "plain", type("Plain", (Echo,), {"task": "talk"}), "")
+
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(click.Command("talk", callback=lambda: click.echo("own verb")))
+
+    class Intruder:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(click.Command("talk"))
+
+    def registry() -> Registry:
+        made = Registry()
+        made.add_plugin(Talk(), PluginInfo("talk", "1", "package"))
+        return made
+
+    group = NlpToolGroup(name="nlp-tool", registry_factory=registry)
+    result = CliRunner().invoke(group, ["talk"])
+    assert result.exit_code == 0 and result.output == "own verb\n" and "warning" not in result.output
+    assert group.registry.own_verbs == {"talk"}
+    # Another plugin may not take the task's name, even before its owner gives the verb.
+    other = Registry()
+    other.add_plugin(Intruder(), PluginInfo("intruder", "1", "package"))
+    other.add_plugin(Talk(), PluginInfo("talk", "1", "package"))
+    commands = click.Group()
+    other.add_commands(commands)
+    assert other.plugins["intruder"].error == "RegistryError: command(s) talk already exist"
+    assert other.plugins["talk"].status == "loaded" and list(commands.commands) == ["talk"]
 
 
 def test_a_plugin_whose_commands_fail_leaves_no_verb_or_engine_choice_behind():

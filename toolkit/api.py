@@ -100,7 +100,8 @@ class Pipeline:
         if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, Mapping)):
             results = self._results(iter(inputs))
             return results if isinstance(inputs, Iterator) else list(results)
-        kind = "a str" if single is str else "a mapping with 'question' and 'context'"
+        kind = {"text": "a str", "question+context": "a mapping with 'question' and 'context'",
+                "dialogue": "a mapping with 'turns'"}.get(self.engine.inputs, "a mapping")
         raise TypeError(
             f"{self.task}:{self.engine_name} takes {kind} or an iterable of them, not {type(inputs).__name__}"
         )

@@ -148,6 +148,8 @@ class Registry:
         self.engines: dict[tuple[str, str], EngineEntry] = {}
         #: task -> (its contract, the plugin that declared it)
         self.contracts: dict[str, tuple[TaskContract, str]] = {}
+        #: tasks whose verb is a command of the plugin that declares them (see add_commands)
+        self.own_verbs: set[str] = set()
         self._on_failure = on_failure
 
     # -- loading -----------------------------------------------------------
@@ -248,7 +250,10 @@ class Registry:
         A failed plugin's engines are removed as well, so call this before
         building anything from :meth:`tasks` (the task verbs): what is built
         after it offers only engines whose plugins loaded. A command may not
-        take a task's name, whether or not the task's verb is in ``cli`` yet.
+        take a task's name, whether or not the task's verb is in ``cli`` yet,
+        unless the plugin declares that task (``register_tasks``): its command
+        is then the task's verb (an interactive one, say), in place of the one
+        built from the engines, and the task is listed in :attr:`own_verbs`.
         """
         for name, info in list(self.plugins.items()):
             plugin = self.pm.get_plugin(name)
@@ -258,11 +263,14 @@ class Registry:
                 "register_commands", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin]
             )
             before = dict(cli.commands)
+            declared = {task for task, (_, owner) in self.contracts.items() if owner == name}
             try:
                 caller(cli=cli)
-                replaced = sorted(n for n in {*before, *self.tasks()} if cli.commands.get(n) is not before.get(n))
+                added = {n for n in {*before, *self.tasks(), *declared} if cli.commands.get(n) is not before.get(n)}
+                replaced = sorted(added - (declared - set(before)))
                 if replaced:
                     raise RegistryError(f"command(s) {', '.join(replaced)} already exist")
+                self.own_verbs |= added & declared
             except Exception as error:
                 cli.commands.clear()
                 cli.commands.update(before)

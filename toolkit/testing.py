@@ -69,6 +69,8 @@ def _names_failures(check: Callable[..., None]) -> Callable[..., None]:
 def _as_inputs(engine_class: type[Engine], texts: list[str]) -> list:
     if engine_class.inputs == "question+context":
         return [{"question": "What is this about?", "context": text} for text in texts]
+    if engine_class.inputs == "dialogue":
+        return [{"turns": ["Hello, can you help me?", text]} for text in texts]
     return list(texts)
 
 
@@ -158,7 +160,7 @@ def check_empty_input(engine_class: type[Engine]) -> None:
     or extractive question answering from an empty context), never another exception."""
     engine = engine_class()
     assert engine.run([]) == [], "run([]) must return []"
-    what = "context" if engine_class.inputs == "question+context" else "text"
+    what = {"question+context": "context", "dialogue": "turn"}.get(engine_class.inputs, "text")
     for item in _as_inputs(engine_class, ["", "   \n\t "]):
         try:
             results = engine.run([item])

@@ -1,4 +1,4 @@
-"""Built-in dialogue plugin: the task ``dialogue`` (a conversation in, its next turn out) with the retrieval
+"""Built-in chat plugin: the task ``chat`` (a conversation in, its next turn out) with the retrieval
 engine, and the commands ``nlp-tool chat`` (a conversation on the terminal, saved) and ``nlp-tool logs``.
 
 Registered through the same hooks as any third-party plugin. numpy and scipy

@@ -1,4 +1,4 @@
-"""The dialogue task: a conversation in, its next turn out; and the base class its engines share.
+"""The chat task: a conversation in, its next turn out; and the base class its engines share.
 
 An input is a conversation, ``{"turns": [...]}``: the turns so far, oldest
 first, turns alternating between the user and the assistant, the last one
@@ -7,9 +7,10 @@ it ("corpus": a response taken from a corpus of dialogues; "fallback": the
 engine's fixed answer when nothing in the corpus matched). Engines that
 write their reply as they go stream it in pieces.
 
-The task is named "dialogue" rather than "chat": ``nlp-tool chat`` is the
-interactive command of this plugin (saved conversations, a prompt), and the
-registry lets no command take a task's name.
+The task's verb, ``nlp-tool chat``, is this plugin's own command (saved
+conversations, a prompt), which the registry lets the plugin that declares
+a task give it in place of the verb built from its engines. The input kind
+is "dialogue".
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from toolkit.contracts import TaskContract
 from toolkit.engine import Engine
 from toolkit.errors import InputError
 
-TASK = "dialogue"
+TASK = "chat"
 INPUTS = "dialogue"
 
 #: The longest turn an engine reads, in characters: a longer one is almost certainly a pasted file, and a

@@ -41,6 +41,8 @@ class NlpToolGroup(click.Group):
             # verbs built below must not offer them.
             self._registry.add_commands(self)
             for task, engines in self._registry.tasks().items():
+                if task in self._registry.own_verbs:
+                    continue  # the plugin that declares the task gave it its own verb
                 if task in self.commands:
                     plugins = ", ".join(sorted({e.plugin for e in engines.values()}))
                     click.echo(
