@@ -10,7 +10,9 @@ stdout); a thread feeds it generated text as fast as it reads, another
 reads its output. Every second the verb's resident memory (VmRSS in
 /proc/PID/status) is sampled. Printed per verb: the seconds from launch to
 the first output line and from the first input byte to it, the throughput,
-and the memory after warm-up (the first tenth of the input): its low, high
+and the memory after warm-up (the first tenth of the input, counted in
+results out: bytes fed are counted a block of up to a megabyte at a time,
+as the pipe takes it, far ahead of a slow verb): its low, high
 and spread, which the target (docs/cli.md, issue 18) wants within 10 %.
 Exit 1 if a verb fails or its memory after warm-up spreads further.
 """
@@ -70,7 +72,8 @@ def _status(pid: int, key: str) -> int | None:
 def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict:
     """Stream ``total_bytes`` through ``verb``; its figures (see the module's docstring)."""
     lines = [_line(verb, line_bytes, seed) for seed in range(64)]
-    block = b"".join(lines * max(1, BLOCK // sum(map(len, lines))))
+    # Blocks of a megabyte at most, and not past the input asked for: a megabyte is 17,000 sentences to translate.
+    block = b"".join(lines * max(1, min(BLOCK, total_bytes) // sum(map(len, lines))))
     command = [sys.executable, "-c", "from toolkit.cli import cli; cli()", *VERBS[verb], *extra]
     launched = time.perf_counter()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -98,11 +101,13 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict
     threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=drain, daemon=True)]
     for thread in threads:
         thread.start()
-    samples = []  # (seconds since launch, bytes fed, resident bytes)
+    # One result line per input line (every verb soaked here writes a line per record).
+    expected_lines = -(-total_bytes // len(block)) * block.count(b"\n")
+    samples = []  # (seconds since launch, bytes fed, lines out, resident bytes)
     while proc.poll() is None:
         rss = _status(proc.pid, "VmRSS")
         if rss is not None:
-            samples.append((time.perf_counter() - launched, fed["bytes"], rss))
+            samples.append((time.perf_counter() - launched, fed["bytes"], out["lines"], rss))
             if len(samples) % 30 == 0:
                 print(f"  {verb}: {samples[-1][0]:5.0f} s  {fed['bytes'] / 2**20:6.0f} MB in  {out['lines']:8d} lines"
                       f" out  RSS {rss / 2**20:6.1f} MB", file=sys.stderr)
@@ -110,7 +115,7 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - launched
-    warm = [rss for _, given, rss in samples if given >= total_bytes / 10]
+    warm = [rss for _, _, done, rss in samples if done >= expected_lines / 10]
     low, high = (min(warm), max(warm)) if warm else (0, 0)
     return {
         "verb": verb,
@@ -120,6 +125,7 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict
         "output_lines": out["lines"],
         "seconds": seconds,
         "mb_per_s": fed["bytes"] / 2**20 / seconds,
+        "lines_per_s": out["lines"] / seconds,
         "first_output_from_launch_s": None if out["first"] is None else out["first"] - launched,
         "first_output_from_first_input_s": None if out["first"] is None else out["first"] - fed["first"],
         "rss_after_warmup_mb": (low / 2**20, high / 2**20),
@@ -143,7 +149,8 @@ def main() -> int:
         low, high = report["rss_after_warmup_mb"]
         flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
         print(f"{verb}: exit {report['exit_code']}, {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"
-              f" ({report['mb_per_s']:.2f} MB/s), {report['output_lines']} lines out;"
+              f" ({report['mb_per_s']:.2f} MB/s), {report['output_lines']} lines out"
+              f" ({report['lines_per_s']:.1f}/s);"
               f" first output {report['first_output_from_launch_s']:.2f} s after launch,"
               f" {report['first_output_from_first_input_s']:.2f} s after the first input;"
               f" RSS after warm-up {low:.1f}-{high:.1f} MB (spread {100 * (report['rss_spread'] or 0):.1f} %,"

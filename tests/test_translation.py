@@ -126,21 +126,44 @@ def test_a_word_longer_than_any_word_is_copied_not_decoded(installed, monkeypatc
     assert "copied_words" not in TransformerTranslator(beam=1).run(["x" * MAX_WORD_CHARS])[0]
 
 
-def test_decoding_batches_are_bounded_in_tokens(installed, monkeypatch):
+def test_decoding_batches_are_bounded_in_tokens_and_hypotheses(installed, monkeypatch):
     import toolkit.nn.decoding as decoding
-    from toolkit_plugins.translation.translator import BATCH_TOKENS
+    from toolkit_plugins.translation.translator import BATCH_HYPOTHESES, BATCH_TOKENS
 
     seen = []
     real = decoding.beam_search
 
     def recording(model, src, beam, *args, **kwargs):
-        seen.append(src.shape[0] * beam * src.shape[1])
+        seen.append((src.shape[0] * beam, src.shape[0] * beam * src.shape[1]))
         return real(model, src, beam, *args, **kwargs)
 
     monkeypatch.setattr(decoding, "beam_search", recording)
     long_line = " ".join(random.Random(2).choice(WORDS) for _ in range(3000))
     TransformerTranslator(beam=4).run([long_line])
-    assert len(seen) > 1 and max(seen) <= BATCH_TOKENS
+    assert len(seen) > 1 and max(tokens for _, tokens in seen) <= BATCH_TOKENS
+    seen.clear()
+    TransformerTranslator(beam=4).run([p["source"] for p in pairs(40, 3)])  # short: the hypotheses bound
+    assert len(seen) > 1 and max(hypotheses for hypotheses, _ in seen) == BATCH_HYPOTHESES
+
+
+def test_a_decoding_batch_of_the_shipped_model_holds_little_memory():
+    # Issue 18: `translate -i lines` swung by 43 % of its resident memory as batches came and went, a batch of
+    # 32 sentences x beam 4 holding 82 MB (these 16 in one batch: 41 MB); in batches of 8 they hold 18 MB.
+    import tracemalloc
+
+    rng = random.Random(4)
+    words = "the film was great and the acting superb though the plot ran thin while the music carried it".split()
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 18))).capitalize() + "." for _ in range(16)]
+    engine = TransformerTranslator(beam=4)  # the shipped en->de model
+    engine.run(sentences[:1])  # loaded before measuring
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        engine.run(sentences)
+        held = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 25 * 2**20, f"{held / 2**20:.1f} MB"
 
 
 def test_unknown_pair_lists_the_installed_ones(installed):

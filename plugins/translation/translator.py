@@ -20,9 +20,14 @@ LENGTH_RATIO, LENGTH_EXTRA = 2.0, 10
 # compounds, the longest real words of the shipped pair, stay well below it.
 MAX_WORD_CHARS = 64
 LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD_CHARS + 1))
-# Rows x beam x longest piece decoded at once: bounds a batch's memory whatever the input (a 10,000-character
-# text took 1 GB in batches of 64 pieces of the model's full length).
-BATCH_TOKENS = 16384
+# What one decoding batch holds bounds the memory of a stream, whose resident size swings with it as batches
+# come and go: its cache grows with hypotheses (rows x beam) x positions, its per-step scores with hypotheses
+# x target vocabulary. Hypotheses x longest piece decoded at once (a 10,000-character text took 1 GB in
+# batches of 64 pieces of the model's full length) ...
+BATCH_TOKENS = 1024
+# ... and hypotheses: a batch of 32 sentences x beam 4 held 82 MB and swung `translate -i lines` by 43 % (issue
+# 18); 8 sentences hold 15-18 MB and decode about as fast (fewer cost more per sentence: 4 at a time, 20 %).
+BATCH_HYPOTHESES = 32
 
 
 class Translation(NamedTuple):
@@ -124,7 +129,7 @@ class Translator:
         start = 0
         while start < len(order):
             end = start + 1
-            while (end < len(order) and end - start < batch_size
+            while (end < len(order) and end - start < batch_size and (end - start + 1) * beam <= BATCH_HYPOTHESES
                    and (end - start + 1) * beam * len(pieces[order[end]]) <= BATCH_TOKENS):
                 end += 1
             rows, start = order[start:end], end

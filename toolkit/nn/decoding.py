@@ -87,7 +87,7 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
     top_k = min(top_k, beam)
     B, V, K = src.shape[0], model.tgt_vocab, beam
     limits = _limits(max_len, B)
-    cache = model.start(src).select(np.repeat(np.arange(B), K))
+    cache = model.start(src, beams=K)
     # Only the first beam of each row is live at the start, so the beams do not all pick the same token.
     scores = np.tile(np.r_[0.0, np.full(K - 1, -np.inf)], B).reshape(B, K)
     history = np.zeros((B, K, 0), dtype=np.int64)  # tokens so far of each live hypothesis
@@ -97,10 +97,14 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
     for t in range(int(limits.max(initial=0))):
         R = len(rows)
         flat = (scores[:, :, None] + _forbid(model.step(tokens, cache), model).reshape(R, K, V)).reshape(R, -1)
+        # Arrays of R x K x V are, with the cache, most of what a step holds: the scores are negated in place,
+        # only 2K of the partition's indices are kept, and the scores go before the next step makes its own.
+        negated = np.negative(flat, out=flat)
         # The 2K best continuations of each row, best first: at most K end with EOS, so K stay live.
-        top = np.argpartition(-flat, 2 * K - 1, axis=1)[:, : 2 * K] if flat.shape[1] > 2 * K \
+        top = np.argpartition(negated, 2 * K - 1, axis=1)[:, : 2 * K].copy() if flat.shape[1] > 2 * K \
             else np.tile(np.arange(flat.shape[1]), (R, 1))
-        top_scores = np.take_along_axis(flat, top, axis=1)
+        top_scores = -np.take_along_axis(negated, top, axis=1)
+        del flat, negated
         order = np.argsort(-top_scores, axis=1, kind="stable")
         cand, cand_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
         from_beam, tok = np.divmod(cand, V)

@@ -11,7 +11,7 @@ a :class:`DecoderCache`, so a new token costs one position, not the prefix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -150,6 +150,10 @@ class DecoderCache:
     ``self_k``/``self_v``: the keys and values of every target position fed
     so far (B, H, t, Dh); ``cross_k``/``cross_v``: the encoder output
     projected once for the cross-attention; ``length``: positions fed so far.
+    ``beams``: consecutive rows that decode one source row (beam search), so
+    hold the same cross-attention keys and values. ``order``: the rows the
+    self-attention keys/values are still to be taken in (a pending
+    :meth:`select`), applied by the next step as it appends its position.
     """
 
     memory_mask: Array
@@ -158,12 +162,30 @@ class DecoderCache:
     self_k: list[Array | None] = field(default_factory=list)
     self_v: list[Array | None] = field(default_factory=list)
     length: int = 0
+    beams: int = 1
+    order: Array | None = None
 
     def select(self, rows: Array) -> "DecoderCache":
-        """The cache of the batch rows ``rows`` (in that order, repeats allowed): beam reordering."""
-        take = lambda arrays: [None if a is None else np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
-        return DecoderCache(self.memory_mask[rows], take(self.cross_k), take(self.cross_v),
-                            take(self.self_k), take(self.self_v), self.length)
+        """The cache of the batch rows ``rows`` (in that order, repeats allowed): beam reordering.
+
+        The self-attention keys/values are not copied here but gathered by the
+        next step, in the copy it makes anyway to append its position: a copy
+        here too held a batch's cache twice at every step. The cross-attention
+        arrays are copied only when the source rows change (rows finish):
+        reordering the beams of one source row leaves them as they are, and
+        they were the largest arrays copied at every step.
+        """
+        rows = np.asarray(rows, dtype=np.intp)
+        order = rows if self.order is None else self.order[rows]
+        sources = rows // self.beams
+        if len(rows) == len(self.memory_mask) and np.array_equal(sources, np.arange(len(rows)) // self.beams):
+            return replace(self, self_k=list(self.self_k), self_v=list(self.self_v), order=order)
+        # Rows whose beams all come from one source row's keep its beam grouping; any other choice ends it.
+        grouped = len(rows) % self.beams == 0 and bool(
+            (sources.reshape(-1, self.beams) == sources[:: self.beams, None]).all())
+        take = lambda arrays: [np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
+        return DecoderCache(self.memory_mask[rows], take(self.cross_k), take(self.cross_v), list(self.self_k),
+                            list(self.self_v), self.length, self.beams if grouped else 1, order)
 
 
 @register_layer
@@ -310,13 +332,16 @@ class Seq2SeqTransformer(Layer):
 
     # -- incremental decoding -------------------------------------------------
 
-    def start(self, src: Array) -> DecoderCache:
-        """Encode ``src`` (B, Ts) and project its keys/values for every decoder layer, once."""
+    def start(self, src: Array, beams: int = 1) -> DecoderCache:
+        """Encode ``src`` (B, Ts) and project its keys/values for every decoder layer, once; with ``beams``
+        rows per source row (B * beams rows, each source row's ``beams`` in a row) for beam search."""
         memory, mask, _ = self.encode(src)
-        cross_k = [_heads(layer.cross_attn, memory, "k") for layer in self.decoder]
-        cross_v = [_heads(layer.cross_attn, memory, "v") for layer in self.decoder]
+        # Projected once per source row, then repeated for its beams: the attention kernel takes one row of
+        # keys per query row.
+        cross_k = [np.repeat(_heads(layer.cross_attn, memory, "k"), beams, axis=0) for layer in self.decoder]
+        cross_v = [np.repeat(_heads(layer.cross_attn, memory, "v"), beams, axis=0) for layer in self.decoder]
         n = len(self.decoder)
-        return DecoderCache(mask, cross_k, cross_v, [None] * n, [None] * n)
+        return DecoderCache(np.repeat(mask, beams, axis=0), cross_k, cross_v, [None] * n, [None] * n, beams=beams)
 
     def step(self, tokens: Array, cache: DecoderCache) -> Array:
         """Log-probabilities (B, tgt_vocab) of the token after ``tokens`` (B, t), given the cache.
@@ -337,6 +362,7 @@ class Seq2SeqTransformer(Layer):
             h, _ = layer.ln3.forward(x)
             x = x + layer.ff2(layer.ff1(h))
         cache.length += tokens.shape[1]
+        cache.order = None
         h, _ = self.decoder_norm.forward(x[:, -1])
         logits = h @ self.tgt_embed.params["table"].T
         logits -= logits.max(axis=1, keepdims=True)
@@ -347,8 +373,9 @@ class Seq2SeqTransformer(Layer):
     def _cached_self_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
         k, v = _heads(mha, h, "k"), _heads(mha, h, "v")
         if cache.self_k[i] is not None:
-            k = np.concatenate([cache.self_k[i], k], axis=2)
-            v = np.concatenate([cache.self_v[i], v], axis=2)
+            past = lambda a: a if cache.order is None else a[cache.order]  # noqa: E731
+            k = np.concatenate([past(cache.self_k[i]), k], axis=2)
+            v = np.concatenate([past(cache.self_v[i]), v], axis=2)
         cache.self_k[i], cache.self_v[i] = k, v
         # Causal aligned at the end: new query j sees every cached key and the new ones up to itself.
         out, _ = kernels.attention_forward(_heads(mha, h, "q"), k, v, None, True)
