@@ -14,7 +14,8 @@ the output projection (linear_cross_entropy) runs against PyTorch's
 ``F.cross_entropy(F.linear(h, w), t)`` at N=2048 tokens, D=256, V=8000 and
 N=2048, D=768, V=50257 (GPT-2's vocabulary); its fwd+bwd row is followed by
 each contender's peak memory above its inputs (Linux), next to the size of
-the logits matrix that ours never stores. All contenders run interleaved in one process
+the logits matrix that ours never stores, and by the one-call form
+(linear_cross_entropy_with_grad, no recomputation) timed against torch again. All contenders run interleaved in one process
 (ours, torch, numpy, ours, ...) so that the machine's background noise hits
 them alike; the table reports medians after warm-up and the ratios
 peer time / our time (above 1.0: we are faster).
@@ -302,6 +303,8 @@ def cross_entropy_case(N: int, D: int, V: int) -> Case:
             return k.linear_cross_entropy_backward(h, w, t, lse)
 
         case[name] = (lambda k=k: k.linear_cross_entropy(h, w, t), fb)
+    # Not a column of the table: timed against torch on a line of its own after the fwd+bwd row.
+    case["ours one call"] = (None, lambda: ours.linear_cross_entropy_with_grad(h, w, t))
     if torch is not None:
         ht, wt, tt_ = tt(h, True), tt(w, True), torch.from_numpy(t)
 
@@ -339,13 +342,18 @@ def peak_memory_mb(fn: Callable[[], object]) -> float | None:
         return None
 
 
-def cross_entropy_report(label: str, case: Case, med: dict[str, float]) -> None:
+def cross_entropy_report(label: str, case: Case, med: dict[str, float], repeats: int, warmup: int) -> None:
     N, D, V = next(shape for shape in CROSS_ENTROPY if label.endswith(f"N={shape[0]} D={shape[1]} V={shape[2]}"))
     flops = 8.0 * N * D * V  # forward product, its recomputation, and the two gradient products
     peaks = {c: peak_memory_mb(case[c][1]) for c in ("ours", "torch") if c in case}
     shown = ", ".join(f"{c} {p:.0f} MB" if p is not None else f"{c} n/a" for c, p in peaks.items())
     print(f"{'':<48} {'':<8} ours {flops / med['ours'] / 1e9:.0f} GFLOP/s; peak memory above the inputs: "
           f"{shown}; the logits matrix is {N * V * 4 / 2**20:.0f} MB")
+    fns = {c: case[c][1] for c in ("ours one call", "torch") if c in case}
+    one = time_interleaved(fns, repeats, warmup)
+    versus = f", torch/ours {one['torch'] / one['ours one call']:.2f}" if "torch" in one else ""
+    print(f"{'':<48} {'':<8} fwd+bwd in one call (linear_cross_entropy_with_grad): "
+          f"{one['ours one call'] * 1e3:.2f} ms{versus} (torch {one.get('torch', float('nan')) * 1e3:.2f} ms)")
 
 
 def all_cases() -> dict[str, Case]:
@@ -409,7 +417,7 @@ def main() -> int:
                 print(f"{'':<48} {'':<8} reads the cache at {gbs:.1f} GB/s; a 64 MB copy in this run: "
                       f"{copy:.1f} GB/s (read + write), ratio {gbs / copy:.2f}")
             if label.startswith("linear+cross_entropy") and pass_name == "fwd+bwd":
-                cross_entropy_report(label, case, med)
+                cross_entropy_report(label, case, med, args.repeats, args.warmup)
             sys.stdout.flush()
     return 0
 

@@ -157,4 +157,13 @@ int nlpk_linear_cross_entropy_backward(const float *h, int N, int D, const float
                                        const float *lse, float coef, float *dh, float *dw,
                                        int accumulate_dw, float *dbias, nlpk_sgemm_fn sgemm);
 
+/* Both in one call (training): lse and row_loss as the forward, dh, dw,
+ * dbias as the backward with coef, each chunk's logits kept rather than
+ * recomputed (scratch of at most about 32 MB plus slices x 256 x D). */
+int nlpk_linear_cross_entropy_fused(const float *h, int N, int D, const float *w, int V,
+                                    const float *bias, const int64_t *targets, int block,
+                                    float coef, float *lse, float *row_loss, float *dh,
+                                    float *dw, int accumulate_dw, float *dbias,
+                                    nlpk_sgemm_fn sgemm);
+
 #endif

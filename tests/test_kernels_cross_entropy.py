@@ -47,6 +47,15 @@ def compare(x, w, t, b, block, h, ignore_index=-100, dloss=1.0):
             continue
         assert g.dtype == np.float32 and g.shape == r.shape, name
         h.assert_close(g, r, rtol=1e-4, scale=float(size) * abs(dloss) / count, what=name)
+    # The one-call form gives the same as the two calls (to float32 rounding: other tiles, same sums).
+    one = K.linear_cross_entropy_with_grad(x, w, t, b, ignore_index, block, dloss)
+    assert one[0] == pytest.approx(loss, rel=1e-6, abs=1e-7) or (np.isnan(one[0]) and np.isnan(loss))
+    h.assert_close(one[1], lse, rtol=1e-6, what="one-call lse")
+    for name, g, r, size in zip(("dh", "dw", "dbias"), one[2:], got, (np.abs(w).max(), np.abs(x).max(), 1.0)):
+        if r is None:
+            assert g is None, name
+            continue
+        h.assert_close(g, r, rtol=1e-5, scale=float(size) * abs(dloss) / count, what="one-call " + name)
     return got
 
 
@@ -150,6 +159,30 @@ def test_deterministic_and_reads_read_only_inputs(rng, h):
             assert np.array_equal(g, g0)
 
 
+def test_one_call_accumulates_and_matches_reference(backend, rng, h):
+    x, w, t, b = ce_inputs(rng, h, 40, 8, 700, True, ignore=0.2)
+    start = h.randn(rng, 700, 8)
+    out = start.copy()
+    loss, lse, dh, dw, db = backend.linear_cross_entropy_with_grad(x, w, t, b, block=64, dloss=0.5, dw_out=out)
+    want = N.linear_cross_entropy_with_grad(x, w, t, b, block=64, dloss=0.5)
+    assert dw is out and loss == pytest.approx(want[0], rel=1e-5)
+    h.assert_close(lse, want[1], rtol=1e-5, what="lse")
+    h.assert_close(dh, want[2], rtol=1e-4, scale=float(np.abs(w).max()) / 32, what="dh")
+    h.assert_close(out - start, want[3], rtol=1e-4, scale=float(np.abs(x).max()) / 32, what="dw")
+    h.assert_close(db, want[4], rtol=1e-4, scale=1 / 32, what="dbias")
+
+
+def test_one_call_many_chunks_of_rows(rng, h):
+    """V large enough that a chunk holds fewer rows than N (8 Mi floats of logits / V rows, at least 16)."""
+    x, w, t, b = ce_inputs(rng, h, 70, 4, 300_000, True, ignore=0.1)
+    two = K.linear_cross_entropy(x, w, t, b, block=4096)
+    grads = K.linear_cross_entropy_backward(x, w, t, two[1], b, block=4096)
+    one = K.linear_cross_entropy_with_grad(x, w, t, b, block=4096)
+    assert one[0] == pytest.approx(two[0], rel=1e-6)
+    for g1, g2 in zip(one[1:], (two[1], *grads)):
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-7)
+
+
 def test_int32_targets_as_int64(rng, h):
     x, w, t, _ = ce_inputs(rng, h, 10, 4, 20)
     assert K.linear_cross_entropy(x, w, t.astype(np.int32))[0] == K.linear_cross_entropy(x, w, t)[0]
@@ -207,7 +240,15 @@ def bad_calls():
     yield "dw_out is w", bwd, (x, w, t, lse), dict(dw_out=w), ValueError
 
 
-@pytest.mark.parametrize("name, fn, args, kwargs, error", list(bad_calls()), ids=[c[0] for c in bad_calls()])
+def all_bad_calls():
+    yield from bad_calls()
+    # The one-call form takes the forward's arguments and the backward's options.
+    for name, fn, args, kwargs, error in bad_calls():
+        if fn == "linear_cross_entropy" or not name.startswith("lse"):
+            yield "one-call " + name, "linear_cross_entropy_with_grad", args[:3], kwargs, error
+
+
+@pytest.mark.parametrize("name, fn, args, kwargs, error", list(all_bad_calls()), ids=[c[0] for c in all_bad_calls()])
 def test_bad_input(backend, name, fn, args, kwargs, error):
     with pytest.raises(error):
         getattr(backend, fn)(*args, **kwargs)

@@ -366,9 +366,11 @@ def loss_gradient(dloss: object) -> float:
 
 
 def linear_cross_entropy_backward_inputs(h: np.ndarray, w: np.ndarray, bias: object, lse: object,
-                                         dw_out: object) -> None:
-    """Check the backward's lse (N,) and, when given, dw_out: writable (V, D), sharing no memory with the inputs."""
-    same_shape("lse", float_array(lse, "lse", 1).shape, "(N,) of h", h.shape[:1])
+                                         dw_out: object, one_call: bool = False) -> None:
+    """Check the backward's lse (N,) (not for the one-call form, which makes it) and, when given, dw_out:
+    writable (V, D), sharing no memory with the inputs."""
+    if not one_call:
+        same_shape("lse", float_array(lse, "lse", 1).shape, "(N,) of h", h.shape[:1])
     if dw_out is None:
         return
     writable(float_array(dw_out, "dw_out", 2), "dw_out")

@@ -73,6 +73,11 @@ cdef extern from "nlpk.h" nogil:
                                            const float *bias, const int64_t *targets, int block,
                                            const float *lse, float coef, float *dh, float *dw,
                                            int accumulate_dw, float *dbias, nlpk_sgemm_fn sgemm)
+    int nlpk_linear_cross_entropy_fused(const float *h, int N, int D, const float *w, int V,
+                                        const float *bias, const int64_t *targets, int block,
+                                        float coef, float *lse, float *row_loss, float *dh,
+                                        float *dw, int accumulate_dw, float *dbias,
+                                        nlpk_sgemm_fn sgemm)
 
 cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
 
@@ -514,3 +519,32 @@ def linear_cross_entropy_backward(h, w, targets, lse, bias, ignore_index, block,
                                                     accumulate, pdb, BLAS)
     check_status(status)
     return dh, dw, dbias
+
+
+def linear_cross_entropy_with_grad(h, w, targets, bias, ignore_index, block, dloss, dw_out):
+    t, count, block_ = _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    _checks.linear_cross_entropy_backward_inputs(h, w, bias, None, dw_out, one_call=True)
+    cdef float coef = _checks.loss_gradient(dloss) / count if count else 0.0
+    cdef int N = h.shape[0], D = h.shape[1], V = w.shape[0], blk = block_
+    cdef int accumulate = dw_out is not None
+    lse = np.empty(N, dtype=np.float32)
+    row_loss = np.empty(N, dtype=np.float32)
+    dh = np.empty_like(h)
+    dw = dw_out if accumulate else np.empty_like(w)
+    dbias = None if bias is None else np.empty(V, dtype=np.float32)
+    cdef const float *ph = cfptr(h)
+    cdef const float *pw = cfptr(w)
+    cdef const float *pb = NULL if bias is None else cfptr(bias)
+    cdef const int64_t *pt = lptr(t)
+    cdef float *pl = fptr(lse)
+    cdef float *pr = fptr(row_loss)
+    cdef float *pdh = fptr(dh)
+    cdef float *pdw = fptr(dw)
+    cdef float *pdb = NULL if dbias is None else fptr(dbias)
+    cdef int status
+    with serial_blas, nogil:
+        status = nlpk_linear_cross_entropy_fused(ph, N, D, pw, V, pb, pt, blk, coef, pl, pr, pdh, pdw,
+                                                 accumulate, pdb, BLAS)
+    check_status(status)
+    loss = float(row_loss.sum(dtype=np.float64) / count) if count else float("nan")
+    return loss, lse, dh, dw, dbias

@@ -326,3 +326,23 @@ def linear_cross_entropy_backward(
     returned as dw; it must not share memory with the inputs.
     """
     return _kernels.linear_cross_entropy_backward(h, w, targets, lse, bias, ignore_index, block, dloss, dw_out)
+
+
+def linear_cross_entropy_with_grad(
+    h: np.ndarray,
+    w: np.ndarray,
+    targets: np.ndarray,
+    bias: np.ndarray | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    block: int = CE_BLOCK,
+    dloss: float = 1.0,
+    dw_out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Forward and backward in one call, for a training step: (loss, lse, dh, dw, dbias).
+
+    The same results as linear_cross_entropy followed by its backward (with
+    ``dloss`` given up front), but each chunk of rows keeps its logits over
+    the whole vocabulary (at most about 32 MB) between its log-sum-exp and
+    its gradient, so they are computed once instead of twice.
+    """
+    return _kernels.linear_cross_entropy_with_grad(h, w, targets, bias, ignore_index, block, dloss, dw_out)

@@ -388,3 +388,21 @@ def linear_cross_entropy_backward(
         dw_out += dw
         dw = dw_out
     return dh, dw, None if bias is None else g.sum(axis=0).astype(np.float32)
+
+
+def linear_cross_entropy_with_grad(
+    h: np.ndarray,
+    w: np.ndarray,
+    targets: np.ndarray,
+    bias: np.ndarray | None = None,
+    ignore_index: int = _checks.DEFAULT_IGNORE_INDEX,
+    block: int = 512,
+    dloss: float = 1.0,
+    dw_out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Reference of kernels.linear_cross_entropy_with_grad: the forward, then the backward."""
+    _checks.linear_cross_entropy_inputs(h, w, targets, bias, ignore_index, block)
+    _checks.linear_cross_entropy_backward_inputs(h, w, bias, None, dw_out, one_call=True)
+    _checks.loss_gradient(dloss)
+    loss, lse = linear_cross_entropy(h, w, targets, bias, ignore_index, block)
+    return (loss, lse, *linear_cross_entropy_backward(h, w, targets, lse, bias, ignore_index, block, dloss, dw_out))
