@@ -231,14 +231,13 @@ def train_step(model: DecoderLM, ids: Array) -> float:
     gradients of the mean token loss accumulate in the model; return that loss."""
     ids = np.asarray(ids, dtype=np.int64)
     h, back_hidden = model.hidden(ids[:, :-1], train=True)
-    # The output projection and the softmax cross-entropy in one kernel, vocabulary block by block: the
-    # (tokens x vocabulary) logits, the largest matrix of the step, are never stored. Every target counts
-    # (an ignore_index no id can take); the table's gradient is added into its accumulator in place.
+    # The output projection and the softmax cross-entropy, forward and backward, in one kernel call: the
+    # (tokens x vocabulary) logits, the largest matrix of the step, are never stored whole (a chunk of rows
+    # at a time). Every target counts (an ignore_index no id can take); the table's gradient is added into
+    # its accumulator in place.
     rows, table = h.reshape(-1, model.dim), model.wte.params["table"]
-    targets = ids[:, 1:].reshape(-1)
-    loss, lse = kernels.linear_cross_entropy(rows, table, targets, ignore_index=-(2**63))
-    dh, _, _ = kernels.linear_cross_entropy_backward(rows, table, targets, lse, ignore_index=-(2**63),
-                                                     dw_out=model.wte.grads["table"])
+    loss, _, dh, _, _ = kernels.linear_cross_entropy_with_grad(rows, table, ids[:, 1:].reshape(-1),
+                                                               ignore_index=-(2**63), dw_out=model.wte.grads["table"])
     back_hidden(dh.reshape(h.shape))
     return loss
 
