@@ -148,12 +148,12 @@ def test_decoding_batches_are_bounded_in_tokens_and_hypotheses(installed, monkey
 
 def test_a_decoding_batch_of_the_shipped_model_holds_little_memory():
     # Issue 18: `translate -i lines` swung by 43 % of its resident memory as batches came and went, a batch of
-    # 32 sentences x beam 4 holding 82 MB (these 16 in one batch: 41 MB); in batches of 8 they hold 18 MB.
+    # 32 sentences x beam 4 holding 82 MB (these 32: 79 MB); in batches of 12 they hold 20 MB.
     import tracemalloc
 
     rng = random.Random(4)
     words = "the film was great and the acting superb though the plot ran thin while the music carried it".split()
-    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 18))).capitalize() + "." for _ in range(16)]
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 18))).capitalize() + "." for _ in range(32)]
     engine = TransformerTranslator(beam=4)  # the shipped en->de model
     engine.run(sentences[:1])  # loaded before measuring
     tracemalloc.start()
@@ -163,7 +163,7 @@ def test_a_decoding_batch_of_the_shipped_model_holds_little_memory():
         held = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
-    assert held < 25 * 2**20, f"{held / 2**20:.1f} MB"
+    assert held < 30 * 2**20, f"{held / 2**20:.1f} MB"
 
 
 def test_unknown_pair_lists_the_installed_ones(installed):

@@ -24,10 +24,12 @@ LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD_CHARS + 1))
 # come and go: its cache grows with hypotheses (rows x beam) x positions, its per-step scores with hypotheses
 # x target vocabulary. Hypotheses x longest piece decoded at once (a 10,000-character text took 1 GB in
 # batches of 64 pieces of the model's full length) ...
-BATCH_TOKENS = 1024
+BATCH_TOKENS = 2048
 # ... and hypotheses: a batch of 32 sentences x beam 4 held 82 MB and swung `translate -i lines` by 43 % (issue
-# 18); 8 sentences hold 15-18 MB and decode about as fast (fewer cost more per sentence: 4 at a time, 20 %).
-BATCH_HYPOTHESES = 32
+# 18). 12 sentences hold about 20 MB, which the allocator keeps for the next batch (resident memory stays
+# flat), and decode as fast; 16 hold 35 MB, part of it given back between batches (a 9.6 % swing); 8 cost 10-20 %
+# more per sentence, in more decoding steps.
+BATCH_HYPOTHESES = 48
 
 
 class Translation(NamedTuple):
