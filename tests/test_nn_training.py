@@ -82,11 +82,12 @@ def test_adam_matches_the_textbook_update():
         assert not layer.grads["p"].any(), "step() zeroes the gradients"
 
 
-def test_adamw_decays_weights_not_gradients():
-    layer = OneParam([2.0])
-    opt = nn.AdamW(layer, lr=0.1, weight_decay=0.5)
-    opt.step()  # zero gradient: only the decay acts
-    np.testing.assert_allclose(layer.params["p"], [2.0 * (1 - 0.1 * 0.5)], rtol=1e-6)
+def test_adamw_decays_weights_not_gradients_and_not_vectors():
+    matrix, vector = OneParam([[2.0, -1.0]]), OneParam([2.0])
+    for layer in (matrix, vector):
+        nn.AdamW(layer, lr=0.1, weight_decay=0.5).step()  # zero gradient: only the decay acts
+    np.testing.assert_allclose(matrix.params["p"], [[2.0 * (1 - 0.1 * 0.5), -1.0 * (1 - 0.1 * 0.5)]], rtol=1e-6)
+    np.testing.assert_array_equal(vector.params["p"], [2.0])  # a bias or a gain does not decay
 
 
 def test_sgd_momentum():

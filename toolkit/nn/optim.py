@@ -128,13 +128,18 @@ class Adam(Optimizer):
         denom = np.sqrt(v)
         denom *= np.float32(1.0 / math.sqrt(bc2))
         denom += np.float32(self.eps)
-        if self.weight_decay and self.decoupled:
+        if self.weight_decay and self.decoupled and param.ndim > 1:
             param *= np.float32(1.0 - lr * self.weight_decay)
         param -= np.float32(lr / bc1) * (m / denom)
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): decay acts on the weights, not the gradient."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter): decay acts on the weights, not the gradient.
+
+    Only matrices (weights, embedding tables) decay; vectors (biases, layer
+    norms' gains and shifts) do not, as in GPT-2's training: a gain pulled
+    towards zero would shrink what its layer passes on.
+    """
 
     decoupled = True
 
