@@ -140,6 +140,7 @@ def main() -> int:
     again = command if settings.get("resume") else f"{command} --set resume=true"
     lines, valid = read_split(args.data, "train"), read_split(args.data, "valid")
     staged = args.output.with_name(args.output.name + ".new")
+    staged.parent.mkdir(parents=True, exist_ok=True)  # the models folder holds nothing until the first model
     report = train("generate", lines, engine="transformer", output=staged, valid=valid, seed=args.seed, again=again,
                    **{"name": "wikitext2", **RECIPE, **settings})
     print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
