@@ -191,3 +191,13 @@ def test_the_command_line_trains_and_evaluates(tmp_path):
     scores = json.loads(done.stdout)
     assert done.returncode == 0 and scores["records"] == len(STORY) * 8
     assert scores["words"] == sum(len(line.split()) + 1 for line in STORY * 8) and scores["word_perplexity"] > 1
+
+
+def test_help_says_what_top_k_means_for_generation():
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
+    assert "--top-k INTEGER RANGE Sample among the k most probable tokens only" in text
+    assert "[TEXT|-]..." in text and "--file FILE|GLOB" in text

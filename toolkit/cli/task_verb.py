@@ -67,8 +67,7 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         # Only where some engine ranks: on other verbs the flag could never be used.
         *([click.Option(["--top-k", "top_k"],
                         type=click_type([entry.engine_class.options["top_k"] for entry in rankers.values()]),
-                        help="Number of ranked results, for engines that rank."
-                        + engine_defaults(rankers, 'options', 'top_k'))]
+                        help=_top_k_help(rankers) + engine_defaults(rankers, 'options', 'top_k'))]
           if rankers else []),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=api.DEFAULT_BATCH_SIZE, show_default=True,
                      help="Inputs per engine call."),
@@ -217,6 +216,13 @@ def run_task(
         raise
     if failed:
         raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+def _top_k_help(rankers: dict[str, EngineEntry]) -> str:
+    """The common --top-k flag's help: its engines' own words when they declare it alike (a task's shared
+    option: generate's top-k is a sampling cut, not a number of results), else what it means for most."""
+    helps = {entry.engine_class.options["top_k"].help for entry in rankers.values()}
+    return helps.pop() if len(helps) == 1 else "Number of ranked results, for engines that rank."
 
 
 def _takes_texts(entry: EngineEntry) -> bool:
