@@ -16,6 +16,7 @@ so a row's result does not depend on what it is batched with.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MA
     register_layer
 from toolkit.nn.layers import Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, f32
 from toolkit.nn.transformer import EncoderLayer
+from toolkit.threads import serial_blas
+
+# Up to this many new positions (rows x tokens) a step's products run on one BLAS thread.
+SERIAL_ROWS = 64
 
 
 @dataclass
@@ -198,26 +203,11 @@ class DecoderLM(Layer):
         columns = np.arange(first, end)[None, :]
         x, _ = self._embed(ids, np.maximum(columns - cache.starts[:, None], 0), False)
         mask = cache.padding_mask(end) if cache.starts.any() and T > 1 else None
-        for i, block in enumerate(self.blocks):
-            attn = block.attn
-            h, _ = block.ln1.forward(x)
-            q, k, v = attn.qkv(h, *cache.qkv[i])
-            cache.k[i][:, :, first:end] = k
-            cache.v[i][:, :, first:end] = v
-            if T == 1:
-                # One new token: the decode kernel reads the cache in place, up to each row's length.
-                out = kernels.attention_decode(q, cache.k[i], cache.v[i], np.full(B, end, dtype=np.int64),
-                                               cache.starts)
-            else:
-                k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
-                if end < cache.capacity:
-                    k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
-                # Causal aligned at the end: new position j sees every earlier column and itself.
-                out, _ = kernels.attention_forward(q, k, v, mask, True)
-            x = x + attn._project(attn._merge(out), "o")
-            rows = x.reshape(-1, self.dim)
-            h, _ = block.ln2.forward(rows)
-            x = (rows + block.ff2(block.ff1(h))).reshape(x.shape)
+        # A decoding step's products have a few rows: split over BLAS threads, each costs more in waking them
+        # (and waiting for a busy core) than in arithmetic; measured 4.7x faster on one thread at GPT-2 small.
+        with serial_blas if B * T <= SERIAL_ROWS else contextlib.nullcontext():
+            for i, block in enumerate(self.blocks):
+                x = self._block_step(block, x, cache, i, first, end, mask)
         cache.length = end
         h, _ = self.ln_f.forward(x[:, -1])
         logits = h @ self.wte.params["table"].T
@@ -225,6 +215,28 @@ class DecoderLM(Layer):
         logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
         return logits
 
+    @staticmethod
+    def _block_step(block: EncoderLayer, x: Array, cache: KVCache, i: int, first: int, end: int,
+                    mask: Array | None) -> Array:
+        attn = block.attn
+        h, _ = block.ln1.forward(x)
+        q, k, v = attn.qkv(h, *cache.qkv[i])
+        cache.k[i][:, :, first:end] = k
+        cache.v[i][:, :, first:end] = v
+        if x.shape[1] == 1:
+            # One new token: the decode kernel reads the cache in place, up to each row's length.
+            out = kernels.attention_decode(q, cache.k[i], cache.v[i], np.full(len(x), end, dtype=np.int64),
+                                           cache.starts)
+        else:
+            k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
+            if end < cache.capacity:
+                k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
+            # Causal aligned at the end: new position j sees every earlier column and itself.
+            out, _ = kernels.attention_forward(q, k, v, mask, True)
+        x = x + attn._project(attn._merge(out), "o")
+        rows = x.reshape(-1, x.shape[-1])
+        h, _ = block.ln2.forward(rows)
+        return (rows + block.ff2(block.ff1(h))).reshape(x.shape)
 
 def train_step(model: DecoderLM, ids: Array) -> float:
     """Forward and backward on ``ids`` (B, T + 1): each of the first T columns predicts the next. The
