@@ -9,7 +9,7 @@ streamed is exactly the text of the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from toolkit.errors import InputError
@@ -39,11 +39,13 @@ class Prompt:
 
 @dataclass
 class Sample:
+    """One continuation: its text (cut at a stop string), token ids, their log-probabilities, and why it ended
+    (None while it is being generated)."""
+
     text: str
     ids: list[int]
     logprobs: list[float]
-    finish: str
-    pieces: list[str] = field(default_factory=list)
+    finish: str | None
 
 
 class Generator:
