@@ -15,6 +15,8 @@
 #include "internal.h"
 
 #define DB 256
+/* Cached floats read by one step above which it is split over threads (about 1 MB). */
+#define DECODE_PARALLEL_WORK (1 << 18)
 
 NLPK_CLONES
 static void block_logits(const float *q, const float *k, int n, int D, float scale, float *s) {
@@ -128,7 +130,11 @@ static void decode_unit(const float *q, const float *k, const float *v, int D, i
 void nlpk_attention_decode(const float *q, const float *k, const float *v, int B, int H, int L,
                            int D, int Dv, float scale, const int64_t *lengths,
                            const int64_t *starts, float *out) {
-#pragma omp parallel for schedule(dynamic, 1)
+    /* Threads only for a cache worth splitting: a short one (a small model's step) reads in microseconds,
+     * and waking a second thread costs more, and far more when another process holds the other core. */
+    int64_t work = 0;
+    for (int b = 0; b < B; b++) work += (lengths[b] - (starts ? starts[b] : 0)) * (int64_t)H * (D + Dv);
+#pragma omp parallel for schedule(dynamic, 1) if (work > DECODE_PARALLEL_WORK)
     for (int u = 0; u < B * H; u++) {
         int b = u / H;
         int start = starts ? (int)starts[b] : 0;
