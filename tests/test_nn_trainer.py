@@ -158,12 +158,16 @@ def test_checkpoints_are_written_within_an_epoch_every_checkpoint_minutes(tmp_pa
 
     def step(rows):
         if (tmp_path / "run.ckpt").exists():
-            seen.append(read_checkpoint(tmp_path / "run.ckpt").state["steps"])
+            state = read_checkpoint(tmp_path / "run.ckpt").state
+            seen.append((state["steps"], state["seconds"]))
         return real(rows)
 
     trainer.step = step
     trainer.run()
-    assert seen[:4] == [1, 2, 3, 4]
+    assert [steps for steps, _ in seen[:4]] == [1, 2, 3, 4]
+    # The time trained so far is in each one: a run killed after it resumes with its time counted.
+    seconds = [spent for _, spent in seen]
+    assert seconds[0] > 0 and seconds == sorted(seconds)
 
 
 def test_a_non_finite_loss_stops_training_with_one_error_before_any_update(tmp_path):

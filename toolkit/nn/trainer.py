@@ -146,6 +146,8 @@ class Trainer:
         self._phase = "idle"
         self._pending_signal = False
         self._saved_at = 0.0
+        # (seconds trained before this run, when it started) while :meth:`run` runs
+        self._clock: tuple[float, float] | None = None
 
     # -- resuming and checkpoints ------------------------------------------
 
@@ -193,6 +195,11 @@ class Trainer:
         for group, named in (("ema", self.average), ("best", self.best), ("setup", self.setup_arrays)):
             if named:
                 groups[group] = named
+        if self._clock is not None:
+            # Mid-run: the seconds of this session so far count, or a run killed after a periodic
+            # checkpoint would resume with its training time short by the session's.
+            before, session = self._clock
+            self.state["seconds"] = before + time.monotonic() - session
         state = {**self.state, "steps": self.optimizer.steps,
                  "generators": {path: g.bit_generator.state for path, g in generators(self.model).items()}}
         Checkpoint(self.setup, state, groups).write(self.checkpoint)
@@ -205,6 +212,7 @@ class Trainer:
         session = time.monotonic()
         self._saved_at = session
         seconds_before = self.state["seconds"]
+        self._clock = (seconds_before, session)
         if self.ema and self.average is None:
             self.average = {name: param.copy() for name, param, _ in self.model.named_parameters()}
         stopped = "completed"
@@ -239,6 +247,7 @@ class Trainer:
             raise TrainingInterrupted(self.checkpoint) from None
         finally:
             self._phase = "idle"
+            self._clock = None
         kept = self.checkpoint if stopped == "time limit" else None
         if self.checkpoint and kept is None:
             # Training is complete: the model is the result; the checkpoint only served to resume.
