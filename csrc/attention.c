@@ -61,27 +61,6 @@ static int tile_visible(const attn_shape *a, int q0, int nq, int k0) {
 }
 
 NLPK_CLONES
-static float row_max(const float *s, int n) {
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
-    return m;
-}
-
-/* s[j] <- exp(s[j] - m) (0 where s[j] is -inf); returns the sum. */
-NLPK_CLONES
-static float exp_shifted(float *s, int n, float m) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        float p = s[j] == -INFINITY ? 0.0f : nlpk_expf(s[j] - m);
-        s[j] = p;
-        sum += p;
-    }
-    return sum;
-}
-
-NLPK_CLONES
 static void scale_row(float *x, int n, float c) {
 #pragma omp simd
     for (int j = 0; j < n; j++) x[j] *= c;
@@ -105,7 +84,7 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
             masked_logits(a, qb, k + (size_t)k0 * a->D, q0, nq, k0, nk, S, sgemm);
             for (int i = 0; i < nq; i++) {
                 float *s = S + (size_t)i * nk;
-                float mt = row_max(s, nk);
+                float mt = nlpk_row_max(s, nk);
                 float mnew = mt > m[i] ? mt : m[i];
                 if (mnew == -INFINITY) {
                     /* A NaN poisons the row for good; visible keys at -inf only
@@ -123,7 +102,7 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
                     scale_row(ob + (size_t)i * a->Dv, a->Dv, c);
                 }
                 m[i] = mnew;
-                l[i] += exp_shifted(s, nk, mnew);
+                l[i] += nlpk_exp_shifted(s, nk, mnew);
             }
             gemm_rm(sgemm, 0, 0, nq, a->Dv, nk, 1.0f, S, nk, v + (size_t)k0 * a->Dv, a->Dv,
                     1.0f, ob, a->Dv);

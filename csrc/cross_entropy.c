@@ -54,14 +54,6 @@ static void block_logits(const ce_shape *c, int r0, int nr, int v0, int nv, floa
 }
 
 NLPK_CLONES
-static float ce_row_max(const float *s, int n) {
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
-    return m;
-}
-
-NLPK_CLONES
 static float ce_exp_sum(const float *s, int n, float m) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -78,7 +70,7 @@ static void forward_tile(const ce_shape *c, const float *S, int ld, int r0, int 
         int64_t t = c->targets[r0 + i];
         if (t >= v0 && t < v0 + nv) picked[i] = s[t - v0];
         if (l[i] != l[i]) continue; /* a NaN came earlier: the row stays NaN */
-        float mt = ce_row_max(s, nv); /* a NaN never wins the max; the sum below carries it */
+        float mt = nlpk_row_max(s, nv); /* a NaN never wins the max; the sum below carries it */
         float mold = m[i];
         float mnew = mt > mold ? mt : mold;
         if (mnew == -INFINITY) {

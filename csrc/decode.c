@@ -47,28 +47,6 @@ static void block_logits(const float *q, const float *k, int n, int D, float sca
     }
 }
 
-/* Maximum ignoring NaN (NaN is caught by the exp that follows). */
-NLPK_CLONES
-static float block_max(const float *s, int n) {
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
-    return m;
-}
-
-/* s[j] <- exp(s[j] - m), exactly 0 for s[j] = -inf; returns the sum. */
-NLPK_CLONES
-static float block_exp(float *s, int n, float m) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        float p = s[j] == -INFINITY ? 0.0f : nlpk_expf(s[j] - m);
-        s[j] = p;
-        sum += p;
-    }
-    return sum;
-}
-
 /* o (Dv) = c * o + sum_j p[j] v[j, :]. */
 NLPK_CLONES
 static void block_values(const float *p, const float *v, int n, int Dv, float c, float *o) {
@@ -101,7 +79,7 @@ static void decode_unit(const float *q, const float *k, const float *v, int D, i
     for (int j0 = start; j0 < len; j0 += DB) {
         int n = len - j0 < DB ? len - j0 : DB;
         block_logits(q, k + (size_t)j0 * D, n, D, scale, s);
-        float mt = block_max(s, n);
+        float mt = nlpk_row_max(s, n);
         float mnew = mt > m ? mt : m;
         if (mnew == -INFINITY) {
             /* Every logit so far is -inf or NaN: remember a NaN, skip the rest. */
@@ -114,7 +92,7 @@ static void decode_unit(const float *q, const float *k, const float *v, int D, i
             l *= c;
         }
         m = mnew;
-        l += block_exp(s, n, m);
+        l += nlpk_exp_shifted(s, n, m);
         block_values(s, v + (size_t)j0 * Dv, n, Dv, c, o);
     }
     if (nan_seen || m == -INFINITY || l != l) {

@@ -63,4 +63,8 @@ static inline float nlpk_expf(float x) {
     return p * scale.f;
 }
 
+/* csrc/rows.c: row reductions of the softmax kernels. */
+float nlpk_row_max(const float *s, int n);
+float nlpk_exp_shifted(float *s, int n, float m);
+
 #endif

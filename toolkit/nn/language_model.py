@@ -26,7 +26,7 @@ from toolkit import kernels
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size, nested, \
     register_layer
-from toolkit.nn.layers import Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, f32
+from toolkit.nn.layers import Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, f32, log_softmax
 from toolkit.nn.transformer import EncoderLayer
 from toolkit.threads import serial_blas
 
@@ -210,10 +210,7 @@ class DecoderLM(Layer):
                 x = self._block_step(block, x, cache, i, first, end, mask)
         cache.length = end
         h, _ = self.ln_f.forward(x[:, -1])
-        logits = h @ self.wte.params["table"].T
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return logits
+        return log_softmax(h @ self.wte.params["table"].T)
 
     @staticmethod
     def _block_step(block: EncoderLayer, x: Array, cache: KVCache, i: int, first: int, end: int,

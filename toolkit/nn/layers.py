@@ -353,6 +353,13 @@ class GELU(Layer):
 ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU}
 
 
+def log_softmax(logits: Array) -> Array:
+    """Log-probabilities of each row of ``logits`` (B, V), computed in place (the decoders' next-token scores)."""
+    logits -= logits.max(axis=1, keepdims=True)
+    logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return logits
+
+
 def sigmoid(x: Array) -> Array:
     """Logistic function without overflow warnings for large |x|."""
     out = np.empty_like(x)

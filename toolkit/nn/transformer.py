@@ -39,6 +39,7 @@ from toolkit.nn.layers import (
     LayerNorm,
     as_rng,
     f32,
+    log_softmax,
     sinusoidal_positions,
 )
 
@@ -364,10 +365,7 @@ class Seq2SeqTransformer(Layer):
         cache.length += tokens.shape[1]
         cache.order = None
         h, _ = self.decoder_norm.forward(x[:, -1])
-        logits = h @ self.tgt_embed.params["table"].T
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return logits
+        return log_softmax(h @ self.tgt_embed.params["table"].T)
 
     @staticmethod
     def _cached_self_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
