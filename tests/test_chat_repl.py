@@ -9,6 +9,7 @@ import pty
 import select
 import signal
 import sys
+import termios
 import time
 
 import pytest
@@ -45,7 +46,14 @@ class Terminal:
         shown, self.seen = self.seen.partition(text)[::2]
         return shown
 
-    def type(self, keys: str) -> None:
+    def type(self, keys: str, at_prompt: bool = True) -> None:
+        """Type ``keys``; ``at_prompt``, once the prompt reads keys. The prompt is shown before the line
+        editor takes the terminal out of line mode, and keys typed in between are read by the terminal's
+        line discipline (Ctrl-C as SIGINT, Ctrl-D as end of input), as no one types that fast."""
+        deadline = time.monotonic() + 60
+        while at_prompt and termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            assert time.monotonic() < deadline, "the prompt never read keys"
+            time.sleep(0.01)
         os.write(self.fd, keys.encode())
 
     def exit_code(self, timeout: float = 60) -> int:
@@ -55,7 +63,8 @@ class Terminal:
             if pid:
                 return os.waitstatus_to_exitcode(status)
             try:
-                os.read(self.fd, 65536)  # drain, so the child is never blocked writing
+                if select.select([self.fd], [], [], 0.05)[0]:
+                    os.read(self.fd, 65536)  # drain, so the child is never blocked writing
             except OSError:
                 time.sleep(0.05)
         os.kill(self.pid, signal.SIGKILL)
@@ -100,6 +109,15 @@ def test_a_conversation_on_the_terminal(terminal, tmp_path):
     t.read_until(PROMPT)
     t.type("/help\r")
     assert "/save FILE" in t.read_until(PROMPT)
+    # Ctrl-C at the prompt drops the half-typed line at once (with readline it waited for the next key when
+    # one of BLAS's threads took the SIGINT): what follows is a fresh line, and nothing was sent.
+    t.type("half a line")
+    t.read_until("half a line")
+    t.type("\x03")
+    t.read_until(PROMPT, timeout=10)
+    t.type("/history\r")
+    t.read_until("(no turns yet)")
+    t.read_until(PROMPT)
     t.type("Excuse me, where is the station?\r")
     assert "Go straight on, then left." in t.read_until(PROMPT)
     t.type("/history\r")
@@ -109,7 +127,7 @@ def test_a_conversation_on_the_terminal(terminal, tmp_path):
     # of the reply waits to be written), and the exchange is dropped.
     t.type("tell me a long story\r")
     t.read_until("word0 ")
-    t.type("\x03")
+    t.type("\x03", at_prompt=False)
     t.read_until("[reply stopped; not saved]")
     t.read_until(PROMPT)
     t.type(f"/save {tmp_path / 'saved.jsonl'}\r")

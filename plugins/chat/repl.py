@@ -1,10 +1,14 @@
 """The two ways ``nlp-tool chat`` talks: a prompt on a terminal, and line in / line out on pipes.
 
-On a terminal, lines are read with readline (line editing, and a history
-kept across sessions in the data directory beside the conversations); each
-reply is written as the engine makes it. Ctrl-C during a reply stops it and
-drops the exchange (it is neither saved nor read by the next turn); Ctrl-C
-at the prompt clears the line; Ctrl-D or /exit ends the conversation.
+On a terminal, lines are read with prompt_toolkit (line editing, and a
+history kept across sessions in the data directory beside the conversations);
+each reply is written as the engine makes it. Ctrl-C during a reply stops it
+and drops the exchange (it is neither saved nor read by the next turn);
+Ctrl-C at the prompt clears the line; Ctrl-D or /exit ends the conversation.
+
+The prompt reads Ctrl-C as a key, not as SIGINT: with readline, the SIGINT
+of a Ctrl-C at the prompt may be taken by one of BLAS's threads, and the main
+thread, waiting in readline's select(), sees it only at the next key.
 
 Without a terminal, each line of input is one user turn and gets one line of
 output: its reply with line breaks written as ``\\n``, so replies and turns
@@ -30,30 +34,18 @@ HELP = """Commands:
 Ctrl-C stops a reply (the exchange is dropped) or clears the line."""
 
 HISTORY_FILE = "chat_history"
-HISTORY_LINES = 1000
 
 
-def line_editing(history_path: str | None) -> Callable[[], None]:
-    """Turn on readline's line editing for ``input()``, with ``history_path``'s lines as its history (None:
-    none kept); the function that saves the history, to call at the end."""
-    try:
-        import readline
-    except ImportError:  # Python built without readline (Windows): input() still works, unedited
-        return lambda: None
-    if history_path is None:
-        return lambda: None
-    try:
-        readline.read_history_file(history_path)
-    except OSError:
-        pass  # no history yet, or an unreadable one: start without
-    readline.set_history_length(HISTORY_LINES)
+def prompt_reader(history_path: str | None) -> Callable[[str], str]:
+    """A ``read`` for :func:`interactive`: one edited line after a prompt, with ``history_path``'s lines as
+    its history, each line added as it is read (None: a history for this run only). Ctrl-C raises
+    KeyboardInterrupt and Ctrl-D on an empty line EOFError, as ``input()`` does."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    def save() -> None:
-        try:
-            readline.write_history_file(history_path)
-        except OSError:
-            pass  # a history that cannot be kept is no reason to fail the conversation
-    return save
+    session: PromptSession[str] = PromptSession(
+        history=FileHistory(history_path) if history_path is not None else InMemoryHistory())
+    return session.prompt
 
 
 def command(session: Session, line: str, out: IO[str]) -> bool:
@@ -92,8 +84,9 @@ def command(session: Session, line: str, out: IO[str]) -> bool:
     return True
 
 
-def interactive(session: Session, out: IO[str], read: Callable[[str], str] = input) -> None:
-    """The conversation on a terminal, until Ctrl-D or /exit; ``read`` reads one line after a prompt."""
+def interactive(session: Session, out: IO[str], read: Callable[[str], str]) -> None:
+    """The conversation on a terminal, until Ctrl-D or /exit; ``read`` reads one line after a prompt (as
+    :func:`prompt_reader`'s, which ends the line on Ctrl-C and Ctrl-D)."""
     out.write(f"Chatting with {session.engine_name}, conversation {session.id}"
               f"{'' if session.store is not None else ' (not saved)'}. /help for commands, Ctrl-D to end.\n")
     if session.turns:
@@ -102,10 +95,8 @@ def interactive(session: Session, out: IO[str], read: Callable[[str], str] = inp
         try:
             line = read("> ")
         except EOFError:
-            out.write("\n")
             return
         except KeyboardInterrupt:
-            out.write("\n")
             continue
         if not line.strip():
             continue

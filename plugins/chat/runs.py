@@ -116,19 +116,18 @@ def interactive_run(chat: Session) -> None:
     import signal
     import threading
 
-    from toolkit_plugins.chat.repl import history_path, interactive, line_editing
+    from toolkit_plugins.chat.repl import history_path, interactive, prompt_reader
 
-    save_history = line_editing(history_path() if chat.store is not None else None)
+    read = prompt_reader(history_path() if chat.store is not None else None)
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
-        interactive(chat, sys.stdout)
+        interactive(chat, sys.stdout, read)
     except _Terminated:
         raise KeyboardInterrupt from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-        save_history()
 
 
 def piped_run(chat: Session) -> None:
