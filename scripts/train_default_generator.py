@@ -60,12 +60,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def read_split(folder: Path, split: str) -> list[dict]:
-    from toolkit_plugins.generation.corpus import read_lines
+    from toolkit.datasets import read_line_files
 
     path = folder / f"{split}.txt.gz"
     if not path.exists():
         sys.exit(f"error: {path} not found (pass --data DIR)")
-    return read_lines(str(path))
+    return read_line_files([str(path)], ("text",))
 
 
 def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:

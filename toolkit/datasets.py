@@ -65,7 +65,7 @@ def read_records(
     fmt = data_format or data_format_of(path)
     if fmt not in DATA_FORMATS:
         raise DataError(f"unknown data format {fmt!r} (choose from {', '.join(DATA_FORMATS)})")
-    text = _read_text(path, encoding)
+    text = read_text(path, encoding)
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     if fmt == "jsonl":
@@ -77,16 +77,19 @@ def read_records(
     return records
 
 
-def _read_text(path: str, encoding: str) -> str:
+def read_text(path: str, encoding: str = "utf-8", kind: str = "file") -> str:
+    """The text of the file ``path`` (gzip-compressed when its name ends in .gz), decoded as
+    :func:`toolkit.files.decode_text` decodes; DataError naming the file, as a ``kind``, when it cannot be
+    read or decoded."""
     try:
         with open(path, "rb") as f:
             data = f.read()
         if path.lower().endswith(".gz"):
             data = gzip.decompress(data)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: no such {kind}") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a data file") from None
+        raise DataError(f"{path}: is a directory, not a {kind}") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise DataError(f"{path}: not a readable gzip file ({error})") from None
     except OSError as error:
@@ -218,7 +221,7 @@ def read_line_files(paths: list[str], fields: tuple[str, ...], encoding: str = "
                             " files are read as plain-text line files, one per record field; give one data file")
     columns = []
     for path in paths:
-        text = _read_text(path, encoding)
+        text = read_text(path, encoding)
         if not text.strip():
             raise DataError(f"{path}: the file is empty")
         columns.append(text[:-1].split("\n") if text.endswith("\n") else text.split("\n"))

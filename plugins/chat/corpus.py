@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from toolkit.datasets import data_format_of, read_records
+from toolkit.datasets import data_format_of, read_records, read_text
 from toolkit.errors import DataError
-from toolkit.files import decode_text
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def read_pairs(path: str, context_turns: int, encoding: str = "utf-8") -> list[P
     holds none."""
     fmt = data_format_of(path)
     if fmt == "jsonl":
-        pairs = _jsonl_pairs(path, _read_text(path, encoding), context_turns)
+        pairs = _jsonl_pairs(path, read_text(path, encoding, "corpus file"), context_turns)
     else:
         records = read_records(path, {"question": "question", "answer": "answer"}, fmt, encoding)
         pairs = [Pair(r["question"], r["answer"], f"{path}:{n}") for n, r in enumerate(records, 1)
@@ -47,28 +46,6 @@ def read_pairs(path: str, context_turns: int, encoding: str = "utf-8") -> list[P
         raise DataError(f"{path}: no response to reply with (dialogues need two turns or more; answers must"
                         " not be empty)")
     return pairs
-
-
-def _read_text(path: str, encoding: str) -> str:
-    import gzip
-    import zlib
-
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        if path.lower().endswith(".gz"):
-            data = gzip.decompress(data)
-        return decode_text(data, encoding)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such corpus file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: a directory, not a corpus file") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: not a readable gzip file ({error})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the corpus: {error.strerror or error}") from None
-    except ValueError as error:
-        raise DataError(f"{path}: {error}; convert the file or give its encoding") from None
 
 
 def _jsonl_pairs(path: str, text: str, context_turns: int) -> list[Pair]:

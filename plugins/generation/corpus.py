@@ -8,7 +8,6 @@ counts, and what teaches the model where a paragraph ends.
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -24,22 +23,6 @@ PLAIN_TEXT = (".txt", ".txt.gz", ".text", ".raw", ".tokens")
 
 def is_plain_text(path: str) -> bool:
     return path.lower().endswith(PLAIN_TEXT)
-
-
-def read_lines(path: str, encoding: str = "utf-8") -> list[dict]:
-    """One record {"text": line} per line of a plain-text file (gzip-compressed when its name ends in .gz),
-    blank lines included; DataError for a file that cannot be read or decoded, or holds no text."""
-    opener = gzip.open if path.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding=encoding, newline=None) as handle:
-            records = [{"text": line.rstrip("\n")} for line in handle]
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not {encoding} text ({error.reason} at byte {error.start}); give --encoding")
-    if not any(record["text"].strip() for record in records):
-        raise DataError(f"{path}: no text")
-    return records
 
 
 @dataclass(frozen=True)

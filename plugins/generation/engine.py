@@ -205,9 +205,10 @@ class TransformerGenerator(LoadsModel, Engine):
     def read_data(cls, path: str, encoding: str = "utf-8") -> list[dict] | None:
         """A plain-text file's lines as records (blank lines too: each line ends a text); None for other files
         (CSV/TSV/JSONL with a text field)."""
-        from toolkit_plugins.generation.corpus import is_plain_text, read_lines
+        from toolkit.datasets import read_line_files
+        from toolkit_plugins.generation.corpus import is_plain_text
 
-        return read_lines(path, encoding) if is_plain_text(path) else None
+        return read_line_files([path], ("text",), encoding) if is_plain_text(path) else None
 
     @classmethod
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
