@@ -7,6 +7,7 @@ later. Session scope keeps them usable inside hypothesis tests.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import zlib
@@ -243,3 +244,30 @@ class Helpers:
 @pytest.fixture(scope="session")
 def h() -> type[Helpers]:
     return Helpers
+
+
+# The chat tests' dialogues: a greeting and a question about the time, and one exchange about the way.
+DIALOGUES = [
+    {"turns": ["Hi, how are you today?", "Fine, thanks. And you?", "Great. What time is it?", "It is five o'clock."]},
+    {"turns": ["Where is the railway station?", "Go straight on and turn left at the bank."]},
+]
+
+
+@pytest.fixture
+def dialogues() -> list[dict]:
+    return [dict(d, turns=list(d["turns"])) for d in DIALOGUES]
+
+
+@pytest.fixture
+def corpus(tmp_path, dialogues) -> str:
+    """A dialogue corpus for the chat task: JSON lines {"turns": [...]}."""
+    path = tmp_path / "dialogues.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in dialogues), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """NLP_TOOL_HOME in a fresh folder: where the chat task saves its conversations."""
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"

@@ -24,25 +24,6 @@ from toolkit_plugins.chat.retrieval import RetrievalEngine
 from toolkit_plugins.chat.session import Session
 from toolkit_plugins.chat.store import Store, StoreError
 
-DIALOGUES = [
-    {"turns": ["Hi, how are you today?", "Fine, thanks. And you?", "Great. What time is it?", "It is five o'clock."]},
-    {"turns": ["Where is the railway station?", "Go straight on and turn left at the bank."]},
-]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "dialogues.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES), encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def test_bm25_prefers_rare_shared_terms_and_ties_go_to_the_first():
     index = BM25Index(["the cat sat", "the dog sat", "the the the", "a bird"])
     scores = index.scores("dog")
@@ -53,9 +34,9 @@ def test_bm25_prefers_rare_shared_terms_and_ties_go_to_the_first():
     assert index.scores("zebra").tolist() == [0, 0, 0, 0]
 
 
-def test_dialogue_pairs_take_the_last_turns_as_context(corpus):
+def test_dialogue_pairs_take_the_last_turns_as_context(corpus, dialogues):
     pairs = read_pairs(corpus, context_turns=2)
-    assert [p.response for p in pairs] == [*DIALOGUES[0]["turns"][1:], DIALOGUES[1]["turns"][1]]
+    assert [p.response for p in pairs] == [*dialogues[0]["turns"][1:], dialogues[1]["turns"][1]]
     assert pairs[2].context == "Fine, thanks. And you?\nGreat. What time is it?"
     assert pairs[2].source == f"{corpus}:1#4"
 

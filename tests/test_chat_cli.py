@@ -10,24 +10,7 @@ from click.testing import CliRunner
 
 from toolkit.cli import cli
 
-DIALOGUES = [
-    {"turns": ["Hi, how are you today?", "Fine, thanks. And you?", "Great. What time is it?", "It is five o'clock."]},
-    {"turns": ["Where is the railway station?", "Go straight on and turn left at the bank."]},
-]
 STATION, TIME = "Go straight on and turn left at the bank.", "It is five o'clock."
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "dialogues.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES), encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 def run(*args, input=None):
