@@ -144,7 +144,7 @@ def test_evaluate_gives_perplexities_per_token_word_and_byte(model):
 
 
 def test_sliding_windows_score_every_token_once():
-    from toolkit_plugins.generation.corpus import windows
+    from toolkit.lm.corpus import windows
 
     for n, context, stride in [(10, 4, 2), (5, 8, 4), (100, 16, 8), (2, 4, 2), (40, 8, 8)]:
         scored = []

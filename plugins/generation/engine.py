@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, LoadsModel, Option, train_settings
 from toolkit.errors import ModelMismatchError, OptionError
-from toolkit.training import history_report, model_header, trainer_options
+from toolkit.lm.options import SAMPLING_OPTIONS, sample_rng, sampling, train_options
 
 TASK, ENGINE = "generate", "transformer"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -35,16 +35,7 @@ CONTRACT = TaskContract(
     description="Continuation of a prompt by a language model.",
     results={"text": "str", "prompt_tokens": "int", "tokens": "int", "finish": "str"},
     options={
-        "max_tokens": Option(int, 64, "Tokens to generate at most.", minimum=1, maximum=4096),
-        "temperature": Option(float, 0.8, "Sampling temperature (0: greedy, the most probable token each time).",
-                              minimum=0),
-        "top_k": Option(int, 0, "Sample among the k most probable tokens only (0: all; 1: greedy).", minimum=0),
-        "top_p": Option(float, 0.95, "Sample among the most probable tokens that together reach this probability"
-                        " (1: all).", minimum=0, min_open=True, maximum=1),
-        "repetition_penalty": Option(float, 1.0, "Above 1, tokens already in the prompt or the text become less"
-                                     " likely (their log-probability is multiplied by it).", minimum=1),
-        "seed": Option(int, 0, "Seed of the sampling: the same seed, prompt and options give the same text.",
-                       minimum=0),
+        **SAMPLING_OPTIONS,
         "stop": Option(str, (), "End the text where this string appears, without it (repeatable).",
                        multiple=True),
         "samples": Option(int, 1, "Texts per prompt (with different draws; listed under 'samples').", minimum=1,
@@ -67,26 +58,7 @@ class TransformerGenerator(LoadsModel, Engine):
     contract = CONTRACT
     options = dict(CONTRACT.options)
     record_fields: ClassVar[tuple[str, ...]] = ("text",)
-    train_options: ClassVar[dict[str, Option]] = {
-        **trainer_options(epochs=10, patience=2),
-        "batch_blocks": Option(int, 16, "Blocks of --context-length tokens per batch.", minimum=1),
-        "context_length": Option(int, 128, "Tokens the model reads at once (its positions).", minimum=8,
-                                 maximum=4096),
-        "learning_rate": Option(float, 1e-3, "Peak AdamW learning rate, reached after the warm-up, then decayed"
-                                " linearly to zero over the epochs.", minimum=0, min_open=True),
-        "warmup": Option(int, 500, "Warm-up steps.", minimum=1),
-        "weight_decay": Option(float, 0.01, "AdamW weight decay.", minimum=0),
-        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm.", minimum=0, min_open=True),
-        "vocab_size": Option(int, 8000, "Subword vocabulary size.", minimum=8),
-        "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
-        "symbols": Option(str, (), "A string kept as one token wherever it occurs (repeatable), e.g. <unk>.",
-                          multiple=True),
-        "dim": Option(int, 256, "Model width.", minimum=1),
-        "heads": Option(int, 4, "Attention heads.", minimum=1),
-        "layers": Option(int, 4, "Transformer blocks.", minimum=1),
-        "ffn": Option(int, 1024, "Feed-forward inner width.", minimum=1),
-        "dropout": Option(float, 0.1, "Dropout rate.", minimum=0, maximum=1, max_open=True),
-    }
+    train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2)
     default_model = str(MODEL_DIR / "wikitext2.nlpt")
     default_model_hint = (f"train it with `python {TRAINING_SCRIPT}`, or pass --model FILE, a GPT-2 checkpoint folder"
                           " or a GPT-2 model id in the local Hugging Face cache")
@@ -122,7 +94,7 @@ class TransformerGenerator(LoadsModel, Engine):
             raise ModelMismatchError(f"{self.model}: a {kind!r} checkpoint; generate runs GPT-2 checkpoints")
 
     def _load(self) -> tuple[Any, dict]:
-        from toolkit_plugins.generation.generator import Generator
+        from toolkit.lm.generator import Generator
         from toolkit.nn import ModelFileError, read_model_file
 
         folder = self.pretrained_folder()
@@ -141,7 +113,7 @@ class TransformerGenerator(LoadsModel, Engine):
 
     @property
     def generator(self) -> Any:
-        """The loaded :class:`~toolkit_plugins.generation.generator.Generator`."""
+        """The loaded :class:`~toolkit.lm.generator.Generator`."""
         return self._loaded()[0]
 
     def loaded_metadata(self) -> dict:
@@ -149,25 +121,14 @@ class TransformerGenerator(LoadsModel, Engine):
 
     # -- generation ---------------------------------------------------------------
 
-    def _sampling(self) -> Any:
-        from toolkit.nn.sampling import Sampling
-
-        s = self.settings
-        return Sampling(s["temperature"], s["top_k"], s["top_p"], s["repetition_penalty"])
-
-    def _rng(self, sample: int) -> Any:
-        import numpy as np
-
-        return np.random.default_rng([self.settings["seed"], sample])
-
     def run(self, inputs: list) -> list[dict]:
         s = self.settings
         generator = self.generator
         prompts = generator.prompts(inputs, s["max_tokens"])
         n = s["samples"]
         rows = [p for p in prompts for _ in range(n)]
-        samples = generator.generate(rows, self._sampling(), s["max_tokens"],
-                                     [self._rng(k) for _ in prompts for k in range(n)], s["stop"])
+        samples = generator.generate(rows, sampling(s), s["max_tokens"],
+                                     [sample_rng(s, k) for _ in prompts for k in range(n)], s["stop"])
         results = []
         for i, prompt in enumerate(prompts):
             own = [self._sample_result(sample) for sample in samples[i * n:(i + 1) * n]]
@@ -192,7 +153,7 @@ class TransformerGenerator(LoadsModel, Engine):
         """The first sample's text for the prompt ``text``, in pieces as they are generated."""
         s = self.settings
         prompt = self.generator.prompts([text], s["max_tokens"])[0]
-        yield from self.generator.stream(prompt, self._sampling(), s["max_tokens"], self._rng(0), s["stop"])
+        yield from self.generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), s["stop"])
 
     def format_text(self, result: dict) -> str:
         if "samples" in result:
@@ -206,7 +167,7 @@ class TransformerGenerator(LoadsModel, Engine):
         """A plain-text file's lines as records (blank lines too: each line ends a text); None for other files
         (CSV/TSV/JSONL with a text field)."""
         from toolkit.datasets import read_line_files
-        from toolkit_plugins.generation.corpus import is_plain_text
+        from toolkit.lm.corpus import is_plain_text
 
         return read_line_files([path], ("text",), encoding) if is_plain_text(path) else None
 
@@ -215,37 +176,16 @@ class TransformerGenerator(LoadsModel, Engine):
               progress: bool | None = None, **options: Any) -> dict:
         """Learn subwords and a language model from the texts of ``records``, or go on from the checkpoint
         with ``resume=True``; write one model file. ``valid`` picks the best epoch by its perplexity."""
-        import numpy as np
-
-        from toolkit_plugins.generation.training import fit_generator, texts_of
-        from toolkit.nn import save_arrays
+        from toolkit.lm.training import texts_of, train_language_model
 
         settings = train_settings(cls, options)
-        if settings["dim"] % settings["heads"]:
-            raise OptionError(f"dim {settings['dim']} is not divisible by heads {settings['heads']}: each attention"
-                              " head takes dim / heads of the width; choose a --dim that is a multiple of --heads")
         texts = texts_of(records, "training data")
         held = texts_of(valid, "validation data") if valid else None
-        start = time.perf_counter()
-        generator, history, figures = fit_generator(texts, held, settings, output, seed, progress)
-        seconds = time.perf_counter() - start
-        best = [record for record in history.epochs if record["epoch"] == history.best_epoch]
-        metadata = model_header(cls, output, settings, seed, records=len(texts),
-                                valid_records=len(held) if held else None, seconds=seconds,
-                                **history_report(history), **figures)
-        metadata["vocab"] = {"pieces": len(generator.vocab), "model": settings["subword_model"]}
-        if best:
-            metadata["metrics"] = {key[4:]: value for key, value in best[0].items() if key.startswith("val_")}
-        save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
-        report = {"engine": f"{TASK}:{ENGINE}", "model": str(output), "name": metadata["name"],
-                  "records": len(texts), "seconds": round(seconds, 2), **history_report(history), **figures}
-        if "metrics" in metadata:
-            report["metrics"] = metadata["metrics"]
-        return report
+        return train_language_model(cls, texts, held, settings, output, seed, progress)
 
     def evaluate(self, records: list[dict]) -> dict:
         """Perplexity of the model on the texts of ``records``: per token, per word and bits per byte."""
-        from toolkit_plugins.generation.training import perplexities, texts_of
+        from toolkit.lm.training import perplexities, texts_of
 
         texts = texts_of(records, "evaluation data")
         start = time.perf_counter()

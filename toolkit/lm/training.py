@@ -15,16 +15,17 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
-from toolkit_plugins.generation.corpus import encode_stream, gather, training_batches, windows
-from toolkit_plugins.generation.generator import PARAM_PREFIX, Generator
-from toolkit.errors import ModelFileError
+from toolkit.errors import ModelFileError, OptionError
+from toolkit.lm.corpus import encode_stream, gather, training_batches, windows
+from toolkit.lm.generator import PARAM_PREFIX, Generator
 from toolkit.records import check_records
 from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
-from toolkit.training import checkpoint_path, make_trainer, resumed
+from toolkit.training import checkpoint_path, history_report, make_trainer, model_header, resumed
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from toolkit.engine import Engine
     from toolkit.nn.checkpoint import Checkpoint
     from toolkit.nn.trainer import History
 
@@ -112,6 +113,36 @@ def fit_generator(texts: list[str], valid: list[str] | None, settings: dict[str,
     figures = {"training_tokens": counts.tokens,
                "tokens_per_second": round(counted["tokens"] / training) if counted["tokens"] else None}
     return generator, history, figures
+
+
+def train_language_model(engine_class: type[Engine], texts: list[str], valid: list[str] | None,
+                         settings: dict[str, Any], output: str, seed: int, progress: bool | None) -> dict:
+    """Train the language model of ``engine_class`` (an engine with :func:`toolkit.lm.options.train_options`)
+    on ``texts`` with :func:`fit_generator` and write its model file: the weights as float16, the vocabulary,
+    and the model header with the best epoch's validation perplexities as its metrics. Return the report."""
+    import numpy as np
+
+    from toolkit.nn import save_arrays
+
+    if settings["dim"] % settings["heads"]:
+        raise OptionError(f"dim {settings['dim']} is not divisible by heads {settings['heads']}: each attention"
+                          " head takes dim / heads of the width; choose a --dim that is a multiple of --heads")
+    start = time.perf_counter()
+    generator, history, figures = fit_generator(texts, valid, settings, output, seed, progress)
+    seconds = time.perf_counter() - start
+    best = [record for record in history.epochs if record["epoch"] == history.best_epoch]
+    metadata = model_header(engine_class, output, settings, seed, records=len(texts),
+                            valid_records=len(valid) if valid else None, seconds=seconds,
+                            **history_report(history), **figures)
+    metadata["vocab"] = {"pieces": len(generator.vocab), "model": settings["subword_model"]}
+    if best:
+        metadata["metrics"] = {key[4:]: value for key, value in best[0].items() if key.startswith("val_")}
+    save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
+    report = {"engine": f"{engine_class.task}:{engine_class.name}", "model": str(output), "name": metadata["name"],
+              "records": len(texts), "seconds": round(seconds, 2), **history_report(history), **figures}
+    if "metrics" in metadata:
+        report["metrics"] = metadata["metrics"]
+    return report
 
 
 def perplexities(generator: Generator, texts: Sequence[str], stride: int | None = None) -> dict[str, Any]:
