@@ -1,5 +1,6 @@
 """Built-in chat plugin: the task ``chat`` (a conversation in, its next turn out) with the retrieval
-engine, and the commands ``nlp-tool chat`` (a conversation on the terminal, saved) and ``nlp-tool logs``.
+and transformer
+engines, and the commands ``nlp-tool chat`` (a conversation on the terminal, saved) and ``nlp-tool logs``.
 
 Registered through the same hooks as any third-party plugin. numpy and scipy
 are imported only when a corpus is indexed, sqlite3 only when conversations
@@ -10,6 +11,7 @@ from toolkit import hookimpl
 
 from toolkit_plugins.chat.contract import CONTRACT, TASK
 from toolkit_plugins.chat.retrieval import RetrievalEngine
+from toolkit_plugins.chat.transformer import TransformerChat
 
 
 @hookimpl
@@ -20,6 +22,7 @@ def register_tasks(register):
 @hookimpl
 def register_engines(register):
     register(TASK, RetrievalEngine.name, RetrievalEngine, RetrievalEngine.description)
+    register(TASK, TransformerChat.name, TransformerChat, TransformerChat.description)
 
 
 @hookimpl

@@ -25,10 +25,11 @@ from toolkit.errors import RUNTIME_FAILURE, NlpToolError, UsageError
 
 from toolkit_plugins.chat.contract import TASK
 from toolkit_plugins.chat.retrieval import RetrievalEngine
+from toolkit_plugins.chat.transformer import TransformerChat
 
 DEFAULT_ENGINE = RetrievalEngine.name
 #: The engines whose options are flags of ``chat``: this plugin's.
-ENGINE_CLASSES = (RetrievalEngine,)
+ENGINE_CLASSES = (RetrievalEngine, TransformerChat)
 
 
 class Failure(click.ClickException):
@@ -66,13 +67,14 @@ def _engine_params() -> list[click.Option]:
     return list(params.values())
 
 
-def _pipeline(engine: str, options: dict, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
-    """The pipeline of the dialogue task's ``engine`` with the given ``options``, its corpus or model read now
-    (engines read them for their stamp): a problem with either ends the command before any turn."""
+def _pipeline(engine: str, model: str | None, options: dict, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
+    """The pipeline of the dialogue task's ``engine`` with ``model`` and the given ``options``, its corpus or
+    model read now (engines read them for their stamp): a problem with either ends the command before any
+    turn."""
     from toolkit.api import Pipeline
 
     try:
-        pipe = Pipeline(TASK, engine, batch_size=batch_size, on_error="skip", **options)
+        pipe = Pipeline(TASK, engine, model, batch_size=batch_size, on_error="skip", **options)
         pipe.stamp()
     except NlpToolError as error:
         raise _failure(error) from None
@@ -93,7 +95,10 @@ def _store(no_log: bool, resume: bool) -> Any:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("message", nargs=-1)
-@click.option("--engine", "-e", default=DEFAULT_ENGINE, show_default=True, help="Dialogue engine.")
+@click.option("--engine", "-e", default=DEFAULT_ENGINE, show_default=True,
+              help="Dialogue engine: retrieval (replies from --corpus) or transformer (a language model).")
+@click.option("--model", metavar="FILE", help="Model file of the transformer engine (one trained with"
+              " `nlp-tool train chat`).")
 @click.option("--continue", "resume", is_flag=True, help="Go on with the latest saved conversation.")
 @click.option("--cid", metavar="ID", help="Go on with the saved conversation ID (`nlp-tool logs` lists them).")
 @click.option("--no-log", is_flag=True, help="Save nothing of this conversation.")
@@ -108,7 +113,7 @@ def _store(no_log: bool, resume: bool) -> Any:
               help="-i jsonl: on a failing record, stop there, or report it and go on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="-i jsonl: conversations per engine call.")
-def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, no_log: bool,
+def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool, cid: str | None, no_log: bool,
          input_format: str | None, id_field: str, fmt: str, output: str | None, on_error: str,
          batch_size: int, **options: Any) -> None:
     """Talk with a dialogue engine.
@@ -129,7 +134,7 @@ def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, n
         if resume or cid:
             raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
                                    " do not apply")
-        pipe = _pipeline(engine, options, batch_size)
+        pipe = _pipeline(engine, model, options, batch_size)
         try:
             runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error)
         except NlpToolError as error:
@@ -143,7 +148,7 @@ def chat(message: tuple[str, ...], engine: str, resume: bool, cid: str | None, n
     interactive = not message and sys.stdin.isatty()
     if not interactive and not message and fmt != "text":
         raise click.UsageError("one reply per line is plain text; -f applies to a message or -i jsonl")
-    pipe = _pipeline(engine, options)
+    pipe = _pipeline(engine, model, options)
     store = _store(no_log, resume or cid is not None)
     try:
         session = runs.session(pipe.engine, store, resume, cid, not no_log)

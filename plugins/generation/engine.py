@@ -95,7 +95,6 @@ class TransformerGenerator(LoadsModel, Engine):
 
     def _load(self) -> tuple[Any, dict]:
         from toolkit.lm.generator import Generator
-        from toolkit.nn import ModelFileError, read_model_file
 
         folder = self.pretrained_folder()
         if folder is not None:
@@ -104,12 +103,7 @@ class TransformerGenerator(LoadsModel, Engine):
             return generator, {"name": Path(self.model).name, "version": None, "source": str(folder),
                                "architecture": "gpt2", "context": config["max_len"]}
         self.model_metadata()
-        config, arrays = read_model_file(self.model)
-        try:
-            generator = Generator.from_arrays(config["architecture"], arrays)
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{self.model}: not a usable language model ({error})") from None
-        return generator, config.get("metadata", {})
+        return Generator.from_model_file(self.model)
 
     @property
     def generator(self) -> Any:

@@ -81,6 +81,19 @@ class Generator:
                              f" vocabulary's ({EOS_ID}, {PAD_ID})")
         return cls(model, vocab)
 
+    @classmethod
+    def from_model_file(cls, path: str) -> tuple["Generator", dict]:
+        """The generator of a model file (as :func:`toolkit.lm.training.train_language_model` writes), and the
+        file's metadata; ModelFileError for a file that holds no usable language model."""
+        from toolkit.nn import ModelFileError, read_model_file
+
+        config, arrays = read_model_file(path)
+        try:
+            generator = cls.from_arrays(config["architecture"], arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: not a usable language model ({error})") from None
+        return generator, config.get("metadata", {})
+
     def to_arrays(self, dtype: type | None = None) -> dict[str, np.ndarray]:
         arrays = {PARAM_PREFIX + name: (param if dtype is None else param.astype(dtype))
                   for name, param, _ in self.model.named_parameters()}

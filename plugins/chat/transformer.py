@@ -1,0 +1,166 @@
+"""The "transformer" dialogue engine: a GPT-2-layout language model trained on dialogues (``toolkit.lm``),
+whose reply is its continuation of the conversation.
+
+A conversation is read as one text, each turn after the marker of its
+speaker: :data:`SPEAKERS` ``[0]`` for the turns at even places from the start
+(the one who opens the conversation, the user in a chat), ``[1]`` for the
+others. The reply is what the model writes after the next speaker's marker,
+up to a marker (the other speaker's turn) or the end of text. The markers are
+tokens of the model's vocabulary, and are removed from the turns it is given,
+so that no turn can speak for the other side. The context is the last turns
+that fit in the model's positions beside ``max_tokens``; a last turn longer
+than that is cut from its left, and the result says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+from toolkit.engine import LoadsModel, Option, train_settings
+from toolkit.errors import ModelMismatchError, RecordError
+from toolkit.lm.options import SAMPLING_OPTIONS, sample_rng, sampling, train_options
+
+from toolkit_plugins.chat.contract import DialogueEngine, Reply, user_turns
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+SPEAKERS = ("<|speaker1|>", "<|speaker2|>")
+
+
+def _unmarked(turn: str) -> str:
+    for marker in SPEAKERS:
+        turn = turn.replace(marker, " ")
+    return " ".join(turn.split())
+
+
+def marked_turns(turns: Sequence[str]) -> list[str]:
+    """Each turn after its speaker's marker, by its place in the conversation."""
+    return [f"{SPEAKERS[i % 2]} {_unmarked(turn)}" for i, turn in enumerate(turns)]
+
+
+def dialogue_text(turns: Sequence[str]) -> str:
+    """A whole dialogue as the model is trained on it."""
+    return " ".join(marked_turns(turns))
+
+
+def dialogues_of(records: Sequence[dict], what: str) -> list[list[str]]:
+    """The turns of each record of ``records`` (``{"turns": [...]}``, two turns or more, strings); DataError
+    (a RecordError naming the record) otherwise."""
+    from toolkit.records import check_records
+
+    dialogues = []
+    for number, record in enumerate(check_records(records, (), what), 1):
+        turns = record.get("turns")
+        if not isinstance(turns, list) or not all(isinstance(turn, str) for turn in turns):
+            raise RecordError(what, number, ": 'turns' must be a list of strings")
+        if sum(1 for turn in turns if turn.strip()) < 2:
+            raise RecordError(what, number, " has fewer than two turns: a dialogue needs a turn and its reply")
+        dialogues.append(turns)
+    return dialogues
+
+
+def _trimmed(pieces: Iterator[str]) -> Iterator[str]:
+    """``pieces`` without the white space at the start and the end of their text: a trailing space is held
+    back until text follows it."""
+    started, held = False, ""
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        text = held + piece
+        kept = text.rstrip()
+        held = text[len(kept):]
+        if kept:
+            yield kept
+
+
+class TransformerChat(LoadsModel, DialogueEngine):
+    """Replies written by a decoder-only transformer trained on dialogues."""
+
+    name = "transformer"
+    description = "Replies written by a GPT-style language model trained on dialogues (sampling, streaming)."
+    version = "1.0"
+    options: ClassVar[dict[str, Option]] = {
+        **SAMPLING_OPTIONS,
+        "max_tokens": Option(int, 48, "Tokens of the reply at most.", minimum=1, maximum=1024),
+    }
+    record_fields: ClassVar[tuple[str, ...]] = ("turns",)
+    train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2)
+    default_model = str(MODEL_DIR / "dailydialog.nlpt")
+    # No default model is trained yet (issue 20): the hint says how to make one.
+    default_model_hint = ("none ships yet; train one on your dialogues with `nlp-tool train chat dialogues.jsonl`"
+                          " and pass --model FILE")
+    takes_model = True
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        if self.model is not None and Path(self.model).is_file():
+            self.model_metadata()  # refuses a model of another task now, not at the first turn
+
+    def _load(self) -> tuple[Any, dict]:
+        from toolkit.lm.generator import Generator
+
+        self.model_metadata()
+        generator, metadata = Generator.from_model_file(self.model)
+        for marker, ids in zip(SPEAKERS, generator.vocab.encode(list(SPEAKERS))):
+            if marker not in generator.vocab.pieces(ids):
+                raise ModelMismatchError(f"{self.model}: its vocabulary has no token for the speaker marker"
+                                         f" {marker}: not a model trained on dialogues")
+        return generator, metadata
+
+    def loaded_metadata(self) -> dict:
+        return self._loaded()[1]
+
+    def _prompt(self, turns: list[str]) -> tuple[Any, int]:
+        """The prompt of the reply to ``turns``, from the last turns that fit, and how many turns it holds."""
+        generator = self._loaded()[0]
+        max_tokens, context = self.settings["max_tokens"], generator.model.max_len
+        marked = marked_turns(turns)
+        room = context - 2 - min(max_tokens, context // 2)  # the end-of-text id and the reply's marker
+        lengths = [len(ids) for ids in generator.vocab.encode(marked)]
+        kept, used = 1, lengths[-1]
+        while kept < len(turns) and used + lengths[-kept - 1] <= room:
+            used += lengths[-kept - 1]
+            kept += 1
+        text = " ".join([*marked[-kept:], SPEAKERS[len(turns) % 2]])
+        return generator.prompts([text], max_tokens)[0], kept
+
+    def respond(self, turns: list[str]) -> Reply:
+        generator = self._loaded()[0]
+        prompt, kept = self._prompt(turns)
+        s = self.settings
+        pieces = generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), SPEAKERS)
+        return Reply("model", _trimmed(pieces), self._details(prompt, kept))
+
+    def run(self, inputs: list) -> list[dict]:
+        """The replies of a batch of conversations, decoded together."""
+        generator = self._loaded()[0]
+        s = self.settings
+        prompts = [self._prompt(user_turns(item)) for item in inputs]
+        samples = generator.generate([prompt for prompt, _ in prompts], sampling(s), s["max_tokens"],
+                                     [sample_rng(s, 0) for _ in prompts], SPEAKERS)
+        return [{"text": sample.text.strip(), "route": "model", "finish": sample.finish, "tokens": len(sample.ids),
+                 **self._details(prompt, kept)} for sample, (prompt, kept) in zip(samples, prompts)]
+
+    @staticmethod
+    def _details(prompt: Any, kept: int) -> dict:
+        details = {"context_turns": kept}
+        if prompt.cut:
+            details["context_cut"] = prompt.cut  # tokens dropped from the left of the last turn
+        return details
+
+    # -- training -----------------------------------------------------------------
+
+    @classmethod
+    def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
+              progress: bool | None = None, **options: Any) -> dict:
+        """Learn subwords (the speaker markers among them) and a language model from the dialogues of
+        ``records`` (``{"turns": [...]}``), or go on from the checkpoint with ``resume=True``; write one model
+        file. ``valid`` picks the best epoch by its perplexity."""
+        from toolkit.lm.training import train_language_model
+
+        settings = train_settings(cls, options)
+        settings["symbols"] = tuple(dict.fromkeys([*SPEAKERS, *settings["symbols"]]))
+        texts = [dialogue_text(turns) for turns in dialogues_of(records, "training data")]
+        held = [dialogue_text(turns) for turns in dialogues_of(valid, "validation data")] if valid else None
+        return train_language_model(cls, texts, held, settings, output, seed, progress)
