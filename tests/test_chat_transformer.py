@@ -19,8 +19,8 @@ DIALOGUES = [
     ["what time is it ?", "it is five o'clock .", "so late ?", "yes , time to go home ."],
     ["do you like tea ?", "i prefer coffee with milk ."],
 ]
-OPTIONS = dict(epochs=30, vocab_size=70, dim=32, heads=2, layers=2, ffn=64, dropout=0.0, context_length=48,
-               batch_blocks=8, warmup=20, learning_rate=3e-3, patience=0)
+OPTIONS = dict(epochs=30, vocab_size=70, dim=32, heads=2, layers=2, ffn=64, dropout=0.0, context_length=96,
+               batch_blocks=4, warmup=20, learning_rate=3e-3, patience=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def model(tmp_path_factory) -> str:
 def test_turns_are_marked_by_speaker_and_cannot_carry_a_marker():
     assert marked_turns(["hi", f"hello {SPEAKERS[0]} there", "bye"]) == [
         f"{SPEAKERS[0]} hi", f"{SPEAKERS[1]} hello there", f"{SPEAKERS[0]} bye"]
-    assert dialogue_text(["a  b", "c"]) == f"{SPEAKERS[0]} a b {SPEAKERS[1]} c"
+    assert dialogue_text(["a  b", "c"]) == f"{SPEAKERS[0]} a b{SPEAKERS[1]} c"
 
 
 def test_a_tiny_model_replies_with_what_it_learnt(model):
@@ -75,6 +75,23 @@ def test_training_data_must_be_dialogues(tmp_path):
         toolkit.train("chat", [{"turns": "a b"}], engine="transformer", output=tmp_path / "m.nlpt",
                       progress=False, valid_split=0, **OPTIONS)
     assert not (tmp_path / "m.nlpt").exists()
+
+
+def test_evaluation_scores_each_response_given_its_history(model):
+    chat = TransformerChat(model=model, temperature=0)
+    report = chat.evaluate([{"turns": turns} for turns in DIALOGUES])
+    assert report["responses"] == 3 + 3 + 1 and report["records"] == 3
+    # Learnt by heart: each response is near certain, and greedy replies are the true ones.
+    assert 1.0 <= report["token_perplexity"] < 1.5 and report["words"] == sum(
+        len(t.split()) + 1 for turns in DIALOGUES for t in turns[1:])
+    assert report["bleu1"] > 90 and report["bleu2"] > 90
+    replies = [t for turns in DIALOGUES for t in turns[1:]]
+    assert report["distinct1"] == pytest.approx(len({w for r in replies for w in r.split()})
+                                                / sum(len(r.split()) for r in replies), abs=1e-4)
+    # An untrained reply scores worse than the true one would: the perplexity is of the true responses.
+    shuffled = TransformerChat(model=model, temperature=0).evaluate(
+        [{"turns": [turns[0], *reversed(turns[1:])]} for turns in DIALOGUES[:2]])
+    assert shuffled["token_perplexity"] > 3 * report["token_perplexity"]
 
 
 def test_a_model_of_another_task_is_refused(tmp_path):

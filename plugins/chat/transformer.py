@@ -14,6 +14,7 @@ than that is cut from its left, and the result says so.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -25,6 +26,7 @@ from toolkit_plugins.chat.contract import DialogueEngine, Reply, user_turns
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 SPEAKERS = ("<|speaker1|>", "<|speaker2|>")
+EVAL_BATCH = 32  # conversations decoded together when replies are written for an evaluation
 
 
 def _unmarked(turn: str) -> str:
@@ -39,8 +41,9 @@ def marked_turns(turns: Sequence[str]) -> list[str]:
 
 
 def dialogue_text(turns: Sequence[str]) -> str:
-    """A whole dialogue as the model is trained on it."""
-    return " ".join(marked_turns(turns))
+    """A whole dialogue as the model is trained on it. The turns are joined without a space: the markers are
+    pieces of their own, and a space before one would be a token of its own at every turn."""
+    return "".join(marked_turns(turns))
 
 
 def dialogues_of(records: Sequence[dict], what: str) -> list[list[str]]:
@@ -111,10 +114,12 @@ class TransformerChat(LoadsModel, DialogueEngine):
     def loaded_metadata(self) -> dict:
         return self._loaded()[1]
 
-    def _prompt(self, turns: list[str]) -> tuple[Any, int]:
-        """The prompt of the reply to ``turns``, from the last turns that fit, and how many turns it holds."""
+    def _prompt(self, turns: list[str], max_tokens: int | None = None) -> tuple[Any, int]:
+        """The prompt of the reply to ``turns`` (of ``max_tokens`` at most: default, the option's), from the
+        last turns that fit, and how many turns it holds."""
         generator = self._loaded()[0]
-        max_tokens, context = self.settings["max_tokens"], generator.model.max_len
+        max_tokens = max_tokens or self.settings["max_tokens"]
+        context = generator.model.max_len
         marked = marked_turns(turns)
         room = context - 2 - min(max_tokens, context // 2)  # the end-of-text id and the reply's marker
         lengths = [len(ids) for ids in generator.vocab.encode(marked)]
@@ -122,7 +127,7 @@ class TransformerChat(LoadsModel, DialogueEngine):
         while kept < len(turns) and used + lengths[-kept - 1] <= room:
             used += lengths[-kept - 1]
             kept += 1
-        text = " ".join([*marked[-kept:], SPEAKERS[len(turns) % 2]])
+        text = "".join([*marked[-kept:], SPEAKERS[len(turns) % 2]])
         return generator.prompts([text], max_tokens)[0], kept
 
     def respond(self, turns: list[str]) -> Reply:
@@ -164,3 +169,58 @@ class TransformerChat(LoadsModel, DialogueEngine):
         texts = [dialogue_text(turns) for turns in dialogues_of(records, "training data")]
         held = [dialogue_text(turns) for turns in dialogues_of(valid, "validation data")] if valid else None
         return train_language_model(cls, texts, held, settings, output, seed, progress)
+
+    # -- evaluation ---------------------------------------------------------------
+
+    def _response_loss(self, history: list[str], response: str, last: bool) -> tuple[float, int]:
+        """The model's negative log-likelihood (nats) of ``response`` after ``history``, with the token that
+        closes it in training (the other speaker's marker, or the end of text after a dialogue's ``last``
+        turn), and the number of tokens scored."""
+        import numpy as np
+
+        from toolkit.nn.language_model import token_losses
+
+        generator = self._loaded()[0]
+        vocab, context = generator.vocab, generator.model.max_len
+        [ids] = vocab.encode([_unmarked(response)])
+        close = vocab.eos_id if last else vocab.encode([SPEAKERS[(len(history) + 1) % 2]])[0][-1]
+        scored = [*ids[:context // 2], close]
+        prompt, _ = self._prompt(history, len(scored))
+        row = np.array([[*prompt.ids, *scored][-(context + 1):]])
+        return float(token_losses(generator.model, row)[0, -len(scored):].sum()), len(scored)
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Every response turn of the dialogues of ``records`` (each turn after the first), given the turns
+        before it: the model's perplexity on it (its tokens and the marker or end of text that closes it), per
+        token and per word (whitespace words plus one for the close); and the replies the engine writes in its
+        place, with its sampling options: BLEU-1 and BLEU-2 against the true turns (sacreBLEU, corpus level)
+        and distinct-1/2 (distinct word n-grams over all n-grams of the replies)."""
+        import math
+
+        from sacrebleu.metrics import BLEU
+
+        dialogues = dialogues_of(records, "evaluation data")
+        pairs = [(turns[:i], turns[i], i + 1 == len(turns)) for turns in dialogues for i in range(1, len(turns))]
+        start = time.perf_counter()
+        nll, tokens, words = 0.0, 0, 0
+        for history, response, last in pairs:
+            loss, count = self._response_loss(history, response, last)
+            nll, tokens, words = nll + loss, tokens + count, words + len(response.split()) + 1
+        replies = [result["text"] for i in range(0, len(pairs), EVAL_BATCH)
+                   for result in self.run([{"turns": history} for history, _, _ in pairs[i:i + EVAL_BATCH]])]
+        seconds = time.perf_counter() - start
+        references = [[response for _, response, _ in pairs]]
+        bleu = {n: BLEU(max_ngram_order=n, effective_order=True).corpus_score(replies, references).score
+                for n in (1, 2)}
+        return {"engine": f"{self.task}:{self.name}", "model": self.model, "records": len(dialogues),
+                "responses": len(pairs), "tokens": tokens, "words": words,
+                "token_perplexity": round(math.exp(nll / tokens), 3),
+                "word_perplexity": round(math.exp(nll / words), 3),
+                "bleu1": round(bleu[1], 2), "bleu2": round(bleu[2], 2),
+                "distinct1": distinct(replies, 1), "distinct2": distinct(replies, 2), "seconds": round(seconds, 1)}
+
+
+def distinct(texts: Sequence[str], n: int) -> float:
+    """Distinct-n: the distinct word n-grams of ``texts`` over all their n-grams (0 when there are none)."""
+    grams = [tuple(words[i:i + n]) for words in (text.split() for text in texts) for i in range(len(words) - n + 1)]
+    return round(len(set(grams)) / len(grams), 4) if grams else 0.0
