@@ -1,14 +1,48 @@
-"""What the default-model scripts share: a recipe's ``--set NAME=VALUE`` overrides, and a training run that
-ends the script with the usual exit code and one line when it is cut short."""
+"""What the default-model scripts share: their arguments, a recipe's ``--set NAME=VALUE`` overrides, a
+training run that ends the script with the usual exit code and one line when it is cut short, and the
+shipping of the model file with its card."""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 USAGE = 2
 UNFINISHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
+
+
+def script_parser(doc: str, output: Path, set_help: str, data: tuple[Path, str] | None = None,
+                  threads: int = 2, seed_help: str | None = None) -> argparse.ArgumentParser:
+    """The arguments of every default-model script: ``--data`` (``data``: its default folder and what it
+    holds; None for a script that reads no folder), ``--output`` (the model file), ``--threads``, ``--seed``
+    and ``--set`` (``set_help``: what a pair sets). A script adds its own to the parser."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if data is not None:
+        p.add_argument("--data", type=Path, default=data[0], help=f"folder with {data[1]}")
+    p.add_argument("--output", type=Path, default=output, help="model file (MODEL_CARD.md goes beside it)")
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=f"{set_help} (repeatable)")
+    return p
+
+
+def ship(staged: Path, output: Path, max_bytes: int, card: Callable[[int], str]) -> int:
+    """Move the model file ``staged`` to ``output`` when it is at most ``max_bytes`` and write MODEL_CARD.md
+    beside it, ``card(size)``; 0, or 1 with one line when the file is larger (nothing is replaced)."""
+    from toolkit.files import AtomicFile, TooLarge, move_within
+
+    try:
+        size = move_within(staged, output, max_bytes)
+    except TooLarge as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    with AtomicFile(output.parent / "MODEL_CARD.md") as file:
+        file.write(card(size).encode("utf-8"))
+    print(f"-> {output}")
+    return 0
 
 
 def recipe_settings(engine_class: type, pairs: list[str]) -> dict[str, Any]:

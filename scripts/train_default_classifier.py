@@ -289,16 +289,12 @@ labels. English only.
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from recipe import script_parser
     from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder with train.jsonl.gz and test.jsonl.gz")
-    p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation split and of every candidate")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="an option of the ensemble engine for every candidate (repeatable)")
-    return p.parse_args(argv)
+    return script_parser(__doc__, DEFAULT_MODEL_FILE, "an option of the ensemble engine for every candidate",
+                         (DATA, "train.jsonl.gz and test.jsonl.gz"),
+                         seed_help="seed of the validation split and of every candidate").parse_args(argv)
 
 
 def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] = CANDIDATES) -> int:

@@ -46,17 +46,11 @@ RECIPE = {"epochs": 7, "patience": 3, "batch_blocks": 16, "context_length": 128,
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from recipe import script_parser
     from toolkit_plugins.generation.engine import MODEL_DIR
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder with {train,valid,test}.txt.gz")
-    p.add_argument("--output", type=Path, default=MODEL_DIR / "wikitext2.nlpt",
-                   help="model file (MODEL_CARD.md beside it)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a train option of generate:transformer over RECIPE, e.g. resume=true (repeatable)")
-    return p.parse_args(argv)
+    return script_parser(__doc__, MODEL_DIR / "wikitext2.nlpt", "a train option of generate:transformer over"
+                         " RECIPE, e.g. resume=true", (DATA, "{train,valid,test}.txt.gz")).parse_args(argv)
 
 
 def read_split(folder: Path, split: str) -> list[dict]:
@@ -130,9 +124,8 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from recipe import recipe_settings, train
+    from recipe import recipe_settings, ship, train
     from toolkit_plugins.generation.engine import TransformerGenerator
-    from toolkit.files import AtomicFile, TooLarge, move_within
     from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_generator.py " + shlex.join(sys.argv[1:])
@@ -156,14 +149,8 @@ def main() -> int:
     meta = rewrite_metadata(staged, stamp)
     print(f"test word perplexity {metrics['word_perplexity']:.2f}, token perplexity {metrics['token_perplexity']:.2f},"
           f" {metrics['bits_per_byte']:.4f} bits/byte; {staged.stat().st_size / 2**20:.1f} MB")
-    try:
-        size = move_within(staged, args.output, MAX_BYTES)
-    except TooLarge as error:
-        print(f"error: {error}", file=sys.stderr)
+    if ship(staged, args.output, MAX_BYTES, lambda size: model_card(args, meta, size)):
         return 1
-    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
-        card.write(model_card(args, meta, size).encode("utf-8"))
-    print(f"-> {args.output}")
     if metrics["word_perplexity"] > TARGET_WORD_PERPLEXITY:
         print(f"warning: test word perplexity above the target of {TARGET_WORD_PERPLEXITY:g} (reported in the card)",
               file=sys.stderr)

@@ -62,15 +62,11 @@ DEV_INFLUENCED = (0.3, 15000)
 
 
 def parser() -> argparse.ArgumentParser:
+    from recipe import script_parser
     from toolkit_plugins.qa.neural import DEFAULT_MODEL_FILE
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder with train-v1.1.json.gz and dev-v1.1.json.gz")
-    p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a train option of qa:reader over RECIPE, e.g. resume=true or max_minutes=100 (repeatable)")
+    p = script_parser(__doc__, DEFAULT_MODEL_FILE, "a train option of qa:reader over RECIPE, e.g. resume=true or"
+                      " max_minutes=100", (DATA, "train-v1.1.json.gz and dev-v1.1.json.gz"), threads=1)
     p.add_argument("--holdout-articles", type=int, default=20, help="last train articles used for selection")
     p.add_argument("--limit", type=int, default=0, help="train on the first N questions only (experiments)")
     p.add_argument("--dev-limit", type=int, default=0, help="score the first N dev questions only (experiments)")

@@ -79,15 +79,11 @@ SLICE = 15
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from recipe import script_parser
     from toolkit_plugins.summarization.trained import DEFAULT_MODEL_FILE
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", type=Path, default=DEFAULT_MODEL_FILE, help="model file (MODEL_CARD.md goes beside it)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="an option of the trained engine for every candidate, over RECIPE (repeatable)")
-    return p.parse_args(argv)
+    return script_parser(__doc__, DEFAULT_MODEL_FILE, "an option of the trained engine for every candidate, over"
+                         " RECIPE", threads=1).parse_args(argv)
 
 
 def summarizer(model: Path, sentences: int, rule: str) -> TrainedSummarizer:

@@ -48,17 +48,12 @@ RECIPE = {"source": "en", "target": "de", "epochs": 30, "patience": 5, "batch_to
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from recipe import script_parser
     from toolkit_plugins.translation.engine import MODEL_DIR
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder with {train,val,test2016}.{en,de}.gz")
-    p.add_argument("--output", type=Path, default=MODEL_DIR / "en-de.nlpt", help="model file (MODEL_CARD.md beside it)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a train option of translate:transformer over RECIPE, e.g. resume=true or max_minutes=115"
-                        " (repeatable)")
-    return p.parse_args(argv)
+    return script_parser(__doc__, MODEL_DIR / "en-de.nlpt", "a train option of translate:transformer over RECIPE,"
+                         " e.g. resume=true or max_minutes=115", (DATA, "{train,val,test2016}.{en,de}.gz")
+                         ).parse_args(argv)
 
 
 def read_pairs(folder: Path, split: str) -> list[dict]:
@@ -134,9 +129,8 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from recipe import recipe_settings, train
+    from recipe import recipe_settings, ship, train
     from toolkit_plugins.translation.engine import TransformerTranslator
-    from toolkit.files import AtomicFile, TooLarge, move_within
     from toolkit.nn import rewrite_metadata
 
     command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])
@@ -159,14 +153,8 @@ def main() -> int:
 
     meta = rewrite_metadata(staged, stamp)
     print(f"test2016 BLEU {metrics['bleu']:.2f} chrF {metrics['chrf']:.2f}; {staged.stat().st_size / 2**20:.1f} MB")
-    try:
-        size = move_within(staged, args.output, MAX_BYTES)
-    except TooLarge as error:
-        print(f"error: {error}", file=sys.stderr)
+    if ship(staged, args.output, MAX_BYTES, lambda size: model_card(args, meta, size)):
         return 1
-    with AtomicFile(args.output.parent / "MODEL_CARD.md") as card:
-        card.write(model_card(args, meta, size).encode("utf-8"))
-    print(f"-> {args.output}")
     if metrics["bleu"] < TARGET_BLEU:
         print(f"warning: test2016 BLEU below the target of {TARGET_BLEU} (reported in the card)", file=sys.stderr)
     return 0
