@@ -230,8 +230,8 @@ def test_terminal_commands(corpus, home, tmp_path):
 
 def test_ctrl_c_during_a_reply_drops_the_exchange(corpus, home):
     class Interrupted(RetrievalEngine):
-        def respond(self, turns):
-            reply = super().respond(turns)
+        def reply(self, turns):
+            reply = super().reply(turns)
 
             def pieces():
                 yield next(reply.pieces)
@@ -270,3 +270,39 @@ def test_an_engine_with_only_the_engine_contract_talks_too():
     assert out.getvalue() == "HI\nTHERE\n" and chat.turns == ["hi", "HI", "there", "THERE"]
     reply = chat.respond("again")
     assert (reply.route, list(reply.pieces), reply.details) == ("echo", ["AGAIN"], {"turns": 5})
+
+
+ACME = ("Acme was founded in 1921 by Jane Doe in Leeds. The company sells rockets and garden tools.\n"
+        "Its head office moved to York in 1960.\n")
+
+
+@pytest.fixture
+def docs(tmp_path):
+    path = tmp_path / "acme.txt"
+    path.write_text(ACME, encoding="utf-8")
+    return str(path)
+
+
+def test_questions_the_documents_answer_are_quoted_with_their_evidence(corpus, docs):
+    chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[docs])
+    quoted = chat({"turns": ["When did the head office move to York?"]})
+    assert quoted["route"] == "docs" and quoted["answer"] == "1960" and quoted["source"] == docs
+    assert quoted["text"] == f'1960 — "Its head office moved to York in 1960." ({docs})'
+    evidence = quoted["evidence"]
+    assert ACME[evidence["start"]:evidence["end"]] == evidence["text"] and quoted["docs_score"] >= 0.3
+    # A question the documents do not answer well, and a turn that is no question, get the engine's reply.
+    station = chat({"turns": ["where is the railway station?"]})
+    assert station["route"] == "corpus" and station["text"] == "Go straight on and turn left at the bank."
+    assert 0 <= station["docs_score"] < 0.3
+    thanks = chat({"turns": ["great, thanks"]})
+    assert thanks["route"] != "docs" and "docs_score" not in thanks
+    # The threshold decides: at 1, nothing is quoted.
+    strict = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[docs], docs_min_score=1.0)
+    assert strict({"turns": ["When did the head office move to York?"]})["route"] != "docs"
+    assert chat.stamp()["docs"] == {"files": [docs], "reader": "qa:reader"}
+
+
+def test_documents_that_cannot_be_read_end_the_run_before_any_turn(corpus, tmp_path):
+    chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "missing.txt")])
+    with pytest.raises(DataError, match="missing.txt: no such document"):
+        chat.stamp()

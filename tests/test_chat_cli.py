@@ -142,3 +142,14 @@ def test_help_imports_neither_numpy_nor_sqlite():
             "assert not {'numpy', 'sqlite3', 'scipy'} & set(sys.modules), 'imported at start-up'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_docs_answers_are_quoted_on_the_command_line(corpus, home, tmp_path):
+    doc = tmp_path / "acme.txt"
+    doc.write_text("Acme was founded in 1921 by Jane Doe in Leeds. Its head office moved to York in 1960.\n",
+                   encoding="utf-8")
+    result = run("chat", "--corpus", corpus, "--docs", str(doc), "--no-log", "When did the head office move to York?")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f'1960 — "Its head office moved to York in 1960." ({doc})\n'
+    missing = run("chat", "--corpus", corpus, "--docs", str(tmp_path / "nope.txt"), "--no-log", "hello")
+    assert missing.exit_code != 0 and "nope.txt: no such document" in missing.stderr

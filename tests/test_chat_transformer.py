@@ -119,3 +119,16 @@ def test_nlp_tool_chat_replies_with_the_transformer(model):
     assert record["result"]["text"] == "i prefer coffee with milk ." and record["result"]["route"] == "model"
     wrong = chat("--corpus", "faq.csv", "hello")
     assert wrong.returncode == 2 and "corpus" in wrong.stderr
+
+
+def test_a_batch_quotes_the_documents_where_they_answer_and_writes_the_rest(model, tmp_path):
+    doc = tmp_path / "acme.txt"
+    doc.write_text("Acme was founded in 1921 by Jane Doe in Leeds. Its head office moved to York in 1960.\n",
+                   encoding="utf-8")
+    chat = toolkit.pipeline("chat", engine="transformer", model=model, temperature=0, docs=[str(doc)])
+    quoted, written = chat([{"turns": ["When did the head office move to York?"]},
+                            {"turns": ["where is the station ?"]}])
+    assert quoted["route"] == "docs" and quoted["answer"] == "1960"
+    assert written["route"] == "model" and written["text"] == "go straight on and turn left ."
+    assert written["docs_score"] < 0.3  # asked of the documents, which had no good answer
+    assert "".join(chat.stream({"turns": ["When did the head office move to York?"]})) == quoted["text"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 from toolkit.engine import LoadsModel, Option
 from toolkit.errors import OptionError
 
-from toolkit_plugins.chat.contract import DialogueEngine, Reply
+from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply
 
 
 def _pieces(text: str) -> Iterator[str]:
@@ -42,6 +42,7 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
                             minimum=0),
         "fallback": Option(str, "Sorry, I don't know how to answer that.",
                            "The reply when nothing in the corpus matches."),
+        **DOCS_OPTIONS,
     }
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
@@ -59,7 +60,7 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
         pairs = read_pairs(self.settings["corpus"], self.settings["context_turns"])
         return pairs, BM25Index([pair.context for pair in pairs])
 
-    def respond(self, turns: list[str]) -> Reply:
+    def reply(self, turns: list[str]) -> Reply:
         from toolkit_plugins.chat.bm25 import best
 
         pairs, index = self._loaded()

@@ -22,7 +22,7 @@ from toolkit.engine import LoadsModel, Option, train_settings
 from toolkit.errors import ModelMismatchError, RecordError
 from toolkit.lm.options import SAMPLING_OPTIONS, sample_rng, sampling, train_options
 
-from toolkit_plugins.chat.contract import DialogueEngine, Reply, user_turns
+from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply, user_turns
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 SPEAKERS = ("<|speaker1|>", "<|speaker2|>")
@@ -86,6 +86,7 @@ class TransformerChat(LoadsModel, DialogueEngine):
     options: ClassVar[dict[str, Option]] = {
         **SAMPLING_OPTIONS,
         "max_tokens": Option(int, 48, "Tokens of the reply at most.", minimum=1, maximum=1024),
+        **DOCS_OPTIONS,
     }
     record_fields: ClassVar[tuple[str, ...]] = ("turns",)
     train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2)
@@ -130,7 +131,7 @@ class TransformerChat(LoadsModel, DialogueEngine):
         text = "".join([*marked[-kept:], SPEAKERS[len(turns) % 2]])
         return generator.prompts([text], max_tokens)[0], kept
 
-    def respond(self, turns: list[str]) -> Reply:
+    def reply(self, turns: list[str]) -> Reply:
         generator = self._loaded()[0]
         prompt, kept = self._prompt(turns)
         s = self.settings
@@ -138,14 +139,25 @@ class TransformerChat(LoadsModel, DialogueEngine):
         return Reply("model", _trimmed(pieces), self._details(prompt, kept))
 
     def run(self, inputs: list) -> list[dict]:
-        """The replies of a batch of conversations, decoded together."""
+        """The replies of a batch of conversations: the documents' answers, and the others decoded together."""
         generator = self._loaded()[0]
         s = self.settings
-        prompts = [self._prompt(user_turns(item)) for item in inputs]
+        conversations = [user_turns(item) for item in inputs]
+        results: list[dict] = [{} for _ in conversations]
+        written = []
+        for i, turns in enumerate(conversations):
+            quoted, results[i] = self.from_docs(turns)
+            if quoted is None:
+                written.append(i)
+            else:
+                results[i] = {"text": "".join(quoted.pieces), "route": quoted.route, **quoted.details}
+        prompts = [self._prompt(conversations[i]) for i in written]
         samples = generator.generate([prompt for prompt, _ in prompts], sampling(s), s["max_tokens"],
-                                     [sample_rng(s, 0) for _ in prompts], SPEAKERS)
-        return [{"text": sample.text.strip(), "route": "model", "finish": sample.finish, "tokens": len(sample.ids),
-                 **self._details(prompt, kept)} for sample, (prompt, kept) in zip(samples, prompts)]
+                                     [sample_rng(s, 0) for _ in prompts], SPEAKERS) if written else []
+        for i, sample, (prompt, kept) in zip(written, samples, prompts):
+            results[i] = {"text": sample.text.strip(), "route": "model", "finish": sample.finish,
+                          "tokens": len(sample.ids), **self._details(prompt, kept), **results[i]}
+        return results
 
     @staticmethod
     def _details(prompt: Any, kept: int) -> dict:
