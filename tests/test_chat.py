@@ -107,7 +107,7 @@ def test_bad_turns_and_options_get_one_clear_message(corpus):
             engine.run([{"turns": turns}])
         assert "\n" not in str(caught.value)
     with pytest.raises(OptionError, match="needs --corpus FILE"):
-        RetrievalEngine()
+        RetrievalEngine().run([{"turns": ["hi"]}])
     with pytest.raises(OptionError, match="rule-based"):
         RetrievalEngine("model.nlpt", corpus=corpus)
 
@@ -306,3 +306,23 @@ def test_documents_that_cannot_be_read_end_the_run_before_any_turn(corpus, tmp_p
     chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "missing.txt")])
     with pytest.raises(DataError, match="missing.txt: no such document"):
         chat.stamp()
+
+
+def test_recall_at_1_among_10_ranks_the_true_response_against_responses_of_other_dialogues():
+    topics = ["train station", "coffee milk", "rocket launch", "garden roses", "football match", "piano lesson",
+              "bank account", "hotel room", "birthday cake", "winter coat", "doctor appointment", "movie ticket"]
+    # Each reply repeats its question's topic words: BM25 finds every true response.
+    related = [{"turns": [f"tell me about the {t}", f"the {t} is fine", f"why the {t} ?", f"because the {t}"]}
+               for t in topics]
+    report = RetrievalEngine().evaluate(related)
+    assert report["responses"] == 3 * len(topics) and report["candidates"] == 10
+    assert report["recall_at_1"] == 1.0 and report["mrr"] == 1.0
+    # Replies that share no word with their context: every score ties at 0, and the true response is first
+    # among the ten only where the shuffle put it first.
+    unrelated = [{"turns": [f"tell me about the {t}", f"x{n}a y{n}b", f"z{n}c", f"w{n}d"]}
+                 for n, t in enumerate(topics)]
+    blind = RetrievalEngine().evaluate(unrelated)
+    assert blind["recall_at_1"] < 0.5 and blind["mrr"] < 0.6
+    assert RetrievalEngine().evaluate(unrelated) == blind  # a fixed seed
+    with pytest.raises(DataError, match="two dialogues or more"):
+        RetrievalEngine().evaluate(related[:1])

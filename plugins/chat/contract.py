@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Sequence
 
 from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, Option
-from toolkit.errors import InputError
+from toolkit.errors import InputError, RecordError
 
 TASK = "chat"
 INPUTS = "dialogue"
@@ -88,6 +88,22 @@ class Reply:
     route: str
     pieces: Iterator[str]
     details: dict = field(default_factory=dict)
+
+
+def dialogues_of(records: Sequence[dict], what: str) -> list[list[str]]:
+    """The turns of each record of ``records`` (``{"turns": [...]}``, two turns or more, strings); DataError
+    (a RecordError naming the record) otherwise."""
+    from toolkit.records import check_records
+
+    dialogues = []
+    for number, record in enumerate(check_records(records, (), what), 1):
+        turns = record.get("turns")
+        if not isinstance(turns, list) or not all(isinstance(turn, str) for turn in turns):
+            raise RecordError(what, number, ": 'turns' must be a list of strings")
+        if sum(1 for turn in turns if turn.strip()) < 2:
+            raise RecordError(what, number, " has fewer than two turns: a dialogue needs a turn and its reply")
+        dialogues.append(turns)
+    return dialogues
 
 
 def is_question(turn: str) -> bool:

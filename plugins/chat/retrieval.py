@@ -13,9 +13,12 @@ from __future__ import annotations
 from typing import Any, ClassVar, Iterator
 
 from toolkit.engine import LoadsModel, Option
-from toolkit.errors import OptionError
+from toolkit.errors import DataError, OptionError
 
-from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply
+from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply, dialogues_of
+
+CANDIDATES = 10  # the true response and 9 from other dialogues, as Recall@1 among 10 is reported
+EVALUATION_SEED = 0
 
 
 def _pieces(text: str) -> Iterator[str]:
@@ -32,6 +35,7 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
     description = "Best-matching response of your dialogues or FAQ (--corpus FILE), scored by BM25."
     version = "1.0"
     takes_model = False
+    record_fields: ClassVar[tuple[str, ...]] = ("turns",)
     options: ClassVar[dict[str, Option]] = {
         "corpus": Option(str, "", "Dialogues (JSONL with 'turns') or FAQ question/answer pairs (CSV, TSV or"
                          " JSONL) whose responses are the replies; may end in .gz."),
@@ -47,9 +51,6 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        if not self.settings["corpus"]:
-            raise OptionError(f"engine {self.task}:{self.name} needs --corpus FILE (corpus=): dialogues as JSON"
-                              " lines with 'turns', or FAQ question/answer pairs in CSV, TSV or JSONL")
         if not self.settings["fallback"].strip():
             raise OptionError("the fallback reply is empty; give a text to say when nothing matches")
 
@@ -57,6 +58,10 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
         from toolkit_plugins.chat.bm25 import BM25Index
         from toolkit_plugins.chat.corpus import read_pairs
 
+        # Checked here, when a reply is asked for, not when the engine is made: an evaluation needs no corpus.
+        if not self.settings["corpus"]:
+            raise OptionError(f"engine {self.task}:{self.name} needs --corpus FILE (corpus=): dialogues as JSON"
+                              " lines with 'turns', or FAQ question/answer pairs in CSV, TSV or JSONL")
         pairs = read_pairs(self.settings["corpus"], self.settings["context_turns"])
         return pairs, BM25Index([pair.context for pair in pairs])
 
@@ -72,6 +77,39 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
         pair = pairs[position]
         return Reply("corpus", _pieces(pair.response),
                      {"score": round(score, 4), "match": pair.context, "source": pair.source})
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Recall@1 among :data:`CANDIDATES`: for every response turn of the dialogues of ``records`` (each turn
+        after the first), the true response and responses drawn from other dialogues (a fixed seed), placed
+        in random order; a hit when the true one scores best against the last ``context_turns`` turns before
+        it (BM25 over all the responses, ties to the first listed). Also the mean reciprocal rank."""
+        import numpy as np
+
+        from toolkit_plugins.chat.bm25 import BM25Index
+
+        dialogues = dialogues_of(records, "evaluation data")
+        pairs = [(d, turns[max(0, i - self.settings["context_turns"]):i], turns[i])
+                 for d, turns in enumerate(dialogues) for i in range(1, len(turns))]
+        owner = np.array([d for d, _, _ in pairs])
+        if len(set(owner.tolist())) < 2:
+            raise DataError("evaluation data: Recall@1 draws the other candidates from other dialogues; give two"
+                            " dialogues or more")
+        index = BM25Index([response for _, _, response in pairs])
+        rng = np.random.default_rng(EVALUATION_SEED)
+        hits, reciprocal = 0, 0.0
+        for n, (d, context, _) in enumerate(pairs):
+            others = np.flatnonzero(owner != d)
+            candidates = np.append(rng.choice(others, size=min(CANDIDATES - 1, len(others)), replace=False), n)
+            rng.shuffle(candidates)
+            scores = index.scores("\n".join(context))[candidates]
+            true = int(np.flatnonzero(candidates == n)[0])
+            # Ties go to the candidate listed first, so an uninformed score is right 1 time in 10, not always.
+            rank = int((scores > scores[true]).sum() + (scores[:true] == scores[true]).sum())
+            hits += rank == 0
+            reciprocal += 1 / (rank + 1)
+        return {"engine": f"{self.task}:{self.name}", "scorer": "bm25", "records": len(dialogues),
+                "responses": len(pairs), "candidates": CANDIDATES, "seed": EVALUATION_SEED,
+                "recall_at_1": round(hits / len(pairs), 4), "mrr": round(reciprocal / len(pairs), 4)}
 
     def stamp(self) -> dict:
         """The base stamp with the corpus and its number of responses: the corpus is read and indexed here,

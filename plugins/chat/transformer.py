@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
 from toolkit.engine import LoadsModel, Option, train_settings
-from toolkit.errors import ModelMismatchError, RecordError
+from toolkit.errors import ModelMismatchError
 from toolkit.lm.options import SAMPLING_OPTIONS, sample_rng, sampling, train_options
 
-from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply, user_turns
+from toolkit_plugins.chat.contract import DOCS_OPTIONS, DialogueEngine, Reply, dialogues_of, user_turns
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 SPEAKERS = ("<|speaker1|>", "<|speaker2|>")
@@ -44,22 +44,6 @@ def dialogue_text(turns: Sequence[str]) -> str:
     """A whole dialogue as the model is trained on it. The turns are joined without a space: the markers are
     pieces of their own, and a space before one would be a token of its own at every turn."""
     return "".join(marked_turns(turns))
-
-
-def dialogues_of(records: Sequence[dict], what: str) -> list[list[str]]:
-    """The turns of each record of ``records`` (``{"turns": [...]}``, two turns or more, strings); DataError
-    (a RecordError naming the record) otherwise."""
-    from toolkit.records import check_records
-
-    dialogues = []
-    for number, record in enumerate(check_records(records, (), what), 1):
-        turns = record.get("turns")
-        if not isinstance(turns, list) or not all(isinstance(turn, str) for turn in turns):
-            raise RecordError(what, number, ": 'turns' must be a list of strings")
-        if sum(1 for turn in turns if turn.strip()) < 2:
-            raise RecordError(what, number, " has fewer than two turns: a dialogue needs a turn and its reply")
-        dialogues.append(turns)
-    return dialogues
 
 
 def _trimmed(pieces: Iterator[str]) -> Iterator[str]:
