@@ -1,0 +1,136 @@
+"""Dialogue: the chat task's engines on DailyDialog's test split, and the transformer engine's reply latency.
+
+    python benchmarks/chat.py [--model FILE] [--data DIR] [--split test] [--threads 2] [--latency-turns 20]
+                              [--skip-transformer] [--skip-retrieval] [--skip-latency]
+
+(a) transformer engine (``--model``, default the shipped dailydialog.nlpt):
+    ``nlp-tool evaluate chat``'s numbers, every response turn given the turns
+    before it: perplexity of the true responses per token and per word, and
+    BLEU-1/2 and distinct-1/2 of the replies written with the default
+    sampling options (temperature 0.8, top-p 0.95, seed 0).
+(b) retrieval engine, BM25: Recall@1 among 10 (the true response and 9 of
+    other dialogues, seed 0) and MRR.
+(c) latency of the transformer engine on 2 threads, as a user meets it in
+    ``nlp-tool chat``: for the first --latency-turns conversations of the
+    split cut before their last turn, the time from the call to the first
+    streamed piece of the reply (targets: within 0.3 s), and the reply's
+    tokens per second after it (target: at least 30).
+
+Numbers are read from the split given (--split test only once every choice
+was made on validation). Not yet here: the dual-encoder retrieval model, and
+a published from-scratch baseline printed beside (a) with its citation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from toolkit.threads import use_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "dailydialog"
+DEFAULT_MODEL = ROOT / "plugins" / "chat" / "models" / "dailydialog.nlpt"
+FIRST_PIECE_SECONDS, TOKENS_PER_SECOND = 0.3, 30.0
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the transformer engine's model file")
+    p.add_argument("--data", type=Path, default=DATA, help="folder with {train,validation,test}.jsonl.gz")
+    p.add_argument("--split", default="test", choices=("validation", "test"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--latency-turns", type=int, default=20, help="conversations timed in (c) (default 20)")
+    for part in ("transformer", "retrieval", "latency"):
+        p.add_argument(f"--skip-{part}", action="store_true")
+    return p.parse_args()
+
+
+def read_split(folder: Path, split: str) -> list[dict]:
+    from toolkit.datasets import read_records
+
+    return read_records(str(folder / f"{split}.jsonl.gz"), {"turns": "turns"})
+
+
+def transformer(model: Path, records: list[dict]) -> None:
+    from toolkit_plugins.chat.transformer import TransformerChat
+
+    report = TransformerChat(model=str(model)).evaluate(records)
+    print(f"(a) transformer ({model.name}): {report['responses']:,} responses, {report['seconds']} s")
+    print()
+    print("| perplexity / token | perplexity / word | BLEU-1 | BLEU-2 | distinct-1 | distinct-2 |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"| {report['token_perplexity']:.2f} | {report['word_perplexity']:.2f} | {report['bleu1']:.2f} |"
+          f" {report['bleu2']:.2f} | {report['distinct1']:.4f} | {report['distinct2']:.4f} |")
+    print()
+
+
+def retrieval(records: list[dict]) -> None:
+    from toolkit_plugins.chat.retrieval import RetrievalEngine
+
+    report = RetrievalEngine().evaluate(records)
+    print(f"(b) retrieval, {report['scorer']}: {report['responses']:,} responses, the true one among"
+          f" {report['candidates']} (seed {report['seed']})")
+    print()
+    print(f"| Recall@1 | MRR |\n|---:|---:|\n| {report['recall_at_1']:.4f} | {report['mrr']:.4f} |")
+    print()
+
+
+def latency(model: Path, records: list[dict], count: int) -> None:
+    from toolkit_plugins.chat.transformer import TransformerChat
+
+    engine = TransformerChat(model=str(model))
+    conversations = [{"turns": r["turns"][:-1]} for r in records if len(r["turns"]) > 1][:count]
+    engine.run(conversations[:1])  # loads the model: a conversation starts with it loaded
+    firsts, rates = [], []
+    for conversation in conversations:
+        start = time.perf_counter()
+        pieces = engine.stream(conversation)
+        next(pieces, None)
+        first = time.perf_counter() - start
+        for _ in pieces:
+            pass
+        total = time.perf_counter() - start
+        # The same seed writes the same reply: its token count, from the batch form.
+        tokens = engine.run([conversation])[0]["tokens"]
+        firsts.append(first)
+        if tokens > 1 and total > first:
+            rates.append((tokens - 1) / (total - first))
+    print(f"(c) latency on {len(conversations)} conversations of the split (the model loaded):")
+    print()
+    print("| first piece, median | first piece, worst | tokens/s after it, median | tokens/s, worst |")
+    print("|---:|---:|---:|---:|")
+    print(f"| {statistics.median(firsts):.3f} s | {max(firsts):.3f} s | {statistics.median(rates):.1f} |"
+          f" {min(rates):.1f} |")
+    print(f"targets: first piece within {FIRST_PIECE_SECONDS} s, at least {TOKENS_PER_SECOND:g} tokens/s:"
+          f" {'met' if max(firsts) <= FIRST_PIECE_SECONDS and min(rates) >= TOKENS_PER_SECOND else 'missed'}"
+          " (worst cases)")
+    print()
+
+
+def main() -> int:
+    args = parse_args()
+    use_threads(args.threads)
+    print(f"threads={args.threads}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores;"
+          f" DailyDialog {args.split}")
+    print()
+    records = read_split(args.data, args.split)
+    if not args.model.exists() and not (args.skip_transformer and args.skip_latency):
+        print(f"skipped (a) and (c): {args.model} does not exist (train it with scripts/train_default_chat.py)")
+        args.skip_transformer = args.skip_latency = True
+    if not args.skip_transformer:
+        transformer(args.model, records)
+    if not args.skip_retrieval:
+        retrieval(records)
+    if not args.skip_latency:
+        latency(args.model, records, args.latency_turns)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
