@@ -306,6 +306,9 @@ def test_documents_that_cannot_be_read_end_the_run_before_any_turn(corpus, tmp_p
     chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "missing.txt")])
     with pytest.raises(DataError, match="missing.txt: no such document"):
         chat.stamp()
+    (tmp_path / "blank.txt").write_text(" \n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="blank.txt: the document is empty"):
+        toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "blank.txt")]).stamp()
 
 
 def test_recall_at_1_among_10_ranks_the_true_response_against_responses_of_other_dialogues():

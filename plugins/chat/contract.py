@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 
 from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, Option
-from toolkit.errors import InputError, RecordError
+from toolkit.errors import DataError, InputError, RecordError
 
 TASK = "chat"
 INPUTS = "dialogue"
@@ -107,6 +107,7 @@ def dialogues_of(records: Sequence[dict], what: str) -> list[list[str]]:
 
 
 def is_question(turn: str) -> bool:
+    """Whether ``turn`` reads as a question: a question mark, or a question word first."""
     words = turn.split()
     return "?" in turn or bool(words) and words[0].lower().strip(",.!:;") in QUESTION_WORDS
 
@@ -145,7 +146,11 @@ class DialogueEngine(Engine):
         if getattr(self, "_docs_read", None) is None:
             from toolkit.datasets import read_text
 
-            self._docs_read = [(path, read_text(path, kind="document")) for path in self.settings.get("docs", ())]
+            documents = [(path, read_text(path, kind="document")) for path in self.settings.get("docs", ())]
+            for path, text in documents:
+                if not text.strip():
+                    raise DataError(f"{path}: the document is empty")
+            self._docs_read = documents
         return self._docs_read
 
     def _reader(self) -> Any:
@@ -170,6 +175,7 @@ class DialogueEngine(Engine):
         score, best, path = max(scored, key=lambda found: found[0])
         if score < self.settings["docs_min_score"]:
             return None, {"docs_score": round(score, 4)}
+        # The reply is one line (piped chat writes one per turn); the result keeps the evidence verbatim.
         evidence = " ".join(best["evidence"]["text"].split())
         text = f'{best["answer"]} — "{evidence}" ({path})'
         return Reply("docs", iter([text]), {"answer": best["answer"], "evidence": best["evidence"], "source": path,
