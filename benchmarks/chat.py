@@ -17,8 +17,9 @@
     tokens per second after it (target: at least 30).
 
 Numbers are read from the split given (--split test only once every choice
-was made on validation). Not yet here: the dual-encoder retrieval model, and
-a published from-scratch baseline printed beside (a) with its citation.
+was made on validation). PUBLISHED, printed beside (a), is the from-scratch
+baselines of a paper that prints a DailyDialog test perplexity: read its
+caveats before comparing. Not yet here: the dual-encoder retrieval model.
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dailydialog"
 DEFAULT_MODEL = ROOT / "plugins" / "chat" / "models" / "dailydialog.nlpt"
 FIRST_PIECE_SECONDS, TOKENS_PER_SECOND = 0.3, 30.0
+# Liu, Feng, Wang, Zhang, Schuetze: "PVGRU: Generating Diverse and Relevant Dialogue Responses via
+# Pseudo-Variational Mechanism", ACL 2023 (arXiv 2212.09086), Tables 1 and 2, DailyDialog test, models trained
+# from scratch on DailyDialog only; the paper prints every value multiplied by 100: (PPL, BLEU-1, BLEU-2,
+# Dist-1, Dist-2).
+PUBLISHED = {"seq2seq (GRU, attention)": (132.55, 27.78, 22.59, 12.18, 47.69),
+             "HRED (GRU)": (127.66, 28.90, 23.52, 13.00, 45.55),
+             "HRAN (GRU)": (121.63, 30.36, 20.01, 12.66, 43.77),
+             "CSG (GRU)": (122.75, 28.89, 24.55, 11.11, 40.39),
+             "SVT (variational Transformer)": (114.54, 27.89, 21.26, 11.94, 44.03),
+             "GVT (variational Transformer)": (115.05, 25.54, 18.46, 12.43, 45.43)}
+CAVEATS = ("not the same measurements: the paper does not define its PPL's unit (word or token, vocabulary, UNK)"
+           " and appears to score one response per test dialogue (1,000) with at most 10 turns and 50 words per"
+           " turn of context; its BLEU is smoothed sentence-level (plain NLTK BLEU is about 20 points higher, per"
+           " its authors' README), ours corpus-level sacreBLEU; its Dist-n looks averaged per response, ours is"
+           " over all replies; it decodes with beam 5, ours samples. Compare orders of magnitude, not digits.")
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +82,14 @@ def transformer(model: Path, records: list[dict]) -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     print(f"| {report['token_perplexity']:.2f} | {report['word_perplexity']:.2f} | {report['bleu1']:.2f} |"
           f" {report['bleu2']:.2f} | {report['distinct1']:.4f} | {report['distinct2']:.4f} |")
+    print()
+    print("Published, from scratch (PVGRU, ACL 2023, Tables 1-2, DailyDialog test; values x100 as printed):")
+    print()
+    print("| model | PPL | BLEU-1 | BLEU-2 | Dist-1 | Dist-2 |\n|---|---:|---:|---:|---:|---:|")
+    for model, values in PUBLISHED.items():
+        print(f"| {model} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    best = min(values[0] for values in PUBLISHED.values())
+    print(f"best published PPL {best:.2f}; ours per word {report['word_perplexity']:.2f} ({CAVEATS})")
     print()
 
 
