@@ -187,6 +187,7 @@ SHIPPED = {
     "classify": "plugins/classification/models/imdb-sentiment.nlpt",
     "summarize": "plugins/summarization/models/news.nlpt",
     "translate": "plugins/translation/models/en-de.nlpt",
+    "generate": "plugins/generation/models/wikitext2.nlpt",
 }
 
 
@@ -201,6 +202,8 @@ SHIPPED = {
          "a model for translate:transformer, not qa:reader"),
         (["classify", "--engine", "ngram", "-t", "good"], "classify",
          "a model for classify:ensemble, not classify:ngram; use --engine ensemble"),
+        (["generate", "Once upon a time"], "classify", "a model for classify:ensemble, not generate:transformer"),
+        (["classify", "-t", "good"], "generate", "a model for generate:transformer, not classify:ensemble"),
     ],
 )
 def test_every_model_engine_refuses_a_foreign_model_file_as_a_usage_error(args, foreign, message):

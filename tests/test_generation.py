@@ -16,7 +16,10 @@ from toolkit.errors import InputError
 STORY = ["the cat sat on the mat and looked at the moon .",
          "a dog ran in the fog and barked at the sea .",
          "", "the old man sold fish by the river every day ."]
-CLASSIFIER = Path(__file__).resolve().parents[1] / "plugins" / "classification" / "models" / "imdb-sentiment.nlpt"
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIFIER = ROOT / "plugins" / "classification" / "models" / "imdb-sentiment.nlpt"
+SHIPPED = ROOT / "plugins" / "generation" / "models" / "wikitext2.nlpt"
+WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext2" / "test.txt.gz"
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +204,24 @@ def test_help_says_what_top_k_means_for_generation():
     text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
     assert "--top-k INTEGER RANGE Sample among the k most probable tokens only" in text
     assert "[TEXT|-]..." in text and "--file FILE|GLOB" in text
+
+
+def test_the_shipped_model_scores_near_its_card_on_a_test_sample():
+    """The shipped model and its card agree: perplexity on the first 400 test lines (about a tenth of the split)
+    near the card's full-test figure, and the card states the model file's own test metrics."""
+    from toolkit.datasets import read_line_files
+    from toolkit_plugins.generation.engine import TransformerGenerator
+
+    if not SHIPPED.is_file() or not WIKITEXT_TEST.is_file():
+        pytest.skip("the default model or ../shared/data/wikitext2 is not installed")
+    engine = TransformerGenerator(model=str(SHIPPED))
+    card = engine.model_metadata()["test_metrics"]
+    scores = engine.evaluate(read_line_files([str(WIKITEXT_TEST)], ("text",))[:400])
+    # A sample's perplexity differs from the split's by its content; a model that is not the card's (other
+    # weights, another vocabulary) is off by far more than this.
+    assert 0.67 < scores["token_perplexity"] / card["token_perplexity"] < 1.5, (scores, card)
+    text = (SHIPPED.parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"**{card['word_perplexity']:.2f}**" in text and f"{card['token_perplexity']:.2f}" in text
+    greedy = toolkit.pipeline("generate", temperature=0, max_tokens=20)("The game was released in")
+    assert greedy["tokens"] == 20 or greedy["finish"] in ("end", "stop")
+    assert greedy["text"].strip() and greedy["prompt_tokens"] >= 5
