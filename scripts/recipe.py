@@ -1,13 +1,15 @@
 """What the default-model scripts share: their arguments, a recipe's ``--set NAME=VALUE`` overrides, a
-training run that ends the script with the usual exit code and one line when it is cut short, and the
-shipping of the model file with its card."""
+training run into OUTPUT.new that ends the script with the usual exit code and one line when it is cut
+short, the test scores stamped into the model file, the table of epochs of its card, and the shipping of
+the model file with its card."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 USAGE = 2
 UNFINISHED = 3
@@ -29,9 +31,21 @@ def script_parser(doc: str, output: Path, set_help: str, data: tuple[Path, str] 
     return p
 
 
-def ship(staged: Path, output: Path, max_bytes: int, card: Callable[[int], str]) -> int:
-    """Move the model file ``staged`` to ``output`` when it is at most ``max_bytes`` and write MODEL_CARD.md
-    beside it, ``card(size)``; 0, or 1 with one line when the file is larger (nothing is replaced)."""
+def read_dialogues(folder: Path, split: str) -> list[dict]:
+    """The dialogues of ``folder/SPLIT.jsonl.gz`` (DailyDialog's files), ``{"turns": [...]}`` each; the script
+    ends with one line when the file is missing."""
+    from toolkit.datasets import read_records
+
+    path = folder / f"{split}.jsonl.gz"
+    if not path.exists():
+        sys.exit(f"error: {path} not found (pass --data DIR)")
+    return read_records(str(path), {"turns": "turns"})
+
+
+def ship(staged: Path, output: Path, max_bytes: int, card: Callable[[int], str], card_path: Path | None = None) -> int:
+    """Move the model file ``staged`` to ``output`` when it is at most ``max_bytes`` and write its card,
+    ``card(size)``, to ``card_path`` (default: MODEL_CARD.md beside it); 0, or 1 with one line when the file is
+    larger (nothing is replaced)."""
     from toolkit.files import AtomicFile, TooLarge, move_within
 
     try:
@@ -39,7 +53,7 @@ def ship(staged: Path, output: Path, max_bytes: int, card: Callable[[int], str])
     except TooLarge as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    with AtomicFile(output.parent / "MODEL_CARD.md") as file:
+    with AtomicFile(card_path or output.parent / "MODEL_CARD.md") as file:
         file.write(card(size).encode("utf-8"))
     print(f"-> {output}")
     return 0
@@ -78,3 +92,42 @@ def train(task: str, records: list[dict], *, again: str | None, **train_options:
         print(f"stopped at the time limit (max_minutes); {go_on}", file=sys.stderr)
         raise SystemExit(UNFINISHED)
     return report
+
+
+def train_staged(args: argparse.Namespace, engine_class: type, records: list[dict], valid: list[dict],
+                 recipe: dict[str, Any]) -> tuple[Path, dict, str]:
+    """Train the engine ``engine_class`` on ``records`` with ``recipe`` and the script's ``--set`` overrides
+    (``args``: :func:`script_parser`'s) into OUTPUT.new, ``valid`` choosing the epoch; an interrupted run
+    ends the script as :func:`train` does, printing the command that continues it. Return the staged file,
+    the training report and the script's command line."""
+    command = f"python scripts/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:])
+    settings = recipe_settings(engine_class, args.set)
+    again = command if settings.get("resume") else f"{command} --set resume=true"
+    staged = args.output.with_name(args.output.name + ".new")
+    staged.parent.mkdir(parents=True, exist_ok=True)  # a models folder holds nothing until its first model
+    report = train(engine_class.task, records, engine=engine_class.name, output=staged, valid=valid, seed=args.seed,
+                   again=again, **{**recipe, **settings})
+    print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
+          flush=True)
+    return staged, report, command
+
+
+def stamp_test(staged: Path, command: str, data: str, test_data: str, metrics: dict, keys: Sequence[str],
+               **extra: Any) -> dict:
+    """Write into the metadata of the model file ``staged`` the script's ``command``, its training ``data``
+    and the test scores (``keys`` of ``metrics`` and ``extra``, on ``test_data``); return the metadata."""
+    from toolkit.nn import rewrite_metadata
+
+    def stamp(meta: dict) -> None:
+        meta["training"].update({"command": command, "data": data})
+        meta["test_metrics"] = {"data": test_data, **{key: metrics[key] for key in keys}, **extra}
+
+    return rewrite_metadata(staged, stamp)
+
+
+def epoch_rows(epochs: list[dict], columns: Sequence[str]) -> str:
+    """The rows of a model card's table of epochs: the epoch, its train loss and the ``columns`` of its record.
+    An epoch cut by the time limit has a row of its own (the batches done), then another when resumed."""
+    return "\n".join(
+        f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} | "
+        + " | ".join(str(h.get(column, "")) for column in columns) + " |" for h in epochs)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,22 +53,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          " RECIPE, e.g. resume=true", (DATA, "{train,validation,test}.jsonl.gz")).parse_args(argv)
 
 
-def read_split(folder: Path, split: str) -> list[dict]:
-    from toolkit.datasets import read_records
-
-    path = folder / f"{split}.jsonl.gz"
-    if not path.exists():
-        sys.exit(f"error: {path} not found (pass --data DIR)")
-    return read_records(str(path), {"turns": "turns"})
-
-
 def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
     """The card of the model whose metadata is ``meta``."""
+    from recipe import epoch_rows
+
     training, test = meta["training"], meta["test_metrics"]
     options = training["options"]
-    history = "\n".join(
-        f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} |"
-        f" {h.get('val_ppl', '')} | {h.get('val_word_ppl', '')} |" for h in training["epochs"])
+    history = epoch_rows(training["epochs"], ("val_ppl", "val_word_ppl"))
     return f"""# Model card: dailydialog (default model of `nlp-tool chat -e transformer`)
 
 An English dialogue model for `nlp-tool chat -e transformer` and
@@ -136,33 +126,18 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from recipe import recipe_settings, ship, train
+    from recipe import read_dialogues, ship, stamp_test, train_staged
     from toolkit_plugins.chat.transformer import TransformerChat
-    from toolkit.nn import rewrite_metadata
 
-    command = "python scripts/train_default_chat.py " + shlex.join(sys.argv[1:])
-    settings = recipe_settings(TransformerChat, args.set)
-    again = command if settings.get("resume") else f"{command} --set resume=true"
-    dialogues, valid = read_split(args.data, "train"), read_split(args.data, "validation")
-    staged = args.output.with_name(args.output.name + ".new")
-    staged.parent.mkdir(parents=True, exist_ok=True)  # the models folder holds nothing until the first model
-    report = train("chat", dialogues, engine="transformer", output=staged, valid=valid, seed=args.seed,
-                   again=again, **{"name": "dailydialog", **RECIPE, **settings})
-    print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
-          flush=True)
+    dialogues = read_dialogues(args.data, "train")
+    staged, _, command = train_staged(args, TransformerChat, dialogues, read_dialogues(args.data, "validation"),
+                                      {"name": "dailydialog", **RECIPE})
     engine = TransformerChat(model=str(staged))
-    test = read_split(args.data, "test")
+    test = read_dialogues(args.data, "test")
     metrics = engine.evaluate(test)
-
-    def stamp(meta: dict) -> None:
-        meta["training"].update({"command": command,
-                                 "data": f"DailyDialog train (official split), {len(dialogues):,} dialogues"})
-        meta["test_metrics"] = {"data": f"DailyDialog test (official split), {len(test):,} dialogues",
-                                **{k: metrics[k] for k in TEST_KEYS},
-                                "sampling": {k: engine.settings[k] for k in ("temperature", "top_p", "top_k",
-                                                                             "seed", "max_tokens")}}
-
-    meta = rewrite_metadata(staged, stamp)
+    meta = stamp_test(staged, command, f"DailyDialog train (official split), {len(dialogues):,} dialogues",
+                      f"DailyDialog test (official split), {len(test):,} dialogues", metrics, TEST_KEYS,
+                      sampling={k: engine.settings[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")})
     print(f"test perplexity {metrics['token_perplexity']:.2f} per token, {metrics['word_perplexity']:.2f} per word;"
           f" BLEU-1 {metrics['bleu1']:.2f}, distinct-2 {metrics['distinct2']:.4f};"
           f" {staged.stat().st_size / 2**20:.1f} MB")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,11 +63,11 @@ def read_split(folder: Path, split: str) -> list[dict]:
 
 def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
     """The card of the model whose metadata is ``meta``."""
+    from recipe import epoch_rows
+
     training, test = meta["training"], meta["test_metrics"]
     options = training["options"]
-    history = "\n".join(
-        f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} |"
-        f" {h.get('val_ppl', '')} | {h.get('val_word_ppl', '')} |" for h in training["epochs"])
+    history = epoch_rows(training["epochs"], ("val_ppl", "val_word_ppl"))
     return f"""# Model card: wikitext2 (default model of `nlp-tool generate`)
 
 An English language model for `nlp-tool generate "Once upon a time"` and
@@ -124,29 +123,15 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from recipe import recipe_settings, ship, train
+    from recipe import ship, stamp_test, train_staged
     from toolkit_plugins.generation.engine import TransformerGenerator
-    from toolkit.nn import rewrite_metadata
 
-    command = "python scripts/train_default_generator.py " + shlex.join(sys.argv[1:])
-    settings = recipe_settings(TransformerGenerator, args.set)
-    again = command if settings.get("resume") else f"{command} --set resume=true"
-    lines, valid = read_split(args.data, "train"), read_split(args.data, "valid")
-    staged = args.output.with_name(args.output.name + ".new")
-    staged.parent.mkdir(parents=True, exist_ok=True)  # the models folder holds nothing until the first model
-    report = train("generate", lines, engine="transformer", output=staged, valid=valid, seed=args.seed, again=again,
-                   **{"name": "wikitext2", **RECIPE, **settings})
-    print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
-          flush=True)
+    staged, _, command = train_staged(args, TransformerGenerator, read_split(args.data, "train"),
+                                      read_split(args.data, "valid"), {"name": "wikitext2", **RECIPE})
     metrics = TransformerGenerator(model=str(staged)).evaluate(read_split(args.data, "test"))
-
-    def stamp(meta: dict) -> None:
-        meta["training"].update({"command": command, "data": "WikiText-2 v1 train (tokenized), 36,718 lines"})
-        meta["test_metrics"] = {"data": "WikiText-2 v1 test (tokenized), 4,358 lines",
-                                **{k: metrics[k] for k in ("tokens", "words", "bytes", "nll", "token_perplexity",
-                                                           "word_perplexity", "bits_per_byte", "stride")}}
-
-    meta = rewrite_metadata(staged, stamp)
+    meta = stamp_test(staged, command, "WikiText-2 v1 train (tokenized), 36,718 lines", "WikiText-2 v1 test"
+                      " (tokenized), 4,358 lines", metrics, ("tokens", "words", "bytes", "nll", "token_perplexity",
+                                                             "word_perplexity", "bits_per_byte", "stride"))
     print(f"test word perplexity {metrics['word_perplexity']:.2f}, token perplexity {metrics['token_perplexity']:.2f},"
           f" {metrics['bits_per_byte']:.4f} bits/byte; {staged.stat().st_size / 2**20:.1f} MB")
     if ship(staged, args.output, MAX_BYTES, lambda size: model_card(args, meta, size)):

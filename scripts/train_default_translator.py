@@ -29,7 +29,6 @@ import argparse
 import gzip
 import os
 import platform
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,12 +68,11 @@ def read_pairs(folder: Path, split: str) -> list[dict]:
 
 def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
     """The card of the model whose metadata is ``meta``."""
+    from recipe import epoch_rows
+
     training, test = meta["training"], meta["test_metrics"]
     options = training["options"]
-    # An epoch cut by the time limit has a record of its own (the batches done), then another when resumed.
-    history = "\n".join(
-        f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} |"
-        f" {h.get('val_bleu', '')} | {h.get('val_chrf', '')} |" for h in training["epochs"])
+    history = epoch_rows(training["epochs"], ("val_bleu", "val_chrf"))
     return f"""# Model card: en-de (default model of `nlp-tool translate`)
 
 English to German translation for `nlp-tool translate --from en --to de` and
@@ -129,29 +127,15 @@ def main() -> int:
     args = parse_args()
     from toolkit.threads import use_threads
     use_threads(args.threads)
-    from recipe import recipe_settings, ship, train
+    from recipe import ship, stamp_test, train_staged
     from toolkit_plugins.translation.engine import TransformerTranslator
-    from toolkit.nn import rewrite_metadata
 
-    command = "python scripts/train_default_translator.py " + shlex.join(sys.argv[1:])
-    settings = recipe_settings(TransformerTranslator, args.set)
-    again = command if settings.get("resume") else f"{command} --set resume=true"
-    pairs, valid = read_pairs(args.data, "train"), read_pairs(args.data, "val")
-    staged = args.output.with_name(args.output.name + ".new")
-    report = train("translate", pairs, engine="transformer", output=staged, valid=valid, seed=args.seed, again=again,
-                   **{"name": "multi30k-en-de", **RECIPE, **settings})
-    print(f"trained in {report['train_seconds']:.0f} s ({report['stopped']}); val {report.get('metrics')}",
-          flush=True)
-    test = read_pairs(args.data, "test2016")
-    metrics = TransformerTranslator(model=str(staged)).evaluate(test)
-
-    def stamp(meta: dict) -> None:
-        meta["training"].update({"command": command, "data": "Multi30k task 1 train (raw), 29,000 pairs"})
-        meta["test_metrics"] = {"data": "Multi30k test2016 (flickr), 1,000 pairs",
-                                **{k: metrics[k] for k in ("beam", "bleu", "chrf", "bleu_signature", "chrf_signature",
-                                                           "sentences_per_second")}}
-
-    meta = rewrite_metadata(staged, stamp)
+    staged, _, command = train_staged(args, TransformerTranslator, read_pairs(args.data, "train"),
+                                      read_pairs(args.data, "val"), {"name": "multi30k-en-de", **RECIPE})
+    metrics = TransformerTranslator(model=str(staged)).evaluate(read_pairs(args.data, "test2016"))
+    meta = stamp_test(staged, command, "Multi30k task 1 train (raw), 29,000 pairs", "Multi30k test2016 (flickr), 1,000"
+                      " pairs", metrics, ("beam", "bleu", "chrf", "bleu_signature", "chrf_signature",
+                                          "sentences_per_second"))
     print(f"test2016 BLEU {metrics['bleu']:.2f} chrF {metrics['chrf']:.2f}; {staged.stat().st_size / 2**20:.1f} MB")
     if ship(staged, args.output, MAX_BYTES, lambda size: model_card(args, meta, size)):
         return 1

@@ -49,14 +49,14 @@ def test_dialogue_pairs_take_the_last_turns_as_context(corpus, dialogues):
 def test_faq_files_reply_with_their_approved_answer(tmp_path, name, content):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
-    engine = RetrievalEngine(corpus=str(path))
+    engine = RetrievalEngine(scorer="bm25", corpus=str(path))
     [result] = engine.run([{"turns": ["hello, I forgot my password, how can I reset it"]}])
     assert result["text"] == "Use the link on the sign-in page." and result["route"] == "corpus"
     assert result["match"] == "How do I reset my password?" and result["score"] > 0
 
 
 def test_retrieval_replies_from_the_corpus_or_says_it_fell_back(corpus):
-    engine = RetrievalEngine(corpus=corpus)
+    engine = RetrievalEngine(scorer="bm25", corpus=corpus)
     results = engine.run([{"turns": ["Excuse me, where is the station?"]}, {"turns": ["quantum chromodynamics"]}])
     assert results[0]["text"] == "Go straight on and turn left at the bank." and results[0]["route"] == "corpus"
     assert results[1] == {"text": "Sorry, I don't know how to answer that.", "route": "fallback", "score": 0.0}
@@ -64,17 +64,17 @@ def test_retrieval_replies_from_the_corpus_or_says_it_fell_back(corpus):
     pieces = list(engine.stream({"turns": ["Excuse me, where is the station?"]}))
     assert len(pieces) > 1 and "".join(pieces) == results[0]["text"]
     # A minimum score above the match's sends it to the fallback.
-    strict = RetrievalEngine(corpus=corpus, min_score=results[0]["score"] + 1, fallback="Please call us.")
+    strict = RetrievalEngine(scorer="bm25", corpus=corpus, min_score=results[0]["score"] + 1, fallback="Please call us.")
     assert strict.run([{"turns": ["where is the station"]}])[0]["text"] == "Please call us."
 
 
 def test_retrieval_matches_the_last_context_turns(corpus):
     turns = ["Where is the railway station?", "Go straight on.", "Thanks. What time is it?"]
-    assert RetrievalEngine(corpus=corpus).run([{"turns": turns}])[0]["text"] == "It is five o'clock."
+    assert RetrievalEngine(scorer="bm25", corpus=corpus).run([{"turns": turns}])[0]["text"] == "It is five o'clock."
 
 
 def test_pipeline_runs_the_dialogue_task(corpus):
-    pipe = toolkit.pipeline("chat", "retrieval", corpus=corpus)
+    pipe = toolkit.pipeline("chat", "retrieval", scorer="bm25", corpus=corpus)
     assert pipe({"turns": ["what time is it"]})["text"] == "It is five o'clock."
     with pytest.raises(TypeError, match="takes {'turns': \\[...\\]} mappings \\(a conversation\\), not str"):
         pipe(["what time is it"])
@@ -100,16 +100,16 @@ def test_jsonl_records_of_conversations_are_read(tmp_path):
 
 
 def test_bad_turns_and_options_get_one_clear_message(corpus):
-    engine = RetrievalEngine(corpus=corpus)
+    engine = RetrievalEngine(scorer="bm25", corpus=corpus)
     for turns, message in [([], "the conversation is empty"), (["hi", "  "], "the user's turn is empty"),
                            (["x" * 1_000_000], f"turn 1 has 1000000 characters, more than the {MAX_TURN_CHARS}")]:
         with pytest.raises(InputError, match=message) as caught:
             engine.run([{"turns": turns}])
         assert "\n" not in str(caught.value)
     with pytest.raises(OptionError, match="needs --corpus FILE"):
-        RetrievalEngine().run([{"turns": ["hi"]}])
-    with pytest.raises(OptionError, match="rule-based"):
-        RetrievalEngine("model.nlpt", corpus=corpus)
+        RetrievalEngine(scorer="bm25").run([{"turns": ["hi"]}])
+    with pytest.raises(OptionError, match="--scorer bm25 reads no model file"):
+        RetrievalEngine("model.nlpt", scorer="bm25", corpus=corpus)
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -127,12 +127,12 @@ def test_an_unusable_corpus_is_one_data_error(tmp_path, name, content, message):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(DataError, match=message) as caught:
-        RetrievalEngine(corpus=str(path)).stamp()
+        RetrievalEngine(scorer="bm25", corpus=str(path)).stamp()
     assert "\n" not in str(caught.value)
 
 
 def test_exchanges_are_saved_and_a_conversation_continues(corpus, home):
-    engine = RetrievalEngine(corpus=corpus)
+    engine = RetrievalEngine(scorer="bm25", corpus=corpus)
     with Store() as store:
         first = Session(engine, store)
         first.exchange("Hi, how are you today?")
@@ -152,7 +152,7 @@ def test_an_exchange_that_fails_to_save_leaves_nothing(corpus, home):
     with Store() as store:
         store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON exchanges WHEN NEW.user = 'boom'"
                          " BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        chat = Session(RetrievalEngine(corpus=corpus), store)
+        chat = Session(RetrievalEngine(scorer="bm25", corpus=corpus), store)
         with pytest.raises(StoreError, match="refused"):
             chat.exchange("boom")
         # Neither the conversation (written in the same transaction) nor the turn is left.
@@ -214,7 +214,7 @@ def _scripted(lines):
 
 def test_terminal_commands(corpus, home, tmp_path):
     out = io.StringIO()
-    chat = Session(RetrievalEngine(corpus=corpus), None)
+    chat = Session(RetrievalEngine(scorer="bm25", corpus=corpus), None)
     saved = tmp_path / "saved.jsonl"
     interactive(chat, out, _scripted(["/help", "where is the station", KeyboardInterrupt, "/history",
                                       f"/save {saved}", "/save", "/nope", "/reset", "/history", "/exit", "never"]))
@@ -239,7 +239,7 @@ def test_ctrl_c_during_a_reply_drops_the_exchange(corpus, home):
             return type(reply)(reply.route, pieces(), reply.details)
 
     with Store() as store:
-        chat = Session(Interrupted(corpus=corpus), store)
+        chat = Session(Interrupted(scorer="bm25", corpus=corpus), store)
         out = io.StringIO()
         interactive(chat, out, _scripted(["where is the station", "/history"]))
         assert "\nGo \n[reply stopped; not saved]\n" in out.getvalue()
@@ -248,7 +248,7 @@ def test_ctrl_c_during_a_reply_drops_the_exchange(corpus, home):
 
 def test_piped_lines_get_one_reply_line_each(corpus):
     out = io.StringIO()
-    chat = Session(RetrievalEngine(corpus=corpus), None)
+    chat = Session(RetrievalEngine(scorer="bm25", corpus=corpus), None)
     piped(chat, ["where is the station", "", "what time is it"], out)
     assert out.getvalue() == "Go straight on and turn left at the bank.\n\nIt is five o'clock.\n"
     with pytest.raises(InputError, match=f"^line 2: turn 7 has {MAX_TURN_CHARS + 1} characters"):
@@ -284,7 +284,7 @@ def docs(tmp_path):
 
 
 def test_questions_the_documents_answer_are_quoted_with_their_evidence(corpus, docs):
-    chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[docs])
+    chat = toolkit.pipeline("chat", "retrieval", scorer="bm25", corpus=corpus, docs=[docs])
     quoted = chat({"turns": ["When did the head office move to York?"]})
     assert quoted["route"] == "docs" and quoted["answer"] == "1960" and quoted["source"] == docs
     assert quoted["text"] == f'1960 — "Its head office moved to York in 1960." ({docs})'
@@ -297,18 +297,18 @@ def test_questions_the_documents_answer_are_quoted_with_their_evidence(corpus, d
     thanks = chat({"turns": ["great, thanks"]})
     assert thanks["route"] != "docs" and "docs_score" not in thanks
     # The threshold decides: at 1, nothing is quoted.
-    strict = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[docs], docs_min_score=1.0)
+    strict = toolkit.pipeline("chat", "retrieval", scorer="bm25", corpus=corpus, docs=[docs], docs_min_score=1.0)
     assert strict({"turns": ["When did the head office move to York?"]})["route"] != "docs"
     assert chat.stamp()["docs"] == {"files": [docs], "reader": "qa:reader"}
 
 
 def test_documents_that_cannot_be_read_end_the_run_before_any_turn(corpus, tmp_path):
-    chat = toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "missing.txt")])
+    chat = toolkit.pipeline("chat", "retrieval", scorer="bm25", corpus=corpus, docs=[str(tmp_path / "missing.txt")])
     with pytest.raises(DataError, match="missing.txt: no such document"):
         chat.stamp()
     (tmp_path / "blank.txt").write_text(" \n\n", encoding="utf-8")
     with pytest.raises(DataError, match="blank.txt: the document is empty"):
-        toolkit.pipeline("chat", "retrieval", corpus=corpus, docs=[str(tmp_path / "blank.txt")]).stamp()
+        toolkit.pipeline("chat", "retrieval", scorer="bm25", corpus=corpus, docs=[str(tmp_path / "blank.txt")]).stamp()
 
 
 def test_recall_at_1_among_10_ranks_the_true_response_against_responses_of_other_dialogues():
@@ -317,15 +317,15 @@ def test_recall_at_1_among_10_ranks_the_true_response_against_responses_of_other
     # Each reply repeats its question's topic words: BM25 finds every true response.
     related = [{"turns": [f"tell me about the {t}", f"the {t} is fine", f"why the {t} ?", f"because the {t}"]}
                for t in topics]
-    report = RetrievalEngine().evaluate(related)
+    report = RetrievalEngine(scorer="bm25").evaluate(related)
     assert report["responses"] == 3 * len(topics) and report["candidates"] == 10
     assert report["recall_at_1"] == 1.0 and report["mrr"] == 1.0
     # Replies that share no word with their context: every score ties at 0, and the true response is first
     # among the ten only where the shuffle put it first.
     unrelated = [{"turns": [f"tell me about the {t}", f"x{n}a y{n}b", f"z{n}c", f"w{n}d"]}
                  for n, t in enumerate(topics)]
-    blind = RetrievalEngine().evaluate(unrelated)
+    blind = RetrievalEngine(scorer="bm25").evaluate(unrelated)
     assert blind["recall_at_1"] < 0.5 and blind["mrr"] < 0.6
-    assert RetrievalEngine().evaluate(unrelated) == blind  # a fixed seed
+    assert RetrievalEngine(scorer="bm25").evaluate(unrelated) == blind  # a fixed seed
     with pytest.raises(DataError, match="two dialogues or more"):
-        RetrievalEngine().evaluate(related[:1])
+        RetrievalEngine(scorer="bm25").evaluate(related[:1])

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from toolkit.cli import cli
 
 STATION, TIME = "Go straight on and turn left at the bank.", "It is five o'clock."
+# The conversation mechanics are tested on the engine whose replies depend on the corpus alone.
+BM25 = ("-e", "retrieval", "--scorer", "bm25")
 
 
 def run(*args, input=None):
@@ -24,22 +26,22 @@ def logs(*args):
 
 
 def test_one_shot_replies_and_saves_the_exchange(corpus, home):
-    result = run("chat", "--corpus", corpus, "Excuse me,", "where is the station?")
+    result = run("chat", *BM25, "--corpus", corpus, "Excuse me,", "where is the station?")
     assert (result.exit_code, result.stdout) == (0, STATION + "\n")
     [conversation] = logs()
     assert conversation["name"] == "Excuse me, where is the station?" and conversation["exchanges"] == 1
-    shown = json.loads(run("chat", "--corpus", corpus, "-f", "json", "what time is it").stdout)
+    shown = json.loads(run("chat", *BM25, "--corpus", corpus, "-f", "json", "what time is it").stdout)
     assert shown[0]["result"]["text"] == TIME and shown[0]["result"]["route"] == "corpus"
     assert shown[0]["stamp"]["conversation"] == shown[0]["id"] and shown[0]["stamp"]["corpus"] == corpus
     assert [c["id"] for c in logs()] == [shown[0]["id"], conversation["id"]]
 
 
 def test_continue_and_cid_go_on_with_a_saved_conversation(corpus, home):
-    run("chat", "--corpus", corpus, "hello")
+    run("chat", *BM25, "--corpus", corpus, "hello")
     first = logs()[0]["id"]
-    run("chat", "--corpus", corpus, "where is the station")
-    assert run("chat", "--corpus", corpus, "--continue", "what time is it").stdout == TIME + "\n"
-    assert run("chat", "--corpus", corpus, "--cid", first, "what time is it").exit_code == 0
+    run("chat", *BM25, "--corpus", corpus, "where is the station")
+    assert run("chat", *BM25, "--corpus", corpus, "--continue", "what time is it").stdout == TIME + "\n"
+    assert run("chat", *BM25, "--corpus", corpus, "--cid", first, "what time is it").exit_code == 0
     assert [c["exchanges"] for c in logs()] == [2, 2]
     shown = logs(first)
     assert shown["turns"][::2] == ["hello", "what time is it"] and shown["turns"][3] == TIME
@@ -49,13 +51,13 @@ def test_continue_and_cid_go_on_with_a_saved_conversation(corpus, home):
 
 
 def test_no_log_saves_nothing(corpus, home):
-    assert run("chat", "--corpus", corpus, "--no-log", "hello").exit_code == 0
+    assert run("chat", *BM25, "--corpus", corpus, "--no-log", "hello").exit_code == 0
     assert not (home / "logs.db").exists()
     assert run("logs").stdout == "" and logs() == [] and not (home / "logs.db").exists()
 
 
 def test_piped_lines_are_one_conversation(corpus, home):
-    result = run("chat", "--corpus", corpus, input="where is the station\n\nwhat time is it\n")
+    result = run("chat", *BM25, "--corpus", corpus, input="where is the station\n\nwhat time is it\n")
     assert (result.exit_code, result.stdout) == (0, f"{STATION}\n\n{TIME}\n")
     [conversation] = logs()
     assert logs(conversation["id"])["turns"] == ["where is the station", STATION, "what time is it", TIME]
@@ -64,17 +66,17 @@ def test_piped_lines_are_one_conversation(corpus, home):
 def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     records = '{"id": "a", "turns": ["where is the station"]}\n{"id": "b", "turns": "oops"}\n' \
               '{"turns": ["Hi", "Hello", "what time is it"]}\n'
-    result = run("chat", "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", input=records)
+    result = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", input=records)
     assert result.exit_code == 1 and "1 record(s) failed" in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "-:3"]
     assert lines[0]["result"]["text"] == STATION and lines[2]["result"]["text"] == TIME
     assert "'turns'" in lines[1]["error"] and "nlp-tool: error: b: " in result.stderr
     # Batches of any size give the same results.
-    one_by_one = run("chat", "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", "--batch-size",
+    one_by_one = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", "--batch-size",
                      "1", input=records)
     assert one_by_one.stdout == result.stdout
-    stopped = run("chat", "--corpus", corpus, "-i", "jsonl", input=records)
+    stopped = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", input=records)
     assert stopped.exit_code == 1 and stopped.stdout == f"==> a <==\n{STATION}\n"
     assert not (home / "logs.db").exists()  # batch runs save nothing
 
@@ -83,7 +85,7 @@ def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     records = tmp_path / "in.jsonl"
     records.write_text('{"id": "a", "turns": ["what time is it"]}\n', encoding="utf-8")
     out = tmp_path / "out.tsv"
-    assert run("chat", "--corpus", corpus, "-i", "jsonl", str(records), "-f", "tsv", "-o", str(out)).exit_code == 0
+    assert run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", str(records), "-f", "tsv", "-o", str(out)).exit_code == 0
     assert out.read_text().splitlines()[1].startswith(f"a\t{TIME}\tcorpus\t")
 
 
@@ -98,7 +100,7 @@ def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     (["--engine", "psychic", "hi"], None, 2, "task 'chat' has no engine 'psychic'"),
 ])
 def test_bad_input_gets_one_clear_message(corpus, home, args, input, code, message):
-    result = run("chat", "--corpus", corpus, *args, input=input)
+    result = run("chat", *BM25, "--corpus", corpus, *args, input=input)
     assert result.exit_code == code and message in result.stderr, (result.exit_code, result.stderr)
     # One line says it (a usage error comes after click's usage lines), no traceback.
     assert sum(message in line for line in result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
@@ -113,23 +115,24 @@ def test_an_unreadable_corpus_ends_the_command_before_any_turn(tmp_path, home, n
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    result = run("chat", "--corpus", str(path), "hello")
+    result = run("chat", *BM25, "--corpus", str(path), "hello")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("nlp-tool: error: ") and message in result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert run("chat", "hello").stderr.startswith("nlp-tool: error: engine chat:retrieval needs --corpus FILE")
+    assert run("chat", *BM25, "hello").stderr.startswith("nlp-tool: error: engine chat:retrieval with --scorer bm25"
+                                                         " needs --corpus FILE")
 
 
 def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):
     home.mkdir()
     damaged = b"not a database " * 1000
     (home / "logs.db").write_bytes(damaged)
-    for args in (["chat", "--corpus", corpus, "hello"], ["logs"], ["chat", "--corpus", corpus, "--continue", "hi"]):
+    for args in (["chat", *BM25, "--corpus", corpus, "hello"], ["logs"], ["chat", *BM25, "--corpus", corpus, "--continue", "hi"]):
         result = run(*args)
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
         assert "cannot use the conversation database" in result.stderr and "--no-log" in result.stderr
     assert (home / "logs.db").read_bytes() == damaged
-    assert run("chat", "--corpus", corpus, "--no-log", "where is the station").stdout == STATION + "\n"
+    assert run("chat", *BM25, "--corpus", corpus, "--no-log", "where is the station").stdout == STATION + "\n"
 
 
 def test_help_imports_neither_numpy_nor_sqlite():
@@ -148,8 +151,8 @@ def test_docs_answers_are_quoted_on_the_command_line(corpus, home, tmp_path):
     doc = tmp_path / "acme.txt"
     doc.write_text("Acme was founded in 1921 by Jane Doe in Leeds. Its head office moved to York in 1960.\n",
                    encoding="utf-8")
-    result = run("chat", "--corpus", corpus, "--docs", str(doc), "--no-log", "When did the head office move to York?")
+    result = run("chat", *BM25, "--corpus", corpus, "--docs", str(doc), "--no-log", "When did the head office move to York?")
     assert result.exit_code == 0, result.output
     assert result.stdout == f'1960 — "Its head office moved to York in 1960." ({doc})\n'
-    missing = run("chat", "--corpus", corpus, "--docs", str(tmp_path / "nope.txt"), "--no-log", "hello")
+    missing = run("chat", *BM25, "--corpus", corpus, "--docs", str(tmp_path / "nope.txt"), "--no-log", "hello")
     assert missing.exit_code != 0 and "nope.txt: no such document" in missing.stderr

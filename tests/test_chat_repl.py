@@ -88,7 +88,7 @@ def terminal(tmp_path):
     opened = []
 
     def start(*args: str) -> Terminal:
-        opened.append(Terminal(["chat", "--corpus", str(corpus), *args], env))
+        opened.append(Terminal(["chat", "-e", "retrieval", "--scorer", "bm25", "--corpus", str(corpus), *args], env))
         return opened[-1]
     yield start
     for t in opened:

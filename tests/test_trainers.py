@@ -12,6 +12,7 @@ POSITIVE = [{"text": f"good fine film number {i}", "label": "pos"} for i in rang
 NEGATIVE = [{"text": f"bad dull film number {i}", "label": "neg"} for i in range(6)]
 QUESTION = {"question": "Who met?", "context": "The council met on Monday.",
             "answers": [{"text": "The council", "answer_start": 0}]}
+DIALOGUES = [{"turns": [f"where is house {i} ?", f"house {i} is by the road", "thanks"]} for i in range(8)]
 SMALL_CNN = {"max_len": 8, "dim": 8, "filters": 8, "hidden": 8, "vocab_size": 50}
 # engine -> (records, options that keep its training to a fraction of a second)
 TRAINABLE = {
@@ -28,6 +29,10 @@ TRAINABLE = {
     "generate:transformer": ([{"text": f"the house number {i} stood by the old road"} for i in range(12)],
                              {"epochs": 2, "vocab_size": 40, "dim": 16, "heads": 2, "layers": 1, "ffn": 16,
                               "context_length": 8, "batch_blocks": 4, "warmup": 2}),
+    "chat:transformer": (DIALOGUES, {"epochs": 2, "vocab_size": 40, "dim": 16, "heads": 2, "layers": 1, "ffn": 16,
+                                     "context_length": 16, "batch_blocks": 4, "warmup": 2}),
+    "chat:retrieval": (DIALOGUES, {"epochs": 2, "vocab_size": 50, "embedding": 8, "filters": 8, "dim": 8,
+                                   "batch": 4}),
 }
 
 

@@ -123,6 +123,20 @@ def history_report(history: History) -> dict[str, Any]:
             "steps": history.steps, "train_seconds": history.seconds, "checkpoint": history.checkpoint}
 
 
+def best_scores(history: History) -> dict[str, Any] | None:
+    """The validation scores of the best epoch, named without their ``val_`` prefix (a model's "metrics"); None
+    without validation."""
+    if history.best_epoch is None:
+        return None
+
+    def scores(record: dict[str, Any]) -> dict[str, Any]:
+        return {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
+
+    # An epoch cut by the time limit and finished when resumed has two records: the best is the one that scored best.
+    return scores(next(record for record in reversed(history.epochs) if record["epoch"] == history.best_epoch
+                       and history.best_value in scores(record).values()))
+
+
 def model_header(engine_class: type[Engine], output: str | os.PathLike, settings: dict[str, Any], seed: int, *,
                  records: int, valid_records: int | None, seconds: float, **training: Any) -> dict[str, Any]:
     """The metadata every trained model file starts with: task, engine, its version, the model's name and version

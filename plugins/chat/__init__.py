@@ -1,6 +1,6 @@
-"""Built-in chat plugin: the task ``chat`` (a conversation in, its next turn out) with the retrieval
-and transformer
-engines, and the commands ``nlp-tool chat`` (a conversation on the terminal, saved) and ``nlp-tool logs``.
+"""Built-in chat plugin: the task ``chat`` (a conversation in, its next turn out) with the transformer
+engine (the default, registered first) and the retrieval engine, and the commands ``nlp-tool chat`` (a
+conversation on the terminal, saved) and ``nlp-tool logs``.
 
 Registered through the same hooks as any third-party plugin. numpy and scipy
 are imported only when a corpus is indexed, sqlite3 only when conversations
@@ -21,8 +21,8 @@ def register_tasks(register):
 
 @hookimpl
 def register_engines(register):
-    register(TASK, RetrievalEngine.name, RetrievalEngine, RetrievalEngine.description)
     register(TASK, TransformerChat.name, TransformerChat, TransformerChat.description)
+    register(TASK, RetrievalEngine.name, RetrievalEngine, RetrievalEngine.description)
 
 
 @hookimpl

@@ -27,7 +27,7 @@ from toolkit_plugins.chat.contract import TASK
 from toolkit_plugins.chat.retrieval import RetrievalEngine
 from toolkit_plugins.chat.transformer import TransformerChat
 
-DEFAULT_ENGINE = RetrievalEngine.name
+DEFAULT_ENGINE = TransformerChat.name
 #: The engines whose options are flags of ``chat``: this plugin's.
 ENGINE_CLASSES = (RetrievalEngine, TransformerChat)
 
@@ -96,9 +96,10 @@ def _store(no_log: bool, resume: bool) -> Any:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("message", nargs=-1)
 @click.option("--engine", "-e", default=DEFAULT_ENGINE, show_default=True,
-              help="Dialogue engine: retrieval (replies from --corpus) or transformer (a language model).")
-@click.option("--model", metavar="FILE", help="Model file of the transformer engine (one trained with"
-              " `nlp-tool train chat`).")
+              help="Dialogue engine: transformer (replies a language model writes) or retrieval (the"
+              " best-scoring response of a corpus: the model's, or yours with --corpus).")
+@click.option("--model", metavar="FILE", help="Model file of the engine (default: its shipped model): a language"
+              " model for transformer, a dual encoder for retrieval, as `nlp-tool train chat` writes them.")
 @click.option("--continue", "resume", is_flag=True, help="Go on with the latest saved conversation.")
 @click.option("--cid", metavar="ID", help="Go on with the saved conversation ID (`nlp-tool logs` lists them).")
 @click.option("--no-log", is_flag=True, help="Save nothing of this conversation.")
@@ -119,10 +120,11 @@ def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool,
     """Talk with a dialogue engine.
 
     \b
-    nlp-tool chat --corpus faq.csv                 a conversation on the terminal
-    nlp-tool chat --corpus faq.csv "Hi, can you help me?"    one reply
-    printf 'Hi\\nThanks\\n' | nlp-tool chat --corpus faq.csv   one reply per line
-    nlp-tool chat --corpus faq.csv -i jsonl dialogues.jsonl  the next turn of each
+    nlp-tool chat                                  a conversation on the terminal
+    nlp-tool chat "Hi, can you help me?"           one reply
+    printf 'Hi\\nThanks\\n' | nlp-tool chat          one reply per line
+    nlp-tool chat -i jsonl dialogues.jsonl         the next turn of each
+    nlp-tool chat -e retrieval --corpus faq.csv    replies taken from your FAQ's answers
 
     Conversations are saved (see `nlp-tool logs`) unless --no-log; -i jsonl
     runs save nothing. Details: docs/chat.md.

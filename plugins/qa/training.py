@@ -27,7 +27,6 @@ from toolkit.errors import DataError, OptionError
 
 if TYPE_CHECKING:
     from toolkit_plugins.qa.neural import ReaderEngine
-    from toolkit.nn import History
 
 CHAR_BUCKETS = 1 << 15
 WARMUP_STEPS = 1000
@@ -95,7 +94,7 @@ def train_reader(engine_class: type[ReaderEngine], examples: list[Example], vali
     """Train through the shared Trainer, write the model (the best validated weights) to ``output``; the report."""
     from toolkit_plugins.qa.reader import Featurizer, SpanReader
     from toolkit.nn import Adam, save_model, softmax_cross_entropy
-    from toolkit.training import history_report, make_trainer, model_header, resumed
+    from toolkit.training import best_scores, history_report, make_trainer, model_header, resumed
 
     if settings["encoder"] == "gru" and settings["dim"] % 2:
         raise OptionError(f"the gru encoder needs an even dim (two directions of dim / 2), not {settings['dim']}")
@@ -167,16 +166,6 @@ def train_reader(engine_class: type[ReaderEngine], examples: list[Example], vali
     save_model(output, model, {**metadata(seconds=history.seconds, **report), "metrics": metrics})
     return {"engine": f"qa:{engine_class.name}", "model": str(output), "records": len(examples),
             "instances": len(instances), "left_out": dropped, **report, "metrics": metrics}
-
-
-def best_scores(history: History) -> dict[str, float] | None:
-    """The validation scores of the best epoch (None without validation)."""
-    if history.best_epoch is None:
-        return None
-    # An epoch cut by the time limit and finished when resumed has two records: the best is the one that scored best.
-    record = next(r for r in reversed(history.epochs)
-                  if r["epoch"] == history.best_epoch and r["val_f1"] == history.best_value)
-    return {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
 
 
 def vector_text_paths(spec: str) -> list[str]:

@@ -20,7 +20,7 @@ from toolkit.lm.corpus import encode_stream, gather, training_batches, windows
 from toolkit.lm.generator import PARAM_PREFIX, Generator
 from toolkit.records import check_records
 from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
-from toolkit.training import checkpoint_path, history_report, make_trainer, model_header, resumed
+from toolkit.training import best_scores, checkpoint_path, history_report, make_trainer, model_header, resumed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,13 +130,13 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
     start = time.perf_counter()
     generator, history, figures = fit_generator(texts, valid, settings, output, seed, progress)
     seconds = time.perf_counter() - start
-    best = [record for record in history.epochs if record["epoch"] == history.best_epoch]
     metadata = model_header(engine_class, output, settings, seed, records=len(texts),
                             valid_records=len(valid) if valid else None, seconds=seconds,
                             **history_report(history), **figures)
     metadata["vocab"] = {"pieces": len(generator.vocab), "model": settings["subword_model"]}
-    if best:
-        metadata["metrics"] = {key[4:]: value for key, value in best[0].items() if key.startswith("val_")}
+    metrics = best_scores(history)
+    if metrics is not None:
+        metadata["metrics"] = metrics
     save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
     report = {"engine": f"{engine_class.task}:{engine_class.name}", "model": str(output), "name": metadata["name"],
               "records": len(texts), "seconds": round(seconds, 2), **history_report(history), **figures}

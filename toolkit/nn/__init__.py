@@ -27,6 +27,8 @@ from toolkit.nn.model_file import (
     rewrite_metadata,
     save_arrays,
     save_model,
+    text_arrays,
+    texts_from_arrays,
 )
 from toolkit.nn.optim import SGD, Adam, AdamW, clip_grad_norm, constant, warmup_inverse_sqrt, warmup_linear
 from toolkit.nn.recurrent import GRU, BiGRU
@@ -39,7 +41,7 @@ __all__ = [
     "GELU", "Conv1D", "Dense", "Dropout", "Embedding", "GlobalMaxPool1D", "Layer", "LayerNorm",
     "MultiHeadAttention", "PositionalEmbedding", "ReLU", "Residual", "Sequential", "Sigmoid", "Tanh",
     "layer_from_config", "sinusoidal_positions", "binary_cross_entropy_with_logits", "mean_squared_error",
-    "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "rewrite_metadata", "save_arrays", "save_model", "SGD", "Adam",
+    "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "rewrite_metadata", "save_arrays", "save_model", "text_arrays", "texts_from_arrays", "SGD", "Adam",
     "AdamW", "clip_grad_norm", "constant", "warmup_inverse_sqrt", "warmup_linear", "History", "fit", "predict",
     "Checkpoint", "read_checkpoint", "Trainer", "TrainingInterrupted",
     "DecoderCache", "Seq2SeqTransformer", "GRU", "BiGRU",

@@ -352,3 +352,26 @@ def read_metadata(path: str | os.PathLike) -> dict:
         raise ModelNotFoundError(f"{path}: no such model file")
     with _reading(path), _open(path) as zf:
         return _read_config(zf, path, verify=False).get("metadata", {})
+
+
+def text_arrays(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``texts`` as arrays a model file holds (it holds numbers only, and its JSON is kept small): their UTF-8
+    bytes end to end (uint8) and the offset where each ends (int64)."""
+    encoded = [text.encode("utf-8") for text in texts]
+    ends = np.cumsum([len(data) for data in encoded], dtype=np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), ends
+
+
+def texts_from_arrays(data: np.ndarray, ends: np.ndarray) -> list[str]:
+    """The texts :func:`text_arrays` stored; ValueError for arrays that do not hold such texts."""
+    if data.dtype != np.uint8 or data.ndim != 1 or ends.dtype.kind not in "iu" or ends.ndim != 1:
+        raise ValueError(f"texts are stored as bytes (uint8) and their ends (integers), not {data.dtype}"
+                         f" {data.shape} and {ends.dtype} {ends.shape}")
+    if len(ends) and (ends[0] < 0 or (np.diff(ends) < 0).any() or ends[-1] != len(data)):
+        raise ValueError("the ends of the stored texts do not cut their bytes in order")
+    raw = data.tobytes()
+    starts = [0, *ends[:-1].tolist()]
+    try:
+        return [raw[start:end].decode("utf-8") for start, end in zip(starts, ends.tolist())]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"a stored text is not UTF-8 ({error})") from None
