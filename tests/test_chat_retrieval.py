@@ -62,7 +62,7 @@ def test_the_in_batch_loss_has_the_gradient_of_its_numbers():
     assert checked >= 30
 
 
-def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path):
+def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path, home):
     output = tmp_path / "pairs.nlpt"
     report = toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
     assert report["responses"] == TOPICS and output.is_file()
@@ -79,7 +79,7 @@ def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path):
     assert result["source"] == f"{output}#8" and "match" not in result
 
 
-def test_a_corpus_replaces_the_responses_the_model_carries(tmp_path):
+def test_a_corpus_replaces_the_responses_the_model_carries(tmp_path, home):
     output = tmp_path / "pairs.nlpt"
     toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
     corpus = tmp_path / "faq.csv"
@@ -93,6 +93,34 @@ def test_a_corpus_replaces_the_responses_the_model_carries(tmp_path):
     # A minimum score no cosine reaches sends every turn to the fallback.
     strict = RetrievalEngine(str(output), corpus=str(corpus), min_score=1.0)
     assert strict.run([{"turns": ["tell me about ask5 please"]}])[0]["route"] == "fallback"
+
+
+def test_the_response_vectors_are_cached_for_the_next_run(tmp_path, home, monkeypatch):
+    output = tmp_path / "pairs.nlpt"
+    toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
+    turns = {"turns": ["tell me about ask9 please"]}
+    first = RetrievalEngine(str(output)).run([turns])
+    [cached] = (home / "cache" / "chat-retrieval").iterdir()
+
+    def refuse(*args):
+        raise AssertionError("the responses were encoded again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DualEncoder, "encode_responses", refuse)
+        assert RetrievalEngine(str(output)).run([turns]) == first
+    # A damaged cache file is encoded anew and replaced; the reply is the same.
+    cached.write_bytes(b"not a model file")
+    assert RetrievalEngine(str(output)).run([turns]) == first
+    assert read_dual_encoder(str(output))[1]  # the model itself is untouched
+    with monkeypatch.context() as patched:
+        patched.setattr(DualEncoder, "encode_responses", refuse)
+        assert RetrievalEngine(str(output)).run([turns]) == first
+    # A cache that cannot be written costs time, not the reply.
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "cache").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("NLP_TOOL_HOME", str(blocked))
+    assert RetrievalEngine(str(output)).run([turns]) == first
 
 
 def test_the_model_file_holds_the_encoder_and_refuses_damage(tmp_path):

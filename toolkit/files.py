@@ -1,4 +1,5 @@
-"""Files: text decoded the same way for every reader, and the one atomic write (:class:`AtomicFile`).
+"""Files: text decoded the same way for every reader, the one atomic write (:class:`AtomicFile`), and the
+folder of caches.
 
 Input files (the verbs' inputs, training and evaluation data) are decoded by
 :func:`decode_text` (whole) or :func:`decoded` (as it arrives), so a bad byte is reported alike wherever
@@ -17,6 +18,7 @@ import io
 import os
 import stat
 import tempfile
+from pathlib import Path
 from typing import IO, Iterator
 
 
@@ -55,6 +57,19 @@ def decoded(stream: IO[bytes], encoding: str) -> Iterator[str]:
             yield text
         if not chunk:
             return
+
+
+def cache_dir() -> Path:
+    """Where work worth keeping between runs is cached: ``$NLP_TOOL_HOME/cache``, else the platform's user cache
+    directory for nlp-tool (``~/.cache/nlp-tool`` on Linux). Anything in it may be deleted at any time."""
+    from toolkit.plugins import ENV_HOME
+
+    home = os.environ.get(ENV_HOME)
+    if home:
+        return Path(home) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("nlp-tool", appauthor=False))
 
 
 def write_target(path: str | os.PathLike) -> tuple[str, bool]:

@@ -15,7 +15,10 @@ keep the softmax nearly flat.
 A model file holds the three parts' weights (``0.`` the tower, ``1.`` the
 context head, ``2.`` the response head), the tokenizer and the sizes in its
 metadata, and, as text arrays, the responses of its training dialogues: the
-replies of the engine when no ``--corpus`` is given.
+replies of the engine when no ``--corpus`` is given. Encoding the shipped
+model's 63,000 responses takes seconds, so the vectors of a model's
+responses are kept in the cache folder (:func:`toolkit.files.cache_dir`)
+for the next run: the first reply of a conversation then waits for none.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ WIDTH = 3  # words a filter sees: short turns ("Thank you .") must fill at least
 ENCODE_BATCH = 256
 EPS = 1e-6
 RESPONSES = ("responses.text", "responses.ends")
+CACHE_FOLDER = "chat-retrieval"
 
 
 class Parts(Layer):
@@ -65,6 +69,10 @@ def build_parts(vocab_size: int, settings: dict[str, Any], seed: int) -> Parts:
 class DualEncoder:
     """A tokenizer and the :class:`Parts`; contexts are the last ``context_turns`` turns, of which the last
     ``context_words`` words are read, and a response's first ``response_words``."""
+
+    #: The SHA-256 of the model file's config (which covers its arrays' digests) it was read from; None for an
+    #: encoder not read from a file, whose vectors are never cached.
+    digest: str | None = None
 
     def __init__(self, tokenizer: WordTokenizer, parts: Parts, context_turns: int, context_words: int,
                  response_words: int, scale: float) -> None:
@@ -117,6 +125,38 @@ class DualEncoder:
 
     def encode_responses(self, responses: Sequence[str]) -> np.ndarray:
         return self.encode(self.response_ids(responses), 2)
+
+    def response_vectors(self, responses: Sequence[str]) -> np.ndarray:
+        """The vectors of ``responses`` as the replies are scored with them: rounded to float16 (as the cache
+        keeps them, so that a reply does not depend on where they came from), read from the cache when an
+        earlier run left them there, else encoded and cached. A damaged cache file is encoded anew; one that
+        cannot be written costs the next run the time, never this one its reply."""
+        import hashlib
+
+        from toolkit.errors import NlpToolError
+        from toolkit.files import cache_dir
+        from toolkit.nn import read_model_file, save_arrays
+
+        if self.digest is None:
+            return self.encode_responses(responses).astype(np.float16)
+        key = hashlib.sha256(f"{self.digest}\0".encode() + "\0".join(responses).encode()).hexdigest()
+        path = cache_dir() / CACHE_FOLDER / f"{key}.nlpt"
+        shape = (len(responses), self.parts.parts[2].out_features)
+        if path.is_file():
+            try:
+                cached = read_model_file(path)[1].get("vectors")
+            except (NlpToolError, OSError):
+                cached = None
+            if cached is not None and cached.shape == shape and cached.dtype == np.float16:
+                return cached
+        vectors = self.encode_responses(responses).astype(np.float16)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_arrays(path, {"vectors": vectors}, {"kind": "chat retrieval response vectors",
+                                                     "responses": len(responses)})
+        except (OSError, ValueError):
+            pass
+        return vectors
 
     def train_step(self, contexts: Sequence[list[int]], responses: Sequence[list[int]]) -> float:
         """Forward and backward on a batch of pairs, each response the true one of its context and a negative
@@ -172,6 +212,7 @@ def read_dual_encoder(path: str) -> tuple[DualEncoder, list[str], dict]:
     metadata = config.get("metadata", {})
     try:
         encoder = DualEncoder.from_arrays(metadata["dual_encoder"], arrays)
+        encoder.digest = config["config_sha256"]
         responses = texts_from_arrays(*(arrays[name] for name in RESPONSES)) if RESPONSES[0] in arrays else []
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: not a usable dual encoder ({type(error).__name__}: {error})") from None

@@ -55,10 +55,13 @@ class _BM25:
 
 
 class _Encoded:
-    """Scores of responses by the dual encoder: their vectors, encoded once, against the conversation's."""
+    """Scores of responses by the dual encoder: their vectors, encoded once (or read from the cache), against
+    the conversation's."""
 
     def __init__(self, encoder: Any, responses: list[str]) -> None:
-        self.encoder, self.vectors = encoder, encoder.encode_responses(responses)
+        import numpy as np
+
+        self.encoder, self.vectors = encoder, encoder.response_vectors(responses).astype(np.float32)
 
     def scores(self, turns: list[str]) -> Any:
         return self.vectors @ self.encoder.encode_contexts([turns])[0]
