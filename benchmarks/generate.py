@@ -1,4 +1,4 @@
-"""Text generation: our DecoderLM against PyTorch (training) and transformers (greedy generation), side by side.
+"""Text generation: our DecoderLM against PyTorch (training) and transformers (greedy generation), taking turns.
 
     python benchmarks/generate.py [--threads 2] [--steps 10] [--repeats 3] [--new-tokens 128]
                                   [--skip-training] [--skip-generation] [--skip-gpt2-small] [--skip-perplexity]
@@ -24,9 +24,14 @@
     public API (toolkit.api.evaluate on the generate task), when the
     model file exists and the task is registered; otherwise a line says why.
 
-Threads: OpenMP/BLAS and torch all at --threads. The machine may be shared:
-timings are medians, and ratios (ours / peer, above 1: we are faster) are
-what to compare across runs.
+Each contender runs in a process of its own, started with "spawn" (its own
+libraries, OpenMP runtime and thread pools, nothing of the other's), and
+the main process, which computes nothing, has them take turns call by call;
+each times its own calls. In one process the two OpenMP runtimes slowed
+whichever ran second (docs/benchmarks.md, runs 4 and 5). Threads: OpenMP/BLAS
+and torch all at --threads in each. The machine may be shared: timings are
+medians, and ratios (ours / peer, above 1: we are faster) are what to
+compare across runs.
 """
 
 from __future__ import annotations
@@ -37,15 +42,17 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from toolkit.threads import use_threads
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "plugins" / "generation" / "models" / "wikitext2.nlpt"
 WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext2" / "test.txt.gz"
 GPT2_SMALL = {"vocab": 50257, "dim": 768, "heads": 12, "layers": 12, "ffn": 3072, "context": 1024}
 EOS_ID = 3  # DecoderLM's default end-of-text id; forbidden in generation so that every run makes --new-tokens
+PAD_ID = 0  # DecoderLM's default padding id
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,33 +80,25 @@ def parse_args() -> argparse.Namespace:
 
 
 # Run as a script, this folder is first on sys.path, and its kernels.py would stand in for the optional
-# "kernels" package that transformers tries to import: take the folder off.
+# "kernels" package that transformers tries to import: take the folder off (in the workers too, which import
+# this file).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-args = parse_args()
-# Thread counts must be fixed before numpy, torch or our kernels start their pools.
-use_threads(args.threads)
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from toolkit.nn import Adam  # noqa: E402
-from toolkit.nn.language_model import DecoderLM, train_step  # noqa: E402
-from toolkit.nn.sampling import Decoding, Sampling  # noqa: E402
-
-torch.set_num_threads(args.threads)
 
 
-def gpt2_state(model: DecoderLM) -> dict[str, torch.Tensor]:
+# -- the contenders, each in a process of its own ----------------------------------------------------------------
+
+
+def gpt2_state(model: Any) -> dict[str, np.ndarray]:
     """Our weights under GPT-2's names and layout (GPT2Model's state dict, without "transformer.").
 
     GPT-2's Conv1D keeps weights as (in, out), as our Dense and attention
     do, so only the query/key/value projections change: GPT-2 holds them as
     one c_attn, their concatenation along the output axis.
     """
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731 (a copy: the models train apart)
-    state = {"wte.weight": t(model.wte.params["table"]), "wpe.weight": t(model.wpe.params["table"]),
-             "ln_f.weight": t(model.ln_f.params["gamma"]), "ln_f.bias": t(model.ln_f.params["beta"])}
+    import numpy as np
+
+    state = {"wte.weight": model.wte.params["table"], "wpe.weight": model.wpe.params["table"],
+             "ln_f.weight": model.ln_f.params["gamma"], "ln_f.bias": model.ln_f.params["beta"]}
     for i, block in enumerate(model.blocks):
         a = block.attn.params
         parts = {"ln_1": (block.ln1.params["gamma"], block.ln1.params["beta"]),
@@ -110,99 +109,255 @@ def gpt2_state(model: DecoderLM) -> dict[str, torch.Tensor]:
                  "mlp.c_fc": (block.ff1.params["w"], block.ff1.params["b"]),
                  "mlp.c_proj": (block.ff2.params["w"], block.ff2.params["b"])}
         for name, (weight, bias) in parts.items():
-            state[f"h.{i}.{name}.weight"], state[f"h.{i}.{name}.bias"] = t(weight), t(bias)
-    return state
+            state[f"h.{i}.{name}.weight"], state[f"h.{i}.{name}.bias"] = weight, bias
+    return {name: np.array(value, dtype=np.float32) for name, value in state.items()}  # copies: trained apart
 
 
-class Conv1D(torch.nn.Module):
-    """GPT-2's affine layer: y = x @ weight + bias, weight (in, out)."""
+class Ours:
+    """Our DecoderLM, trained by train_step and Adam, decoding with Decoding (greedy)."""
 
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.empty(n_in, n_out))
-        self.bias = torch.nn.Parameter(torch.empty(n_out))
+    def __init__(self) -> None:
+        self.models: dict[str, Any] = {}
+        self.optimizer: Any = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], -1)
+    def versions(self) -> str:
+        import numpy
+
+        return f"numpy {numpy.__version__}"
+
+    def build(self, key: str, shape: dict, context: int) -> dict[str, np.ndarray]:
+        """A model of ``shape`` with ``context`` positions (seed 0), kept as ``key``; its weights for the peer."""
+        from toolkit.nn.language_model import DecoderLM
+
+        model = DecoderLM(shape["vocab"], shape["dim"], shape["heads"], shape["layers"], shape["ffn"], 0.0, context,
+                          eos_id=EOS_ID, seed=0)
+        self.models[key] = model
+        return gpt2_state(model)
+
+    def optimize(self, key: str, lr: float) -> None:
+        from toolkit.nn import Adam
+
+        self.optimizer = Adam(self.models[key], lr)
+
+    def train_step(self, key: str, ids: np.ndarray) -> tuple[float, float]:
+        from toolkit.nn.language_model import train_step
+
+        start = time.perf_counter()
+        loss = train_step(self.models[key], ids)
+        self.optimizer.step()  # also zeroes the gradients
+        return float(loss), time.perf_counter() - start
+
+    def generate(self, key: str, prompts: np.ndarray, new_tokens: int) -> tuple[list[list[int]], float]:
+        import numpy as np
+
+        from toolkit.nn.sampling import Decoding, Sampling
+
+        start = time.perf_counter()
+        rngs = [np.random.default_rng(i) for i in range(len(prompts))]
+        decoding = Decoding(self.models[key], prompts.tolist(), Sampling(temperature=0), new_tokens, rngs,
+                            forbidden=[EOS_ID])
+        for _ in decoding:
+            pass
+        return [result.ids for result in decoding.results], time.perf_counter() - start
+
+    def perplexity(self, model: str, data: str) -> dict:
+        from toolkit import api
+
+        return api.evaluate("generate", data, model=model)
 
 
-class Block(torch.nn.Module):
-    """Pre-norm causal self-attention and GELU (tanh) MLP, each added to the residual stream."""
+class Theirs:
+    """The same model in PyTorch for training (written here, GPT-2's layout), and in transformers'
+    GPT2LMHeadModel for generation, each loaded with our weights."""
 
-    def __init__(self, dim: int, heads: int, ffn: int):
-        super().__init__()
-        self.heads = heads
-        self.ln_1, self.ln_2 = torch.nn.LayerNorm(dim, eps=1e-5), torch.nn.LayerNorm(dim, eps=1e-5)
-        self.attn = torch.nn.ModuleDict({"c_attn": Conv1D(dim, 3 * dim), "c_proj": Conv1D(dim, dim)})
-        self.mlp = torch.nn.ModuleDict({"c_fc": Conv1D(dim, ffn), "c_proj": Conv1D(ffn, dim)})
+    def __init__(self, threads: int) -> None:
+        import torch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.attn["c_attn"](self.ln_1(x)).split(D, dim=2)
-        q, k, v = (z.view(B, T, self.heads, D // self.heads).transpose(1, 2) for z in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, D)
-        x = x + self.attn["c_proj"](a)
-        return x + self.mlp["c_proj"](F.gelu(self.mlp["c_fc"](self.ln_2(x)), approximate="tanh"))
+        torch.set_num_threads(threads)
+        self.models: dict[str, Any] = {}
+        self.optimizer: Any = None
+
+    def versions(self) -> str:
+        import torch
+        import transformers
+
+        return f"torch {torch.__version__} (threads={torch.get_num_threads()}) transformers {transformers.__version__}"
+
+    def build(self, key: str, shape: dict, context: int, state: dict[str, np.ndarray], kind: str) -> None:
+        import torch
+
+        weights = {name: torch.from_numpy(value) for name, value in state.items()}
+        if kind == "train":
+            model = torch_gpt(shape, context)
+            model.load_state_dict(weights, strict=True)
+            self.models[key] = model.train()
+        else:
+            self.models[key] = hf_model(shape, context, weights)
+
+    def optimize(self, key: str, lr: float) -> None:
+        import torch
+
+        self.optimizer = torch.optim.Adam(self.models[key].parameters(), lr=lr)
+
+    def train_step(self, key: str, ids: np.ndarray) -> tuple[float, float]:
+        import torch
+        import torch.nn.functional as F
+
+        start = time.perf_counter()
+        batch = torch.from_numpy(ids)
+        logits = self.models[key](batch[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), time.perf_counter() - start
+
+    def generate(self, key: str, prompts: np.ndarray, new_tokens: int) -> tuple[list[list[int]], float]:
+        import torch
+
+        model = self.models[key]
+        start = time.perf_counter()
+        ids = torch.from_numpy(prompts)
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                 eos_token_id=EOS_ID, pad_token_id=model.config.pad_token_id)
+        return out[:, prompts.shape[1]:].tolist(), time.perf_counter() - start
 
 
-class TorchGPT(torch.nn.Module):
+def torch_gpt(shape: dict, context: int) -> Any:
     """Our DecoderLM in PyTorch, with GPT-2's parameter names so that :func:`gpt2_state` loads into it."""
+    import torch
+    import torch.nn.functional as F
 
-    def __init__(self, vocab: int, dim: int, heads: int, layers: int, ffn: int, context: int):
-        super().__init__()
-        self.wte, self.wpe = torch.nn.Embedding(vocab, dim), torch.nn.Embedding(context, dim)
-        self.h = torch.nn.ModuleList(Block(dim, heads, ffn) for _ in range(layers))
-        self.ln_f = torch.nn.LayerNorm(dim, eps=1e-5)
+    class Conv1D(torch.nn.Module):
+        """GPT-2's affine layer: y = x @ weight + bias, weight (in, out)."""
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
-        for block in self.h:
-            x = block(x)
-        return self.ln_f(x) @ self.wte.weight.T  # tied head, no bias
+        def __init__(self, n_in: int, n_out: int):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(n_in, n_out))
+            self.bias = torch.nn.Parameter(torch.empty(n_out))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], -1)
+
+    class Block(torch.nn.Module):
+        """Pre-norm causal self-attention and GELU (tanh) MLP, each added to the residual stream."""
+
+        def __init__(self, dim: int, heads: int, ffn: int):
+            super().__init__()
+            self.heads = heads
+            self.ln_1, self.ln_2 = torch.nn.LayerNorm(dim, eps=1e-5), torch.nn.LayerNorm(dim, eps=1e-5)
+            self.attn = torch.nn.ModuleDict({"c_attn": Conv1D(dim, 3 * dim), "c_proj": Conv1D(dim, dim)})
+            self.mlp = torch.nn.ModuleDict({"c_fc": Conv1D(dim, ffn), "c_proj": Conv1D(ffn, dim)})
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            B, T, D = x.shape
+            q, k, v = self.attn["c_attn"](self.ln_1(x)).split(D, dim=2)
+            q, k, v = (z.view(B, T, self.heads, D // self.heads).transpose(1, 2) for z in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, D)
+            x = x + self.attn["c_proj"](a)
+            return x + self.mlp["c_proj"](F.gelu(self.mlp["c_fc"](self.ln_2(x)), approximate="tanh"))
+
+    class TorchGPT(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte, self.wpe = torch.nn.Embedding(shape["vocab"], shape["dim"]), torch.nn.Embedding(context,
+                                                                                                      shape["dim"])
+            self.h = torch.nn.ModuleList(Block(shape["dim"], shape["heads"], shape["ffn"])
+                                         for _ in range(shape["layers"]))
+            self.ln_f = torch.nn.LayerNorm(shape["dim"], eps=1e-5)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+            for block in self.h:
+                x = block(x)
+            return self.ln_f(x) @ self.wte.weight.T  # tied head, no bias
+
+    return TorchGPT()
 
 
-def decoder(shape: dict, context: int, seed: int = 0) -> DecoderLM:
-    return DecoderLM(shape["vocab"], shape["dim"], shape["heads"], shape["layers"], shape["ffn"], 0.0, context,
-                     eos_id=EOS_ID, seed=seed)
+def hf_model(shape: dict, context: int, weights: dict) -> Any:
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    config = GPT2Config(vocab_size=shape["vocab"], n_positions=context, n_embd=shape["dim"], n_layer=shape["layers"],
+                        n_head=shape["heads"], n_inner=shape["ffn"], activation_function="gelu_new",
+                        layer_norm_epsilon=1e-5, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=EOS_ID,
+                        eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=True)
+    model = GPT2LMHeadModel(config)
+    missing, unexpected = model.transformer.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"GPT-2 weights do not match: missing {missing}, unexpected {unexpected}")
+    if model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr():
+        raise RuntimeError("transformers' output layer is not tied to the token embedding")
+    return model.eval()
+
+
+def serve(side: str, threads: int, connection: Any) -> None:
+    """A contender's process: its thread counts fixed before numpy, torch or our kernels start their pools, then
+    the calls of the main process, one at a time, until None."""
+    from toolkit.threads import use_threads
+
+    use_threads(threads)
+    contender = Ours() if side == "ours" else Theirs(threads)
+    while (call := connection.recv()) is not None:
+        method, kwargs = call
+        try:
+            connection.send(("ok", getattr(contender, method)(**kwargs)))
+        except Exception:  # the main process says what failed, then stops
+            import traceback
+
+            connection.send(("error", traceback.format_exc()))
+
+
+class Contender:
+    """A contender's process, started with "spawn" so that it holds its own libraries and thread pools and
+    nothing of the other's; :meth:`call` runs one of its methods there and returns the result."""
+
+    def __init__(self, side: str, threads: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(side, threads, child), daemon=True)
+        self.process.start()
+
+    def call(self, method: str, **kwargs: Any) -> Any:
+        self.connection.send((method, kwargs))
+        status, value = self.connection.recv()
+        if status != "ok":
+            raise RuntimeError(f"the contender's {method} failed:\n{value}")
+        return value
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join(timeout=60)
 
 
 # -- (a) training -------------------------------------------------------------------------------------------------
 
 
-def training(shape: dict) -> None:
-    ours = decoder(shape, shape["context"])
-    theirs = TorchGPT(shape["vocab"], shape["dim"], shape["heads"], shape["layers"], shape["ffn"], shape["context"])
-    theirs.load_state_dict(gpt2_state(ours), strict=True)
-    theirs.train()
-    ours_opt = Adam(ours, args.lr)
-    torch_opt = torch.optim.Adam(theirs.parameters(), lr=args.lr)
+def training(args: argparse.Namespace, ours: Contender, theirs: Contender, shape: dict) -> None:
+    import numpy as np
 
-    def ours_step(ids: np.ndarray) -> float:
-        loss = train_step(ours, ids)
-        ours_opt.step()  # also zeroes the gradients
-        return float(loss)
-
-    def torch_step(ids: np.ndarray) -> float:
-        batch = torch.from_numpy(ids)
-        logits = theirs(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        torch_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch_opt.step()
-        return loss.item()
-
+    state = ours.call("build", key="train", shape=shape, context=shape["context"])
+    theirs.call("build", key="train", shape=shape, context=shape["context"], state=state, kind="train")
+    for contender in (ours, theirs):
+        contender.call("optimize", key="train", lr=args.lr)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, shape["vocab"], (args.batch, shape["context"] + 1))
                for _ in range(args.warmup + args.steps)]
-    steps: dict[str, Callable[[np.ndarray], float]] = {"ours": ours_step, "torch": torch_step}
+    steps = {"ours": ours, "torch": theirs}
     losses: dict[str, list[float]] = {name: [] for name in steps}
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     for i, ids in enumerate(batches):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            losses[name].append(step(ids))
+        for name, contender in steps.items():
+            loss, took = contender.call("train_step", key="train", ids=ids)
+            losses[name].append(loss)
             if i >= args.warmup:
-                seconds[name].append(time.perf_counter() - start)
+                seconds[name].append(took)
     tokens = args.batch * shape["context"]
     speed = {name: tokens / statistics.median(s) for name, s in seconds.items()}
     first = abs(losses["ours"][0] - losses["torch"][0])
@@ -224,39 +379,6 @@ def training(shape: dict) -> None:
 # -- (b) generation -----------------------------------------------------------------------------------------------
 
 
-def hf_model(ours: DecoderLM) -> Any:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(vocab_size=ours.vocab_size, n_positions=ours.max_len, n_embd=ours.dim, n_layer=ours.n_layers,
-                        n_head=ours.heads, n_inner=ours.ffn, activation_function="gelu_new", layer_norm_epsilon=1e-5,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=EOS_ID, eos_token_id=EOS_ID,
-                        pad_token_id=ours.pad_id, tie_word_embeddings=True)
-    model = GPT2LMHeadModel(config)
-    missing, unexpected = model.transformer.load_state_dict(gpt2_state(ours), strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"GPT-2 weights do not match: missing {missing}, unexpected {unexpected}")
-    if model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr():
-        raise RuntimeError("transformers' output layer is not tied to the token embedding")
-    return model.eval()
-
-
-def ours_generate(model: DecoderLM, prompts: np.ndarray) -> list[list[int]]:
-    rngs = [np.random.default_rng(i) for i in range(len(prompts))]
-    decoding = Decoding(model, prompts.tolist(), Sampling(temperature=0), args.new_tokens, rngs, forbidden=[EOS_ID])
-    for _ in decoding:
-        pass
-    return [result.ids for result in decoding.results]
-
-
-def hf_generate(model: Any, prompts: np.ndarray) -> list[list[int]]:
-    ids = torch.from_numpy(prompts)
-    with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                             eos_token_id=EOS_ID, pad_token_id=model.config.pad_token_id)
-    return out[:, prompts.shape[1]:].tolist()
-
-
 def first_difference(a: list[list[int]], b: list[list[int]]) -> str:
     for row, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -265,26 +387,29 @@ def first_difference(a: list[list[int]], b: list[list[int]]) -> str:
     return "yes"
 
 
-def generation(label: str, shape: dict, context: int, batches: list[int]) -> list[str]:
+def generation(args: argparse.Namespace, ours: Contender, theirs: Contender, label: str, shape: dict, context: int,
+               batches: list[int]) -> list[str]:
     """Table rows of ours vs transformers at ``shape`` for each batch size."""
-    ours = decoder(shape, context)
-    theirs = hf_model(ours)
+    import numpy as np
+
+    state = ours.call("build", key=label, shape=shape, context=context)
+    theirs.call("build", key=label, shape=shape, context=context, state=state, kind="generate")
+    del state
     rng = np.random.default_rng(1)
+    sides = {"ours": ours, "transformers": theirs}
     rows = []
     for batch in batches:
         # Ids from 4 up: not padding (0) nor end of text (3).
         prompts = rng.integers(4, shape["vocab"], (batch, args.prompt_tokens))
-        runs = {"ours": lambda p=prompts: ours_generate(ours, p),
-                "transformers": lambda p=prompts: hf_generate(theirs, p)}
-        outputs = {name: run() for name, run in runs.items()}  # warm-up, and the tokens to compare
+        # A warm-up run each, whose tokens are compared.
+        outputs = {name: side.call("generate", key=label, prompts=prompts, new_tokens=args.new_tokens)[0]
+                   for name, side in sides.items()}
         if any(len(ids) != args.new_tokens for out in outputs.values() for ids in out):
             raise RuntimeError("a contender did not generate exactly --new-tokens tokens")
-        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        seconds: dict[str, list[float]] = {name: [] for name in sides}
         for _ in range(args.repeats):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - start)
+            for name, side in sides.items():
+                seconds[name].append(side.call("generate", key=label, prompts=prompts, new_tokens=args.new_tokens)[1])
         speed = {name: batch * args.new_tokens / statistics.median(s) for name, s in seconds.items()}
         rows.append(f"| {label} | {batch} | {speed['ours']:,.1f} | {speed['transformers']:,.1f} |"
                     f" **{speed['ours'] / speed['transformers']:.2f}** |"
@@ -295,53 +420,52 @@ def generation(label: str, shape: dict, context: int, batches: list[int]) -> lis
 # -- (c) perplexity -----------------------------------------------------------------------------------------------
 
 
-def perplexity(model: Path) -> None:
+def perplexity(ours: Contender, model: Path) -> None:
     """The default model's WikiText-2 test scores through the public API, or a line saying why there are none."""
     print("(c) WikiText-2 test perplexity of the default model")
     if not model.exists():
         print(f"    skipped: {model.relative_to(ROOT) if model.is_relative_to(ROOT) else model} does not exist"
               " (the default model is not trained yet)")
         return
-    from toolkit import api
-
     start = time.perf_counter()
-    try:
-        metrics = api.evaluate("generate", str(WIKITEXT_TEST), model=str(model))
-    except Exception as error:  # the generate task may not be registered yet; (a) and (b) stand on their own
-        print(f"    skipped: evaluate('generate') failed: {type(error).__name__}: {error}")
-        return
+    metrics = ours.call("perplexity", model=str(model), data=str(WIKITEXT_TEST))
     print(f"    {model.name} on {WIKITEXT_TEST.name} ({time.perf_counter() - start:.0f} s):")
     for key, value in metrics.items():
         print(f"    {key}: {value}")
 
 
 def main() -> int:
-    import transformers
-
-    print(f"threads={args.threads} torch {torch.__version__} (threads={torch.get_num_threads()})"
-          f" transformers {transformers.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print()
-    shape = {name: getattr(args, name) for name in ("vocab", "dim", "heads", "layers", "ffn", "context")}
-    if not args.skip_training:
-        training(shape)
-    if not args.skip_generation:
-        transformers.logging.set_verbosity_error()
-        batches = [int(b) for b in args.gen_batches.split(",")]
-        gen_context = max(args.gen_context, args.prompt_tokens + args.new_tokens)
-        print(f"(b) generation: greedy, {args.prompt_tokens}-token random prompts, {args.new_tokens} new tokens,"
-              f" median of {args.repeats} runs, turn by turn; same greedy tokens = identical ids in every row")
+    args = parse_args()
+    ours, theirs = Contender("ours", args.threads), Contender("torch", args.threads)
+    try:
+        print(f"threads={args.threads} each; ours ({ours.call('versions')}) and {theirs.call('versions')}, each in a"
+              f" process of its own, taking turns; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')};"
+              f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print()
-        print("| shape | batch | ours tokens/s | transformers tokens/s | ours / transformers | same greedy tokens |")
-        print("|---|---:|---:|---:|---:|---|")
-        label = f"default ({args.dim}d, {args.layers} layers, vocab {args.vocab}, context {gen_context})"
-        for row in generation(label, shape, gen_context, batches):
-            print(row, flush=True)
-        if not args.skip_gpt2_small:
-            for row in generation("GPT-2 small (random weights)", GPT2_SMALL, GPT2_SMALL["context"], batches):
+        shape = {name: getattr(args, name) for name in ("vocab", "dim", "heads", "layers", "ffn", "context")}
+        if not args.skip_training:
+            training(args, ours, theirs, shape)
+        if not args.skip_generation:
+            batches = [int(b) for b in args.gen_batches.split(",")]
+            gen_context = max(args.gen_context, args.prompt_tokens + args.new_tokens)
+            print(f"(b) generation: greedy, {args.prompt_tokens}-token random prompts, {args.new_tokens} new tokens,"
+                  f" median of {args.repeats} runs, turn by turn; same greedy tokens = identical ids in every row")
+            print()
+            print("| shape | batch | ours tokens/s | transformers tokens/s | ours / transformers | same greedy tokens |")
+            print("|---|---:|---:|---:|---:|---|")
+            label = f"default ({args.dim}d, {args.layers} layers, vocab {args.vocab}, context {gen_context})"
+            for row in generation(args, ours, theirs, label, shape, gen_context, batches):
                 print(row, flush=True)
-        print()
-    if not args.skip_perplexity:
-        perplexity(args.model)
+            if not args.skip_gpt2_small:
+                for row in generation(args, ours, theirs, "GPT-2 small (random weights)", GPT2_SMALL,
+                                      GPT2_SMALL["context"], batches):
+                    print(row, flush=True)
+            print()
+        if not args.skip_perplexity:
+            perplexity(ours, args.model)
+    finally:
+        ours.close()
+        theirs.close()
     # Other jobs' load slows ours and the peers alike only roughly: it is part of the record.
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0

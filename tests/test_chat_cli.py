@@ -123,6 +123,11 @@ def test_an_unreadable_corpus_ends_the_command_before_any_turn(tmp_path, home, n
                                                          " needs --corpus FILE")
 
 
+def test_m_is_the_model_as_on_every_verb(tmp_path, home):
+    missing = run("chat", "-m", str(tmp_path / "none.nlpt"), "Hi, can you help me?")
+    assert missing.exit_code == 2 and missing.stderr == f"nlp-tool: error: {tmp_path / 'none.nlpt'}: no such model file\n"
+
+
 def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):
     home.mkdir()
     damaged = b"not a database " * 1000

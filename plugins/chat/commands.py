@@ -8,8 +8,8 @@ with the verbs, it does as they do: the output formats and ``--output`` of
 error's class.
 
 The message of a one-shot reply is the command's argument, as a prompt is
-``generate``'s: ``-m`` is ``--model`` on every verb, so it cannot be the
-message here.
+``generate``'s: ``-m`` is ``--model`` on every verb, here too, so it cannot
+be the message.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _store(no_log: bool, resume: bool) -> Any:
 @click.option("--engine", "-e", default=DEFAULT_ENGINE, show_default=True,
               help="Dialogue engine: transformer (replies a language model writes) or retrieval (the"
               " best-scoring response of a corpus: the model's, or yours with --corpus).")
-@click.option("--model", metavar="FILE", help="Model file of the engine (default: its shipped model): a language"
+@click.option("--model", "-m", metavar="FILE", help="Model file of the engine (default: its shipped model): a language"
               " model for transformer, a dual encoder for retrieval, as `nlp-tool train chat` writes them.")
 @click.option("--continue", "resume", is_flag=True, help="Go on with the latest saved conversation.")
 @click.option("--cid", metavar="ID", help="Go on with the saved conversation ID (`nlp-tool logs` lists them).")

@@ -75,9 +75,8 @@ class TransformerChat(LoadsModel, DialogueEngine):
     record_fields: ClassVar[tuple[str, ...]] = ("turns",)
     train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2)
     default_model = str(MODEL_DIR / "dailydialog.nlpt")
-    # No default model is trained yet (issue 20): the hint says how to make one.
-    default_model_hint = ("none ships yet; train one on your dialogues with `nlp-tool train chat dialogues.jsonl`"
-                          " and pass --model FILE")
+    default_model_hint = ("train it with `python scripts/train_default_chat.py`, or train one on your dialogues with"
+                          " `nlp-tool train chat dialogues.jsonl` and pass --model FILE")
     takes_model = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
