@@ -451,7 +451,8 @@ def main() -> int:
             print(f"(b) generation: greedy, {args.prompt_tokens}-token random prompts, {args.new_tokens} new tokens,"
                   f" median of {args.repeats} runs, turn by turn; same greedy tokens = identical ids in every row")
             print()
-            print("| shape | batch | ours tokens/s | transformers tokens/s | ours / transformers | same greedy tokens |")
+            print("| shape | batch | ours tokens/s | transformers tokens/s | ours / transformers |"
+                  " same greedy tokens |")
             print("|---|---:|---:|---:|---:|---|")
             label = f"default ({args.dim}d, {args.layers} layers, vocab {args.vocab}, context {gen_context})"
             for row in generation(args, ours, theirs, label, shape, gen_context, batches):

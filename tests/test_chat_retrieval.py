@@ -64,7 +64,8 @@ def test_the_in_batch_loss_has_the_gradient_of_its_numbers():
 
 def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path, home):
     output = tmp_path / "pairs.nlpt"
-    report = toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
+    report = toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0,
+                           **TINY)
     assert report["responses"] == TOPICS and output.is_file()
     learnt = RetrievalEngine(str(output)).evaluate(PAIRED)
     by_words = RetrievalEngine(scorer="bm25").evaluate(PAIRED)
@@ -81,7 +82,8 @@ def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path, home):
 
 def test_a_corpus_replaces_the_responses_the_model_carries(tmp_path, home):
     output = tmp_path / "pairs.nlpt"
-    toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
+    toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0,
+                  **TINY)
     corpus = tmp_path / "faq.csv"
     corpus.write_text("question,answer\nwhat is ask3,\"here is ans3, on the second floor\"\n"
                       "what is ask5,\"here is ans5, open at nine\"\n", encoding="utf-8")
@@ -97,7 +99,8 @@ def test_a_corpus_replaces_the_responses_the_model_carries(tmp_path, home):
 
 def test_the_response_vectors_are_cached_for_the_next_run(tmp_path, home, monkeypatch):
     output = tmp_path / "pairs.nlpt"
-    toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0, **TINY)
+    toolkit.train("chat", PAIRED, engine="retrieval", output=output, progress=False, seed=0, valid_split=0,
+                  **TINY)
     turns = {"turns": ["tell me about ask9 please"]}
     first = RetrievalEngine(str(output)).run([turns])
     [cached] = (home / "cache" / "chat-retrieval").iterdir()

@@ -205,7 +205,9 @@ class TransformerChat(LoadsModel, DialogueEngine):
                    for result in self.run([{"turns": history} for history, _, _ in pairs[i:i + EVAL_BATCH]])]
         seconds = time.perf_counter() - start
         references = [[response for _, response, _ in pairs]]
-        bleu = {n: BLEU(max_ngram_order=n, effective_order=True).corpus_score(replies, references).score
+        # force: tokenized dialogues (DailyDialog's "Hi , Jim .") are scored as they are, replies and references
+        # alike, without sacreBLEU's warning that they look tokenized.
+        bleu = {n: BLEU(max_ngram_order=n, effective_order=True, force=True).corpus_score(replies, references).score
                 for n in (1, 2)}
         return {"engine": f"{self.task}:{self.name}", "model": self.model, "records": len(dialogues),
                 "responses": len(pairs), "tokens": tokens, "words": words,
