@@ -188,6 +188,8 @@ SHIPPED = {
     "summarize": "plugins/summarization/models/news.nlpt",
     "translate": "plugins/translation/models/en-de.nlpt",
     "generate": "plugins/generation/models/wikitext2.nlpt",
+    "chat": "plugins/chat/models/dailydialog.nlpt",
+    "chat-retrieval": "plugins/chat/models/dailydialog-retrieval.nlpt",
 }
 
 
@@ -204,6 +206,12 @@ SHIPPED = {
          "a model for classify:ensemble, not classify:ngram; use --engine ensemble"),
         (["generate", "Once upon a time"], "classify", "a model for classify:ensemble, not generate:transformer"),
         (["classify", "-t", "good"], "generate", "a model for generate:transformer, not classify:ensemble"),
+        (["chat", "--no-log", "hi"], "generate", "a model for generate:transformer, not chat:transformer"),
+        (["generate", "Once upon a time"], "chat", "a model for chat:transformer, not generate:transformer"),
+        (["chat", "-e", "retrieval", "--no-log", "hi"], "chat",
+         "a model for chat:transformer, not chat:retrieval; use --engine transformer"),
+        (["chat", "--no-log", "hi"], "chat-retrieval",
+         "a model for chat:retrieval, not chat:transformer; use --engine retrieval"),
     ],
 )
 def test_every_model_engine_refuses_a_foreign_model_file_as_a_usage_error(args, foreign, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from toolkit.errors import DataError, ModelMismatchError
 
 from toolkit_plugins.chat.transformer import SPEAKERS, TransformerChat, dialogue_text, marked_turns
 
+SHIPPED = Path(__file__).resolve().parents[1] / "plugins" / "chat" / "models" / "dailydialog.nlpt"
+DAILYDIALOG_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "dailydialog" / "test.jsonl.gz"
 DIALOGUES = [
     ["where is the station ?", "go straight on and turn left .", "thank you .", "you are welcome ."],
     ["what time is it ?", "it is five o'clock .", "so late ?", "yes , time to go home ."],
@@ -132,3 +135,26 @@ def test_a_batch_quotes_the_documents_where_they_answer_and_writes_the_rest(mode
     assert written["route"] == "model" and written["text"] == "go straight on and turn left ."
     assert written["docs_score"] < 0.3  # asked of the documents, which had no good answer
     assert "".join(chat.stream({"turns": ["When did the head office move to York?"]})) == quoted["text"]
+
+
+def test_the_shipped_model_scores_near_its_card_and_is_the_default():
+    """The shipped model and its card agree: response perplexity on the first 30 test dialogues (about 200
+    responses) near the card's full-test figure; and it is what `nlp-tool chat` replies with."""
+    from toolkit.datasets import read_records
+
+    if not SHIPPED.is_file() or not DAILYDIALOG_TEST.is_file():
+        pytest.skip("the default chat model or ../shared/data/dailydialog is not installed")
+    engine = TransformerChat()
+    card = engine.model_metadata()["test_metrics"]
+    scores = engine.evaluate(read_records(str(DAILYDIALOG_TEST), {"turns": "turns"})[:30])
+    # A sample's perplexity differs from the split's by its content (these 30 dialogues run at two thirds of
+    # the split's); another model is off by far more.
+    assert 0.5 < scores["word_perplexity"] / card["word_perplexity"] < 1.5, (scores, card)
+    text = (SHIPPED.parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"**{card['word_perplexity']:.2f}**" in text and f"**{card['token_perplexity']:.2f}**" in text
+    replied = subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", "chat", "--no-log", "-f",
+                              "json", "Hi, how are you?"], capture_output=True, text=True, timeout=120)
+    assert replied.returncode == 0, replied.stderr
+    [record] = json.loads(replied.stdout)
+    assert record["result"]["route"] == "model" and record["result"]["text"].strip()
+    assert record["stamp"]["engine"] == "chat:transformer" and record["stamp"]["model"] == str(SHIPPED)
