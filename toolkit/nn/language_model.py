@@ -16,7 +16,6 @@ so a row's result does not depend on what it is batched with.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +27,6 @@ from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MA
     register_layer
 from toolkit.nn.layers import Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, f32, log_softmax
 from toolkit.nn.transformer import EncoderLayer
-from toolkit.threads import serial_blas
-
-# Up to this many new positions (rows x tokens) a step's products run on one BLAS thread.
-SERIAL_ROWS = 64
 
 
 @dataclass
@@ -203,11 +198,12 @@ class DecoderLM(Layer):
         columns = np.arange(first, end)[None, :]
         x, _ = self._embed(ids, np.maximum(columns - cache.starts[:, None], 0), False)
         mask = cache.padding_mask(end) if cache.starts.any() and T > 1 else None
-        # A decoding step's products have a few rows: split over BLAS threads, each costs more in waking them
-        # (and waiting for a busy core) than in arithmetic; measured 4.7x faster on one thread at GPT-2 small.
-        with serial_blas if B * T <= SERIAL_ROWS else contextlib.nullcontext():
-            for i, block in enumerate(self.blocks):
-                x = self._block_step(block, x, cache, i, first, end, mask)
+        # A step's products keep BLAS's threads, small as they are: on an idle machine that was faster at every
+        # shape and batch measured (up to 1.37x at GPT-2 small, batch 8). Held to one thread they had been 4.7x
+        # faster on a machine busy with other work, where each call waited for a core (docs/benchmarks.md,
+        # "Where our decoding time goes"); an idle machine is the usual case.
+        for i, block in enumerate(self.blocks):
+            x = self._block_step(block, x, cache, i, first, end, mask)
         cache.length = end
         h, _ = self.ln_f.forward(x[:, -1])
         return log_softmax(h @ self.wte.params["table"].T)
