@@ -1,5 +1,5 @@
 """Soak: stream a large input through `classify -i lines` and `summarize -i jsonl` (and on request
-`qa -i jsonl` and `translate -i lines`) from stdin, sampling memory.
+`qa -i jsonl`, `translate -i lines`, `generate -i lines` and `chat -i jsonl`) from stdin, sampling memory.
 
     python benchmarks/soak_stream.py                  # 1 GB through classify and summarize
     python benchmarks/soak_stream.py --gigabytes 0.05 --verb classify
@@ -33,6 +33,8 @@ VERBS = {
     # Slower verbs, soaked on less input by default: a gigabyte through them takes days.
     "qa": ["qa", "-i", "jsonl", "-f", "jsonl", "-q"],
     "translate": ["translate", "-i", "lines", "-q"],
+    "generate": ["generate", "-i", "lines", "--max-tokens", "16", "-q"],
+    "chat": ["chat", "-i", "jsonl", "-f", "jsonl", "--max-tokens", "16"],
 }
 # The verbs soaked when none is named (--verb).
 DEFAULT_VERBS = ("classify", "summarize")
@@ -43,15 +45,18 @@ BLOCK = 1 << 20
 
 def _line(verb: str, line_bytes: int, seed: int) -> bytes:
     """One input line of about ``line_bytes``: a review (classify), a sentence (translate: at most 120 bytes,
-    its model's sentences), a JSON article (summarize) or a JSON question about one (qa)."""
+    its model's sentences; generate: a prompt of that length), a JSON article (summarize), a JSON question about
+    one (qa) or a JSON conversation of its sentences as turns (chat)."""
     rng = random.Random(seed)
     sentences = []
     while sum(map(len, sentences)) < line_bytes - 40:
         words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
         sentences.append(" ".join(words).capitalize() + ".")
     text = " ".join(sentences)
-    if verb == "translate":
+    if verb in ("translate", "generate"):
         return sentences[0][:120].encode() + b"\n"
+    if verb == "chat":
+        return json.dumps({"turns": sentences[-8:]}).encode() + b"\n"
     if verb == "qa":
         return json.dumps({"question": "What carried the story?", "context": text}).encode() + b"\n"
     return (json.dumps({"text": text}) if verb == "summarize" else text).encode() + b"\n"

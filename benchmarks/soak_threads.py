@@ -2,11 +2,14 @@
 
     python benchmarks/soak_threads.py [--minutes 30] [--threads 8] [--warmup 3] [--json FILE]
 
-Each thread loops over the four built-in tasks with their default models
-(classify, summarize, translate, qa), calling one shared ``toolkit.pipeline``
-per task with a batch of 1 to 8 inputs drawn from the shared data (IMDb
-reviews, BBC articles, Multi30k sentences, SQuAD questions), so that pipelines
-are used from several threads at once, as a web server would. Every ten
+Each thread loops over the built-in tasks with their default models
+(classify, summarize, translate, qa, generate, and chat with both engines),
+calling one shared ``toolkit.pipeline`` per task with a batch of 1 to 8
+inputs drawn from the shared data (IMDb reviews, BBC articles, Multi30k
+sentences, SQuAD questions, WikiText-2 lines as prompts, DailyDialog
+conversations cut before a turn), so that pipelines are used from several
+threads at once, as a web server would. Generated texts are cut at 16
+tokens, so that every task gets its share of the calls. Every ten
 seconds the process's resident memory (VmRSS) and its thread count are
 sampled. After ``--warmup`` minutes (models loaded, caches warm) the
 samples should stay flat: the report gives the growth of memory from the
@@ -18,7 +21,8 @@ threads, so single samples vary by a few), the calls made per task and any
 exception (target: none).
 Exit 1 when a target is missed.
 
-The data lives in ../shared/data (see its README); nothing is written.
+The data lives in ../shared/data (see its README); nothing is written but the
+retrieval engine's cache of response vectors (docs/chat.md).
 """
 
 from __future__ import annotations
@@ -55,12 +59,20 @@ def inputs() -> dict[str, list]:
 
     with gzip.open(DATA / "multi30k" / "val.en.gz", "rt", encoding="utf-8") as f:
         sentences = f.read().splitlines()[:500]
+    with gzip.open(DATA / "wikitext2" / "valid.txt.gz", "rt", encoding="utf-8") as f:
+        prompts = [line.strip()[:200] for line in f if len(line.strip()) > 40][:500]
+    rng = random.Random(0)
+    conversations = [{"turns": r["turns"][:rng.randint(1, len(r["turns"]) - 1)]}
+                     for r in jsonl(DATA / "dailydialog" / "validation.jsonl.gz", 500)]
     squad = read_squad(str(DATA / "squad" / "dev-v1.1.json.gz"))[:500]
     return {
         "classify": [r["text"] for r in jsonl(DATA / "imdb" / "test.jsonl.gz", 500)],
         "summarize": [r["article"] for r in jsonl(DATA / "bbc_news_summary" / "test.jsonl.gz", 300)],
         "translate": sentences,
         "qa": [{"question": r["question"], "context": r["context"]} for r in squad],
+        "generate": prompts,
+        "chat": conversations,
+        "chat-retrieval": conversations,
     }
 
 
@@ -80,6 +92,9 @@ def main() -> int:
         "summarize": toolkit.pipeline("summarize", sentences=3),
         "translate": toolkit.pipeline("translate", source="en", target="de"),
         "qa": toolkit.pipeline("qa"),
+        "generate": toolkit.pipeline("generate", max_tokens=16),
+        "chat": toolkit.pipeline("chat", max_tokens=16),
+        "chat-retrieval": toolkit.pipeline("chat", "retrieval"),
     }
     calls = {task: 0 for task in pipelines}
     failures: list[str] = []

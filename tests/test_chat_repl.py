@@ -158,3 +158,22 @@ def test_continue_on_the_terminal_then_exit(terminal, tmp_path):
     again.read_until("nlp-tool: interrupted")
     assert again.exit_code() == 130
     assert [c["exchanges"] for c in saved(tmp_path / "home")] == [1, 1]
+
+
+def test_the_default_engine_streams_the_shipped_models_reply(tmp_path):
+    from toolkit_plugins.chat.transformer import TransformerChat
+
+    if not os.path.isfile(TransformerChat.default_model):
+        pytest.skip("the default chat model is not installed")
+    env = {**os.environ, "NLP_TOOL_HOME": str(tmp_path / "home"), "TERM": "dumb"}
+    t = Terminal(["chat", "--no-log", "--temperature", "0"], env)
+    try:
+        assert "Chatting with chat:transformer" in t.read_until("Ctrl-D to end.")
+        t.read_until(PROMPT)
+        t.type("Hi, how are you?\r")
+        reply = t.read_until(PROMPT).split("Hi, how are you?", 1)[-1]
+        assert reply.strip() and "<|speaker" not in reply
+        t.type("\x04")
+        assert t.exit_code() == 0
+    finally:
+        t.close()
