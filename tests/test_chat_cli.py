@@ -98,6 +98,7 @@ def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     (["--continue", "hi"], None, 2, "no conversation is saved yet to continue"),
     (["-f", "json"], "hi\n", 2, "one reply per line is plain text"),
     (["--engine", "psychic", "hi"], None, 2, "task 'chat' has no engine 'psychic'"),
+    (["--scorer", "tfidf", "hi"], None, 2, "'tfidf' is not one of 'encoder', 'bm25'"),
 ])
 def test_bad_input_gets_one_clear_message(corpus, home, args, input, code, message):
     result = run("chat", *BM25, "--corpus", corpus, *args, input=input)

@@ -55,8 +55,9 @@ def _option_param(name: str, option: Option) -> click.Option:
         return click.Option([f"{option.flags(name)[0]}/{option.flags(name)[1]}", name], default=None,
                             help=option.help)
     shown = f" [default: {option.default}]" if option.default not in ("", None, ()) else ""
-    return click.Option([*option.flags(name), name], type=kinds[option.type], multiple=option.multiple,
-                        default=None, help=option.help + shown)
+    kind = click.Choice(option.choices) if option.choices and option.type is str else kinds[option.type]
+    return click.Option([*option.flags(name), name], type=kind, multiple=option.multiple, default=None,
+                        help=option.help + shown)
 
 
 def _engine_params() -> list[click.Option]:
