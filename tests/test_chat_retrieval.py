@@ -36,6 +36,9 @@ def tiny_encoder(seed: int = 0) -> DualEncoder:
 
 def test_the_in_batch_loss_has_the_gradient_of_its_numbers():
     encoder = tiny_encoder()
+    # Off zero, where a freshly made convolution's bias sits: windows of padding alone would be exactly at the
+    # ReLU's kink, where the slopes either side differ.
+    encoder.parts.parts[0].layers[1].params["b"][:] = np.linspace(0.05, 0.1, 6)
     contexts = encoder.context_ids([d["turns"][:1] for d in PAIRED[:6]])
     responses = encoder.response_ids([d["turns"][1] for d in PAIRED[:6]])
     encoder.parts.zero_grad()
@@ -63,6 +66,14 @@ def test_the_in_batch_loss_has_the_gradient_of_its_numbers():
             assert abs(fine - analytic[name].flat[index]) <= 2e-3 + 0.05 * abs(fine), (name, index)
             checked += 1
     assert checked >= 30
+
+
+def test_a_texts_vector_does_not_depend_on_the_texts_encoded_with_it():
+    encoder = tiny_encoder()
+    texts = ["sure here is ans1", "tell me about ask2 please and then tell me more about it", "hi"]
+    alone = np.concatenate([encoder.encode_responses([text]) for text in texts])
+    together = encoder.encode_responses(texts)
+    assert np.allclose(alone, together, atol=1e-6)
 
 
 def test_the_encoder_learns_pairs_that_bm25_cannot_see(tmp_path, home):

@@ -100,7 +100,10 @@ class DualEncoder:
         from toolkit.text import pad_sequences
 
         tower, head = self.parts.parts[0], self.parts.parts[side]
-        width = max(WIDTH, max(map(len, sequences), default=0))
+        # At least WIDTH padding ids after every text: each then has its windows that run off its end and one
+        # of padding alone, and more padding only repeats that one, so a text's vector does not depend on the
+        # longest text of its batch.
+        width = max(map(len, sequences), default=0) + WIDTH
         pooled, back_tower = tower.forward(pad_sequences(sequences, maxlen=width, padding="post"), train)
         z, back_head = head.forward(pooled, train)
         norm = np.sqrt((z * z).sum(axis=1, keepdims=True)) + np.float32(EPS)
