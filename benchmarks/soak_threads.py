@@ -151,7 +151,8 @@ def main() -> int:
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps({**report, "samples": samples}, indent=1))
-    ok = not failures and abs(report["rss_growth"]) <= 0.10 and report["threads_at_end"] <= report["threads_after_warmup"]
+    ok = (not failures and abs(report["rss_growth"]) <= 0.10
+          and report["threads_at_end"] <= report["threads_after_warmup"])
     return 0 if ok else 1
 
 

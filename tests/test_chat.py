@@ -64,7 +64,8 @@ def test_retrieval_replies_from_the_corpus_or_says_it_fell_back(corpus):
     pieces = list(engine.stream({"turns": ["Excuse me, where is the station?"]}))
     assert len(pieces) > 1 and "".join(pieces) == results[0]["text"]
     # A minimum score above the match's sends it to the fallback.
-    strict = RetrievalEngine(scorer="bm25", corpus=corpus, min_score=results[0]["score"] + 1, fallback="Please call us.")
+    strict = RetrievalEngine(scorer="bm25", corpus=corpus, min_score=results[0]["score"] + 1,
+                             fallback="Please call us.")
     assert strict.run([{"turns": ["where is the station"]}])[0]["text"] == "Please call us."
 
 

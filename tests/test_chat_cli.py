@@ -73,8 +73,8 @@ def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     assert lines[0]["result"]["text"] == STATION and lines[2]["result"]["text"] == TIME
     assert "'turns'" in lines[1]["error"] and "nlp-tool: error: b: " in result.stderr
     # Batches of any size give the same results.
-    one_by_one = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", "--batch-size",
-                     "1", input=records)
+    one_by_one = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip",
+                     "--batch-size", "1", input=records)
     assert one_by_one.stdout == result.stdout
     stopped = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", input=records)
     assert stopped.exit_code == 1 and stopped.stdout == f"==> a <==\n{STATION}\n"
@@ -85,7 +85,8 @@ def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     records = tmp_path / "in.jsonl"
     records.write_text('{"id": "a", "turns": ["what time is it"]}\n', encoding="utf-8")
     out = tmp_path / "out.tsv"
-    assert run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", str(records), "-f", "tsv", "-o", str(out)).exit_code == 0
+    written = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", str(records), "-f", "tsv", "-o", str(out))
+    assert written.exit_code == 0
     assert out.read_text().splitlines()[1].startswith(f"a\t{TIME}\tcorpus\t")
 
 
@@ -126,14 +127,16 @@ def test_an_unreadable_corpus_ends_the_command_before_any_turn(tmp_path, home, n
 
 def test_m_is_the_model_as_on_every_verb(tmp_path, home):
     missing = run("chat", "-m", str(tmp_path / "none.nlpt"), "Hi, can you help me?")
-    assert missing.exit_code == 2 and missing.stderr == f"nlp-tool: error: {tmp_path / 'none.nlpt'}: no such model file\n"
+    assert missing.exit_code == 2
+    assert missing.stderr == f"nlp-tool: error: {tmp_path / 'none.nlpt'}: no such model file\n"
 
 
 def test_a_corrupt_database_is_said_and_never_overwritten(corpus, home):
     home.mkdir()
     damaged = b"not a database " * 1000
     (home / "logs.db").write_bytes(damaged)
-    for args in (["chat", *BM25, "--corpus", corpus, "hello"], ["logs"], ["chat", *BM25, "--corpus", corpus, "--continue", "hi"]):
+    for args in (["chat", *BM25, "--corpus", corpus, "hello"], ["logs"],
+                 ["chat", *BM25, "--corpus", corpus, "--continue", "hi"]):
         result = run(*args)
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
         assert "cannot use the conversation database" in result.stderr and "--no-log" in result.stderr
@@ -157,7 +160,8 @@ def test_docs_answers_are_quoted_on_the_command_line(corpus, home, tmp_path):
     doc = tmp_path / "acme.txt"
     doc.write_text("Acme was founded in 1921 by Jane Doe in Leeds. Its head office moved to York in 1960.\n",
                    encoding="utf-8")
-    result = run("chat", *BM25, "--corpus", corpus, "--docs", str(doc), "--no-log", "When did the head office move to York?")
+    result = run("chat", *BM25, "--corpus", corpus, "--docs", str(doc), "--no-log",
+                 "When did the head office move to York?")
     assert result.exit_code == 0, result.output
     assert result.stdout == f'1960 — "Its head office moved to York in 1960." ({doc})\n'
     missing = run("chat", *BM25, "--corpus", corpus, "--docs", str(tmp_path / "nope.txt"), "--no-log", "hello")

@@ -485,3 +485,21 @@ def test_the_shipped_models_have_no_digest_and_still_load(task):
     config, arrays = nn.read_model_file(SHIPPED[task])
     assert "config_sha256" not in config and arrays
     assert toolkit.pipeline(task, model=str(SHIPPED[task]))(INPUTS[task])
+
+
+def test_texts_stored_as_arrays_come_back_and_damage_is_a_value_error():
+    from toolkit.nn import text_arrays, texts_from_arrays
+
+    texts = ["Hi , Jim .", "", "这部电影太好看了", "naïve café\n"]
+    data, ends = text_arrays(texts)
+    assert data.dtype == np.uint8 and ends.tolist()[-1] == len(data)
+    assert texts_from_arrays(data, ends) == texts
+    assert texts_from_arrays(*text_arrays([])) == []
+    for bad_data, bad_ends, message in [
+        (data, ends[::-1].copy(), "do not cut their bytes in order"),
+        (data, ends - 1, "do not cut their bytes in order"),
+        (data.astype(np.int16), ends, "stored as bytes"),
+        (np.frombuffer(b"\xff\xfe", np.uint8).copy(), np.array([2]), "not UTF-8"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            texts_from_arrays(bad_data, bad_ends)
