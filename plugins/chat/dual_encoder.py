@@ -33,6 +33,8 @@ from toolkit.nn import Layer
 
 if TYPE_CHECKING:
     from toolkit.nn.trainer import History
+
+    from toolkit_plugins.chat.ranking import Exchange
     from toolkit.text import WordTokenizer
 
 WIDTH = 3  # words a filter sees: short turns ("Thank you .") must fill at least one window
@@ -161,6 +163,15 @@ class DualEncoder:
             pass
         return vectors
 
+    def rank(self, found: Sequence[Exchange]) -> dict:
+        """Recall@1 among 10 and MRR (:func:`toolkit_plugins.chat.ranking.rank`) of the true responses of
+        ``found``, scored by this encoder against the turns before each."""
+        from toolkit_plugins.chat.ranking import rank
+
+        contexts = self.encode_contexts([exchange.history for exchange in found])
+        vectors = self.encode_responses([exchange.response for exchange in found])
+        return rank(found, lambda n, candidates: vectors[candidates] @ contexts[n])
+
     def train_step(self, contexts: Sequence[list[int]], responses: Sequence[list[int]]) -> float:
         """Forward and backward on a batch of pairs, each response the true one of its context and a negative
         of every other; the gradients accumulate in the parts. Return the loss (both directions' mean)."""
@@ -233,7 +244,7 @@ def fit_dual_encoder(dialogues: list[list[str]], valid: list[list[str]] | None, 
     from toolkit.text import WordTokenizer
     from toolkit.training import make_trainer, resumed
 
-    from toolkit_plugins.chat.ranking import exchanges, rank
+    from toolkit_plugins.chat.ranking import exchanges
 
     saved = resumed(settings, output, seed)
     if saved is None:
@@ -258,9 +269,7 @@ def fit_dual_encoder(dialogues: list[list[str]], valid: list[list[str]] | None, 
         return [rows for rows in cut if len(rows) > 1]
 
     def validate() -> dict[str, float]:
-        c = encoder.encode_contexts([exchange.history for exchange in held])
-        r = encoder.encode_responses([exchange.response for exchange in held])
-        return {"recall_at_1": rank(held, lambda n, candidates: r[candidates] @ c[n])["recall_at_1"]}
+        return {"recall_at_1": encoder.rank(held)["recall_at_1"]}
 
     trainer = make_trainer(
         encoder.parts, nn.Adam(encoder.parts, settings["learning_rate"]), step, batches, settings, output, seed,

@@ -198,17 +198,13 @@ class RetrievalEngine(LoadsModel, DialogueEngine):
 
         dialogues = dialogues_of(records, "evaluation data")
         found = exchanges(dialogues)
-        responses = [exchange.response for exchange in found]
         if self.settings["scorer"] == "bm25":
             from toolkit_plugins.chat.bm25 import BM25Index
 
-            index, k = BM25Index(responses), self.settings["context_turns"]
+            index, k = BM25Index([exchange.response for exchange in found]), self.settings["context_turns"]
             report = rank(found, lambda n, candidates: index.scores("\n".join(found[n].history[-k:]))[candidates])
         else:
-            encoder = self._encoder()[0]
-            contexts = encoder.encode_contexts([exchange.history for exchange in found])
-            vectors = encoder.encode_responses(responses)
-            report = rank(found, lambda n, candidates: vectors[candidates] @ contexts[n])
+            report = self._encoder()[0].rank(found)
         return {"engine": f"{self.task}:{self.name}", "scorer": self.settings["scorer"], "model": self.model,
                 "records": len(dialogues), **report}
 
