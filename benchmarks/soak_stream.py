@@ -74,7 +74,7 @@ def _status(pid: int, key: str) -> int | None:
     return None
 
 
-def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict:
+def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: str | None = None) -> dict:
     """Stream ``total_bytes`` through ``verb``; its figures (see the module's docstring)."""
     lines = [_line(verb, line_bytes, seed) for seed in range(64)]
     # Blocks of a megabyte at most, and not past the input asked for: a megabyte is 17,000 sentences to translate.
@@ -120,6 +120,9 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str]) -> dict
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - launched
+    if trace:
+        with open(trace, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{verb}\t{at:.1f}\t{done}\t{rss / 2**20:.1f}\n" for at, _, done, rss in samples)
     warm = [rss for _, _, done, rss in samples if done >= expected_lines / 10]
     low, high = (min(warm), max(warm)) if warm else (0, 0)
     return {
@@ -146,11 +149,13 @@ def main() -> int:
                         help="Bytes per input line (long lines: the engines' cost is mostly per line).")
     parser.add_argument("--verb", choices=list(VERBS), action="append",
                         help="Verb to soak (default: classify and summarize).")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="Append every memory sample to FILE: verb, seconds, lines out, RSS MB (tab-separated).")
     parser.add_argument("extra", nargs="*", help="More arguments for the verb (after --), e.g. -- -e lead.")
     args = parser.parse_args()
     failed = False
     for verb in args.verb or DEFAULT_VERBS:
-        report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra)
+        report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra, args.trace)
         low, high = report["rss_after_warmup_mb"]
         flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
         print(f"{verb}: exit {report['exit_code']}, {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"

@@ -14,6 +14,7 @@ from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, given_options, option_params
 from toolkit.cli.task_output import stream_results, write_results
 from toolkit.engine import can_stream, can_train, takes_model
+from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
 
 
@@ -176,6 +177,7 @@ def run_task(
         records = io.read_records(sources, text, input_format, text_field, id_field, question,
                                   pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
 
+    keep_freed_memory()
     try:
         # Without --debug, a failing input becomes an error record, reported with its id. Engines load their
         # model when first asked, and the stamp asks: both are the engine starting, so a model file that

@@ -121,14 +121,18 @@ class Decoding:
 
     def _start(self) -> None:
         """Run the rows' contexts as left-padded prompts, with room for every row to reach the model's context
-        before the cache is full: when a row must slide depends on its own length, not its neighbours'."""
+        before the cache is full (when a row must slide depends on its own length, not its neighbours'), or
+        to finish, when that comes first: the cache holds what the rows can still generate, not a whole
+        context per row (GPT-2's would be 75 MB a row)."""
         contexts = [self.context[row] for row in self.rows]
         width = max(map(len, contexts))
         columns = np.full((len(contexts), width), self.model.pad_id, dtype=np.int64)
         starts = np.array([width - len(c) for c in contexts], dtype=np.int64)
         for j, context in enumerate(contexts):
             columns[j, starts[j]:] = context
-        self._logp, self._cache = self.model.start(columns, starts, self.model.max_len + int(starts.max()))
+        to_go = max(self.max_tokens - len(self.results[row].ids) for row in self.rows)
+        capacity = min(self.model.max_len + int(starts.max()), width + to_go)
+        self._logp, self._cache = self.model.start(columns, starts, capacity)
 
     def stop(self, row: int, reason: str = "stop") -> None:
         """End ``row`` after this step."""
