@@ -438,7 +438,7 @@ def test_registered_as_classify_task():
 
     registry = load_registry(entry_points=[])
     engines = registry.tasks()["classify"]
-    assert list(engines) == ["ensemble", "ngram", "cnn"]
+    assert list(engines) == ["ensemble", "ngram", "cnn", "bert"]
     assert registry.engine("classify").engine_class is EnsembleClassifier
 
 

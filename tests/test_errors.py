@@ -35,6 +35,7 @@ EXIT_CODES = {
     errors.ColumnError: 2,
     errors.ModelFileError: 1,
     errors.ModelNotFoundError: 2,
+    errors.CheckpointError: 2,
     errors.TrainingError: 1,
     errors.RegistryError: 1,
     errors.UnknownTaskError: 2,

@@ -83,7 +83,7 @@ class Pipeline:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         registry = registry or get_registry()
-        entry = registry.engine(task, engine)
+        entry = registry.engine(task, engine, model)
         self.task = task
         self.engine_name = entry.name
         self.plugin = entry.plugin
@@ -335,7 +335,7 @@ def evaluate(
     options (as for :func:`pipeline`). Returns the engine's metrics dict.
     """
     registry = registry or get_registry()
-    entry = capable_engine(registry, task, engine, can_evaluate, "evaluated")
+    entry = capable_engine(registry, task, engine, can_evaluate, "evaluated", model)
     cls = entry.engine_class
     records = load_data(_own_format(cls, data, data_format, encoding), cls.record_fields, columns, data_format,
                         encoding, header)
@@ -343,11 +343,16 @@ def evaluate(
 
 
 def capable_engine(
-    registry: Registry, task: str, engine: str | None, capable: Callable[[type], bool], verb: str
+    registry: Registry, task: str, engine: str | None, capable: Callable[[type], bool], verb: str,
+    model: str | None = None,
 ) -> EngineEntry:
-    """The entry of ``engine``, or of the task's first engine for which ``capable`` holds (``can_train``,
-    ``can_evaluate``); UnsupportedError (a NotImplementedError), naming the engines that can, when it does not hold."""
+    """The entry of ``engine``, or of the engine that runs the checkpoint ``model`` names, or of the task's first
+    engine for which ``capable`` holds (``can_train``, ``can_evaluate``); UnsupportedError (a
+    NotImplementedError), naming the engines that can, when it does not hold."""
     engines = registry.tasks().get(task, {})
+    if engine is None and model is not None:
+        found = registry.checkpoint_engine(task, model)
+        engine = found.name if found is not None else None
     if engine is None:
         # The task's default engine may be rule-based; the first trainable one is the natural default.
         engine = next((name for name, entry in engines.items() if capable(entry.engine_class)), None)

@@ -33,6 +33,8 @@ from toolkit.errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from toolkit.contracts import TaskContract
 
 INPUT_KINDS = ("text", "question+context", "dialogue")
@@ -317,6 +319,10 @@ class Engine(abc.ABC):
     #: The task's contract (toolkit.contracts.TaskContract): set by the task's base class, or by the
     #: registry when the engine is registered for a task that declares one.
     contract: ClassVar[TaskContract | None] = None
+    #: The ``model_type`` values (config.json) of other tools' checkpoints the engine runs, given as the model:
+    #: a folder, or a model id in the local Hugging Face cache. With no engine named, a task's checkpoint
+    #: goes to the engine that lists its type (``Registry.engine``).
+    checkpoint_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.settings = checked_settings(type(self), options, self.options)
@@ -378,6 +384,8 @@ class Engine(abc.ABC):
         meta = self.loaded_metadata()
         if meta is not None:
             stamp["model_name"] = meta.get("name")
+            if "source" in meta:  # another tool's checkpoint: the folder and the architecture that ran
+                stamp["model_source"], stamp["model_architecture"] = meta["source"], meta.get("architecture")
         return stamp
 
     def loaded_metadata(self) -> dict | None:
@@ -420,6 +428,21 @@ class Engine(abc.ABC):
             hint = f"; use --engine {engine}" if task == self.task and engine else ""
             raise ModelMismatchError(f"{model}: a model for {task}:{engine}, not {self.task}:{self.name}{hint}")
         return meta
+
+    def checkpoint_folder(self) -> Path | None:
+        """The checkpoint folder ``model`` names (see :attr:`checkpoint_types`), or None when it names none (a
+        model file, say); ModelMismatchError, before any weight is read, for a checkpoint of a type the engine
+        does not run."""
+        from toolkit.nn.pretrained import checkpoint_folder, checkpoint_type
+
+        folder = checkpoint_folder(self.model) if self.model is not None and self.checkpoint_types else None
+        if folder is None:
+            return None
+        kind = checkpoint_type(folder)
+        if kind is not None and kind not in self.checkpoint_types:
+            raise ModelMismatchError(f"{self.model}: a {kind!r} checkpoint; {self.task}:{self.name} runs"
+                                     f" {', '.join(self.checkpoint_types)} checkpoints")
+        return folder
 
     def stream(self, item: Any) -> Iterator[str]:
         """The text of ``item``'s result in pieces as they are made (a generated text token by token);

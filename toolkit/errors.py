@@ -106,6 +106,14 @@ class ModelNotFoundError(OptionError, ModelFileError):
     exit_code = USAGE_ERROR
 
 
+class CheckpointError(ModelFileError):
+    """Another tool's checkpoint folder that nlp-tool cannot run: weights stored as a pickle, a tensor missing or
+    not of the config's shape, an architecture or setting it does not run, a damaged file. A usage error (exit 2):
+    the folder named is not one to give it, as a missing file is not."""
+
+    exit_code = USAGE_ERROR
+
+
 class TrainingError(NlpToolError, ArithmeticError):
     """Training cannot go on: its loss stopped being a finite number (too high a learning rate, most often)."""
 

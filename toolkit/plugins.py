@@ -23,7 +23,7 @@ import pluggy
 from toolkit import __version__, hookspecs
 from toolkit.contracts import TaskContract
 # RegistryError and UnknownTaskError lived here before toolkit.errors.
-from toolkit.errors import RegistryError, UnknownTaskError
+from toolkit.errors import ModelMismatchError, RegistryError, UnknownTaskError
 from toolkit.files import AtomicFile
 from toolkit.registration import check_engine_class, check_task_contract, hold_to_contract
 
@@ -289,12 +289,18 @@ class Registry:
             out.setdefault(task, {})[name] = entry
         return out
 
-    def engine(self, task: str, engine: str | None = None) -> EngineEntry:
-        """The entry for ``task`` and ``engine``; without an engine, the task's first registered one."""
+    def engine(self, task: str, engine: str | None = None, model: str | None = None) -> EngineEntry:
+        """The entry for ``task`` and ``engine``. Without an engine: when ``model`` names another tool's checkpoint
+        (a folder with config.json, or a model id in the local Hugging Face cache), the task's first engine that
+        runs its ``model_type`` (ModelMismatchError when none does); otherwise the task's first registered one."""
         engines = self.tasks().get(task)
         if not engines:
             known = ", ".join(sorted(self.tasks())) or "none"
             raise UnknownTaskError(f"unknown task {task!r} (available: {known}){self.failures_said()}")
+        if engine is None and model is not None:
+            entry = self.checkpoint_engine(task, model)
+            if entry is not None:
+                return entry
         if engine is None:
             return next(iter(engines.values()))
         if engine not in engines:
@@ -302,6 +308,22 @@ class Registry:
                 f"task {task!r} has no engine {engine!r} (available: {', '.join(engines)}){self.failures_said()}"
             )
         return engines[engine]
+
+    def checkpoint_engine(self, task: str, model: str) -> EngineEntry | None:
+        """The engine of ``task`` that runs the checkpoint ``model`` names; None when it names none."""
+        from toolkit.nn.pretrained import checkpoint_folder, checkpoint_type
+
+        engines = self.tasks().get(task, {})
+        folder = checkpoint_folder(model)
+        kind = checkpoint_type(folder) if folder is not None else None
+        if kind is None:
+            return None  # not a checkpoint, or one whose config the engine's loader will report
+        for entry in engines.values():
+            if kind in entry.engine_class.checkpoint_types:
+                return entry
+        runs = sorted({t for entry in engines.values() for t in entry.engine_class.checkpoint_types})
+        raise ModelMismatchError(f"{model}: a {kind!r} checkpoint; {task} runs "
+                                 + (f"{', '.join(runs)} checkpoints" if runs else "no checkpoints of other tools"))
 
     def failures_said(self) -> str:
         """The plugins that failed to load and why, as the end of a message about something missing ("" for

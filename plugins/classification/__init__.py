@@ -1,4 +1,4 @@
-"""Built-in classification plugin: the task ``classify`` with the engines ngram, cnn and ensemble.
+"""Built-in classification plugin: the task ``classify`` with the engines ensemble, ngram, cnn and bert.
 
 Registered through the same hook as any third-party plugin. The engine
 modules import numpy and scikit-learn only when a model is trained or used.
@@ -6,6 +6,7 @@ modules import numpy and scikit-learn only when a model is trained or used.
 
 from toolkit import hookimpl
 
+from toolkit_plugins.classification.checkpoint import CheckpointClassifier
 from toolkit_plugins.classification.cnn import CnnClassifier
 from toolkit_plugins.classification.common import CONTRACT
 from toolkit_plugins.classification.ensemble import EnsembleClassifier
@@ -20,5 +21,5 @@ def register_tasks(register):
 @hookimpl
 def register_engines(register):
     # The first engine registered is the task's default: the one the shipped model needs.
-    for engine in (EnsembleClassifier, NgramClassifier, CnnClassifier):
+    for engine in (EnsembleClassifier, NgramClassifier, CnnClassifier, CheckpointClassifier):
         register("classify", engine.name, engine, engine.description)

@@ -121,8 +121,9 @@ CONTRACT = TaskContract(
 )
 
 
-class ClassifierEngine(LoadsModel, Engine):
-    """Base of the classification engines: a model file in, label + probabilities out."""
+class Classifier(LoadsModel, Engine):
+    """Base of the classification engines: a loaded predictor (``_load`` gives it and the metadata, whose
+    "labels" name its columns) in, label + probabilities out; evaluation on labelled records."""
 
     task = TASK
     inputs = "text"
@@ -130,6 +131,64 @@ class ClassifierEngine(LoadsModel, Engine):
     record_fields: ClassVar[tuple[str, ...]] = ("text", "label")
     contract = CONTRACT
     options = dict(CONTRACT.options)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._loaded()[1]["labels"])
+
+    def loaded_metadata(self) -> dict:
+        return self._loaded()[1]
+
+    # -- prediction ----------------------------------------------------------
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities (N, C), columns in the order of :attr:`labels`."""
+        return self._loaded()[0].predict_proba(texts)
+
+    def run(self, inputs: list) -> list[dict]:
+        if not inputs:
+            return []
+        if not all(text.strip() for text in inputs):
+            # Without words every model answers with its priors: a confident-looking guess about nothing.
+            raise ValueError("an empty text: there is nothing to classify")
+        labels = self.labels
+        top_k, threshold = self.settings["top_k"], self.settings["threshold"]
+        results = []
+        rows, notes = self._predict(list(inputs))
+        for row, note in zip(rows, notes):
+            probs = [round(float(p), DECIMALS) for p in row]
+            # Ties go to the earlier label, whatever the batch.
+            ranked = sorted(range(len(labels)), key=lambda c: (-probs[c], c))
+            listed = [c for c in ranked[:top_k] if probs[c] >= threshold] or ranked[:1]
+            results.append({
+                "label": labels[ranked[0]],
+                "score": probs[ranked[0]],
+                "labels": [{"label": labels[c], "score": probs[c]} for c in listed],
+                "probabilities": dict(zip(labels, probs)),
+                **note,
+            })
+        return results
+
+    def _predict(self, texts: list[str]) -> tuple[np.ndarray, list[dict]]:
+        """Class probabilities (N, C), and what each result says besides them (none here)."""
+        return self.predict_proba(texts), [{} for _ in texts]
+
+    def format_text(self, result: dict) -> str:
+        return "\t".join(f"{item['label']}\t{item['score']:.4f}" for item in result["labels"])
+
+    def evaluate(self, records: list[dict]) -> dict:
+        """Metrics of the loaded model on ``records`` ({"text", "label"})."""
+        texts, labels = texts_and_labels(records, "evaluation data")
+        classes = self.labels
+        encode_labels(labels, classes, "evaluation data")
+        probs = self.predict_proba(texts)
+        predicted = [classes[i] for i in probs.argmax(axis=1)]
+        return {"engine": f"{TASK}:{self.name}", "model": self.model, **metrics(labels, predicted, classes)}
+
+
+class ClassifierEngine(Classifier):
+    """Base of the classification engines trained here: a model file in, label + probabilities out."""
+
     train_options: ClassVar[dict[str, Option]] = {"name": NAME_OPTION}
     default_model = None
 
@@ -171,45 +230,7 @@ class ClassifierEngine(LoadsModel, Engine):
             raise ModelFileError(f"{model}: not a usable classification model ({type(error).__name__}: {error})") from error
         return built, config.get("metadata", {})
 
-    @property
-    def labels(self) -> list[str]:
-        return list(self._loaded()[1]["labels"])
-
-    def loaded_metadata(self) -> dict:
-        return self._loaded()[1]
-
-    # -- prediction ----------------------------------------------------------
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Class probabilities (N, C), columns in the order of :attr:`labels`."""
-        return self._loaded()[0].predict_proba(texts)
-
-    def run(self, inputs: list) -> list[dict]:
-        if not inputs:
-            return []
-        if not all(text.strip() for text in inputs):
-            # Without words every model answers with its priors: a confident-looking guess about nothing.
-            raise ValueError("an empty text: there is nothing to classify")
-        labels = self.labels
-        top_k, threshold = self.settings["top_k"], self.settings["threshold"]
-        results = []
-        for row in self.predict_proba(list(inputs)):
-            probs = [round(float(p), DECIMALS) for p in row]
-            # Ties go to the earlier label, whatever the batch.
-            ranked = sorted(range(len(labels)), key=lambda c: (-probs[c], c))
-            listed = [c for c in ranked[:top_k] if probs[c] >= threshold] or ranked[:1]
-            results.append({
-                "label": labels[ranked[0]],
-                "score": probs[ranked[0]],
-                "labels": [{"label": labels[c], "score": probs[c]} for c in listed],
-                "probabilities": dict(zip(labels, probs)),
-            })
-        return results
-
-    def format_text(self, result: dict) -> str:
-        return "\t".join(f"{item['label']}\t{item['score']:.4f}" for item in result["labels"])
-
-    # -- training and evaluation -------------------------------------------
+    # -- training -------------------------------------------------------------
 
     @classmethod
     def train(cls, records: list[dict], output: str, *, valid: list[dict] | None = None, seed: int = 0,
@@ -237,12 +258,3 @@ class ClassifierEngine(LoadsModel, Engine):
         if valid is not None:
             report["metrics"] = cls(model=str(output)).evaluate(valid)
         return report
-
-    def evaluate(self, records: list[dict]) -> dict:
-        """Metrics of the loaded model on ``records`` ({"text", "label"})."""
-        texts, labels = texts_and_labels(records, "evaluation data")
-        classes = self.labels
-        encode_labels(labels, classes, "evaluation data")
-        probs = self.predict_proba(texts)
-        predicted = [classes[i] for i in probs.argmax(axis=1)]
-        return {"engine": f"{TASK}:{self.name}", "model": self.model, **metrics(labels, predicted, classes)}

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Iterator
 
 from toolkit.contracts import TaskContract
 from toolkit.engine import Engine, LoadsModel, Option, train_settings
-from toolkit.errors import ModelMismatchError, OptionError
+from toolkit.errors import OptionError
 from toolkit.lm.options import SAMPLING_OPTIONS, sample_rng, sampling, train_options
 
 TASK, ENGINE = "generate", "transformer"
@@ -63,40 +63,20 @@ class TransformerGenerator(LoadsModel, Engine):
     default_model_hint = (f"train it with `python {TRAINING_SCRIPT}`, or pass --model FILE, a GPT-2 checkpoint folder"
                           " or a GPT-2 model id in the local Hugging Face cache")
     takes_model = True
+    checkpoint_types = ("gpt2",)
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
         if self.settings["samples"] > 1 and self.settings["temperature"] == 0:
             raise OptionError("several samples of greedy decoding (temperature 0) would all be the same text;"
                               " give a temperature above 0")
-        if self.pretrained_folder() is not None:
-            self._check_pretrained()
-        elif self.model is not None and Path(self.model).is_file():
+        if self.checkpoint_folder() is None and self.model is not None and Path(self.model).is_file():
             self.model_metadata()  # refuses a model of another task now, not at the first input
-
-    def pretrained_folder(self) -> Path | None:
-        """The checkpoint folder when ``model`` names another tool's checkpoint (a folder with config.json, or a
-        model id in the local Hugging Face cache), else None."""
-        from toolkit.nn.pretrained import checkpoint_folder
-
-        return checkpoint_folder(self.model) if self.model is not None else None
-
-    def _check_pretrained(self) -> None:
-        """Refuse, before any weight is read, a checkpoint of an architecture this engine does not run."""
-        import json
-
-        folder = self.pretrained_folder()
-        try:
-            kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError):
-            return  # a damaged config is told, with the file, when the model is loaded
-        if kind != "gpt2":
-            raise ModelMismatchError(f"{self.model}: a {kind!r} checkpoint; generate runs GPT-2 checkpoints")
 
     def _load(self) -> tuple[Any, dict]:
         from toolkit.lm.generator import Generator
 
-        folder = self.pretrained_folder()
+        folder = self.checkpoint_folder()
         if folder is not None:
             generator = Generator.from_pretrained(folder)
             config = generator.model.get_config()

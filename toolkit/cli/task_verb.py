@@ -11,7 +11,7 @@ import click
 
 from toolkit import api, io
 from toolkit.cli.errors import Failure, ReportingCommand, reported
-from toolkit.cli.options import click_type, engine_defaults, given_options, option_params
+from toolkit.cli.options import click_type, engine_defaults, engine_option, given_options, option_params
 from toolkit.cli.task_output import stream_results, write_results
 from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.memory import keep_freed_memory
@@ -20,8 +20,7 @@ from toolkit.plugins import EngineEntry, Registry
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
     """The verb for ``task``: the common I/O options plus every option its engines declare."""
-    names = list(engines)
-    default = names[0]
+    default = next(iter(engines))
     engine_params, owners = option_params(engines, "options", skip=("top_k",))
     rankers = {name: entry for name, entry in engines.items() if "top_k" in entry.engine_class.options}
     takes_question = any(entry.engine_class.inputs == "question+context" for entry in engines.values())
@@ -57,13 +56,7 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
             type=click.Path(dir_okay=False, writable=True),
             help="Write to FILE (atomically: complete or not at all) instead of stdout.",
         ),
-        click.Option(
-            ["--engine", "-e"],
-            type=click.Choice(names),
-            default=default,
-            show_default=True,
-            help="Engine to run.",
-        ),
+        engine_option(engines, default, "Engine to run."),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
         # Only where some engine ranks: on other verbs the flag could never be used.
         *([click.Option(["--top-k", "top_k"],
@@ -146,7 +139,8 @@ def run_task(
 ) -> None:
     """A task verb: check the arguments (usage errors, exit 2), then run and write (runtime errors, exit 1;
     an engine that cannot start exits as its error's class says)."""
-    entry = registry.engine(task, engine)
+    entry = registry.engine(task, engine, model)
+    engine = entry.name
     options = given_options(engine, engine_options, entry.engine_class.options, owners)
 
     try:
@@ -269,6 +263,13 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
         "inputs": cls.inputs,
         "options": settings,
     }
+    folder = None
+    if model is not None and cls.checkpoint_types:
+        from toolkit.nn.pretrained import checkpoint_folder, checkpoint_type  # numpy and the kernels: not at start-up
+
+        folder = checkpoint_folder(model)
+    if folder is not None:
+        info["checkpoint"] = {"folder": str(folder), "model_type": checkpoint_type(folder)}
     if fmt in ("json", "jsonl"):
         click.echo(json.dumps(info, ensure_ascii=False, indent=2 if fmt == "json" else None))
         return
@@ -283,6 +284,8 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
             f" (train one with `nlp-tool train {entry.task} DATA --engine {entry.name}`)" if can_train(cls) else "")
     else:
         model_line = "none (the engine needs no model)"
+    if folder is not None:
+        model_line += f" (a {info['checkpoint']['model_type']} checkpoint: {folder})"
     click.echo(f"model:   {model_line}")
     click.echo(f"inputs:  {cls.inputs}")
     click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))

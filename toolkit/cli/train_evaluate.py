@@ -13,7 +13,7 @@ import click
 from toolkit import api
 from toolkit.cli.errors import ReportingCommand, interrupted, reported
 from toolkit.cli.group import registry_of
-from toolkit.cli.options import flag_of, given_options, option_params
+from toolkit.cli.options import engine_option, flag_of, given_options, option_params
 from toolkit.cli.render import print_report
 from toolkit.datasets import DATA_FORMATS
 from toolkit.engine import can_evaluate, can_train
@@ -111,13 +111,6 @@ def _columns(engine: str, fields: tuple[str, ...], given: dict[str, str | None])
     return {field: column for field, column in given.items() if column is not None}
 
 
-def _engine_choice(engines: dict[str, EngineEntry], default: str) -> click.Option:
-    # Every engine is a choice, so that picking one that cannot do it gets a clear message, not click's.
-    return click.Option(
-        ["--engine", "-e"], type=click.Choice(list(engines)), default=default, show_default=True, help="Engine to use."
-    )
-
-
 def _common_params() -> list[click.Parameter]:
     return [
         click.Option(
@@ -157,7 +150,8 @@ def _data_command(
     def callback(**kwargs: Any) -> None:
         engine_options = {key: kwargs.pop(key) for key in owners}
         columns = {field: kwargs.pop(param) for field, param in column_params.items()}
-        cls = api.capable_engine(registry, task, kwargs["engine"], can, verb).engine_class
+        entry = api.capable_engine(registry, task, kwargs["engine"], can, verb, kwargs.get("model"))
+        cls, kwargs["engine"] = entry.engine_class, entry.name
         options = given_options(kwargs["engine"], engine_options, getattr(cls, attribute), owners)
         reading = {"columns": _columns(kwargs["engine"], cls.record_fields, columns),
                    "data_format": kwargs.pop("data_format"), "encoding": kwargs.pop("encoding"),
@@ -176,7 +170,7 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
     data_params, column_params = _data_params(engines, can_train)
     params: list[click.Parameter] = [
         *data_params,
-        _engine_choice(engines, default),
+        engine_option(engines, default, "Engine to use."),
         click.Option(
             ["--output", "-o"],
             type=click.Path(dir_okay=False),
@@ -273,7 +267,7 @@ def make_evaluate_command(task: str, engines: dict[str, EngineEntry], registry: 
             )
             for flag, field in line_flags.items()
         ),
-        _engine_choice(engines, default),
+        engine_option(engines, default, "Engine to use."),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
         click.Option(["--quiet", "-q"], is_flag=True, help="No elapsed-time display."),
         *_common_params(),

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ModelFileError
+from toolkit.errors import CheckpointError
 from toolkit.nn.language_model import DecoderLM
 from toolkit.nn.layer_configs import MAX_DIM, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
 from toolkit.nn.pretrained import Checkpoint
@@ -23,12 +23,12 @@ TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
 
 def gpt2_args(config: dict, where: str) -> dict[str, Any]:
-    """DecoderLM's arguments from a GPT-2 config.json; ModelFileError for one this code cannot run."""
+    """DecoderLM's arguments from a GPT-2 config.json; CheckpointError for one this code cannot run."""
     if config.get("model_type") != "gpt2":
-        raise ModelFileError(f"{where}: a {config.get('model_type')!r} model, not GPT-2")
+        raise CheckpointError(f"{where}: a {config.get('model_type')!r} model, not GPT-2")
     activation = config.get("activation_function", "gelu_new")
     if activation not in TANH_GELU:
-        raise ModelFileError(f"{where}: activation {activation!r}; nlp-tool runs GPT-2 with {', '.join(TANH_GELU)}")
+        raise CheckpointError(f"{where}: activation {activation!r}; nlp-tool runs GPT-2 with {', '.join(TANH_GELU)}")
     try:
         dim, heads = config["n_embd"], config["n_head"]
         args = {"vocab_size": check_size("GPT-2", "vocab_size", config["vocab_size"], 1, MAX_VOCAB),
@@ -39,9 +39,9 @@ def gpt2_args(config: dict, where: str) -> dict[str, Any]:
                 "max_len": check_size("GPT-2", "n_positions", config["n_positions"], 1, MAX_LEN)}
         eos = check_size("GPT-2", "eos_token_id", config.get("eos_token_id", 50256), 0, config["vocab_size"] - 1)
     except (KeyError, ValueError) as error:
-        raise ModelFileError(f"{where}: not a usable GPT-2 config ({error})") from None
+        raise CheckpointError(f"{where}: not a usable GPT-2 config ({error})") from None
     if dim % heads:
-        raise ModelFileError(f"{where}: n_embd {dim} is not divisible by n_head {heads}")
+        raise CheckpointError(f"{where}: n_embd {dim} is not divisible by n_head {heads}")
     # GPT-2 has no padding token: its end-of-text token pads (padding is masked, never read).
     return {**args, "dropout": 0.0, "pad_id": eos, "eos_id": eos}
 

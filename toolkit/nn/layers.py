@@ -231,7 +231,7 @@ class GlobalMaxPool1D(Layer):
         return out, backprop
 
 
-_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_exact")
 
 
 @register_layer
@@ -337,20 +337,28 @@ class Tanh(Layer):
 
 @register_layer
 class GELU(Layer):
-    """GELU, tanh approximation (as in BERT and GPT-2)."""
+    """GELU, tanh approximation (as in GPT-2)."""
 
-    C = math.sqrt(2.0 / math.pi)
+    approximate = "tanh"
 
     def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
         x = f32(x)
 
         def backprop(dy: Array) -> Array:
-            return kernels.gelu_backward(f32(dy), x, "tanh")
+            return kernels.gelu_backward(f32(dy), x, self.approximate)
 
-        return kernels.gelu_forward(x, "tanh"), backprop
+        return kernels.gelu_forward(x, self.approximate), backprop
 
 
-ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU}
+@register_layer
+class ExactGELU(GELU):
+    """GELU with erf (torch's default: BERT's and DistilBERT's checkpoints)."""
+
+    approximate = "none"
+
+
+ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU,
+                                             "gelu_exact": ExactGELU}
 
 
 def log_softmax(logits: Array) -> Array:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit.errors import ModelFileError, ModelNotFoundError
+from toolkit.errors import CheckpointError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,6 +67,16 @@ def checkpoint_folder(model: str) -> Path | None:
     return cached_model(model)
 
 
+def checkpoint_type(folder: Path) -> str | None:
+    """The ``model_type`` that ``folder``'s config.json names, read before anything else (None when the config
+    cannot be read: the loader says why, with the file)."""
+    try:
+        kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 @dataclass
 class Checkpoint:
     """A checkpoint folder opened: its config, and each tensor's (shape, dtype) by name, from the headers."""
@@ -77,17 +87,17 @@ class Checkpoint:
     files: dict[str, Path]
 
     def check(self, expected: dict[str, tuple[int, ...]]) -> None:
-        """ModelFileError naming the first tensor ``expected`` (name -> shape) that is missing, has another
+        """CheckpointError naming the first tensor ``expected`` (name -> shape) that is missing, has another
         shape or is not a float type numpy reads."""
         for name, shape in expected.items():
             if name not in self.tensors:
-                raise ModelFileError(f"{self.folder}: tensor {name!r} is missing (the config needs it)")
+                raise CheckpointError(f"{self.folder}: tensor {name!r} is missing (the config needs it)")
             have, dtype = self.tensors[name]
             if have != tuple(shape):
-                raise ModelFileError(f"{self.folder}: tensor {name!r} has shape {list(have)}, the config needs"
+                raise CheckpointError(f"{self.folder}: tensor {name!r} has shape {list(have)}, the config needs"
                                      f" {list(shape)}")
             if dtype not in FLOAT_DTYPES:
-                raise ModelFileError(f"{self.folder}: tensor {name!r} is {dtype}; nlp-tool reads float32, float16"
+                raise CheckpointError(f"{self.folder}: tensor {name!r} is {dtype}; nlp-tool reads float32, float16"
                                      " and float64 weights (save the model with torch_dtype=float32)")
 
     def load(self, names: list[str]) -> dict[str, np.ndarray]:
@@ -105,13 +115,13 @@ class Checkpoint:
                     for name in group:
                         arrays[name] = np.ascontiguousarray(handle.get_tensor(name), dtype=np.float32)
             except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-                raise ModelFileError(f"{path}: cannot read tensors ({str(error).splitlines()[0][:120]})") from None
+                raise CheckpointError(f"{path}: cannot read tensors ({str(error).splitlines()[0][:120]})") from None
         return arrays
 
 
 def open_checkpoint(folder: Path) -> Checkpoint:
     """Read ``folder``'s config.json and its weights' headers; ModelNotFoundError for a folder without them,
-    ModelFileError for damaged files or weights stored only as pickles."""
+    CheckpointError for damaged files or weights stored only as pickles."""
     from safetensors import SafetensorError, safe_open
 
     config_path = folder / "config.json"
@@ -120,21 +130,21 @@ def open_checkpoint(folder: Path) -> Checkpoint:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{config_path}: not a readable JSON config ({error})") from None
+        raise CheckpointError(f"{config_path}: not a readable JSON config ({error})") from None
     if not isinstance(config, dict):
-        raise ModelFileError(f"{config_path}: the config is not a JSON object")
+        raise CheckpointError(f"{config_path}: the config is not a JSON object")
     if (folder / SHARDS).is_file():
         try:
             index = json.loads((folder / SHARDS).read_text(encoding="utf-8"))["weight_map"]
             shards = sorted({folder / name for name in index.values()})
         except (OSError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
-            raise ModelFileError(f"{folder / SHARDS}: not a safetensors index ({error})") from None
+            raise CheckpointError(f"{folder / SHARDS}: not a safetensors index ({error})") from None
     elif (folder / WEIGHTS).is_file():
         shards = [folder / WEIGHTS]
     else:
         pickled = [name for name in PICKLES if (folder / name).is_file()]
         if pickled:
-            raise ModelFileError(f"{folder}: the weights are in {pickled[0]}, which nlp-tool does not read (a"
+            raise CheckpointError(f"{folder}: the weights are in {pickled[0]}, which nlp-tool does not read (a"
                                  f" pickle can run code); {CONVERT.format(folder=folder)}")
         raise ModelNotFoundError(f"{folder}: no {WEIGHTS}")
     tensors: dict[str, tuple[tuple[int, ...], str]] = {}
@@ -147,5 +157,5 @@ def open_checkpoint(folder: Path) -> Checkpoint:
                     tensors[name] = (tuple(part.get_shape()), part.get_dtype())
                     files[name] = shard
         except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-            raise ModelFileError(f"{shard}: not a safetensors file ({str(error).splitlines()[0][:120]})") from None
+            raise CheckpointError(f"{shard}: not a safetensors file ({str(error).splitlines()[0][:120]})") from None
     return Checkpoint(folder, config, tensors, files)

@@ -9,24 +9,45 @@ no prompt is unreadable to it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-from toolkit.errors import ModelFileError
+from toolkit.errors import CheckpointError
+
+
+def read_tokenizer(folder: Path) -> Any:
+    """``folder``'s tokenizer (a ``tokenizers`` object): its tokenizer.json, or for a BERT-family folder saved
+    without one, WordPiece over its vocab.txt, lower-cased as its tokenizer_config.json says."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if path.is_file():
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as error:  # the library raises a bare Exception for a damaged file
+            raise CheckpointError(f"{path}: not a tokenizers file ({str(error).splitlines()[0][:120]})") from None
+    vocab = folder / "vocab.txt"
+    if not vocab.is_file():
+        raise CheckpointError(f"{folder}: no tokenizer.json (the tokenizer's files are needed beside the weights)")
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    try:
+        settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        settings = {}
+    lowercase = settings.get("do_lower_case", True) if isinstance(settings, dict) else True
+    try:
+        return BertWordPieceTokenizer(str(vocab), lowercase=bool(lowercase))
+    except Exception as error:  # as above
+        raise CheckpointError(f"{vocab}: not a WordPiece vocabulary ({str(error).splitlines()[0][:120]})") from None
 
 
 class PretrainedTokenizer:
     """``tokenizer.json`` of ``folder``; ``eos_id`` ends a text and pads batches."""
 
     def __init__(self, folder: Path, eos_id: int) -> None:
-        from tokenizers import Tokenizer
-
-        path = folder / "tokenizer.json"
-        if not path.is_file():
-            raise ModelFileError(f"{folder}: no tokenizer.json (the tokenizer's files are needed beside the weights)")
-        try:
-            self.tokenizer = Tokenizer.from_file(str(path))
-        except Exception as error:  # the library raises a bare Exception for a damaged file
-            raise ModelFileError(f"{path}: not a tokenizers file ({str(error).splitlines()[0][:120]})") from None
+        self.tokenizer = read_tokenizer(folder)
         self.eos_id = self.pad_id = eos_id
         self.never_generated: tuple[int, ...] = ()
 
@@ -45,3 +66,31 @@ class PretrainedTokenizer:
     def unreadable(self, ids: list[int]) -> bool:
         """Whether a prompt's ids carry nothing the model can read: never, for byte-level pieces."""
         return not ids
+
+
+class EncoderTokenizer:
+    """A BERT-family checkpoint's tokenizer for its encoder: texts to token ids with each token's segment (token
+    type), cut to the model's ``max_len`` positions (its special tokens included)."""
+
+    def __init__(self, folder: Path, max_len: int, pad_id: int) -> None:
+        self.tokenizer = read_tokenizer(folder)
+        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer.no_padding()
+        self.max_len, self.pad_id = max_len, pad_id
+
+    def encode(self, texts: list[str]) -> list[Any]:
+        """The ``tokenizers`` encodings of ``texts`` (``overflowing`` not empty for a text that was cut)."""
+        return self.tokenizer.encode_batch(texts)
+
+    def arrays(self, encodings: list[Any]) -> tuple[Any, Any, Any]:
+        """(ids, types, padding) arrays (B, T) of ``encodings``, padded on the right to the longest; padding is
+        True at the added columns."""
+        import numpy as np
+
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        padding = np.ones((len(encodings), width), dtype=bool)
+        for row, e in enumerate(encodings):
+            ids[row, :len(e.ids)], types[row, :len(e.ids)], padding[row, :len(e.ids)] = e.ids, e.type_ids, False
+        return ids, types, padding

@@ -1,0 +1,258 @@
+"""BERT and DistilBERT checkpoints (toolkit.nn.bert) for classify: read without PyTorch, checked against a
+reference written here from the checkpoint's own tensor names, and against transformers where it is installed."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import toolkit
+from toolkit.errors import ModelFileError, ModelMismatchError
+
+WORDS = ["the", "film", "was", "great", "awful", "plot", "acting", "not", "bad", "at", "all", "a", "dog", "ran",
+         "good", "boring", "music", "story", ",", ".", "!", "##s", "##ing", "##ly"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+TEXTS = ["The film was great!", "awful acting, boring plot.", "Not bad at all.", "a dog ran",
+         "the music was good and the story was great and the acting was not bad at all " * 4, "films"]
+LABELS = {"0": "negative", "1": "positive", "2": "mixed"}
+D, HEADS, LAYERS, FFN, POSITIONS = 32, 4, 2, 64, 40
+
+
+def _names(kind: str) -> dict[str, str]:
+    if kind == "bert":
+        block = "bert.encoder.layer.{i}."
+        return {"q": block + "attention.self.query", "k": block + "attention.self.key",
+                "v": block + "attention.self.value", "o": block + "attention.output.dense",
+                "ln1": block + "attention.output.LayerNorm", "ff1": block + "intermediate.dense",
+                "ff2": block + "output.dense", "ln2": block + "output.LayerNorm", "emb": "bert.embeddings."}
+    block = "distilbert.transformer.layer.{i}."
+    return {"q": block + "attention.q_lin", "k": block + "attention.k_lin", "v": block + "attention.v_lin",
+            "o": block + "attention.out_lin", "ln1": block + "sa_layer_norm", "ff1": block + "ffn.lin1",
+            "ff2": block + "ffn.lin2", "ln2": block + "output_layer_norm", "emb": "distilbert.embeddings."}
+
+
+def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LABELS) -> dict[str, np.ndarray]:
+    """A tiny sequence-classification checkpoint as Hugging Face lays one out, random weights; its tensors."""
+    from safetensors.numpy import save_file
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names, t = _names(kind), {}
+
+    def linear(name: str, d_in: int, d_out: int) -> None:
+        t[name + ".weight"] = rng.normal(0, 0.2, (d_out, d_in)).astype(np.float32)
+        t[name + ".bias"] = rng.normal(0, 0.1, d_out).astype(np.float32)
+
+    def norm(name: str) -> None:
+        t[name + ".weight"] = (1 + rng.normal(0, 0.1, D)).astype(np.float32)
+        t[name + ".bias"] = rng.normal(0, 0.1, D).astype(np.float32)
+
+    emb = names["emb"]
+    t[emb + "word_embeddings.weight"] = rng.normal(0, 0.5, (len(VOCAB), D)).astype(np.float32)
+    t[emb + "position_embeddings.weight"] = rng.normal(0, 0.5, (POSITIONS, D)).astype(np.float32)
+    if kind == "bert":
+        t[emb + "token_type_embeddings.weight"] = rng.normal(0, 0.5, (2, D)).astype(np.float32)
+    norm(emb + "LayerNorm")
+    for i in range(LAYERS):
+        for part in "qkvo":
+            linear(names[part].format(i=i), D, D)
+        norm(names["ln1"].format(i=i))
+        norm(names["ln2"].format(i=i))
+        linear(names["ff1"].format(i=i), D, FFN)
+        linear(names["ff2"].format(i=i), FFN, D)
+    linear("bert.pooler.dense" if kind == "bert" else "pre_classifier", D, D)
+    linear("classifier", D, len(labels))
+    save_file(t, str(folder / "model.safetensors"))
+    if kind == "bert":
+        config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "hidden_size": D,
+                  "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "intermediate_size": FFN,
+                  "hidden_act": "gelu", "max_position_embeddings": POSITIONS, "type_vocab_size": 2,
+                  "layer_norm_eps": 1e-12}
+    else:
+        config = {"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "dim": D,
+                  "n_heads": HEADS, "n_layers": LAYERS, "hidden_dim": FFN, "activation": "gelu",
+                  "max_position_embeddings": POSITIONS}
+    config.update({"vocab_size": len(VOCAB), "pad_token_id": 0, "id2label": labels,
+                   "label2id": {name: int(i) for i, name in labels.items()}})
+    (folder / "config.json").write_text(json.dumps(config))
+    tokenizer = BertWordPieceTokenizer({piece: i for i, piece in enumerate(VOCAB)}, lowercase=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return t
+
+
+def reference_logits(t: dict[str, np.ndarray], kind: str, ids: list[int]) -> np.ndarray:
+    """The checkpoint's class scores for one unpadded text, in float64, written from the architecture's papers
+    and Hugging Face's tensor names alone."""
+    names = _names(kind)
+    erf = np.vectorize(math.erf)
+
+    def linear(x, name):
+        return x @ t[name + ".weight"].astype(np.float64).T + t[name + ".bias"]
+
+    def norm(x, name):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * t[name + ".weight"] + t[name + ".bias"]
+
+    emb = names["emb"]
+    x = t[emb + "word_embeddings.weight"][ids] + t[emb + "position_embeddings.weight"][:len(ids)]
+    if kind == "bert":
+        x = x + t[emb + "token_type_embeddings.weight"][0]
+    x = norm(x.astype(np.float64), emb + "LayerNorm")
+    dh = D // HEADS
+    for i in range(LAYERS):
+        name = {part: value.format(i=i) for part, value in names.items()}
+        q, k, v = (linear(x, name[p]).reshape(len(ids), HEADS, dh).transpose(1, 0, 2) for p in "qkv")
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(dh)
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        a = (weights @ v).transpose(1, 0, 2).reshape(len(ids), D)
+        x = norm(x + linear(a, name["o"]), name["ln1"])
+        h = linear(x, name["ff1"])
+        h = 0.5 * h * (1 + erf(h / math.sqrt(2)))
+        x = norm(x + linear(h, name["ff2"]), name["ln2"])
+    first = x[0]
+    pooled = np.tanh(linear(first, "bert.pooler.dense")) if kind == "bert" else \
+        np.maximum(linear(first, "pre_classifier"), 0)
+    return linear(pooled, "classifier")
+
+
+@pytest.fixture(scope="module", params=["bert", "distilbert"])
+def folder(request, tmp_path_factory) -> tuple[Path, str, dict]:
+    path = tmp_path_factory.mktemp(request.param) / f"tiny-{request.param}"
+    return path, request.param, checkpoint_folder(path, request.param, seed=len(request.param))
+
+
+def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_logits_equal_the_reference_for_a_padded_batch(folder):
+    from toolkit.nn.bert import BertClassifier
+
+    path, kind, tensors = folder
+    classifier = BertClassifier.from_pretrained(path)
+    encodings = classifier.tokenizer.encode(TEXTS)
+    ours = classifier.logits(*classifier.tokenizer.arrays(encodings))  # one batch: short texts padded
+    for row, encoding in enumerate(encodings):
+        assert encoding.ids[0] == VOCAB.index("[CLS]") and encoding.ids[-1] == VOCAB.index("[SEP]")
+        np.testing.assert_allclose(ours[row], reference_logits(tensors, kind, encoding.ids), atol=1e-4)
+    assert classifier.labels == ["negative", "positive", "mixed"]
+
+
+def test_the_pipeline_picks_the_engine_from_the_checkpoint_and_says_what_it_cut(folder):
+    path, kind, _ = folder
+    pipe = toolkit.pipeline("classify", model=str(path), top_k=3)
+    assert pipe.engine_name == "bert"
+    results = pipe(TEXTS)
+    probabilities = pipe.engine._loaded()[0].predict_proba(TEXTS)
+    for result, row in zip(results, probabilities):
+        assert result["label"] == ["negative", "positive", "mixed"][int(row.argmax())]
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert len(result["labels"]) == 3
+    assert results[4]["truncated"] is True and all("truncated" not in r for i, r in enumerate(results) if i != 4)
+    assert pipe(TEXTS[:2]) == results[:2]  # the batch does not change a result
+    stamp = pipe.stamp()
+    assert stamp["engine"] == "classify:bert" and stamp["model_name"] == path.name
+
+
+def test_the_command_line_runs_a_checkpoint_folder_and_evaluates_it(folder, tmp_path):
+    path, kind, _ = folder
+    done = run(["classify", "-m", str(path), "-f", "jsonl", "-i", "lines"], stdin="\n".join(TEXTS[:4]) + "\n")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["result"] for line in lines] == toolkit.pipeline("classify", model=str(path))(TEXTS[:4])
+    assert {line["stamp"]["engine"] for line in lines} == {"classify:bert"}
+    data = tmp_path / "labelled.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in
+                                               zip(TEXTS[:4], ["positive", "negative", "positive", "mixed"])))
+    done = run(["evaluate", "classify", str(data), "-m", str(path), "-f", "json"])
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["engine"] == "classify:bert" and 0 <= report["accuracy"] <= 1
+
+
+def test_a_folder_saved_with_vocab_txt_only_reads_the_same(folder, tmp_path):
+    import shutil
+
+    path, kind, _ = folder
+    plain = tmp_path / "vocab-only"
+    shutil.copytree(path, plain)
+    (plain / "tokenizer.json").unlink()
+    (plain / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    (plain / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    assert toolkit.pipeline("classify", model=str(plain))(TEXTS) == toolkit.pipeline("classify", model=str(path))(TEXTS)
+
+
+def test_bad_folders_are_one_line_errors_with_exit_2(folder, tmp_path):
+    import shutil
+
+    path, kind, tensors = folder
+    cases = {}
+    missing = tmp_path / "missing-weights"
+    shutil.copytree(path, missing)
+    (missing / "model.safetensors").unlink()
+    cases[missing] = "no model.safetensors"
+    pickled = tmp_path / "pickled"
+    shutil.copytree(path, pickled)
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    cases[pickled] = "does not read (a pickle can run code)"
+    wrong = tmp_path / "wrong-shape"
+    shutil.copytree(path, wrong)
+    config = json.loads((wrong / "config.json").read_text())
+    config["max_position_embeddings"] = 64
+    (wrong / "config.json").write_text(json.dumps(config))
+    cases[wrong] = "position_embeddings.weight' has shape [40, 32], the config needs [64, 32]"
+    base = tmp_path / "no-head"
+    shutil.copytree(path, base)
+    config = json.loads((base / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b"}
+    (base / "config.json").write_text(json.dumps(config))
+    cases[base] = "classifier.weight' has shape [3, 32], the config needs [2, 32]"
+    other = tmp_path / "t5"
+    shutil.copytree(path, other)
+    (other / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    cases[other] = "a 't5' checkpoint; classify runs bert, distilbert checkpoints"
+    for bad, message in cases.items():
+        done = run(["classify", "-m", str(bad), "--text", "great film"])
+        assert done.returncode == 2, (bad.name, done.stderr)
+        # One line that says what is wrong: nlp-tool's own, or click's after its usage lines (a missing model,
+        # a checkpoint of another kind: usage errors).
+        said = [line for line in done.stderr.splitlines() if line.startswith(("nlp-tool: error:", "Error:"))]
+        assert len(said) == 1 and message in said[0] and "Traceback" not in done.stderr, (bad.name, done.stderr)
+    with pytest.raises(ModelMismatchError):
+        toolkit.pipeline("classify", model=str(other))
+    with pytest.raises(ModelFileError, match="no sequence-classification head"):
+        qa_only = tmp_path / "qa-head"
+        shutil.copytree(path, qa_only)
+        from safetensors.numpy import save_file
+
+        save_file({k: v for k, v in tensors.items() if not k.startswith(("classifier", "pre_classifier"))},
+                  str(qa_only / "model.safetensors"))
+        toolkit.pipeline("classify", model=str(qa_only))(["great film"])
+
+
+def test_logits_and_labels_equal_transformers(folder):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from toolkit.nn.bert import BertClassifier
+
+    path, kind, _ = folder
+    reference = transformers.AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+    classifier = BertClassifier.from_pretrained(path)
+    ids, types, padding = classifier.tokenizer.arrays(classifier.tokenizer.encode(TEXTS))
+    inputs = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(~padding, dtype=torch.long)}
+    if kind == "bert":
+        inputs["token_type_ids"] = torch.tensor(types)
+    with torch.no_grad():
+        expected = reference(**inputs).logits.numpy()
+    ours = classifier.logits(ids, types, padding)
+    np.testing.assert_allclose(ours, expected, atol=1e-4)
+    assert (ours.argmax(1) == expected.argmax(1)).all()
