@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import toolkit
-from toolkit.errors import ModelFileError, ModelMismatchError
+from toolkit.errors import ModelFileError, ModelMismatchError, OptionError
 
 WORDS = ["the", "film", "was", "great", "awful", "plot", "acting", "not", "bad", "at", "all", "a", "dog", "ran",
          "good", "boring", "music", "story", ",", ".", "!", "##s", "##ing", "##ly"]
@@ -37,8 +37,10 @@ def _names(kind: str) -> dict[str, str]:
             "ff2": block + "ffn.lin2", "ln2": block + "output_layer_norm", "emb": "distilbert.embeddings."}
 
 
-def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LABELS) -> dict[str, np.ndarray]:
-    """A tiny sequence-classification checkpoint as Hugging Face lays one out, random weights; its tensors."""
+def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LABELS,
+                      head: str = "classify") -> dict[str, np.ndarray]:
+    """A tiny sequence-classification (or question-answering) checkpoint as Hugging Face lays one out, random
+    weights; its tensors."""
     from safetensors.numpy import save_file
     from tokenizers.implementations import BertWordPieceTokenizer
 
@@ -67,8 +69,11 @@ def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LAB
         norm(names["ln2"].format(i=i))
         linear(names["ff1"].format(i=i), D, FFN)
         linear(names["ff2"].format(i=i), FFN, D)
-    linear("bert.pooler.dense" if kind == "bert" else "pre_classifier", D, D)
-    linear("classifier", D, len(labels))
+    if head == "qa":
+        linear("qa_outputs", D, 2)
+    else:
+        linear("bert.pooler.dense" if kind == "bert" else "pre_classifier", D, D)
+        linear("classifier", D, len(labels))
     save_file(t, str(folder / "model.safetensors"))
     if kind == "bert":
         config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "hidden_size": D,
@@ -79,22 +84,25 @@ def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LAB
         config = {"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "dim": D,
                   "n_heads": HEADS, "n_layers": LAYERS, "hidden_dim": FFN, "activation": "gelu",
                   "max_position_embeddings": POSITIONS}
-    config.update({"vocab_size": len(VOCAB), "pad_token_id": 0, "id2label": labels,
-                   "label2id": {name: int(i) for i, name in labels.items()}})
+    config.update({"vocab_size": len(VOCAB), "pad_token_id": 0})
+    if head == "qa":
+        config["architectures"] = [config["architectures"][0].replace("SequenceClassification", "QuestionAnswering")]
+    else:
+        config.update({"id2label": labels, "label2id": {name: int(i) for i, name in labels.items()}})
     (folder / "config.json").write_text(json.dumps(config))
     tokenizer = BertWordPieceTokenizer({piece: i for i, piece in enumerate(VOCAB)}, lowercase=True)
     tokenizer.save(str(folder / "tokenizer.json"))
     return t
 
 
-def reference_logits(t: dict[str, np.ndarray], kind: str, ids: list[int]) -> np.ndarray:
-    """The checkpoint's class scores for one unpadded text, in float64, written from the architecture's papers
+def reference_states(t: dict[str, np.ndarray], kind: str, ids: list[int], types: list[int]) -> np.ndarray:
+    """The encoder's final states for one unpadded input, in float64, written from the architecture's papers
     and Hugging Face's tensor names alone."""
     names = _names(kind)
     erf = np.vectorize(math.erf)
 
     def linear(x, name):
-        return x @ t[name + ".weight"].astype(np.float64).T + t[name + ".bias"]
+        return _linear64(t, x, name)
 
     def norm(x, name):
         mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
@@ -103,7 +111,7 @@ def reference_logits(t: dict[str, np.ndarray], kind: str, ids: list[int]) -> np.
     emb = names["emb"]
     x = t[emb + "word_embeddings.weight"][ids] + t[emb + "position_embeddings.weight"][:len(ids)]
     if kind == "bert":
-        x = x + t[emb + "token_type_embeddings.weight"][0]
+        x = x + t[emb + "token_type_embeddings.weight"][types]
     x = norm(x.astype(np.float64), emb + "LayerNorm")
     dh = D // HEADS
     for i in range(LAYERS):
@@ -117,10 +125,19 @@ def reference_logits(t: dict[str, np.ndarray], kind: str, ids: list[int]) -> np.
         h = linear(x, name["ff1"])
         h = 0.5 * h * (1 + erf(h / math.sqrt(2)))
         x = norm(x + linear(h, name["ff2"]), name["ln2"])
-    first = x[0]
-    pooled = np.tanh(linear(first, "bert.pooler.dense")) if kind == "bert" else \
-        np.maximum(linear(first, "pre_classifier"), 0)
-    return linear(pooled, "classifier")
+    return x
+
+
+def _linear64(t: dict[str, np.ndarray], x: np.ndarray, name: str) -> np.ndarray:
+    return x @ t[name + ".weight"].astype(np.float64).T + t[name + ".bias"]
+
+
+def reference_logits(t: dict[str, np.ndarray], kind: str, ids: list[int]) -> np.ndarray:
+    """The class scores of one text: the first token's state through the head."""
+    first = reference_states(t, kind, ids, [0] * len(ids))[0]
+    pooled = np.tanh(_linear64(t, first, "bert.pooler.dense")) if kind == "bert" else \
+        np.maximum(_linear64(t, first, "pre_classifier"), 0)
+    return _linear64(t, pooled, "classifier")
 
 
 @pytest.fixture(scope="module", params=["bert", "distilbert"])
@@ -256,3 +273,98 @@ def test_logits_and_labels_equal_transformers(folder):
     ours = classifier.logits(ids, types, padding)
     np.testing.assert_allclose(ours, expected, atol=1e-4)
     assert (ours.argmax(1) == expected.argmax(1)).all()
+
+
+# -- question answering ------------------------------------------------------------------------------------------
+
+QUESTION = "what ran?"
+CONTEXT = "The film was great, the acting was not bad at all. A dog ran in the story, the music was good!"
+LONG_CONTEXT = " ".join([CONTEXT] * 6)  # past the tiny models' 40 positions: read in windows
+
+
+@pytest.fixture(scope="module", params=["bert", "distilbert"])
+def qa_folder(request, tmp_path_factory) -> tuple[Path, str, dict]:
+    path = tmp_path_factory.mktemp("qa-" + request.param) / f"tiny-{request.param}-qa"
+    return path, request.param, checkpoint_folder(path, request.param, seed=7, head="qa")
+
+
+def best_spans(start: np.ndarray, end: np.ndarray, context_tokens: np.ndarray, limit: int) -> list[tuple]:
+    """Every (score, start token, end token) by brute force, best first: softmax over the context tokens and the
+    first, the first then dropped, spans of at most ``limit`` tokens."""
+    keep = context_tokens.copy()
+    keep[0] = True
+    p = [np.where(keep, np.exp(z - z[keep].max()), 0.0) for z in (start, end)]
+    p = [q / q.sum() for q in p]
+    p[0][0] = p[1][0] = 0.0
+    found = [(p[0][i] * p[1][j], i, j) for i in range(len(start)) for j in range(i, min(i + limit, len(start)))
+             if p[0][i] * p[1][j] > 0]
+    return sorted(found, reverse=True)
+
+
+def test_span_scores_equal_the_reference_and_answers_quote_the_context(qa_folder):
+    from toolkit.nn.bert import BertReader
+
+    path, kind, tensors = qa_folder
+    reader = BertReader.from_pretrained(path)
+    windows = reader.tokenizer.encode([(QUESTION, LONG_CONTEXT)])[0]
+    windows = [windows, *windows.overflowing]
+    assert len(windows) > 2  # the long context is read in overlapping windows
+    for window in windows:
+        ours = reader.span_logits(*reader.tokenizer.arrays([window]))[0]
+        expected = _linear64(tensors, reference_states(tensors, kind, window.ids, window.type_ids), "qa_outputs")
+        np.testing.assert_allclose(ours, expected, atol=1e-4)
+    spans = reader.spans(QUESTION, CONTEXT, max_tokens=5, top_k=3)
+    window = reader.tokenizer.encode([(QUESTION, CONTEXT)])[0]
+    logits = reader.span_logits(*reader.tokenizer.arrays([window]))[0].astype(np.float64)
+    context_tokens = np.array([kind_ == 1 for kind_ in window.sequence_ids])
+    brute = best_spans(logits[:, 0], logits[:, 1], context_tokens, 5)[:3]
+    assert [(s, e) for s, e, _ in spans] == [(window.offsets[i][0], window.offsets[j][1]) for _, i, j in brute]
+    assert [score for _, _, score in spans] == pytest.approx([score for score, _, _ in brute])
+
+
+def test_the_qa_pipeline_picks_the_engine_and_maps_answers_to_the_users_text(qa_folder):
+    path, kind, _ = qa_folder
+    pipe = toolkit.pipeline("qa", model=str(path), top_k=3, passages=0)
+    assert pipe.engine_name == "bert"
+    items = [{"question": QUESTION, "context": CONTEXT}, {"question": "who?", "context": LONG_CONTEXT}]
+    results = pipe(items)  # the contract's check: every answer is the context's text at its offsets
+    for item, result in zip(items, results):
+        assert result["answer"] == item["context"][result["start"]:result["end"]] and result["answer"].strip()
+        assert len(result["answers"]) == 3 and 0 < result["score"] <= 1
+    assert pipe(items[1:]) == results[1:]
+    assert pipe.stamp()["model_architecture"] == kind
+    done = run(["qa", "-m", str(path), "--context", "-", "-f", "json", QUESTION], stdin=CONTEXT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["result"]["answer"] == toolkit.pipeline("qa", model=str(path))(items[0])["answer"]
+
+
+def test_a_classifier_is_refused_for_qa_and_a_reader_for_classify(qa_folder, folder):
+    qa_path, _, _ = qa_folder
+    classify_path, _, _ = folder
+    with pytest.raises(ModelFileError, match="no question-answering head"):
+        toolkit.pipeline("qa", model=str(classify_path))({"question": QUESTION, "context": CONTEXT})
+    done = run(["classify", "-m", str(qa_path), "--text", "great film"])
+    assert done.returncode == 2 and "no sequence-classification head" in done.stderr
+    for task, head in (("qa", "a question-answering head"), ("classify", "a sequence-classification head")):
+        with pytest.raises(OptionError, match=f"needs --model: a bert or distilbert checkpoint folder with {head}"):
+            toolkit.pipeline(task, engine="bert")
+
+
+def test_span_logits_equal_transformers(qa_folder):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from toolkit.nn.bert import BertReader
+
+    path, kind, _ = qa_folder
+    reference = transformers.AutoModelForQuestionAnswering.from_pretrained(str(path)).eval()
+    reader = BertReader.from_pretrained(path)
+    first = reader.tokenizer.encode([(QUESTION, LONG_CONTEXT)])[0]
+    ids, types, padding = reader.tokenizer.arrays([first, *first.overflowing])
+    inputs = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(~padding, dtype=torch.long)}
+    if kind == "bert":
+        inputs["token_type_ids"] = torch.tensor(types)
+    with torch.no_grad():
+        out = reference(**inputs)
+    expected = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=-1)
+    ours = reader.span_logits(ids, types, padding)
+    np.testing.assert_allclose(ours[~padding], expected[~padding], atol=1e-4)

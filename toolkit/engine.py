@@ -20,6 +20,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 # DataError, ModelMismatchError and RecordError lived here before toolkit.errors; plugins import them from here.
@@ -33,8 +34,6 @@ from toolkit.errors import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from toolkit.contracts import TaskContract
 
 INPUT_KINDS = ("text", "question+context", "dialogue")
@@ -408,8 +407,6 @@ class Engine(abc.ABC):
         engine to use when the task is the same). A damaged file raises
         ``toolkit.nn.ModelFileError``.
         """
-        from pathlib import Path
-
         from toolkit.nn import read_metadata
 
         model = self.model
@@ -489,3 +486,4 @@ class LoadsModel:
         state = self.__dict__.copy()
         state.pop("_model_state", None)
         return state
+

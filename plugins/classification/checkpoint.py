@@ -10,32 +10,22 @@ result says ``"truncated": true``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit_plugins.classification.common import Classifier
-from toolkit.errors import ModelNotFoundError, OptionError
+from toolkit.checkpoint_engines import LoadsCheckpoint
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-class CheckpointClassifier(Classifier):
+class CheckpointClassifier(LoadsCheckpoint, Classifier):
     """Text classification with a BERT-family checkpoint on the compiled kernels."""
 
     name = "bert"
     description = "BERT/DistilBERT sequence-classification checkpoints (a Hugging Face folder), without PyTorch."
-    takes_model = True
     checkpoint_types = ("bert", "distilbert")
-
-    def __init__(self, model: str | None = None, **options: Any) -> None:
-        super().__init__(model, **options)
-        if self.model is None:
-            raise OptionError(f"engine {self.task}:{self.name} needs --model: a BERT or DistilBERT checkpoint folder"
-                              " with a classification head, or its model id in the local Hugging Face cache")
-        if self.checkpoint_folder() is None:
-            raise ModelNotFoundError(f"{self.model}: not a checkpoint folder (config.json, model.safetensors) nor a"
-                                     " model id in the local Hugging Face cache")
+    checkpoint_head = "a sequence-classification head"
 
     def _load(self) -> tuple[Any, dict]:
         from toolkit.nn.bert import BertClassifier
@@ -43,8 +33,7 @@ class CheckpointClassifier(Classifier):
         folder = self.checkpoint_folder()
         classifier = BertClassifier.from_pretrained(folder)
         args = classifier.encoder.args
-        return classifier, {"name": Path(self.model).name, "version": None, "source": str(folder),
-                            "architecture": args.kind, "labels": classifier.labels, "context": args.max_len}
+        return classifier, self.checkpoint_metadata(folder, args.kind, labels=classifier.labels, context=args.max_len)
 
     def _predict(self, texts: list[str]) -> tuple[np.ndarray, list[dict]]:
         probs, cut = self._loaded()[0].predict(texts)

@@ -32,8 +32,8 @@ DECIMALS = 6
 
 
 class Span(NamedTuple):
-    first: int  # first token of the answer
-    last: int  # its last token (inclusive)
+    first: int  # first token of the answer (or its first character, for an engine whose _offsets says so)
+    last: int  # its last token, inclusive (or the character after its last)
     score: float
 
 
@@ -145,13 +145,18 @@ class QAEngine(Engine):
             passages = [passages[i] for i in best]
         return Job(question, context, question_tokens, tokens, passages, total)
 
+    def _offsets(self, job: Job, span: Span) -> tuple[int, int]:
+        """The characters of the context ``span`` covers, [start, end): from its tokens' (an engine whose spans
+        are in characters already, reading subwords of its own, returns them as they are)."""
+        return job.tokens[span.first].start, job.tokens[span.last].end
+
     def _result(self, job: Job, spans: list[Span]) -> dict:
         settings = self.settings
         sentences = split_sentences(job.context)
         starts = [s.start for s in sentences]
         seen: dict[tuple[int, int], float] = {}
         for span in spans:
-            key = (job.tokens[span.first].start, job.tokens[span.last].end)
+            key = self._offsets(job, span)
             seen[key] = max(seen.get(key, 0.0), span.score)
         ranked = sorted(seen.items(), key=lambda item: (-item[1], item[0]))
         best = round(ranked[0][1], DECIMALS) if ranked else 0.0

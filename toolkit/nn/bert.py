@@ -58,10 +58,10 @@ def bert_args(config: dict, where: str) -> BertArgs:
     activation = config.get(names["activation"], "gelu")
     if activation not in ACTIVATIONS:
         raise CheckpointError(f"{where}: activation {activation!r}; nlp-tool runs {kind} with"
-                             f" {', '.join(ACTIVATIONS)}")
+                              f" {', '.join(ACTIVATIONS)}")
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(f"{where}: position_embedding_type {config['position_embedding_type']!r}; nlp-tool"
-                             " runs absolute positions")
+                              " runs absolute positions")
     try:
         dim, heads = check_size(kind, names["dim"], config[names["dim"]], 1, MAX_DIM), \
             check_size(kind, names["heads"], config[names["heads"]], 1, MAX_HEADS)
@@ -195,12 +195,12 @@ def bert_model(checkpoint: Checkpoint, head: str) -> tuple[BertEncoder, dict[str
     any is read; CheckpointError for a checkpoint without the head (a base model, say)."""
     args = bert_args(checkpoint.config, str(checkpoint.folder))
     prefix = _prefix(checkpoint, args.kind)
-    outputs = len(id2label(checkpoint.config, str(checkpoint.folder))) if head == "classify" else 2
     modules = head_modules(args, head, prefix)
     if modules["out"] + ".weight" not in checkpoint.tensors:
         task = "sequence-classification" if head == "classify" else "question-answering"
         raise CheckpointError(f"{checkpoint.folder}: no {task} head (tensor {modules['out'] + '.weight'!r} is"
-                             f" missing): a base {args.kind} model, or one trained for another task")
+                              f" missing): a base {args.kind} model, or one trained for another task")
+    outputs = len(id2label(checkpoint.config, str(checkpoint.folder))) if head == "classify" else 2
     heads = {}
     for layer, module in modules.items():
         d_out = outputs if layer == "out" else args.dim
@@ -285,3 +285,64 @@ class BertClassifier:
 
     def predict_proba(self, texts: list[str]) -> Array:
         return self.predict(texts)[0]
+
+
+class BertReader:
+    """A question-answering checkpoint: a question and a context in, scored answer spans (character offsets in
+    the context) out, as Hugging Face's question-answering pipeline scores them: per window of the context, the
+    probability of the start token times that of the end token, each a softmax over the window's context
+    tokens and its first token ([CLS], the "no answer" of SQuAD 2.0 models), whose own probability is then
+    dropped."""
+
+    #: Context tokens shared by consecutive windows of a context longer than the model's positions.
+    STRIDE = 128
+
+    def __init__(self, encoder: BertEncoder, head: dict[str, Dense], tokenizer: Any) -> None:
+        self.encoder, self.head, self.tokenizer = encoder, head, tokenizer
+
+    @classmethod
+    def from_pretrained(cls, folder: Any) -> "BertReader":
+        from toolkit.nn.pretrained import open_checkpoint
+        from toolkit.text.pretrained_tokenizer import EncoderTokenizer
+
+        checkpoint = open_checkpoint(folder)
+        encoder, head = bert_model(checkpoint, "qa")
+        pad_id = checkpoint.config.get("pad_token_id") or 0
+        stride = min(cls.STRIDE, encoder.args.max_len // 4)
+        return cls(encoder, head, EncoderTokenizer(folder, encoder.args.max_len, pad_id, stride=stride))
+
+    def span_logits(self, ids: Array, types: Array | None = None, padding: Array | None = None) -> Array:
+        """Start and end scores (B, T, 2) of every token of ``ids`` (B, T)."""
+        return self.head["out"].forward(self.encoder(ids, types, padding))[0]
+
+    def spans(self, question: str, context: str, max_tokens: int, top_k: int) -> list[tuple[int, int, float]]:
+        """The ``top_k`` best answers to ``question`` in each window of ``context``: (start, end, score), with
+        start and end character offsets in ``context`` and at most ``max_tokens`` tokens. One window at a time,
+        unpadded, so that an answer does not depend on what it is batched with."""
+        first = self.tokenizer.encode([(question, context)])[0]
+        found = []
+        for window in [first, *first.overflowing]:
+            inside = np.array([kind == 1 for kind in window.sequence_ids])
+            if not inside.any():
+                continue  # the question alone fills the model's positions
+            logits = self.span_logits(*self.tokenizer.arrays([window]))[0].astype(np.float64)
+            softmax_over = inside.copy()
+            softmax_over[0] = True
+            p_start, p_end = (_softmax_where(logits[:, k], softmax_over) for k in (0, 1))
+            p_start[0] = p_end[0] = 0.0
+            scores = np.triu(np.outer(p_start, p_end))
+            scores = np.tril(scores, max_tokens - 1)
+            best = np.argsort(-scores, axis=None, kind="stable")[:top_k]
+            for start, end in zip(*np.unravel_index(best, scores.shape)):
+                if scores[start, end] > 0:
+                    found.append((window.offsets[start][0], window.offsets[end][1], float(scores[start, end])))
+        return found
+
+
+def _softmax_where(z: Array, keep: Array) -> Array:
+    """Softmax of ``z`` over the entries ``keep`` marks; 0 elsewhere."""
+    out = np.zeros_like(z)
+    kept = z[keep]
+    e = np.exp(kept - kept.max())
+    out[keep] = e / e.sum()
+    return out

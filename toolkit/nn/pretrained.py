@@ -95,10 +95,10 @@ class Checkpoint:
             have, dtype = self.tensors[name]
             if have != tuple(shape):
                 raise CheckpointError(f"{self.folder}: tensor {name!r} has shape {list(have)}, the config needs"
-                                     f" {list(shape)}")
+                                      f" {list(shape)}")
             if dtype not in FLOAT_DTYPES:
                 raise CheckpointError(f"{self.folder}: tensor {name!r} is {dtype}; nlp-tool reads float32, float16"
-                                     " and float64 weights (save the model with torch_dtype=float32)")
+                                      " and float64 weights (save the model with torch_dtype=float32)")
 
     def load(self, names: list[str]) -> dict[str, np.ndarray]:
         """The tensors ``names`` as float32 arrays (checked by :meth:`check` first)."""
@@ -145,7 +145,7 @@ def open_checkpoint(folder: Path) -> Checkpoint:
         pickled = [name for name in PICKLES if (folder / name).is_file()]
         if pickled:
             raise CheckpointError(f"{folder}: the weights are in {pickled[0]}, which nlp-tool does not read (a"
-                                 f" pickle can run code); {CONVERT.format(folder=folder)}")
+                                  f" pickle can run code); {CONVERT.format(folder=folder)}")
         raise ModelNotFoundError(f"{folder}: no {WEIGHTS}")
     tensors: dict[str, tuple[tuple[int, ...], str]] = {}
     files: dict[str, Path] = {}

@@ -69,17 +69,25 @@ class PretrainedTokenizer:
 
 
 class EncoderTokenizer:
-    """A BERT-family checkpoint's tokenizer for its encoder: texts to token ids with each token's segment (token
-    type), cut to the model's ``max_len`` positions (its special tokens included)."""
+    """A BERT-family checkpoint's tokenizer for its encoder: texts, or pairs of texts, to token ids with each
+    token's segment (token type), cut to the model's ``max_len`` positions (its special tokens included).
 
-    def __init__(self, folder: Path, max_len: int, pad_id: int) -> None:
+    With ``stride``, inputs are pairs (question, context) and only the second is cut: into windows of the
+    context, each overlapping the one before by ``stride`` tokens, in the encoding's ``overflowing``.
+    """
+
+    def __init__(self, folder: Path, max_len: int, pad_id: int, stride: int | None = None) -> None:
         self.tokenizer = read_tokenizer(folder)
-        self.tokenizer.enable_truncation(max_len)
+        if stride is None:
+            self.tokenizer.enable_truncation(max_len)
+        else:
+            self.tokenizer.enable_truncation(max_len, stride=stride, strategy="only_second")
         self.tokenizer.no_padding()
         self.max_len, self.pad_id = max_len, pad_id
 
-    def encode(self, texts: list[str]) -> list[Any]:
-        """The ``tokenizers`` encodings of ``texts`` (``overflowing`` not empty for a text that was cut)."""
+    def encode(self, texts: list[Any]) -> list[Any]:
+        """The ``tokenizers`` encodings of ``texts`` (or of (first, second) pairs); ``overflowing`` holds what
+        did not fit: the windows after the first, for pairs."""
         return self.tokenizer.encode_batch(texts)
 
     def arrays(self, encodings: list[Any]) -> tuple[Any, Any, Any]:
