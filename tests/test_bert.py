@@ -256,20 +256,27 @@ def test_bad_folders_are_one_line_errors_with_exit_2(folder, tmp_path):
         toolkit.pipeline("classify", model=str(qa_only))(["great film"])
 
 
-def test_logits_and_labels_equal_transformers(folder):
+def transformers_outputs(auto_class: str, path: Path, kind: str, ids: np.ndarray, types: np.ndarray,
+                         padding: np.ndarray) -> object:
+    """What transformers' ``auto_class`` makes of the checkpoint at ``path`` for these padded inputs."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from toolkit.nn.bert import BertClassifier
-
-    path, kind, _ = folder
-    reference = transformers.AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
-    classifier = BertClassifier.from_pretrained(path)
-    ids, types, padding = classifier.tokenizer.arrays(classifier.tokenizer.encode(TEXTS))
+    reference = getattr(transformers, auto_class).from_pretrained(str(path)).eval()
     inputs = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(~padding, dtype=torch.long)}
     if kind == "bert":
         inputs["token_type_ids"] = torch.tensor(types)
     with torch.no_grad():
-        expected = reference(**inputs).logits.numpy()
+        return reference(**inputs)
+
+
+def test_logits_and_labels_equal_transformers(folder):
+    from toolkit.nn.bert import BertClassifier
+
+    path, kind, _ = folder
+    classifier = BertClassifier.from_pretrained(path)
+    ids, types, padding = classifier.tokenizer.arrays(classifier.tokenizer.encode(TEXTS))
+    outputs = transformers_outputs("AutoModelForSequenceClassification", path, kind, ids, types, padding)
+    expected = outputs.logits.numpy()
     ours = classifier.logits(ids, types, padding)
     np.testing.assert_allclose(ours, expected, atol=1e-4)
     assert (ours.argmax(1) == expected.argmax(1)).all()
@@ -351,20 +358,13 @@ def test_a_classifier_is_refused_for_qa_and_a_reader_for_classify(qa_folder, fol
 
 
 def test_span_logits_equal_transformers(qa_folder):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
     from toolkit.nn.bert import BertReader
 
     path, kind, _ = qa_folder
-    reference = transformers.AutoModelForQuestionAnswering.from_pretrained(str(path)).eval()
     reader = BertReader.from_pretrained(path)
     first = reader.tokenizer.encode([(QUESTION, LONG_CONTEXT)])[0]
     ids, types, padding = reader.tokenizer.arrays([first, *first.overflowing])
-    inputs = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(~padding, dtype=torch.long)}
-    if kind == "bert":
-        inputs["token_type_ids"] = torch.tensor(types)
-    with torch.no_grad():
-        out = reference(**inputs)
+    out = transformers_outputs("AutoModelForQuestionAnswering", path, kind, ids, types, padding)
     expected = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=-1)
     ours = reader.span_logits(ids, types, padding)
     np.testing.assert_allclose(ours[~padding], expected[~padding], atol=1e-4)
