@@ -80,9 +80,11 @@ def parse_args() -> argparse.Namespace:
 
 
 # Run as a script, this folder is first on sys.path, and its kernels.py would stand in for the optional
-# "kernels" package that transformers tries to import: take the folder off (in the workers too, which import
-# this file).
+# "kernels" package that transformers tries to import: take the folder off, and put on what the benchmarks share
+# (the contenders' processes, which start with this sys.path and import this file).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.append(str(Path(__file__).resolve().parent / "shared"))
+from contenders import Contender  # noqa: E402
 
 
 # -- the contenders, each in a process of its own ----------------------------------------------------------------
@@ -116,7 +118,7 @@ def gpt2_state(model: Any) -> dict[str, np.ndarray]:
 class Ours:
     """Our DecoderLM, trained by train_step and Adam, decoding with Decoding (greedy)."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
         self.models: dict[str, Any] = {}
         self.optimizer: Any = None
 
@@ -295,47 +297,6 @@ def hf_model(shape: dict, context: int, weights: dict) -> Any:
     return model.eval()
 
 
-def serve(side: str, threads: int, connection: Any) -> None:
-    """A contender's process: its thread counts fixed before numpy, torch or our kernels start their pools, then
-    the calls of the main process, one at a time, until None."""
-    from toolkit.threads import use_threads
-
-    use_threads(threads)
-    contender = Ours() if side == "ours" else Theirs(threads)
-    while (call := connection.recv()) is not None:
-        method, kwargs = call
-        try:
-            connection.send(("ok", getattr(contender, method)(**kwargs)))
-        except Exception:  # the main process says what failed, then stops
-            import traceback
-
-            connection.send(("error", traceback.format_exc()))
-
-
-class Contender:
-    """A contender's process, started with "spawn" so that it holds its own libraries and thread pools and
-    nothing of the other's; :meth:`call` runs one of its methods there and returns the result."""
-
-    def __init__(self, side: str, threads: int) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(side, threads, child), daemon=True)
-        self.process.start()
-
-    def call(self, method: str, **kwargs: Any) -> Any:
-        self.connection.send((method, kwargs))
-        status, value = self.connection.recv()
-        if status != "ok":
-            raise RuntimeError(f"the contender's {method} failed:\n{value}")
-        return value
-
-    def close(self) -> None:
-        self.connection.send(None)
-        self.process.join(timeout=60)
-
-
 # -- (a) training -------------------------------------------------------------------------------------------------
 
 
@@ -436,7 +397,7 @@ def perplexity(ours: Contender, model: Path) -> None:
 
 def main() -> int:
     args = parse_args()
-    ours, theirs = Contender("ours", args.threads), Contender("torch", args.threads)
+    ours, theirs = Contender(Ours, args.threads), Contender(Theirs, args.threads)
     try:
         print(f"threads={args.threads} each; ours ({ours.call('versions')}) and {theirs.call('versions')}, each in a"
               f" process of its own, taking turns; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')};"

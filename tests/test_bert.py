@@ -37,10 +37,10 @@ def _names(kind: str) -> dict[str, str]:
             "ff2": block + "ffn.lin2", "ln2": block + "output_layer_norm", "emb": "distilbert.embeddings."}
 
 
-def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LABELS,
-                      head: str = "classify") -> dict[str, np.ndarray]:
+def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LABELS, head: str = "classify",
+                      d: int = D, ffn: int = FFN) -> dict[str, np.ndarray]:
     """A tiny sequence-classification (or question-answering) checkpoint as Hugging Face lays one out, random
-    weights; its tensors."""
+    weights (width ``d``, feed-forward ``ffn``); its tensors."""
     from safetensors.numpy import save_file
     from tokenizers.implementations import BertWordPieceTokenizer
 
@@ -53,36 +53,36 @@ def checkpoint_folder(folder: Path, kind: str, seed: int = 0, labels: dict = LAB
         t[name + ".bias"] = rng.normal(0, 0.1, d_out).astype(np.float32)
 
     def norm(name: str) -> None:
-        t[name + ".weight"] = (1 + rng.normal(0, 0.1, D)).astype(np.float32)
-        t[name + ".bias"] = rng.normal(0, 0.1, D).astype(np.float32)
+        t[name + ".weight"] = (1 + rng.normal(0, 0.1, d)).astype(np.float32)
+        t[name + ".bias"] = rng.normal(0, 0.1, d).astype(np.float32)
 
     emb = names["emb"]
-    t[emb + "word_embeddings.weight"] = rng.normal(0, 0.5, (len(VOCAB), D)).astype(np.float32)
-    t[emb + "position_embeddings.weight"] = rng.normal(0, 0.5, (POSITIONS, D)).astype(np.float32)
+    t[emb + "word_embeddings.weight"] = rng.normal(0, 0.5, (len(VOCAB), d)).astype(np.float32)
+    t[emb + "position_embeddings.weight"] = rng.normal(0, 0.5, (POSITIONS, d)).astype(np.float32)
     if kind == "bert":
-        t[emb + "token_type_embeddings.weight"] = rng.normal(0, 0.5, (2, D)).astype(np.float32)
+        t[emb + "token_type_embeddings.weight"] = rng.normal(0, 0.5, (2, d)).astype(np.float32)
     norm(emb + "LayerNorm")
     for i in range(LAYERS):
         for part in "qkvo":
-            linear(names[part].format(i=i), D, D)
+            linear(names[part].format(i=i), d, d)
         norm(names["ln1"].format(i=i))
         norm(names["ln2"].format(i=i))
-        linear(names["ff1"].format(i=i), D, FFN)
-        linear(names["ff2"].format(i=i), FFN, D)
+        linear(names["ff1"].format(i=i), d, ffn)
+        linear(names["ff2"].format(i=i), ffn, d)
     if head == "qa":
-        linear("qa_outputs", D, 2)
+        linear("qa_outputs", d, 2)
     else:
-        linear("bert.pooler.dense" if kind == "bert" else "pre_classifier", D, D)
-        linear("classifier", D, len(labels))
+        linear("bert.pooler.dense" if kind == "bert" else "pre_classifier", d, d)
+        linear("classifier", d, len(labels))
     save_file(t, str(folder / "model.safetensors"))
     if kind == "bert":
-        config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "hidden_size": D,
-                  "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "intermediate_size": FFN,
+        config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "hidden_size": d,
+                  "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "intermediate_size": ffn,
                   "hidden_act": "gelu", "max_position_embeddings": POSITIONS, "type_vocab_size": 2,
                   "layer_norm_eps": 1e-12}
     else:
-        config = {"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "dim": D,
-                  "n_heads": HEADS, "n_layers": LAYERS, "hidden_dim": FFN, "activation": "gelu",
+        config = {"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "dim": d,
+                  "n_heads": HEADS, "n_layers": LAYERS, "hidden_dim": ffn, "activation": "gelu",
                   "max_position_embeddings": POSITIONS}
     config.update({"vocab_size": len(VOCAB), "pad_token_id": 0})
     if head == "qa":
@@ -149,6 +149,33 @@ def folder(request, tmp_path_factory) -> tuple[Path, str, dict]:
 def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", *args], input=stdin,
                           capture_output=True, text=True, timeout=120)
+
+
+LOAD_PEAK = """
+import sys
+from pathlib import Path
+
+from toolkit.nn.bert import BertClassifier
+
+def status(key):
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(key + ":")) * 1024
+
+before = status("VmRSS")
+classifier = BertClassifier.from_pretrained(Path(sys.argv[1]))
+print(status("VmHWM") - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_checkpoint_is_resident_about_once_while_it_loads(tmp_path):
+    # Random initial weights drawn before the checkpoint's were copied in, gradients written full of zeros, and one
+    # file mapping held open for the whole load each added about the model's size to the peak (2.3x in all).
+    tensors = checkpoint_folder(tmp_path / "wide", "distilbert", d=1024, ffn=4096)
+    weights = sum(t.nbytes for t in tensors.values())  # about 100 MB
+    done = subprocess.run([sys.executable, "-c", LOAD_PEAK, str(tmp_path / "wide")], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert int(done.stdout) < 1.5 * weights, (int(done.stdout) / 2**20, weights / 2**20)
 
 
 def test_logits_equal_the_reference_for_a_padded_batch(folder):

@@ -21,7 +21,7 @@ import numpy as np
 from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
-from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm
+from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, weights_to_come
 from toolkit.nn.pretrained import Checkpoint
 
 KINDS = ("bert", "distilbert")
@@ -208,7 +208,8 @@ def bert_model(checkpoint: Checkpoint, head: str) -> tuple[BertEncoder, dict[str
     shapes = {**encoder_shapes(args, prefix), **heads}
     checkpoint.check(shapes)
     t = checkpoint.load(list(shapes))
-    encoder = BertEncoder(args)
+    with weights_to_come():
+        encoder = BertEncoder(args)
     encoder.words.params["table"][...] = t[f"{prefix}embeddings.word_embeddings.weight"]
     encoder.positions.params["table"][...] = t[f"{prefix}embeddings.position_embeddings.weight"]
     if encoder.types is not None:
@@ -228,7 +229,8 @@ def bert_model(checkpoint: Checkpoint, head: str) -> tuple[BertEncoder, dict[str
     for layer, module in modules.items():
         activation = None if layer == "out" else "tanh" if args.kind == "bert" else "relu"
         d_out, d_in = heads[module + ".weight"]
-        layers[layer] = Dense(d_in, d_out, activation, seed=0)
+        with weights_to_come():
+            layers[layer] = Dense(d_in, d_out, activation, seed=0)
         _set_linear(layers[layer], t, module)
     return encoder, layers
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from toolkit.errors import CheckpointError
 from toolkit.nn.language_model import DecoderLM
+from toolkit.nn.layers import weights_to_come
 from toolkit.nn.layer_configs import MAX_DIM, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
 from toolkit.nn.pretrained import Checkpoint
 
@@ -71,7 +72,8 @@ def gpt2_model(checkpoint: Checkpoint) -> DecoderLM:
     shapes = gpt2_shapes(args, prefix)
     checkpoint.check(shapes)
     t = checkpoint.load(list(shapes))
-    model = DecoderLM(**args, seed=0)
+    with weights_to_come():
+        model = DecoderLM(**args, seed=0)
     eps = float(checkpoint.config.get("layer_norm_epsilon", 1e-5))
     d = args["dim"]
 

@@ -25,7 +25,8 @@ from toolkit import kernels
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size, nested, \
     register_layer
-from toolkit.nn.layers import Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, f32, log_softmax
+from toolkit.nn.layers import (Array, Backprop, Dense, Dropout, Embedding, Layer, LayerNorm, as_rng, drawing_weights,
+                               f32, log_softmax)
 from toolkit.nn.transformer import EncoderLayer
 
 
@@ -82,6 +83,8 @@ class DecoderLM(Layer):
     def _init_gpt2(self, rng: np.random.Generator) -> None:
         # GPT-2's initialisation: N(0, 0.02) weights, positions N(0, 0.01), and the projections that write
         # into the residual stream shrunk by sqrt(2 * layers) so that its variance does not grow with depth.
+        if not drawing_weights():
+            return
         self.wte.params["table"][...] = rng.normal(0.0, 0.02, self.wte.params["table"].shape)
         self.wpe.params["table"][...] = rng.normal(0.0, 0.01, self.wpe.params["table"].shape)
         residual = 0.02 / np.sqrt(2.0 * max(self.n_layers, 1))

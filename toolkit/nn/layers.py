@@ -11,6 +11,8 @@ layer, in ``params`` and ``grads`` under the same names.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 from typing import Any, Callable, ClassVar, Iterator
@@ -23,8 +25,31 @@ from toolkit.nn.layer_configs import MAX_DIM, MAX_KERNEL, MAX_LEN, MAX_VOCAB, ch
 Array = np.ndarray
 Backprop = Callable[[Any], Any]
 
+_WEIGHTS_TO_COME = contextvars.ContextVar("weights_to_come", default=False)
+
+
+@contextlib.contextmanager
+def weights_to_come() -> Iterator[None]:
+    """Build layers whose every parameter is overwritten right after (by a checkpoint's tensors) without drawing
+    their random initial values: the parameters start as zeros the system hands over only once written, so a
+    loaded model is resident once. Drawn, a 66M-parameter DistilBERT's start held 500 MB before its weights
+    were read, and GPT-2 small's 124M parameters were drawn twice (uniform, then GPT-2's normal)."""
+    token = _WEIGHTS_TO_COME.set(True)
+    try:
+        yield
+    finally:
+        _WEIGHTS_TO_COME.reset(token)
+
+
+def drawing_weights() -> bool:
+    """Whether layers built now draw random initial weights (not inside :func:`weights_to_come`)."""
+    return not _WEIGHTS_TO_COME.get()
+
+
 def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape: tuple) -> Array:
     """Keras' default kernel initialiser, so that models match their Keras originals."""
+    if not drawing_weights():
+        return np.zeros(shape, np.float32)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
@@ -53,7 +78,10 @@ class Layer:
 
     def add_param(self, name: str, value: Array) -> None:
         self.params[name] = f32(value)
-        self.grads[name] = np.zeros_like(self.params[name])
+        # np.zeros takes its memory zeroed from the system (calloc), resident only once training writes into it:
+        # a model that only infers holds its weights once, not twice (zeros_like writes every zero; a 66M-parameter
+        # DistilBERT's gradients held 265 MB that nothing read).
+        self.grads[name] = np.zeros(self.params[name].shape, self.params[name].dtype)
 
     def forward(self, x: Any, train: bool = False) -> tuple[Any, Backprop]:
         raise NotImplementedError
@@ -125,7 +153,8 @@ class Embedding(Layer):
         super().__init__()
         self.vocab_size, self.dim, self.padding_idx = vocab_size, dim, padding_idx
         # Keras' Embedding initialiser: uniform(-0.05, 0.05).
-        table = as_rng(seed).uniform(-0.05, 0.05, size=(vocab_size, dim))
+        table = (as_rng(seed).uniform(-0.05, 0.05, size=(vocab_size, dim)) if drawing_weights() else
+                 np.zeros((vocab_size, dim), np.float32))
         if padding_idx is not None:
             table[padding_idx] = 0.0
         self.add_param("table", table)

@@ -100,23 +100,31 @@ class Checkpoint:
                 raise CheckpointError(f"{self.folder}: tensor {name!r} is {dtype}; nlp-tool reads float32, float16"
                                       " and float64 weights (save the model with torch_dtype=float32)")
 
-    def load(self, names: list[str]) -> dict[str, np.ndarray]:
-        """The tensors ``names`` as float32 arrays (checked by :meth:`check` first)."""
+    def load(self, names: list[str]) -> "Tensors":
+        """The tensors ``names`` (checked by :meth:`check` first), read as float32 arrays when asked for."""
+        return Tensors({name: self.files[name] for name in names})
+
+
+class Tensors:
+    """A checkpoint's tensors, each read from its file as a float32 array when asked for: a loader copies one
+    into its layer and drops it, so that a model's weights are not held twice while it loads. Each read maps
+    the file only for itself: the file's pages a mapping has read count in the process's resident memory until
+    it is closed (one mapping held open for a 66M-parameter DistilBERT's load added 250 MB to its peak)."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def __getitem__(self, name: str) -> np.ndarray:
         import numpy as np
         from safetensors import SafetensorError, safe_open
 
-        arrays: dict[str, np.ndarray] = {}
-        by_file: dict[Path, list[str]] = {}
-        for name in names:
-            by_file.setdefault(self.files[name], []).append(name)
-        for path, group in by_file.items():
-            try:
-                with safe_open(str(path), framework="np") as handle:
-                    for name in group:
-                        arrays[name] = np.ascontiguousarray(handle.get_tensor(name), dtype=np.float32)
-            except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-                raise CheckpointError(f"{path}: cannot read tensors ({str(error).splitlines()[0][:120]})") from None
-        return arrays
+        path = self.files[name]
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                # The array is a copy of the file's bytes (safetensors reads them out), valid once it is closed.
+                return np.ascontiguousarray(handle.get_tensor(name), dtype=np.float32)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+            raise CheckpointError(f"{path}: cannot read tensor {name!r} ({str(error).splitlines()[0][:120]})") from None
 
 
 def open_checkpoint(folder: Path) -> Checkpoint:
