@@ -153,7 +153,7 @@ class Theirs:
         import numpy as np
         import torch
 
-        from toolkit.nn.bert import _softmax_where
+        from toolkit.nn.bert import masked_softmax
 
         tokenizer, model = self.models["qa"]
         best = []
@@ -171,7 +171,7 @@ class Theirs:
                     inside = np.array([kind == 1 for kind in inputs.sequence_ids(w)])
                     keep = inside.copy()
                     keep[0] = True
-                    p = [_softmax_where(z[w].numpy().astype(np.float64), keep) for z in (out.start_logits,
+                    p = [masked_softmax(z[w].numpy().astype(np.float64), keep) for z in (out.start_logits,
                                                                                          out.end_logits)]
                     p[0][0] = p[1][0] = 0.0
                     scores = np.tril(np.triu(np.outer(p[0], p[1])), 14)

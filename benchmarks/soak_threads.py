@@ -121,8 +121,14 @@ def main() -> int:
         worker.start()
     start = time.monotonic()
     samples: list[tuple[float, int, int]] = []  # (minutes, VmRSS kB, threads)
+    # When each thread id was first seen (minutes): a thread that appears after the warm-up and lives to the end
+    # is a helper started late (a worker's first call of a parallel kernel, say), one that keeps appearing is not.
+    first_seen: dict[int, float] = {}
     while (elapsed := (time.monotonic() - start) / 60.0) < args.minutes:
         samples.append((elapsed, status("VmRSS"), status("Threads")))
+        alive = {int(tid) for tid in os.listdir("/proc/self/task")}
+        for tid in alive:
+            first_seen.setdefault(tid, elapsed)
         minute, rss, threads = samples[-1]
         print(f"{minute:6.1f} min  rss {rss / 1024:7.1f} MB  threads {threads:3d}  calls {sum(calls.values()):7d}"
               f"  failures {len(failures)}", flush=True)
@@ -147,6 +153,10 @@ def main() -> int:
         "threads_after_warmup": statistics.median(s[2] for s in head),
         "threads_at_end": statistics.median(s[2] for s in tail),
         "threads_max": max(s[2] for s in settled),
+        # Thread ids first seen after the warm-up: all of them (churn), and those alive at the end, with the
+        # minute each appeared.
+        "threads_started_after_warmup": sum(1 for seen in first_seen.values() if seen >= args.warmup),
+        "late_threads_alive_at_end": sorted(round(first_seen[tid], 1) for tid in alive if first_seen[tid] >= args.warmup),
     }
     print(json.dumps(report, indent=2))
     if args.json:

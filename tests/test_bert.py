@@ -260,6 +260,24 @@ def test_bad_folders_are_one_line_errors_with_exit_2(folder, tmp_path):
     config["id2label"] = {"0": "a", "1": "b"}
     (base / "config.json").write_text(json.dumps(config))
     cases[base] = "classifier.weight' has shape [3, 32], the config needs [2, 32]"
+    for name, change, message in (
+            ("bad-pad", {"pad_token_id": "zero"}, "pad_token_id 'zero' is not an id of the 29-token vocabulary"),
+            ("small-vocab", {"vocab_size": 20}, "word_embeddings.weight' has shape [29, 32], the config needs [20, 32]"),
+            ("odd-activation", {"activation": ["gelu"], "hidden_act": ["gelu"]}, "activation ['gelu']")):
+        changed = tmp_path / name
+        shutil.copytree(path, changed)
+        config = json.loads((changed / "config.json").read_text())
+        (changed / "config.json").write_text(json.dumps({**config, **change}))
+        cases[changed] = message
+    from safetensors.numpy import save_file
+
+    fewer = tmp_path / "fewer-tokens"  # a model of 20 tokens beside a tokenizer of 29
+    shutil.copytree(path, fewer)
+    words = next(name for name in tensors if name.endswith("word_embeddings.weight"))
+    save_file({**tensors, words: tensors[words][:20]}, str(fewer / "model.safetensors"))
+    config = json.loads((fewer / "config.json").read_text())
+    (fewer / "config.json").write_text(json.dumps({**config, "vocab_size": 20}))
+    cases[fewer] = "the tokenizer has 29 tokens, the model 20"
     other = tmp_path / "t5"
     shutil.copytree(path, other)
     (other / "config.json").write_text(json.dumps({"model_type": "t5"}))
@@ -276,8 +294,6 @@ def test_bad_folders_are_one_line_errors_with_exit_2(folder, tmp_path):
     with pytest.raises(ModelFileError, match="no sequence-classification head"):
         qa_only = tmp_path / "qa-head"
         shutil.copytree(path, qa_only)
-        from safetensors.numpy import save_file
-
         save_file({k: v for k, v in tensors.items() if not k.startswith(("classifier", "pre_classifier"))},
                   str(qa_only / "model.safetensors"))
         toolkit.pipeline("classify", model=str(qa_only))(["great film"])

@@ -25,7 +25,6 @@ from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, weights_to_com
 from toolkit.nn.pretrained import Checkpoint
 
 KINDS = ("bert", "distilbert")
-HEADS = ("classify", "qa")
 # The checkpoints' activation names, as our Dense layers call them.
 ACTIVATIONS = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu"}
 DISTILBERT_EPS = 1e-12  # fixed in DistilBERT's code, not in its config
@@ -56,7 +55,7 @@ def bert_args(config: dict, where: str) -> BertArgs:
               "ffn": "intermediate_size", "activation": "hidden_act"} if kind == "bert" else
              {"dim": "dim", "heads": "n_heads", "layers": "n_layers", "ffn": "hidden_dim", "activation": "activation"})
     activation = config.get(names["activation"], "gelu")
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise CheckpointError(f"{where}: activation {activation!r}; nlp-tool runs {kind} with"
                               f" {', '.join(ACTIVATIONS)}")
     if config.get("position_embedding_type", "absolute") != "absolute":
@@ -80,6 +79,8 @@ def bert_args(config: dict, where: str) -> BertArgs:
         raise CheckpointError(f"{where}: not a usable {kind} config ({error})") from None
     if dim % heads:
         raise CheckpointError(f"{where}: {names['dim']} {dim} is not divisible by {names['heads']} {heads}")
+    if not 0 < args.eps < 1:
+        raise CheckpointError(f"{where}: layer_norm_eps {args.eps} is not a small positive number")
     return args
 
 
@@ -247,6 +248,29 @@ def id2label(config: dict, where: str) -> list[str]:
     return labels
 
 
+def _from_folder(folder: Any, head: str, stride: int | None = None) -> tuple[BertEncoder, dict[str, Dense], dict,
+                                                                              Any]:
+    """The encoder, head layers, config and tokenizer of the checkpoint ``folder``; CheckpointError for a padding
+    id or a tokenizer the model cannot take."""
+    from toolkit.nn.pretrained import open_checkpoint
+    from toolkit.text.pretrained_tokenizer import EncoderTokenizer
+
+    checkpoint = open_checkpoint(folder)
+    encoder, layers = bert_model(checkpoint, head)
+    vocab = encoder.args.vocab_size
+    pad_id = checkpoint.config.get("pad_token_id", 0)
+    if pad_id is None:
+        pad_id = 0
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab:
+        raise CheckpointError(f"{folder}: pad_token_id {pad_id!r} is not an id of the {vocab}-token vocabulary")
+    window = None if stride is None else min(stride, encoder.args.max_len // 4)
+    tokenizer = EncoderTokenizer(folder, encoder.args.max_len, pad_id, stride=window)
+    if tokenizer.size > vocab:
+        raise CheckpointError(f"{folder}: the tokenizer has {tokenizer.size} tokens, the model {vocab}: they do not"
+                              " belong together")
+    return encoder, layers, checkpoint.config, tokenizer
+
+
 class BertClassifier:
     """A sequence-classification checkpoint: texts in, class probabilities out (columns in ``labels`` order)."""
 
@@ -255,14 +279,8 @@ class BertClassifier:
 
     @classmethod
     def from_pretrained(cls, folder: Any) -> "BertClassifier":
-        from toolkit.nn.pretrained import open_checkpoint
-        from toolkit.text.pretrained_tokenizer import EncoderTokenizer
-
-        checkpoint = open_checkpoint(folder)
-        encoder, head = bert_model(checkpoint, "classify")
-        labels = id2label(checkpoint.config, str(folder))
-        pad_id = checkpoint.config.get("pad_token_id") or 0
-        return cls(encoder, head, labels, EncoderTokenizer(folder, encoder.args.max_len, pad_id))
+        encoder, head, config, tokenizer = _from_folder(folder, "classify")
+        return cls(encoder, head, id2label(config, str(folder)), tokenizer)
 
     def logits(self, ids: Array, types: Array | None = None, padding: Array | None = None) -> Array:
         """Class scores (B, classes) of token ids (B, T), read at the first token ([CLS])."""
@@ -304,14 +322,8 @@ class BertReader:
 
     @classmethod
     def from_pretrained(cls, folder: Any) -> "BertReader":
-        from toolkit.nn.pretrained import open_checkpoint
-        from toolkit.text.pretrained_tokenizer import EncoderTokenizer
-
-        checkpoint = open_checkpoint(folder)
-        encoder, head = bert_model(checkpoint, "qa")
-        pad_id = checkpoint.config.get("pad_token_id") or 0
-        stride = min(cls.STRIDE, encoder.args.max_len // 4)
-        return cls(encoder, head, EncoderTokenizer(folder, encoder.args.max_len, pad_id, stride=stride))
+        encoder, head, _, tokenizer = _from_folder(folder, "qa", stride=cls.STRIDE)
+        return cls(encoder, head, tokenizer)
 
     def span_logits(self, ids: Array, types: Array | None = None, padding: Array | None = None) -> Array:
         """Start and end scores (B, T, 2) of every token of ``ids`` (B, T)."""
@@ -330,7 +342,7 @@ class BertReader:
             logits = self.span_logits(*self.tokenizer.arrays([window]))[0].astype(np.float64)
             softmax_over = inside.copy()
             softmax_over[0] = True
-            p_start, p_end = (_softmax_where(logits[:, k], softmax_over) for k in (0, 1))
+            p_start, p_end = (masked_softmax(logits[:, k], softmax_over) for k in (0, 1))
             p_start[0] = p_end[0] = 0.0
             scores = np.triu(np.outer(p_start, p_end))
             scores = np.tril(scores, max_tokens - 1)
@@ -341,7 +353,7 @@ class BertReader:
         return found
 
 
-def _softmax_where(z: Array, keep: Array) -> Array:
+def masked_softmax(z: Array, keep: Array) -> Array:
     """Softmax of ``z`` over the entries ``keep`` marks; 0 elsewhere."""
     out = np.zeros_like(z)
     kept = z[keep]

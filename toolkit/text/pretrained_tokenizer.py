@@ -85,6 +85,11 @@ class EncoderTokenizer:
         self.tokenizer.no_padding()
         self.max_len, self.pad_id = max_len, pad_id
 
+    @property
+    def size(self) -> int:
+        """Tokens in the vocabulary, added ones included."""
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
     def encode(self, texts: list[Any]) -> list[Any]:
         """The ``tokenizers`` encodings of ``texts`` (or of (first, second) pairs); ``overflowing`` holds what
         did not fit: the windows after the first, for pairs."""
