@@ -223,6 +223,18 @@ def test_the_command_line_runs_a_checkpoint_folder_and_evaluates_it(folder, tmp_
     assert report["engine"] == "classify:bert" and 0 <= report["accuracy"] <= 1
 
 
+def test_explain_and_the_stamp_name_the_checkpoint_that_runs(folder):
+    path, kind, _ = folder
+    done = run(["classify", "-m", str(path), "--explain", "-f", "json"])
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    assert explained["engine"] == "bert" and explained["checkpoint"] == {"folder": str(path), "model_type": kind}
+    done = run(["classify", "-m", str(path), "--explain"])
+    assert f"(a {kind} checkpoint: {path})" in done.stdout
+    stamp = toolkit.pipeline("classify", model=str(path)).stamp()
+    assert (stamp["model_source"], stamp["model_architecture"]) == (str(path), kind)
+
+
 def test_a_folder_saved_with_vocab_txt_only_reads_the_same(folder, tmp_path):
     import shutil
 
