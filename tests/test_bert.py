@@ -232,7 +232,9 @@ def test_explain_and_the_stamp_name_the_checkpoint_that_runs(folder):
     done = run(["classify", "-m", str(path), "--explain"])
     assert f"(a {kind} checkpoint: {path})" in done.stdout
     stamp = toolkit.pipeline("classify", model=str(path)).stamp()
-    assert (stamp["model_source"], stamp["model_architecture"]) == (str(path), kind)
+    assert (stamp["model_checkpoint"], stamp["model_architecture"]) == (str(path), kind)
+    # A model file's metadata may hold a "source" of its own (a translation model's source language): no checkpoint.
+    assert "model_checkpoint" not in toolkit.pipeline("translate").stamp()
 
 
 def test_a_folder_saved_with_vocab_txt_only_reads_the_same(folder, tmp_path):

@@ -30,8 +30,8 @@ class LoadsCheckpoint(LoadsModel):
 
     def checkpoint_metadata(self, folder: Path, architecture: str, **more: Any) -> dict:
         """What the stamp and ``--explain`` tell of the checkpoint that runs (see :meth:`Engine.stamp`)."""
-        return {"name": Path(self.model).name, "version": None, "source": str(folder), "architecture": architecture,
-                **more}
+        return {"name": Path(self.model).name, "version": None, "checkpoint": str(folder),
+                "architecture": architecture, **more}
 
     def loaded_metadata(self) -> dict:
         return self._loaded()[1]

@@ -383,8 +383,8 @@ class Engine(abc.ABC):
         meta = self.loaded_metadata()
         if meta is not None:
             stamp["model_name"] = meta.get("name")
-            if "source" in meta:  # another tool's checkpoint: the folder and the architecture that ran
-                stamp["model_source"], stamp["model_architecture"] = meta["source"], meta.get("architecture")
+            if "checkpoint" in meta:  # another tool's checkpoint: the folder and the architecture that ran
+                stamp["model_checkpoint"], stamp["model_architecture"] = meta["checkpoint"], meta.get("architecture")
         return stamp
 
     def loaded_metadata(self) -> dict | None:

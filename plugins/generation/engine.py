@@ -80,7 +80,7 @@ class TransformerGenerator(LoadsModel, Engine):
         if folder is not None:
             generator = Generator.from_pretrained(folder)
             config = generator.model.get_config()
-            return generator, {"name": Path(self.model).name, "version": None, "source": str(folder),
+            return generator, {"name": Path(self.model).name, "version": None, "checkpoint": str(folder),
                                "architecture": "gpt2", "context": config["max_len"]}
         self.model_metadata()
         return Generator.from_model_file(self.model)

@@ -16,11 +16,12 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def engine_option(engines: dict[str, EngineEntry], default: str, help: str) -> click.Option:
+def engine_option(engines: dict[str, EngineEntry], default: str, help: str, takes_model: bool = True) -> click.Option:
     """``--engine``: every engine a choice, so that picking one that cannot do it gets a clear message, not
-    click's. When an engine runs other tools' checkpoints, no engine given lets ``--model`` choose: a checkpoint
-    goes to the engine that runs its type (``Registry.engine``), anything else to ``default``."""
-    by_model = any(entry.engine_class.checkpoint_types for entry in engines.values())
+    click's. On a verb with ``--model`` where an engine runs other tools' checkpoints, no engine given lets the
+    model choose: a checkpoint goes to the engine that runs its type (``Registry.engine``), anything else to
+    ``default``."""
+    by_model = takes_model and any(entry.engine_class.checkpoint_types for entry in engines.values())
     if by_model:
         help += f" [default: {default}, or the engine that runs --model's checkpoint folder]"
     return click.Option(["--engine", "-e"], type=click.Choice(list(engines)), default=None if by_model else default,

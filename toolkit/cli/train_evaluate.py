@@ -170,7 +170,7 @@ def make_train_command(task: str, engines: dict[str, EngineEntry], registry: Reg
     data_params, column_params = _data_params(engines, can_train)
     params: list[click.Parameter] = [
         *data_params,
-        engine_option(engines, default, "Engine to use."),
+        engine_option(engines, default, "Engine to use.", takes_model=False),
         click.Option(
             ["--output", "-o"],
             type=click.Path(dir_okay=False),
