@@ -17,8 +17,10 @@ first sample after warm-up to the mean of the last tenth of the run (target
 within +/- 10 %) and over the second half of the run alone, the median
 thread count of the last tenth against that of the first tenth after
 warm-up (target: no more; the BLAS and the pipelines start and end helper
-threads, so single samples vary by a few), the calls made per task and any
-exception (target: none).
+threads, so single samples vary by a few), how many thread ids were first
+seen after warm-up and which of them live to the end (helpers that come
+and go, or threads kept), the calls made per task and any exception
+(target: none).
 Exit 1 when a target is missed.
 
 The data lives in ../shared/data (see its README); nothing is written but the
