@@ -1,10 +1,13 @@
 """What every classification engine shares: options, results, data checks, metrics, lazy model loading.
 
-An engine subclass provides ``_fit`` (train on texts and class ids, return
-the arrays, metadata and architecture of one model file) and ``_build``
-(turn a read model file into an object with ``predict_proba(texts)``).
-Everything else — result dicts, top-k and threshold, checks of training
-records, evaluation with scikit-learn, stamps, pickling — lives here.
+An engine trained here subclasses ``ClassifierEngine`` and provides
+``_fit`` (train on texts and class ids, return the arrays, metadata and
+architecture of one model file) and ``_build`` (turn a read model file into
+an object with ``predict_proba(texts)``); one that loads its predictor
+otherwise (another tool's checkpoint) subclasses ``Classifier`` and provides
+``_load``. Everything else — result dicts, top-k and threshold, checks of
+training records, evaluation with scikit-learn, stamps, pickling — lives
+here.
 numpy and scikit-learn are imported inside functions: the plugin module is
 imported on every ``nlp-tool`` start and must stay cheap.
 """
