@@ -122,19 +122,18 @@ class Translator:
                   batch_size: int = 64) -> list[list[Translation]]:
         """The ``top_k`` best translations of each sentence, best first; score: log-probability / length penalty."""
         from toolkit_plugins.translation.batches import pad_rows
+        from toolkit.batching import length_batches
         from toolkit.nn.decoding import beam_search, greedy, length_penalty
 
         pieces, owner = self._source_pieces(sentences)
         found: list[list[tuple[str, float]]] = [[(p, 0.0)] if isinstance(p, str) else [] for p in pieces]
-        # Similar lengths together: less padding, and a batch ends when its longest output does.
-        order = sorted((i for i, p in enumerate(pieces) if not isinstance(p, str)), key=lambda i: len(pieces[i]))
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while (end < len(order) and end - start < batch_size and (end - start + 1) * beam <= BATCH_HYPOTHESES
-                   and (end - start + 1) * beam * len(pieces[order[end]]) <= BATCH_TOKENS):
-                end += 1
-            rows, start = order[start:end], end
+        # Similar lengths together: less padding, and a batch ends when its longest output does. A batch holds
+        # at most BATCH_HYPOTHESES hypotheses (rows x beam) and BATCH_TOKENS hypotheses x subwords.
+        decoded = [i for i, p in enumerate(pieces) if not isinstance(p, str)]
+        batches = length_batches([len(pieces[i]) for i in decoded], BATCH_TOKENS // beam,
+                                 max_rows=min(batch_size, BATCH_HYPOTHESES // beam))
+        for batch in batches:
+            rows = [decoded[j] for j in batch]
             src = pad_rows([pieces[i] for i in rows])
             max_len = [min(self.model.max_len, int(LENGTH_RATIO * len(pieces[i])) + LENGTH_EXTRA) for i in rows]
             if beam == 1:
