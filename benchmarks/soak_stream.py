@@ -43,23 +43,33 @@ WORDS = ("the film was great and the acting superb though the plot ran thin and 
 BLOCK = 1 << 20
 
 
-def _line(verb: str, line_bytes: int, seed: int) -> bytes:
+def _input_format(verb: str, swap: bool) -> str:
+    """The ``-i`` format ``verb`` is soaked with: its own (VERBS), or with ``swap`` the other one of a verb whose
+    inputs are texts (lines <-> jsonl; qa and chat take JSON records only)."""
+    own = VERBS[verb][VERBS[verb].index("-i") + 1]
+    if not swap or verb in ("qa", "chat"):
+        return own
+    return "jsonl" if own == "lines" else "lines"
+
+
+def _line(verb: str, line_bytes: int, seed: int, fmt: str) -> bytes:
     """One input line of about ``line_bytes``: a review (classify), a sentence (translate: at most 120 bytes,
-    its model's sentences; generate: a prompt of that length), a JSON article (summarize), a JSON question about
-    one (qa) or a JSON conversation of its sentences as turns (chat)."""
+    its model's sentences; generate: a prompt of that length), an article (summarize), a JSON question about
+    one (qa) or a JSON conversation of its sentences as turns (chat); a text is a line of its own for ``fmt``
+    "lines", a JSON record {"text": ...} for "jsonl"."""
     rng = random.Random(seed)
     sentences = []
     while sum(map(len, sentences)) < line_bytes - 40:
         words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
         sentences.append(" ".join(words).capitalize() + ".")
     text = " ".join(sentences)
-    if verb in ("translate", "generate"):
-        return sentences[0][:120].encode() + b"\n"
     if verb == "chat":
         return json.dumps({"turns": sentences[-8:]}).encode() + b"\n"
     if verb == "qa":
         return json.dumps({"question": "What carried the story?", "context": text}).encode() + b"\n"
-    return (json.dumps({"text": text}) if verb == "summarize" else text).encode() + b"\n"
+    if verb in ("translate", "generate"):
+        text = sentences[0][:120]
+    return (json.dumps({"text": text}) if fmt == "jsonl" else text).encode() + b"\n"
 
 
 def _status(pid: int, key: str) -> int | None:
@@ -74,12 +84,14 @@ def _status(pid: int, key: str) -> int | None:
     return None
 
 
-def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: str | None = None) -> dict:
+def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: str | None = None,
+         swap_format: bool = False) -> dict:
     """Stream ``total_bytes`` through ``verb``; its figures (see the module's docstring)."""
-    lines = [_line(verb, line_bytes, seed) for seed in range(64)]
+    fmt = _input_format(verb, swap_format)
+    lines = [_line(verb, line_bytes, seed, fmt) for seed in range(64)]
     # Blocks of a megabyte at most, and not past the input asked for: a megabyte is 17,000 sentences to translate.
     block = b"".join(lines * max(1, min(BLOCK, total_bytes) // sum(map(len, lines))))
-    command = [sys.executable, "-c", "from toolkit.cli import cli; cli()", *VERBS[verb], *extra]
+    command = [sys.executable, "-c", "from toolkit.cli import cli; cli()", *VERBS[verb], "-i", fmt, *extra]
     launched = time.perf_counter()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     fed = {"bytes": 0, "first": None}
@@ -151,14 +163,18 @@ def main() -> int:
                         help="Verb to soak (default: classify and summarize).")
     parser.add_argument("--trace", metavar="FILE",
                         help="Append every memory sample to FILE: verb, seconds, lines out, RSS MB (tab-separated).")
+    parser.add_argument("--swap-format", action="store_true",
+                        help="Soak the text verbs with their other input format (-i jsonl for classify, translate"
+                             " and generate, -i lines for summarize).")
     parser.add_argument("extra", nargs="*", help="More arguments for the verb (after --), e.g. -- -e lead.")
     args = parser.parse_args()
     failed = False
     for verb in args.verb or DEFAULT_VERBS:
-        report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra, args.trace)
+        report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra, args.trace, args.swap_format)
         low, high = report["rss_after_warmup_mb"]
         flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
-        print(f"{verb}: exit {report['exit_code']}, {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"
+        print(f"{verb} -i {_input_format(verb, args.swap_format)}: exit {report['exit_code']},"
+              f" {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"
               f" ({report['mb_per_s']:.2f} MB/s), {report['output_lines']} lines out"
               f" ({report['lines_per_s']:.1f}/s);"
               f" first output {report['first_output_from_launch_s']:.2f} s after launch,"
