@@ -153,3 +153,14 @@ def test_logits_and_greedy_text_equal_transformers(folder):
                         forbidden=[model.eos_id])
     list(decoding)
     assert decoding.results[0].ids == greedy
+
+
+def test_a_checkpoint_no_engine_of_the_task_runs_is_refused_naming_that(tmp_path):
+    marian = tmp_path / "opus-mt-en-de"
+    marian.mkdir()
+    (marian / "config.json").write_text(json.dumps({"model_type": "marian"}))
+    done = subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", "translate", "-m", str(marian),
+                           "--text", "Hello."], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "a 'marian' checkpoint; translate runs no checkpoints of other tools" in done.stderr
+    with pytest.raises(ModelMismatchError, match="translate runs no checkpoints of other tools"):
+        toolkit.pipeline("translate", model=str(marian))

@@ -18,14 +18,16 @@ def flag_of(name: str) -> str:
 
 def engine_option(engines: dict[str, EngineEntry], default: str, help: str, takes_model: bool = True) -> click.Option:
     """``--engine``: every engine a choice, so that picking one that cannot do it gets a clear message, not
-    click's. On a verb with ``--model`` where an engine runs other tools' checkpoints, no engine given lets the
-    model choose: a checkpoint goes to the engine that runs its type (``Registry.engine``), anything else to
-    ``default``."""
-    by_model = takes_model and any(entry.engine_class.checkpoint_types for entry in engines.values())
-    if by_model:
-        help += f" [default: {default}, or the engine that runs --model's checkpoint folder]"
-    return click.Option(["--engine", "-e"], type=click.Choice(list(engines)), default=None if by_model else default,
-                        show_default=not by_model, help=help)
+    click's. On a verb with ``--model``, no engine given lets the model choose (``Registry.engine``): another
+    tool's checkpoint goes to the engine that runs its type, or is refused naming what the task runs; anything
+    else goes to ``default``."""
+    runs_checkpoints = any(entry.engine_class.checkpoint_types for entry in engines.values())
+    if not takes_model:
+        return click.Option(["--engine", "-e"], type=click.Choice(list(engines)), default=default,
+                            show_default=True, help=help)
+    said = f"{default}, or the engine that runs --model's checkpoint folder" if runs_checkpoints else default
+    return click.Option(["--engine", "-e"], type=click.Choice(list(engines)), default=None,
+                        help=f"{help} [default: {said}]")
 
 
 def _accepts(option: Option) -> tuple:
