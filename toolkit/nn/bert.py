@@ -22,7 +22,7 @@ from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
 from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, weights_to_come
-from toolkit.nn.pretrained import Checkpoint
+from toolkit.nn.pretrained import Checkpoint, Tensors, copy_layer_norm
 
 KINDS = ("bert", "distilbert")
 # The checkpoints' activation names, as our Dense layers call them.
@@ -177,14 +177,9 @@ class BertEncoder:
         return x
 
 
-def _set_linear(layer: Dense, t: dict[str, Array], name: str) -> None:
+def _set_linear(layer: Dense, t: Tensors, name: str) -> None:
     layer.params["w"][...] = t[name + ".weight"].T
     layer.params["b"][...] = t[name + ".bias"]
-
-
-def _set_norm(layer: LayerNorm, t: dict[str, Array], name: str) -> None:
-    layer.params["gamma"][...] = t[name + ".weight"]
-    layer.params["beta"][...] = t[name + ".bias"]
 
 
 def _prefix(checkpoint: Checkpoint, kind: str) -> str:
@@ -215,15 +210,15 @@ def bert_model(checkpoint: Checkpoint, head: str) -> tuple[BertEncoder, dict[str
     encoder.positions.params["table"][...] = t[f"{prefix}embeddings.position_embeddings.weight"]
     if encoder.types is not None:
         encoder.types.params["table"][...] = t[f"{prefix}embeddings.token_type_embeddings.weight"]
-    _set_norm(encoder.norm, t, f"{prefix}embeddings.LayerNorm")
+    copy_layer_norm(encoder.norm, t, f"{prefix}embeddings.LayerNorm")
     names = _names(args)
     for i, block in enumerate(encoder.blocks):
         name = {part: prefix + module.format(i=i) for part, module in names.items()}
         for part in "qkvo":
             block.attn.params["w" + part][...] = t[name[part] + ".weight"].T
             block.attn.params["b" + part][...] = t[name[part] + ".bias"]
-        _set_norm(block.ln1, t, name["ln1"])
-        _set_norm(block.ln2, t, name["ln2"])
+        copy_layer_norm(block.ln1, t, name["ln1"])
+        copy_layer_norm(block.ln2, t, name["ln2"])
         _set_linear(block.ff1, t, name["ff1"])
         _set_linear(block.ff2, t, name["ff2"])
     layers: dict[str, Dense] = {}

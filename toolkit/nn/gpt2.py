@@ -17,7 +17,7 @@ from toolkit.errors import CheckpointError
 from toolkit.nn.language_model import DecoderLM
 from toolkit.nn.layers import weights_to_come
 from toolkit.nn.layer_configs import MAX_DIM, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
-from toolkit.nn.pretrained import Checkpoint
+from toolkit.nn.pretrained import Checkpoint, copy_layer_norm
 
 # GPT-2's activations that are our GELU (the tanh approximation).
 TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
@@ -79,8 +79,7 @@ def gpt2_model(checkpoint: Checkpoint) -> DecoderLM:
 
     def norm(layer: Any, name: str) -> None:
         layer.eps = eps
-        layer.params["gamma"][...] = t[name + ".weight"]
-        layer.params["beta"][...] = t[name + ".bias"]
+        copy_layer_norm(layer, t, name)
 
     model.wte.params["table"][...] = t[f"{prefix}wte.weight"]
     model.wpe.params["table"][...] = t[f"{prefix}wpe.weight"]

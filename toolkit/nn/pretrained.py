@@ -24,6 +24,8 @@ from toolkit.errors import CheckpointError, ModelNotFoundError
 if TYPE_CHECKING:
     import numpy as np
 
+    from toolkit.nn.layers import LayerNorm
+
 MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 WEIGHTS, SHARDS = "model.safetensors", "model.safetensors.index.json"
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5")
@@ -125,6 +127,12 @@ class Tensors:
                 return np.ascontiguousarray(handle.get_tensor(name), dtype=np.float32)
         except (OSError, ValueError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(f"{path}: cannot read tensor {name!r} ({str(error).splitlines()[0][:120]})") from None
+
+
+def copy_layer_norm(layer: LayerNorm, tensors: Tensors, name: str) -> None:
+    """Copy the checkpoint's layer norm ``name`` (its ``.weight`` and ``.bias``) into ``layer``."""
+    layer.params["gamma"][...] = tensors[name + ".weight"]
+    layer.params["beta"][...] = tensors[name + ".bias"]
 
 
 def open_checkpoint(folder: Path) -> Checkpoint:
