@@ -1,6 +1,8 @@
-"""Checkpoints made by other tools: BERT-family classification and question answering, ours against transformers.
+"""Checkpoints made by other tools: BERT-family classification and question answering, MarianMT translation,
+GPT-2's start-up, ours against transformers.
 
-    python benchmarks/checkpoints.py [--threads 2] [--records 64] [--repeats 3] [--skip-small] [--skip-realistic]
+    python benchmarks/checkpoints.py [--threads 2] [--records 64] [--sentences 48] [--repeats 3]
+                                     [--skip-small] [--skip-realistic] [--skip-marian] [--skip-startup]
 
 For each shape (small: 2 layers, d=128; realistic: DistilBERT's 6 layers,
 d=768, 12 heads, feed-forward 3072, vocabulary 30,522, 512 positions), a
@@ -23,6 +25,19 @@ run by both sides, each in a process of its own taking turns
   windows in one batch, AutoModelForQuestionAnswering and the same span
   decoding; the best answers' offsets must agree;
 - peak memory: each side's process after the shape's runs (ru_maxrss).
+
+MarianMT, at a small shape (2+2 layers, d=128) and at Marian base's
+(OPUS-MT's: 6+6 layers, d=512, 8 heads, feed-forward 2048, a vocabulary of
+58,101 shared by both sides and the output): a checkpoint with random
+weights written by save_pretrained with its tokenizer (sentencepiece models
+trained on Multi30k's English and German, the vocabulary filled up to the
+size), EOS made likely (``final_logits_bias``) so that outputs end by
+themselves after 10 to 20 tokens, as real translations do. Sentences/s for
+beam-4 translation of Multi30k test2016 English sentences: ours through
+``toolkit.pipeline("translate", model=FOLDER)``, theirs through
+MarianTokenizer + MarianMTModel.generate(num_beams=4, bad_words_ids=[[pad]])
+at batch 1 and 8 (the ratio is against the faster); the translations must
+agree (ours stop at 2 x the source's subwords + 10, theirs at 512).
 
 GPT-2's generation is measured by benchmarks/generate.py (its gpt2-small
 rows run the same DecoderLM that reads GPT-2 checkpoints). Here, start-up:
@@ -73,7 +88,7 @@ class Ours:
         import toolkit
         from toolkit.nn.bert import BertReader
 
-        if task == "classify":
+        if task in ("classify", "translate"):
             self.pipes[task] = toolkit.pipeline(task, model=folder)
             self.pipes[task](["warm-up"])
         else:
@@ -85,6 +100,11 @@ class Ours:
         start = time.perf_counter()
         labels = [result["label"] for result in self.pipes["classify"](texts)]
         return labels, time.perf_counter() - start
+
+    def translate(self, texts: list[str]) -> tuple[list[str], float]:
+        start = time.perf_counter()
+        done = [result["translation"] for result in self.pipes["translate"](texts)]
+        return done, time.perf_counter() - start
 
     def qa(self, items: list[dict]) -> tuple[list[tuple[int, int]], float]:
         reader = self.pipes["qa"]
@@ -130,9 +150,51 @@ class Theirs:
                  T.DistilBertForQuestionAnswering)(config)
         model.save_pretrained(str(out), safe_serialization=True)
 
+    def make_marian(self, folder: str, shape: dict) -> None:
+        """A random MarianMT checkpoint of ``shape`` with a tokenizer learnt from Multi30k's training sentences,
+        saved to ``folder`` as save_pretrained writes one; EOS made likely, so that outputs end by themselves."""
+        import io
+
+        import sentencepiece
+        import torch
+        import transformers as T
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        vocab = {"</s>": 0, "<unk>": 1}
+        for side, language in (("source", "en"), ("target", "de")):
+            lines = gzip.open(DATA / "multi30k" / f"train.{language}.gz", "rt", encoding="utf-8").read().splitlines()
+            model = io.BytesIO()
+            sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model,
+                                                     vocab_size=8000, bos_id=-1, eos_id=1, unk_id=2, pad_id=-1,
+                                                     minloglevel=2)
+            (out / f"{side}.spm").write_bytes(model.getvalue())
+            processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+            for i in range(processor.get_piece_size()):
+                vocab.setdefault(processor.id_to_piece(i), len(vocab))
+        size = shape["vocab_size"]
+        vocab.update({f"<unused{i}>": len(vocab) for i in range(size - 1 - len(vocab))})
+        vocab["<pad>"] = pad = len(vocab)
+        (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        T.MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"),
+                          source_lang="en", target_lang="de").save_pretrained(str(out))
+        torch.manual_seed(0)
+        config = T.MarianConfig(**{k: v for k, v in shape.items() if k != "vocab_size"}, vocab_size=size,
+                                decoder_vocab_size=size, max_position_embeddings=512, activation_function="swish",
+                                scale_embedding=True, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0,
+                                forced_eos_token_id=0)
+        model = T.MarianMTModel(config)
+        with torch.no_grad():
+            model.final_logits_bias[0, 0] = 8.5  # about one chance in 14 to end at each step
+        model.save_pretrained(str(out), safe_serialization=True)
+
     def load(self, task: str, folder: str) -> None:
         import transformers as T
 
+        if task == "translate":
+            self.models[task] = (T.MarianTokenizer.from_pretrained(folder),
+                                 T.MarianMTModel.from_pretrained(folder).eval())
+            return
         auto = T.AutoModelForSequenceClassification if task == "classify" else T.AutoModelForQuestionAnswering
         self.models[task] = (T.AutoTokenizer.from_pretrained(folder), auto.from_pretrained(folder).eval())
 
@@ -148,6 +210,19 @@ class Theirs:
                                    return_tensors="pt")
                 labels += [model.config.id2label[int(k)] for k in model(**inputs).logits.argmax(-1)]
         return labels, time.perf_counter() - start
+
+    def translate(self, texts: list[str], batch: int) -> tuple[list[str], float]:
+        import torch
+
+        tokenizer, model = self.models["translate"]
+        done = []
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch):
+                inputs = tokenizer(texts[i:i + batch], padding=True, return_tensors="pt")
+                out = model.generate(**inputs, num_beams=4, bad_words_ids=[[model.config.pad_token_id]])
+                done += tokenizer.batch_decode(out, skip_special_tokens=True)
+        return done, time.perf_counter() - start
 
     def qa(self, items: list[dict]) -> tuple[list[tuple[int, int]], float]:
         import numpy as np
@@ -195,6 +270,36 @@ def vocabulary(size: int) -> list[str]:
     return pieces + [f"[unused{i}]" for i in range(size - len(pieces))]
 
 
+MARIAN = {
+    "small": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
+              "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "vocab_size": 8000 * 2},
+    "realistic": {"d_model": 512, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 8,
+                  "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048,
+                  "vocab_size": 58101},
+}
+
+
+def bench_marian(name: str, shape: dict, sentences: list[str], args: argparse.Namespace,
+                 workdir: Path) -> list[str]:
+    ours, theirs = Contender(Ours, args.threads), Contender(Theirs, args.threads)
+    try:
+        folder = str(workdir / f"marian-{name}")
+        theirs.call("make_marian", folder=folder, shape=shape)
+        ours.call("load", task="translate", folder=folder)
+        theirs.call("load", task="translate", folder=folder)
+        theirs.call("translate", texts=sentences[:2], batch=1)
+        speed, mine, their_texts = batched_turns(ours, theirs, "translate", sentences, args.repeats)
+        peer = max(speed["b1"], speed["b8"])
+        same = sum(a == b for a, b in zip(mine, their_texts))
+        return [f"| marian {name} | translate, beam 4 ({len(sentences)} sentences) | {speed['ours']:,.2f} |"
+                f" {speed['b1']:,.2f} / {speed['b8']:,.2f} | **{speed['ours'] / peer:.2f}** | {same}/{len(sentences)} |",
+                f"| marian {name} | peak memory, MB (ours / theirs) | {ours.call('peak'):,.0f} |"
+                f" {theirs.call('peak'):,.0f} | | |"]
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def records(n: int) -> dict[str, list]:
     def lines(path: Path) -> list[dict]:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -206,6 +311,20 @@ def records(n: int) -> dict[str, list]:
     return {"long": [r["text"] for r in lines(DATA / "imdb" / "test.jsonl.gz")],
             "short": [r["text"] for r in lines(DATA / "uci_sentiment_sentences" / "yelp.jsonl.gz")],
             "qa": questions}
+
+
+def batched_turns(ours: Contender, theirs: Contender, method: str, texts: list[str],
+                  repeats: int) -> tuple[dict[str, float], list, list]:
+    """Texts per second of ours ("ours") and of theirs at batch 1 and 8 ("b1", "b8"), medians of ``repeats``
+    turns, and each side's last outputs (theirs at batch 8)."""
+    seconds: dict[str, list[float]] = {"ours": [], "b1": [], "b8": []}
+    for _ in range(repeats):
+        mine, took = ours.call(method, texts=texts)
+        seconds["ours"].append(took)
+        for batch in (1, 8):
+            their_outputs, took = theirs.call(method, texts=texts, batch=batch)
+            seconds[f"b{batch}"].append(took)
+    return {key: len(texts) / statistics.median(value) for key, value in seconds.items()}, mine, their_outputs
 
 
 def bench_shape(name: str, shape: dict, data: dict, args: argparse.Namespace, workdir: Path) -> list[str]:
@@ -223,14 +342,7 @@ def bench_shape(name: str, shape: dict, data: dict, args: argparse.Namespace, wo
             ours.call("classify", texts=texts[:4])  # warm-up
             for batch in (1, 8):
                 theirs.call("classify", texts=texts[:8], batch=batch)
-            seconds: dict[str, list[float]] = {"ours": [], "b1": [], "b8": []}
-            for _ in range(args.repeats):
-                labels, took = ours.call("classify", texts=texts)
-                seconds["ours"].append(took)
-                for batch in (1, 8):
-                    theirs_labels, took = theirs.call("classify", texts=texts, batch=batch)
-                    seconds[f"b{batch}"].append(took)
-            speed = {key: len(texts) / statistics.median(value) for key, value in seconds.items()}
+            speed, labels, theirs_labels = batched_turns(ours, theirs, "classify", texts, args.repeats)
             peer = max(speed["b1"], speed["b8"])
             rows.append(f"| {name} | classify {kind} ({len(texts)} texts) | {speed['ours']:,.1f} |"
                         f" {speed['b1']:,.1f} / {speed['b8']:,.1f} | **{speed['ours'] / peer:.2f}** |"
@@ -312,8 +424,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--records", type=int, default=64, help="texts and questions per workload (default 64)")
+    p.add_argument("--sentences", type=int, default=48, help="Multi30k test sentences to translate (default 48)")
     p.add_argument("--repeats", type=int, default=3)
-    for part in (*SHAPES, "startup"):
+    for part in (*SHAPES, "marian", "startup"):
         p.add_argument(f"--skip-{part}", action="store_true")
     args = p.parse_args()
     data = records(args.records)
@@ -328,6 +441,13 @@ def main() -> None:
             if not getattr(args, f"skip_{name}"):
                 for row in bench_shape(name, shape, data, args, Path(workdir)):
                     print(row, flush=True)
+        if not args.skip_marian:
+            with gzip.open(DATA / "multi30k" / "test2016.en.gz", "rt", encoding="utf-8") as handle:
+                sentences = [line.strip() for _, line in zip(range(args.sentences), handle)]
+            for name, shape in MARIAN.items():
+                if not getattr(args, f"skip_{name}"):
+                    for row in bench_marian(name, shape, sentences, args, Path(workdir)):
+                        print(row, flush=True)
         if not args.skip_startup:
             for row in startup(args, Path(workdir)):
                 print(row, flush=True)

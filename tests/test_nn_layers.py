@@ -92,7 +92,7 @@ def test_global_max_pool_gradient_goes_to_argmax(h):
     np.testing.assert_array_equal(dx, [[[0, 20], [10, 0], [0, 0]]])
 
 
-@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "gelu"])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "gelu", "silu"])
 def test_dense_gradient(activation, rng, h):
     layer = nn.Dense(6, 4, activation=activation, seed=4)
     # Biases well away from 0 keep pre-activations off ReLU's kink, so the
@@ -101,7 +101,7 @@ def test_dense_gradient(activation, rng, h):
     layer_grad_check(layer, h.randn(rng, 3, 5, 6, scale=0.2), rng, h)
 
 
-@pytest.mark.parametrize("cls", [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU])
+@pytest.mark.parametrize("cls", [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU])
 def test_activation_gradients(cls, rng, h):
     x = h.randn(rng, 4, 9)
     x[np.abs(x) < 0.05] = 0.5  # keep away from ReLU's kink
@@ -113,6 +113,8 @@ def test_activation_values():
     np.testing.assert_allclose(nn.Sigmoid()(x), [0.0, 0.26894142, 0.5, 0.8807971, 1.0], rtol=1e-6)
     np.testing.assert_array_equal(nn.ReLU()(x), [0, 0, 0, 2, 1000])
     np.testing.assert_allclose(nn.GELU()(np.array([1.0], np.float32)), [0.8411920], rtol=1e-5)
+    # x * sigmoid(x), without overflow at the ends.
+    np.testing.assert_allclose(nn.SiLU()(x), [0.0, -0.26894142, 0.0, 1.7615942, 1000.0], rtol=1e-6, atol=1e-30)
 
 
 def test_layer_norm_gradient_and_statistics(rng, h):
@@ -139,6 +141,9 @@ def test_sinusoidal_positions_values():
     np.testing.assert_allclose(table[0], [0, 1, 0, 1, 0, 1])
     np.testing.assert_allclose(table[3, 0], np.sin(3.0), rtol=1e-6)
     np.testing.assert_allclose(table[3, 3], np.cos(3.0 / 10000 ** (2 / 6)), rtol=1e-6)
+    # MarianMT's layout: the same sines, then the same cosines.
+    halves = nn.sinusoidal_positions(5, 6, halves=True)
+    np.testing.assert_array_equal(halves, np.concatenate([table[:, 0::2], table[:, 1::2]], axis=1))
 
 
 def test_dropout_masks_in_training_only(rng, h):

@@ -137,7 +137,7 @@ def test_decoding_batches_are_bounded_in_tokens_and_hypotheses(installed, monkey
         seen.append((src.shape[0] * beam, src.shape[0] * beam * src.shape[1]))
         return real(model, src, beam, *args, **kwargs)
 
-    monkeypatch.setattr(decoding, "beam_search", recording)
+    monkeypatch.setattr(decoding, "OURS", decoding.SearchRule(recording, decoding.length_penalty))
     long_line = " ".join(random.Random(2).choice(WORDS) for _ in range(3000))
     TransformerTranslator(beam=4).run([long_line])
     assert len(seen) > 1 and max(tokens for _, tokens in seen) <= BATCH_TOKENS

@@ -1,4 +1,4 @@
-"""Built-in translation plugin: the task ``translate`` with the transformer engine.
+"""Built-in translation plugin: the task ``translate`` with the engines transformer and marian.
 
 Registered through the same hook as any third-party plugin. numpy,
 sentencepiece and sacrebleu are imported only when a model is used or trained.
@@ -6,6 +6,7 @@ sentencepiece and sacrebleu are imported only when a model is used or trained.
 
 from toolkit import hookimpl
 
+from toolkit_plugins.translation.checkpoint import CheckpointTranslator
 from toolkit_plugins.translation.engine import CONTRACT, TransformerTranslator
 
 
@@ -16,4 +17,6 @@ def register_tasks(register):
 
 @hookimpl
 def register_engines(register):
-    register("translate", TransformerTranslator.name, TransformerTranslator, TransformerTranslator.description)
+    # The first engine registered is the task's default: the one the shipped model needs.
+    for engine in (TransformerTranslator, CheckpointTranslator):
+        register("translate", engine.name, engine, engine.description)

@@ -25,10 +25,10 @@ class Batch(NamedTuple):
     tokens: int  # target tokens that carry a loss
 
 
-def pad_rows(rows: list[list[int]]) -> np.ndarray:
+def pad_rows(rows: list[list[int]], pad_id: int = PAD_ID) -> np.ndarray:
     import numpy as np
 
-    out = np.full((len(rows), max(map(len, rows))), PAD_ID, dtype=np.int64)
+    out = np.full((len(rows), max(map(len, rows))), pad_id, dtype=np.int64)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out

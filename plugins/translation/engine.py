@@ -66,13 +66,15 @@ CONTRACT = TaskContract(
 )
 
 
-class TransformerTranslator(LoadsModel, Engine):
-    """Neural machine translation with a transformer encoder-decoder on the compiled kernels."""
+class TranslationEngine(Engine):
+    """What every translation engine shares: options, sentence splitting and reassembly, results, evaluation.
+
+    A subclass loads (``_loaded()``) a
+    :class:`~toolkit_plugins.translation.translator.Translator` and its
+    metadata, which names the pair (``source``, ``target``).
+    """
 
     task = TASK
-    name = ENGINE
-    description = "Transformer encoder-decoder translation (greedy or beam search), trainable on sentence pairs."
-    version = "1.0"
     inputs = "text"
     contract = CONTRACT
     options = {
@@ -84,76 +86,21 @@ class TransformerTranslator(LoadsModel, Engine):
     }
     record_fields: ClassVar[tuple[str, ...]] = ("source", "target")
     line_file_flags: ClassVar[dict[str, str]] = {"src": "source", "ref": "target"}  # sacrebleu's words
-    train_options: ClassVar[dict[str, Option]] = {
-        **trainer_options(epochs=20),
-        # The verb's names for the language codes; --src is evaluate's source-text file.
-        "source": Option(str, "", "Source language code stored in the model (e.g. en).", aliases=("--from",),
-                         deprecated=("src",)),
-        "target": Option(str, "", "Target language code stored in the model (e.g. de).", aliases=("--to",),
-                         deprecated=("tgt",)),
-        "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched).",
-                               minimum=1),
-        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0,
-                                min_open=True, deprecated=("lr",)),
-        "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step)).", minimum=1),
-        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm.", minimum=0, min_open=True),
-        "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy.", minimum=0, maximum=1,
-                                  max_open=True),
-        "vocab_size": Option(int, 8000, "Subword vocabulary size (per language unless shared).", minimum=1),
-        "shared_vocab": Option(bool, True, "One subword vocabulary and embedding for both languages."),
-        "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
-        "dim": Option(int, 256, "Model width.", minimum=1),
-        "heads": Option(int, 4, "Attention heads.", minimum=1),
-        "encoder_layers": Option(int, 3, "Encoder layers.", minimum=1),
-        "decoder_layers": Option(int, 3, "Decoder layers.", minimum=1),
-        "ffn": Option(int, 1024, "Feed-forward inner width.", minimum=1),
-        "dropout": Option(float, 0.1, "Dropout rate.", minimum=0, maximum=1, max_open=True),
-        "max_len": Option(int, 128, "Longest sentence in subwords (longer training pairs are skipped).", minimum=8),
-    }
-    default_model = str(MODEL_DIR / f"{DEFAULT_PAIR[0]}-{DEFAULT_PAIR[1]}.nlpt")
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
-        source = _check_language("source", self.settings["source"])
-        target = _check_language("target", self.settings["target"])
+        for key in ("source", "target"):
+            _check_language(key, self.settings[key])
         if self.settings["top_k"] > self.settings["beam"]:
             raise OptionError(f"option 'top_k' must be at most the beam size {self.settings['beam']},"
                               f" not {self.settings['top_k']}")
-        if model is None:
-            self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
-        self._check_model(source, target)
 
-    @staticmethod
-    def _installed_model(source: str, target: str) -> Path:
-        pairs = installed_pairs()
-        if (source, target) in pairs:
-            return pairs[(source, target)]
-        hint = (f"; train the default en->de model with `python {TRAINING_SCRIPT}`"
-                if (source, target) == DEFAULT_PAIR else "")
-        raise ModelNotFoundError(
-            f"no installed translation model for {source}->{target} (installed pairs: {_pair_list(pairs)}){hint};"
-            f" or pass --model FILE (train one with `nlp-tool train {TASK} PAIRS.tsv --src {source} --tgt {target}`)"
-        )
-
-    def _check_model(self, source: str, target: str) -> None:
-        """Refuse a missing model, one made for another engine, or one of another pair, without reading arrays."""
-        meta = self.model_metadata()
-        have = (meta.get("source"), meta.get("target"))
-        if (source and source != have[0]) or (target and target != have[1]):
+    def _check_pair(self, have: tuple[str | None, str | None], installed: str = "") -> None:
+        """ModelMismatchError when --source/--target ask for another pair than the model's ``have``."""
+        source, target = self.settings["source"], self.settings["target"]
+        if (source and have[0] and source != have[0]) or (target and have[1] and target != have[1]):
             raise ModelMismatchError(f"{self.model} translates {have[0]}->{have[1]}, not {source or have[0]}->"
-                                     f"{target or have[1]} (installed pairs: {_pair_list(installed_pairs())})")
-
-    def _load(self) -> tuple[Any, dict]:
-        """(Translator, metadata) of the model file."""
-        from toolkit_plugins.translation.translator import Translator
-        from toolkit.nn import ModelFileError, read_model_file
-
-        config, arrays = read_model_file(self.model)
-        try:
-            translator = Translator.from_arrays(config["architecture"], arrays)
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{self.model}: not a usable translation model ({error})") from None
-        return translator, config.get("metadata", {})
+                                     f"{target or have[1]}{installed}")
 
     @property
     def translator(self) -> Any:
@@ -212,6 +159,88 @@ class TransformerTranslator(LoadsModel, Engine):
     def format_text(self, result: dict) -> str:
         return result["translation"]
 
+    def evaluate(self, records: list[dict]) -> dict:
+        """Corpus BLEU and chrF (sacrebleu, detokenized, cased) of this engine's translations of ``records``."""
+        from toolkit_plugins.translation.batches import check_pairs
+        from toolkit_plugins.translation.translator import score_corpus
+
+        sources, references = check_pairs(records, "evaluation data")
+        start = time.perf_counter()
+        hypotheses = [result["translation"] for result in self.run(sources)]
+        seconds = time.perf_counter() - start
+        meta = self._loaded()[1]
+        return {"engine": f"{self.task}:{self.name}", "model": self.model, "source": meta.get("source"),
+                "target": meta.get("target"), "records": len(sources), "beam": self.settings["beam"],
+                **score_corpus(hypotheses, references),
+                "sentences_per_second": round(len(sources) / seconds, 1) if seconds else None}
+
+
+class TransformerTranslator(LoadsModel, TranslationEngine):
+    """Neural machine translation with a transformer encoder-decoder on the compiled kernels."""
+
+    name = ENGINE
+    description = "Transformer encoder-decoder translation (greedy or beam search), trainable on sentence pairs."
+    version = "1.0"
+    train_options: ClassVar[dict[str, Option]] = {
+        **trainer_options(epochs=20),
+        # The verb's names for the language codes; --src is evaluate's source-text file.
+        "source": Option(str, "", "Source language code stored in the model (e.g. en).", aliases=("--from",),
+                         deprecated=("src",)),
+        "target": Option(str, "", "Target language code stored in the model (e.g. de).", aliases=("--to",),
+                         deprecated=("tgt",)),
+        "batch_tokens": Option(int, 3000, "Padded tokens per batch (sentences of similar length are batched).",
+                               minimum=1),
+        "learning_rate": Option(float, 1e-3, "Peak Adam learning rate, reached after the warm-up.", minimum=0,
+                                min_open=True, deprecated=("lr",)),
+        "warmup": Option(int, 800, "Warm-up steps (then the rate decays as 1/sqrt(step)).", minimum=1),
+        "clip": Option(float, 1.0, "Gradient clipping: maximum global L2 norm.", minimum=0, min_open=True),
+        "label_smoothing": Option(float, 0.1, "Label smoothing of the cross-entropy.", minimum=0, maximum=1,
+                                  max_open=True),
+        "vocab_size": Option(int, 8000, "Subword vocabulary size (per language unless shared).", minimum=1),
+        "shared_vocab": Option(bool, True, "One subword vocabulary and embedding for both languages."),
+        "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
+        "dim": Option(int, 256, "Model width.", minimum=1),
+        "heads": Option(int, 4, "Attention heads.", minimum=1),
+        "encoder_layers": Option(int, 3, "Encoder layers.", minimum=1),
+        "decoder_layers": Option(int, 3, "Decoder layers.", minimum=1),
+        "ffn": Option(int, 1024, "Feed-forward inner width.", minimum=1),
+        "dropout": Option(float, 0.1, "Dropout rate.", minimum=0, maximum=1, max_open=True),
+        "max_len": Option(int, 128, "Longest sentence in subwords (longer training pairs are skipped).", minimum=8),
+    }
+    default_model = str(MODEL_DIR / f"{DEFAULT_PAIR[0]}-{DEFAULT_PAIR[1]}.nlpt")
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        if model is None:
+            source, target = self.settings["source"], self.settings["target"]
+            self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
+        meta = self.model_metadata()
+        self._check_pair((meta.get("source"), meta.get("target")), f" (installed pairs: {_pair_list(installed_pairs())})")
+
+    @staticmethod
+    def _installed_model(source: str, target: str) -> Path:
+        pairs = installed_pairs()
+        if (source, target) in pairs:
+            return pairs[(source, target)]
+        hint = (f"; train the default en->de model with `python {TRAINING_SCRIPT}`"
+                if (source, target) == DEFAULT_PAIR else "")
+        raise ModelNotFoundError(
+            f"no installed translation model for {source}->{target} (installed pairs: {_pair_list(pairs)}){hint};"
+            f" or pass --model FILE (train one with `nlp-tool train {TASK} PAIRS.tsv --src {source} --tgt {target}`)"
+        )
+
+    def _load(self) -> tuple[Any, dict]:
+        """(Translator, metadata) of the model file."""
+        from toolkit_plugins.translation.translator import Translator
+        from toolkit.nn import ModelFileError, read_model_file
+
+        config, arrays = read_model_file(self.model)
+        try:
+            translator = Translator.from_arrays(config["architecture"], arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{self.model}: not a usable translation model ({error})") from None
+        return translator, config.get("metadata", {})
+
     # -- training and evaluation -------------------------------------------
 
     @classmethod
@@ -265,18 +294,3 @@ class TransformerTranslator(LoadsModel, Engine):
         if metrics is not None:
             report["metrics"] = metrics
         return report
-
-    def evaluate(self, records: list[dict]) -> dict:
-        """Corpus BLEU and chrF (sacrebleu, detokenized, cased) of this engine's translations of ``records``."""
-        from toolkit_plugins.translation.batches import check_pairs
-        from toolkit_plugins.translation.translator import score_corpus
-
-        sources, references = check_pairs(records, "evaluation data")
-        start = time.perf_counter()
-        hypotheses = [result["translation"] for result in self.run(sources)]
-        seconds = time.perf_counter() - start
-        meta = self._loaded()[1]
-        return {"engine": f"{TASK}:{ENGINE}", "model": self.model, "source": meta.get("source"),
-                "target": meta.get("target"), "records": len(sources), "beam": self.settings["beam"],
-                **score_corpus(hypotheses, references),
-                "sentences_per_second": round(len(sources) / seconds, 1) if seconds else None}

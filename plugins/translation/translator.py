@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from toolkit.text.subwords import EOS_ID, SubwordVocab
+from toolkit.text.subwords import SubwordVocab
 
 if TYPE_CHECKING:
     import numpy as np
 
     from toolkit.nn import Seq2SeqTransformer
+    from toolkit.nn.decoding import SearchRule
 
 PARAM_PREFIX = "param/"
 # Output length budget: generous for translation, bounded for a model that never says EOS.
@@ -54,10 +55,19 @@ def score_corpus(hypotheses: list[str], references: list[str]) -> dict:
 
 
 class Translator:
-    """Translate sentences with ``model``; ``src_vocab`` and ``tgt_vocab`` may be one shared vocabulary."""
+    """Translate sentences with ``model``; ``src_vocab`` and ``tgt_vocab`` may be one shared vocabulary.
 
-    def __init__(self, model: Seq2SeqTransformer, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab) -> None:
-        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+    ``model`` is a Seq2SeqTransformer trained here, or another tool's model
+    with its ``start``/``step`` and ids (a MarianMT checkpoint), searched by
+    ``rule`` (:data:`toolkit.nn.decoding.OURS` when None), with vocabularies
+    that ``encode`` and ``decode`` as SubwordVocab does.
+    """
+
+    def __init__(self, model: Seq2SeqTransformer, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab,
+                 rule: SearchRule | None = None) -> None:
+        from toolkit.nn.decoding import OURS
+
+        self.model, self.src_vocab, self.tgt_vocab, self.rule = model, src_vocab, tgt_vocab, rule or OURS
 
     @classmethod
     def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray]) -> "Translator":
@@ -114,7 +124,7 @@ class Translator:
                 continue
             ids = next(encoded)
             for start in range(0, max(len(ids), 1), room):
-                pieces.append(ids[start : start + room] + [EOS_ID])
+                pieces.append(ids[start : start + room] + [self.model.eos_id])
                 owner.append(i)
         return pieces, owner
 
@@ -123,7 +133,7 @@ class Translator:
         """The ``top_k`` best translations of each sentence, best first; score: log-probability / length penalty."""
         from toolkit_plugins.translation.batches import pad_rows
         from toolkit.batching import length_batches
-        from toolkit.nn.decoding import beam_search, greedy, length_penalty
+        from toolkit.nn.decoding import greedy
 
         pieces, owner = self._source_pieces(sentences)
         found: list[list[tuple[str, float]]] = [[(p, 0.0)] if isinstance(p, str) else [] for p in pieces]
@@ -134,15 +144,15 @@ class Translator:
                                  max_rows=min(batch_size, BATCH_HYPOTHESES // beam))
         for batch in batches:
             rows = [decoded[j] for j in batch]
-            src = pad_rows([pieces[i] for i in rows])
+            src = pad_rows([pieces[i] for i in rows], self.model.pad_id)
             max_len = [min(self.model.max_len, int(LENGTH_RATIO * len(pieces[i])) + LENGTH_EXTRA) for i in rows]
             if beam == 1:
                 # Greedy search is beam 1, faster; its score is normalised the same way.
-                hyps = [[(h.ids, h.score / length_penalty(len(h.ids) + 1, alpha))]
+                hyps = [[(h.ids, h.score / self.rule.length_penalty(len(h.ids) + 1, alpha))]
                         for h in greedy(self.model, src, max_len)]
             else:
                 hyps = [[(h.ids, h.score) for h in best]
-                        for best in beam_search(self.model, src, beam, max_len, alpha, top_k)]
+                        for best in self.rule.beam_search(self.model, src, beam, max_len, alpha, top_k)]
             for i, piece_hyps in zip(rows, hyps):
                 texts = self.tgt_vocab.decode([ids for ids, _ in piece_hyps])
                 found[i] = [(text, score) for text, (_, score) in zip(texts, piece_hyps)]

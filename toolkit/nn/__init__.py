@@ -15,6 +15,7 @@ from toolkit.nn.layers import (
     PositionalEmbedding,
     ReLU,
     Sigmoid,
+    SiLU,
     Tanh,
     sinusoidal_positions,
 )
@@ -39,7 +40,7 @@ from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer
 
 __all__ = [
     "GELU", "Conv1D", "Dense", "Dropout", "Embedding", "GlobalMaxPool1D", "Layer", "LayerNorm",
-    "MultiHeadAttention", "PositionalEmbedding", "ReLU", "Residual", "Sequential", "Sigmoid", "Tanh",
+    "MultiHeadAttention", "PositionalEmbedding", "ReLU", "Residual", "Sequential", "Sigmoid", "SiLU", "Tanh",
     "layer_from_config", "sinusoidal_positions", "binary_cross_entropy_with_logits", "mean_squared_error",
     "softmax_cross_entropy", "ModelFileError", "load_model", "read_metadata", "read_model_file", "rewrite_metadata",
     "save_arrays", "save_model", "text_arrays", "texts_from_arrays", "SGD", "Adam",

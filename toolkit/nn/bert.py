@@ -22,7 +22,7 @@ from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
 from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, weights_to_come
-from toolkit.nn.pretrained import Checkpoint, Tensors, copy_layer_norm
+from toolkit.nn.pretrained import Checkpoint, copy_attention, copy_layer_norm, copy_linear
 
 KINDS = ("bert", "distilbert")
 # The checkpoints' activation names, as our Dense layers call them.
@@ -131,13 +131,13 @@ def encoder_shapes(args: BertArgs, prefix: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-class BertBlock:
-    """x = LN1(x + SelfAttention(x)); x = LN2(x + FFN(x))."""
+class PostNormBlock:
+    """x = LN1(x + SelfAttention(x)); x = LN2(x + FFN(x)): BERT's block, and MarianMT's encoder layer."""
 
-    def __init__(self, args: BertArgs) -> None:
-        self.attn = MultiHeadAttention(args.dim, args.heads, seed=0)
-        self.ln1, self.ln2 = LayerNorm(args.dim, eps=args.eps), LayerNorm(args.dim, eps=args.eps)
-        self.ff1, self.ff2 = Dense(args.dim, args.ffn, args.activation, seed=0), Dense(args.ffn, args.dim, seed=0)
+    def __init__(self, dim: int, heads: int, ffn: int, activation: str, eps: float) -> None:
+        self.attn = MultiHeadAttention(dim, heads, seed=0)
+        self.ln1, self.ln2 = LayerNorm(dim, eps=eps), LayerNorm(dim, eps=eps)
+        self.ff1, self.ff2 = Dense(dim, ffn, activation, seed=0), Dense(ffn, dim, seed=0)
 
     def __call__(self, x: Array, padding: Array | None) -> Array:
         a, _ = self.attn.forward(x, key_padding_mask=padding)
@@ -157,7 +157,8 @@ class BertEncoder:
                                                                                                seed=0)
         self.types = Embedding(args.type_vocab, args.dim, seed=0) if args.type_vocab else None
         self.norm = LayerNorm(args.dim, eps=args.eps)
-        self.blocks = [BertBlock(args) for _ in range(args.layers)]
+        self.blocks = [PostNormBlock(args.dim, args.heads, args.ffn, args.activation, args.eps)
+                       for _ in range(args.layers)]
 
     def __call__(self, ids: Array, types: Array | None = None, padding: Array | None = None) -> Array:
         """``types`` (B, T): each token's segment (BERT); ``padding`` (B, T) bool: True at right padding."""
@@ -175,11 +176,6 @@ class BertEncoder:
         for block in self.blocks:
             x = block(x, padding)
         return x
-
-
-def _set_linear(layer: Dense, t: Tensors, name: str) -> None:
-    layer.params["w"][...] = t[name + ".weight"].T
-    layer.params["b"][...] = t[name + ".bias"]
 
 
 def _prefix(checkpoint: Checkpoint, kind: str) -> str:
@@ -214,20 +210,18 @@ def bert_model(checkpoint: Checkpoint, head: str) -> tuple[BertEncoder, dict[str
     names = _names(args)
     for i, block in enumerate(encoder.blocks):
         name = {part: prefix + module.format(i=i) for part, module in names.items()}
-        for part in "qkvo":
-            block.attn.params["w" + part][...] = t[name[part] + ".weight"].T
-            block.attn.params["b" + part][...] = t[name[part] + ".bias"]
+        copy_attention(block.attn, t, {part: name[part] for part in "qkvo"})
         copy_layer_norm(block.ln1, t, name["ln1"])
         copy_layer_norm(block.ln2, t, name["ln2"])
-        _set_linear(block.ff1, t, name["ff1"])
-        _set_linear(block.ff2, t, name["ff2"])
+        copy_linear(block.ff1, t, name["ff1"])
+        copy_linear(block.ff2, t, name["ff2"])
     layers: dict[str, Dense] = {}
     for layer, module in modules.items():
         activation = None if layer == "out" else "tanh" if args.kind == "bert" else "relu"
         d_out, d_in = heads[module + ".weight"]
         with weights_to_come():
             layers[layer] = Dense(d_in, d_out, activation, seed=0)
-        _set_linear(layers[layer], t, module)
+        copy_linear(layers[layer], t, module)
     return encoder, layers
 
 

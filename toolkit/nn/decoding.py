@@ -1,12 +1,20 @@
-"""Greedy and beam search over a :class:`~toolkit.nn.transformer.Seq2SeqTransformer`, batched, with its KV cache."""
+"""Greedy and beam search over an encoder-decoder with a KV cache, batched.
+
+The model is a :class:`~toolkit.nn.transformer.Seq2SeqTransformer` or
+another with its ``start``/``step`` and ids (a MarianMT checkpoint's). Two
+beam searches: ours (:func:`beam_search`, GNMT's length penalty) for the
+models trained here, and transformers' (:func:`transformers_beam_search`)
+for checkpoints made there, which then translate here as they do there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.nn.transformer import Seq2SeqTransformer
+from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer
 
 Array = np.ndarray
 
@@ -25,10 +33,21 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def _forbid(logp: Array, model: Seq2SeqTransformer) -> Array:
+def transformers_length_penalty(length: int, alpha: float) -> float:
+    """transformers' length ** alpha (its ``length_penalty``, 1.0 by default)."""
+    return float(length) ** alpha
+
+
+def _scores(model: Seq2SeqTransformer, tokens: Array, cache: DecoderCache, last: Array) -> Array:
+    """Log-probabilities of the next token of each row; ``last`` (bool per row): rows at their last step, which
+    end with EOS when the model forces it there (transformers' ``forced_eos_token_id``)."""
+    logp = model.step(tokens, cache)
     # Padding and BOS are never outputs; an untrained model may still rate them.
     logp[:, model.pad_id] = -np.inf
     logp[:, model.bos_id] = -np.inf
+    if model.forced_eos and last.any():
+        logp[last] = -np.inf
+        logp[last, model.eos_id] = 0.0
     return logp
 
 
@@ -53,7 +72,7 @@ def greedy(model: Seq2SeqTransformer, src: Array, max_len: int | Array) -> list[
     scores = np.zeros(B)
     alive = np.arange(B)
     for t in range(int(limits.max(initial=0))):
-        logp = _forbid(model.step(tokens, cache), model)
+        logp = _scores(model, tokens, cache, t + 1 >= limits[alive])
         best = logp.argmax(axis=1)
         scores[alive] += logp[np.arange(len(alive)), best]
         keep = []
@@ -96,7 +115,9 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
     tokens = np.full((B * K, 1), model.bos_id, dtype=np.int64)
     for t in range(int(limits.max(initial=0))):
         R = len(rows)
-        flat = (scores[:, :, None] + _forbid(model.step(tokens, cache), model).reshape(R, K, V)).reshape(R, -1)
+        logp = _scores(model, tokens, cache, np.repeat(t + 1 >= limits[rows], K))
+        flat = (scores[:, :, None] + logp.reshape(R, K, V)).reshape(R, -1)
+        del logp
         # Arrays of R x K x V are, with the cache, most of what a step holds: the scores are negated in place,
         # only 2K of the partition's indices are kept, and the scores go before the next step makes its own.
         negated = np.negative(flat, out=flat)
@@ -142,3 +163,87 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
         cache = cache.select((keep[:, None] * K + next_from[keep]).reshape(-1))
         tokens = next_tokens[keep].reshape(-1, 1)
     return [sorted(f, key=lambda h: -h.score)[:top_k] for f in finished]
+
+
+# What transformers' beam search adds to a score it sets aside (its -1e9): kept as it is, so that even its
+# degenerate cases rank here as they rank there.
+SET_ASIDE = 1e9
+
+
+def transformers_beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int | Array,
+                             alpha: float = 1.0, top_k: int = 1) -> list[list[Hypothesis]]:
+    """The ``top_k`` best of ``beam`` hypotheses per row of ``src``, best first, as transformers'
+    ``generate(num_beams=beam, length_penalty=alpha)`` finds them (its default ``early_stopping=False``).
+
+    At each step the 2K best continuations of a row's K beams are ranked. Those among the first K that end
+    (with EOS, or at the row's last step: ``max_len`` tokens, EOS included, is transformers' max_length - 1)
+    join the row's K best finished hypotheses, scored by log-probability / length ** alpha; the K best of the
+    others go on. A row stops once its best open beam, scored at the current length, cannot beat its worst
+    finished hypothesis (transformers' heuristic), or at its last step.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    top_k = min(top_k, beam)
+    B, V, K = src.shape[0], model.tgt_vocab, beam
+    limits = _limits(max_len, B)
+    cache = model.start(src, beams=K)
+    running = np.tile(np.r_[0.0, np.full(K - 1, -SET_ASIDE)], B).reshape(B, K)
+    history = np.zeros((B, K, 0), dtype=np.int64)
+    done = np.full((B, K), -SET_ASIDE)  # each row's K best finished scores, best first
+    done_ids: list[list[list[int]]] = [[[] for _ in range(K)] for _ in range(B)]
+    is_done = np.zeros((B, K), dtype=bool)
+    improvable = np.ones(B, dtype=bool)
+    results: list[list[Hypothesis]] = [[] for _ in range(B)]
+    rows = np.arange(B)  # source rows still searching, in cache order
+    tokens = np.full((B * K, 1), model.bos_id, dtype=np.int64)
+    for t in range(int(limits.max(initial=0))):
+        R, at_limit = len(rows), t + 1 >= limits[rows]
+        flat = (running[:, :, None] + _scores(model, tokens, cache, np.repeat(at_limit, K)).reshape(R, K, V))
+        flat = flat.reshape(R, -1)
+        top = np.argpartition(-flat, 2 * K - 1, axis=1)[:, : 2 * K]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable"), 1)
+        cand = np.take_along_axis(flat, top, axis=1)
+        del flat
+        from_beam, tok = np.divmod(top, V)
+        ends = (tok == model.eos_id) | at_limit[:, None]
+        seqs = np.concatenate([history[np.arange(R)[:, None], from_beam], tok[:, :, None]], axis=2)
+        going = cand - SET_ASIDE * ends
+        keep = np.argsort(-going, axis=1, kind="stable")[:, :K]
+        running, history = np.take_along_axis(going, keep, axis=1), seqs[np.arange(R)[:, None], keep]
+        just_done = ends.copy()
+        just_done[:, K:] = False
+        ended = cand / transformers_length_penalty(t + 1, alpha) - SET_ASIDE * ~improvable[:, None] - SET_ASIDE * ~just_done
+        merged = np.concatenate([done, ended], axis=1)
+        best = np.argsort(-merged, axis=1, kind="stable")[:, :K]
+        done = np.take_along_axis(merged, best, axis=1)
+        is_done = np.take_along_axis(np.concatenate([is_done, just_done], axis=1), best, axis=1)
+        for r in range(R):
+            done_ids[r] = [done_ids[r][j] if j < K else seqs[r, j - K].tolist() for j in best[r]]
+        worst = np.where(is_done, done.min(axis=1, keepdims=True), -SET_ASIDE)
+        improvable &= (running[:, :1] / transformers_length_penalty(t + 1, alpha) > worst).any(axis=1)
+        stop = ~improvable | ends.all(axis=1)
+        for r in np.nonzero(stop)[0]:
+            results[rows[r]] = [Hypothesis(ids[:-1] if ids and ids[-1] == model.eos_id else ids, float(score))
+                                for ids, score, flag in zip(done_ids[r], done[r], is_done[r]) if flag][:top_k]
+        go = np.nonzero(~stop)[0]
+        if not len(go):
+            break
+        rows, running, history, done, is_done, improvable = (rows[go], running[go], history[go], done[go],
+                                                             is_done[go], improvable[go])
+        done_ids = [done_ids[r] for r in go]
+        cache = cache.select((go[:, None] * K + np.take_along_axis(from_beam, keep, axis=1)[go]).reshape(-1))
+        tokens = np.take_along_axis(tok, keep, axis=1)[go].reshape(-1, 1)
+    return results
+
+
+@dataclass(frozen=True)
+class SearchRule:
+    """How a model's outputs are searched and scored: a beam search and the length penalty that normalises its
+    scores (and greedy search's)."""
+
+    beam_search: Callable[..., list[list[Hypothesis]]]
+    length_penalty: Callable[[int, float], float]
+
+
+OURS = SearchRule(beam_search, length_penalty)
+TRANSFORMERS = SearchRule(transformers_beam_search, transformers_length_penalty)

@@ -260,7 +260,7 @@ class GlobalMaxPool1D(Layer):
         return out, backprop
 
 
-_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_exact")
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_exact", "silu")
 
 
 @register_layer
@@ -386,8 +386,21 @@ class ExactGELU(GELU):
     approximate = "none"
 
 
+@register_layer
+class SiLU(Layer):
+    """x * sigmoid(x), or swish: MarianMT's activation."""
+
+    def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        x = f32(x)
+        # sigmoid(x) = (1 + tanh(x / 2)) / 2: one pass, no overflow, no masks.
+        s = np.tanh(x * np.float32(0.5))
+        s *= np.float32(0.5)
+        s += np.float32(0.5)
+        return x * s, lambda dy: dy * s * (1.0 + x * (1.0 - s))
+
+
 ACTIVATION_LAYERS: dict[str, type[Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU,
-                                             "gelu_exact": ExactGELU}
+                                             "gelu_exact": ExactGELU, "silu": SiLU}
 
 
 def log_softmax(logits: Array) -> Array:
@@ -474,11 +487,14 @@ class PositionalEmbedding(Layer):
         return {"table": (args["max_len"], args["dim"])}
 
 
-def sinusoidal_positions(length: int, dim: int) -> Array:
-    """The fixed sine/cosine position encodings of "Attention is all you need", (length, dim)."""
+def sinusoidal_positions(length: int, dim: int, halves: bool = False) -> Array:
+    """The fixed sine/cosine position encodings of "Attention is all you need", (length, dim): sines and cosines
+    interleaved, or with ``halves`` every sine before every cosine (MarianMT's layout)."""
     pos = np.arange(length)[:, None]
     rates = np.exp(-math.log(10000.0) * (np.arange(0, dim, 2) / dim))
+    sines, cosines = np.sin(pos * rates), np.cos(pos * rates[: dim // 2])
+    if halves:
+        return np.concatenate([sines, cosines], axis=1).astype(np.float32)
     table = np.zeros((length, dim))
-    table[:, 0::2] = np.sin(pos * rates)
-    table[:, 1::2] = np.cos(pos * rates[: dim // 2])
+    table[:, 0::2], table[:, 1::2] = sines, cosines
     return table.astype(np.float32)

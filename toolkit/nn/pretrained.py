@@ -24,7 +24,8 @@ from toolkit.errors import CheckpointError, ModelNotFoundError
 if TYPE_CHECKING:
     import numpy as np
 
-    from toolkit.nn.layers import LayerNorm
+    from toolkit.nn.attention import MultiHeadAttention
+    from toolkit.nn.layers import Dense, LayerNorm
 
 MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 WEIGHTS, SHARDS = "model.safetensors", "model.safetensors.index.json"
@@ -133,6 +134,19 @@ def copy_layer_norm(layer: LayerNorm, tensors: Tensors, name: str) -> None:
     """Copy the checkpoint's layer norm ``name`` (its ``.weight`` and ``.bias``) into ``layer``."""
     layer.params["gamma"][...] = tensors[name + ".weight"]
     layer.params["beta"][...] = tensors[name + ".bias"]
+
+
+def copy_linear(layer: Dense, tensors: Tensors, name: str) -> None:
+    """Copy the checkpoint's torch ``Linear`` ``name`` into ``layer``: its (out, in) weight transposed to ours."""
+    layer.params["w"][...] = tensors[name + ".weight"].T
+    layer.params["b"][...] = tensors[name + ".bias"]
+
+
+def copy_attention(attention: MultiHeadAttention, tensors: Tensors, names: dict[str, str]) -> None:
+    """Copy the checkpoint's four attention projections, ``names``: "q", "k", "v", "o" -> its ``Linear`` names."""
+    for part, name in names.items():
+        attention.params["w" + part][...] = tensors[name + ".weight"].T
+        attention.params["b" + part][...] = tensors[name + ".bias"]
 
 
 def open_checkpoint(folder: Path) -> Checkpoint:

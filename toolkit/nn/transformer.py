@@ -189,6 +189,17 @@ class DecoderCache:
                             list(self.self_v), self.length, self.beams if grouped else 1, order)
 
 
+def start_cache(decoder: list[Any], memory: Array, mask: Array, beams: int = 1) -> DecoderCache:
+    """The cache of a decoder's layers (each with a ``cross_attn``) for the encoder output ``memory`` (B, Ts, dim)
+    and its padding ``mask``, with ``beams`` rows per source row."""
+    # Projected once per source row, then repeated for its beams: the attention kernel takes one row of keys per
+    # query row.
+    cross_k = [np.repeat(_heads(layer.cross_attn, memory, "k"), beams, axis=0) for layer in decoder]
+    cross_v = [np.repeat(_heads(layer.cross_attn, memory, "v"), beams, axis=0) for layer in decoder]
+    n = len(decoder)
+    return DecoderCache(np.repeat(mask, beams, axis=0), cross_k, cross_v, [None] * n, [None] * n, beams=beams)
+
+
 @register_layer
 class Seq2SeqTransformer(Layer):
     """Encoder-decoder transformer with tied target embeddings and output projection.
@@ -201,6 +212,8 @@ class Seq2SeqTransformer(Layer):
     ends it. ``activation`` is the feed-forward blocks' ("relu" or "gelu").
     """
 
+    #: Whether decoding must end with EOS at its last step (checkpoints of transformers may ask it; ours stop there).
+    forced_eos = False
     bounds = {"src_vocab": (1, MAX_VOCAB), "tgt_vocab": (1, MAX_VOCAB), "dim": (1, MAX_DIM),
               "heads": (1, MAX_HEADS), "encoder_layers": (0, MAX_LAYERS), "decoder_layers": (0, MAX_LAYERS),
               "ffn": (1, MAX_DIM), "max_len": (1, MAX_LEN)}
@@ -337,12 +350,7 @@ class Seq2SeqTransformer(Layer):
         """Encode ``src`` (B, Ts) and project its keys/values for every decoder layer, once; with ``beams``
         rows per source row (B * beams rows, each source row's ``beams`` in a row) for beam search."""
         memory, mask, _ = self.encode(src)
-        # Projected once per source row, then repeated for its beams: the attention kernel takes one row of
-        # keys per query row.
-        cross_k = [np.repeat(_heads(layer.cross_attn, memory, "k"), beams, axis=0) for layer in self.decoder]
-        cross_v = [np.repeat(_heads(layer.cross_attn, memory, "v"), beams, axis=0) for layer in self.decoder]
-        n = len(self.decoder)
-        return DecoderCache(np.repeat(mask, beams, axis=0), cross_k, cross_v, [None] * n, [None] * n, beams=beams)
+        return start_cache(self.decoder, memory, mask, beams)
 
     def step(self, tokens: Array, cache: DecoderCache) -> Array:
         """Log-probabilities (B, tgt_vocab) of the token after ``tokens`` (B, t), given the cache.

@@ -107,3 +107,88 @@ class EncoderTokenizer:
         for row, e in enumerate(encodings):
             ids[row, :len(e.ids)], types[row, :len(e.ids)], padding[row, :len(e.ids)] = e.ids, e.type_ids, False
         return ids, types, padding
+
+
+def _json_table(path: Path) -> dict:
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return table
+
+
+def target_tokens(vocab: dict) -> list[str]:
+    """The target-language tokens (``>>fra<<``) of a MarianMT vocabulary: a model of several target languages reads
+    the one wanted as the source's first token."""
+    return sorted(piece for piece in vocab if piece.startswith(">>") and piece.endswith("<<"))
+
+
+def read_target_tokens(folder: Path) -> list[str]:
+    """:func:`target_tokens` of the MarianMT folder ``folder`` (none when its vocab.json cannot be read: loading
+    the tokenizer says why)."""
+    try:
+        return target_tokens(_json_table(folder / "vocab.json"))
+    except CheckpointError:
+        return []
+
+
+class MarianTokenizer:
+    """A MarianMT folder's tokenizer, as transformers' ``MarianTokenizer`` reads text: ``source.spm``
+    (sentencepiece) cuts a source text into pieces, ``vocab.json`` maps pieces to the model's ids (unknown
+    pieces to ``<unk>``); output ids map back to pieces through the same table (``target_vocab.json`` when the
+    folder keeps the two apart), joined as sentencepiece joins them. A leading language token such as
+    ``>>fra<<`` (multilingual targets) is one piece. It answers as :class:`toolkit.text.subwords.SubwordVocab`
+    does, so that the translation engine runs it as its own vocabularies."""
+
+    SPECIAL = ("</s>", "<unk>", "<pad>")
+
+    def __init__(self, folder: Path) -> None:
+        import sentencepiece
+
+        config = folder / "tokenizer_config.json"
+        settings = _json_table(config) if config.is_file() else {}
+        separate = bool(settings.get("separate_vocabs", False))
+        files = ("source.spm", "target.spm", "vocab.json", *(("target_vocab.json",) if separate else ()))
+        for name in files:
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder}: no {name} (MarianMT's tokenizer files are needed beside the weights)")
+        self.vocab = _json_table(folder / "vocab.json")
+        target = _json_table(folder / "target_vocab.json") if separate else self.vocab
+        for path, table in (("vocab.json", self.vocab), ("target_vocab.json", target)):
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in table.values()):
+                raise CheckpointError(f"{folder / path}: not a table of pieces to ids")
+        if "<unk>" not in self.vocab:
+            raise CheckpointError(f"{folder / 'vocab.json'}: no <unk> piece")
+        self.unk_id = self.vocab["<unk>"]
+        self.piece = {i: piece for piece, i in target.items()}
+        self.special = {target[piece] for piece in self.SPECIAL if piece in target}
+        self.codes = target_tokens(self.vocab)
+        self.source_lang, self.target_lang = settings.get("source_lang"), settings.get("target_lang")
+        spm = {}
+        for side in ("source", "target"):
+            try:
+                spm[side] = sentencepiece.SentencePieceProcessor(model_file=str(folder / f"{side}.spm"))
+            except (OSError, RuntimeError) as error:
+                raise CheckpointError(f"{folder / (side + '.spm')}: not a sentencepiece model ({error})") from None
+        # transformers joins output pieces with the source model when the vocabulary is shared.
+        self.source, self.joiner = spm["source"], spm["target" if separate else "source"]
+        self.size = max(max(self.vocab.values()), max(target.values())) + 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        codes, rest = [], []
+        for text in texts:
+            end = text.find("<<") if text.startswith(">>") else -1
+            codes.append([text[:end + 2]] if end != -1 else [])
+            rest.append(text[end + 2:] if end != -1 else text)
+        pieces = self.source.encode(rest, out_type=str)
+        return [[self.vocab.get(piece, self.unk_id) for piece in code + own] for code, own in zip(codes, pieces)]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return [self.joiner.decode_pieces([self.piece.get(i) or self.joiner.id_to_piece(i) for i in row
+                                           if i not in self.special]).replace("\u2581", " ").strip()
+                for row in ids]
