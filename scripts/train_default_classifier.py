@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 DATA = ROOT.parent / "shared" / "data" / "imdb"
 MODEL_NAME = "imdb-sentiment"
+LANGUAGES = ["en"]  # the metadata's "languages": what the model was trained to read
 TARGET_ACCURACY = 0.92
 MAX_BYTES = 10 * 2**20
 VALID_FRACTION = 0.1
@@ -61,11 +62,13 @@ BASE = {"ngram": 3, "hash_bits": 24, "min_df": 3, "epochs": 3, "max_len": 400}
 
 @dataclass(frozen=True)
 class Candidate:
-    """One configuration of the ensemble engine (the engine the default model is read with)."""
+    """One configuration of a classify engine (here always the ensemble, the engine the default model is read
+    with; the Chinese model's script compares the engines too)."""
 
     name: str
     description: str
     options: dict[str, Any]
+    engine: str = "ensemble"
 
 
 # Fixed before any score was seen; ordered from the simplest, so that a tie keeps the simpler model.
@@ -96,11 +99,15 @@ def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRA
     """A seeded, label-stratified ``fraction`` of ``records`` for validation, minus the records that
     near-duplicate a record of the fitting part (which would score memory, not skill)."""
     from toolkit.datasets import split_positions
-    from toolkit.text.duplicates import near_duplicates
 
     fit_rows, valid_rows = split_positions(records, fraction, seed)
-    fit = [records[i] for i in fit_rows]
-    drawn = [records[i] for i in valid_rows]
+    return clean_split([records[i] for i in fit_rows], [records[i] for i in valid_rows])
+
+
+def clean_split(fit: list[dict], drawn: list[dict]) -> Split:
+    """``fit`` and, for validation, the records of ``drawn`` that near-duplicate no record of ``fit``."""
+    from toolkit.text.duplicates import near_duplicates
+
     pairs = near_duplicates([r["text"] for r in drawn], [r["text"] for r in fit])
     # A validation record may repeat several fitting records: one entry (its first pair) per dropped record.
     first: dict[int, tuple[int, int, float]] = {}
@@ -110,7 +117,8 @@ def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRA
 
 
 def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path, seed: int,
-                     log: Callable[[str], None], settings: dict[str, Any] | None = None) -> list[dict]:
+                     log: Callable[[str], None], settings: dict[str, Any] | None = None,
+                     model_name: str = MODEL_NAME) -> list[dict]:
     """Train each candidate (its options, then ``settings``) on ``split.fit`` (validation: ``split.valid``)
     into ``folder``; one row each."""
     from recipe import train
@@ -122,9 +130,10 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
         options = {**candidate.options, **(settings or {})}
         log(f"training {candidate.name}: {candidate.description}")
         # Candidates of minutes are trained again rather than resumed: ``again`` is None.
-        report = train("classify", split.fit, engine="ensemble", output=path, valid=split.valid, seed=seed,
-                       again=None, **{"name": MODEL_NAME, **options})
-        weight = read_metadata(path)["ngram_weight"]
+        report = train("classify", split.fit, engine=candidate.engine, output=path, valid=split.valid, seed=seed,
+                       again=None, **{"name": model_name, **options})
+        # An engine alone is an average that gives it all the weight.
+        weight = read_metadata(path).get("ngram_weight", 1.0 if candidate.engine == "ngram" else 0.0)
         valid = report["metrics"]
         rows.append({
             "name": candidate.name,
@@ -133,13 +142,13 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
             "validation_accuracy": valid["accuracy"],
             "validation_correct": sum(row[k] for k, row in enumerate(valid["confusion_matrix"]["matrix"])),
             "ngram_weight": weight,
-            "cnn_best_epoch": report["best_epoch"],
+            "cnn_best_epoch": report.get("best_epoch"),  # None: no CNN was trained
             "seconds": report["seconds"],
             "bytes": path.stat().st_size,
             "file": path,
         })
         log(f"  validation accuracy {valid['accuracy']:.4f}; n-gram weight {weight}; CNN epoch"
-            f" {report['best_epoch']}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
+            f" {report.get('best_epoch')}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
     return rows
 
 
@@ -160,14 +169,15 @@ def read(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def evaluate_once(model: Path, test: list[dict], train: list[dict]) -> dict:
-    """The one evaluation on the test split: metrics on all of it, prediction speed, and the metrics on the
-    test records that near-duplicate no training record (reported beside, not instead)."""
+def evaluate_once(model: Path, test: list[dict], train: list[dict], engine_class: type | None = None) -> dict:
+    """The one evaluation on the test split by ``engine_class`` (default: the ensemble engine): metrics on all
+    of it, prediction speed, and the metrics on the test records that near-duplicate no training record
+    (reported beside, not instead)."""
     from toolkit_plugins.classification.common import metrics
     from toolkit_plugins.classification.ensemble import EnsembleClassifier
     from toolkit.text.duplicates import near_duplicates
 
-    engine = EnsembleClassifier(model=str(model))
+    engine = (engine_class or EnsembleClassifier)(model=str(model))
     texts, labels = [r["text"] for r in test], [str(r["label"]) for r in test]
     start = time.perf_counter()
     probs = engine.predict_proba(texts)
@@ -189,7 +199,7 @@ def selection_table(rows: Sequence[dict], chosen: int) -> str:
              "|---|---|---|---|---|---|---|"]
     for i, row in enumerate(rows):
         lines.append(f"| `{row['name']}`: {row['description']} | {row['validation_accuracy']:.4f}"
-                     f" ({row['validation_correct']:,}) | {row['ngram_weight']} | {row['cnn_best_epoch']} |"
+                     f" ({row['validation_correct']:,}) | {row['ngram_weight']} | {'-' if row['cnn_best_epoch'] is None else row['cnn_best_epoch']} |"
                      f" {row['seconds']:.0f} s | {row['bytes'] / 2**20:.1f} MB | {'**chosen**' if i == chosen else ''} |")
     return "\n".join(lines)
 
@@ -330,6 +340,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
         buckets = len(read_model_file(row["file"])[1]["ngram.buckets"])
 
         def stamp(meta: dict) -> None:
+            meta["languages"] = LANGUAGES
             meta["training"].update({
                 "command": command,
                 "data": f"IMDb train.jsonl.gz (aclImdb v1): fitting part {len(split.fit):,} of {len(train):,} reviews",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from toolkit_plugins.classification.common import ClassifierEngine
+from toolkit_plugins.classification.common import CJK_OPTION, ClassifierEngine
 from toolkit.engine import Option
 from toolkit.training import trainer_options
 
@@ -33,6 +33,7 @@ CNN_TRAIN_OPTIONS = {
     "learning_rate": Option(float, 1e-3, "Adam learning rate.", minimum=0, min_open=True, deprecated=("lr",)),
     "max_len": Option(int, 400, f"Words kept per text (the last ones; shorter texts are padded); at least the"
                       f" convolution width {WIDTH}.", minimum=WIDTH, deprecated=("maxlen",)),
+    "cjk": CJK_OPTION,
     "vocab_size": Option(int, 20000, "Vocabulary size (most frequent training words).", minimum=1,
                          deprecated=("num_words",)),
     "dim": Option(int, 128, "Embedding size.", minimum=1),
@@ -167,7 +168,7 @@ def fit_network(texts: list[str], y: np.ndarray, n_classes: int, valid: tuple[li
 
     saved = resumed(settings, output, seed)
     if saved is None:
-        tokenizer = WordTokenizer(num_words=settings["vocab_size"]).fit(texts)
+        tokenizer = WordTokenizer(num_words=settings["vocab_size"], cjk=settings["cjk"]).fit(texts)
     else:
         tokenizer = WordTokenizer.from_config(saved.setup["tokenizer"])
     model = CnnModel(tokenizer, settings["max_len"], build_network(tokenizer.vocab_size, n_classes, settings, seed))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from toolkit.engine import DataError, Engine, LoadsModel, Option, RecordError, train_settings
 from toolkit.contracts import TaskContract
 from toolkit.records import check_records
+from toolkit.text import CJK_MODES
 from toolkit.training import NAME_OPTION, model_header
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ TASK = "classify"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_FILE = MODEL_DIR / "imdb-sentiment.nlpt"
 TRAINING_SCRIPT = "scripts/train_default_classifier.py"
+CJK_OPTION = Option(str, "char", "Tokens of Chinese and Japanese text: char (one per character), bigram"
+                    " (overlapping character pairs) or jieba (Chinese words, segmented by jieba); kept in the"
+                    " model file.", choices=CJK_MODES)
 # Probabilities are rounded so that a result does not depend on the batch it
 # was computed in (BLAS may sum in another order for another batch size).
 DECIMALS = 6

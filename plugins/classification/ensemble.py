@@ -33,10 +33,10 @@ class EnsembleModel:
         from toolkit.text import tokenize
 
         w, tokenizer = self.ngram_weight, self.cnn.tokenizer
-        if (tokenizer.lower, tokenizer.cjk) != (True, "char"):
+        if (tokenizer.lower, tokenizer.cjk) != (True, self.ngram.cjk):
             return w * self.ngram.predict_proba(texts) + (1.0 - w) * self.cnn.predict_proba(texts)
-        # Both models split text as toolkit.text.tokenize does by default: tokenize once.
-        tokens = [tokenize(text) for text in texts]
+        # Both models split text alike (always, for a model trained by this engine): tokenize once.
+        tokens = [tokenize(text, cjk=tokenizer.cjk) for text in texts]
         p_cnn = self.cnn.predict_proba_ids([tokenizer.tokens_to_ids(t) for t in tokens])
         return w * self.ngram.predict_proba_tokens(tokens) + (1.0 - w) * p_cnn
 

@@ -1,7 +1,8 @@
 """The "ngram" engine: NB-weighted hashed n-gram logistic regression (NBSVM, Wang & Manning 2012).
 
 Texts are tokenized with ``toolkit.text.tokenize`` (HTML tags stripped,
-lower-cased, CJK by character), then every word n-gram up to ``ngram`` is
+lower-cased, Chinese and Japanese by character, or as the ``cjk`` option
+says: the model file keeps it), then every token n-gram up to ``ngram`` is
 hashed into ``2**hash_bits`` binary features (CRC-32 of each word,
 mixed per n-gram in numpy: see :func:`featurize_tokens`; the same on every
 machine and Python). Per class
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from toolkit_plugins.classification.common import ClassifierEngine
+from toolkit_plugins.classification.common import CJK_OPTION, ClassifierEngine
 from toolkit.engine import Option
 
 if TYPE_CHECKING:
@@ -39,11 +40,11 @@ _BUCKET = 0xFF51AFD7ED558CCD
 MAX_HASH_BITS = 31
 
 
-def featurize(texts: list[str], n: int, hash_bits: int) -> sp.csr_matrix:
-    """Binary hashed n-gram features (N, 2**hash_bits)."""
+def featurize(texts: list[str], n: int, hash_bits: int, cjk: str = "char") -> sp.csr_matrix:
+    """Binary hashed n-gram features (N, 2**hash_bits) of the tokens ``tokenize(text, cjk=cjk)``."""
     from toolkit.text import tokenize
 
-    return featurize_tokens(map(tokenize, texts), n, hash_bits)
+    return featurize_tokens((tokenize(text, cjk=cjk) for text in texts), n, hash_bits)
 
 
 def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
@@ -155,8 +156,10 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
 class NgramModel:
     """A loaded n-gram model: hashing config, the kept buckets (sorted) and their folded weights."""
 
-    def __init__(self, buckets: np.ndarray, weights: np.ndarray, bias: np.ndarray, ngram: int, hash_bits: int) -> None:
+    def __init__(self, buckets: np.ndarray, weights: np.ndarray, bias: np.ndarray, ngram: int, hash_bits: int,
+                 cjk: str = "char") -> None:
         self.buckets, self.weights, self.bias, self.ngram, self.hash_bits = buckets, weights, bias, ngram, hash_bits
+        self.cjk = cjk
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> NgramModel:
@@ -166,6 +169,7 @@ class NgramModel:
 
         from toolkit.nn import ModelFileError
         from toolkit.nn.layer_configs import check_size
+        from toolkit.text import CJK_MODES
 
         hashing = meta["hashing"]
         if hashing.get("method") != HASH:
@@ -173,6 +177,11 @@ class NgramModel:
                                  " version does: retrain the model (nlp-tool train classify)")
         ngram = check_size("the n-gram model", "ngram", hashing["ngram"], 1, len(_MIX))
         bits = check_size("the n-gram model", "hash bits", hashing["bits"], 1, MAX_HASH_BITS)
+        # Models written before the option split Chinese and Japanese by character.
+        cjk = hashing.get("cjk", "char")
+        if cjk not in CJK_MODES:
+            raise ModelFileError(f"n-gram features of tokens split by cjk={cjk!r}; this version knows"
+                                 f" {', '.join(CJK_MODES)}")
         scale = hashing["scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
             raise ModelFileError(f"the n-gram weights' scale must be a number, not {scale!r}")
@@ -186,15 +195,15 @@ class NgramModel:
         if (buckets.ndim != 1 or len(buckets) != len(weights) or np.any(buckets[1:] <= buckets[:-1])
                 or (len(buckets) and not 0 <= buckets[0] <= buckets[-1] < 2**bits)):
             raise ModelFileError("n-gram buckets must be distinct hash buckets in increasing order, one per weight row")
-        return cls(buckets, weights, bias.astype(np.float64), ngram, bits)
+        return cls(buckets, weights, bias.astype(np.float64), ngram, bits, cjk)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         from toolkit.text import tokenize
 
-        return self.predict_proba_tokens(map(tokenize, texts))
+        return self.predict_proba_tokens(tokenize(text, cjk=self.cjk) for text in texts)
 
     def predict_proba_tokens(self, token_lists: Iterable[list[str]]) -> np.ndarray:
-        """:meth:`predict_proba` of texts already split by ``toolkit.text.tokenize``."""
+        """:meth:`predict_proba` of texts already split by ``toolkit.text.tokenize(text, cjk=self.cjk)``."""
         import numpy as np
 
         x = select_buckets(featurize_tokens(token_lists, self.ngram, self.hash_bits), self.buckets)
@@ -206,8 +215,8 @@ def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[s
     """Train; the kept buckets, their weights (float16 when ``settings["float16"]``) and the hashing metadata."""
     import numpy as np
 
-    n, bits = settings["ngram"], settings["hash_bits"]
-    x = featurize(texts, n, bits)
+    n, bits, cjk = settings["ngram"], settings["hash_bits"], settings["cjk"]
+    x = featurize(texts, n, bits, cjk)
     # Rarer n-grams are not features at all: fitting without them, the regression cannot lean on
     # phrases of one review (on IMDb this scored better on held-out reviews than dropping them after).
     buckets = np.flatnonzero(np.bincount(x.indices, minlength=x.shape[1]) >= settings["min_df"])
@@ -216,11 +225,12 @@ def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[s
     dtype = np.float16 if settings["float16"] else np.float32
     arrays = {"buckets": buckets.astype(np.int32), "weights": (weights / scale).astype(dtype),
               "bias": bias.astype(np.float32)}
-    return arrays, {"hashing": {"method": HASH, "ngram": n, "bits": bits, "binary": True, "scale": scale}}
+    return arrays, {"hashing": {"method": HASH, "ngram": n, "bits": bits, "binary": True, "scale": scale, "cjk": cjk}}
 
 
 NGRAM_TRAIN_OPTIONS = {
     "ngram": Option(int, 2, "Longest word n-gram used as a feature.", choices=(1, 2, 3)),
+    "cjk": CJK_OPTION,
     "hash_bits": Option(int, 20, "Features are hashed into 2**hash_bits buckets.", minimum=10, maximum=26),
     "min_df": Option(int, 1, "Keep only the buckets that at least this many training texts use.", minimum=1),
     "c": Option(float, 1.0, "Inverse L2 regularisation strength of the logistic regression (scikit-learn's C).",

@@ -7,6 +7,10 @@ are loaded on first use (``sequences`` and ``vectors`` need numpy).
 
 from typing import Any
 
+# How ``tokenize`` splits runs of Chinese and Japanese characters (docs/text.md). Defined here, not in the
+# tokenizer module, so that engines can declare an option of these choices without importing the tokenizer.
+CJK_MODES = ("char", "bigram", "jieba")
+
 _LAZY = {
     "Batch": "toolkit.text.sequences",
     "batch_sequences": "toolkit.text.sequences",
@@ -21,7 +25,7 @@ _LAZY = {
     "SubwordVocab": "toolkit.text.subwords",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "CJK_MODES"])
 
 
 def __getattr__(name: str) -> Any:

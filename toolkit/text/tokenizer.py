@@ -8,8 +8,9 @@ Rules (docs/text.md gives them with examples):
    katakana -> full width, composed accents), then lower-casing if ``lower``.
 3. Typographic apostrophes (U+2019, U+2018, U+02BC) become ``'``.
 4. Runs of Han, Hiragana or Katakana characters (scripts written without
-   spaces) become one token per character (``cjk="char"``) or overlapping
-   character bigrams (``cjk="bigram"``).
+   spaces) become one token per character (``cjk="char"``), overlapping
+   character bigrams (``cjk="bigram"``) or Chinese words as jieba segments
+   them (``cjk="jieba"``, ``toolkit.text.chinese``).
 5. Everywhere else a token is a run of letters and digits (any script,
    accents kept) that may continue with combining marks (Devanagari vowel
    signs, Thai tone marks), with apostrophes allowed between two such runs
@@ -33,13 +34,14 @@ from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
+from toolkit.text import CJK_MODES
+
 PAD_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2
 
 CONFIG_TYPE = "toolkit.text.WordTokenizer"
 CONFIG_VERSION = 1
-CJK_MODES = ("char", "bigram")
 
 # Tags must start with a letter, "/" or "!--" so that "a < b > c" and "<3"
 # survive as text.
@@ -131,6 +133,10 @@ def _normalize(text: str, lower: bool) -> str:
 def _cjk_tokens(run: str, cjk: str) -> list[str]:
     if cjk == "char" or len(run) == 1:
         return list(run)
+    if cjk == "jieba":
+        from toolkit.text.chinese import segment
+
+        return segment(run)
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
@@ -169,7 +175,7 @@ class WordTokenizer:
         excludes the padding and OOV ids.
     oov: map unknown words to ``OOV_ID`` (1); when False they are dropped.
     lower: lower-case before tokenizing.
-    cjk: "char" or "bigram", the tokens made from Han/Hiragana/Katakana runs.
+    cjk: "char", "bigram" or "jieba", the tokens made from Han/Hiragana/Katakana runs.
     """
 
     def __init__(

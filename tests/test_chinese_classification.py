@@ -1,0 +1,183 @@
+"""Chinese text in the classify task: the tokenizer's cjk modes, models trained with them, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import make_cli
+from toolkit.nn import ModelFileError, read_model_file, rewrite_metadata
+from toolkit.plugins import load_registry
+from toolkit.text import CJK_MODES, WordTokenizer, tokenize
+from toolkit_plugins.classification.cnn import CnnClassifier
+from toolkit_plugins.classification.ensemble import EnsembleClassifier
+from toolkit_plugins.classification.ngram import NgramClassifier, featurize
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "plugins" / "classification" / "models" / "chnsenticorp-sentiment.nlpt"
+REVIEW = "这部电影太好看了"
+
+
+# -- tokenization -----------------------------------------------------------------------------------------------
+
+def test_characters_bigrams_and_words():
+    assert tokenize(REVIEW) == ["这", "部", "电", "影", "太", "好", "看", "了"]
+    assert tokenize(REVIEW, cjk="bigram") == ["这部", "部电", "电影", "影太", "太好", "好看", "看了"]
+    assert tokenize(REVIEW, cjk="jieba") == ["这部", "电影", "太", "好看", "了"]
+
+
+def test_mixed_chinese_and_ascii_text_keeps_latin_words_and_numbers_whole():
+    text = "iPhone 15 的屏幕很清楚！Battery OK，价格便宜"
+    assert tokenize(text) == ["iphone", "15", "的", "屏", "幕", "很", "清", "楚", "battery", "ok", "价", "格", "便", "宜"]
+    assert tokenize(text, cjk="jieba") == ["iphone", "15", "的", "屏幕", "很", "清楚", "battery", "ok", "价格便宜"]
+    # Full-width Latin letters and punctuation are NFKC-folded before anything else.
+    assert tokenize("ＮＬＰ很好。", cjk="jieba") == ["nlp", "很", "好"]
+
+
+@pytest.mark.parametrize("cjk", CJK_MODES)
+@pytest.mark.parametrize("text", ["", "   ", "。！？", "……", "😀"])
+def test_text_without_words_gives_no_tokens(text, cjk):
+    assert tokenize(text, cjk=cjk) == []
+
+
+def test_jieba_words_do_not_change_with_jiebas_global_dictionary():
+    import jieba
+
+    before = tokenize("房间太小了", cjk="jieba")
+    jieba.add_word("房间太小")
+    try:
+        assert jieba.lcut("房间太小了")[0] == "房间太小"
+        assert tokenize("房间太小了", cjk="jieba") == before == ["房间", "太小", "了"]
+    finally:
+        jieba.del_word("房间太小")
+
+
+def test_character_ngrams_are_the_n_gram_features_of_character_tokens():
+    # 好, 看, 好看: a one-word run gives its characters and their bigram, never a gram across a Latin word.
+    assert featurize(["好看"], 3, 20).nnz == 3
+    assert featurize(["好看 movie 了"], 3, 20).nnz == 4 + 3 + 2
+    assert featurize(["好看"], 3, 20, cjk="jieba").nnz == 1
+    assert featurize([""], 3, 20).nnz == 0
+
+
+def test_word_tokenizer_keeps_the_jieba_mode_in_its_config():
+    tokenizer = WordTokenizer(cjk="jieba").fit([REVIEW, "电影很无聊"])
+    restored = WordTokenizer.from_config(json.loads(json.dumps(tokenizer.to_config())))
+    assert restored.cjk == "jieba" and restored.texts_to_sequences([REVIEW]) == tokenizer.texts_to_sequences([REVIEW])
+    assert "电影" in restored.vocabulary
+
+
+def test_cli_start_up_imports_neither_jieba_nor_the_segmenter():
+    code = ("import sys\nfrom toolkit.cli import cli\n"
+            "try:\n    cli(['train', 'classify', '--help'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'jieba' not in sys.modules and 'toolkit.text.chinese' not in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--cjk [char|bigram|jieba]" in proc.stdout
+
+
+# -- models trained with a cjk mode ----------------------------------------------------------------------------
+
+POSITIVE = ["房间很干净，服务很好", "位置方便，早餐丰富", "非常满意，下次还会再来", "性价比高，推荐入住",
+            "前台热情，环境安静", "电脑运行流畅，屏幕清晰"]
+NEGATIVE = ["房间很脏，服务很差", "隔音太差，一夜没睡好", "非常失望，再也不来了", "价格太贵，不推荐",
+            "前台冷漠，环境吵闹", "电脑经常死机，屏幕模糊"]
+TINY = [{"text": t, "label": "pos"} for t in POSITIVE] + [{"text": t, "label": "neg"} for t in NEGATIVE]
+SMALL = {"hash_bits": 12, "epochs": 30, "learning_rate": 0.02, "max_len": 16, "vocab_size": 200, "dim": 16,
+         "filters": 16, "hidden": 16, "batch": 4}
+
+
+@pytest.mark.parametrize("cjk", ["char", "jieba"])
+def test_ngram_model_learns_its_data_and_keeps_its_cjk_mode(tmp_path, cjk):
+    path = tmp_path / "zh.nlpt"
+    NgramClassifier.train(TINY, str(path), ngram=2, hash_bits=12, c=10.0, cjk=cjk)
+    assert read_model_file(path)[0]["metadata"]["hashing"]["cjk"] == cjk
+    engine = NgramClassifier(model=str(path))
+    assert engine._loaded()[0].cjk == cjk
+    assert [r["label"] for r in engine.run([r["text"] for r in TINY])] == [r["label"] for r in TINY]
+
+
+def test_ensemble_trained_on_jieba_words_splits_text_alike_in_both_models(tmp_path):
+    path = tmp_path / "zh.nlpt"
+    EnsembleClassifier.train(TINY, str(path), valid=TINY, cjk="jieba", **SMALL)
+    meta = read_model_file(path)[0]["metadata"]
+    assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == "jieba"
+    model = EnsembleClassifier(model=str(path))._loaded()[0]
+    assert "酒店" in model.cnn.tokenizer.vocabulary or "房间" in model.cnn.tokenizer.vocabulary
+    texts = [r["text"] for r in TINY]
+    w = model.ngram_weight
+    separate = w * model.ngram.predict_proba(texts) + (1 - w) * model.cnn.predict_proba(texts)
+    assert abs(model.predict_proba(texts) - separate).max() == 0
+
+
+def test_cnn_on_characters_learns_its_data(tmp_path):
+    path = tmp_path / "zh.nlpt"
+    CnnClassifier.train(TINY, str(path), **{k: v for k, v in SMALL.items() if k != "hash_bits"})
+    engine = CnnClassifier(model=str(path))
+    assert read_model_file(path)[0]["metadata"]["tokenizer"]["cjk"] == "char"
+    assert [r["label"] for r in engine.run([r["text"] for r in TINY])] == [r["label"] for r in TINY]
+
+
+def test_train_and_classify_on_the_command_line_with_the_cjk_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.tsv").write_text("text\tlabel\n" + "".join(f"{r['text']}\t{r['label']}\n" for r in TINY * 2),
+                                       encoding="utf-8")
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
+    trained = CliRunner().invoke(cli, ["train", "classify", "data.tsv", "-e", "ngram", "--cjk", "jieba", "--c", "10",
+                                       "--hash-bits", "12", "--valid-split", "0", "-o", "zh.nlpt", "-q"])
+    assert trained.exit_code == 0, trained.output
+    assert read_model_file(tmp_path / "zh.nlpt")[0]["metadata"]["hashing"]["cjk"] == "jieba"
+    result = CliRunner().invoke(cli, ["classify", "-m", "zh.nlpt", "-e", "ngram", "--text", "前台热情，环境安静", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["result"]["label"] for r in json.loads(result.stdout)] == ["pos"]
+
+
+def test_a_model_file_with_an_unknown_cjk_mode_is_refused(tmp_path):
+    path = tmp_path / "zh.nlpt"
+    NgramClassifier.train(TINY, str(path), hash_bits=12)
+    rewrite_metadata(path, lambda meta: meta["hashing"].update(cjk="words"))
+    with pytest.raises(ModelFileError, match="cjk='words'"):
+        NgramClassifier(model=str(path)).run([REVIEW])
+
+
+# -- the shipped Chinese model -----------------------------------------------------------------------------------
+
+CLEAR = {
+    "这家酒店的服务很好，房间也很干净，下次还会再来": "pos",
+    "位置方便，早餐丰富，前台非常热情，强烈推荐": "pos",
+    "这本书写得很精彩，值得一读": "pos",
+    "房间又小又脏，隔音很差，再也不会住了": "neg",
+    "服务态度极差，前台爱理不理，非常失望": "neg",
+    "电脑用了两天就坏了，质量太差，不推荐购买": "neg",
+}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> EnsembleClassifier | NgramClassifier | CnnClassifier:
+    engine = read_model_file(SHIPPED)[0]["metadata"]["engine"]
+    return {e.name: e for e in (EnsembleClassifier, NgramClassifier, CnnClassifier)}[engine](model=str(SHIPPED))
+
+
+def test_shipped_model_reads_chinese_and_says_so(shipped):
+    meta = shipped.loaded_metadata()
+    assert meta["languages"] == ["zh"]
+    assert meta["labels"] == ["neg", "pos"]
+    assert SHIPPED.stat().st_size <= 10 * 2**20
+    assert (SHIPPED.with_suffix(".md")).is_file()
+    assert meta["test_metrics"]["accuracy"] >= 0.93
+
+
+def test_shipped_model_classifies_clear_reviews(shipped):
+    assert {text: r["label"] for text, r in zip(CLEAR, shipped.run(list(CLEAR)))} == CLEAR
+
+
+def test_shipped_model_on_the_command_line():
+    cli = make_cli(lambda: load_registry(("toolkit_plugins.classification",), entry_points=[]))
+    result = CliRunner().invoke(cli, ["classify", "-m", str(SHIPPED), "--text", REVIEW, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["result"]["label"] for r in json.loads(result.stdout)] == ["pos"]
