@@ -1,6 +1,6 @@
 """nlp-tool's own errors: one family under :class:`NlpToolError`, each class with its exit code.
 
-Five branches, by who can put the problem right:
+Six branches, by who can put the problem right:
 
 - :class:`UsageError` (exit 2): the call is wrong: an option, an argument,
   a file name, a model made for another task or engine, an engine asked to
@@ -11,6 +11,8 @@ Five branches, by who can put the problem right:
   :class:`ModelNotFoundError`, a usage error like any missing file;
 - :class:`TrainingError` (exit 1): training that cannot go on (its loss
   became NaN or infinite);
+- :class:`WorkerError` (exit 1): a worker process of ``--workers N`` died
+  (killed, out of memory) before finishing its chunk;
 - :class:`RegistryError` (exit 1): a plugin, or the plugin configuration,
   broke the registry's rules; :class:`UnknownTaskError` (exit 2) asks for a
   task or engine that no plugin provides.
@@ -112,6 +114,11 @@ class CheckpointError(ModelFileError):
     the folder named is not one to give it, as a missing file is not."""
 
     exit_code = USAGE_ERROR
+
+
+class WorkerError(NlpToolError):
+    """A worker process of ``--workers N`` (``toolkit.workers``) ended without finishing its chunk (killed, out of
+    memory), or the pipeline cannot be sent to one."""
 
 
 class TrainingError(NlpToolError, ArithmeticError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from io import StringIO
 from typing import IO, Callable, Iterator
 
 import click
@@ -13,6 +14,8 @@ from toolkit.cli.errors import Failure
 from toolkit.errors import RUNTIME_FAILURE, NlpToolError
 from toolkit.plugins import error_text
 from toolkit.progress import ProgressBar
+from toolkit.shards import ShardedOutput
+from toolkit.workers import DEFAULT_CHUNK_SIZE, Outcome, WorkerPool, chunked, outcomes, ramped, runnable
 
 
 class LineWriter:
@@ -44,50 +47,108 @@ class LineWriter:
 
 def write_results(
     pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
-    on_error: str, quiet: bool, debug: bool,
+    on_error: str, quiet: bool, debug: bool, workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> int:
     """Run ``records`` through ``pipe`` and write their results in ``fmt``, stamped with ``stamp`` (``lines``:
     the inputs are the lines of files); the number of failed inputs. With ``on_error`` "stop", the first one
-    raises Failure. The results of each batch are flushed as it ends, so that a reader downstream has them
-    before the run waits for more input. A failure of the output itself (OSError) ends the run."""
-    first_two = list(itertools.islice(records, 2))
-    many = len(first_two) > 1
-    records = itertools.chain(first_two, records)
-    if lines and fmt == "text":
-        writer: io.Writer | LineWriter = LineWriter(out.stream, pipe.engine.format_text)
-    else:
-        writer = io.Writer(out.stream, fmt, stamp, pipe.engine.format_text, many)
+    raises Failure. The results of each batch (``workers`` > 1: of each chunk of ``chunk_size`` inputs, run in
+    worker processes) are flushed as it ends, so that a reader downstream has them before the run waits for
+    more input. A failure of the output itself (OSError) ends the run."""
+    records, many = _peeked(records)
+    writer = _writer(out.stream, pipe, stamp, fmt, lines, many)
     progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
                            leave=False)
     failed = 0
     try:
-        for batch in _batches(pipe, records):
-            for record, result, error, code in batch:
-                if record.blank:
-                    if isinstance(writer, LineWriter):
-                        writer.blank()
-                    continue
-                if error is None:
-                    try:
-                        writer.result(record.id, result)
-                    except io.UnwritableResult as problem:  # a plugin's result or format_text: the input fails
-                        if debug:
-                            raise
-                        error, code = f"its result cannot be written: {error_text(problem.error)}", RUNTIME_FAILURE
-                if error is not None:
-                    failed += 1
-                    writer.error(record.id, error)
-                    if on_error == "stop":
-                        # What went to stdout stays readable: a JSON array ends with the error object.
-                        writer.close()
-                        raise Failure(f"input {record.id!r}: {error}", code)
-                    click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
-                progress.update(1)
-            out.stream.flush()
+        with WorkerPool(pipe, workers) as pool:
+            if workers == 1:
+                batches: Iterator[list[Outcome]] = _batches(pipe, records)
+            else:
+                chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, chunk_size))
+                batches = (outcomes(chunk, results) for chunk, results in pool.map(chunks, progress.update))
+            for batch in batches:
+                for outcome in batch:
+                    failed += _written(writer, outcome, on_error, debug)
+                    if workers == 1 and not outcome[0].blank:
+                        progress.update(1)
+                out.stream.flush()
         writer.close()
     finally:
         progress.close()
     return failed
+
+
+def write_parts(
+    pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, done: set[int], fmt: str,
+    lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, chunk_size: int,
+) -> int:
+    """``-o DIR/``: the results of each chunk of ``chunk_size`` records (but those ``done`` before) in a part
+    file of ``shards``, written as it finishes, each part formatted as a whole output of its own; the number
+    of failed inputs, those of parts written by earlier runs included. With ``on_error`` "stop", the chunk
+    holding the first failure is not written (the parts finished before it are)."""
+    records, many = _peeked(records)
+    progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
+                           leave=False)
+    total = 0
+
+    def chunks() -> Iterator[tuple[tuple[int, list[io.Record]], list]]:
+        nonlocal total
+        for index, chunk in enumerate(chunked(records, chunk_size)):
+            total = index + 1
+            if index not in done:
+                yield (index, chunk), runnable(chunk)
+
+    failed = shards.failed_before(done)
+    try:
+        with WorkerPool(pipe, workers) as pool:
+            for (index, chunk), results in pool.map(chunks(), progress.update):
+                text = StringIO()
+                writer = _writer(text, pipe, stamp, fmt, lines, many)
+                failures = sum(_written(writer, outcome, on_error, debug) for outcome in outcomes(chunk, results))
+                writer.close()
+                shards.write_part(index, text.getvalue(), len(chunk), failures)
+                failed += failures
+    finally:
+        progress.close()
+    shards.finish(total)
+    return failed
+
+
+def _peeked(records: Iterator[io.Record]) -> tuple[Iterator[io.Record], bool]:
+    """``records`` as they were, and whether there is more than one (text output then heads each with its id)."""
+    first_two = list(itertools.islice(records, 2))
+    return itertools.chain(first_two, records), len(first_two) > 1
+
+
+def _writer(stream: IO[str], pipe: api.Pipeline, stamp: dict, fmt: str, lines: bool, many: bool
+            ) -> io.Writer | LineWriter:
+    if lines and fmt == "text":
+        return LineWriter(stream, pipe.engine.format_text)
+    return io.Writer(stream, fmt, stamp, pipe.engine.format_text, many)
+
+
+def _written(writer: io.Writer | LineWriter, outcome: Outcome, on_error: str, debug: bool) -> int:
+    """Write one outcome: 1 for an input that failed (said on stderr; with ``on_error`` "stop", Failure), else 0."""
+    record, result, error, code = outcome
+    if record.blank:
+        if isinstance(writer, LineWriter):
+            writer.blank()
+        return 0
+    if error is None:
+        try:
+            writer.result(record.id, result)
+            return 0
+        except io.UnwritableResult as problem:  # a plugin's result or format_text: the input fails
+            if debug:
+                raise
+            error, code = f"its result cannot be written: {error_text(problem.error)}", RUNTIME_FAILURE
+    writer.error(record.id, error)
+    if on_error == "stop":
+        # What went to stdout stays readable: a JSON array ends with the error object.
+        writer.close()
+        raise Failure(f"input {record.id!r}: {error}", code)
+    click.echo(f"nlp-tool: error: input {record.id!r}: {error}", err=True)
+    return 1
 
 
 def stream_results(pipe: api.Pipeline, records: Iterator[io.Record], stream: IO[str], on_error: str,
@@ -128,47 +189,15 @@ def stream_results(pipe: api.Pipeline, records: Iterator[io.Record], stream: IO[
     return failed
 
 
-# What became of one input: (record, result, None, 0) or (record, None, error, the exit code it ends a run with:
-# 2 for an input the engine refuses as unusable, an InputError, and 1 for any other failure).
-Outcome = tuple[io.Record, dict | None, str | None, int]
-
-
-def ramped(items: Iterator, batch_size: int) -> Iterator[list]:
-    """Lists of consecutive ``items``: 1, 2, 4, ... of them, then ``batch_size`` each.
-
-    The first results of a stream come after one input, not after a full
-    batch (a batch of 32 news articles kept ``summarize -i jsonl`` silent for
-    1.5 s); results do not depend on their batch (the engine contract), so
-    only the speed of the first few differs.
-    """
-    size = 1
-    while batch := list(itertools.islice(items, size)):
-        yield batch
-        size = min(2 * size, batch_size)
-
-
 def _batches(pipe: api.Pipeline, records: Iterator[io.Record]) -> Iterator[list[Outcome]]:
     """The outcome of each record, in order, a batch of records at a time (:func:`ramped` up to
     ``pipe.batch_size``).
 
-    The pipeline runs the values of the records that could be read; the
-    others (a file that cannot be decoded, a bad JSONL line, a blank line)
-    are reported in their place. Batches count records of every kind: were
-    the pipeline left to pull the runnable ones, the others before them (a
-    long run of blank lines) would wait in memory without bound.
+    Batches count records of every kind, those the pipeline does not run
+    (a file that cannot be decoded, a bad JSONL line, a blank line) too:
+    were the pipeline left to pull the runnable ones, the others before
+    them (a long run of blank lines) would wait in memory without bound.
     """
     for batch in ramped(records, pipe.batch_size):
-        runnable = [record.value for record in batch if record.error is None and not record.blank]
-        results = iter(pipe(runnable) if runnable else [])
-        outcomes = []
-        for record in batch:
-            if record.error is not None or record.blank:
-                outcomes.append((record, None, record.error, RUNTIME_FAILURE))
-                continue
-            result = next(results)
-            if isinstance(result, api.ErrorRecord):
-                code = result.exception.exit_code if isinstance(result.exception, NlpToolError) else RUNTIME_FAILURE
-                outcomes.append((record, None, result.error, code))
-            else:
-                outcomes.append((record, result, None, 0))
-        yield outcomes
+        values = runnable(batch)
+        yield outcomes(batch, pipe(values) if values else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import sys
 from typing import Any, Iterator
@@ -12,10 +13,12 @@ import click
 from toolkit import api, io
 from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, engine_option, given_options, option_params
-from toolkit.cli.task_output import stream_results, write_results
+from toolkit.cli.task_output import stream_results, write_parts, write_results
 from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
+from toolkit.shards import ShardedOutput, input_files, is_directory_target
+from toolkit.workers import DEFAULT_CHUNK_SIZE
 
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -53,8 +56,11 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         ),
         click.Option(
             ["--output", "-o"],
-            type=click.Path(dir_okay=False, writable=True),
-            help="Write to FILE (atomically: complete or not at all) instead of stdout.",
+            type=click.Path(writable=True),
+            metavar="FILE|DIR/",
+            help="Write to FILE (atomically: complete or not at all) instead of stdout; to DIR/ (a path ending in /"
+            " or an existing directory): one part file per --chunk-size inputs and a manifest, so that the same"
+            " command run again skips the parts written.",
         ),
         engine_option(engines, default, "Engine to run."),
         click.Option(["--model", "-m"], help="Model file (default: the engine's shipped model, if it has one)."),
@@ -65,6 +71,12 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
           if rankers else []),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=api.DEFAULT_BATCH_SIZE, show_default=True,
                      help="Inputs per engine call."),
+        click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Run the inputs in N processes, a chunk at a time; the output is the one of a single"
+                     " process, in input order. Kernel threads per process: the cores / N, unless OMP_NUM_THREADS"
+                     " is set."),
+        click.Option(["--chunk-size"], type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
+                     help="Inputs per chunk: what a worker process runs at a time, and one part file of -o DIR/."),
         click.Option(
             ["--on-error"],
             type=click.Choice(["stop", "skip"]),
@@ -128,6 +140,8 @@ def run_task(
     engine: str,
     model: str | None,
     batch_size: int,
+    workers: int,
+    chunk_size: int,
     on_error: str,
     explain: bool,
     quiet: bool,
@@ -154,7 +168,11 @@ def run_task(
     if question is not None and not question.strip():
         raise click.UsageError("a question is empty")
 
+    sharded = is_directory_target(output)
     if context is not None or questions is not None:
+        files = [path for path in (context, questions) if path is not None]
+        if sharded and "-" in files:
+            raise click.UsageError(_SHARDS_NEED_FILES)
         records = _question_records(context, questions, question, inputs, text, encoding)
     else:
         sources = io.expand_sources(inputs)
@@ -170,6 +188,9 @@ def run_task(
             )
         records = io.read_records(sources, text, input_format, text_field, id_field, question,
                                   pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
+        files = sources
+        if sharded and "-" in files:
+            raise click.UsageError(_SHARDS_NEED_FILES)
 
     keep_freed_memory()
     try:
@@ -184,17 +205,27 @@ def run_task(
             raise
         raise reported(error, f"cannot start engine {task}:{engine}") from error
 
+    if sharded:
+        run = {"task": task, "engine": engine, "model": model, "options": options, "input_format": input_format,
+               "text_field": text_field, "id_field": id_field, "encoding": encoding, "question": question,
+               "format": fmt, "texts_sha256": hashlib.sha256(json.dumps(
+                   [text, inputs if context is not None else ()]).encode("utf-8")).hexdigest(),
+               "inputs": input_files(files), "chunk_size": chunk_size, "stamp": stamp}
+        _write_directory(pipe, stamp, records, ShardedOutput(output, run, fmt), fmt, input_format == "lines",
+                         on_error, quiet, debug, workers, chunk_size)
+        return
     try:
         out = io.AtomicOutput(output)
     except OSError as error:
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
         if fmt == "text" and input_format != "lines" and output is None and sys.stdout.isatty() \
-                and can_stream(type(pipe.engine)):
+                and can_stream(type(pipe.engine)) and workers == 1:
             # On a terminal the text appears as it is generated.
             failed = stream_results(pipe, records, out.stream, on_error, debug)
         else:
-            failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug)
+            failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug,
+                                   workers, chunk_size)
         out.commit()
     except BrokenPipeError:
         # Not a failure: the reader of stdout went away (`| head`), and the group ends the command quietly.
@@ -210,6 +241,29 @@ def run_task(
     except BaseException:
         out.discard()
         raise
+    if failed:
+        raise Failure(f"{failed} input(s) failed; the results of the others were written")
+
+
+_SHARDS_NEED_FILES = "-o DIR/ reads the inputs again when the command is run again: give files, not stdin"
+
+
+def _write_directory(pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, fmt: str,
+                     lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, chunk_size: int) -> None:
+    """``-o DIR/``: the parts not yet written, then the manifest's word that the run is complete."""
+    try:
+        done = shards.open()
+        if done and not quiet:
+            click.echo(f"nlp-tool: {shards.directory}: {len(done)} part(s) written by an earlier run are kept",
+                       err=True)
+        failed = write_parts(pipe, stamp, records, shards, done, fmt, lines, on_error, quiet, debug, workers,
+                             chunk_size)
+    except OSError as error:
+        if debug:
+            raise
+        raise Failure(f"cannot write {shards.directory}: {error.strerror or error}") from error
+    finally:
+        shards.close()
     if failed:
         raise Failure(f"{failed} input(s) failed; the results of the others were written")
 
