@@ -81,6 +81,18 @@ def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     assert not (home / "logs.db").exists()  # batch runs save nothing
 
 
+def test_jsonl_batch_in_worker_processes_writes_what_one_process_writes(corpus, home):
+    records = "".join(json.dumps({"id": str(i), "turns": ["where is the station" if i % 2 else "what time is it"]})
+                      + "\n" for i in range(7)) + '{"id": "bad", "turns": "oops"}\n'
+    args = ["chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip"]
+    serial, parallel = run(*args, input=records), run(*args, "--workers", "2", "--chunk-size", "2", input=records)
+    assert serial.exit_code == parallel.exit_code == 1
+    assert parallel.stdout == serial.stdout and parallel.stderr == serial.stderr
+    assert len(parallel.stdout.splitlines()) == 8
+    conversation = run("chat", *BM25, "--corpus", corpus, "--workers", "2", "hi")
+    assert conversation.exit_code == 2 and "--workers runs the records of -i jsonl" in conversation.stderr
+
+
 def test_jsonl_batch_to_a_file(corpus, tmp_path, home):
     records = tmp_path / "in.jsonl"
     records.write_text('{"id": "a", "turns": ["what time is it"]}\n', encoding="utf-8")

@@ -22,6 +22,7 @@ import click
 from toolkit.api import DEFAULT_BATCH_SIZE
 from toolkit.engine import Option
 from toolkit.errors import RUNTIME_FAILURE, NlpToolError, UsageError
+from toolkit.workers import DEFAULT_CHUNK_SIZE
 
 from toolkit_plugins.chat.contract import TASK
 from toolkit_plugins.chat.retrieval import RetrievalEngine
@@ -115,9 +116,14 @@ def _store(no_log: bool, resume: bool) -> Any:
               help="-i jsonl: on a failing record, stop there, or report it and go on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="-i jsonl: conversations per engine call.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="-i jsonl: run the records in N processes, a chunk at a time; the output is the one of a single"
+              " process, in input order.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
+              help="-i jsonl: records per chunk a worker process runs.")
 def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool, cid: str | None, no_log: bool,
          input_format: str | None, id_field: str, fmt: str, output: str | None, on_error: str,
-         batch_size: int, **options: Any) -> None:
+         batch_size: int, workers: int, chunk_size: int, **options: Any) -> None:
     """Talk with a dialogue engine.
 
     \b
@@ -139,10 +145,12 @@ def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool,
                                    " do not apply")
         pipe = _pipeline(engine, model, options, batch_size)
         try:
-            runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error)
+            runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error, workers, chunk_size)
         except NlpToolError as error:
             raise _failure(error) from None
         return
+    if workers > 1:
+        raise click.UsageError("--workers runs the records of -i jsonl; a conversation is one turn after another")
     if resume and cid:
         raise click.UsageError("give --continue or --cid ID, not both")
     text = " ".join(message)

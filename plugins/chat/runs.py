@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from toolkit import io
 from toolkit.engine import Engine
 from toolkit.errors import NlpToolError, UsageError
+from toolkit.workers import DEFAULT_CHUNK_SIZE, WorkerPool, chunked, outcomes, runnable
 
 from toolkit_plugins.chat.session import Session
 from toolkit_plugins.chat.store import Store
@@ -49,33 +50,24 @@ def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | N
     _write(output, write)
 
 
-def _answered(pipe: Any, records: Iterator[io.Record]) -> Iterator[tuple[str, dict | None, str | None]]:
-    """(id, result, None) or (id, None, error) for each record, in order; the records that could be read go
-    to ``pipe`` a batch (its ``batch_size``) at a time."""
-    from toolkit.api import ErrorRecord
-
-    pending: list[io.Record] = []
-
-    def answers() -> Iterator[tuple[str, dict | None, str | None]]:
-        results = pipe([record.value for record in pending])
-        for record, result in zip(pending, results):
-            yield (record.id, None, result.error) if isinstance(result, ErrorRecord) else (record.id, result, None)
-        pending.clear()
-
-    for record in records:
-        if record.error is not None:
-            yield from answers()
-            yield record.id, None, record.error
-            continue
-        pending.append(record)
-        if len(pending) == pipe.batch_size:
-            yield from answers()
-    yield from answers()
+def _answered(pipe: Any, records: Iterator[io.Record], workers: int, chunk_size: int
+              ) -> Iterator[tuple[str, dict | None, str | None]]:
+    """(id, result, None) or (id, None, error) for each record, in order: the records that could be read go to
+    ``pipe`` a batch (its ``batch_size``) at a time, or with ``workers`` > 1 a chunk of ``chunk_size`` at a
+    time to worker processes, as the task verbs run theirs (toolkit.workers)."""
+    with WorkerPool(pipe, workers) as pool:
+        chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, pipe.batch_size if workers == 1
+                                                                 else chunk_size))
+        for chunk, results in pool.map(chunks):
+            for record, result, error, _ in outcomes(chunk, results):
+                yield record.id, result, error
 
 
-def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: str | None, on_error: str) -> None:
+def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: str | None, on_error: str,
+          workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
     """The next turn of each JSONL record's conversation, written in ``fmt``; nothing is saved. A failed record
-    is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run."""
+    is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run. ``workers`` > 1 runs
+    the records in that many processes, ``chunk_size`` at a time; the output stays the same."""
     records = io.read_records(io.expand_sources(sources), (), "jsonl", id_field=id_field, dialogue=True)
     # As the verbs write: text output names each result (==> id <==) when there are several.
     first_two = list(itertools.islice(records, 2))
@@ -85,7 +77,7 @@ def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: 
     def write(stream: Any) -> None:
         nonlocal failed
         writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, len(first_two) > 1)
-        for rid, result, error in _answered(pipe, itertools.chain(first_two, records)):
+        for rid, result, error in _answered(pipe, itertools.chain(first_two, records), workers, chunk_size):
             if error is None:
                 writer.result(rid, result)
                 continue

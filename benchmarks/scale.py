@@ -1,0 +1,112 @@
+"""Records per second of `nlp-tool summarize` and `classify` with 1 and 2 local worker processes (issue 22).
+
+    python benchmarks/scale.py [--docs 4000] [--workers 1 2] [--repeat 2] [--chunk-size 256]
+
+Each task reads ``--docs`` documents of ../shared/data as JSONL (summarize:
+CNN/DailyMail test articles; classify: IMDb test reviews) and writes JSONL
+to a file, as a user runs it: a new `nlp-tool` process per run, its wall
+clock timed from start to exit, start-up and model loading included. The
+worker counts take turns within each repetition, so a change in the
+machine's load hits them alike, and the outputs of every worker count must
+be the same bytes. A run on the first 8 documents shows the fixed cost of
+a run (start-up, workers starting, models loading) beside it.
+
+Then the start of two workers by "spawn" (what --workers uses) and by
+"forkserver", each until both have run a chunk of one input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SOURCES = {"summarize": (DATA / "cnn_dailymail" / "test.jsonl.gz", "article"),
+           "classify": (DATA / "imdb" / "test.jsonl.gz", "text")}
+
+
+def write_inputs(task: str, count: int, path: Path) -> int:
+    """The first ``count`` documents of the task's data set as JSONL ``{"id", "text"}``; how many there were."""
+    source, field = SOURCES[task]
+    written = 0
+    with gzip.open(source, "rt", encoding="utf-8") as rows, open(path, "w", encoding="utf-8") as out:
+        for number, line in enumerate(rows):
+            if written == count:
+                break
+            out.write(json.dumps({"id": str(number), "text": json.loads(line)[field]}) + "\n")
+            written += 1
+    return written
+
+
+def timed(exe: str, task: str, inputs: Path, output: Path, workers: int, chunk_size: int) -> float:
+    command = [exe, task, "-i", "jsonl", str(inputs), "-f", "jsonl", "-o", str(output), "-q",
+               "--workers", str(workers), "--chunk-size", str(chunk_size)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def start_time(method: str, repeat: int) -> float:
+    """Best seconds for two workers started by ``method`` to each run a chunk of one input."""
+    import toolkit
+    from toolkit import workers
+
+    workers.START_METHOD = method
+    pipe = toolkit.pipeline("summarize", "lead")
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        list(workers.map(pipe, ["One. Two."] * 2, workers=2, chunk_size=1))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=4000, help="documents per task")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each worker count")
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--tasks", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    args = parser.parse_args()
+    exe = shutil.which("nlp-tool") or sys.exit("nlp-tool is not installed here: pip install -e . first")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        print(f"{'task':<10} {'docs':>5} {'workers':>7} {'seconds':>17} {'records/s':>17} {'x 1 worker':>10}"
+              f" {'8 docs, s':>9}")
+        for task in args.tasks:
+            inputs = folder / f"{task}.jsonl"
+            count = write_inputs(task, args.docs, inputs)
+            few = folder / f"{task}-8.jsonl"
+            write_inputs(task, 8, few)
+            seconds: dict[int, list[float]] = {n: [] for n in args.workers}
+            outputs: dict[int, bytes] = {}
+            for _ in range(args.repeat):
+                for n in args.workers:
+                    output = folder / f"{task}-{n}.out"
+                    seconds[n].append(timed(exe, task, inputs, output, n, args.chunk_size))
+                    outputs[n] = output.read_bytes()
+            if len(set(outputs.values())) != 1:
+                print(f"{task}: the outputs of {args.workers} workers differ", file=sys.stderr)
+                return 1
+            base = [count / s for s in seconds[args.workers[0]]]
+            for n in args.workers:
+                rates = [count / s for s in seconds[n]]
+                fixed = timed(exe, task, few, folder / "few.out", n, args.chunk_size)
+                print(f"{task:<10} {count:>5} {n:>7} {' / '.join(f'{s:.2f}' for s in seconds[n]):>17}"
+                      f" {' / '.join(f'{r:.1f}' for r in rates):>17}"
+                      f" {' / '.join(f'{r / b:.2f}' for r, b in zip(rates, base)):>10} {fixed:>9.2f}")
+    for method in ("spawn", "forkserver"):
+        print(f"2 workers started by {method}: {start_time(method, 3):.3f} s (best of 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
