@@ -184,7 +184,8 @@ def test_a_worker_that_dies_ends_the_run_and_is_not_run_again(run, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir() if path.name != "home") == ["in.txt"]
 
 
-def test_ctrl_c_ends_the_workers_with_the_run(tmp_path):
+def start_slow_run(tmp_path: Path) -> subprocess.Popen:
+    """``echo`` on 400 lines in 2 workers, in a process group of its own, once its first result is out."""
     (tmp_path / "in.txt").write_text("".join(f"line {i}\n" for i in range(400)))
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_workers; test_workers.main()"
     env = {**os.environ, "NLP_TOOL_HOME": str(tmp_path / "home")}
@@ -193,6 +194,33 @@ def test_ctrl_c_ends_the_workers_with_the_run(tmp_path):
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
     assert process.stdout.readline() == b"LINE 0\n"  # the workers are at work
+    return process
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (not gone, not a zombie nobody reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children in /proc")
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    process = start_slow_run(tmp_path)
+    children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+    assert len(children) >= 2
+    process.kill()  # SIGKILL: the parent cannot end its workers itself
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(map(running, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(running, children)), "worker processes outlived their parent"
+
+
+def test_ctrl_c_ends_the_workers_with_the_run(tmp_path):
+    process = start_slow_run(tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to every process of the group
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and stderr == b"nlp-tool: interrupted\n"

@@ -127,11 +127,24 @@ def _start_worker(pipe: bytes, threads: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # A parent killed outright (SIGKILL, the OOM killer) cannot end its workers, and they would wait for chunks
+    # forever: each watches its parent and ends with it.
+    threading.Thread(target=_end_with_parent, daemon=True, name="nlp-tool parent watch").start()
     if threads is not None:
         # Before the pipeline is unpickled: that imports numpy and the kernels, whose thread pools read these.
         use_threads(threads)
     global _PIPE
     _PIPE = pickle.loads(pipe)
+
+
+def _end_with_parent() -> None:
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait([parent.sentinel])
+        os._exit(1)
 
 
 def _run_in_worker(values: list) -> list[dict | ErrorRecord]:
