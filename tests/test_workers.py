@@ -176,7 +176,7 @@ def test_a_failing_input_is_reported_once_and_written_in_its_place(run, tmp_path
 
 
 def test_a_worker_that_dies_ends_the_run_and_is_not_run_again(run, tmp_path):
-    (tmp_path / "in.txt").write_text("a\nb\nDIE\nc\n")
+    (tmp_path / "in.txt").write_text("a\nb\nDIE\n" + "c\n" * 30)
     result = run("echo", "-i", "lines", "in.txt", "--workers", "2", "--chunk-size", "1", "--on-error", "skip",
                  "-o", "out.txt")
     assert result.exit_code == 1

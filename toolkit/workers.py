@@ -210,6 +210,7 @@ class WorkerPool:
 
     def _submit(self, values: list) -> Any:
         from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
 
         if not values:
             done: Future = Future()
@@ -223,6 +224,8 @@ class WorkerPool:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             return self._executor.submit(_run_in_worker, values)
+        except BrokenProcessPool as error:  # a worker died while an earlier chunk ran
+            raise _worker_died() from error
         finally:
             if block:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -282,8 +285,12 @@ def _result(future: Any) -> list[dict | ErrorRecord]:
     try:
         return future.result()
     except BrokenProcessPool as error:
-        raise WorkerError("a worker process ended without finishing its chunk of inputs (killed, or out of"
-                          " memory?); the run stops there") from error
+        raise _worker_died() from error
+
+
+def _worker_died() -> WorkerError:
+    return WorkerError("a worker process ended without finishing its chunk of inputs (killed, or out of memory?);"
+                       " the run stops there")
 
 
 def map(pipe: Pipeline, inputs: Iterable, *, workers: int = 2, chunk_size: int = DEFAULT_CHUNK_SIZE,
