@@ -37,6 +37,7 @@ EXIT_CODES = {
     errors.ModelNotFoundError: 2,
     errors.CheckpointError: 2,
     errors.TrainingError: 1,
+    errors.WorkerError: 1,
     errors.RegistryError: 1,
     errors.UnknownTaskError: 2,
 }
