@@ -104,11 +104,13 @@ def test_chunks_in_flight_are_bounded_and_come_back_in_order(registry):
             most = max(most, pulled - consumed)
             yield i, [f"chunk {i}"] * (1 + i % 3)
 
+    finished = []  # the progress count: chunks' inputs as they finish, in whichever worker
     with WorkerPool(pipe, 2, in_flight=3) as pool:
-        for key, results in pool.map(chunks()):
+        for key, results in pool.map(chunks(), finished.append):
             assert key == consumed and results == [{"text": f"CHUNK {key}"}] * (1 + key % 3)
             consumed += 1
-    assert consumed == 30 and most == 3
+            assert sum(finished) >= sum(1 + k % 3 for k in range(consumed))
+    assert consumed == 30 and most == 3 and sum(finished) == sum(1 + k % 3 for k in range(30))
 
 
 def test_each_worker_gets_the_cores_shared_out_unless_the_user_set_threads(registry, monkeypatch):
