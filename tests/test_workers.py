@@ -19,6 +19,7 @@ from toolkit import hookimpl, workers
 from toolkit.api import ErrorRecord, Pipeline
 from toolkit.cli import make_cli
 from toolkit.engine import Engine, Option
+from toolkit.errors import ModelFileError
 from toolkit.plugins import PluginInfo, load_registry
 from toolkit.workers import RemoteInputError, WorkerPool
 
@@ -47,10 +48,20 @@ class Echo(Engine):
         return result["text"]
 
 
+class Damaged(Echo):
+    """An engine whose model file cannot be read: it fails as it starts."""
+
+    name = "damaged"
+
+    def loaded_metadata(self):
+        raise ModelFileError("m.nlpt: array 'w' does not match its checksum (file altered?)")
+
+
 class EchoPlugin:
     @hookimpl
     def register_engines(self, register):
         register("echo", "upper", Echo, "Upper-cases.")
+        register("echo", "damaged", Damaged, "Cannot start.")
 
 
 def echo_registry():
@@ -175,6 +186,15 @@ def test_a_failing_input_is_reported_once_and_written_in_its_place(run, tmp_path
     serial, parallel = run(*args[:-4], "--chunk-size", "2"), run(*args[:-4], "--chunk-size", "2", "--workers", "3")
     assert serial.exit_code == parallel.exit_code == 1 and parallel.stdout == serial.stdout
     assert len(parallel.stdout.splitlines()) == 6 and parallel.stderr == serial.stderr
+
+
+def test_an_engine_that_cannot_start_ends_the_run_before_any_input_as_in_one_process(run, tmp_path):
+    (tmp_path / "in.txt").write_text("a\nb\n")
+    serial = run("echo", "-e", "damaged", "-i", "lines", "in.txt", "--on-error", "skip")
+    parallel = run("echo", "-e", "damaged", "-i", "lines", "in.txt", "--on-error", "skip", "--workers", "2")
+    assert serial.exit_code == parallel.exit_code == 1 and serial.stdout == parallel.stdout == ""
+    assert parallel.stderr == serial.stderr == ("nlp-tool: error: cannot start engine echo:damaged: ModelFileError:"
+                                                " m.nlpt: array 'w' does not match its checksum (file altered?)\n")
 
 
 def test_a_worker_that_dies_ends_the_run_and_is_not_run_again(run, tmp_path):

@@ -117,8 +117,9 @@ def worker_threads(workers: int) -> int:
     return max(1, cores // workers)
 
 
-# The pipeline of this worker process, set once by _start_worker.
+# The pipeline of this worker process and its stamp (or why the engine could not start), set by _start_worker.
 _PIPE: Pipeline | None = None
+_STARTED: dict | Exception | None = None
 
 
 def _start_worker(pipe: bytes, threads: int | None) -> None:
@@ -133,8 +134,20 @@ def _start_worker(pipe: bytes, threads: int | None) -> None:
     if threads is not None:
         # Before the pipeline is unpickled: that imports numpy and the kernels, whose thread pools read these.
         use_threads(threads)
-    global _PIPE
+    global _PIPE, _STARTED
     _PIPE = pickle.loads(pipe)
+    # The stamp loads the model: now, while the parent reads the first inputs, rather than on the first chunk.
+    try:
+        _STARTED = _PIPE.stamp()
+    except Exception as error:  # said by _stamp_in_worker; every chunk would fail alike
+        _STARTED = error
+
+
+def _stamp_in_worker() -> dict:
+    if isinstance(_STARTED, Exception):
+        raise _STARTED
+    assert _STARTED is not None, "the worker was not started by WorkerPool"
+    return _STARTED
 
 
 def _end_with_parent() -> None:
@@ -208,14 +221,19 @@ class WorkerPool:
             if process.is_alive():
                 process.terminate()
 
-    def _submit(self, values: list) -> Any:
-        from concurrent.futures import Future
+    def stamp(self) -> dict:
+        """The pipeline's stamp. With worker processes, theirs: each loads the model as it starts (the stamp
+        asks for it), so it is loaded where the engine runs, and not in this process too; an engine that
+        cannot start raises its error here, as ``pipe.stamp()`` would."""
+        if self._executor is None:
+            return self.pipe.stamp()
+        # One call per worker, so that all of them start now, each loading the model.
+        calls = [self._submit(_stamp_in_worker) for _ in range(self.workers)]
+        return _result(calls[0])
+
+    def _submit(self, function: Callable, *args: Any) -> Any:
         from concurrent.futures.process import BrokenProcessPool
 
-        if not values:
-            done: Future = Future()
-            done.set_result([])
-            return done
         # A worker may be started by this submit: it inherits SIGINT blocked, so that a Ctrl-C while it starts
         # cannot end it half-way with a traceback (it ignores SIGINT once started); this process gets its
         # Ctrl-C when the mask is restored.
@@ -223,7 +241,7 @@ class WorkerPool:
         if block:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            return self._executor.submit(_run_in_worker, values)
+            return self._executor.submit(function, *args)
         except BrokenProcessPool as error:  # a worker died while an earlier chunk ran
             raise _worker_died() from error
         finally:
@@ -249,7 +267,7 @@ class WorkerPool:
                     done(len(values))
                 yield key, results
             return
-        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures import FIRST_COMPLETED, Future, wait
 
         chunks = iter(chunks)
         pending: deque[tuple[Key, int, Any]] = deque()
@@ -262,7 +280,12 @@ class WorkerPool:
                     more = False
                     break
                 key, values = item
-                pending.append((key, len(values), self._submit(values)))
+                if values:
+                    future = self._submit(_run_in_worker, values)
+                else:  # nothing to run (blank lines, inputs that could not be read)
+                    future = Future()
+                    future.set_result([])
+                pending.append((key, len(values), future))
             if not pending:
                 return
             key, size, head = pending[0]

@@ -15,7 +15,7 @@ from toolkit.errors import RUNTIME_FAILURE, NlpToolError
 from toolkit.plugins import error_text
 from toolkit.progress import ProgressBar
 from toolkit.shards import ShardedOutput
-from toolkit.workers import DEFAULT_CHUNK_SIZE, Outcome, WorkerPool, chunked, outcomes, ramped, runnable
+from toolkit.workers import Outcome, WorkerPool, chunked, outcomes, ramped, runnable
 
 
 class LineWriter:
@@ -46,32 +46,32 @@ class LineWriter:
 
 
 def write_results(
-    pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
-    on_error: str, quiet: bool, debug: bool, workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE,
+    pool: WorkerPool, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
+    on_error: str, quiet: bool, debug: bool, chunk_size: int,
 ) -> int:
-    """Run ``records`` through ``pipe`` and write their results in ``fmt``, stamped with ``stamp`` (``lines``:
-    the inputs are the lines of files); the number of failed inputs. With ``on_error`` "stop", the first one
-    raises Failure. The results of each batch (``workers`` > 1: of each chunk of ``chunk_size`` inputs, run in
-    worker processes) are flushed as it ends, so that a reader downstream has them before the run waits for
-    more input. A failure of the output itself (OSError) ends the run."""
+    """Run ``records`` through the pipeline of ``pool`` and write their results in ``fmt``, stamped with
+    ``stamp`` (``lines``: the inputs are the lines of files); the number of failed inputs. With ``on_error``
+    "stop", the first one raises Failure. The results of each batch (with worker processes: of each chunk of
+    ``chunk_size`` inputs) are flushed as it ends, so that a reader downstream has them before the run waits
+    for more input. A failure of the output itself (OSError) ends the run."""
+    pipe = pool.pipe
     records, many = _peeked(records)
     writer = _writer(out.stream, pipe, stamp, fmt, lines, many)
     progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
                            leave=False)
     failed = 0
     try:
-        with WorkerPool(pipe, workers) as pool:
-            if workers == 1:
-                batches: Iterator[list[Outcome]] = _batches(pipe, records)
-            else:
-                chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, chunk_size))
-                batches = (outcomes(chunk, results) for chunk, results in pool.map(chunks, progress.update))
-            for batch in batches:
-                for outcome in batch:
-                    failed += _written(writer, outcome, on_error, debug)
-                    if workers == 1 and not outcome[0].blank:
-                        progress.update(1)
-                out.stream.flush()
+        if pool.workers == 1:
+            batches: Iterator[list[Outcome]] = _batches(pipe, records)
+        else:
+            chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, chunk_size))
+            batches = (outcomes(chunk, results) for chunk, results in pool.map(chunks, progress.update))
+        for batch in batches:
+            for outcome in batch:
+                failed += _written(writer, outcome, on_error, debug)
+                if pool.workers == 1 and not outcome[0].blank:
+                    progress.update(1)
+            out.stream.flush()
         writer.close()
     finally:
         progress.close()
@@ -79,8 +79,8 @@ def write_results(
 
 
 def write_parts(
-    pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, done: set[int], fmt: str,
-    lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, chunk_size: int,
+    pool: WorkerPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, done: set[int], fmt: str,
+    lines: bool, on_error: str, quiet: bool, debug: bool, chunk_size: int,
 ) -> int:
     """``-o DIR/``: the results of each chunk of ``chunk_size`` records (but those ``done`` before) in a part
     file of ``shards``, written as it finishes, each part formatted as a whole output of its own; the number
@@ -100,14 +100,13 @@ def write_parts(
 
     failed = shards.failed_before(done)
     try:
-        with WorkerPool(pipe, workers) as pool:
-            for (index, chunk), results in pool.map(chunks(), progress.update):
-                text = StringIO()
-                writer = _writer(text, pipe, stamp, fmt, lines, many)
-                failures = sum(_written(writer, outcome, on_error, debug) for outcome in outcomes(chunk, results))
-                writer.close()
-                shards.write_part(index, text.getvalue(), len(chunk), failures)
-                failed += failures
+        for (index, chunk), results in pool.map(chunks(), progress.update):
+            text = StringIO()
+            writer = _writer(text, pool.pipe, stamp, fmt, lines, many)
+            failures = sum(_written(writer, outcome, on_error, debug) for outcome in outcomes(chunk, results))
+            writer.close()
+            shards.write_part(index, text.getvalue(), len(chunk), failures)
+            failed += failures
     finally:
         progress.close()
     shards.finish(total)

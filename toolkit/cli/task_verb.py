@@ -18,7 +18,7 @@ from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.shards import ShardedOutput, input_files, is_directory_target
-from toolkit.workers import DEFAULT_CHUNK_SIZE
+from toolkit.workers import DEFAULT_CHUNK_SIZE, WorkerPool
 
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -194,38 +194,50 @@ def run_task(
 
     keep_freed_memory()
     try:
-        # Without --debug, a failing input becomes an error record, reported with its id. Engines load their
-        # model when first asked, and the stamp asks: both are the engine starting, so a model file that
-        # cannot be read ends the run here, in one line, rather than failing each input in turn.
+        # Without --debug, a failing input becomes an error record, reported with its id.
         pipe = api.Pipeline(task, engine, model, batch_size=batch_size, on_error="raise" if debug else "skip",
                             registry=registry, **options)
-        stamp = pipe.stamp()
     except Exception as error:
         if debug:
             raise
         raise reported(error, f"cannot start engine {task}:{engine}") from error
+    with WorkerPool(pipe, workers) as pool:
+        try:
+            # Engines load their model when first asked, and the stamp asks: both are the engine starting, so a
+            # model file that cannot be read ends the run here, in one line, rather than failing each input.
+            stamp = pool.stamp()
+        except Exception as error:
+            if debug:
+                raise
+            raise reported(error, f"cannot start engine {task}:{engine}") from error
+        if sharded:
+            run = {"task": task, "engine": engine, "model": model, "options": options,
+                   "input_format": input_format, "text_field": text_field, "id_field": id_field,
+                   "encoding": encoding, "question": question, "format": fmt,
+                   "texts_sha256": hashlib.sha256(json.dumps([text, inputs if context is not None else ()]
+                                                             ).encode("utf-8")).hexdigest(),
+                   "inputs": input_files(files), "chunk_size": chunk_size, "stamp": stamp}
+            _write_directory(pool, stamp, records, ShardedOutput(output, run, fmt), fmt, input_format == "lines",
+                             on_error, quiet, debug, chunk_size)
+        else:
+            _write_output(pool, stamp, records, output, fmt, input_format, on_error, quiet, debug, chunk_size)
 
-    if sharded:
-        run = {"task": task, "engine": engine, "model": model, "options": options, "input_format": input_format,
-               "text_field": text_field, "id_field": id_field, "encoding": encoding, "question": question,
-               "format": fmt, "texts_sha256": hashlib.sha256(json.dumps(
-                   [text, inputs if context is not None else ()]).encode("utf-8")).hexdigest(),
-               "inputs": input_files(files), "chunk_size": chunk_size, "stamp": stamp}
-        _write_directory(pipe, stamp, records, ShardedOutput(output, run, fmt), fmt, input_format == "lines",
-                         on_error, quiet, debug, workers, chunk_size)
-        return
+
+def _write_output(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], output: str | None, fmt: str,
+                  input_format: str, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
+    """The results to stdout or ``output`` (atomically); Failure when inputs failed or the output did."""
     try:
         out = io.AtomicOutput(output)
     except OSError as error:
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
         if fmt == "text" and input_format != "lines" and output is None and sys.stdout.isatty() \
-                and can_stream(type(pipe.engine)) and workers == 1:
+                and can_stream(type(pool.pipe.engine)) and pool.workers == 1:
             # On a terminal the text appears as it is generated.
-            failed = stream_results(pipe, records, out.stream, on_error, debug)
+            failed = stream_results(pool.pipe, records, out.stream, on_error, debug)
         else:
-            failed = write_results(pipe, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug,
-                                   workers, chunk_size)
+            failed = write_results(pool, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug,
+                                   chunk_size)
         out.commit()
     except BrokenPipeError:
         # Not a failure: the reader of stdout went away (`| head`), and the group ends the command quietly.
@@ -248,16 +260,15 @@ def run_task(
 _SHARDS_NEED_FILES = "-o DIR/ reads the inputs again when the command is run again: give files, not stdin"
 
 
-def _write_directory(pipe: api.Pipeline, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, fmt: str,
-                     lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, chunk_size: int) -> None:
+def _write_directory(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, fmt: str,
+                     lines: bool, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
     """``-o DIR/``: the parts not yet written, then the manifest's word that the run is complete."""
     try:
         done = shards.open()
         if done and not quiet:
             click.echo(f"nlp-tool: {shards.directory}: {len(done)} part(s) written by an earlier run are kept",
                        err=True)
-        failed = write_parts(pipe, stamp, records, shards, done, fmt, lines, on_error, quiet, debug, workers,
-                             chunk_size)
+        failed = write_parts(pool, stamp, records, shards, done, fmt, lines, on_error, quiet, debug, chunk_size)
     except OSError as error:
         if debug:
             raise
