@@ -2,7 +2,7 @@
 GPT-2's start-up, ours against transformers.
 
     python benchmarks/checkpoints.py [--threads 2] [--records 64] [--sentences 48] [--repeats 3]
-                                     [--skip-small] [--skip-realistic] [--skip-marian] [--skip-startup]
+                                     [--skip-small] [--skip-realistic] [--skip-bert] [--skip-marian] [--skip-startup]
 
 For each shape (small: 2 layers, d=128; realistic: DistilBERT's 6 layers,
 d=768, 12 heads, feed-forward 3072, vocabulary 30,522, 512 positions), a
@@ -31,13 +31,17 @@ MarianMT, at a small shape (2+2 layers, d=128) and at Marian base's
 58,101 shared by both sides and the output): a checkpoint with random
 weights written by save_pretrained with its tokenizer (sentencepiece models
 trained on Multi30k's English and German, the vocabulary filled up to the
-size), EOS made likely (``final_logits_bias``) so that outputs end by
-themselves after 10 to 20 tokens, as real translations do. Sentences/s for
-beam-4 translation of Multi30k test2016 English sentences: ours through
+size). Random weights end a sentence anywhere or never, so EOS is set
+aside (``final_logits_bias``) and every sentence decodes to the translate
+task's output budget, 2 x its source subwords + 10 tokens, on both sides (a
+real translation ends sooner: the workload is heavier on decoding than
+real text, and the same for both). Sentences/s for beam-4 translation of
+Multi30k test2016 English sentences: ours through
 ``toolkit.pipeline("translate", model=FOLDER)``, theirs through
-MarianTokenizer + MarianMTModel.generate(num_beams=4, bad_words_ids=[[pad]])
-at batch 1 and 8 (the ratio is against the faster); the translations must
-agree (ours stop at 2 x the source's subwords + 10, theirs at 512).
+MarianTokenizer + MarianMTModel.generate(num_beams=4, max_length=budget + 1,
+bad_words_ids=[[pad]]), sentences sorted by length as ours are, at batch 1
+and 8 (the ratio is against the faster); the translations must agree (with
+theirs at batch 1, where each sentence has its own budget).
 
 GPT-2's generation is measured by benchmarks/generate.py (its gpt2-small
 rows run the same DecoderLM that reads GPT-2 checkpoints). Here, start-up:
@@ -166,14 +170,15 @@ class Theirs:
             lines = gzip.open(DATA / "multi30k" / f"train.{language}.gz", "rt", encoding="utf-8").read().splitlines()
             model = io.BytesIO()
             sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model,
-                                                     vocab_size=8000, bos_id=-1, eos_id=1, unk_id=2, pad_id=-1,
-                                                     minloglevel=2)
+                                                     vocab_size=8000, hard_vocab_limit=False, bos_id=-1, eos_id=1,
+                                                     unk_id=2, pad_id=-1, minloglevel=2)
             (out / f"{side}.spm").write_bytes(model.getvalue())
             processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
             for i in range(processor.get_piece_size()):
                 vocab.setdefault(processor.id_to_piece(i), len(vocab))
         size = shape["vocab_size"]
-        vocab.update({f"<unused{i}>": len(vocab) for i in range(size - 1 - len(vocab))})
+        for i in range(size - 1 - len(vocab)):
+            vocab[f"<unused{i}>"] = len(vocab)
         vocab["<pad>"] = pad = len(vocab)
         (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         T.MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"),
@@ -185,7 +190,9 @@ class Theirs:
                                 forced_eos_token_id=0)
         model = T.MarianMTModel(config)
         with torch.no_grad():
-            model.final_logits_bias[0, 0] = 8.5  # about one chance in 14 to end at each step
+            # Random weights end a sentence anywhere or never: EOS is set aside, so that every sentence decodes
+            # to the same budget on both sides (EOS forced at its end).
+            model.final_logits_bias[0, 0] = -1e4
         model.save_pretrained(str(out), safe_serialization=True)
 
     def load(self, task: str, folder: str) -> None:
@@ -214,15 +221,24 @@ class Theirs:
     def translate(self, texts: list[str], batch: int) -> tuple[list[str], float]:
         import torch
 
+        from toolkit_plugins.translation.translator import LENGTH_EXTRA, LENGTH_RATIO
+
         tokenizer, model = self.models["translate"]
-        done = []
+        done: dict[int, str] = {}
         start = time.perf_counter()
+        lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+        # Sentences of similar lengths batched together, as ours are; each decodes to our output budget.
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
         with torch.inference_mode():
             for i in range(0, len(texts), batch):
-                inputs = tokenizer(texts[i:i + batch], padding=True, return_tensors="pt")
-                out = model.generate(**inputs, num_beams=4, bad_words_ids=[[model.config.pad_token_id]])
-                done += tokenizer.batch_decode(out, skip_special_tokens=True)
-        return done, time.perf_counter() - start
+                rows = order[i:i + batch]
+                inputs = tokenizer([texts[j] for j in rows], padding=True, return_tensors="pt")
+                budget = max(min(512, int(LENGTH_RATIO * lengths[j]) + LENGTH_EXTRA) for j in rows)
+                # OPUS-MT's generation_config: 4 beams (some use 6), padding never generated.
+                out = model.generate(**inputs, num_beams=4, max_length=budget + 1,
+                                     bad_words_ids=[[model.config.pad_token_id]])
+                done.update(zip(rows, tokenizer.batch_decode(out, skip_special_tokens=True)))
+        return [done[i] for i in range(len(texts))], time.perf_counter() - start
 
     def qa(self, items: list[dict]) -> tuple[list[tuple[int, int]], float]:
         import numpy as np
@@ -316,12 +332,12 @@ def records(n: int) -> dict[str, list]:
 def batched_turns(ours: Contender, theirs: Contender, method: str, texts: list[str],
                   repeats: int) -> tuple[dict[str, float], list, list]:
     """Texts per second of ours ("ours") and of theirs at batch 1 and 8 ("b1", "b8"), medians of ``repeats``
-    turns, and each side's last outputs (theirs at batch 8)."""
+    turns, and each side's last outputs (theirs at batch 1: each text on its own)."""
     seconds: dict[str, list[float]] = {"ours": [], "b1": [], "b8": []}
     for _ in range(repeats):
         mine, took = ours.call(method, texts=texts)
         seconds["ours"].append(took)
-        for batch in (1, 8):
+        for batch in (8, 1):
             their_outputs, took = theirs.call(method, texts=texts, batch=batch)
             seconds[f"b{batch}"].append(took)
     return {key: len(texts) / statistics.median(value) for key, value in seconds.items()}, mine, their_outputs
@@ -426,7 +442,7 @@ def main() -> None:
     p.add_argument("--records", type=int, default=64, help="texts and questions per workload (default 64)")
     p.add_argument("--sentences", type=int, default=48, help="Multi30k test sentences to translate (default 48)")
     p.add_argument("--repeats", type=int, default=3)
-    for part in (*SHAPES, "marian", "startup"):
+    for part in (*SHAPES, "bert", "marian", "startup"):
         p.add_argument(f"--skip-{part}", action="store_true")
     args = p.parse_args()
     data = records(args.records)
@@ -438,7 +454,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as workdir:
         for name, shape in SHAPES.items():
-            if not getattr(args, f"skip_{name}"):
+            if not getattr(args, f"skip_{name}") and not args.skip_bert:
                 for row in bench_shape(name, shape, data, args, Path(workdir)):
                     print(row, flush=True)
         if not args.skip_marian:

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import kernels
 from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.bert import PostNormBlock
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
 from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, log_softmax, sinusoidal_positions, weights_to_come
 from toolkit.nn.pretrained import Checkpoint, Tensors, copy_attention, copy_layer_norm, copy_linear
-from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer, _heads, start_cache
+from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer, cross_attention, start_cache
 
 # The checkpoints' activation names, as our Dense layers call them (OPUS-MT's models use swish).
 ACTIVATIONS = {"swish": "silu", "silu": "silu", "gelu": "gelu_exact", "gelu_new": "gelu", "relu": "relu"}
@@ -171,10 +170,7 @@ class MarianMT:
         x = self._embed(self.tgt_embed, np.asarray(tokens), cache.length)
         for i, layer in enumerate(self.decoder):
             x, _ = layer.ln1.forward(x + Seq2SeqTransformer._cached_self_attention(layer.self_attn, x, cache, i))
-            mha = layer.cross_attn
-            out, _ = kernels.attention_forward(_heads(mha, x, "q"), cache.cross_k[i], cache.cross_v[i],
-                                               cache.memory_mask, False)
-            x, _ = layer.ln2.forward(x + mha._project(mha._merge(out), "o"))
+            x, _ = layer.ln2.forward(x + cross_attention(layer.cross_attn, x, cache, i))
             x, _ = layer.ln3.forward(x + layer.ff2(layer.ff1(x)))
         cache.length += tokens.shape[1]
         cache.order = None

@@ -155,6 +155,9 @@ class DecoderCache:
     hold the same cross-attention keys and values. ``order``: the rows the
     self-attention keys/values are still to be taken in (a pending
     :meth:`select`), applied by the next step as it appends its position.
+    ``memory_lengths``: each row's unpadded source length when its padding
+    is all at the end (then one new position reads the encoder output with
+    the decode-step kernel), else None.
     """
 
     memory_mask: Array
@@ -165,6 +168,7 @@ class DecoderCache:
     length: int = 0
     beams: int = 1
     order: Array | None = None
+    memory_lengths: Array | None = None
 
     def select(self, rows: Array) -> "DecoderCache":
         """The cache of the batch rows ``rows`` (in that order, repeats allowed): beam reordering.
@@ -186,7 +190,8 @@ class DecoderCache:
             (sources.reshape(-1, self.beams) == sources[:: self.beams, None]).all())
         take = lambda arrays: [np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
         return DecoderCache(self.memory_mask[rows], take(self.cross_k), take(self.cross_v), list(self.self_k),
-                            list(self.self_v), self.length, self.beams if grouped else 1, order)
+                            list(self.self_v), self.length, self.beams if grouped else 1, order,
+                            None if self.memory_lengths is None else self.memory_lengths[rows])
 
 
 def start_cache(decoder: list[Any], memory: Array, mask: Array, beams: int = 1) -> DecoderCache:
@@ -197,7 +202,35 @@ def start_cache(decoder: list[Any], memory: Array, mask: Array, beams: int = 1) 
     cross_k = [np.repeat(_heads(layer.cross_attn, memory, "k"), beams, axis=0) for layer in decoder]
     cross_v = [np.repeat(_heads(layer.cross_attn, memory, "v"), beams, axis=0) for layer in decoder]
     n = len(decoder)
-    return DecoderCache(np.repeat(mask, beams, axis=0), cross_k, cross_v, [None] * n, [None] * n, beams=beams)
+    lengths = (~mask).sum(axis=1)
+    # Padding only at the end of each row (every source ends with EOS, so none is empty).
+    trailing = bool((lengths > 0).all() and (mask == (np.arange(mask.shape[1]) >= lengths[:, None])).all())
+    return DecoderCache(np.repeat(mask, beams, axis=0), cross_k, cross_v, [None] * n, [None] * n, beams=beams,
+                        memory_lengths=np.repeat(lengths, beams).astype(np.int64) if trailing else None)
+
+
+def _appended(past: Array, new: Array, order: Array | None) -> Array:
+    """``past`` (B, H, t, Dh) (its rows ``order``, if given: beams reordered) followed by ``new`` along the
+    positions, written in one copy (a gather, then a concatenation, copied the past twice)."""
+    t = past.shape[2]
+    out = np.empty((len(past) if order is None else len(order), past.shape[1], t + new.shape[2], past.shape[3]),
+                   dtype=past.dtype)
+    if order is None:
+        out[:, :, :t] = past
+    else:
+        np.take(past, order, axis=0, out=out[:, :, :t], mode="clip")  # "clip": unbuffered; the rows are valid
+    out[:, :, t:] = new
+    return out
+
+
+def cross_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
+    """Decoder layer ``i``'s attention from its states ``h`` (B, t, dim) to the cached encoder output."""
+    q = _heads(mha, h, "q")
+    if q.shape[2] == 1 and cache.memory_lengths is not None:
+        out = kernels.attention_decode(q, cache.cross_k[i], cache.cross_v[i], cache.memory_lengths)
+    else:
+        out, _ = kernels.attention_forward(q, cache.cross_k[i], cache.cross_v[i], cache.memory_mask, False)
+    return mha._project(mha._merge(out), "o")
 
 
 @register_layer
@@ -364,10 +397,7 @@ class Seq2SeqTransformer(Layer):
             h, _ = layer.ln1.forward(x)
             x = x + self._cached_self_attention(layer.self_attn, h, cache, i)
             h, _ = layer.ln2.forward(x)
-            mha = layer.cross_attn
-            out, _ = kernels.attention_forward(_heads(mha, h, "q"), cache.cross_k[i], cache.cross_v[i],
-                                               cache.memory_mask, False)
-            x = x + mha._project(mha._merge(out), "o")
+            x = x + cross_attention(layer.cross_attn, h, cache, i)
             h, _ = layer.ln3.forward(x)
             x = x + layer.ff2(layer.ff1(h))
         cache.length += tokens.shape[1]
@@ -379,10 +409,13 @@ class Seq2SeqTransformer(Layer):
     def _cached_self_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
         k, v = _heads(mha, h, "k"), _heads(mha, h, "v")
         if cache.self_k[i] is not None:
-            past = lambda a: a if cache.order is None else a[cache.order]  # noqa: E731
-            k = np.concatenate([past(cache.self_k[i]), k], axis=2)
-            v = np.concatenate([past(cache.self_v[i]), v], axis=2)
+            k, v = _appended(cache.self_k[i], k, cache.order), _appended(cache.self_v[i], v, cache.order)
         cache.self_k[i], cache.self_v[i] = k, v
-        # Causal aligned at the end: new query j sees every cached key and the new ones up to itself.
-        out, _ = kernels.attention_forward(_heads(mha, h, "q"), k, v, None, True)
+        q = _heads(mha, h, "q")
+        if q.shape[2] == 1:
+            # One new position sees every key: the decode-step kernel, several times faster on so small a query.
+            out = kernels.attention_decode(q, k, v, np.full(len(q), k.shape[2], dtype=np.int64))
+        else:
+            # Causal aligned at the end: new query j sees every cached key and the new ones up to itself.
+            out, _ = kernels.attention_forward(q, k, v, None, True)
         return mha._project(mha._merge(out), "o")

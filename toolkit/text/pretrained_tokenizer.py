@@ -189,6 +189,8 @@ class MarianTokenizer:
         return [[self.vocab.get(piece, self.unk_id) for piece in code + own] for code, own in zip(codes, pieces)]
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        return [self.joiner.decode_pieces([self.piece.get(i) or self.joiner.id_to_piece(i) for i in row
-                                           if i not in self.special]).replace("\u2581", " ").strip()
+        # An id the table lacks is the sentencepiece model's own, as transformers reads it (none past its size).
+        size = self.joiner.get_piece_size()
+        return [self.joiner.decode_pieces([self.piece.get(i) or (self.joiner.id_to_piece(i) if i < size else "")
+                                           for i in row if i not in self.special]).replace("\u2581", " ").strip()
                 for row in ids]
