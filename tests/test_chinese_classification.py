@@ -181,3 +181,10 @@ def test_shipped_model_on_the_command_line():
     result = CliRunner().invoke(cli, ["classify", "-m", str(SHIPPED), "--text", REVIEW, "-f", "json"])
     assert result.exit_code == 0, result.output
     assert [r["result"]["label"] for r in json.loads(result.stdout)] == ["pos"]
+
+
+def test_the_english_default_model_lists_its_language():
+    from toolkit.nn import read_metadata
+    from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
+
+    assert read_metadata(DEFAULT_MODEL_FILE)["languages"] == ["en"]
