@@ -181,6 +181,9 @@ def test_the_engine_translates_from_the_folder_with_its_pair(folder):
     [listed] = toolkit.pipeline("translate", model=str(path), top_k=2)(["the dog"])
     scores = [h["score"] for h in listed["hypotheses"]]
     assert len(scores) == 2 and scores[0] >= scores[1]
+    report = translate.engine.evaluate([{"source": "the dog runs", "target": "der hund läuft"}])
+    assert (report["engine"], report["source"], report["records"]) == ("translate:marian", "en", 1)
+    assert 0 <= report["chrf"] <= 100
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:

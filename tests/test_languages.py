@@ -1,0 +1,58 @@
+"""Languages a model reads, each result's detected input language, and the warning when the model does not read
+it (toolkit.languages, issue 24)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from toolkit.languages import ANY, annotate, input_text, model_languages, summary, unread, warning
+
+
+class Engine:
+    languages = None
+
+    def __init__(self, meta: dict | None) -> None:
+        self.meta = meta
+
+    def loaded_metadata(self) -> dict | None:
+        return self.meta
+
+
+class AnyText(Engine):
+    languages = (ANY,)
+
+
+def test_a_model_says_its_languages_and_an_engine_without_one_its_own():
+    assert model_languages(Engine({"languages": ["en"]})) == ("en",)
+    assert model_languages(Engine({"languages": "zh"})) == ("zh",)
+    assert model_languages(Engine({"source": "en", "target": "de"})) == ("en",)  # a translation model
+    assert model_languages(AnyText(None)) == (ANY,)
+    assert model_languages(Engine({})) is None and model_languages(Engine(None)) is None
+
+
+def test_the_text_that_tells_an_inputs_language():
+    assert input_text("Bonjour") == "Bonjour"
+    assert input_text({"question": "Who?", "context": "Der Hund."}) == "Der Hund."
+    assert input_text({"turns": ["Hello", {"text": "你好"}]}) == "你好"
+    assert input_text({"turns": []}) == "" and input_text(42) == ""
+
+
+def test_a_warning_only_where_the_model_does_not_read_the_language():
+    assert warning(("en",), "en") is None
+    assert warning(("en",), "und") is None  # cannot tell: no warning
+    assert warning((ANY,), "fr") is None and warning(None, "fr") is None
+    assert "looks like fr" in warning(("en", "zh"), "fr") and "reads en, zh" in warning(("en", "zh"), "fr")
+
+
+def test_results_carry_their_language_and_a_run_says_it_once():
+    items = ["This film was great fun from start to finish.", "这部电影太好看了，演员也很好", "Le film était vraiment"
+             " très ennuyeux et beaucoup trop long.", "12:30 !!"]
+    results = [{"label": "pos"} for _ in items]
+    annotate(Engine({"languages": ["en", "zh"]}), items, results)
+    assert [r["language"] for r in results] == ["en", "zh", "fr", "und"]
+    assert ["warning" in r for r in results] == [False, False, True, False]
+    counts = unread(results) + unread([{"language": "fr", "warning": "..."}])
+    assert counts == Counter({"fr": 2})
+    line = summary(counts, 5, "classify")
+    assert line.startswith("2 of 5 inputs") and "2 in fr" in line and "--model" in line
+    assert summary(Counter(), 5, "classify") is None

@@ -1,0 +1,87 @@
+"""What a model reads, and the language of each input it is given (issue 24).
+
+A model file's metadata lists the languages it was trained on
+(``"languages": ["en"]``; a translation model's ``source`` is its one);
+an engine without a model file says what it handles in its class
+attribute ``languages`` (``("any",)``, say). Each result then carries its
+input's detected language (``toolkit.text.language``: an ISO 639-1 code,
+or "und" when it cannot tell) and, when the model does not read that
+language, a ``warning``. A model that does not say (another tool's
+checkpoint, an old model file) gets no warning.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+#: The languages of an engine that handles any text.
+ANY = "any"
+
+
+def model_languages(engine: Any) -> tuple[str, ...] | None:
+    """The languages ``engine`` reads with its model: its metadata's ``languages`` (a translation model's
+    ``source``), else the engine class's ``languages``; None when nothing says."""
+    meta = engine.loaded_metadata() or {}
+    languages = meta.get("languages")
+    if languages is None and isinstance(meta.get("source"), str):
+        languages = [meta["source"]]
+    if languages is None:
+        languages = getattr(type(engine), "languages", None)
+    if isinstance(languages, str):
+        languages = [languages]
+    return tuple(languages) if languages else None
+
+
+def input_text(item: Any) -> str:
+    """The text of an input that tells its language: the text itself, a question's context, a dialogue's
+    last turn."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        turns = item.get("turns")
+        if isinstance(turns, list) and turns:
+            last = turns[-1]
+            return str(last.get("text", "") if isinstance(last, Mapping) else last)
+        for key in ("context", "question", "text"):
+            if isinstance(item.get(key), str):
+                return item[key]
+    return ""
+
+
+def warning(languages: tuple[str, ...] | None, language: str) -> str | None:
+    """What a result says when its input's ``language`` is not among the model's ``languages`` (nothing for an
+    undetermined language, a model of any, or one that does not say)."""
+    from toolkit.text.language import UNDETERMINED
+
+    if languages is None or ANY in languages or language == UNDETERMINED or language in languages:
+        return None
+    return f"the input looks like {language}, which the model does not read (it reads {', '.join(languages)})"
+
+
+def annotate(engine: Any, items: list, results: list[dict]) -> None:
+    """Add each result's input ``language``, and a ``warning`` where the model does not read it, in place."""
+    from toolkit.text.language import detect_many
+
+    languages = model_languages(engine)
+    for result, language in zip(results, detect_many([input_text(item) for item in items])):
+        result["language"] = language
+        said = warning(languages, language)
+        if said is not None:
+            result["warning"] = said
+
+
+def unread(results: list) -> Counter:
+    """How many of ``results`` carry a warning, by their input's language (what :func:`summary` reports)."""
+    return Counter(r.get("language") for r in results if isinstance(r, dict) and "warning" in r)
+
+
+def summary(counts: Counter, total: int, task: str) -> str | None:
+    """One line for a run of ``total`` inputs of which ``counts`` (:func:`unread`, summed over the run) are in
+    languages the model does not read, and what to do; None when there are none."""
+    if not counts:
+        return None
+    languages = ", ".join(f"{n} in {language}" for language, n in counts.most_common())
+    return (f"{sum(counts.values())} of {total} inputs are in a language the model does not read ({languages}):"
+            f" their results are unreliable; pass --model with a {task} model for that language")
