@@ -134,3 +134,25 @@ def test_importing_the_module_loads_neither_numpy_nor_the_model():
             "print(sorted(m for m in ('numpy', 'scipy', 'py3langid') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_rearranged_model_is_cached_and_mapped_from_the_cache(tmp_path, monkeypatch):
+    import numpy as np
+
+    import toolkit.text.language as language
+
+    texts = ["Der Hund schläft im Garten.", "Where is the station?", "这部电影太好看了"]
+    expected = language.detect_many(texts)
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path))
+    monkeypatch.setattr(language, "_model", None)
+    assert language.detect_many(texts) == expected  # built from py3langid's file, and written to the cache
+    [folder] = (tmp_path / "cache").iterdir()
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(language.ARRAYS)
+    monkeypatch.setattr(language, "_model", None)
+    assert language.detect_many(texts) == expected
+    assert isinstance(language._get_model().ptc, np.memmap)  # mapped, not read whole
+    # A cache that cannot be written (its place is a file's) costs time, not results.
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "a-file"))
+    monkeypatch.setattr(language, "_model", None)
+    assert language.detect_many(texts) == expected

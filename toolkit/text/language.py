@@ -136,39 +136,27 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", errors="surrogatepass")
 
 
+# The rearranged model, kept in nlp-tool's cache (toolkit.files.cache_dir): unpacking py3langid's took a second
+# and 160 MB at every start; mapped from this file it takes milliseconds, and only the weights' rows that a
+# text's features read. Named after py3langid's version and this layout's.
+CACHE_NAME = "language-id-{version}-1"
+ARRAYS = ("walk_table", "start", "emits", "ptc", "pc", "codes", "pool_order", "pool_starts")
+
+
 class _Model:
     """py3langid's model, rearranged for a faster walk and for scoring a batch at once."""
 
     def __init__(self) -> None:
-        from array import array
-
         import numpy as np
-        from py3langid.langid import MODEL_DIR, MODEL_FILE
-        from py3langid.modelio import load_model
 
-        ptc, pc, classes, nextmove, row, output = load_model(MODEL_DIR / MODEL_FILE)
-        # The DFA: state s reads byte b into state nextmove[row[s] * 256 + b]
-        # and emits feature output[state] (-1 for none). Stored here by
-        # transition instead of by state, the walk needs one look-up per byte:
-        # where each transition leads (as the offset of its row) and what it emits.
-        to_state = np.frombuffer(nextmove, dtype=np.dtype(nextmove.typecode))
-        row_offset = np.frombuffer(row, dtype=np.dtype(row.typecode)).astype(np.uint32) << 8
-        self.start = int(row_offset[0])
-        # array.array: indexing it from Python is faster than indexing numpy.
-        self.walk_table = array("I", row_offset[to_state].tobytes())
-        self.emits = np.asarray(output, dtype=np.int32)[to_state]
-        # float32: products in float16 run at a tenth of the speed.
-        self.ptc, self.pc, self.n_features = ptc.astype(np.float32), pc.astype(np.float32), ptc.shape[0]
-        codes = [iso_code(label) for label in classes]
-        self.codes = list(dict.fromkeys(codes))
-        # Labels that share a code (yue/wuu/zh, and the model's own aliases
-        # such as two scripts of Serbian) pool their probability: columns
-        # put side by side by code, then summed by runs. Not a product with
-        # a 0/1 matrix: a BLAS call this small, its threads waking on a
-        # loaded machine, cost more than the rest of the scoring.
-        code_of = np.array([self.codes.index(c) for c in codes])
-        self.pool_order = np.argsort(code_of, kind="stable")
-        self.pool_starts = np.flatnonzero(np.r_[True, np.diff(code_of[self.pool_order]) != 0])
+        arrays = _cached_arrays()
+        # A memoryview of uint32: indexing it from Python is faster than indexing numpy, and a mapped table is
+        # not copied (the walk reads few of its pages).
+        self.walk_table = memoryview(np.ascontiguousarray(arrays["walk_table"], dtype=np.uint32)).cast("B").cast("I")
+        self.start, self.emits = int(arrays["start"]), arrays["emits"]
+        self.ptc, self.pc, self.n_features = arrays["ptc"], arrays["pc"], arrays["ptc"].shape[0]
+        self.codes = [str(code) for code in arrays["codes"]]
+        self.pool_order, self.pool_starts = arrays["pool_order"], arrays["pool_starts"]
 
     def walk(self, data: bytes) -> list[int]:
         """The transitions taken over ``data``; this loop is most of the cost, so it does nothing else."""
@@ -212,6 +200,63 @@ class _Model:
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
         return np.add.reduceat(scores[:, self.pool_order], self.pool_starts, axis=1)
+
+
+def _rearranged() -> dict[str, Any]:
+    """py3langid's model as :class:`_Model` reads it."""
+    import numpy as np
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+    from py3langid.modelio import load_model
+
+    ptc, pc, classes, nextmove, row, output = load_model(MODEL_DIR / MODEL_FILE)
+    # The DFA: state s reads byte b into state nextmove[row[s] * 256 + b] and emits feature output[state] (-1 for
+    # none). Stored here by transition instead of by state, the walk needs one look-up per byte: where each
+    # transition leads (as the offset of its row) and what it emits.
+    to_state = np.frombuffer(nextmove, dtype=np.dtype(nextmove.typecode))
+    row_offset = np.frombuffer(row, dtype=np.dtype(row.typecode)).astype(np.uint32) << 8
+    codes = [iso_code(label) for label in classes]
+    unique = list(dict.fromkeys(codes))
+    # Labels that share a code (yue/wuu/zh, and the model's own aliases such as two scripts of Serbian) pool
+    # their probability: columns put side by side by code, then summed by runs. Not a product with a 0/1 matrix:
+    # a BLAS call this small, its threads waking on a loaded machine, cost more than the rest of the scoring.
+    code_of = np.array([unique.index(c) for c in codes])
+    pool_order = np.argsort(code_of, kind="stable")
+    # float32: products in float16 run at a tenth of the speed.
+    return {"walk_table": row_offset[to_state], "start": np.int64(row_offset[0]),
+            "emits": np.asarray(output, dtype=np.int32)[to_state], "ptc": ptc.astype(np.float32),
+            "pc": pc.astype(np.float32), "codes": np.array(unique), "pool_order": pool_order,
+            "pool_starts": np.flatnonzero(np.r_[True, np.diff(code_of[pool_order]) != 0])}
+
+
+def _cached_arrays() -> dict[str, Any]:
+    """:func:`_rearranged`, mapped from nlp-tool's cache when it is there (written there when it is not and can
+    be: a folder of .npy files, which numpy maps where a .npz it would read whole)."""
+    import importlib.metadata
+    import os
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from toolkit.files import cache_dir
+
+    folder = cache_dir() / CACHE_NAME.format(version=importlib.metadata.version("py3langid"))
+    try:
+        return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    except (OSError, ValueError):
+        pass
+    arrays = _rearranged()
+    temporary = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temporary = tempfile.mkdtemp(dir=folder.parent)
+        for name, value in arrays.items():
+            np.save(os.path.join(temporary, f"{name}.npy"), value)
+        os.rename(temporary, folder)  # whole, or not at all (another process may have put it there first)
+    except OSError:  # a cache that cannot be written costs time, not results
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return arrays
 
 
 _model: _Model | None = None
