@@ -17,6 +17,7 @@ from toolkit.contracts import check_result
 from toolkit.datasets import read_line_files, read_records, split_positions
 from toolkit.engine import Engine, can_evaluate, can_stream, can_train, check_input, train_settings
 from toolkit.errors import DataError, RecordError, UnsupportedError
+from toolkit.languages import annotate
 from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
 DEFAULT_BATCH_SIZE = 32
@@ -137,6 +138,8 @@ class Pipeline:
             # A malformed result is the engine's bug: said here, naming it, rather than by whatever reads it.
             for item, result in zip(batch, results):
                 check_result(contract, f"{self.task}:{self.engine_name}", item, result)
+        # Each result says its input's language, and warns where the model does not read it (issue 24).
+        annotate(self.engine, batch, results)
         return results
 
     def stream(self, item: Any) -> Iterator[str]:

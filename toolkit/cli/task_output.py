@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections import Counter
 from io import StringIO
 from typing import IO, Callable, Iterator
 
 import click
 
-from toolkit import api, io
+from toolkit import api, io, languages
 from toolkit.cli.errors import Failure
 from toolkit.errors import RUNTIME_FAILURE, NlpToolError
 from toolkit.plugins import error_text
@@ -60,6 +61,8 @@ def write_results(
     progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
                            leave=False)
     failed = 0
+    unread: Counter = Counter()
+    answered = 0
     try:
         if pool.workers == 1:
             batches: Iterator[list[Outcome]] = _batches(pipe, records)
@@ -71,10 +74,16 @@ def write_results(
                 failed += _written(writer, outcome, on_error, debug)
                 if pool.workers == 1 and not outcome[0].blank:
                     progress.update(1)
+                answered += outcome[1] is not None
+            unread += languages.unread([outcome[1] for outcome in batch])
             out.stream.flush()
         writer.close()
     finally:
         progress.close()
+    # One line for the run, after its results: which inputs the model could not read, and what to do.
+    said = languages.summary(unread, answered, pipe.task)
+    if said is not None:
+        click.echo(f"nlp-tool: warning: {said}", err=True)
     return failed
 
 
