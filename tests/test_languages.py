@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from toolkit.languages import ANY, annotate, input_text, model_languages, summary, unread, warning
+from toolkit.languages import ANY, annotate, detected, input_text, model_languages, summary, unread, warning
 
 
 class Engine:
@@ -37,6 +37,11 @@ def test_the_text_that_tells_an_inputs_language():
     assert input_text({"turns": []}) == "" and input_text(42) == ""
 
 
+def test_a_language_is_said_only_where_the_identifier_is_confident():
+    assert detected(["A dull film.", "Not bad at all.", "Ce film était vraiment nul.", "这部电影太好看了", ""]) == [
+        "und", "und", "fr", "zh", "und"]
+
+
 def test_a_warning_only_where_the_model_does_not_read_the_language():
     assert warning(("en",), "en") is None
     assert warning(("en",), "und") is None  # cannot tell: no warning
@@ -56,3 +61,21 @@ def test_results_carry_their_language_and_a_run_says_it_once():
     line = summary(counts, 5, "classify")
     assert line.startswith("2 of 5 inputs") and "2 in fr" in line and "--model" in line
     assert summary(Counter(), 5, "classify") is None
+
+
+def test_a_run_says_once_on_stderr_which_inputs_the_model_does_not_read():
+    import json
+    import subprocess
+    import sys
+
+    lines = "This film was great fun.\nCe film était nul et beaucoup trop long.\n这部电影太好看了\nA dull film.\n"
+    done = subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", "classify", "-i", "lines",
+                           "-f", "jsonl"], input=lines, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line)["result"] for line in done.stdout.splitlines()]
+    # "A dull film." is many languages' three words: undetermined, and no warning.
+    assert [r["language"] for r in results] == ["en", "fr", "zh", "und"]
+    assert ["warning" in r for r in results] == [False, True, True, False]
+    said = [line for line in done.stderr.splitlines() if line.startswith("nlp-tool: warning:")]
+    assert said == ["nlp-tool: warning: 2 of 4 inputs are in a language the model does not read (1 in fr, 1 in zh):"
+                    " their results are unreliable; pass --model with a classify model for that language"]

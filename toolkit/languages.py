@@ -18,6 +18,9 @@ from typing import Any
 
 #: The languages of an engine that handles any text.
 ANY = "any"
+#: The probability below which a text's language is "und": a few words are many languages' (the identifier
+#: gave "A dull film." 5 % Maltese, 4 % English), and a warning on them would be noise.
+CONFIDENT = 0.5
 
 
 def model_languages(engine: Any) -> tuple[str, ...] | None:
@@ -60,12 +63,17 @@ def warning(languages: tuple[str, ...] | None, language: str) -> str | None:
     return f"the input looks like {language}, which the model does not read (it reads {', '.join(languages)})"
 
 
+def detected(texts: list[str]) -> list[str]:
+    """The language of each text where the identifier is confident of it (:data:`CONFIDENT`), else "und"."""
+    from toolkit.text.language import UNDETERMINED, ranked_many
+
+    return [code if p >= CONFIDENT else UNDETERMINED for [(code, p)] in ranked_many(texts, 1)]
+
+
 def annotate(engine: Any, items: list, results: list[dict]) -> None:
     """Add each result's input ``language``, and a ``warning`` where the model does not read it, in place."""
-    from toolkit.text.language import detect_many
-
     languages = model_languages(engine)
-    for result, language in zip(results, detect_many([input_text(item) for item in items])):
+    for result, language in zip(results, detected([input_text(item) for item in items])):
         result["language"] = language
         said = warning(languages, language)
         if said is not None:
