@@ -79,3 +79,15 @@ def test_a_run_says_once_on_stderr_which_inputs_the_model_does_not_read():
     said = [line for line in done.stderr.splitlines() if line.startswith("nlp-tool: warning:")]
     assert said == ["nlp-tool: warning: 2 of 4 inputs are in a language the model does not read (1 in fr, 1 in zh):"
                     " their results are unreliable; pass --model with a classify model for that language"]
+
+
+def test_a_model_lists_the_languages_of_its_training_texts():
+    from toolkit.languages import training_languages
+
+    english = ["This film was great fun from start to finish.", "The acting was dull and the plot made no sense."]
+    chinese = ["这部电影太好看了，演员也很好", "剧情很无聊，浪费时间"]
+    french = ["Ce film était vraiment très ennuyeux et beaucoup trop long."]
+    assert training_languages(english * 50) == ["en"]
+    assert training_languages(english * 30 + chinese * 20) == ["en", "zh"]
+    assert training_languages(english * 60 + french * 3) == ["en"]  # under a tenth: not a language of the model
+    assert training_languages(["12:30", "!!"]) == [] and training_languages([]) == []

@@ -322,6 +322,9 @@ class Engine(abc.ABC):
     #: a folder, or a model id in the local Hugging Face cache. With no engine named, a task's checkpoint
     #: goes to the engine that lists its type (``Registry.engine``).
     checkpoint_types: ClassVar[tuple[str, ...]] = ()
+    #: The languages an engine without a model file handles (``("any",)``); a model file lists its own in its
+    #: metadata. Results warn where an input is in another (toolkit.languages); None: not said, no warning.
+    languages: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.settings = checked_settings(type(self), options, self.options)

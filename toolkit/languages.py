@@ -13,7 +13,7 @@ checkpoint, an old model file) gets no warning.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: The languages of an engine that handles any text.
@@ -68,6 +68,19 @@ def detected(texts: list[str]) -> list[str]:
     from toolkit.text.language import UNDETERMINED, ranked_many
 
     return [code if p >= CONFIDENT else UNDETERMINED for [(code, p)] in ranked_many(texts, 1)]
+
+
+def training_languages(texts: Sequence[str], sample: int = 2000, share: float = 0.1) -> list[str]:
+    """The languages of a model's training texts, as its metadata lists them: those of at least ``share`` of the
+    texts whose language the identifier is sure of (:func:`detected`), among ``sample`` of them spread over the
+    data, most frequent first; none when it is sure of none."""
+    from toolkit.text.language import UNDETERMINED
+
+    step = max(1, len(texts) // sample)
+    found = Counter(language for language in detected([str(text) for text in texts[::step][:sample]])
+                    if language != UNDETERMINED)
+    total = sum(found.values())
+    return [language for language, n in found.most_common() if n >= share * total]
 
 
 def annotate(engine: Any, items: list, results: list[dict]) -> None:

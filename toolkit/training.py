@@ -138,9 +138,13 @@ def best_scores(history: History) -> dict[str, Any] | None:
 
 
 def model_header(engine_class: type[Engine], output: str | os.PathLike, settings: dict[str, Any], seed: int, *,
-                 records: int, valid_records: int | None, seconds: float, **training: Any) -> dict[str, Any]:
+                 texts: Sequence[str], records: int, valid_records: int | None, seconds: float,
+                 **training: Any) -> dict[str, Any]:
     """The metadata every trained model file starts with: task, engine, its version, the model's name and version
-    (the date), and how it was trained (``training``: records, options, seed, time, and the engine's ``training``)."""
+    (the date), the languages of its training ``texts`` (:func:`toolkit.languages.training_languages`), and how
+    it was trained (``training``: records, options, seed, time, and the engine's ``training``)."""
+    from toolkit.languages import training_languages
+
     now = datetime.datetime.now(datetime.timezone.utc)
     return {
         "task": engine_class.task,
@@ -148,6 +152,7 @@ def model_header(engine_class: type[Engine], output: str | os.PathLike, settings
         "engine_version": engine_class.version,
         "name": settings.get("name") or Path(output).stem,
         "version": now.date().isoformat(),
+        "languages": training_languages(texts),
         "training": {
             "records": records,
             "validation_records": valid_records,

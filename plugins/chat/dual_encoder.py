@@ -295,7 +295,8 @@ def train_dual_encoder(engine_class: type, dialogues: list[list[str]], valid: li
     if settings["keep_responses"]:
         bank = list(dict.fromkeys(turn.strip() for turns in dialogues for turn in turns[1:] if turn.strip()))
         arrays.update(zip(RESPONSES, text_arrays(bank)))
-    metadata = model_header(engine_class, output, settings, seed, records=len(dialogues),
+    metadata = model_header(engine_class, output, settings, seed, texts=[turn for turns in dialogues for turn in turns],
+                            records=len(dialogues),
                             valid_records=len(valid) if valid else None, seconds=seconds, **history_report(history))
     metadata["dual_encoder"] = encoder.to_metadata()
     metadata["responses"] = len(bank)

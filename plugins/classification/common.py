@@ -257,7 +257,7 @@ class ClassifierEngine(Classifier):
         arrays, metadata, architecture, trained = cls._fit(texts, y, classes, held, seed, progress, settings,
                                                            str(output))
         seconds = time.perf_counter() - start
-        header = model_header(cls, output, settings, seed, records=len(texts),
+        header = model_header(cls, output, settings, seed, texts=texts, records=len(texts),
                               valid_records=None if valid is None else len(valid), seconds=seconds, **trained)
         save_arrays(output, arrays, {**header, "labels": classes, **metadata}, architecture=architecture)
         report = {"engine": f"{TASK}:{cls.name}", "model": str(output), "name": header["name"], "labels": classes,

@@ -50,6 +50,7 @@ def _ranked_sentences(job: Job) -> tuple[list[tuple[int, int]], list[float]]:
 
 class SentenceRetriever(QAEngine):
     name = "sentence"
+    languages = ("any",)  # word overlap, a character a word in Chinese and Japanese
     description = "The best BM25 sentence as the answer (the retriever alone); rule-based baseline, no model."
 
     def _candidates(self, jobs: list[Job]) -> list[list[Span]]:
@@ -77,6 +78,7 @@ def _fits(question: str, tokens: list[Token]) -> bool:
 
 class WindowBaseline(QAEngine):
     name = "window"
+    languages = ("any",)  # word overlap, a character a word in Chinese and Japanese
     description = "Short spans near the question's words in the best sentences; rule-based span baseline, no model."
 
     def _candidates(self, jobs: list[Job]) -> list[list[Span]]:

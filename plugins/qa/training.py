@@ -140,7 +140,8 @@ def train_reader(engine_class: type[ReaderEngine], examples: list[Example], vali
         return epoch_batches(instances, settings["batch"], seed, epoch - 1)
 
     def metadata(**training: Any) -> dict[str, Any]:
-        header = model_header(engine_class, output, settings, seed, records=len(examples),
+        header = model_header(engine_class, output, settings, seed, texts=[e.context for e in examples],
+                              records=len(examples),
                               valid_records=len(valid) if valid else None, instances=len(instances),
                               left_out=dropped, word_vectors=word_vectors, **training)
         return {**header, "vocab": vocab, "window": window, "overlap": overlap}

@@ -253,6 +253,7 @@ def mmr(score: np.ndarray, sim) -> list[int]:
 
 class CentralitySummarizer(SummarizerEngine):
     name = "centrality"
+    languages = ("any",)  # words and sentences as toolkit.text cuts them, in any script
     description = ("Most central sentences by position-aware TF-IDF graph centrality with MMR"
                    " (PacSum-style); rule-based, any language.")
 

@@ -12,6 +12,7 @@ from toolkit.text.sentences import Sentence
 
 class LeadSummarizer(SummarizerEngine):
     name = "lead"
+    languages = ("any",)  # sentences as toolkit.text cuts them, in any script
     description = "First N sentences of the text (the lead baseline); rule-based, no model."
 
     def _rank(self, text: str, sentences: list[Sentence], k: int | None) -> list[tuple[int, float]]:

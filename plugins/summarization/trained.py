@@ -207,7 +207,8 @@ class TrainedSummarizer(SummarizerEngine):
         seconds = time.perf_counter() - start
         trained = history_report(history)
         header = model_header(
-            cls, output, settings, seed, records=len(records), valid_records=None if valid is None else len(valid),
+            cls, output, settings, seed, texts=[r["article"] for r in records], records=len(records),
+            valid_records=None if valid is None else len(valid),
             seconds=seconds, documents=len(docs), sentences=int(len(y)), positive_sentences=int(y.sum()),
             validation_documents=len(held_docs), **trained)
         metadata = {**header, "features": names, "length_rule": rule, "tokenizer": tokenizer.to_config()}

@@ -276,7 +276,7 @@ class TransformerTranslator(LoadsModel, TranslationEngine):
             hypotheses = [t[0].text for t in translator.translate(held[0], beam=4)]
             metrics = {"records": len(held[0]), "beam": 4, **score_corpus(hypotheses, held[1])}
         seconds = time.perf_counter() - start
-        metadata = model_header(cls, output, settings, seed, records=len(sources),
+        metadata = model_header(cls, output, settings, seed, texts=sources, records=len(sources),
                                 valid_records=len(held[0]) if held else None, seconds=seconds,
                                 **history_report(history), **figures)
         metadata.update({

@@ -130,7 +130,7 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
     start = time.perf_counter()
     generator, history, figures = fit_generator(texts, valid, settings, output, seed, progress)
     seconds = time.perf_counter() - start
-    metadata = model_header(engine_class, output, settings, seed, records=len(texts),
+    metadata = model_header(engine_class, output, settings, seed, texts=texts, records=len(texts),
                             valid_records=len(valid) if valid else None, seconds=seconds,
                             **history_report(history), **figures)
     metadata["vocab"] = {"pieces": len(generator.vocab), "model": settings["subword_model"]}
