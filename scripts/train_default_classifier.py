@@ -62,13 +62,11 @@ BASE = {"ngram": 3, "hash_bits": 24, "min_df": 3, "epochs": 3, "max_len": 400}
 
 @dataclass(frozen=True)
 class Candidate:
-    """One configuration of a classify engine (here always the ensemble, the engine the default model is read
-    with; the Chinese model's script compares the engines too)."""
+    """One configuration of the ensemble engine (the engine the default model is read with)."""
 
     name: str
     description: str
     options: dict[str, Any]
-    engine: str = "ensemble"
 
 
 # Fixed before any score was seen; ordered from the simplest, so that a tie keeps the simpler model.
@@ -130,10 +128,9 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
         options = {**candidate.options, **(settings or {})}
         log(f"training {candidate.name}: {candidate.description}")
         # Candidates of minutes are trained again rather than resumed: ``again`` is None.
-        report = train("classify", split.fit, engine=candidate.engine, output=path, valid=split.valid, seed=seed,
+        report = train("classify", split.fit, engine="ensemble", output=path, valid=split.valid, seed=seed,
                        again=None, **{"name": model_name, **options})
-        # An engine alone is an average that gives it all the weight.
-        weight = read_metadata(path).get("ngram_weight", 1.0 if candidate.engine == "ngram" else 0.0)
+        weight = read_metadata(path)["ngram_weight"]
         valid = report["metrics"]
         rows.append({
             "name": candidate.name,
@@ -142,13 +139,13 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
             "validation_accuracy": valid["accuracy"],
             "validation_correct": sum(row[k] for k, row in enumerate(valid["confusion_matrix"]["matrix"])),
             "ngram_weight": weight,
-            "cnn_best_epoch": report.get("best_epoch"),  # None: no CNN was trained
+            "cnn_best_epoch": report["best_epoch"],
             "seconds": report["seconds"],
             "bytes": path.stat().st_size,
             "file": path,
         })
         log(f"  validation accuracy {valid['accuracy']:.4f}; n-gram weight {weight}; CNN epoch"
-            f" {report.get('best_epoch')}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
+            f" {report['best_epoch']}; {report['seconds']:.0f} s; {rows[-1]['bytes'] / 2**20:.1f} MB")
     return rows
 
 
@@ -169,15 +166,14 @@ def read(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def evaluate_once(model: Path, test: list[dict], train: list[dict], engine_class: type | None = None) -> dict:
-    """The one evaluation on the test split by ``engine_class`` (default: the ensemble engine): metrics on all
-    of it, prediction speed, and the metrics on the test records that near-duplicate no training record
-    (reported beside, not instead)."""
+def evaluate_once(model: Path, test: list[dict], train: list[dict]) -> dict:
+    """The one evaluation on the test split: metrics on all of it, prediction speed, and the metrics on the
+    test records that near-duplicate no training record (reported beside, not instead)."""
     from toolkit_plugins.classification.common import metrics
     from toolkit_plugins.classification.ensemble import EnsembleClassifier
     from toolkit.text.duplicates import near_duplicates
 
-    engine = (engine_class or EnsembleClassifier)(model=str(model))
+    engine = EnsembleClassifier(model=str(model))
     texts, labels = [r["text"] for r in test], [str(r["label"]) for r in test]
     start = time.perf_counter()
     probs = engine.predict_proba(texts)
@@ -199,7 +195,7 @@ def selection_table(rows: Sequence[dict], chosen: int) -> str:
              "|---|---|---|---|---|---|---|"]
     for i, row in enumerate(rows):
         lines.append(f"| `{row['name']}`: {row['description']} | {row['validation_accuracy']:.4f}"
-                     f" ({row['validation_correct']:,}) | {row['ngram_weight']} | {'-' if row['cnn_best_epoch'] is None else row['cnn_best_epoch']} |"
+                     f" ({row['validation_correct']:,}) | {row['ngram_weight']} | {row['cnn_best_epoch']} |"
                      f" {row['seconds']:.0f} s | {row['bytes'] / 2**20:.1f} MB | {'**chosen**' if i == chosen else ''} |")
     return "\n".join(lines)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +146,47 @@ def test_a_model_file_with_an_unknown_cjk_mode_is_refused(tmp_path):
     rewrite_metadata(path, lambda meta: meta["hashing"].update(cjk="words"))
     with pytest.raises(ModelFileError, match="cjk='words'"):
         NgramClassifier(model=str(path)).run([REVIEW])
+
+
+# -- the training script ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def script():
+    path = ROOT / "scripts" / "train_default_chinese_classifier.py"
+    spec = importlib.util.spec_from_file_location("train_default_chinese_classifier", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def write_jsonl_gz(path: Path, records: list[dict]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def test_the_script_selects_on_dev_without_its_repeats_and_ships_a_model_that_says_it_reads_chinese(
+        script, tmp_path):
+    rng = random.Random(0)
+    rows = [{"text": rng.choice(texts) + "，" + rng.choice(texts), "label": label}
+            for _ in range(60) for label, texts in (("pos", POSITIVE), ("neg", NEGATIVE))]
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", rows[:80])
+    write_jsonl_gz(tmp_path / "dev.jsonl.gz", rows[80:100] + rows[:5])  # 5 repeats of training reviews
+    write_jsonl_gz(tmp_path / "test.jsonl.gz", rows[100:])
+    small = {**SMALL, "epochs": 2, "word_vectors": False}
+    candidates = (script.Candidate("a", "chars", {**small, "cjk": "char", "ngram_weight": 1.0}),
+                  script.Candidate("b", "words", {**small, "cjk": "jieba"}))
+    output = tmp_path / "models" / "zh.nlpt"
+    args = script.parse_args(["--data", str(tmp_path), "--output", str(output)])
+    assert script.run(args, "the command", candidates) == 0
+    assert sorted(p.name for p in output.parent.iterdir()) == ["zh.md", "zh.nlpt"]
+    meta = read_model_file(output)[0]["metadata"]
+    assert meta["languages"] == ["zh"] and meta["name"] == script.MODEL_NAME
+    assert meta["selection"]["validation"]["near_duplicates_removed"] >= 5
+    assert meta["training"]["records"] == 80 and meta["test_metrics"]["records"] == 20
+    card = output.with_suffix(".md").read_text()
+    assert "non-commercial research or teaching" in card and f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card
 
 
 # -- the shipped Chinese model -----------------------------------------------------------------------------------
