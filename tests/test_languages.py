@@ -61,6 +61,11 @@ def test_results_carry_their_language_and_a_run_says_it_once():
     line = summary(counts, 5, "classify")
     assert line.startswith("2 of 5 inputs") and "2 in fr" in line and "--model" in line
     assert summary(Counter(), 5, "classify") is None
+    # Nothing to say, nothing added: a model of any language, or one that does not say.
+    for engine in (AnyText(None), Engine({})):
+        untouched = [{"label": "pos"} for _ in items]
+        annotate(engine, items, untouched)
+        assert untouched == [{"label": "pos"} for _ in items]
 
 
 def test_a_run_says_once_on_stderr_which_inputs_the_model_does_not_read():

@@ -6,8 +6,9 @@ an engine without a model file says what it handles in its class
 attribute ``languages`` (``("any",)``, say). Each result then carries its
 input's detected language (``toolkit.text.language``: an ISO 639-1 code,
 or "und" when it cannot tell) and, when the model does not read that
-language, a ``warning``. A model that does not say (another tool's
-checkpoint, an old model file) gets no warning.
+language, a ``warning``. Results of a model that does not say (another
+tool's checkpoint, an old model file, a third-party engine) or of an
+engine of any language are left as they are.
 """
 
 from __future__ import annotations
@@ -84,8 +85,13 @@ def training_languages(texts: Sequence[str], sample: int = 2000, share: float = 
 
 
 def annotate(engine: Any, items: list, results: list[dict]) -> None:
-    """Add each result's input ``language``, and a ``warning`` where the model does not read it, in place."""
+    """Add each result's input ``language``, and a ``warning`` where the model does not read it, in place; for
+    a model that says which languages it reads (not one of any, or one that does not say: their results could
+    not warn, and an engine without a model would pay the identifier's start, numpy's import included, for
+    nothing)."""
     languages = model_languages(engine)
+    if languages is None or ANY in languages:
+        return
     for result, language in zip(results, detected([input_text(item) for item in items])):
         result["language"] = language
         said = warning(languages, language)
