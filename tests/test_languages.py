@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+import toolkit
+from toolkit.errors import OptionError
 from toolkit.languages import ANY, annotate, detected, input_text, model_languages, summary, unread, warning
 
 
@@ -74,8 +78,12 @@ def test_a_run_says_once_on_stderr_which_inputs_the_model_does_not_read():
     import sys
 
     lines = "This film was great fun.\nCe film était nul et beaucoup trop long.\n这部电影太好看了\nA dull film.\n"
+    from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
+
+    # The English model named: no other installed model takes the Chinese input.
     done = subprocess.run([sys.executable, "-c", "from toolkit.cli import cli; cli()", "classify", "-i", "lines",
-                           "-f", "jsonl"], input=lines, capture_output=True, text=True, timeout=120)
+                           "-f", "jsonl", "-m", str(DEFAULT_MODEL_FILE)], input=lines, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     results = [json.loads(line)["result"] for line in done.stdout.splitlines()]
     # "A dull film." is many languages' three words: undetermined, and no warning.
@@ -96,3 +104,47 @@ def test_a_model_lists_the_languages_of_its_training_texts():
     assert training_languages(english * 30 + chinese * 20) == ["en", "zh"]
     assert training_languages(english * 60 + french * 3) == ["en"]  # under a tenth: not a language of the model
     assert training_languages(["12:30", "!!"]) == [] and training_languages([]) == []
+
+
+ENGLISH = [("This film was great fun from start to finish.", "pos"), ("A wonderful story, beautifully acted.", "pos"),
+           ("The acting was dull and the plot made no sense.", "neg"), ("A boring waste of two hours.", "neg")]
+CHINESE = [("这部电影太好看了，演员也很好", "pos"), ("故事很感人，非常精彩", "pos"), ("剧情很无聊，浪费时间", "neg"),
+           ("演技太差了，非常失望", "neg")]
+
+
+@pytest.fixture
+def two_languages(tmp_path, monkeypatch):
+    """An English and a Chinese ngram model installed side by side, the English one the engine's default."""
+    from toolkit_plugins.classification.ngram import NgramClassifier
+
+    for name, rows in (("en", ENGLISH), ("zh", CHINESE)):
+        records = [{"text": text, "label": label} for text, label in rows * 10]
+        toolkit.train("classify", records, engine="ngram", output=tmp_path / f"{name}.nlpt", valid_split=0.0)
+    monkeypatch.setattr(NgramClassifier, "default_model", str(tmp_path / "en.nlpt"))
+    return tmp_path
+
+
+def test_each_input_goes_to_the_installed_model_of_its_language(two_languages):
+    from toolkit.nn import read_metadata
+
+    assert read_metadata(two_languages / "zh.nlpt")["languages"] == ["zh"]  # from its training texts
+    classify = toolkit.pipeline("classify", engine="ngram")
+    assert classify.routes == {"zh": str(two_languages / "zh.nlpt")}
+    texts = ["A wonderful story, great fun.", "故事很感人，非常精彩", "Ce film était vraiment nul et beaucoup trop long."]
+    english, chinese, french = classify(texts)
+    assert (english["language"], english.get("model")) == ("en", None)  # the default: the stamp's model
+    assert (chinese["language"], chinese["model"], chinese["label"]) == ("zh", "zh", "pos")
+    assert "warning" not in chinese and "warning" not in english
+    # No installed model reads French: the default answers, and says so.
+    assert french["language"] == "fr" and "reads en" in french["warning"] and french["label"] in ("pos", "neg")
+    # --language picks one model for every input; one not installed is refused, naming those that are.
+    forced = toolkit.pipeline("classify", engine="ngram", language="zh")
+    assert forced.routes == {} and forced.engine.model == str(two_languages / "zh.nlpt")
+    assert "warning" in forced(texts[0])
+    with pytest.raises(OptionError, match="no installed classify:ngram model for language 'fr' .installed: en, zh."):
+        toolkit.pipeline("classify", engine="ngram", language="fr")
+    with pytest.raises(OptionError, match="not both"):
+        toolkit.pipeline("classify", engine="ngram", language="zh", model=str(two_languages / "en.nlpt"))
+    # A model named by the user is the one that runs, whatever the language.
+    named = toolkit.pipeline("classify", engine="ngram", model=str(two_languages / "en.nlpt"))
+    assert named.routes == {} and "model" not in named(texts[1])

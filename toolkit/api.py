@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from toolkit import __version__
 from toolkit.contracts import check_result
 from toolkit.datasets import read_line_files, read_records, split_positions
 from toolkit.engine import Engine, can_evaluate, can_stream, can_train, check_input, train_settings
-from toolkit.errors import DataError, RecordError, UnsupportedError
-from toolkit.languages import annotate
+from toolkit.errors import DataError, OptionError, RecordError, UnsupportedError
+from toolkit.languages import annotate, detected, input_text, installed_models
 from toolkit.plugins import EngineEntry, Registry, error_text, get_registry
 
 DEFAULT_BATCH_SIZE = 32
+# Guards the engines a pipeline makes for other languages' models: a pipeline may be called from several threads.
+_ROUTES_LOCK = threading.Lock()
 ON_ERROR = ("raise", "skip")
 
 
@@ -73,6 +76,7 @@ class Pipeline:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         on_error: str = "raise",
+        language: str | None = None,
         registry: Registry | None = None,
         **options: Any,
     ) -> None:
@@ -91,7 +95,20 @@ class Pipeline:
         self.plugin_version = registry.plugins[entry.plugin].version
         self.batch_size = batch_size
         self.on_error = on_error
+        # The task's installed models by language (issue 24): with no model named, an input in the language of
+        # another than the default goes to that one; ``language`` picks one for every input.
+        if language is not None and model is not None:
+            raise OptionError("language picks one of the task's installed models: give it or a model, not both")
+        routes = installed_models(entry.engine_class) if model is None else {}
+        if language is not None:
+            if language not in routes:
+                raise OptionError(f"no installed {task}:{entry.name} model for language {language!r} (installed:"
+                                  f" {', '.join(sorted(routes)) or 'none'}); pass --model FILE")
+            model, routes = routes[language], {}
         self.engine: Engine = entry.engine_class(model=model, **options)
+        self.routes = {lang: path for lang, path in routes.items() if path != str(self.engine.model)}
+        self._options = options
+        self._routed: dict[str, Engine] = {}
 
     def __call__(self, inputs: Any) -> Any:
         single = str if self.engine.inputs == "text" else Mapping
@@ -123,9 +140,32 @@ class Pipeline:
             return [result for value in batch for result in self._run([value])]
 
     def _checked_run(self, batch: list) -> list[dict]:
+        if not self.routes:
+            return self._engine_run(self.engine, batch)
+        found = detected([input_text(item) for item in batch])
+        groups: dict[str, list[int]] = {}
+        for i, language in enumerate(found):
+            groups.setdefault(self.routes.get(language, ""), []).append(i)
+        results: list[dict] = [{}] * len(batch)
+        for path, rows in groups.items():
+            engine = self._routed_engine(path) if path else self.engine
+            for i, result in zip(rows, self._engine_run(engine, [batch[i] for i in rows], [found[i] for i in rows])):
+                if engine is not self.engine:
+                    result["model"] = (engine.loaded_metadata() or {}).get("name") or path
+                results[i] = result
+        return results
+
+    def _routed_engine(self, path: str) -> Engine:
+        """The engine of the installed model ``path`` (another language's), made on first use."""
+        with _ROUTES_LOCK:
+            if path not in self._routed:
+                self._routed[path] = type(self.engine)(model=path, **self._options)
+            return self._routed[path]
+
+    def _engine_run(self, engine: Engine, batch: list, found: list[str] | None = None) -> list[dict]:
         for item in batch:
-            check_input(type(self.engine), item)
-        results = self.engine.run(batch)
+            check_input(type(engine), item)
+        results = engine.run(batch)
         # Results are matched to inputs by position: a missing or extra one would shift every result after it.
         if not isinstance(results, list):
             raise RuntimeError(f"engine {self.task}:{self.engine_name} returned a {type(results).__name__},"
@@ -133,13 +173,13 @@ class Pipeline:
         if len(results) != len(batch):
             raise RuntimeError(f"engine {self.task}:{self.engine_name} returned {len(results)} results for"
                                f" {len(batch)} inputs")
-        contract = type(self.engine).contract
+        contract = type(engine).contract
         if contract is not None:
             # A malformed result is the engine's bug: said here, naming it, rather than by whatever reads it.
             for item, result in zip(batch, results):
                 check_result(contract, f"{self.task}:{self.engine_name}", item, result)
         # Each result says its input's language, and warns where the model does not read it (issue 24).
-        annotate(self.engine, batch, results)
+        annotate(engine, batch, results, found)
         return results
 
     def stream(self, item: Any) -> Iterator[str]:

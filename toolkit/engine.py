@@ -45,7 +45,7 @@ INPUT_KINDS = ("text", "question+context", "dialogue")
 # common --top-k flag then feeds it.
 # The verbs' --text-field and --id-field are covered by the "*_field" rule of is_reserved_option.
 RESERVED_OPTION_NAMES = frozenset(
-    """task engine model batch_size workers chunk_size registry inputs text input_format
+    """task engine model batch_size workers chunk_size language registry inputs text input_format
     format fmt output on_error explain quiet debug question questions context help data data_format encoding
     columns no_header""".split()
 )

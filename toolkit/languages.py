@@ -84,15 +84,38 @@ def training_languages(texts: Sequence[str], sample: int = 2000, share: float = 
     return [language for language, n in found.most_common() if n >= share * total]
 
 
-def annotate(engine: Any, items: list, results: list[dict]) -> None:
+def installed_models(engine_class: Any) -> dict[str, str]:
+    """Language -> model file, for the models of ``engine_class`` installed beside its default model (the task's
+    shipped models, a Chinese sentiment model beside the English one, say), each listed for the languages its
+    metadata names; the default model first, then by file name."""
+    if engine_class.default_model is None:
+        return {}
+    from pathlib import Path
+
+    from toolkit.nn import read_metadata  # numpy: not for an engine without a model
+
+    default = Path(engine_class.default_model)
+    found: dict[str, str] = {}
+    for path in [default, *sorted(p for p in default.parent.glob("*.nlpt") if p != default)]:
+        try:
+            meta = read_metadata(path)
+        except Exception:  # a broken or missing file must not hide the good ones
+            continue
+        if (meta.get("task"), meta.get("engine")) == (engine_class.task, engine_class.name):
+            for language in meta.get("languages") or []:
+                found.setdefault(language, str(path))
+    return found
+
+
+def annotate(engine: Any, items: list, results: list[dict], found: list[str] | None = None) -> None:
     """Add each result's input ``language``, and a ``warning`` where the model does not read it, in place; for
     a model that says which languages it reads (not one of any, or one that does not say: their results could
     not warn, and an engine without a model would pay the identifier's start, numpy's import included, for
-    nothing)."""
+    nothing). ``found``: the inputs' languages when they are known already."""
     languages = model_languages(engine)
     if languages is None or ANY in languages:
         return
-    for result, language in zip(results, detected([input_text(item) for item in items])):
+    for result, language in zip(results, found or detected([input_text(item) for item in items])):
         result["language"] = language
         said = warning(languages, language)
         if said is not None:

@@ -77,6 +77,10 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
                      " is set."),
         click.Option(["--chunk-size"], type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
                      help="Inputs per chunk: what a worker process runs at a time, and one part file of -o DIR/."),
+        click.Option(["--language"], default=None, metavar="CODE",
+                     help="Run every input with the task's installed model of this language (an ISO 639-1 code such"
+                     " as zh). Without it and without --model, each input goes to the installed model of its"
+                     " detected language, the default model where none is."),
         click.Option(
             ["--on-error"],
             type=click.Choice(["stop", "skip"]),
@@ -142,6 +146,7 @@ def run_task(
     batch_size: int,
     workers: int,
     chunk_size: int,
+    language: str | None,
     on_error: str,
     explain: bool,
     quiet: bool,
@@ -196,7 +201,7 @@ def run_task(
     try:
         # Without --debug, a failing input becomes an error record, reported with its id.
         pipe = api.Pipeline(task, engine, model, batch_size=batch_size, on_error="raise" if debug else "skip",
-                            registry=registry, **options)
+                            language=language, registry=registry, **options)
     except Exception as error:
         if debug:
             raise
