@@ -9,7 +9,9 @@ clock timed from start to exit, start-up and model loading included. The
 worker counts take turns within each repetition, so a change in the
 machine's load hits them alike, and the outputs of every worker count must
 be the same bytes. A run on the first 8 documents shows the fixed cost of
-a run (start-up, workers starting, models loading) beside it.
+a run (start-up, workers starting, models loading) beside it. The machine
+must be idle: each run says how many cores other processes kept busy while
+it ran ("others, cores", from /proc/stat less the run's own CPU time).
 
 Then the start of two workers by "spawn" (what --workers uses) and by
 "forkserver", each until both have run a chunk of one input.
@@ -20,6 +22,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,12 +49,29 @@ def write_inputs(task: str, count: int, path: Path) -> int:
     return written
 
 
-def timed(exe: str, task: str, inputs: Path, output: Path, workers: int, chunk_size: int) -> float:
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every process, every core), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(exe: str, task: str, inputs: Path, output: Path, workers: int, chunk_size: int) -> tuple[float, float]:
+    """Wall seconds of the run, and the cores that other processes kept busy meanwhile (the machine's busy
+    time less the run's own CPU time, over the wall time): a run beside other work is not a measurement."""
     command = [exe, task, "-i", "jsonl", str(inputs), "-f", "jsonl", "-o", str(output), "-q",
                "--workers", str(workers), "--chunk-size", str(chunk_size)]
+    busy, own = busy_seconds(), children_seconds()
     start = time.perf_counter()
     subprocess.run(command, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    others = (busy_seconds() - busy) - (children_seconds() - own)
+    return wall, max(others, 0.0) / wall
 
 
 def start_time(method: str) -> float:
@@ -88,19 +109,22 @@ def main() -> int:
     exe = shutil.which("nlp-tool") or sys.exit("nlp-tool is not installed here: pip install -e . first")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        print(f"{'task':<10} {'docs':>5} {'workers':>7} {'seconds':>17} {'records/s':>17} {'x 1 worker':>10}"
-              f" {'8 docs, s':>9}")
+        print(f"{'task':<10} {'docs':>5} {'workers':>7} {'seconds':>13} {'records/s':>15} {'x 1 worker':>11}"
+              f" {'others, cores':>13} {'8 docs, s':>9}")
         for task in args.tasks:
             inputs = folder / f"{task}.jsonl"
             count = write_inputs(task, args.docs, inputs)
             few = folder / f"{task}-8.jsonl"
             write_inputs(task, 8, few)
             seconds: dict[int, list[float]] = {n: [] for n in args.workers}
+            others: dict[int, list[float]] = {n: [] for n in args.workers}
             outputs: dict[int, bytes] = {}
             for _ in range(args.repeat):
                 for n in args.workers:
                     output = folder / f"{task}-{n}.out"
-                    seconds[n].append(timed(exe, task, inputs, output, n, args.chunk_size))
+                    wall, busy = timed(exe, task, inputs, output, n, args.chunk_size)
+                    seconds[n].append(wall)
+                    others[n].append(busy)
                     outputs[n] = output.read_bytes()
             if len(set(outputs.values())) != 1:
                 print(f"{task}: the outputs of {args.workers} workers differ", file=sys.stderr)
@@ -108,10 +132,11 @@ def main() -> int:
             base = [count / s for s in seconds[args.workers[0]]]
             for n in args.workers:
                 rates = [count / s for s in seconds[n]]
-                fixed = timed(exe, task, few, folder / "few.out", n, args.chunk_size)
-                print(f"{task:<10} {count:>5} {n:>7} {' / '.join(f'{s:.2f}' for s in seconds[n]):>17}"
-                      f" {' / '.join(f'{r:.1f}' for r in rates):>17}"
-                      f" {' / '.join(f'{r / b:.2f}' for r, b in zip(rates, base)):>10} {fixed:>9.2f}")
+                fixed, _ = timed(exe, task, few, folder / "few.out", n, args.chunk_size)
+                print(f"{task:<10} {count:>5} {n:>7} {' / '.join(f'{s:.2f}' for s in seconds[n]):>13}"
+                      f" {' / '.join(f'{r:.0f}' for r in rates):>15}"
+                      f" {' / '.join(f'{r / b:.2f}' for r, b in zip(rates, base)):>11}"
+                      f" {' / '.join(f'{o:.2f}' for o in others[n]):>13} {fixed:>9.2f}")
     for method in ("spawn", "forkserver"):
         print(f"2 workers started by {method}: {best_start_time(method, 3):.3f} s (best of 3)")
     return 0
