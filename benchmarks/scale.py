@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--docs 4000] [--workers 1 2] [--repeat 2] [--chunk-size 256]
 
 Each task reads ``--docs`` documents of ../shared/data as JSONL (summarize:
-CNN/DailyMail test articles; classify: IMDb test reviews) and writes JSONL
+CNN/DailyMail test articles, repeated past their 4,490; classify: IMDb test reviews) and writes JSONL
 to a file, as a user runs it: a new `nlp-tool` process per run, its wall
 clock timed from start to exit, start-up and model loading included. The
 worker counts take turns within each repetition, so a change in the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import resource
@@ -37,15 +38,16 @@ SOURCES = {"summarize": (DATA / "cnn_dailymail" / "test.jsonl.gz", "article"),
 
 
 def write_inputs(task: str, count: int, path: Path) -> int:
-    """The first ``count`` documents of the task's data set as JSONL ``{"id", "text"}``; how many there were."""
+    """The first ``count`` documents of the task's data set as JSONL ``{"id", "text"}``, the set read again from
+    its start when it holds fewer (CNN/DailyMail's test part has 4,490); how many were written."""
     source, field = SOURCES[task]
     written = 0
-    with gzip.open(source, "rt", encoding="utf-8") as rows, open(path, "w", encoding="utf-8") as out:
-        for number, line in enumerate(rows):
-            if written == count:
-                break
-            out.write(json.dumps({"id": str(number), "text": json.loads(line)[field]}) + "\n")
-            written += 1
+    with open(path, "w", encoding="utf-8") as out:
+        while written < count:
+            with gzip.open(source, "rt", encoding="utf-8") as rows:
+                for line in itertools.islice(rows, count - written):
+                    out.write(json.dumps({"id": str(written), "text": json.loads(line)[field]}) + "\n")
+                    written += 1
     return written
 
 
