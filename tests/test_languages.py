@@ -148,3 +148,23 @@ def test_each_input_goes_to_the_installed_model_of_its_language(two_languages):
     # A model named by the user is the one that runs, whatever the language.
     named = toolkit.pipeline("classify", engine="ngram", model=str(two_languages / "en.nlpt"))
     assert named.routes == {} and "model" not in named(texts[1])
+
+
+def test_tasks_and_explain_list_the_languages_the_engine_reads(two_languages):
+    import json
+
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+    from toolkit.languages import covered
+    from toolkit_plugins.classification.ngram import NgramClassifier
+    from toolkit_plugins.summarization.lead import LeadSummarizer
+
+    assert covered(NgramClassifier) == ["en", "zh"] and covered(NgramClassifier, str(two_languages / "zh.nlpt")) == ["zh"]
+    assert covered(LeadSummarizer) == ["any"]
+    explained = CliRunner().invoke(cli, ["classify", "--engine", "ngram", "--explain"])
+    assert explained.exit_code == 0 and "languages: en, zh (each input goes to the installed model of its language)" \
+        in explained.output
+    rows = json.loads(CliRunner().invoke(cli, ["tasks", "--json"]).output)
+    assert next(r for r in rows if (r["task"], r["engine"]) == ("classify", "ngram"))["languages"] == ["en", "zh"]
+    assert next(r for r in rows if (r["task"], r["engine"]) == ("summarize", "lead"))["languages"] == ["any"]

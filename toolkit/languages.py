@@ -88,12 +88,12 @@ def installed_models(engine_class: Any) -> dict[str, str]:
     """Language -> model file, for the models of ``engine_class`` installed beside its default model (the task's
     shipped models, a Chinese sentiment model beside the English one, say), each listed for the languages its
     metadata names; the default model first, then by file name."""
-    if engine_class.default_model is None:
-        return {}
     from pathlib import Path
 
-    from toolkit.nn import read_metadata  # numpy: not for an engine without a model
+    from toolkit.model_config import read_metadata
 
+    if engine_class.default_model is None:
+        return {}
     default = Path(engine_class.default_model)
     found: dict[str, str] = {}
     for path in [default, *sorted(p for p in default.parent.glob("*.nlpt") if p != default)]:
@@ -105,6 +105,25 @@ def installed_models(engine_class: Any) -> dict[str, str]:
             for language in meta.get("languages") or []:
                 found.setdefault(language, str(path))
     return found
+
+
+def covered(engine_class: Any, model: str | None = None) -> list[str] | None:
+    """The languages the engine reads (what ``tasks --json`` and ``--explain`` list): ``model``'s, by its
+    metadata, else those of its installed models (:func:`installed_models`), else the class's own; None when
+    nothing says. Without numpy: the command line's start-up reads it."""
+    from toolkit.model_config import read_metadata
+
+    if model is not None:
+        try:
+            meta = read_metadata(model)
+        except Exception:  # not a model file (a checkpoint folder), or not readable: the run says why
+            return None
+        languages = meta.get("languages") or ([meta["source"]] if isinstance(meta.get("source"), str) else None)
+        return list(languages) if languages else None
+    installed = installed_models(engine_class)
+    if installed:
+        return list(installed)
+    return list(engine_class.languages) if engine_class.languages else None
 
 
 def annotate(engine: Any, items: list, results: list[dict], found: list[str] | None = None) -> None:

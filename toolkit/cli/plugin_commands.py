@@ -14,6 +14,7 @@ from toolkit.cli.errors import Failure, ReportingCommand
 from toolkit.cli.group import registry_of
 from toolkit.cli.render import table
 from toolkit.engine import Option, can_train
+from toolkit.languages import covered
 from toolkit.plugins import PluginInfo, normalize, set_disabled
 
 
@@ -43,6 +44,7 @@ def tasks_command(ctx: click.Context, as_json: bool) -> None:
                 "plugin": entry.plugin,
                 "inputs": entry.engine_class.inputs,
                 "default_model": entry.engine_class.default_model,
+                "languages": covered(entry.engine_class),
                 "options": {key: _describe(o) for key, o in entry.engine_class.options.items()},
                 "record_fields": list(entry.engine_class.record_fields),
                 "trainable": can_train(entry.engine_class),

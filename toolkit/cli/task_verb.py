@@ -15,6 +15,7 @@ from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, engine_option, given_options, option_params
 from toolkit.cli.task_output import stream_results, write_parts, write_results
 from toolkit.engine import can_stream, can_train, takes_model
+from toolkit.languages import covered
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.shards import ShardedOutput, input_files, is_directory_target
@@ -331,6 +332,7 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
         "package": plugin.package,
         "model": model if model is not None else cls.default_model,
         "inputs": cls.inputs,
+        "languages": covered(cls, model),
         "options": settings,
     }
     folder = None
@@ -358,4 +360,8 @@ def explain_run(registry: Registry, entry: EngineEntry, model: str | None, optio
         model_line += f" (a {info['checkpoint']['model_type']} checkpoint: {folder})"
     click.echo(f"model:   {model_line}")
     click.echo(f"inputs:  {cls.inputs}")
+    if info["languages"]:
+        click.echo(f"languages: {', '.join(info['languages'])}" + (
+            " (each input goes to the installed model of its language)" if model is None and len(info["languages"]) > 1
+            and info["languages"] != ["any"] else ""))
     click.echo("options: " + (", ".join(f"{k}={v!r}" for k, v in settings.items()) or "none"))
