@@ -308,7 +308,8 @@ def bench_marian(name: str, shape: dict, sentences: list[str], args: argparse.Na
         peer = max(speed["b1"], speed["b8"])
         same = sum(a == b for a, b in zip(mine, their_texts))
         return [f"| marian {name} | translate, beam 4 ({len(sentences)} sentences) | {speed['ours']:,.2f} |"
-                f" {speed['b1']:,.2f} / {speed['b8']:,.2f} | **{speed['ours'] / peer:.2f}** | {same}/{len(sentences)} |",
+                f" {speed['b1']:,.2f} / {speed['b8']:,.2f} | **{speed['ours'] / peer:.2f}** |"
+                f" {same}/{len(sentences)} |",
                 f"| marian {name} | peak memory, MB (ours / theirs) | {ours.call('peak'):,.0f} |"
                 f" {theirs.call('peak'):,.0f} | | |"]
     finally:

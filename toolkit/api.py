@@ -106,7 +106,10 @@ class Pipeline:
                                   f" {', '.join(sorted(routes)) or 'none'}); pass --model FILE")
             model, routes = routes[language], {}
         self.engine: Engine = entry.engine_class(model=model, **options)
-        self.routes = {lang: path for lang, path in routes.items() if path != str(self.engine.model)}
+        # Only an engine that runs its default model shares inputs with the others (not one whose options chose
+        # to run without a model, or another).
+        default = self.engine.model is not None and str(self.engine.model) == str(entry.engine_class.default_model)
+        self.routes = {lang: path for lang, path in routes.items() if path != str(self.engine.model)} if default else {}
         self._options = options
         self._routed: dict[str, Engine] = {}
 

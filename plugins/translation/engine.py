@@ -215,7 +215,8 @@ class TransformerTranslator(LoadsModel, TranslationEngine):
             source, target = self.settings["source"], self.settings["target"]
             self.model = str(self._installed_model(source or DEFAULT_PAIR[0], target or DEFAULT_PAIR[1]))
         meta = self.model_metadata()
-        self._check_pair((meta.get("source"), meta.get("target")), f" (installed pairs: {_pair_list(installed_pairs())})")
+        self._check_pair((meta.get("source"), meta.get("target")),
+                         f" (installed pairs: {_pair_list(installed_pairs())})")
 
     @staticmethod
     def _installed_model(source: str, target: str) -> Path:

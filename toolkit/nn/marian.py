@@ -100,7 +100,8 @@ def marian_args(config: dict, where: str) -> MarianArgs:
     return MarianArgs(vocab, target, dim, sizes["encoder_layers"], sizes["decoder_layers"],
                       sizes["encoder_attention_heads"], sizes["decoder_attention_heads"], sizes["encoder_ffn_dim"],
                       sizes["decoder_ffn_dim"], sizes["max_position_embeddings"], ACTIVATIONS[activation],
-                      float(np.sqrt(dim)) if config.get("scale_embedding", False) else 1.0, forced_eos=forced is not None,
+                      float(np.sqrt(dim)) if config.get("scale_embedding", False) else 1.0,
+                      forced_eos=forced is not None,
                       shared=shared, tied=bool(config.get("tie_word_embeddings", True)), **ids)
 
 
