@@ -24,17 +24,20 @@ ANY = "any"
 CONFIDENT = 0.5
 
 
-def model_languages(engine: Any) -> tuple[str, ...] | None:
-    """The languages ``engine`` reads with its model: its metadata's ``languages`` (a translation model's
-    ``source``), else the engine class's ``languages``; None when nothing says."""
-    meta = engine.loaded_metadata() or {}
+def _metadata_languages(meta: dict) -> list[str] | None:
+    """A model's languages by its metadata: its ``languages``, or a translation model's ``source``."""
     languages = meta.get("languages")
     if languages is None and isinstance(meta.get("source"), str):
         languages = [meta["source"]]
-    if languages is None:
-        languages = getattr(type(engine), "languages", None)
     if isinstance(languages, str):
         languages = [languages]
+    return list(languages) if languages else None
+
+
+def model_languages(engine: Any) -> tuple[str, ...] | None:
+    """The languages ``engine`` reads with its model (:func:`_metadata_languages`), else the engine class's
+    ``languages``; None when nothing says."""
+    languages = _metadata_languages(engine.loaded_metadata() or {}) or getattr(type(engine), "languages", None)
     return tuple(languages) if languages else None
 
 
@@ -115,11 +118,9 @@ def covered(engine_class: Any, model: str | None = None) -> list[str] | None:
 
     if model is not None:
         try:
-            meta = read_metadata(model)
+            return _metadata_languages(read_metadata(model))
         except Exception:  # not a model file (a checkpoint folder), or not readable: the run says why
             return None
-        languages = meta.get("languages") or ([meta["source"]] if isinstance(meta.get("source"), str) else None)
-        return list(languages) if languages else None
     installed = installed_models(engine_class)
     if installed:
         return list(installed)
