@@ -131,3 +131,17 @@ def epoch_rows(epochs: list[dict], columns: Sequence[str]) -> str:
     return "\n".join(
         f"| {h['epoch']}{' (' + h['batches'] + ' batches)' if 'batches' in h else ''} | {h['loss']} | "
         + " | ".join(str(h.get(column, "")) for column in columns) + " |" for h in epochs)
+
+
+def classification_tables(test: dict) -> str:
+    """A classification model card's test tables: per-class precision/recall/F1 and the confusion matrix
+    (``test``: ``toolkit.api.evaluate``'s report)."""
+    cm = test["confusion_matrix"]
+    per_class = "\n".join(f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
+                          for label, m in test["per_class"].items())
+    matrix = "\n".join(f"| true {label} | " + " | ".join(map(str, row)) + " |"
+                       for label, row in zip(cm["labels"], cm["matrix"]))
+    return (f"| label | precision | recall | F1 | support |\n|---|---|---|---|---|\n{per_class}\n\n"
+            f"| | {' | '.join('pred ' + label for label in cm['labels'])} |\n|---|{'---|' * len(cm['labels'])}\n"
+            f"{matrix}")
+

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The default-model scripts' shared modules (recipe.py, the English classifier's script) are beside this one.
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from recipe import classification_tables  # noqa: E402
 from train_default_classifier import (  # noqa: E402
     MAX_BYTES, Candidate, Split, choose, clean_split, evaluate_once, read, selection_table, train_candidates,
 )
@@ -101,10 +102,6 @@ def model_card(args: argparse.Namespace, command: str, split: Split, rows: Seque
                test: dict, meta: dict, size: int) -> str:
     row = rows[chosen]
     options = meta["training"]["options"]  # every setting the engine used, defaults included
-    cm = test["confusion_matrix"]
-    per_class = "\n".join(f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-                          for label, m in test["per_class"].items())
-    matrix = "\n".join(f"| true {label} | " + " | ".join(map(str, r)) + " |" for label, r in zip(cm["labels"], cm["matrix"]))
     verdict = "meets" if test["accuracy"] >= TARGET_ACCURACY else "**misses**"
     settings = ", ".join(f"`{key}={options[key]}`" for key in sorted({**row["options"]}) if key in options)
     return f"""# Model card: {MODEL_NAME} (Chinese sentiment for `nlp-tool classify`)
@@ -171,13 +168,7 @@ Latin words and numbers as words.
 - Prediction speed, tokenization included: {test['reviews_per_s']:,} reviews/s ({args.threads} threads,
   shared machine)
 
-| label | precision | recall | F1 | support |
-|---|---|---|---|---|
-{per_class}
-
-| | {' | '.join('pred ' + label for label in cm['labels'])} |
-|---|{'---|' * len(cm['labels'])}
-{matrix}
+{classification_tables(test)}
 
 ## Limits
 

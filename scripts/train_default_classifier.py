@@ -50,6 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The default-model scripts' shared module, recipe.py, is beside them: importable however a script is loaded.
 sys.path.insert(0, str(ROOT / "scripts"))
+from recipe import classification_tables  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "imdb"
 MODEL_NAME = "imdb-sentiment"
 LANGUAGES = ["en"]  # the metadata's "languages": what the model was trained to read
@@ -204,16 +206,10 @@ def model_card(args: argparse.Namespace, command: str, split: Split, rows: Seque
                test: dict, meta: dict, buckets: int, size: int) -> str:
     row = rows[chosen]
     options = meta["training"]["options"]  # every setting the engine used, defaults included
-    cm = test["confusion_matrix"]
     wv = meta["cnn"].get("word_vectors")
     vectors = (f"The embedding started from word vectors learned from the fitting part's texts (PPMI + SVD,"
                f" `toolkit.text.vectors`, window {wv['window']}; {wv['words']:,} words over {wv['tokens']:,}"
                " tokens)." if wv else "The embedding started from random vectors.")
-    per_class = "\n".join(
-        f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-        for label, m in test["per_class"].items()
-    )
-    matrix = "\n".join(f"| true {label} | " + " | ".join(map(str, r)) + " |" for label, r in zip(cm["labels"], cm["matrix"]))
     verdict = "meets" if test["accuracy"] >= TARGET_ACCURACY else "**misses**"
     return f"""# Model card: imdb-sentiment (default model of `nlp-tool classify`)
 
@@ -272,13 +268,7 @@ of the ensembles are slightly optimistic; the test number below is not.
 - Prediction speed, tokenization included: {test['reviews_per_s']:,} reviews/s ({args.threads} threads,
   shared machine)
 
-| label | precision | recall | F1 | support |
-|---|---|---|---|---|
-{per_class}
-
-| | {' | '.join('pred ' + label for label in cm['labels'])} |
-|---|{'---|' * len(cm['labels'])}
-{matrix}
+{classification_tables(test)}
 
 ## History
 
