@@ -300,3 +300,33 @@ def test_greedy_and_beam_outputs_equal_transformers(folder, reference, beam):
         # Outputs ended by EOS, and by the length limit (transformers forces EOS there: max_length - 2 tokens).
         endings |= {"eos" if len(row) < max_length - 2 else "limit" for row in theirs}
     assert endings == {"eos", "limit"}
+
+
+def test_separate_embeddings_and_an_untied_head_equal_transformers(folder, reference, tmp_path):
+    from safetensors.numpy import save_file
+
+    from toolkit.nn.marian import MarianMT
+
+    torch, _, their_tokenizer = reference
+    import transformers
+
+    path, tensors = folder
+    own = tmp_path / "separate"
+    shutil.copytree(path, own)
+    rng = np.random.default_rng(5)
+    shared = tensors["model.shared.weight"]
+    changed = {name: value for name, value in tensors.items() if name != "model.shared.weight"}
+    changed["model.encoder.embed_tokens.weight"] = shared
+    changed["model.decoder.embed_tokens.weight"] = rng.normal(0, 0.3, shared.shape).astype(np.float32)
+    changed["lm_head.weight"] = rng.normal(0, 0.3, shared.shape).astype(np.float32)
+    save_file(changed, str(own / "model.safetensors"))
+    config = json.loads((own / "config.json").read_text())
+    (own / "config.json").write_text(json.dumps({**config, "share_encoder_decoder_embeddings": False,
+                                                 "tie_word_embeddings": False}))
+    ours = MarianMT.from_pretrained(own)
+    theirs = transformers.MarianMTModel.from_pretrained(str(own)).eval()
+    batch = their_tokenizer(TEXTS, return_tensors="pt", padding=True)
+    tgt = np.array([[ours.pad_id, 5, 9, 13, 2, 7]] * len(TEXTS))
+    with torch.no_grad():
+        expected = theirs(**batch, decoder_input_ids=torch.tensor(tgt)).logits.numpy()
+    np.testing.assert_allclose(ours.logits(batch["input_ids"].numpy(), tgt), expected, atol=1e-4)
