@@ -108,17 +108,26 @@ def write_parts(
                 yield (index, chunk), runnable(chunk)
 
     failed = shards.failed_before(done)
+    unread: Counter = Counter()
+    answered = 0
     try:
         for (index, chunk), results in pool.map(chunks(), progress.update):
             text = StringIO()
             writer = _writer(text, pool.pipe, stamp, fmt, lines, many)
-            failures = sum(_written(writer, outcome, on_error, debug) for outcome in outcomes(chunk, results))
+            found = outcomes(chunk, results)
+            failures = sum(_written(writer, outcome, on_error, debug) for outcome in found)
             writer.close()
             shards.write_part(index, text.getvalue(), len(chunk), failures)
             failed += failures
+            answered += sum(outcome[1] is not None for outcome in found)
+            unread += languages.unread([outcome[1] for outcome in found])
     finally:
         progress.close()
     shards.finish(total)
+    # As a run into one file says it, for the inputs this run ran (an earlier run said it of its own).
+    said = languages.summary(unread, answered, pool.pipe.task)
+    if said is not None:
+        click.echo(f"nlp-tool: warning: {said}", err=True)
     return failed
 
 

@@ -72,12 +72,12 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
           if rankers else []),
         click.Option(["--batch-size"], type=click.IntRange(min=1), default=api.DEFAULT_BATCH_SIZE, show_default=True,
                      help="Inputs per engine call."),
-        click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True,
+        click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
                      help="Run the inputs in N processes, a chunk at a time; the output is the one of a single"
                      " process, in input order. Kernel threads per process: the cores / N, unless OMP_NUM_THREADS"
                      " is set."),
         click.Option(["--chunk-size"], type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
-                     help="Inputs per chunk: what a worker process runs at a time, and one part file of -o DIR/."),
+                     metavar="N", help="Inputs per chunk: what a worker process runs at a time, and one part file of -o DIR/."),
         click.Option(["--language"], default=None, metavar="CODE",
                      help="Run every input with the task's installed model of this language (an ISO 639-1 code such"
                      " as zh). Without it and without --model, each input goes to the installed model of its"
