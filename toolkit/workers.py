@@ -2,8 +2,8 @@
 
 The unit of work is a chunk, a list of inputs that :func:`run_chunk` runs
 through a pipeline. A worker process receives the pipeline once (pickled: its
-options and model path, not the loaded model, which the worker loads on first
-use) and then only chunks; so any backend that can call one function on
+options and model path, not the loaded model, which the worker loads as it
+starts) and then only chunks; so any backend that can call one function on
 picklable arguments (the process pool here, a Dask cluster) runs the same
 chunks with the same results. :func:`map` is the API; the task verbs'
 ``--workers N`` runs :class:`WorkerPool` directly, and their serial path runs
@@ -26,8 +26,9 @@ from toolkit.errors import RUNTIME_FAILURE, NlpToolError, WorkerError
 from toolkit.io import Record
 from toolkit.threads import THREAD_VARIABLES, use_threads
 
-# Records per chunk (and per part file of ``-o DIR/``): a few seconds of work for the slower engines, so that
-# what a chunk costs to send and start stays small beside it, and a crash costs little.
+# Records per chunk (and per part file of ``-o DIR/``): some 0.25 s of work for summarize and classify, more
+# for the slower engines, so that what a chunk costs to send stays small beside it and a crash costs little;
+# chunks of 64 measured no faster (docs/scale.md).
 DEFAULT_CHUNK_SIZE = 256
 # "spawn": a worker is a fresh interpreter that reads OMP_NUM_THREADS when it loads the kernels; a child of
 # fork (or of a forkserver that imported the kernels) inherits the parent's OpenMP state and thread count.
