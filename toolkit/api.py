@@ -66,6 +66,13 @@ class Pipeline:
     a RuntimeError.
     Picklable, and safe to call from several threads (engines do not mutate
     themselves in ``run``).
+
+    With no ``model``, an input in a language another installed model of the
+    engine reads goes to that model (its result names it); ``language``
+    (a code such as "zh") runs every input with the installed model of that
+    language. Results of a model that lists its languages carry their input's
+    ``language`` and, where the model does not read it, a ``warning``
+    (docs/languages.md).
     """
 
     def __init__(
