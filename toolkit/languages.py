@@ -105,7 +105,7 @@ def installed_models(engine_class: Any) -> dict[str, str]:
         except Exception:  # a broken or missing file must not hide the good ones
             continue
         if (meta.get("task"), meta.get("engine")) == (engine_class.task, engine_class.name):
-            for language in meta.get("languages") or []:
+            for language in _metadata_languages(meta) or []:
                 found.setdefault(language, str(path))
     return found
 

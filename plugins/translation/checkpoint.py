@@ -52,8 +52,12 @@ class CheckpointTranslator(LoadsCheckpoint, TranslationEngine):
                 said = f"--target {wanted} is not one" if wanted else "give --target"
                 raise OptionError(f"{self.model} translates into several languages; {said} of"
                                   f" {', '.join(token[2:-2] for token in self.target_tokens)}")
-            target = None  # the token decides, not the folder's name
-        self._check_pair((source, target))
+            self._check_pair((source, None))  # the token decides, not the folder's name
+            target = wanted
+        else:
+            self._check_pair((source, target))
+        #: The pair the run translates, as the stamp and the results' languages say it.
+        self.pair = (source, target)
 
     def _pair(self, folder: Path) -> tuple[str | None, str | None]:
         """The checkpoint's (source, target) languages, None where its files do not say."""
@@ -77,13 +81,12 @@ class CheckpointTranslator(LoadsCheckpoint, TranslationEngine):
         folder = self.checkpoint_folder()
         model = MarianMT.from_pretrained(folder)
         tokenizer = MarianTokenizer(folder)
-        if len(tokenizer) > min(model.args.vocab_size, model.args.target_vocab):
-            raise CheckpointError(f"{folder}: the tokenizer has {len(tokenizer)} tokens, the model"
-                                  f" {model.args.vocab_size}: they do not belong together")
-        source, target = self._pair(folder)
-        if self.target_tokens:
-            target = self.settings["target"]
-        metadata = self.checkpoint_metadata(folder, "marian", source=source, target=target, context=model.max_len)
+        tokens = min(model.args.vocab_size, model.args.target_vocab)
+        if len(tokenizer) > tokens:
+            raise CheckpointError(f"{folder}: the tokenizer has {len(tokenizer)} tokens, the model {tokens}: they do"
+                                  " not belong together")
+        metadata = self.checkpoint_metadata(folder, "marian", source=self.pair[0], target=self.pair[1],
+                                            context=model.max_len)
         return Translator(model, tokenizer, tokenizer, TRANSFORMERS), metadata
 
     def translate_sentences(self, sentences: list[str]) -> list[list[Any]]:

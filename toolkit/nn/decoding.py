@@ -59,6 +59,15 @@ def _limits(max_len: int | Array, B: int) -> Array:
     return limits
 
 
+def _start_beams(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int | Array,
+                 top_k: int) -> tuple[int, Array, DecoderCache]:
+    """What a beam search starts from: ``top_k`` within the beam, each row's budget (:func:`_limits`) and the
+    cache of ``beam`` rows per source row; ValueError for a beam below 1."""
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    return min(top_k, beam), _limits(max_len, src.shape[0]), model.start(src, beams=beam)
+
+
 def _best(scores: Array, logp: Array, n: int) -> tuple[Array, Array, Array]:
     """The ``n`` best continuations of each row of beams, best first: their scores (R, n), beams and tokens.
 
@@ -118,12 +127,8 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
     hypotheses still open after ``max_len`` tokens (one number or one per
     row) end there, without EOS.
     """
-    if beam < 1:
-        raise ValueError(f"beam must be at least 1, got {beam}")
-    top_k = min(top_k, beam)
+    top_k, limits, cache = _start_beams(model, src, beam, max_len, top_k)
     B, K = src.shape[0], beam
-    limits = _limits(max_len, B)
-    cache = model.start(src, beams=K)
     # Only the first beam of each row is live at the start, so the beams do not all pick the same token.
     scores = np.tile(np.r_[0.0, np.full(K - 1, -np.inf)], B).reshape(B, K)
     history = np.zeros((B, K, 0), dtype=np.int64)  # tokens so far of each live hypothesis
@@ -187,12 +192,8 @@ def transformers_beam_search(model: Seq2SeqTransformer, src: Array, beam: int, m
     others go on. A row stops once its best open beam, scored at the current length, cannot beat its worst
     finished hypothesis (transformers' heuristic), or at its last step.
     """
-    if beam < 1:
-        raise ValueError(f"beam must be at least 1, got {beam}")
-    top_k = min(top_k, beam)
+    top_k, limits, cache = _start_beams(model, src, beam, max_len, top_k)
     B, K = src.shape[0], beam
-    limits = _limits(max_len, B)
-    cache = model.start(src, beams=K)
     # float32 scores, as transformers keeps them.
     running = np.tile(np.r_[0.0, np.full(K - 1, -SET_ASIDE)], B).reshape(B, K).astype(np.float32)
     history = np.zeros((B, K, 0), dtype=np.int64)
