@@ -46,6 +46,26 @@ class LineWriter:
         """Nothing to end: every line is complete once written."""
 
 
+class LanguageTally:
+    """The results a run wrote, and how many of them are in a language the model does not read, for the one line
+    said after them (toolkit.languages)."""
+
+    def __init__(self) -> None:
+        self.unread: Counter = Counter()
+        self.answered = 0
+
+    def add(self, batch: list[Outcome]) -> None:
+        results = [outcome[1] for outcome in batch]
+        self.answered += sum(result is not None for result in results)
+        self.unread += languages.unread(results)
+
+    def say(self, task: str) -> None:
+        """On stderr, after the results: which inputs the model could not read, and what to do."""
+        said = languages.summary(self.unread, self.answered, task)
+        if said is not None:
+            click.echo(f"nlp-tool: warning: {said}", err=True)
+
+
 def write_results(
     pool: WorkerPool, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
     on_error: str, quiet: bool, debug: bool, chunk_size: int,
@@ -61,8 +81,7 @@ def write_results(
     progress = ProgressBar(None, "nlp-tool:", unit="inputs", enabled=many and not quiet and sys.stderr.isatty(),
                            leave=False)
     failed = 0
-    unread: Counter = Counter()
-    answered = 0
+    tally = LanguageTally()
     try:
         if pool.workers == 1:
             batches: Iterator[list[Outcome]] = _batches(pipe, records)
@@ -74,16 +93,12 @@ def write_results(
                 failed += _written(writer, outcome, on_error, debug)
                 if pool.workers == 1 and not outcome[0].blank:
                     progress.update(1)
-                answered += outcome[1] is not None
-            unread += languages.unread([outcome[1] for outcome in batch])
+            tally.add(batch)
             out.stream.flush()
         writer.close()
     finally:
         progress.close()
-    # One line for the run, after its results: which inputs the model could not read, and what to do.
-    said = languages.summary(unread, answered, pipe.task)
-    if said is not None:
-        click.echo(f"nlp-tool: warning: {said}", err=True)
+    tally.say(pipe.task)
     return failed
 
 
@@ -108,8 +123,7 @@ def write_parts(
                 yield (index, chunk), runnable(chunk)
 
     failed = shards.failed_before(done)
-    unread: Counter = Counter()
-    answered = 0
+    tally = LanguageTally()
     try:
         for (index, chunk), results in pool.map(chunks(), progress.update):
             text = StringIO()
@@ -119,15 +133,12 @@ def write_parts(
             writer.close()
             shards.write_part(index, text.getvalue(), len(chunk), failures)
             failed += failures
-            answered += sum(outcome[1] is not None for outcome in found)
-            unread += languages.unread([outcome[1] for outcome in found])
+            tally.add(found)
     finally:
         progress.close()
     shards.finish(total)
-    # As a run into one file says it, for the inputs this run ran (an earlier run said it of its own).
-    said = languages.summary(unread, answered, pool.pipe.task)
-    if said is not None:
-        click.echo(f"nlp-tool: warning: {said}", err=True)
+    # For the inputs this run ran: an earlier run said it of its own.
+    tally.say(pool.pipe.task)
     return failed
 
 
