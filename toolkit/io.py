@@ -19,6 +19,7 @@ from typing import IO, Any, Callable, ContextManager, Iterable, Iterator
 # InputError lived here before toolkit.errors.
 from toolkit.errors import InputError
 from toolkit.files import AtomicFile, decoded, write_target
+from toolkit.remote import expand_url, is_url, open_url
 
 INPUT_FORMATS = ("text", "lines", "jsonl")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "tsv")
@@ -39,9 +40,13 @@ class Record:
 
 
 def expand_sources(args: Iterable[str]) -> list[str]:
-    """File arguments with globs expanded (for shells that do not), ``-`` kept for stdin."""
+    """File arguments with globs expanded (for shells that do not), ``-`` kept for stdin; URLs (``s3://...``)
+    through fsspec, globs included (toolkit.remote)."""
     sources: list[str] = []
     for arg in args:
+        if is_url(arg):
+            sources.extend(expand_url(arg))
+            continue
         if arg == "-" or os.path.exists(arg):
             sources.append(arg)
             continue
@@ -51,7 +56,7 @@ def expand_sources(args: Iterable[str]) -> list[str]:
             raise InputError(f"no such file: {arg}" if not glob.has_magic(arg) else f"no file matches {arg}")
         sources.extend(files)
     for source in sources:
-        if source != "-" and os.path.isdir(source):
+        if source != "-" and not is_url(source) and os.path.isdir(source):
             raise InputError(f"{source} is a directory; give files or a glob such as '{source}/*.txt'")
     return sources
 
@@ -98,7 +103,9 @@ def _decoded(stream: IO[bytes], encoding: str) -> Iterator[str]:
 
 def _opened(source: str, stdin: IO[bytes]) -> ContextManager[IO[bytes]]:
     # stdin is read, never closed: it is not the reader's to close.
-    return nullcontext(stdin) if source == "-" else open(source, "rb")
+    if source == "-":
+        return nullcontext(stdin)
+    return open_url(source) if is_url(source) else open(source, "rb")
 
 
 def _read_source(source: str, stdin: IO[bytes], encoding: str) -> str:

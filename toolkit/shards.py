@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from toolkit.errors import UsageError
 from toolkit.files import AtomicFile
+from toolkit.remote import is_url, url_version
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -35,9 +36,13 @@ def is_directory_target(path: str | None) -> bool:
 
 
 def input_files(paths: list[str]) -> list[dict]:
-    """Each input file as the manifest records it: path as given, size and modification time (ns)."""
+    """Each input file as the manifest records it: path as given, size and modification time (ns); for a URL,
+    the store's mark of its version."""
     found = []
     for path in paths:
+        if is_url(path):
+            found.append(url_version(path))
+            continue
         status = os.stat(path)
         found.append({"path": path, "size": status.st_size, "mtime_ns": status.st_mtime_ns})
     return found

@@ -17,6 +17,7 @@ import os
 import pickle
 import signal
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -166,17 +167,100 @@ def _run_in_worker(values: list) -> list[dict | ErrorRecord]:
     return run_chunk(_PIPE, values)
 
 
-class WorkerPool:
+class ChunkPool(ABC):
+    """What runs chunks of one pipeline's inputs: this process, worker processes (:class:`WorkerPool`) or a
+    Dask cluster (:class:`toolkit.distributed.ClusterPool`); a context manager.
+
+    :meth:`map` is the same for all: at most ``in_flight`` chunks are out at
+    once, so memory follows the chunk size, never the input's, and results
+    come back in input order while the progress count follows the chunks as
+    they finish. A subclass says how a chunk is sent (``_submit``), how to
+    wait for the first of several (``_first_done``) and how a result is
+    taken (``_outcome``); ``serial`` pools run chunks here, one after another.
+    """
+
+    pipe: Pipeline
+    in_flight: int
+    serial: bool = False
+
+    def __enter__(self) -> ChunkPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    @abstractmethod
+    def stamp(self) -> dict:
+        """The pipeline's stamp, from where the engine runs (starting it there); an engine that cannot start
+        raises its error here, as ``pipe.stamp()`` would."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def _submit(self, values: list) -> Any:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _first_done(self, futures: list) -> set:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _outcome(self, future: Any) -> list[dict | ErrorRecord]:
+        raise NotImplementedError
+
+    def map(self, chunks: Iterable[tuple[Key, list]], done: Callable[[int], None] | None = None
+            ) -> Iterator[tuple[Key, list[dict | ErrorRecord]]]:
+        """``(key, run_chunk(pipe, values))`` for each ``(key, values)`` of ``chunks``, in their order.
+
+        ``key`` stays in this process (the records, a part's number); only
+        ``values`` travel. ``done(n)`` is called as each chunk of ``n``
+        values finishes, wherever it ran, for a progress count. A worker
+        that dies for good raises WorkerError; an input's exception (from a
+        pipeline with ``on_error="raise"``) comes through as it is.
+        """
+        if self.serial:
+            for key, values in chunks:
+                results = run_chunk(self.pipe, values)
+                if done is not None:
+                    done(len(values))
+                yield key, results
+            return
+        chunks = iter(chunks)
+        pending: deque[tuple[Key, int, Any]] = deque()
+        counted: set = set()
+        more = True
+        while True:
+            while more and len(pending) < self.in_flight:
+                item = next(chunks, None)
+                if item is None:
+                    more = False
+                    break
+                key, values = item
+                # Nothing to run (blank lines, inputs that could not be read): None stands for no results.
+                pending.append((key, len(values), self._submit(values) if values else None))
+            if not pending:
+                return
+            key, size, head = pending[0]
+            while head is not None and head not in counted:
+                # Waiting for the oldest chunk, count the others as they finish: progress across workers.
+                sizes = {future: n for _, n, future in pending if future is not None and future not in counted}
+                for future in self._first_done(list(sizes)):
+                    counted.add(future)
+                    if done is not None:
+                        done(sizes[future])
+            pending.popleft()
+            counted.discard(head)
+            yield key, [] if head is None else self._outcome(head)
+
+
+class WorkerPool(ChunkPool):
     """``workers`` processes that run chunks of one pipeline; ``workers=1`` runs them in this process.
 
     Use it as a context manager: leaving it, normally or on an exception
     (Ctrl-C, a failure of the output, a reader that went away), ends the
-    workers at once. ``in_flight`` (default: twice
-    the workers) bounds the chunks sent and not yet given back by
-    :meth:`map`, so memory follows the chunk size, never the input's.
-    ``threads`` is each worker's kernel threads (default: the cores shared
-    out, unless OMP_NUM_THREADS or a BLAS variable is set, which the
-    workers then inherit).
+    workers at once. ``in_flight`` (default: twice the workers) bounds the
+    chunks sent and not yet given back by :meth:`map`. ``threads`` is each
+    worker's kernel threads (default: the cores shared out, unless
+    OMP_NUM_THREADS or a BLAS variable is set, which the workers then inherit).
     """
 
     def __init__(self, pipe: Pipeline, workers: int, *, in_flight: int | None = None,
@@ -185,6 +269,7 @@ class WorkerPool:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.pipe = pipe
         self.workers = workers
+        self.serial = workers == 1
         self.in_flight = in_flight if in_flight is not None else 2 * workers
         if self.in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, not {self.in_flight}")
@@ -194,7 +279,7 @@ class WorkerPool:
         self._executor: Any = None
 
     def __enter__(self) -> WorkerPool:
-        if self.workers > 1:
+        if not self.serial:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
@@ -223,15 +308,23 @@ class WorkerPool:
 
     def stamp(self) -> dict:
         """The pipeline's stamp. With worker processes, theirs: each loads the model as it starts (the stamp
-        asks for it), so it is loaded where the engine runs, and not in this process too; an engine that
-        cannot start raises its error here, as ``pipe.stamp()`` would."""
-        if self._executor is None:
+        asks for it), so it is loaded where the engine runs, and not in this process too."""
+        if self.serial:
             return self.pipe.stamp()
+        self._entered()
         # One call per worker, so that all of them start now, each loading the model.
-        calls = [self._submit(_stamp_in_worker) for _ in range(self.workers)]
-        return _result(calls[0])
+        calls = [self._call(_stamp_in_worker) for _ in range(self.workers)]
+        return self._outcome(calls[0])
 
-    def _submit(self, function: Callable, *args: Any) -> Any:
+    def _entered(self) -> None:
+        if self._executor is None:
+            raise RuntimeError("WorkerPool needs to be entered first (with WorkerPool(...) as pool)")
+
+    def _submit(self, values: list) -> Any:
+        self._entered()
+        return self._call(_run_in_worker, values)
+
+    def _call(self, function: Callable, *args: Any) -> Any:
         from concurrent.futures.process import BrokenProcessPool
 
         # A worker may be started by this submit: it inherits SIGINT blocked, so that a Ctrl-C while it starts
@@ -248,67 +341,18 @@ class WorkerPool:
             if block:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
-    def map(self, chunks: Iterable[tuple[Key, list]], done: Callable[[int], None] | None = None
-            ) -> Iterator[tuple[Key, list[dict | ErrorRecord]]]:
-        """``(key, run_chunk(pipe, values))`` for each ``(key, values)`` of ``chunks``, in their order.
+    def _first_done(self, futures: list) -> set:
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        ``key`` stays in this process (the records, a part's number); only
-        ``values`` travel. ``done(n)`` is called as each chunk of ``n``
-        values finishes, in whichever worker, for a progress count. A
-        worker that dies raises WorkerError; an input's exception (from a
-        pipeline with ``on_error="raise"``) comes through as it is.
-        """
-        if self._executor is None:
-            if self.workers > 1:
-                raise RuntimeError("WorkerPool.map needs the pool entered (with WorkerPool(...) as pool)")
-            for key, values in chunks:
-                results = run_chunk(self.pipe, values)
-                if done is not None:
-                    done(len(values))
-                yield key, results
-            return
-        from concurrent.futures import FIRST_COMPLETED, Future, wait
+        return wait(futures, return_when=FIRST_COMPLETED).done
 
-        chunks = iter(chunks)
-        pending: deque[tuple[Key, int, Any]] = deque()
-        counted: set = set()
-        more = True
-        while True:
-            while more and len(pending) < self.in_flight:
-                item = next(chunks, None)
-                if item is None:
-                    more = False
-                    break
-                key, values = item
-                if values:
-                    future = self._submit(_run_in_worker, values)
-                else:  # nothing to run (blank lines, inputs that could not be read)
-                    future = Future()
-                    future.set_result([])
-                pending.append((key, len(values), future))
-            if not pending:
-                return
-            key, size, head = pending[0]
-            while head not in counted:
-                # Waiting for the oldest chunk, count the others as they finish: progress across workers.
-                sizes = {future: n for _, n, future in pending if future not in counted}
-                finished, _ = wait(sizes, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    counted.add(future)
-                    if done is not None:
-                        done(sizes[future])
-            pending.popleft()
-            counted.discard(head)
-            yield key, _result(head)
+    def _outcome(self, future: Any) -> list[dict | ErrorRecord]:
+        from concurrent.futures.process import BrokenProcessPool
 
-
-def _result(future: Any) -> list[dict | ErrorRecord]:
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        return future.result()
-    except BrokenProcessPool as error:
-        raise _worker_died() from error
+        try:
+            return future.result()
+        except BrokenProcessPool as error:
+            raise _worker_died() from error
 
 
 def _worker_died() -> WorkerError:

@@ -16,7 +16,7 @@ from toolkit.errors import RUNTIME_FAILURE, NlpToolError
 from toolkit.plugins import error_text
 from toolkit.progress import ProgressBar
 from toolkit.shards import ShardedOutput
-from toolkit.workers import Outcome, WorkerPool, chunked, outcomes, ramped, runnable
+from toolkit.workers import ChunkPool, Outcome, chunked, outcomes, ramped, runnable
 
 
 class LineWriter:
@@ -67,7 +67,7 @@ class LanguageTally:
 
 
 def write_results(
-    pool: WorkerPool, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
+    pool: ChunkPool, stamp: dict, records: Iterator[io.Record], out: io.AtomicOutput, fmt: str, lines: bool,
     on_error: str, quiet: bool, debug: bool, chunk_size: int,
 ) -> int:
     """Run ``records`` through the pipeline of ``pool`` and write their results in ``fmt``, stamped with
@@ -83,7 +83,7 @@ def write_results(
     failed = 0
     tally = LanguageTally()
     try:
-        if pool.workers == 1:
+        if pool.serial:
             batches: Iterator[list[Outcome]] = _batches(pipe, records)
         else:
             chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, chunk_size))
@@ -91,7 +91,7 @@ def write_results(
         for batch in batches:
             for outcome in batch:
                 failed += _written(writer, outcome, on_error, debug)
-                if pool.workers == 1 and not outcome[0].blank:
+                if pool.serial and not outcome[0].blank:
                     progress.update(1)
             tally.add(batch)
             out.stream.flush()
@@ -103,7 +103,7 @@ def write_results(
 
 
 def write_parts(
-    pool: WorkerPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, done: set[int], fmt: str,
+    pool: ChunkPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, done: set[int], fmt: str,
     lines: bool, on_error: str, quiet: bool, debug: bool, chunk_size: int,
 ) -> int:
     """``-o DIR/``: the results of each chunk of ``chunk_size`` records (but those ``done`` before) in a part

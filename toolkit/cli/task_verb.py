@@ -19,7 +19,8 @@ from toolkit.languages import covered
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.shards import ShardedOutput, input_files, is_directory_target
-from toolkit.workers import DEFAULT_CHUNK_SIZE, WorkerPool
+from toolkit.distributed import local_workers, pool as chunk_pool
+from toolkit.workers import DEFAULT_CHUNK_SIZE, ChunkPool
 
 
 def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Registry) -> click.Command:
@@ -78,6 +79,10 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
                      " is set."),
         click.Option(["--chunk-size"], type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
                      metavar="N", help="Inputs per chunk: what a worker process runs at a time, and one part file of -o DIR/."),
+        click.Option(["--cluster"], metavar="ADDRESS|local:N",
+                     help="Run the chunks on a Dask cluster: a scheduler's address (tcp://HOST:8786), or local:N for"
+                     " N worker processes started for the run; the output is the one of a single process. Needs"
+                     " pip install \"nlp-tool[dask]\"."),
         click.Option(["--language"], default=None, metavar="CODE",
                      help="Run every input with the task's installed model of this language (an ISO 639-1 code such"
                      " as zh). Without it and without --model, each input goes to the installed model of its"
@@ -147,6 +152,7 @@ def run_task(
     batch_size: int,
     workers: int,
     chunk_size: int,
+    cluster: str | None,
     language: str | None,
     on_error: str,
     explain: bool,
@@ -168,6 +174,10 @@ def run_task(
     except LookupError:
         raise click.UsageError(f"unknown encoding {encoding!r}") from None
 
+    if cluster is not None:
+        if workers > 1:
+            raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
+        local_workers(cluster)  # a bad local:N is a usage error before anything starts
     if explain:
         explain_run(registry, entry, model, options, fmt)
         return
@@ -207,7 +217,7 @@ def run_task(
         if debug:
             raise
         raise reported(error, f"cannot start engine {task}:{engine}") from error
-    with WorkerPool(pipe, workers) as pool:
+    with chunk_pool(pipe, workers, cluster) as pool:
         try:
             # Engines load their model when first asked, and the stamp asks: both are the engine starting, so a
             # model file that cannot be read ends the run here, in one line, rather than failing each input.
@@ -229,7 +239,7 @@ def run_task(
             _write_output(pool, stamp, records, output, fmt, input_format, on_error, quiet, debug, chunk_size)
 
 
-def _write_output(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], output: str | None, fmt: str,
+def _write_output(pool: ChunkPool, stamp: dict, records: Iterator[io.Record], output: str | None, fmt: str,
                   input_format: str, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
     """The results to stdout or ``output`` (atomically); Failure when inputs failed or the output did."""
     try:
@@ -238,7 +248,7 @@ def _write_output(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], o
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
         if fmt == "text" and input_format != "lines" and output is None and sys.stdout.isatty() \
-                and can_stream(type(pool.pipe.engine)) and pool.workers == 1:
+                and can_stream(type(pool.pipe.engine)) and pool.serial:
             # On a terminal the text appears as it is generated.
             failed = stream_results(pool.pipe, records, out.stream, on_error, debug)
         else:
@@ -266,7 +276,7 @@ def _write_output(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], o
 _SHARDS_NEED_FILES = "-o DIR/ reads the inputs again when the command is run again: give files, not stdin"
 
 
-def _write_directory(pool: WorkerPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, fmt: str,
+def _write_directory(pool: ChunkPool, stamp: dict, records: Iterator[io.Record], shards: ShardedOutput, fmt: str,
                      lines: bool, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
     """``-o DIR/``: the parts not yet written, then the manifest's word that the run is complete."""
     try:

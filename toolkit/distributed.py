@@ -1,0 +1,230 @@
+"""Dask: a pipeline's chunks on a ``dask.distributed`` cluster, and pipelines inside Dask and pandas collections.
+
+:class:`ClusterPool` runs the chunks of :mod:`toolkit.workers` (the same
+:func:`~toolkit.workers.run_chunk` on the same chunks, so the same results)
+on the workers of a Dask scheduler: one the user runs (``tcp://HOST:8786``),
+or a ``LocalCluster`` started for the run (``local:N``). The pipeline is
+sent to each worker once (it pickles as its options and model path), and
+each worker loads the model once, when it first runs the pipeline; chunks
+carry only their inputs. A worker that dies has its chunks run again
+elsewhere by the scheduler, which is why a chunk must give the same results
+wherever it runs (the engine contract).
+
+:func:`map` is the API's form; :func:`bag` and :func:`result_column` put a
+pipeline in a ``dask.bag`` or a (Dask or pandas) column. Dask is an optional
+extra: ``pip install "nlp-tool[dask]"`` (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from toolkit.api import ErrorRecord, Pipeline
+from toolkit.errors import OptionError, UnsupportedError, WorkerError
+from toolkit.threads import THREAD_VARIABLES
+from toolkit.workers import DEFAULT_CHUNK_SIZE, ChunkPool, WorkerPool, chunked, run_chunk, worker_threads
+
+__all__ = ["ClusterPool", "bag", "local_cluster", "map", "pool", "result_column"]
+
+LOCAL = "local:"
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as error:
+        raise UnsupportedError("running on a Dask cluster needs Dask: pip install \"nlp-tool[dask]\"") from error
+    return distributed
+
+
+def local_workers(cluster: str) -> int | None:
+    """N of a ``local:N`` cluster address, None for any other address; OptionError for a bad N."""
+    if not cluster.startswith(LOCAL):
+        return None
+    count = cluster[len(LOCAL):]
+    if not count.isdigit() or int(count) < 1:
+        raise OptionError(f"{cluster!r}: a local cluster is local:N, N the number of worker processes (1 or more)")
+    return int(count)
+
+
+def local_cluster(workers: int, threads: int | None = None) -> Any:
+    """A ``distributed.LocalCluster`` of ``workers`` processes for one run: one task at a time each, with
+    ``threads`` kernel threads (default: the cores shared out, unless OMP_NUM_THREADS or a BLAS variable is
+    set, which the workers then inherit)."""
+    distributed = _distributed()
+    import dask
+
+    # Dask starts each worker with OMP_NUM_THREADS=1 and the like (its pre-spawn environment, where a variable
+    # already set here wins): on 2 cores a single worker would run its kernels on one thread.
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.update({variable: str(threads or worker_threads(workers)) for variable in THREAD_VARIABLES})
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.ERROR)
+
+
+def _stamp_of(pipe: Pipeline) -> dict:
+    return pipe.stamp()
+
+
+class ClusterPool(ChunkPool):
+    """Chunks of ``pipe`` run on a Dask cluster: ``cluster`` is a ``distributed.Client``, a scheduler's
+    address (``tcp://HOST:8786``) or ``local:N``; a context manager.
+
+    Entering it connects (or starts the local cluster) and sends the
+    pipeline to every worker; leaving it closes what it opened (never a
+    Client it was given). ``in_flight`` (default: twice the cluster's
+    threads) bounds the chunks out at once.
+    """
+
+    def __init__(self, pipe: Pipeline, cluster: Any, *, in_flight: int | None = None) -> None:
+        if in_flight is not None and in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, not {in_flight}")
+        self.pipe = pipe
+        self.cluster = cluster
+        self._in_flight = in_flight
+        self._client: Any = None
+        self._owned: list = []
+        self._pipe: Any = None
+
+    def __enter__(self) -> ClusterPool:
+        distributed = _distributed()
+        try:
+            if isinstance(self.cluster, distributed.Client):
+                client = self.cluster
+            else:
+                workers = local_workers(self.cluster)
+                if workers is not None:
+                    self._owned.append(local_cluster(workers))
+                client = distributed.Client(self._owned[0] if self._owned else self.cluster)
+                self._owned.insert(0, client)
+            # A scheduler may have no worker yet (they are starting, or being replaced).
+            client.wait_for_workers(1, timeout=_connect_timeout())
+        except (OSError, TimeoutError) as error:
+            self.__exit__()
+            raise WorkerError(f"cannot reach a Dask cluster with workers at {self.cluster}: {error}") from error
+        except BaseException:
+            self.__exit__()
+            raise
+        self._client = client
+        self.in_flight = self._in_flight or 2 * max(1, sum(client.nthreads().values()))
+        try:
+            self._pipe = client.scatter(self.pipe, broadcast=True, hash=False)
+        except Exception as error:
+            self.__exit__()
+            raise WorkerError(f"{self.pipe!r} cannot be sent to the Dask workers: {error}") from error
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pipe = self._client = None
+        owned, self._owned = self._owned, []
+        for thing in owned:  # the client, then the local cluster it talks to
+            thing.close()
+
+    def stamp(self) -> dict:
+        """The pipeline's stamp, from every worker: each loads the model now, and an engine that cannot
+        start raises its error here."""
+        client = self._client
+        if client is None:
+            raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
+        calls = [client.submit(_stamp_of, self._pipe, workers=[address], pure=False)
+                 for address in client.scheduler_info()["workers"]]
+        return [self._outcome(call) for call in calls][0]
+
+    def _submit(self, values: list) -> Any:
+        if self._client is None:
+            raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
+        return self._client.submit(run_chunk, self._pipe, values, pure=False)
+
+    def _first_done(self, futures: list) -> set:
+        return _distributed().wait(futures, return_when="FIRST_COMPLETED").done
+
+    def _outcome(self, future: Any) -> Any:
+        distributed = _distributed()
+        try:
+            return future.result()
+        except distributed.scheduler.KilledWorker as error:
+            raise WorkerError("Dask workers died running the same chunk of inputs again and again (killed, or"
+                              " out of memory?); the run stops there") from error
+        except distributed.client.FutureCancelledError as error:
+            raise WorkerError(f"the Dask cluster dropped a chunk of inputs: {error}") from error
+
+
+def _connect_timeout() -> float:
+    import dask
+    from dask.utils import parse_timedelta
+
+    return parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s")
+
+
+def pool(pipe: Pipeline, workers: int = 1, cluster: Any = None) -> ChunkPool:
+    """The chunk runner a run asks for: ``cluster`` (an address, ``local:N`` or a Client) if given, else
+    ``workers`` local processes (1: this process)."""
+    if cluster is not None:
+        return ClusterPool(pipe, cluster)
+    return WorkerPool(pipe, workers)
+
+
+def map(pipe: Pipeline, inputs: Iterable, client: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+        in_flight: int | None = None) -> Iterator[dict | ErrorRecord]:
+    """``pipe``'s results for ``inputs``, in order, lazily, computed on ``client``'s Dask cluster (a
+    ``distributed.Client``, a scheduler address or ``local:N``); with no ``client``, on the default client
+    of this process if there is one (``distributed.Client(...)`` made it), else here.
+
+    Inputs are read ``chunk_size`` at a time and at most ``in_flight``
+    chunks are out at once. The results are those of ``pipe(inputs)``; with
+    ``on_error="skip"`` a failed input's ErrorRecord holds a
+    :class:`~toolkit.workers.RemoteInputError` (its text and exit code).
+    """
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int of at least 1, not {chunk_size!r}")
+    if client is None:
+        client = _default_client()
+    runner = WorkerPool(pipe, 1) if client is None else ClusterPool(pipe, client, in_flight=in_flight)
+    with runner:
+        for _, results in runner.map((None, chunk) for chunk in chunked(iter(inputs), chunk_size)):
+            yield from results
+
+
+def _default_client() -> Any:
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client in this process
+        return None
+
+
+def _run_partition(values: Iterable, pipe: Pipeline) -> list[dict | ErrorRecord]:
+    return run_chunk(pipe, list(values))
+
+
+def bag(pipe: Pipeline, items: Any) -> Any:
+    """A ``dask.bag`` of ``pipe``'s results for the inputs of the bag ``items``, partition by partition.
+
+    The pipeline enters the graph once (a ``dask.delayed`` value), so each
+    worker receives it once and loads the model once, whatever the number of
+    partitions.
+    """
+    import dask
+
+    return items.map_partitions(_run_partition, dask.delayed(pipe, traverse=False))
+
+
+def result_column(texts: Any, pipe: Pipeline, field: str) -> Any:
+    """The ``field`` of ``pipe``'s result for each text of the pandas Series ``texts``: a Series on the same
+    index, None where an input failed (a pipeline with ``on_error="skip"``).
+
+    ``df["label"] = result_column(df["text"], pipe, "label")`` in pandas;
+    in Dask, ``ddf["text"].map_partitions(result_column, dask.delayed(pipe),
+    "label", meta=("label", "object"))`` (docs/scale.md).
+    """
+    import pandas as pd
+
+    results = pipe(list(texts))
+    values = [None if isinstance(result, ErrorRecord) else result[field] for result in results]
+    return pd.Series(values, index=texts.index, name=field, dtype=object)
