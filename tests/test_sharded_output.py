@@ -108,11 +108,11 @@ def test_json_parts_are_arrays_of_their_chunk(run, tmp_path):
     assert [len(a) for a in arrays] == [3, 3, 1] and sum(arrays, []) == json.loads(serial.stdout)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_run_killed_half_way_is_finished_by_the_same_command(tmp_path, workers):
+@pytest.mark.parametrize("where", [["--workers", "1"], ["--workers", "2"], ["--cluster", "local:2"]])
+def test_a_run_killed_half_way_is_finished_by_the_same_command(tmp_path, where):
     lines_file(tmp_path / "in.txt", 300)
     args = ["reverse", "-i", "lines", "in.txt", "-f", "jsonl", "--chunk-size", "10", "--delay", "0.004",
-            "-o", "out/", "--workers", str(workers)]
+            "-o", "out/", *where]
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_sharded_output as t; t.main()"
     env = {**os.environ, "NLP_TOOL_HOME": str(tmp_path / "home")}
     process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,

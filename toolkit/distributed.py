@@ -18,6 +18,9 @@ extra: ``pip install "nlp-tool[dask]"`` (docs/scale.md).
 from __future__ import annotations
 
 import logging
+import pickle
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -60,34 +63,64 @@ def local_cluster(workers: int, threads: int | None = None) -> Any:
     # already set here wins): on 2 cores a single worker would run its kernels on one thread.
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.update({variable: str(threads or worker_threads(workers)) for variable in THREAD_VARIABLES})
+    # Its HTTP server (health, and the dashboard where bokeh is installed) starts anyway: on a free port, not on
+    # 8787, which another cluster may hold.
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=":0", silence_logs=logging.ERROR)
 
 
-def _stamp_of(pipe: Pipeline) -> dict:
-    return pipe.stamp()
+# The pipelines this worker process has run, by their pickle, each unpickled once so that its model is loaded
+# once; the last few only, since a long-lived cluster serves one run after another.
+_PIPELINES: OrderedDict[bytes, Pipeline] = OrderedDict()
+_KEPT_PIPELINES = 4
+_PIPELINES_LOCK = threading.Lock()
+
+
+def _pipeline(pickled: bytes) -> Pipeline:
+    with _PIPELINES_LOCK:
+        pipe = _PIPELINES.get(pickled)
+        if pipe is None:
+            pipe = _PIPELINES[pickled] = pickle.loads(pickled)
+            while len(_PIPELINES) > _KEPT_PIPELINES:
+                _PIPELINES.popitem(last=False)
+        _PIPELINES.move_to_end(pickled)
+    return pipe
+
+
+def _run_in_worker(pickled: bytes, values: list) -> list[dict | ErrorRecord]:
+    return run_chunk(_pipeline(pickled), values)
+
+
+def _stamp_in_worker(pickled: bytes) -> dict:
+    return _pipeline(pickled).stamp()
 
 
 class ClusterPool(ChunkPool):
     """Chunks of ``pipe`` run on a Dask cluster: ``cluster`` is a ``distributed.Client``, a scheduler's
     address (``tcp://HOST:8786``) or ``local:N``; a context manager.
 
-    Entering it connects (or starts the local cluster) and sends the
-    pipeline to every worker; leaving it closes what it opened (never a
-    Client it was given). ``in_flight`` (default: twice the cluster's
-    threads) bounds the chunks out at once.
+    Entering it connects (or starts the local cluster); leaving it closes
+    what it opened (never a Client it was given). A chunk travels with the
+    pickled pipeline (its options and model path: bytes, not the model),
+    which each worker unpickles once and keeps, so it loads the model once;
+    unlike data scattered to the workers, nothing is lost with them when
+    workers die. ``in_flight`` (default: twice the cluster's threads) bounds
+    the chunks out at once.
     """
 
     def __init__(self, pipe: Pipeline, cluster: Any, *, in_flight: int | None = None) -> None:
         if in_flight is not None and in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, not {in_flight}")
+        try:
+            self._pickled = pickle.dumps(pipe)
+        except Exception as error:
+            raise WorkerError(f"{pipe!r} cannot be sent to Dask workers: {error}") from error
         self.pipe = pipe
         self.cluster = cluster
         self._in_flight = in_flight
         self._client: Any = None
         self._owned: list = []
-        self._pipe: Any = None
 
     def __enter__(self) -> ClusterPool:
         distributed = _distributed()
@@ -98,7 +131,7 @@ class ClusterPool(ChunkPool):
                 workers = local_workers(self.cluster)
                 if workers is not None:
                     self._owned.append(local_cluster(workers))
-                client = distributed.Client(self._owned[0] if self._owned else self.cluster)
+                client = distributed.Client(self._owned[0] if self._owned else self.cluster, set_as_default=False)
                 self._owned.insert(0, client)
             # A scheduler may have no worker yet (they are starting, or being replaced).
             client.wait_for_workers(1, timeout=_connect_timeout())
@@ -110,15 +143,10 @@ class ClusterPool(ChunkPool):
             raise
         self._client = client
         self.in_flight = self._in_flight or 2 * max(1, sum(client.nthreads().values()))
-        try:
-            self._pipe = client.scatter(self.pipe, broadcast=True, hash=False)
-        except Exception as error:
-            self.__exit__()
-            raise WorkerError(f"{self.pipe!r} cannot be sent to the Dask workers: {error}") from error
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._pipe = self._client = None
+        self._client = None
         owned, self._owned = self._owned, []
         for thing in owned:  # the client, then the local cluster it talks to
             thing.close()
@@ -129,17 +157,19 @@ class ClusterPool(ChunkPool):
         client = self._client
         if client is None:
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
-        calls = [client.submit(_stamp_of, self._pipe, workers=[address], pure=False)
+        calls = [client.submit(_stamp_in_worker, self._pickled, workers=[address], pure=False)
                  for address in client.scheduler_info()["workers"]]
         return [self._outcome(call) for call in calls][0]
 
     def _submit(self, values: list) -> Any:
         if self._client is None:
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
-        return self._client.submit(run_chunk, self._pipe, values, pure=False)
+        return self._client.submit(_run_in_worker, self._pickled, values, pure=False)
 
     def _first_done(self, futures: list) -> set:
-        return _distributed().wait(futures, return_when="FIRST_COMPLETED").done
+        # distributed.wait waits through the current client, which ours need not be.
+        with self._client.as_current():
+            return _distributed().wait(futures, return_when="FIRST_COMPLETED").done
 
     def _outcome(self, future: Any) -> Any:
         distributed = _distributed()
