@@ -217,6 +217,23 @@ def run_task(
         if debug:
             raise
         raise reported(error, f"cannot start engine {task}:{engine}") from error
+    run = {"task": task, "engine": engine, "model": model, "options": options,
+           "input_format": input_format, "text_field": text_field, "id_field": id_field,
+           "encoding": encoding, "question": question, "format": fmt,
+           "texts_sha256": hashlib.sha256(json.dumps([text, inputs if context is not None else ()]
+                                                     ).encode("utf-8")).hexdigest(),
+           "inputs": input_files(files) if sharded else None, "chunk_size": chunk_size}
+    write_run(pipe, records, run, output=output, fmt=fmt, lines=input_format == "lines", on_error=on_error,
+              quiet=quiet, debug=debug, workers=workers, cluster=cluster, chunk_size=chunk_size)
+
+
+def write_run(pipe: api.Pipeline, records: Iterator[io.Record], run: dict, *, output: str | None, fmt: str,
+              lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, cluster: str | None,
+              chunk_size: int) -> None:
+    """Run ``records`` through ``pipe`` (in this process, ``workers`` processes or on ``cluster``) and write the
+    results to stdout, to ``output`` (atomically), or to the part files of ``output`` DIR/ with ``run`` (what
+    makes the results: the command's inputs and options) in its manifest. Failure when inputs failed or the
+    output did; an engine that cannot start is reported as the verbs report it."""
     with chunk_pool(pipe, workers, cluster) as pool:
         try:
             # Engines load their model when first asked, and the stamp asks: both are the engine starting, so a
@@ -225,35 +242,28 @@ def run_task(
         except Exception as error:
             if debug:
                 raise
-            raise reported(error, f"cannot start engine {task}:{engine}") from error
-        if sharded:
-            run = {"task": task, "engine": engine, "model": model, "options": options,
-                   "input_format": input_format, "text_field": text_field, "id_field": id_field,
-                   "encoding": encoding, "question": question, "format": fmt,
-                   "texts_sha256": hashlib.sha256(json.dumps([text, inputs if context is not None else ()]
-                                                             ).encode("utf-8")).hexdigest(),
-                   "inputs": input_files(files), "chunk_size": chunk_size, "stamp": stamp}
-            _write_directory(pool, stamp, records, ShardedOutput(output, run, fmt), fmt, input_format == "lines",
+            raise reported(error, f"cannot start engine {pipe.task}:{pipe.engine_name}") from error
+        if is_directory_target(output):
+            _write_directory(pool, stamp, records, ShardedOutput(output, {**run, "stamp": stamp}, fmt), fmt, lines,
                              on_error, quiet, debug, chunk_size)
         else:
-            _write_output(pool, stamp, records, output, fmt, input_format, on_error, quiet, debug, chunk_size)
+            _write_output(pool, stamp, records, output, fmt, lines, on_error, quiet, debug, chunk_size)
 
 
 def _write_output(pool: ChunkPool, stamp: dict, records: Iterator[io.Record], output: str | None, fmt: str,
-                  input_format: str, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
+                  lines: bool, on_error: str, quiet: bool, debug: bool, chunk_size: int) -> None:
     """The results to stdout or ``output`` (atomically); Failure when inputs failed or the output did."""
     try:
         out = io.AtomicOutput(output)
     except OSError as error:
         raise Failure(f"cannot write {output}: {error.strerror or error}") from error
     try:
-        if fmt == "text" and input_format != "lines" and output is None and sys.stdout.isatty() \
+        if fmt == "text" and not lines and output is None and sys.stdout.isatty() \
                 and can_stream(type(pool.pipe.engine)) and pool.serial:
             # On a terminal the text appears as it is generated.
             failed = stream_results(pool.pipe, records, out.stream, on_error, debug)
         else:
-            failed = write_results(pool, stamp, records, out, fmt, input_format == "lines", on_error, quiet, debug,
-                                   chunk_size)
+            failed = write_results(pool, stamp, records, out, fmt, lines, on_error, quiet, debug, chunk_size)
         out.commit()
     except BrokenPipeError:
         # Not a failure: the reader of stdout went away (`| head`), and the group ends the command quietly.
