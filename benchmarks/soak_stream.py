@@ -13,7 +13,9 @@ the first output line and from the first input byte to it, the throughput,
 and the memory after warm-up (the first tenth of the input, counted in
 results out: bytes fed are counted a block of up to a megabyte at a time,
 as the pipe takes it, far ahead of a slow verb): its low, high
-and spread, which the target (docs/cli.md, issue 18) wants within 10 %.
+and spread, which the target (docs/cli.md, issue 18) wants within 10 %; with
+``-- --workers N`` or ``-- --cluster local:N``, each worker process's too
+(issue 22), sampled alike.
 Exit 1 if a verb fails or its memory after warm-up spreads further.
 """
 
@@ -84,6 +86,23 @@ def _status(pid: int, key: str) -> int | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (its worker processes under --workers or --cluster local:N)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+def _spread(values: list[int]) -> tuple[float, float, float | None]:
+    """Low and high in MB, and (high - low) / low."""
+    if not values:
+        return 0.0, 0.0, None
+    low, high = min(values), max(values)
+    return low / 2**20, high / 2**20, (high - low) / low if low else None
+
+
 def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: str | None = None,
          swap_format: bool = False) -> dict:
     """Stream ``total_bytes`` through ``verb``; its figures (see the module's docstring)."""
@@ -121,8 +140,13 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: 
     # One result line per input line (every verb soaked here writes a line per record).
     expected_lines = -(-total_bytes // len(block)) * block.count(b"\n")
     samples = []  # (seconds since launch, bytes fed, lines out, resident bytes)
+    workers: dict[int, list[tuple[int, int]]] = {}  # each worker process's (lines out, resident bytes)
     while proc.poll() is None:
         rss = _status(proc.pid, "VmRSS")
+        for child in _children(proc.pid):
+            child_rss = _status(child, "VmRSS")
+            if child_rss is not None:
+                workers.setdefault(child, []).append((out["lines"], child_rss))
         if rss is not None:
             samples.append((time.perf_counter() - launched, fed["bytes"], out["lines"], rss))
             if len(samples) % 30 == 0:
@@ -137,6 +161,9 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: 
             handle.writelines(f"{verb}\t{at:.1f}\t{done}\t{rss / 2**20:.1f}\n" for at, _, done, rss in samples)
     warm = [rss for _, _, done, rss in samples if done >= expected_lines / 10]
     low, high = (min(warm), max(warm)) if warm else (0, 0)
+    # Each worker process that lived past the warm-up, as the verb's own process is judged.
+    warm_workers = {pid: [rss for done, rss in found if done >= expected_lines / 10] for pid, found in workers.items()}
+    worker_spreads = {pid: _spread(found) for pid, found in warm_workers.items() if len(found) >= 10}
     return {
         "verb": verb,
         "exit_code": proc.returncode,
@@ -150,6 +177,8 @@ def soak(verb: str, total_bytes: int, line_bytes: int, extra: list[str], trace: 
         "first_output_from_first_input_s": None if out["first"] is None else out["first"] - fed["first"],
         "rss_after_warmup_mb": (low / 2**20, high / 2**20),
         "rss_spread": (high - low) / low if low else None,
+        "worker_rss_after_warmup_mb": {pid: (w_low, w_high) for pid, (w_low, w_high, _) in worker_spreads.items()},
+        "worker_rss_spread": max((spread or 0.0 for _, _, spread in worker_spreads.values()), default=None),
         "samples": len(samples),
     }
 
@@ -173,14 +202,19 @@ def main() -> int:
         report = soak(verb, int(args.gigabytes * 2**30), args.line_bytes, args.extra, args.trace, args.swap_format)
         low, high = report["rss_after_warmup_mb"]
         flat = report["rss_spread"] is not None and report["rss_spread"] <= 0.10
+        worker_spread = report["worker_rss_spread"]
+        flat &= worker_spread is None or worker_spread <= 0.10
         print(f"{verb} -i {_input_format(verb, args.swap_format)}: exit {report['exit_code']},"
               f" {report['input_mb']:.0f} MB in {report['seconds']:.0f} s"
               f" ({report['mb_per_s']:.2f} MB/s), {report['output_lines']} lines out"
               f" ({report['lines_per_s']:.1f}/s);"
               f" first output {report['first_output_from_launch_s']:.2f} s after launch,"
               f" {report['first_output_from_first_input_s']:.2f} s after the first input;"
-              f" RSS after warm-up {low:.1f}-{high:.1f} MB (spread {100 * (report['rss_spread'] or 0):.1f} %,"
-              f" {'flat' if flat else 'NOT flat'})")
+              f" RSS after warm-up {low:.1f}-{high:.1f} MB (spread {100 * (report['rss_spread'] or 0):.1f} %)"
+              + "".join(f"; worker {pid} {w_low:.1f}-{w_high:.1f} MB"
+                        for pid, (w_low, w_high) in report["worker_rss_after_warmup_mb"].items())
+              + ("" if worker_spread is None else f" (largest worker spread {100 * worker_spread:.1f} %)")
+              + f": {'flat' if flat else 'NOT flat'}")
         if report["exit_code"] != 0:
             print(f"{verb} failed: {report['stderr']}", file=sys.stderr)
         failed |= report["exit_code"] != 0 or not flat
