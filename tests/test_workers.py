@@ -206,12 +206,17 @@ def test_a_worker_that_dies_ends_the_run_and_is_not_run_again(run, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir() if path.name != "home") == ["in.txt"]
 
 
-def start_slow_run(tmp_path: Path) -> subprocess.Popen:
-    """``echo`` on 400 lines in 2 workers, in a process group of its own, once its first result is out."""
+# Two local worker processes, or a Dask LocalCluster of two (issue 22, item 2).
+TWO_WORKERS = [["--workers", "2"], ["--cluster", "local:2"]]
+
+
+def start_slow_run(tmp_path: Path, where: list[str]) -> subprocess.Popen:
+    """``echo`` on 400 lines in 2 workers (``where``: --workers 2 or --cluster local:2), in a process group of its
+    own, once its first result is out."""
     (tmp_path / "in.txt").write_text("".join(f"line {i}\n" for i in range(400)))
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_workers; test_workers.main()"
     env = {**os.environ, "NLP_TOOL_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen([sys.executable, "-c", code, "echo", "-i", "lines", "in.txt", "--workers", "2",
+    process = subprocess.Popen([sys.executable, "-c", code, "echo", "-i", "lines", "in.txt", *where,
                                 "--chunk-size", "10", "--delay", "0.02"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -229,9 +234,12 @@ def running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children in /proc")
-def test_workers_end_when_their_parent_is_killed(tmp_path):
-    process = start_slow_run(tmp_path)
-    children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+@pytest.mark.parametrize("where", TWO_WORKERS)
+def test_workers_end_when_their_parent_is_killed(tmp_path, where):
+    process = start_slow_run(tmp_path, where)
+    # Started by any thread of the run (Dask starts its workers from one of its own).
+    children = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()]
     assert len(children) >= 2
     process.kill()  # SIGKILL: the parent cannot end its workers itself
     process.communicate(timeout=30)
@@ -241,8 +249,9 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
     assert not any(map(running, children)), "worker processes outlived their parent"
 
 
-def test_ctrl_c_ends_the_workers_with_the_run(tmp_path):
-    process = start_slow_run(tmp_path)
+@pytest.mark.parametrize("where", TWO_WORKERS)
+def test_ctrl_c_ends_the_workers_with_the_run(tmp_path, where):
+    process = start_slow_run(tmp_path, where)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to every process of the group
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and stderr == b"nlp-tool: interrupted\n"

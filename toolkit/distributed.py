@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -67,7 +68,19 @@ def local_cluster(workers: int, threads: int | None = None) -> Any:
     # 8787, which another cluster may hold.
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0", silence_logs=logging.ERROR)
+                                        dashboard_address=":0", silence_logs=logging.ERROR,
+                                        preload=[__name__])
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by each worker of :func:`local_cluster` as it starts (Dask's preload: this module's ``dask_setup``).
+
+    A Ctrl-C at a terminal reaches every process of the group, and each
+    Dask worker would end with a traceback: they ignore it, and the process
+    that started them alone decides what stops (then closes the cluster),
+    as with WorkerPool's workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # The pipelines this worker process has run, by their pickle, each unpickled once so that its model is loaded
