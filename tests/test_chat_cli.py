@@ -67,11 +67,11 @@ def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     records = '{"id": "a", "turns": ["where is the station"]}\n{"id": "b", "turns": "oops"}\n' \
               '{"turns": ["Hi", "Hello", "what time is it"]}\n'
     result = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip", input=records)
-    assert result.exit_code == 1 and "1 record(s) failed" in result.stderr
+    assert result.exit_code == 1 and "1 input(s) failed; the results of the others were written" in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "-:3"]
     assert lines[0]["result"]["text"] == STATION and lines[2]["result"]["text"] == TIME
-    assert "'turns'" in lines[1]["error"] and "nlp-tool: error: b: " in result.stderr
+    assert "'turns'" in lines[1]["error"] and "nlp-tool: error: input 'b': " in result.stderr
     # Batches of any size give the same results.
     one_by_one = run("chat", *BM25, "--corpus", corpus, "-i", "jsonl", "-f", "jsonl", "--on-error", "skip",
                      "--batch-size", "1", input=records)
@@ -91,6 +91,31 @@ def test_jsonl_batch_in_worker_processes_writes_what_one_process_writes(corpus, 
     assert len(parallel.stdout.splitlines()) == 8
     conversation = run("chat", *BM25, "--corpus", corpus, "--workers", "2", "hi")
     assert conversation.exit_code == 2 and "--workers runs the records of -i jsonl" in conversation.stderr
+
+
+def test_jsonl_batch_into_part_files_on_a_cluster_is_what_one_process_writes(corpus, tmp_path, home):
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps({"id": str(i), "turns": ["where is the station" if i % 2 else
+                                                                   "what time is it"]}) + "\n" for i in range(7)))
+    args = ["chat", *BM25, "--corpus", corpus, "-i", "jsonl", str(records), "-f", "jsonl", "--chunk-size", "3"]
+    serial = run(*args)
+    sharded = run(*args, "--cluster", "local:2", "-o", str(tmp_path / "out") + "/")
+    assert serial.exit_code == sharded.exit_code == 0, sharded.output
+    parts = sorted((tmp_path / "out").glob("part-*.jsonl"))
+    assert len(parts) == 3 and "".join(part.read_text() for part in parts) == serial.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["run"]["task"] == "chat" and manifest["records"] == 7
+    again = run(*args, "--workers", "2", "-o", str(tmp_path / "out") + "/")
+    assert again.exit_code == 0 and "3 part(s) written by an earlier run are kept" in again.stderr
+    other = run(*args[:-2], "--chunk-size", "2", "-o", str(tmp_path / "out") + "/")
+    assert other.exit_code == 2 and "another command (chunk size: 3 then, 2 now)" in other.stderr
+    from_stdin = run(*[a for a in args if a != str(records)], "-o", str(tmp_path / "out2") + "/",
+                     input=records.read_text())
+    assert from_stdin.exit_code == 2 and "give files, not stdin" in from_stdin.output
+    one_shot = run("chat", *BM25, "--corpus", corpus, "--no-log", "-o", str(tmp_path / "out3") + "/", "hi")
+    assert one_shot.exit_code == 2 and "a one-shot reply goes to a FILE" in one_shot.output
+    both = run(*args, "--workers", "2", "--cluster", "local:2")
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_jsonl_batch_to_a_file(corpus, tmp_path, home):

@@ -3,9 +3,9 @@
 ``chat`` is a command of its own rather than the task's verb because a
 conversation is state (its turns, saved between runs) and a terminal
 session, which a verb's inputs-to-results run does not have. What it shares
-with the verbs, it does as they do: the output formats and ``--output`` of
-:mod:`toolkit.io`, one ``nlp-tool: error:`` line and the exit code of the
-error's class.
+with the verbs, it does with their code: a batch of conversations (``-i
+jsonl``) is written by their run writer (toolkit.cli.task_verb.write_run),
+and an error ends it as it ends them (toolkit.cli.errors).
 
 The message of a one-shot reply is the command's argument, as a prompt is
 ``generate``'s: ``-m`` is ``--model`` on every verb, here too, so it cannot
@@ -14,14 +14,16 @@ be the message.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import click
 
 from toolkit.api import DEFAULT_BATCH_SIZE
+from toolkit.cli.errors import Failure
 from toolkit.engine import Option
-from toolkit.errors import RUNTIME_FAILURE, NlpToolError, UsageError
+from toolkit.errors import NlpToolError, UsageError
 from toolkit.workers import DEFAULT_CHUNK_SIZE
 
 from toolkit_plugins.chat.contract import TASK
@@ -31,18 +33,6 @@ from toolkit_plugins.chat.transformer import TransformerChat
 DEFAULT_ENGINE = TransformerChat.name
 #: The engines whose options are flags of ``chat``: this plugin's.
 ENGINE_CLASSES = (RetrievalEngine, TransformerChat)
-
-
-class Failure(click.ClickException):
-    """One ``nlp-tool: error:`` line and the exit code of the error's class, as the verbs end (their own
-    class is in toolkit.cli, which plugins do not import)."""
-
-    def __init__(self, message: str, exit_code: int = RUNTIME_FAILURE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"nlp-tool: error: {self.format_message()}", err=True)
 
 
 def _failure(error: NlpToolError) -> Failure:
@@ -110,8 +100,10 @@ def _store(no_log: bool, resume: bool) -> Any:
 @click.option("--id-field", default="id", show_default=True, help="JSONL field holding the record id.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "jsonl", "tsv"]), default="text",
               show_default=True, help="Output format of one-shot and -i jsonl replies.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write one-shot or -i jsonl replies to FILE"
-              " (atomically).")
+@click.option("--output", "-o", type=click.Path(), metavar="FILE|DIR/", help="Write one-shot or -i jsonl replies"
+              " to FILE (atomically); -i jsonl replies to DIR/ (a path ending in / or an existing directory): one part"
+              " file per --chunk-size records and a manifest, so that the same command run again skips the parts"
+              " written.")
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="-i jsonl: on a failing record, stop there, or report it and go on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -120,10 +112,13 @@ def _store(no_log: bool, resume: bool) -> Any:
               help="-i jsonl: run the records in N processes, a chunk at a time; the output is the one of a single"
               " process, in input order.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
-              help="-i jsonl: records per chunk a worker process runs.")
+              help="-i jsonl: records per chunk a worker process runs, and per part file of -o DIR/.")
+@click.option("--cluster", metavar="ADDRESS|local:N", help="-i jsonl: run the chunks on a Dask cluster (a scheduler's"
+              " address, or local:N for N worker processes started for the run); the output is the one of a single"
+              " process. Needs pip install \"nlp-tool[dask]\".")
 def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool, cid: str | None, no_log: bool,
          input_format: str | None, id_field: str, fmt: str, output: str | None, on_error: str,
-         batch_size: int, workers: int, chunk_size: int, **options: Any) -> None:
+         batch_size: int, workers: int, chunk_size: int, cluster: str | None, **options: Any) -> None:
     """Talk with a dialogue engine.
 
     \b
@@ -143,14 +138,22 @@ def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool,
         if resume or cid:
             raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
                                    " do not apply")
+        if cluster is not None and workers > 1:
+            raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
         pipe = _pipeline(engine, model, options, batch_size)
+        run = {"task": TASK, "engine": engine, "model": model, "options": options, "input_format": "jsonl",
+               "id_field": id_field, "format": fmt, "chunk_size": chunk_size}
         try:
-            runs.batch(pipe, message or ("-",), id_field, fmt, output, on_error, workers, chunk_size)
+            runs.batch(pipe, message or ("-",), run, output=output, fmt=fmt, on_error=on_error, workers=workers,
+                       cluster=cluster, chunk_size=chunk_size)
         except NlpToolError as error:
             raise _failure(error) from None
         return
-    if workers > 1:
-        raise click.UsageError("--workers runs the records of -i jsonl; a conversation is one turn after another")
+    if workers > 1 or cluster is not None:
+        raise click.UsageError(f"{'--workers' if workers > 1 else '--cluster'} runs the records of -i jsonl;"
+                               " a conversation is one turn after another")
+    if output is not None and output.endswith(("/", os.sep)):
+        raise click.UsageError("-o DIR/ holds the replies of -i jsonl runs; a one-shot reply goes to a FILE")
     if resume and cid:
         raise click.UsageError("give --continue or --cid ID, not both")
     text = " ".join(message)

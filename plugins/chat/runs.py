@@ -4,15 +4,14 @@ conversations, a terminal or piped conversation, the saved conversations listed 
 from __future__ import annotations
 
 import io as textio
-import itertools
 import json
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 from toolkit import io
 from toolkit.engine import Engine
-from toolkit.errors import NlpToolError, UsageError
-from toolkit.workers import DEFAULT_CHUNK_SIZE, WorkerPool, chunked, outcomes, runnable
+from toolkit.errors import UsageError
+from toolkit.workers import DEFAULT_CHUNK_SIZE
 
 from toolkit_plugins.chat.session import Session
 from toolkit_plugins.chat.store import Store
@@ -50,48 +49,19 @@ def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | N
     _write(output, write)
 
 
-def _answered(pipe: Any, records: Iterator[io.Record], workers: int, chunk_size: int
-              ) -> Iterator[tuple[str, dict | None, str | None]]:
-    """(id, result, None) or (id, None, error) for each record, in order: the records that could be read go to
-    ``pipe`` a batch (its ``batch_size``) at a time, or with ``workers`` > 1 a chunk of ``chunk_size`` at a
-    time to worker processes, as the task verbs run theirs (toolkit.workers)."""
-    with WorkerPool(pipe, workers) as pool:
-        chunks = ((chunk, runnable(chunk)) for chunk in chunked(records, pipe.batch_size if workers == 1
-                                                                 else chunk_size))
-        for chunk, results in pool.map(chunks):
-            for record, result, error, _ in outcomes(chunk, results):
-                yield record.id, result, error
+def batch(pipe: Any, sources: tuple[str, ...], run: dict, *, output: str | None, fmt: str, on_error: str,
+          workers: int = 1, cluster: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    """The next turn of each JSONL record's conversation, written as the task verbs write their results: in
+    ``fmt``, to stdout, ``output`` or the part files of ``output`` DIR/ (``run``: the command's options, for its
+    manifest), run here, in ``workers`` processes or on ``cluster``, ``chunk_size`` records at a time; nothing is
+    saved. A failed record is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run."""
+    # The verbs' run writer: a batch of conversations is a verb's run, whose output the verbs' options shape.
+    from toolkit.cli.task_verb import write_run
 
-
-def batch(pipe: Any, sources: tuple[str, ...], id_field: str, fmt: str, output: str | None, on_error: str,
-          workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
-    """The next turn of each JSONL record's conversation, written in ``fmt``; nothing is saved. A failed record
-    is said on stderr (and in JSON output); with ``on_error`` "stop" it ends the run. ``workers`` > 1 runs
-    the records in that many processes, ``chunk_size`` at a time; the output stays the same."""
-    records = io.read_records(io.expand_sources(sources), (), "jsonl", id_field=id_field, dialogue=True)
-    # As the verbs write: text output names each result (==> id <==) when there are several.
-    first_two = list(itertools.islice(records, 2))
-    stamp = pipe.stamp()
-    failed = 0
-
-    def write(stream: Any) -> None:
-        nonlocal failed
-        writer = io.Writer(stream, fmt, stamp, pipe.engine.format_text, len(first_two) > 1)
-        for rid, result, error in _answered(pipe, itertools.chain(first_two, records), workers, chunk_size):
-            if error is None:
-                writer.result(rid, result)
-                continue
-            failed += 1
-            writer.error(rid, error)
-            sys.stderr.write(f"nlp-tool: error: {rid}: {error}\n")
-            if on_error == "stop":
-                break
-        writer.close()
-    _write(output, write)
-    if failed:
-        raise NlpToolError(f"{failed} record(s) failed" + ("; the results before the first were written"
-                                                           if on_error == "stop" else
-                                                           "; the results of the others were written"))
+    files = io.expand_sources(sources)
+    records = io.read_records(files, (), "jsonl", id_field=run["id_field"], dialogue=True)
+    write_run(pipe, records, run, files, output=output, fmt=fmt, lines=False, on_error=on_error, quiet=False,
+              debug=False, workers=workers, cluster=cluster, chunk_size=chunk_size)
 
 
 class _Terminated(BaseException):

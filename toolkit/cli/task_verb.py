@@ -184,11 +184,8 @@ def run_task(
     if question is not None and not question.strip():
         raise click.UsageError("a question is empty")
 
-    sharded = is_directory_target(output)
     if context is not None or questions is not None:
         files = [path for path in (context, questions) if path is not None]
-        if sharded and "-" in files:
-            raise click.UsageError(_SHARDS_NEED_FILES)
         records = _question_records(context, questions, question, inputs, text, encoding)
     else:
         sources = io.expand_sources(inputs)
@@ -205,8 +202,6 @@ def run_task(
         records = io.read_records(sources, text, input_format, text_field, id_field, question,
                                   pairs=entry.engine_class.inputs == "question+context", encoding=encoding)
         files = sources
-        if sharded and "-" in files:
-            raise click.UsageError(_SHARDS_NEED_FILES)
 
     keep_freed_memory()
     try:
@@ -222,18 +217,25 @@ def run_task(
            "encoding": encoding, "question": question, "format": fmt,
            "texts_sha256": hashlib.sha256(json.dumps([text, inputs if context is not None else ()]
                                                      ).encode("utf-8")).hexdigest(),
-           "inputs": input_files(files) if sharded else None, "chunk_size": chunk_size}
-    write_run(pipe, records, run, output=output, fmt=fmt, lines=input_format == "lines", on_error=on_error,
+           "chunk_size": chunk_size}
+    write_run(pipe, records, run, files, output=output, fmt=fmt, lines=input_format == "lines", on_error=on_error,
               quiet=quiet, debug=debug, workers=workers, cluster=cluster, chunk_size=chunk_size)
 
 
-def write_run(pipe: api.Pipeline, records: Iterator[io.Record], run: dict, *, output: str | None, fmt: str,
-              lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, cluster: str | None,
+def write_run(pipe: api.Pipeline, records: Iterator[io.Record], run: dict, files: list[str], *, output: str | None,
+              fmt: str, lines: bool, on_error: str, quiet: bool, debug: bool, workers: int, cluster: str | None,
               chunk_size: int) -> None:
-    """Run ``records`` through ``pipe`` (in this process, ``workers`` processes or on ``cluster``) and write the
-    results to stdout, to ``output`` (atomically), or to the part files of ``output`` DIR/ with ``run`` (what
-    makes the results: the command's inputs and options) in its manifest. Failure when inputs failed or the
-    output did; an engine that cannot start is reported as the verbs report it."""
+    """Run ``records`` (read from ``files``) through ``pipe`` (in this process, ``workers`` processes or on
+    ``cluster``) and write the results to stdout, to ``output`` (atomically), or to the part files of
+    ``output`` DIR/ with ``run`` (the command's options) and the files in its manifest. Failure when inputs
+    failed or the output did; an engine that cannot start is reported as the verbs report it.
+
+    The one run writer of the task verbs and of commands of their kind that
+    plugins add (``chat -i jsonl``)."""
+    if is_directory_target(output):
+        if "-" in files:
+            raise click.UsageError(_SHARDS_NEED_FILES)
+        run = {**run, "inputs": input_files(files)}
     with chunk_pool(pipe, workers, cluster) as pool:
         try:
             # Engines load their model when first asked, and the stamp asks: both are the engine starting, so a
