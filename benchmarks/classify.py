@@ -1,6 +1,8 @@
-"""Text classification, our engines vs the usual peers: IMDb test accuracy and speed, AG News cross-validated.
+"""Text classification, our engines vs the usual peers: IMDb test accuracy and speed, the same models on
+out-of-domain sentences, AG News cross-validated.
 
-    python benchmarks/classify.py [--threads 2] [--limit N] [--skip-fasttext] [--only NAME] [--cnn-epochs N]
+    python benchmarks/classify.py [--threads 2] [--limit N] [--skip-fasttext] [--skip-agnews] [--only NAME]
+        [--cnn-epochs N]
 
 Contenders, all trained and scored in one process, one after the other:
 
@@ -14,7 +16,7 @@ Contenders, all trained and scored in one process, one after the other:
 - fasttext: fastText supervised (`pip install fasttext`), wordNgrams 2,
   dim 100, epoch 10, lr 0.5, on lower-cased text with punctuation split off;
   its row is skipped, with the reason, when the module does not import;
-- ours:shipped (IMDb only): the default model shipped in the package, as
+- ours:shipped (IMDb and UCI only): the default model shipped in the package, as
   ``nlp-tool classify`` uses it (nothing trained; "train s" is 0);
 - ours: every engine registered for the task "classify" (found through the
   registry at run time), trained with ``EngineClass.train(records,
@@ -26,12 +28,15 @@ The peers see the text with IMDb's ``<br />`` tags replaced by spaces; our
 engines get the raw text (they must cope with it themselves).
 
 Data: ../shared/data/imdb (25,000 train / 25,000 test reviews; the files are
-sorted by label, so they are shuffled with --seed) and ../shared/data/agnews
+sorted by label, so they are shuffled with --seed); ../shared/data/uci_sentiment_sentences
+(UCI Sentiment Labelled Sentences: 1,000 amazon, yelp and imdb sentences each,
+scored by the models trained on IMDb train, zero-shot: amazon and yelp are the
+out-of-domain measure, the imdb sentences overlap IMDb test) and ../shared/data/agnews
 (only the official test split exists: 7,600 headlines + descriptions, 4
 classes). IMDb: train on train, score on test. AG News: 5-fold stratified
 cross-validation (folds fixed by --seed), each contender trained per fold.
 
-Reported per contender: accuracy; training wall time (s), vectorization
+Reported per contender: accuracy (IMDb test, then each UCI file); training wall time (s), vectorization
 included; prediction speed on the whole test set (reviews/s), tokenization /
 vectorization included, and for our engines loading the model file too. For
 AG News: mean and standard deviation of the fold accuracies, and the mean
@@ -58,14 +63,15 @@ DATA = ROOT.parent / "shared" / "data"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/ and agnews/")
+    p.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/, uci_sentiment_sentences/ and agnews/")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None,
                    help="use only this many IMDb train and test reviews and AG News examples (smoke runs)")
     p.add_argument("--skip-fasttext", action="store_true")
-    p.add_argument("--only", metavar="NAME", default=None,
-                   help="run only the contenders whose name contains NAME, e.g. --only ngram")
+    p.add_argument("--skip-agnews", action="store_true", help="run the IMDb and UCI part only")
+    p.add_argument("--only", metavar="NAME[,NAME...]", default=None,
+                   help="run only the contenders whose name contains one of the NAMEs, e.g. --only ngram,shipped")
     p.add_argument("--cnn-epochs", type=int, default=None,
                    help="training epochs for our engines that take an 'epochs' option (default: theirs)")
     p.add_argument("--folds", type=int, default=5, help="AG News cross-validation folds")
@@ -86,6 +92,7 @@ from toolkit.plugins import get_registry  # noqa: E402
 
 TASK = "classify"
 PREDICT_BATCH = 256
+UCI_SETS = ("amazon", "yelp", "imdb")  # amazon and yelp: other domains; imdb: overlaps IMDb test
 
 
 def clean(text: str) -> str:
@@ -217,9 +224,12 @@ def contenders(workdir: str) -> list:
         print(f"ours: skipped, no engine is registered for the task {TASK!r} (tasks: {', '.join(toolkit.tasks())})")
     for entry in engines.values():
         found.append(Ours(entry.engine_class, workdir))
-    if args.only:
-        found = [c for c in found if args.only in c.name]
-    return found
+    return [c for c in found if selected(c.name)]
+
+
+def selected(name: str) -> bool:
+    """Whether --only lets the contender ``name`` run."""
+    return not args.only or any(part in name for part in args.only.split(","))
 
 
 # -- data and measurement ------------------------------------------------------
@@ -236,6 +246,11 @@ def read_imdb(split: str) -> tuple[list[str], np.ndarray]:
     rows = read_jsonl(args.data / "imdb" / f"{split}.jsonl.gz")
     rows = [rows[i] for i in np.random.default_rng(args.seed).permutation(len(rows))]  # sorted by label
     rows = rows[: args.limit] if args.limit else rows
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+
+
+def read_uci(name: str) -> tuple[list[str], np.ndarray]:
+    rows = read_jsonl(args.data / "uci_sentiment_sentences" / f"{name}.jsonl.gz")
     return [r["text"] for r in rows], np.array([r["label"] for r in rows])
 
 
@@ -259,21 +274,28 @@ def timed_fit_predict(contender, train_texts, train_y, test_texts, test_y) -> di
 def run_imdb(workdir: str) -> None:
     train_texts, train_y = read_imdb("train")
     test_texts, test_y = read_imdb("test")
-    print(f"\nIMDb: {len(train_texts)} train / {len(test_texts)} test reviews")
+    uci = {name: read_uci(name) for name in UCI_SETS}
+    print(f"\nIMDb: {len(train_texts)} train / {len(test_texts)} test reviews; UCI sentences: "
+          + ", ".join(f"{name} {len(texts)}" for name, (texts, _) in uci.items()))
     rows = []
     from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
 
-    shipped = [Shipped()] if DEFAULT_MODEL_FILE.is_file() and (not args.only or args.only in Shipped.name) else []
+    shipped = [Shipped()] if DEFAULT_MODEL_FILE.is_file() and selected(Shipped.name) else []
     for contender in contenders(workdir) + shipped:
         result = timed_fit_predict(contender, train_texts, train_y, test_texts, test_y)
+        # The same fitted model, zero-shot on the sentences (its test reviews' speed is the one reported).
+        result["uci"] = {name: float(np.mean(contender.predict(texts) == y)) for name, (texts, y) in uci.items()}
         rows.append((contender.name, result))
         print(f"  {contender.name:<14} accuracy {result['accuracy']:.4f}  train {result['train_s']:.1f} s  "
-              f"predict {result['per_s']:,.0f} reviews/s", flush=True)
-    print(f"\nIMDb test ({len(test_texts)} reviews), threads={args.threads}")
-    print(f"{'contender':<16}{'accuracy':>10}{'train s':>10}{'reviews/s':>12}")
-    print("-" * 48)
+              f"predict {result['per_s']:,.0f} reviews/s  UCI "
+              + " ".join(f"{name} {a:.4f}" for name, a in result["uci"].items()), flush=True)
+    print(f"\nIMDb test ({len(test_texts)} reviews) and UCI sentences (zero-shot), threads={args.threads}")
+    print(f"{'contender':<16}{'IMDb test':>10}" + "".join(f"{'UCI ' + name:>12}" for name in UCI_SETS)
+          + f"{'train s':>10}{'reviews/s':>12}")
+    print("-" * (48 + 12 * len(UCI_SETS)))
     for name, r in rows:
-        print(f"{name:<16}{100 * r['accuracy']:9.2f}%{r['train_s']:10.1f}{r['per_s']:12,.0f}")
+        print(f"{name:<16}{100 * r['accuracy']:9.2f}%" + "".join(f"{100 * r['uci'][n]:11.2f}%" for n in UCI_SETS)
+              + f"{r['train_s']:10.1f}{r['per_s']:12,.0f}")
 
 
 def run_agnews(workdir: str) -> None:
@@ -303,7 +325,8 @@ def main() -> int:
     print(f"threads={args.threads} seed={args.seed} limit={args.limit} numpy {np.__version__}")
     with tempfile.TemporaryDirectory(prefix="nlp-tool-bench-") as workdir:
         run_imdb(workdir)
-        run_agnews(workdir)
+        if not args.skip_agnews:
+            run_agnews(workdir)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import importlib.util
 import json
@@ -552,10 +553,10 @@ def test_validation_split_keeps_reviews_that_only_share_phrases(script):
     assert split.removed == [] and len(split.valid) == split.drawn == 6
 
 
-def test_choose_takes_the_best_validation_accuracy_the_earlier_on_ties_and_never_an_oversized_file(script):
+def test_choose_takes_the_best_mean_validation_accuracy_the_earlier_on_ties_and_never_an_oversized_file(script):
     from toolkit.files import TooLarge
 
-    rows = [{"validation_correct": c, "bytes": b} for c, b in ((90, 100), (95, 100), (95, 100), (99, 101))]
+    rows = [{"score": c, "bytes": b} for c, b in ((0.90, 100), (0.95, 100), (0.95, 100), (0.99, 101))]
     assert script.choose(rows, max_bytes=100) == 1
     assert script.choose(rows, max_bytes=101) == 3
     with pytest.raises(TooLarge, match="every candidate's file is over"):
@@ -582,17 +583,29 @@ def write_jsonl_gz(path: Path, records: list[dict]) -> None:
         f.writelines(json.dumps(r) + "\n" for r in records)
 
 
+def rated(records: list[dict]) -> list[dict]:
+    """``records`` with IMDb's field "rating": 1 for neg, 10 for pos (the ratings whose sentences validate)."""
+    return [{**r, "rating": 10 if r["label"] == "pos" else 1} for r in records]
+
+
 @pytest.fixture
 def tiny_imdb(tmp_path) -> Path:
-    write_jsonl_gz(tmp_path / "train.jsonl.gz", synthetic(300, 0))
-    write_jsonl_gz(tmp_path / "test.jsonl.gz", synthetic(100, 1))
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", rated(synthetic(300, 0)))
+    write_jsonl_gz(tmp_path / "test.jsonl.gz", rated(synthetic(100, 1)))
+    (tmp_path / "uci").mkdir()
+    for seed, name in enumerate(("amazon", "yelp", "imdb"), 2):
+        write_jsonl_gz(tmp_path / "uci" / f"{name}.jsonl.gz", synthetic(50, seed))
     return tmp_path
+
+
+def tiny_args(script, folder: Path, output: Path) -> argparse.Namespace:
+    return script.parse_args(["--data", str(folder), "--uci", str(folder / "uci"), "--output", str(output)])
 
 
 def tiny_candidates(script) -> tuple:
     small = {**SMALL_NGRAM, **SMALL_CNN}
     return (script.Candidate("one-epoch", "a CNN of one epoch", {**small, "epochs": 1}),
-            script.Candidate("eight-epochs", "a CNN of eight epochs", small))
+            script.Candidate("eight-epochs", "a CNN of eight epochs, fitted on sentences too", small, sentences=True))
 
 
 def test_the_script_reads_the_test_split_once_after_the_choice_and_writes_what_it_did(script, tiny_imdb,
@@ -603,9 +616,9 @@ def test_the_script_reads_the_test_split_once_after_the_choice_and_writes_what_i
     monkeypatch.setattr(script, "train_candidates",
                         lambda *a: [events.append("trained")] and real_train(*a))
     output = tiny_imdb / "models" / "m.nlpt"
-    args = script.parse_args(["--data", str(tiny_imdb), "--output", str(output)])
-    assert script.run(args, "the command", tiny_candidates(script)) == 0
-    assert events == ["train.jsonl.gz", "trained", "test.jsonl.gz"]
+    assert script.run(tiny_args(script, tiny_imdb, output), "the command", tiny_candidates(script)) == 0
+    assert events == ["train.jsonl.gz", "trained", "test.jsonl.gz", "amazon.jsonl.gz", "yelp.jsonl.gz",
+                      "imdb.jsonl.gz"]
     assert sorted(p.name for p in output.parent.iterdir()) == ["MODEL_CARD.md", "m.nlpt"]
 
     meta = read_model_file(output)[0]["metadata"]
@@ -619,7 +632,13 @@ def test_the_script_reads_the_test_split_once_after_the_choice_and_writes_what_i
     engine = EnsembleClassifier(model=str(output))
     assert test["records"] == 100 and test["accuracy"] == engine.evaluate(synthetic(100, 1))["accuracy"]
     card = (output.parent / "MODEL_CARD.md").read_text()
-    assert f"Accuracy: **{test['accuracy']:.4f}**" in card and "    the command\n" in card
+    assert f"| IMDb test (100 reviews) | {test['accuracy']:.4f} |" in card and "    the command\n" in card
+    uci = enumerate(("amazon", "yelp", "imdb"), 2)
+    assert meta["sentence_test_metrics"]["accuracy"] == {name: engine.evaluate(synthetic(50, seed))["accuracy"]
+                                                         for seed, name in uci}
+    # The second candidate was fitted on the fitting reviews and their sentences (one each: no punctuation).
+    assert [r["sentences"] for r in rows] == [False, True]
+    assert selection["validation"]["sentences"] == selection["validation"]["records"]
     for row in rows:
         assert f"| `{row['name']}`: {row['description']} | {row['validation_accuracy']:.4f}" in card
     assert f"candidate `{selection['chosen']}`" in card
@@ -627,10 +646,8 @@ def test_the_script_reads_the_test_split_once_after_the_choice_and_writes_what_i
 
 def test_the_script_refuses_an_oversized_model_and_leaves_the_destination_alone(script, tiny_imdb, monkeypatch):
     monkeypatch.setattr(script, "MAX_BYTES", 1000)
-    output = tiny_imdb / "m.nlpt"
-    args = script.parse_args(["--data", str(tiny_imdb), "--output", str(output)])
-    assert script.run(args, "the command", tiny_candidates(script)) == 1
-    assert sorted(p.name for p in tiny_imdb.iterdir()) == ["test.jsonl.gz", "train.jsonl.gz"]
+    assert script.run(tiny_args(script, tiny_imdb, tiny_imdb / "m.nlpt"), "the command", tiny_candidates(script)) == 1
+    assert sorted(p.name for p in tiny_imdb.iterdir()) == ["test.jsonl.gz", "train.jsonl.gz", "uci"]
 
 
 def test_the_script_refuses_an_unknown_or_bad_set_before_reading_any_data(script, tiny_imdb, monkeypatch, capsys):
@@ -661,10 +678,14 @@ def test_shipped_model_records_a_selection_made_by_the_script(script):
     assert selection["chosen"] == rows[script.choose(rows, script.MAX_BYTES)]["name"]
     valid = selection["validation"]
     assert valid["records"] == valid["drawn"] - valid["near_duplicates_removed"]
-    assert meta["training"]["records"] + valid["drawn"] == 25000
-    assert meta["training"]["validation_records"] == valid["records"]
+    # Fitted on the reviews outside validation and, for a candidate with sentences, on their sentences too.
+    chosen = rows[script.choose(rows, script.MAX_BYTES)]
+    fitting_reviews = 25000 - valid["drawn"]
+    assert (meta["training"]["records"] > fitting_reviews) == chosen["sentences"]
+    assert meta["training"]["records"] >= fitting_reviews
+    assert meta["training"]["validation_records"] == valid["records"] + valid["sentences"]
     card = (DEFAULT_MODEL_FILE.parent / "MODEL_CARD.md").read_text()
-    assert f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card
+    assert f"| IMDb test (25,000 reviews) | {meta['test_metrics']['accuracy']:.4f} |" in card
 
 
 @pytest.mark.skipif(not (DATA / "test.jsonl.gz").exists(), reason="needs ../shared/data/imdb")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit_plugins.classification.cnn import CNN_TRAIN_OPTIONS, CnnModel, fit_network, network_arrays
 from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE, TRAINING_SCRIPT, ClassifierEngine
-from toolkit_plugins.classification.ngram import NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays
+from toolkit_plugins.classification.ngram import NEGATED, NGRAM_TRAIN_OPTIONS, NgramModel, fit_arrays, text_tokens
 from toolkit.engine import Option, OptionError
 
 if TYPE_CHECKING:
@@ -30,14 +30,14 @@ class EnsembleModel:
         self.ngram, self.cnn, self.ngram_weight = ngram, cnn, ngram_weight
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        from toolkit.text import tokenize
-
         w, tokenizer = self.ngram_weight, self.cnn.tokenizer
         if (tokenizer.lower, tokenizer.cjk) != (True, self.ngram.cjk):
             return w * self.ngram.predict_proba(texts) + (1.0 - w) * self.cnn.predict_proba(texts)
-        # Both models split text alike (always, for a model trained by this engine): tokenize once.
-        tokens = [tokenize(text, cjk=tokenizer.cjk) for text in texts]
-        p_cnn = self.cnn.predict_proba_ids([tokenizer.tokens_to_ids(t) for t in tokens])
+        # Both models split text alike (always, for a model trained by this engine): tokenize once. Negation
+        # marks only prefix the tokens of tokenize (ngram.negated_tokens): the CNN reads them unmarked.
+        tokens = [text_tokens(text, self.ngram.cjk, self.ngram.negation) for text in texts]
+        plain = ([[t.removeprefix(NEGATED) for t in words] for words in tokens] if self.ngram.negation else tokens)
+        p_cnn = self.cnn.predict_proba_ids([tokenizer.tokens_to_ids(t) for t in plain])
         return w * self.ngram.predict_proba_tokens(tokens) + (1.0 - w) * p_cnn
 
 

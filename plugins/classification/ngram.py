@@ -18,10 +18,18 @@ so a large ``hash_bits`` (few collisions) stays small on disk. Weights are
 stored as float16 after dividing by their largest magnitude (the scale is
 kept in the metadata), which halves the file and changes no IMDb prediction
 we measured.
+
+With the ``negation`` option, the tokens after a negator (not, no, never,
+any ...n't) up to the next punctuation mark are marked as negated
+(:func:`negated_tokens`): in "not bad at all" the feature "bad" does not
+fire, "¬bad" does, so the review-level weight of "bad" does not decide a
+short negated phrase.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from toolkit_plugins.classification.common import CJK_OPTION, ClassifierEngine
@@ -39,12 +47,47 @@ _BUCKET = 0xFF51AFD7ED558CCD
 # Buckets are column numbers of an int32-indexed sparse matrix: a model file asking for more is refused.
 MAX_HASH_BITS = 31
 
+# Marks a negated token; tokenize never puts it in a token (it is not a letter or digit).
+NEGATED = "\u00ac"
+# The apostrophe-less forms are common in product and restaurant reviews; "...n't" is caught by its ending.
+NEGATORS = frozenset("""not no never nothing nobody none neither nor cannot without
+    dont didnt doesnt isnt wasnt arent werent cant couldnt wont wouldnt shouldnt havent hasnt hadnt aint""".split())
 
-def featurize(texts: list[str], n: int, hash_bits: int, cjk: str = "char") -> sp.csr_matrix:
-    """Binary hashed n-gram features (N, 2**hash_bits) of the tokens ``tokenize(text, cjk=cjk)``."""
+
+@functools.cache
+def _scope_ends() -> re.Pattern:
+    from toolkit.text.tokenizer import _TAG_RE
+
+    # A whole HTML tag is one cut (its own dots and colons do not cut it); ";" is not a cut, so that the
+    # entities (&quot;) stay whole for tokenize to decode. Both separate tokens anyway: cutting there
+    # changes the tokens of no text, only where a negation's scope ends.
+    return re.compile(f"{_TAG_RE.pattern}|[.,:!?]", _TAG_RE.flags)
+
+
+def negated_tokens(text: str, cjk: str = "char") -> list[str]:
+    """``tokenize(text, cjk=cjk)``, with each token after a negator up to the next punctuation mark (or HTML
+    tag) prefixed by NEGATED: "Not bad at all." gives not, ¬bad, ¬at, ¬all."""
     from toolkit.text import tokenize
 
-    return featurize_tokens((tokenize(text, cjk=cjk) for text in texts), n, hash_bits)
+    tokens: list[str] = []
+    for clause in _scope_ends().split(text):
+        negated = False
+        for token in tokenize(clause, cjk=cjk):
+            tokens.append(NEGATED + token if negated else token)
+            negated = negated or token in NEGATORS or token.endswith("n't")
+    return tokens
+
+
+def text_tokens(text: str, cjk: str, negation: bool) -> list[str]:
+    """The tokens an n-gram model hashes: :func:`negated_tokens` with ``negation``, else ``tokenize``'s."""
+    from toolkit.text import tokenize
+
+    return negated_tokens(text, cjk) if negation else tokenize(text, cjk=cjk)
+
+
+def featurize(texts: list[str], n: int, hash_bits: int, cjk: str = "char", negation: bool = False) -> sp.csr_matrix:
+    """Binary hashed n-gram features (N, 2**hash_bits) of the tokens ``text_tokens(text, cjk, negation)``."""
+    return featurize_tokens((text_tokens(text, cjk, negation) for text in texts), n, hash_bits)
 
 
 def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
@@ -157,9 +200,9 @@ class NgramModel:
     """A loaded n-gram model: hashing config, the kept buckets (sorted) and their folded weights."""
 
     def __init__(self, buckets: np.ndarray, weights: np.ndarray, bias: np.ndarray, ngram: int, hash_bits: int,
-                 cjk: str = "char") -> None:
+                 cjk: str = "char", negation: bool = False) -> None:
         self.buckets, self.weights, self.bias, self.ngram, self.hash_bits = buckets, weights, bias, ngram, hash_bits
-        self.cjk = cjk
+        self.cjk, self.negation = cjk, negation
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, prefix: str = "") -> NgramModel:
@@ -182,6 +225,10 @@ class NgramModel:
         if cjk not in CJK_MODES:
             raise ModelFileError(f"n-gram features of tokens split by cjk={cjk!r}; this version knows"
                                  f" {', '.join(CJK_MODES)}")
+        # Models written before the option marked no negation.
+        negation = hashing.get("negation", False)
+        if not isinstance(negation, bool):
+            raise ModelFileError(f"n-gram 'negation' must be true or false, not {negation!r}")
         scale = hashing["scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
             raise ModelFileError(f"the n-gram weights' scale must be a number, not {scale!r}")
@@ -195,15 +242,13 @@ class NgramModel:
         if (buckets.ndim != 1 or len(buckets) != len(weights) or np.any(buckets[1:] <= buckets[:-1])
                 or (len(buckets) and not 0 <= buckets[0] <= buckets[-1] < 2**bits)):
             raise ModelFileError("n-gram buckets must be distinct hash buckets in increasing order, one per weight row")
-        return cls(buckets, weights, bias.astype(np.float64), ngram, bits, cjk)
+        return cls(buckets, weights, bias.astype(np.float64), ngram, bits, cjk, negation)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        from toolkit.text import tokenize
-
-        return self.predict_proba_tokens(tokenize(text, cjk=self.cjk) for text in texts)
+        return self.predict_proba_tokens(text_tokens(text, self.cjk, self.negation) for text in texts)
 
     def predict_proba_tokens(self, token_lists: Iterable[list[str]]) -> np.ndarray:
-        """:meth:`predict_proba` of texts already split by ``toolkit.text.tokenize(text, cjk=self.cjk)``."""
+        """:meth:`predict_proba` of texts already split by ``text_tokens(text, self.cjk, self.negation)``."""
         import numpy as np
 
         x = select_buckets(featurize_tokens(token_lists, self.ngram, self.hash_bits), self.buckets)
@@ -215,8 +260,8 @@ def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[s
     """Train; the kept buckets, their weights (float16 when ``settings["float16"]``) and the hashing metadata."""
     import numpy as np
 
-    n, bits, cjk = settings["ngram"], settings["hash_bits"], settings["cjk"]
-    x = featurize(texts, n, bits, cjk)
+    n, bits, cjk, negation = settings["ngram"], settings["hash_bits"], settings["cjk"], settings["negation"]
+    x = featurize(texts, n, bits, cjk, negation)
     # Rarer n-grams are not features at all: fitting without them, the regression cannot lean on
     # phrases of one review (on IMDb this scored better on held-out reviews than dropping them after).
     buckets = np.flatnonzero(np.bincount(x.indices, minlength=x.shape[1]) >= settings["min_df"])
@@ -225,12 +270,15 @@ def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[s
     dtype = np.float16 if settings["float16"] else np.float32
     arrays = {"buckets": buckets.astype(np.int32), "weights": (weights / scale).astype(dtype),
               "bias": bias.astype(np.float32)}
-    return arrays, {"hashing": {"method": HASH, "ngram": n, "bits": bits, "binary": True, "scale": scale, "cjk": cjk}}
+    return arrays, {"hashing": {"method": HASH, "ngram": n, "bits": bits, "binary": True, "scale": scale, "cjk": cjk,
+                                "negation": negation}}
 
 
 NGRAM_TRAIN_OPTIONS = {
     "ngram": Option(int, 2, "Longest word n-gram used as a feature.", choices=(1, 2, 3)),
     "cjk": CJK_OPTION,
+    "negation": Option(bool, False, "Mark the words after not, no, never or ...n't, up to the next punctuation"
+                       " mark, as negated words (features of their own); kept in the model file."),
     "hash_bits": Option(int, 20, "Features are hashed into 2**hash_bits buckets.", minimum=10, maximum=26),
     "min_df": Option(int, 1, "Keep only the buckets that at least this many training texts use.", minimum=1),
     "c": Option(float, 1.0, "Inverse L2 regularisation strength of the logistic regression (scikit-learn's C).",
