@@ -114,6 +114,16 @@ void nlpk_attention_decode(const float *q, const float *k, const float *v, int B
 void nlpk_cache_write(float *cache, int B, int H, int L, int D, const float *src, int T,
                       const int64_t *positions);
 
+/* ---- the k most probable tokens of each row of logits ---------------------
+ * logits (R, V); values (R, k): log_softmax(logits)[r] at the k largest
+ * logits of row r, descending (an equal value: the lower index first), and
+ * indices (R, k) their token ids. The n_banned ids of banned are never
+ * chosen, though they count in the normaliser; 1 <= k <= V - n_banned. A row
+ * whose logits are all -inf gives -inf values; a NaN logit, NaN values.
+ */
+void nlpk_top_k_log_softmax(const float *logits, int R, int V, int k, const int64_t *banned,
+                            int n_banned, float *values, int64_t *indices);
+
 /* ---- layer norm over the last axis (N rows of D) ------------------------
  * With r == NULL: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps)
  * (biased variance); s is not touched. With r: s = x + r is written and

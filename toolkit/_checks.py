@@ -240,6 +240,25 @@ def decode_inputs(
     return lengths, starts, scale
 
 
+def top_k_inputs(logits: object, k: object, banned: object) -> np.ndarray:
+    """Check a top_k_log_softmax call; return the banned ids as (n,) int64 (empty for none)."""
+    float_array(logits, "logits", 2)
+    V = logits.shape[1]
+    if banned is None:
+        banned = np.empty(0, dtype=np.int64)
+    else:
+        if not isinstance(banned, np.ndarray) or banned.dtype not in ID_DTYPES or banned.ndim != 1:
+            raise TypeError("banned must be a 1-D numpy array of int32/int64 token ids")
+        banned = np.unique(banned).astype(np.int64)
+        if banned.size and (banned[0] < 0 or banned[-1] >= V):
+            raise ValueError(f"banned ids must be in [0, {V}) (the vocabulary), got {banned.tolist()}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if not 1 <= k <= V - banned.size:
+        raise ValueError(f"k must be in [1, {V - banned.size}] (the vocabulary less the banned ids), got {k}")
+    return banned
+
+
 def cache_write_inputs(cache: object, new: object, positions: object) -> np.ndarray:
     """Check a cache_write call; return the positions as (B,) int64."""
     writable(float_array(cache, "cache", 4), "cache")

@@ -57,6 +57,8 @@ cdef extern from "nlpk.h" nogil:
                                const int64_t *starts, float *out)
     void nlpk_cache_write(float *cache, int B, int H, int L, int D, const float *src, int T,
                           const int64_t *positions)
+    void nlpk_top_k_log_softmax(const float *logits, int R, int V, int k, const int64_t *banned,
+                                int n_banned, float *values, int64_t *indices)
     void nlpk_layer_norm_forward(const float *x, const float *r, int64_t N, int D,
                                  const float *gamma, const float *beta, float eps, float *y,
                                  float *s, float *mean, float *rstd)
@@ -98,6 +100,11 @@ cdef inline float *fptr(a) except NULL:
 
 cdef inline const int64_t *lptr(a) except NULL:
     cdef const int64_t[::1] view = a.reshape(-1)
+    return &view[0]
+
+
+cdef inline int64_t *wlptr(a) except NULL:
+    cdef int64_t[::1] view = a.reshape(-1)
     return &view[0]
 
 
@@ -392,6 +399,22 @@ def cache_write(cache, new, positions):
     with nogil:
         nlpk_cache_write(pc, B, H, L, D, pn, T, pp)
     return None
+
+
+def top_k_log_softmax(logits, k, banned=None):
+    banned = _checks.top_k_inputs(logits, k, banned)
+    cdef int R = logits.shape[0], V = logits.shape[1], K = k, n = banned.size
+    values = np.empty((R, K), dtype=np.float32)
+    indices = np.empty((R, K), dtype=np.int64)
+    if R == 0:
+        return values, indices
+    cdef const float *px = cfptr(logits)
+    cdef const int64_t *pb = NULL if n == 0 else lptr(banned)
+    cdef float *pv = fptr(values)
+    cdef int64_t *pi = wlptr(indices)
+    with nogil:
+        nlpk_top_k_log_softmax(px, R, V, K, pb, n, pv, pi)
+    return values, indices
 
 
 def _layer_norm(x, residual, gamma, beta, eps, fused):

@@ -225,6 +225,24 @@ def cache_write(cache: np.ndarray, new: np.ndarray, positions: int | np.ndarray)
     return _kernels.cache_write(cache, new, positions)
 
 
+def top_k_log_softmax(
+    logits: np.ndarray, k: int, banned: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k most probable tokens of each row: ``log_softmax(logits)`` at the row's k largest logits.
+
+    logits: (R, V) float32, C-contiguous. Returns values (R, k) float32,
+    descending (equal values: the lower token id first), and indices (R, k)
+    int64. banned: token ids never chosen (they still count in the
+    normaliser, as setting their log-probabilities to -inf after a
+    log_softmax does). Needs 1 <= k <= V - len(banned). Two passes over each
+    row; the (R, V) log-probabilities are never stored (a beam search step).
+    A row whose logits are all -inf gives -inf values; a NaN logit, NaN
+    values. Bad shapes, dtypes, k or banned ids raise TypeError or ValueError
+    before any C code runs.
+    """
+    return _kernels.top_k_log_softmax(logits, k, banned)
+
+
 def layer_norm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -254,6 +254,27 @@ def cache_write(cache: np.ndarray, new: np.ndarray, positions: int | np.ndarray)
         cache[b, :, p : p + new.shape[2]] = new[b]
 
 
+def top_k_log_softmax(
+    logits: np.ndarray, k: int, banned: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference of kernels.top_k_log_softmax: a float64 log-sum-exp, then a sort of every row."""
+    banned = _checks.top_k_inputs(logits, k, banned)
+    x = logits.astype(np.float64)
+    # The maximum ignores NaN, which reaches the values through the sum; a row of -inf has no distribution.
+    nan = np.isnan(x).any(axis=1, keepdims=True)
+    m = np.where(np.isnan(x), -np.inf, x).max(axis=1, keepdims=True)
+    shift = np.where(m == -np.inf, 0.0, m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lse = np.where(m == -np.inf, np.where(nan, np.nan, 0.0),
+                       shift + np.log(np.exp(x - shift).sum(axis=1, keepdims=True)))
+    allowed = np.setdiff1d(np.arange(logits.shape[1]), banned)
+    # Descending by value, the lower id first among equals (a stable sort of the negated values).
+    order = np.argsort(-logits[:, allowed], axis=1, kind="stable")[:, :k]
+    indices = allowed[order]
+    values = np.take_along_axis(logits, indices, axis=1) - lse.astype(np.float32)
+    return values.astype(np.float32), indices.astype(np.int64)
+
+
 def _layer_norm64(s: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> tuple[np.ndarray, ...]:
     s = s.astype(np.float64)
     mean = s.mean(axis=-1)
