@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit import kernels
 from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer
 
 Array = np.ndarray
@@ -38,17 +39,24 @@ def transformers_length_penalty(length: int, alpha: float) -> float:
     return float(length) ** alpha
 
 
-def _scores(model: Seq2SeqTransformer, tokens: Array, cache: DecoderCache, last: Array) -> Array:
-    """Log-probabilities of the next token of each row; ``last`` (bool per row): rows at their last step, which
-    end with EOS when the model forces it there (transformers' ``forced_eos_token_id``)."""
-    logp = model.step(tokens, cache)
+def _candidates(model: Seq2SeqTransformer, tokens: Array, cache: DecoderCache, last: Array, n: int
+                ) -> tuple[Array, Array]:
+    """The ``n`` most probable next tokens of each row and their log-probabilities, best first, (rows, n) each
+    (fewer when the vocabulary is smaller); ``last`` (bool per row): rows at their last step, which end with EOS
+    when the model forces it there (transformers' ``forced_eos_token_id``).
+
+    One kernel call per step (kernels.top_k_log_softmax): the rows' log-softmax and their best tokens without
+    the (rows, vocabulary) log-probabilities, which numpy made and read again some six times.
+    """
     # Padding and BOS are never outputs; an untrained model may still rate them.
-    logp[:, model.pad_id] = -np.inf
-    logp[:, model.bos_id] = -np.inf
+    banned = np.unique(np.array([model.pad_id, model.bos_id], dtype=np.int64))
+    logits = model.step(tokens, cache)
+    values, ids = kernels.top_k_log_softmax(logits, min(n, logits.shape[1] - banned.size), banned)
     if model.forced_eos and last.any():
-        logp[last] = -np.inf
-        logp[last, model.eos_id] = 0.0
-    return logp
+        values[last] = -np.inf
+        values[last, 0] = 0.0
+        ids[last, 0] = model.eos_id
+    return values, ids
 
 
 def _limits(max_len: int | Array, B: int) -> Array:
@@ -68,21 +76,18 @@ def _start_beams(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int 
     return min(top_k, beam), _limits(max_len, src.shape[0]), model.start(src, beams=beam)
 
 
-def _best(scores: Array, logp: Array, n: int) -> tuple[Array, Array, Array]:
+def _best(scores: Array, values: Array, ids: Array, n: int) -> tuple[Array, Array, Array]:
     """The ``n`` best continuations of each row of beams, best first: their scores (R, n), beams and tokens.
 
-    ``scores`` (R, K): each beam's score so far; ``logp`` (R * K, V): its next token's log-probabilities. A row's
-    n best are among its beams' own n best, found first: a partition of each beam's V scores, not of the row's
-    K x V sums, which took most of a step's time over a vocabulary of 58,000 (MarianMT's).
+    ``scores`` (R, K): each beam's score so far; ``values``, ``ids`` (R * K, m): its m best next tokens and their
+    log-probabilities (:func:`_candidates`). A row's n best are among its beams' own n best.
     """
     R, K = scores.shape
-    V = logp.shape[1]
-    m = min(n, V)
-    tok = np.argpartition(logp, V - m, axis=1)[:, V - m:] if V > m else np.broadcast_to(np.arange(V), logp.shape)
-    sums = (scores.reshape(-1, 1) + np.take_along_axis(logp, tok, axis=1)).reshape(R, K * m)
+    m = values.shape[1]
+    sums = (scores.reshape(-1, 1) + values).reshape(R, K * m)
     order = np.argsort(-sums, axis=1, kind="stable")[:, :n]
     return (np.take_along_axis(sums, order, axis=1), order // m,
-            np.take_along_axis(tok.reshape(R, K * m), order, axis=1))
+            np.take_along_axis(ids.reshape(R, K * m), order, axis=1))
 
 
 def greedy(model: Seq2SeqTransformer, src: Array, max_len: int | Array) -> list[Hypothesis]:
@@ -98,9 +103,9 @@ def greedy(model: Seq2SeqTransformer, src: Array, max_len: int | Array) -> list[
     scores = np.zeros(B)
     alive = np.arange(B)
     for t in range(int(limits.max(initial=0))):
-        logp = _scores(model, tokens, cache, t + 1 >= limits[alive])
-        best = logp.argmax(axis=1)
-        scores[alive] += logp[np.arange(len(alive)), best]
+        values, ids = _candidates(model, tokens, cache, t + 1 >= limits[alive], 1)
+        best = ids[:, 0]
+        scores[alive] += values[:, 0]
         keep = []
         for row, (b, tok) in enumerate(zip(alive, best)):
             if tok == model.eos_id:
@@ -138,8 +143,8 @@ def beam_search(model: Seq2SeqTransformer, src: Array, beam: int, max_len: int |
     for t in range(int(limits.max(initial=0))):
         R = len(rows)
         # The 2K best continuations of each row, best first: at most K end with EOS, so K stay live.
-        cand_scores, from_beam, tok = _best(scores, _scores(model, tokens, cache, np.repeat(t + 1 >= limits[rows], K)),
-                                            2 * K)
+        cand_scores, from_beam, tok = _best(scores, *_candidates(model, tokens, cache,
+                                                                 np.repeat(t + 1 >= limits[rows], K), 2 * K), 2 * K)
         finite = np.isfinite(cand_scores)
         is_eos = finite & (tok == model.eos_id)
         live = finite & ~is_eos
@@ -206,7 +211,7 @@ def transformers_beam_search(model: Seq2SeqTransformer, src: Array, beam: int, m
     tokens = np.full((B * K, 1), model.bos_id, dtype=np.int64)
     for t in range(int(limits.max(initial=0))):
         R, at_limit = len(rows), t + 1 >= limits[rows]
-        cand, from_beam, tok = _best(running, _scores(model, tokens, cache, np.repeat(at_limit, K)), 2 * K)
+        cand, from_beam, tok = _best(running, *_candidates(model, tokens, cache, np.repeat(at_limit, K), 2 * K), 2 * K)
         ends = (tok == model.eos_id) | at_limit[:, None]
         seqs = np.concatenate([history[np.arange(R)[:, None], from_beam], tok[:, :, None]], axis=2)
         going = cand - SET_ASIDE * ends

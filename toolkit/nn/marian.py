@@ -24,7 +24,7 @@ from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.bert import PostNormBlock
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
-from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, log_softmax, sinusoidal_positions, weights_to_come
+from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, sinusoidal_positions, weights_to_come
 from toolkit.nn.pretrained import Checkpoint, Tensors, copy_attention, copy_layer_norm, copy_linear
 from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer, cross_attention, start_cache
 
@@ -178,11 +178,10 @@ class MarianMT:
         return x
 
     def step(self, tokens: Array, cache: DecoderCache) -> Array:
-        """Log-probabilities (B, target vocabulary) of the token after ``tokens`` (B, t), given the cache."""
-        h = self._decode(tokens, cache)[:, -1]
-        logits = h @ self.output.T
+        """Logits (B, target vocabulary) of the token after ``tokens`` (B, t), given the cache."""
+        logits = self._decode(tokens, cache)[:, -1] @ self.output.T
         logits += self.bias
-        return log_softmax(logits)
+        return logits
 
     def logits(self, src: Array, tokens: Array) -> Array:
         """Logits (B, t, target vocabulary) of every position of the target prefixes ``tokens`` (B, t), which start

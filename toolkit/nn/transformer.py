@@ -39,7 +39,6 @@ from toolkit.nn.layers import (
     LayerNorm,
     as_rng,
     f32,
-    log_softmax,
     sinusoidal_positions,
 )
 
@@ -386,7 +385,7 @@ class Seq2SeqTransformer(Layer):
         return start_cache(self.decoder, memory, mask, beams)
 
     def step(self, tokens: Array, cache: DecoderCache) -> Array:
-        """Log-probabilities (B, tgt_vocab) of the token after ``tokens`` (B, t), given the cache.
+        """Logits (B, tgt_vocab) of the token after ``tokens`` (B, t), given the cache.
 
         The new positions' keys and values are appended to the cache; the
         result equals the full forward's last position (tested).
@@ -403,7 +402,7 @@ class Seq2SeqTransformer(Layer):
         cache.length += tokens.shape[1]
         cache.order = None
         h, _ = self.decoder_norm.forward(x[:, -1])
-        return log_softmax(h @ self.tgt_embed.params["table"].T)
+        return h @ self.tgt_embed.params["table"].T
 
     @staticmethod
     def _cached_self_attention(mha: MultiHeadAttention, h: Array, cache: DecoderCache, i: int) -> Array:
