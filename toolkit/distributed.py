@@ -172,7 +172,8 @@ class ClusterPool(ChunkPool):
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
         calls = [client.submit(_stamp_in_worker, self._pickled, workers=[address], pure=False)
                  for address in client.scheduler_info()["workers"]]
-        return [self._outcome(call) for call in calls][0]
+        stamps = [self._outcome(call) for call in calls]  # all of them: every worker has loaded the model
+        return stamps[0]
 
     def _submit(self, values: list) -> Any:
         if self._client is None:
