@@ -14,12 +14,12 @@ from toolkit import api, io
 from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, engine_option, given_options, option_params
 from toolkit.cli.task_output import stream_results, write_parts, write_results
+from toolkit.distributed import local_workers, pool as chunk_pool
 from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.languages import covered
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.shards import ShardedOutput, input_files, is_directory_target
-from toolkit.distributed import local_workers, pool as chunk_pool
 from toolkit.workers import DEFAULT_CHUNK_SIZE, ChunkPool
 
 
