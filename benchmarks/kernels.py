@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import statistics
 import sys
 import time
@@ -55,6 +56,10 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 # Thread counts must be fixed before numpy, torch or our kernels start their pools.
 use_threads(args.threads)
+# After each product OpenBLAS's idle threads spin for about 2^28 cycles (0.1 s) before
+# they sleep, on the cores the next contender needs: timed right after the GEMM
+# reference, attention here ran up to 1.3x slower. They sleep at once with this.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
