@@ -10,7 +10,7 @@
  * Tile sizes: the BLAS packs both operands of every product, and the
  * probabilities P are packed again for P V with only Dv columns to spread
  * that over; tall query blocks spread the packing of K and V over more rows
- * (BQ 128 -> 512 took the forward at T = 512 from 0.63 to 0.70 of the GEMM
+ * (BQ 128 -> 512 took the forward at T = 512 from 0.63 to 0.64-0.70 of the GEMM
  * peak on one core). Causal blocks are shorter, BQC rows, and each stops at
  * the last key its last row sees, so the masked triangle above the diagonal
  * is computed only within one BQC-wide band: 75 % of the full work at
