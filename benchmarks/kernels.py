@@ -7,15 +7,21 @@ reference shapes of issue 2, and the second round's kernels at issue 23's:
 layer norm (plain and fused with the residual add) and GELU (tanh and exact)
 on 8192 tokens x 768, and one decode step of attention (B=8, H=12, D=64,
 against a cache of 1024 positions, full and ragged) against PyTorch's SDPA
-with one query. The decode step has no backward (its fwd+bwd row is skipped);
-its row also gives the rate at which it reads the cache, next to a plain
-array copy's measured in the same run. The softmax cross-entropy fused with
+with one query. The decode step has no backward (its fwd+bwd row is skipped). The softmax cross-entropy fused with
 the output projection (linear_cross_entropy) runs against PyTorch's
 ``F.cross_entropy(F.linear(h, w), t)`` at N=2048 tokens, D=256, V=8000 and
 N=2048, D=768, V=50257 (GPT-2's vocabulary); its fwd+bwd row is followed by
 each contender's peak memory above its inputs (Linux), next to the size of
 the logits matrix that ours never stores, and by the one-call form
-(linear_cross_entropy_with_grad, no recomputation) timed against torch again. All contenders run interleaved in one process
+(linear_cross_entropy_with_grad, no recomputation) timed against torch again.
+
+Every row also gives our rate against a physical limit of the machine,
+measured in the same run and timed interleaved with that row's contenders:
+GFLOP/s against the GEMM peak (a 2048 x 2048 float32 product through
+scipy's sgemm, the BLAS the kernels call) for the compute-bound kernels
+(attention, conv1d, cross-entropy), GB/s against a 64 MB copy (bytes read +
+written) for the memory-bound ones (embedding, layer norm, GELU, and the
+decode step, counted as the bytes of cache it reads). All contenders run interleaved in one process
 (ours, torch, numpy, ours, ...) so that the machine's background noise hits
 them alike; the table reports medians after warm-up and the ratios
 peer time / our time (above 1.0: we are faster).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import statistics
 import sys
 import time
@@ -49,6 +56,10 @@ def parse_args() -> argparse.Namespace:
 args = parse_args()
 # Thread counts must be fixed before numpy, torch or our kernels start their pools.
 use_threads(args.threads)
+# After each product OpenBLAS's idle threads spin for about 2^28 cycles (0.1 s) before
+# they sleep, on the cores the next contender needs: timed right after the GEMM
+# reference, attention here ran up to 1.3x slower. They sleep at once with this.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
@@ -277,12 +288,35 @@ def decode_bytes(ragged: bool) -> int:
     return int(read.sum()) * H * D * 4 * 2  # keys and values, float32
 
 
-def copy_bandwidth(repeats: int) -> float:
-    """GB/s of a plain copy of 64 MB (bytes read + bytes written), the memory reference."""
-    src = np.ones(16 * 2**20, np.float32)
-    dst = np.empty_like(src)
-    med = time_interleaved({"copy": lambda: np.copyto(dst, src)}, repeats, 2)["copy"]
-    return 2 * src.nbytes / med / 1e9
+# The two physical references, timed interleaved with the contenders of each row so that
+# the same background load hits them. GEMM: a 2048 x 2048 float32 product through
+# scipy's sgemm, the very BLAS the kernels call (scipy.linalg.cython_blas); numpy's matmul
+# uses a BLAS of its own (another OpenBLAS build), shown once at the start for comparison.
+# Copy: 64 MB, counted as bytes read + bytes written.
+GEMM_N = 2048
+_gemm_a = np.asfortranarray(np.ones((GEMM_N, GEMM_N), np.float32))
+_gemm_c = np.asfortranarray(np.empty((GEMM_N, GEMM_N), np.float32))
+_copy_src = np.ones(16 * 2**20, np.float32)
+_copy_dst = np.empty_like(_copy_src)
+
+
+def gemm_reference() -> None:
+    from scipy.linalg.blas import sgemm
+
+    sgemm(1.0, _gemm_a, _gemm_a, c=_gemm_c, overwrite_c=True)
+
+
+REFERENCES = {
+    "GFLOP": ("gemm", gemm_reference, 2.0 * GEMM_N**3, "GEMM peak"),
+    "GB": ("copy", lambda: np.copyto(_copy_dst, _copy_src), 2.0 * _copy_src.nbytes, "copy"),
+}
+
+
+def numpy_gemm_rate(repeats: int) -> float:
+    a = np.ones((GEMM_N, GEMM_N), np.float32)
+    c = np.empty_like(a)
+    med = time_interleaved({"numpy": lambda: np.matmul(a, a, out=c)}, repeats, 1)["numpy"]
+    return 2.0 * GEMM_N**3 / med / 1e9
 
 
 CROSS_ENTROPY = ((2048, 256, 8000), (2048, 768, 50257))
@@ -342,13 +376,12 @@ def peak_memory_mb(fn: Callable[[], object]) -> float | None:
         return None
 
 
-def cross_entropy_report(label: str, case: Case, med: dict[str, float], repeats: int, warmup: int) -> None:
+def cross_entropy_report(label: str, case: Case, repeats: int, warmup: int) -> None:
     N, D, V = next(shape for shape in CROSS_ENTROPY if label.endswith(f"N={shape[0]} D={shape[1]} V={shape[2]}"))
-    flops = 8.0 * N * D * V  # forward product, its recomputation, and the two gradient products
     peaks = {c: peak_memory_mb(case[c][1]) for c in ("ours", "torch") if c in case}
     shown = ", ".join(f"{c} {p:.0f} MB" if p is not None else f"{c} n/a" for c, p in peaks.items())
-    print(f"{'':<48} {'':<8} ours {flops / med['ours'] / 1e9:.0f} GFLOP/s; peak memory above the inputs: "
-          f"{shown}; the logits matrix is {N * V * 4 / 2**20:.0f} MB")
+    print(f"{'':<48} {'':<8} peak memory above the inputs: {shown}; the logits matrix is "
+          f"{N * V * 4 / 2**20:.0f} MB")
     fns = {c: case[c][1] for c in ("ours one call", "torch") if c in case}
     one = time_interleaved(fns, repeats, warmup)
     versus = f", torch/ours {one['torch'] / one['ours one call']:.2f}" if "torch" in one else ""
@@ -356,18 +389,69 @@ def cross_entropy_report(label: str, case: Case, med: dict[str, float], repeats:
           f"{one['ours one call'] * 1e3:.2f} ms{versus} (torch {one.get('torch', float('nan')) * 1e3:.2f} ms)")
 
 
+def attention_flops(B: int, H: int, T: int, D: int, causal: bool) -> float:
+    """Forward FLOPs: two (T x T x D) products per (batch, head); causal counts only the visible
+    T (T + 1) / 2 logits, since the kernels skip the masked tiles."""
+    logits = T * (T + 1) / 2 if causal else T * T
+    return 4.0 * B * H * logits * D
+
+
+# Work per row, forward and forward + backward, for the rate column: ("GFLOP", n) is set
+# against the GEMM peak, ("GB", n) against the copy bandwidth, both measured in the same
+# run. Byte counts are the least traffic a kernel must make (each input read once, each
+# output written once).
+Work = tuple[str, float]
+
+
+def all_work() -> dict[str, tuple[Work, Work]]:
+    n, D = 64 * 400, 128  # embedding ids, width
+    emb = 2 * n * D * 4 + n * 8
+    B, T, C, K, F = 64, 400, 128, 5, 128
+    conv = 2.0 * B * (T - K + 1) * K * C * F
+    N, Dn = 8192, 768
+    row = N * Dn * 4
+    work: dict[str, tuple[Work, Work]] = {
+        "embedding V=20000 D=128 ids 64x400": (("GB", emb), ("GB", emb + 20_000 * D * 4 + 3 * n * D * 4)),
+        f"conv1d valid {B}x{T}x{C} K={K} F={F}": (("GFLOP", conv), ("GFLOP", 3 * conv)),
+        f"fused conv+relu+maxpool {B}x{T}x{C} K={K} F={F}": (("GFLOP", conv), ("GFLOP", conv)),
+        f"layer_norm {N}x{Dn}": (("GB", 2 * row), ("GB", 5 * row)),
+        f"add+layer_norm {N}x{Dn}": (("GB", 4 * row), ("GB", 8 * row)),
+        "gelu tanh 8192x768": (("GB", 2 * row), ("GB", 5 * row)),
+        "gelu exact 8192x768": (("GB", 2 * row), ("GB", 5 * row)),
+    }
+    for Ba, Ha, Ta, Da, causal in ATTENTION:
+        f = attention_flops(Ba, Ha, Ta, Da, causal)
+        work[attention_label(Ba, Ha, Ta, Da, causal)] = (("GFLOP", f), ("GFLOP", 3.5 * f))
+    for ragged in (False, True):
+        b = decode_bytes(ragged)
+        work[decode_label(ragged)] = (("GB", b), ("GB", b))
+    for Nc, Dc, V in CROSS_ENTROPY:
+        # The backward recomputes the forward's product, then makes the two gradient products.
+        work[f"linear+cross_entropy N={Nc} D={Dc} V={V}"] = (("GFLOP", 2.0 * Nc * Dc * V), ("GFLOP", 8.0 * Nc * Dc * V))
+    return work
+
+
+ATTENTION = ((32, 8, 128, 64, False), (32, 8, 128, 64, True), (8, 8, 512, 64, False))
+
+
+def attention_label(B: int, H: int, T: int, D: int, causal: bool) -> str:
+    return f"attention B={B} H={H} T={T} D={D}" + (" causal" if causal else "")
+
+
+def decode_label(ragged: bool) -> str:
+    return "decode B=8 H=12 L=1024 D=64" + (" ragged" if ragged else "")
+
+
 def all_cases() -> dict[str, Case]:
     cases = {"embedding V=20000 D=128 ids 64x400": embedding_case()}
     cases.update(conv_cases())
-    for B, H, T, D, causal in ((32, 8, 128, 64, False), (32, 8, 128, 64, True), (8, 8, 512, 64, False)):
-        label = f"attention B={B} H={H} T={T} D={D}" + (" causal" if causal else "")
-        cases[label] = attention_case(B, H, T, D, causal)
+    for B, H, T, D, causal in ATTENTION:
+        cases[attention_label(B, H, T, D, causal)] = attention_case(B, H, T, D, causal)
     cases.update(layer_norm_cases())
     cases["gelu tanh 8192x768"] = gelu_case("tanh")
     cases["gelu exact 8192x768"] = gelu_case("none")
     for ragged in (False, True):
-        label = "decode B=8 H=12 L=1024 D=64" + (" ragged" if ragged else "")
-        cases[label] = decode_case(ragged)
+        cases[decode_label(ragged)] = decode_case(ragged)
     for N, D, V in CROSS_ENTROPY:
         cases[f"linear+cross_entropy N={N} D={D} V={V}"] = cross_entropy_case(N, D, V)
     return cases
@@ -393,9 +477,16 @@ def main() -> int:
         print("torch is not installed: the torch column is n/a (pip install torch==2.13.0, benchmark-only)")
     else:
         print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
-    header = f"{'case':<48} {'pass':<8} {'ours ms':>9} {'torch ms':>9} {'numpy ms':>9} {'torch/ours':>10} {'numpy/ours':>10}"
+    print(f"references, timed beside each row: {GEMM_N}x{GEMM_N} float32 GEMM through scipy's sgemm (the "
+          f"kernels' BLAS; numpy's matmul here: {numpy_gemm_rate(max(3, args.repeats // 4)):.0f} GFLOP/s), "
+          "and a 64 MB copy (read + write)")
+    print("attention FLOPs: 4*B*H*T*T*D forward, 3.5x that forward+backward (backward 2.5x); "
+          "causal counts the visible T*(T+1)/2 logits only")
+    header = (f"{'case':<48} {'pass':<8} {'ours ms':>9} {'torch ms':>9} {'numpy ms':>9} {'torch/ours':>10} "
+              f"{'numpy/ours':>10}  ours rate, reference, fraction")
     print(header)
     print("-" * len(header))
+    work = all_work()
     for label, case in all_cases().items():
         if args.only and args.only not in label:
             continue
@@ -405,19 +496,20 @@ def main() -> int:
                 continue  # forward-only kernels (decode)
             # The numpy reference is slow; fewer repeats keep the run short
             # without touching the ours-vs-torch medians.
-            med = time_interleaved({c: f for c, f in fns.items() if c != "numpy"}, args.repeats, args.warmup)
+            unit, amount = work[label][which]
+            ref_name, ref_fn, ref_amount, ref_label = REFERENCES[unit]
+            timed = {c: f for c, f in fns.items() if c != "numpy"}
+            timed[ref_name] = ref_fn
+            med = time_interleaved(timed, args.repeats, args.warmup)
             if "numpy" in fns:
                 med.update(time_interleaved({"numpy": fns["numpy"]}, max(3, args.repeats // 5), 1))
             cell = lambda c: f"{med[c] * 1e3:9.2f}" if c in med else f"{'n/a':>9}"  # noqa: E731
             ratio = lambda c: f"{med[c] / med['ours']:10.2f}" if c in med else f"{'n/a':>10}"  # noqa: E731
-            print(f"{label:<48} {pass_name:<8} {cell('ours')} {cell('torch')} {cell('numpy')} {ratio('torch')} {ratio('numpy')}")
-            if label.startswith("decode"):
-                gbs = decode_bytes(label.endswith("ragged")) / med["ours"] / 1e9
-                copy = copy_bandwidth(args.repeats)
-                print(f"{'':<48} {'':<8} reads the cache at {gbs:.1f} GB/s; a 64 MB copy in this run: "
-                      f"{copy:.1f} GB/s (read + write), ratio {gbs / copy:.2f}")
+            rate, ref_rate = amount / med["ours"] / 1e9, ref_amount / med[ref_name] / 1e9
+            print(f"{label:<48} {pass_name:<8} {cell('ours')} {cell('torch')} {cell('numpy')} {ratio('torch')} "
+                  f"{ratio('numpy')}  {rate:6.1f} {unit}/s, {ref_label} {ref_rate:.1f}, {rate / ref_rate:.2f}")
             if label.startswith("linear+cross_entropy") and pass_name == "fwd+bwd":
-                cross_entropy_report(label, case, med, args.repeats, args.warmup)
+                cross_entropy_report(label, case, args.repeats, args.warmup)
             sys.stdout.flush()
     return 0
 

@@ -38,15 +38,16 @@ static inline void gemm_rm(nlpk_sgemm_fn sgemm, int trans_a, int trans_b, int M,
  * Cephes polynomial on x - n*ln2; NaN propagates; large negative x gives
  * denormal-free tiny values and callers zero masked entries themselves. */
 static inline float nlpk_expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* A NaN passes both clamps. It still propagates through r, but it must not
-     * reach the (int32_t)n below: converting NaN to int is undefined behaviour
-     * (x86 gives INT_MIN, whose shift is undefined again; UBSan caught it). */
-    float xn = x == x ? x : 0.0f;
-    /* Round to nearest by the 1.5 * 2^23 trick: no floorf, which baseline
-     * x86-64 cannot inline. */
-    float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    /* Written as "c > x ? c : x" and "c < x ? c : x", the clamps are exactly
+     * maxps / minps (a NaN x passes through both); other spellings made gcc
+     * duplicate the whole polynomial for each clamp case. */
+    x = -87.0f > x ? -87.0f : x;
+    x = 88.0f < x ? 88.0f : x;
+    /* Round to nearest by adding 1.5 * 2^23: no floorf, which baseline x86-64
+     * cannot inline, and no float-to-int conversion, which is undefined for a
+     * NaN. t's low mantissa bits then hold n in two's complement. */
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float n = t - 12582912.0f;
     float r = x - n * 0.693359375f - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -56,11 +57,14 @@ static inline float nlpk_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
+    } bits;
+    bits.f = t;
+    /* 2^n: n + 127 in the exponent field (unsigned, so a NaN's bits wrap
+     * harmlessly; the NaN in p carries through the product). */
+    bits.i = (bits.i - 0x4B400000u + 127u) << 23;
+    return p * bits.f;
 }
 
 /* csrc/rows.c: row reductions of the softmax kernels. */

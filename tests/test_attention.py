@@ -78,8 +78,18 @@ CASES = [
     pytest.param(2, 1, 5, 12, 17, 4, True, True, None, id="Tq<Tk-mask-causal"),
     pytest.param(3, 2, 16, 16, 16, 16, False, True, 0.3, id="causal-scale"),
     pytest.param(1, 1, 4, 6, 3, 2, False, False, 0.0, id="scale-zero"),
-    # One past the 128-row query tile and the 512-column key tile.
+    # One past two 64-row causal query blocks and the 512-column key tile.
     pytest.param(1, 1, 129, 513, 3, 2, True, True, None, id="tile-edges"),
+    # One past the 512-row query block and the 512-column key tile, odd widths.
+    pytest.param(1, 1, 513, 513, 63, 65, False, False, None, id="tile-edges-full"),
+    # Causal blocks end at their last row's diagonal: one past a 64-row block,
+    # keys ahead of the queries (Tq < Tk) and behind them (Tq > Tk), odd D.
+    pytest.param(1, 2, 65, 65, 33, 31, False, True, None, id="causal-block-edge"),
+    pytest.param(2, 1, 65, 130, 7, 9, True, True, None, id="causal-block-edge-Tq<Tk"),
+    pytest.param(1, 1, 130, 65, 9, 7, True, True, None, id="causal-block-edge-Tq>Tk"),
+    # Tq - Tk = 130: the first two causal blocks see no key at all.
+    pytest.param(1, 2, 200, 70, 5, 5, False, True, None, id="causal-blocks-that-see-nothing"),
+    pytest.param(2, 2, 1, 1, 3, 3, True, True, None, id="T=1-causal"),
     # Several query tiles and several key tiles.
     pytest.param(1, 2, 600, 1100, 4, 3, False, False, None, id="long"),
     pytest.param(2, 1, 600, 1100, 5, 6, True, True, None, id="long-mask-causal"),
