@@ -193,19 +193,18 @@ class ChunkPool(ABC):
     def stamp(self) -> dict:
         """The pipeline's stamp, from where the engine runs (starting it there); an engine that cannot start
         raises its error here, as ``pipe.stamp()`` would."""
-        raise NotImplementedError
 
     @abstractmethod
     def _submit(self, values: list) -> Any:
-        raise NotImplementedError
+        """Send one chunk to be run: a future of its results."""
 
     @abstractmethod
     def _first_done(self, futures: list) -> set:
-        raise NotImplementedError
+        """Wait until at least one of ``futures`` is done; those that are."""
 
     @abstractmethod
     def _outcome(self, future: Any) -> list[dict | ErrorRecord]:
-        raise NotImplementedError
+        """A done future's results; WorkerError when what ran it died for good."""
 
     def map(self, chunks: Iterable[tuple[Key, list]], done: Callable[[int], None] | None = None
             ) -> Iterator[tuple[Key, list[dict | ErrorRecord]]]:
