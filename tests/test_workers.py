@@ -124,6 +124,19 @@ def test_chunks_in_flight_are_bounded_and_come_back_in_order(registry):
     assert consumed == 30 and most == 3 and sum(finished) == sum(1 + k % 3 for k in range(30))
 
 
+def test_leaving_the_pool_ends_its_processes_and_threads(registry):
+    # A thread of the executor still ending when the interpreter exits made Python 3.11's exit handler print
+    # "Exception ignored ... Bad file descriptor" (a write to the pipe that thread had just closed).
+    import threading
+
+    before = set(threading.enumerate())
+    with WorkerPool(Pipeline("echo", registry=registry), 2) as pool:
+        processes = list(pool._executor._processes.values())
+        assert [results for _, results in pool.map([(0, ["x"]), (1, ["y"])])] == [[{"text": "X"}], [{"text": "Y"}]]
+    assert not any(process.is_alive() for process in processes)
+    assert set(threading.enumerate()) <= before
+
+
 def test_each_worker_gets_the_cores_shared_out_unless_the_user_set_threads(registry, monkeypatch):
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(variable, raising=False)

@@ -300,10 +300,16 @@ class WorkerPool(ChunkPool):
         # its processes before Python 3.14's terminate_workers, which does what follows; shutdown forgets
         # them, so they are taken first.
         processes = list((getattr(executor, "_processes", None) or {}).values())
+        manager = getattr(executor, "_executor_manager_thread", None)
         executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        # Its thread that manages the workers closes a pipe as it ends, and Python 3.11's exit handler writes to
+        # that pipe unlocked: a thread still ending at exit printed "Exception ignored ... Bad file descriptor"
+        # after one run in four of `summarize --workers 2`. Once the workers are gone it ends at once.
+        if manager is not None:
+            manager.join(timeout=5)
 
     def stamp(self) -> dict:
         """The pipeline's stamp. With worker processes, theirs: each loads the model as it starts (the stamp
