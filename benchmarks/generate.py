@@ -10,7 +10,9 @@
     dropout 0, taking turns step by step so that load from other jobs falls
     on both. Reported: the two losses at step 0 (same weights, same batch:
     they must agree) and after the last step, and the median step's
-    tokens/s (batch x context target tokens per step).
+    tokens/s (batch x context target tokens per step). Ours trains in a
+    process set up as `nlp-tool train` sets up its own (OpenBLAS's threads
+    sleep after a product: toolkit.threads.short_blas_spin).
 (b) Generation tokens/s, greedy, --prompt-tokens random prompts and exactly
     --new-tokens new tokens at batch 1 and 8: ours (Decoding with
     Sampling(temperature=0)) against transformers' GPT2LMHeadModel.generate
@@ -53,6 +55,7 @@ WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext2" / "test.txt.gz"
 GPT2_SMALL = {"vocab": 50257, "dim": 768, "heads": 12, "layers": 12, "ffn": 3072, "context": 1024}
 EOS_ID = 3  # DecoderLM's default end-of-text id; forbidden in generation so that every run makes --new-tokens
 PAD_ID = 0  # DecoderLM's default padding id
+SETTLE_SECONDS = 0.3  # a pause before each timed training step, for the other side's threads to stop spinning
 
 
 def parse_args() -> argparse.Namespace:
@@ -166,6 +169,16 @@ class Ours:
         from toolkit import api
 
         return api.evaluate("generate", data, model=model)
+
+
+class OursTraining(Ours):
+    """Ours, in a process set up as `nlp-tool train` sets up its own (toolkit.threads.short_blas_spin)."""
+
+    def __init__(self, threads: int) -> None:
+        from toolkit.threads import short_blas_spin
+
+        short_blas_spin()
+        super().__init__(threads)
 
 
 class Theirs:
@@ -315,6 +328,9 @@ def training(args: argparse.Namespace, ours: Contender, theirs: Contender, shape
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     for i, ids in enumerate(batches):
         for name, contender in steps.items():
+            # The other side's threads may still spin after its step (OpenMP's and BLAS's spin-waits last up to
+            # some 0.2 s), which took cores from this one: each step starts on cores at rest.
+            time.sleep(SETTLE_SECONDS)
             loss, took = contender.call("train_step", key="train", ids=ids)
             losses[name].append(loss)
             if i >= args.warmup:
@@ -405,7 +421,11 @@ def main() -> int:
         print()
         shape = {name: getattr(args, name) for name in ("vocab", "dim", "heads", "layers", "ffn", "context")}
         if not args.skip_training:
-            training(args, ours, theirs, shape)
+            trainer = Contender(OursTraining, args.threads)
+            try:
+                training(args, trainer, theirs, shape)
+            finally:
+                trainer.close()
         if not args.skip_generation:
             batches = [int(b) for b in args.gen_batches.split(",")]
             gen_context = max(args.gen_context, args.prompt_tokens + args.new_tokens)

@@ -121,8 +121,9 @@ of other languages (characters it never saw are refused in prompts).
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
+    from toolkit.threads import short_blas_spin, use_threads
     use_threads(args.threads)
+    short_blas_spin()  # as `nlp-tool train` does
     from recipe import ship, stamp_test, train_staged
     from toolkit_plugins.generation.engine import TransformerGenerator
 

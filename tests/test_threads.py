@@ -182,6 +182,40 @@ def test_use_threads_sets_the_pool_variables_without_importing_numpy(monkeypatch
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
+def test_short_blas_spin_sets_openblas_timeout_unless_the_user_did(monkeypatch):
+    from toolkit.threads import SHORT_BLAS_SPIN, short_blas_spin
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    assert short_blas_spin() and os.environ["OPENBLAS_THREAD_TIMEOUT"] == SHORT_BLAS_SPIN
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
+    assert not short_blas_spin() and os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
+
+
+TRAIN_SPY = """
+import os, sys
+import toolkit.cli.train_evaluate as commands
+seen = []
+original = commands.short_blas_spin
+commands.short_blas_spin = lambda: seen.append("numpy" in sys.modules) or original()
+def train(*args, **kwargs):
+    print(seen, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+    raise SystemExit(0)
+commands.api.train = train
+from toolkit.cli import cli
+cli(["train", "generate", sys.argv[1], "-o", sys.argv[2]])
+"""
+
+
+def test_nlp_tool_train_sets_the_short_blas_spin_before_numpy_loads(tmp_path):
+    data = tmp_path / "corpus.txt"
+    data.write_text("a few words of text\n" * 20, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", TRAIN_SPY, str(data), str(tmp_path / "m.nlpt")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[False]", "4"]
+
+
 def test_serial_blas_holds_blas_to_one_thread_counted_and_restores():
     from threadpoolctl import threadpool_limits
 

@@ -19,6 +19,7 @@ from toolkit.datasets import DATA_FORMATS
 from toolkit.engine import can_evaluate, can_train
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.progress import ElapsedTicker
+from toolkit.threads import short_blas_spin
 
 
 class TaskGroup(click.Group):
@@ -236,6 +237,8 @@ def run_train(
     if valid and ctx.get_parameter_source("valid_split") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("give --valid or --valid-split, not both")
 
+    # Before the engine imports numpy, whose OpenBLAS reads it.
+    short_blas_spin()
     # The engine writes its model file atomically, so an interrupted run leaves none behind.
     _report(
         lambda: api.train(
