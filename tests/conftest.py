@@ -267,6 +267,28 @@ def corpus(tmp_path, dialogues) -> str:
 
 
 @pytest.fixture
+def cli_over(tmp_path, monkeypatch) -> Callable:
+    """``cli_over(registry)``: a function running ``nlp-tool ARGS...`` (click's CliRunner, optional stdin
+    ``input``) over the plugin ``registry``, in a fresh working folder and NLP_TOOL_HOME."""
+    from click.testing import CliRunner
+
+    from toolkit.cli import make_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
+
+    def over(registry) -> Callable:
+        cli = make_cli(lambda: registry)
+
+        def invoke(*args, input=None):
+            return CliRunner().invoke(cli, [str(arg) for arg in args], input=input)
+
+        return invoke
+
+    return over
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch):
     """NLP_TOOL_HOME in a fresh folder: where the chat task saves its conversations."""
     monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))

@@ -17,13 +17,11 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from distributed import Client
 
 from toolkit import distributed as td
 from toolkit import hookimpl
 from toolkit.api import ErrorRecord, Pipeline
-from toolkit.cli import make_cli
 from toolkit.engine import Engine, LoadsModel, Option
 from toolkit.errors import WorkerError
 from toolkit.plugins import PluginInfo, load_registry
@@ -168,15 +166,8 @@ def test_bag_and_dataframe_recipes_give_the_pipelines_results(registry, client):
 
 
 @pytest.fixture
-def run(registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
-    cli = make_cli(lambda: registry)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-    return invoke
+def run(registry, cli_over):
+    return cli_over(registry)
 
 
 def test_cluster_output_is_the_bytes_of_one_process_in_every_format(run, tmp_path, client):

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from toolkit import hookimpl
 from toolkit.cli import make_cli
@@ -56,16 +55,8 @@ def main() -> None:
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
-    registry = slow_registry()
-    cli = make_cli(lambda: registry)
-
-    def invoke(*args, input=None):
-        return CliRunner().invoke(cli, [str(arg) for arg in args], input=input)
-
-    return invoke
+def run(cli_over):
+    return cli_over(slow_registry())
 
 
 def lines_file(path: Path, count: int, boom: int | None = None) -> Path:

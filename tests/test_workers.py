@@ -81,15 +81,8 @@ def registry():
 
 
 @pytest.fixture
-def run(registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NLP_TOOL_HOME", str(tmp_path / "home"))
-    cli = make_cli(lambda: registry)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-    return invoke
+def run(registry, cli_over):
+    return cli_over(registry)
 
 
 def test_map_gives_the_pipelines_results_in_order_with_failures_in_their_place(registry):
