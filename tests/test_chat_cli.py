@@ -116,6 +116,8 @@ def test_jsonl_batch_into_part_files_on_a_cluster_is_what_one_process_writes(cor
     assert one_shot.exit_code == 2 and "a one-shot reply goes to a FILE" in one_shot.output
     both = run(*args, "--workers", "2", "--cluster", "local:2")
     assert both.exit_code == 2 and "not both" in both.output
+    bad = run(*args, "--cluster", "local:two")
+    assert bad.exit_code == 2 and "a local cluster is local:N" in bad.output and "Traceback" not in bad.output
 
 
 def test_jsonl_batch_to_a_file(corpus, tmp_path, home):

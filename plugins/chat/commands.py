@@ -22,6 +22,7 @@ import click
 
 from toolkit.api import DEFAULT_BATCH_SIZE
 from toolkit.cli.errors import Failure
+from toolkit.cli.task_verb import check_pool_options
 from toolkit.engine import Option
 from toolkit.errors import NlpToolError, UsageError
 from toolkit.workers import DEFAULT_CHUNK_SIZE
@@ -138,8 +139,7 @@ def chat(message: tuple[str, ...], engine: str, model: str | None, resume: bool,
         if resume or cid:
             raise click.UsageError("-i jsonl replies to the conversations of its records; --continue and --cid"
                                    " do not apply")
-        if cluster is not None and workers > 1:
-            raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
+        check_pool_options(workers, cluster)
         pipe = _pipeline(engine, model, options, batch_size)
         run = {"task": TASK, "engine": engine, "model": model, "options": options, "input_format": "jsonl",
                "id_field": id_field, "format": fmt, "chunk_size": chunk_size}

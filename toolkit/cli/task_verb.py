@@ -16,6 +16,7 @@ from toolkit.cli.options import click_type, engine_defaults, engine_option, give
 from toolkit.cli.task_output import stream_results, write_parts, write_results
 from toolkit.distributed import local_workers, pool as chunk_pool
 from toolkit.engine import can_stream, can_train, takes_model
+from toolkit.errors import OptionError
 from toolkit.languages import covered
 from toolkit.memory import keep_freed_memory
 from toolkit.plugins import EngineEntry, Registry
@@ -174,10 +175,7 @@ def run_task(
     except LookupError:
         raise click.UsageError(f"unknown encoding {encoding!r}") from None
 
-    if cluster is not None:
-        if workers > 1:
-            raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
-        local_workers(cluster)  # a bad local:N is a usage error before anything starts
+    check_pool_options(workers, cluster)
     if explain:
         explain_run(registry, entry, model, options, fmt)
         return
@@ -220,6 +218,18 @@ def run_task(
            "chunk_size": chunk_size}
     write_run(pipe, records, run, files, output=output, fmt=fmt, lines=input_format == "lines", on_error=on_error,
               quiet=quiet, debug=debug, workers=workers, cluster=cluster, chunk_size=chunk_size)
+
+
+def check_pool_options(workers: int, cluster: str | None) -> None:
+    """``--workers`` and ``--cluster`` as usage errors before anything starts: both given, or a bad local:N."""
+    if cluster is None:
+        return
+    if workers > 1:
+        raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
+    try:
+        local_workers(cluster)
+    except OptionError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def write_run(pipe: api.Pipeline, records: Iterator[io.Record], run: dict, files: list[str], *, output: str | None,
