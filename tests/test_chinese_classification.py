@@ -112,10 +112,10 @@ def test_ensemble_trained_on_jieba_words_splits_text_alike_in_both_models(tmp_pa
     meta = read_model_file(path)[0]["metadata"]
     assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == "jieba"
     model = EnsembleClassifier(model=str(path))._loaded()[0]
-    assert "酒店" in model.cnn.tokenizer.vocabulary or "房间" in model.cnn.tokenizer.vocabulary
+    assert "酒店" in model.cnns[0].tokenizer.vocabulary or "房间" in model.cnns[0].tokenizer.vocabulary
     texts = [r["text"] for r in TINY]
     w = model.ngram_weight
-    separate = w * model.ngram.predict_proba(texts) + (1 - w) * model.cnn.predict_proba(texts)
+    separate = w * model.ngram.predict_proba(texts) + (1 - w) * model.cnns[0].predict_proba(texts)
     assert abs(model.predict_proba(texts) - separate).max() == 0
 
 

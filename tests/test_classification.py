@@ -241,7 +241,8 @@ def test_ensemble_tokenizes_once_with_the_same_result(models):
     model = EnsembleClassifier(model=models["ensemble", 3])._loaded()[0]
     texts = [r["text"] for r in synthetic(40, 9, ("pos", "neg", "sport"))] + ["", "Great <b>GOAL</b>!", "好电影 good"]
     w = model.ngram_weight
-    separate = w * model.ngram.predict_proba(texts) + (1 - w) * model.cnn.predict_proba(texts)
+    [cnn] = model.cnns
+    separate = w * model.ngram.predict_proba(texts) + (1 - w) * cnn.predict_proba(texts)
     np.testing.assert_array_equal(model.predict_proba(texts), separate)
 
 
@@ -250,6 +251,82 @@ def test_ensemble_file_holds_both_models(models):
     assert arrays["ngram.weights"].shape == (len(arrays["ngram.buckets"]), 3)
     assert arrays["cnn.0.table"].dtype == np.float16
     assert 0.0 <= config["metadata"]["ngram_weight"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def members_model(tmp_path_factory) -> tuple[str, dict, list[dict]]:
+    """An ensemble of three CNN members (float32 arrays), its training report and its validation records."""
+    path = tmp_path_factory.mktemp("members") / "members.nlpt"
+    valid = synthetic(60, 1)
+    report = EnsembleClassifier.train(synthetic(300, 0), str(path), valid=valid, seed=3, cnn_members=3,
+                                      float16=False, **OPTIONS["ensemble"])
+    return str(path), report, valid
+
+
+def test_cnn_members_are_trained_with_their_own_seeds_and_stored_apart(members_model):
+    path, report, _ = members_model
+    config, arrays = read_model_file(path)
+    assert config["metadata"]["cnn_members"] == 3
+    # Member k's seed is seed + 5k: no two members share a layer's random stream.
+    assert [member["seed"] for member in report["cnn_members"]] == [3, 8, 13]
+    assert all(member["best_epoch"] is not None for member in report["cnn_members"])
+    tables = [arrays[f"{prefix}0.table"] for prefix in ("cnn.", "cnn2.", "cnn3.")]
+    assert tables[0].shape == tables[1].shape == tables[2].shape
+    assert not np.array_equal(tables[0], tables[1]) and not np.array_equal(tables[1], tables[2])
+    assert "cnn4.0.table" not in arrays
+
+
+def test_cnn_members_are_averaged_before_the_ngram_weight(members_model):
+    from toolkit_plugins.classification.ensemble import best_weight
+
+    path, _, valid = members_model
+    model = EnsembleClassifier(model=path)._loaded()[0]
+    assert len(model.cnns) == 3
+    texts = [r["text"] for r in synthetic(40, 9)] + ["Great <b>GOAL</b>!", "好电影 good"]
+    w = model.ngram_weight
+    mean = sum(cnn.predict_proba(texts) for cnn in model.cnns) / 3
+    np.testing.assert_allclose(model.predict_proba(texts), w * model.ngram.predict_proba(texts) + (1 - w) * mean,
+                               rtol=0, atol=1e-12)
+    # The members differ, so the mean is not any one of them.
+    assert min(abs(cnn.predict_proba(texts) - mean).max() for cnn in model.cnns) > 1e-6
+    # The weight is the one the validation records give to the mean of the members.
+    valid_texts = [r["text"] for r in valid]
+    labels = EnsembleClassifier(model=path).labels
+    y = np.array([labels.index(r["label"]) for r in valid])
+    p_mean = sum(cnn.predict_proba(valid_texts) for cnn in model.cnns) / 3
+    assert w == best_weight(model.ngram.predict_proba(valid_texts), p_mean, y)
+
+
+def test_the_first_cnn_member_is_the_single_cnn_of_the_same_seed(members_model, tmp_path):
+    path, _, valid = members_model
+    single = tmp_path / "single.nlpt"
+    EnsembleClassifier.train(synthetic(300, 0), str(single), valid=valid, seed=3, float16=False,
+                             **OPTIONS["ensemble"])
+    config, arrays = read_model_file(single)
+    assert "cnn_members" not in config["metadata"]
+    members = read_model_file(path)[1]
+    for name in [n for n in arrays if n.startswith("cnn.")]:
+        np.testing.assert_array_equal(members[name], arrays[name])
+
+
+@pytest.mark.parametrize("option", [{"resume": True}, {"max_minutes": 1.0}])
+def test_cnn_members_refuse_resume_and_a_time_limit(tmp_path, option):
+    with pytest.raises(OptionError, match="cnn_members"):
+        EnsembleClassifier.train(synthetic(40, 0), str(tmp_path / "m.nlpt"), valid=synthetic(20, 1), cnn_members=2,
+                                 **{**OPTIONS["ensemble"], **option})
+    assert not (tmp_path / "m.nlpt").exists()
+
+
+@pytest.mark.parametrize("members", [4, 0, "3", True])
+def test_a_file_whose_cnn_members_do_not_match_its_arrays_is_refused(members_model, tmp_path, members):
+    from toolkit.nn import ModelFileError, save_arrays
+
+    config, arrays = read_model_file(members_model[0])
+    config["metadata"]["cnn_members"] = members
+    bad = tmp_path / "bad.nlpt"
+    save_arrays(str(bad), arrays, config["metadata"], architecture=config["architecture"])
+    with pytest.raises(ModelFileError):
+        EnsembleClassifier(model=str(bad)).run(["good"])
 
 
 def test_result_shape_top_k_and_threshold(models):

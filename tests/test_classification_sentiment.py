@@ -72,7 +72,7 @@ def test_an_ensemble_with_negation_tokenizes_once_with_the_members_results(tmp_p
     model = EnsembleClassifier(model=str(path))._loaded()[0]
     assert model.ngram.negation
     texts = ["not bad at all.", "Not good, but great!", "never <br />awful", "no"]
-    separate = 0.6 * model.ngram.predict_proba(texts) + 0.4 * model.cnn.predict_proba(texts)
+    separate = 0.6 * model.ngram.predict_proba(texts) + 0.4 * model.cnns[0].predict_proba(texts)
     np.testing.assert_array_equal(model.predict_proba(texts), separate)
 
 
