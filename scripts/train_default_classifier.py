@@ -194,12 +194,16 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
             "score": (reviews["accuracy"] + sentences["accuracy"]) / 2 if sentences else reviews["accuracy"],
             "ngram_weight": read_metadata(path)["ngram_weight"],
             "cnn_best_epoch": report["best_epoch"],
+            # With several CNN members (the ensemble's cnn_members), each kept its own best epoch.
+            "cnn_best_epochs": ([member["best_epoch"] for member in report.get("cnn_members", [])]
+                                or [report["best_epoch"]]),
             "seconds": report["seconds"],
             "bytes": path.stat().st_size,
             "file": path,
         })
         log(f"  validation reviews {reviews['accuracy']:.4f}, sentences {rows[-1]['sentence_accuracy']}; n-gram weight"
-            f" {rows[-1]['ngram_weight']}; CNN epoch {report['best_epoch']}; {report['seconds']:.0f} s;"
+            f" {rows[-1]['ngram_weight']}; CNN epoch {', '.join(map(str, rows[-1]['cnn_best_epochs']))};"
+            f" {report['seconds']:.0f} s;"
             f" {rows[-1]['bytes'] / 2**20:.1f} MB")
     return rows
 
@@ -271,7 +275,8 @@ def selection_table(rows: Sequence[dict], chosen: int) -> str:
         if sentences:
             accuracy += (f" | {row['sentence_accuracy']:.4f} ({row['sentence_correct']:,}) | {row['score']:.4f}")
         lines.append(f"| `{row['name']}`: {row['description']} | {accuracy} | {row['ngram_weight']} |"
-                     f" {row['cnn_best_epoch']} | {row['seconds']:.0f} s | {row['bytes'] / 2**20:.1f} MB |"
+                     f" {', '.join(map(str, row['cnn_best_epochs']))} | {row['seconds']:.0f} s |"
+                     f" {row['bytes'] / 2**20:.1f} MB |"
                      f" {'**chosen**' if i == chosen else ''} |")
     return "\n".join(lines)
 

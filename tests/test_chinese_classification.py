@@ -190,6 +190,27 @@ def test_the_script_selects_on_dev_without_its_repeats_and_ships_a_model_that_sa
     assert "non-commercial research or teaching" in card and f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card
 
 
+def test_the_script_card_names_the_cnn_members_of_the_chosen_candidate_and_their_epochs(script, tmp_path):
+    rng = random.Random(1)
+    rows = [{"text": rng.choice(texts) + "，" + rng.choice(texts), "label": label}
+            for _ in range(50) for label, texts in (("pos", POSITIVE), ("neg", NEGATIVE))]
+    for name, part in (("train", rows[:70]), ("dev", rows[70:85]), ("test", rows[85:])):
+        write_jsonl_gz(tmp_path / f"{name}.jsonl.gz", part)
+    candidates = (script.Candidate("m", "two CNNs", {**SMALL, "epochs": 2, "cjk": "jieba", "cnn_members": 2}),)
+    output = tmp_path / "models" / "zh.nlpt"
+    assert script.run(script.parse_args(["--data", str(tmp_path), "--output", str(output), "--seed", "4"]),
+                      "the command", candidates) == 0
+    meta = read_model_file(output)[0]["metadata"]
+    assert meta["cnn_members"] == 2
+    epochs = [member["best_epoch"] for member in meta["training"]["cnn_members"]]
+    assert [member["seed"] for member in meta["training"]["cnn_members"]] == [4, 9]
+    assert meta["selection"]["candidates"][0]["cnn_best_epochs"] == epochs
+    card = output.with_suffix(".md").read_text()
+    assert "The CNN side is the mean of 2 CNNs of that recipe, trained with seeds 4, 9." in card
+    assert f"| {epochs[0]}, {epochs[1]} |" in card
+    assert f"{script.FILM_REVIEW} gets `" in card
+
+
 # -- the shipped Chinese model -----------------------------------------------------------------------------------
 
 CLEAR = {
