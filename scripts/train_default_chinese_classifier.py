@@ -172,8 +172,8 @@ the same {len(split.valid):,} validation reviews, test never read) but outside t
 Seeds move an ensemble by about a point (8 reviews) here: the two seeds of each CNN recipe agree
 only in that words beat characters and character bigrams in the ensemble, by about a point, which is
 why the jieba recipe is among the candidates and jieba a dependency. It is also why the `-3cnn`
-candidates average three CNNs of different seeds (the engine's `cnn_members`): a mean of three moves less
-with the seed than one CNN does. Three CNNs on jieba words keep 8,000 words each (the words of at least four
+candidates average three CNNs of different seeds (the engine's `cnn_members`), so that the CNN side of the
+average depends less on one seed. Three CNNs on jieba words keep 8,000 words each (the words of at least four
 training reviews), since three embeddings of 20,000 would pass the size limit.
 
 ## The chosen model
