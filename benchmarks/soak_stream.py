@@ -22,6 +22,7 @@ Exit 1 if a verb fails or its memory after warm-up spreads further.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import random
 import subprocess
@@ -87,12 +88,17 @@ def _status(pid: int, key: str) -> int | None:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (its worker processes under --workers or --cluster local:N)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            return [int(child) for child in children.read().split()]
-    except OSError:
-        return []
+    """The processes ``pid`` started (its worker processes under --workers or --cluster local:N), from any of
+    its threads: a local cluster's nannies start their workers from Dask's event-loop thread, and Linux lists
+    a child under the thread that made it."""
+    found: list[int] = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(task) as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:  # the thread ended
+            continue
+    return found
 
 
 def _spread(values: list[int]) -> tuple[float, float, float | None]:
