@@ -118,11 +118,13 @@ def test_a_local_clusters_workers_get_the_cores_shared_out(client):
     assert sum(client.nthreads().values()) == 2
 
 
-def test_a_local_clusters_workers_keep_no_profiles(client):
-    # Dask's profiler keeps a profile of each of the last 1,000 seconds: a worker grew by a quarter over a
-    # gigabyte of input.
+def test_a_local_clusters_workers_keep_no_profiles_and_one_malloc_arena(client):
+    # Dask's profiler keeps a profile of each of the last 1,000 seconds, and each thread's malloc arena its own
+    # freed memory: a worker grew by a quarter over a gigabyte of input.
     running = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
     assert len(running) == 2 and not any(running.values())
+    expected = os.environ.get("MALLOC_ARENA_MAX", "1")
+    assert set(client.run(lambda: os.environ.get("MALLOC_ARENA_MAX")).values()) == {expected}
 
 
 def test_a_worker_killed_mid_run_loses_and_repeats_nothing(registry):
