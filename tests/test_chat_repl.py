@@ -177,3 +177,65 @@ def test_the_default_engine_streams_the_shipped_models_reply(tmp_path):
         assert t.exit_code() == 0
     finally:
         t.close()
+
+
+@pytest.fixture
+def reader():
+    """A PromptReader whose prompt reads from a pipe and draws nowhere, SIGTERM its handler. Ctrl-D comes after
+    20 s, so that a prompt that was not ended fails its test rather than hangs."""
+    import threading
+
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from toolkit_plugins.chat.repl import PromptReader
+
+    with create_pipe_input() as keys:
+        read = PromptReader(None)
+        read.session = PromptSession(input=keys, output=DummyOutput())
+        previous = signal.signal(signal.SIGTERM, read.terminate)
+        ctrl_d = threading.Timer(20, keys.send_text, ["\x04"])
+        ctrl_d.start()
+        try:
+            yield read
+        finally:
+            ctrl_d.cancel()
+            signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_at_the_prompt_ends_it(reader):
+    from toolkit_plugins.chat.repl import Terminated
+
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        started = time.monotonic()
+        with pytest.raises(Terminated):
+            reader("> ")
+        assert time.monotonic() - started < 10
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_sigterm_whose_exception_python_dropped_still_ends_it(reader):
+    """The CI failure: SIGTERM's exception raised inside a weakref callback, which Python prints and drops."""
+    import weakref
+
+    from toolkit_plugins.chat.repl import Terminated
+
+    class Anything:
+        pass
+
+    dropped = []
+    hook, sys.unraisablehook = sys.unraisablehook, dropped.append
+    try:
+        thing = Anything()
+        ref = weakref.ref(thing, lambda _: reader.terminate(signal.SIGTERM, None))
+        del thing
+    finally:
+        sys.unraisablehook = hook
+    assert ref() is None and dropped[0].exc_type is Terminated
+    with pytest.raises(Terminated):
+        reader("> ")

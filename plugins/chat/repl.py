@@ -36,16 +36,50 @@ Ctrl-C stops a reply (the exchange is dropped) or clears the line."""
 HISTORY_FILE = "chat_history"
 
 
-def prompt_reader(history_path: str | None) -> Callable[[str], str]:
+class Terminated(BaseException):
+    """SIGTERM during a conversation on the terminal."""
+
+
+class PromptReader:
     """A ``read`` for :func:`interactive`: one edited line after a prompt, with ``history_path``'s lines as
     its history, each line added as it is read (None: a history for this run only). Ctrl-C raises
-    KeyboardInterrupt and Ctrl-D on an empty line EOFError, as ``input()`` does."""
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    KeyboardInterrupt and Ctrl-D on an empty line EOFError, as ``input()`` does; once :meth:`terminate` is
+    SIGTERM's handler, SIGTERM raises :class:`Terminated`, at the prompt or in a reply."""
 
-    session: PromptSession[str] = PromptSession(
-        history=FileHistory(history_path) if history_path is not None else InMemoryHistory())
-    return session.prompt
+    def __init__(self, history_path: str | None) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        self.session: PromptSession[str] = PromptSession(
+            history=FileHistory(history_path) if history_path is not None else InMemoryHistory())
+        self.terminated = False
+
+    def __call__(self, prompt: str) -> str:
+        # Also checked around the prompt: an exception a signal handler raises inside a weakref callback or a
+        # __del__ is printed and dropped by Python, and the conversation would go on.
+        self._check()
+        line = self.session.prompt(prompt, pre_run=self._check_in_prompt)
+        self._check()
+        return line
+
+    def terminate(self, signum: int, frame: object) -> None:
+        """The SIGTERM handler."""
+        self.terminated = True
+        loop = self.session.app.loop
+        if loop is None:
+            raise Terminated
+        # At the prompt, the handler runs in the middle of asyncio's loop, often in one of its weakref callbacks
+        # (which drop exceptions); the loop ends the prompt instead, as it does for Ctrl-C.
+        loop.call_soon_threadsafe(self._check_in_prompt)
+
+    def _check(self) -> None:
+        if self.terminated:
+            raise Terminated
+
+    def _check_in_prompt(self) -> None:
+        app = self.session.app
+        if self.terminated and app.future is not None and not app.future.done():
+            app.exit(exception=Terminated())
 
 
 def command(session: Session, line: str, out: IO[str]) -> bool:

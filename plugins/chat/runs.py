@@ -64,28 +64,20 @@ def batch(pipe: Any, sources: tuple[str, ...], run: dict, *, output: str | None,
               debug=False, workers=workers, cluster=cluster, chunk_size=chunk_size)
 
 
-class _Terminated(BaseException):
-    """SIGTERM during a conversation on the terminal."""
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise _Terminated
-
-
 def interactive_run(chat: Session) -> None:
     """The conversation at the terminal's prompt. SIGTERM ends it as Ctrl-C ends other commands (the command
     group turns SIGTERM into KeyboardInterrupt, which here only stops a reply)."""
     import signal
     import threading
 
-    from toolkit_plugins.chat.repl import history_path, interactive, prompt_reader
+    from toolkit_plugins.chat.repl import PromptReader, Terminated, history_path, interactive
 
-    read = prompt_reader(history_path() if chat.store is not None else None)
+    read = PromptReader(history_path() if chat.store is not None else None)
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+    previous = signal.signal(signal.SIGTERM, read.terminate) if main else None
     try:
         interactive(chat, sys.stdout, read)
-    except _Terminated:
+    except Terminated:
         raise KeyboardInterrupt from None
     finally:
         if main:
