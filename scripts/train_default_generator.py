@@ -1,12 +1,13 @@
 """Train the default language model shipped with the generate task.
 
     python scripts/train_default_generator.py [--data DIR] [--output FILE] [--threads 2] [--seed 0]
-        [--set NAME=VALUE ...]
+        [--set NAME=VALUE ...] [--cache-only]
 
 Trains the "transformer" engine by ``toolkit.train`` with ``RECIPE`` on
 ../shared/data/wikitext2 train (WikiText-2, tokenized, 36,718 lines), keeps
-the epoch with the best validation perplexity (valid, 3,760 lines), then
-scores the kept model once on test (4,358 lines, 245,569 words counting one
+the epoch with the best validation perplexity (valid, 3,760 lines), chooses
+its continuous cache on valid as every ``nlp-tool train generate`` with
+validation data does, then scores the kept model once on test (4,358 lines, 245,569 words counting one
 ``<eos>`` per line) with sliding windows: perplexity per token, per word and
 bits per byte. It stamps the test scores and the command into the model
 file's metadata (``toolkit.nn.rewrite_metadata``) and writes MODEL_CARD.md
@@ -16,6 +17,10 @@ into OUTPUT.new and moved to OUTPUT only when it is within the size limit
 (30 MB). A test word perplexity above the target (100) is reported on
 stderr and in the card, not hidden: the test split is read once, after
 every choice was made on valid.
+
+``--cache-only`` does the steps after training on the model already at
+OUTPUT (trained by this script): the continuous cache chosen on valid, the
+test scores and the card; the training command in its metadata is kept.
 
 The run checkpoints after every epoch, every 10 minutes and on Ctrl-C or
 SIGTERM (exit 130) to OUTPUT.new.ckpt (ignored by git); ``--set
@@ -48,8 +53,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from recipe import script_parser
     from toolkit_plugins.generation.engine import MODEL_DIR
 
-    return script_parser(__doc__, MODEL_DIR / "wikitext2.nlpt", "a train option of generate:transformer over"
-                         " RECIPE, e.g. resume=true", (DATA, "{train,valid,test}.txt.gz")).parse_args(argv)
+    parser = script_parser(__doc__, MODEL_DIR / "wikitext2.nlpt", "a train option of generate:transformer over"
+                           " RECIPE, e.g. resume=true", (DATA, "{train,valid,test}.txt.gz"))
+    parser.add_argument("--cache-only", action="store_true", help="choose the continuous cache of the model at"
+                        " OUTPUT on valid, score it on test and write its card, without training it again")
+    return parser.parse_args(argv)
 
 
 def read_split(folder: Path, split: str) -> list[dict]:
@@ -65,9 +73,23 @@ def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
     """The card of the model whose metadata is ``meta``."""
     from recipe import epoch_rows
 
-    training, test = meta["training"], meta["test_metrics"]
+    training, test, cache = meta["training"], meta["test_metrics"], meta.get("continuous_cache")
     options = training["options"]
     history = epoch_rows(training["epochs"], ("val_ppl", "val_word_ppl"))
+    metrics = meta["metrics"]
+    if cache is None:
+        cache_choice = "- No continuous cache: none of the grid lowered the validation perplexity."
+        alone = ""
+    else:
+        cache_choice = f"""- A continuous cache (Grave et al., 2017, "Improving Neural Language Models with a Continuous Cache"):
+  the final states of the last {cache['size']:,} positions and the token after each; the next token's
+  probability is 1 - {cache['weight']} of the model's plus {cache['weight']} of softmax({cache['theta']} x state . remembered
+  state) over the remembered tokens. Chosen on valid (the grid of `toolkit.nn.continuous_cache`), where it
+  takes the word perplexity from {metrics['word_ppl_without_cache']} to {metrics['word_ppl_with_cache']}; used in
+  generation and in every perplexity the model reports{f" (chosen by `{training['cache_command']}`)"
+                                                        if 'cache_command' in training else ""}."""
+        alone = (f"; the model alone, without the cache: {test['without_cache']['word_perplexity']:.2f}"
+                 f" (token perplexity {test['without_cache']['token_perplexity']:.2f})")
     return f"""# Model card: wikitext2 (default model of `nlp-tool generate`)
 
 An English language model for `nlp-tool generate "Once upon a time"` and
@@ -98,11 +120,12 @@ An English language model for `nlp-tool generate "Once upon a time"` and
 - AdamW (0.9, 0.95), weight decay {options['weight_decay']}, peak learning rate {options['learning_rate']} after
   {options['warmup']} warm-up steps then a linear decay to zero, gradient clipping at {options['clip']}, batches of
   {options['batch_blocks']} blocks of {options['context_length']} tokens cut from a new offset each epoch.
+{cache_choice}
 
 ## Test scores (WikiText-2 test, sliding windows of {options['context_length']} tokens, stride {test['stride']})
 
 - Word-level perplexity: **{test['word_perplexity']:.2f}** (total negative log-likelihood / {test['words']:,}
-  words, one `<eos>` per line included; target {TARGET_WORD_PERPLEXITY:g})
+  words, one `<eos>` per line included; target {TARGET_WORD_PERPLEXITY:g}{alone})
 - Token perplexity {test['token_perplexity']:.2f} over {test['tokens']:,} subword tokens; {test['bits_per_byte']:.4f}
   bits per byte
 
@@ -119,6 +142,28 @@ of other languages (characters it never saw are refused in prompts).
 """
 
 
+def cache_only(args: argparse.Namespace) -> tuple[Path, str]:
+    """The model at OUTPUT with its continuous cache chosen on valid, staged at OUTPUT.new; and the command it
+    was trained with."""
+    import shlex
+
+    from toolkit.lm.generator import Generator
+    from toolkit.lm.training import choose_continuous_cache, texts_of
+    from toolkit.nn import rewrite_metadata
+
+    generator, meta = Generator.from_model_file(str(args.output))
+    chosen = choose_continuous_cache(generator, texts_of(read_split(args.data, "valid"), "valid"))
+
+    def change(meta: dict) -> None:
+        meta["continuous_cache"] = chosen.pop("continuous_cache")
+        meta["metrics"].update(chosen)
+        meta["training"]["cache_command"] = f"python scripts/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:])
+
+    staged = args.output.with_name(args.output.name + ".new")
+    rewrite_metadata(args.output, change, target=staged)
+    return staged, meta["training"]["command"]
+
+
 def main() -> int:
     args = parse_args()
     from toolkit.threads import short_blas_spin, use_threads
@@ -127,12 +172,16 @@ def main() -> int:
     from recipe import ship, stamp_test, train_staged
     from toolkit_plugins.generation.engine import TransformerGenerator
 
-    staged, _, command = train_staged(args, TransformerGenerator, read_split(args.data, "train"),
-                                      read_split(args.data, "valid"), {"name": "wikitext2", **RECIPE})
+    if args.cache_only:
+        staged, command = cache_only(args)
+    else:
+        staged, _, command = train_staged(args, TransformerGenerator, read_split(args.data, "train"),
+                                          read_split(args.data, "valid"), {"name": "wikitext2", **RECIPE})
     metrics = TransformerGenerator(model=str(staged)).evaluate(read_split(args.data, "test"))
+    keys = ("tokens", "words", "bytes", "nll", "token_perplexity", "word_perplexity", "bits_per_byte", "stride",
+            *(("continuous_cache", "without_cache") if "continuous_cache" in metrics else ()))
     meta = stamp_test(staged, command, "WikiText-2 v1 train (tokenized), 36,718 lines", "WikiText-2 v1 test"
-                      " (tokenized), 4,358 lines", metrics, ("tokens", "words", "bytes", "nll", "token_perplexity",
-                                                             "word_perplexity", "bits_per_byte", "stride"))
+                      " (tokenized), 4,358 lines", metrics, keys)
     print(f"test word perplexity {metrics['word_perplexity']:.2f}, token perplexity {metrics['token_perplexity']:.2f},"
           f" {metrics['bits_per_byte']:.4f} bits/byte; {staged.stat().st_size / 2**20:.1f} MB")
     if ship(staged, args.output, MAX_BYTES, lambda size: model_card(args, meta, size)):

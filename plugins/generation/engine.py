@@ -58,7 +58,7 @@ class TransformerGenerator(LoadsModel, Engine):
     contract = CONTRACT
     options = dict(CONTRACT.options)
     record_fields: ClassVar[tuple[str, ...]] = ("text",)
-    train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2)
+    train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2, continuous_cache=True)
     default_model = str(MODEL_DIR / "wikitext2.nlpt")
     default_model_hint = (f"train it with `python {TRAINING_SCRIPT}`, or pass --model FILE, a GPT-2 checkpoint folder"
                           " or a GPT-2 model id in the local Hugging Face cache")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from toolkit.nn.continuous_cache import ContinuousCache
     from toolkit.nn.language_model import DecoderLM
     from toolkit.nn.sampling import Sampling
     from toolkit.text.pretrained_tokenizer import PretrainedTokenizer
@@ -55,10 +56,11 @@ class Sample:
 
 class Generator:
     """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces (a vocabulary learnt here, or a
-    pretrained checkpoint's tokenizer)."""
+    pretrained checkpoint's tokenizer), its probabilities mixed with a ``continuous_cache``'s when it has one."""
 
-    def __init__(self, model: DecoderLM, vocab: SubwordVocab | PretrainedTokenizer) -> None:
-        self.model, self.vocab = model, vocab
+    def __init__(self, model: DecoderLM, vocab: SubwordVocab | PretrainedTokenizer,
+                 continuous_cache: ContinuousCache | None = None) -> None:
+        self.model, self.vocab, self.continuous_cache = model, vocab, continuous_cache
 
     @classmethod
     def from_pretrained(cls, folder: Path) -> "Generator":
@@ -92,12 +94,17 @@ class Generator:
         file's metadata; ModelFileError for a file that holds no usable language model."""
         from toolkit.nn import ModelFileError, read_model_file
 
+        from toolkit.nn.continuous_cache import ContinuousCache
+
         config, arrays = read_model_file(path)
+        metadata = config.get("metadata", {})
         try:
             generator = cls.from_arrays(config["architecture"], arrays)
+            if metadata.get("continuous_cache") is not None:
+                generator.continuous_cache = ContinuousCache.from_dict(metadata["continuous_cache"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"{path}: not a usable language model ({error})") from None
-        return generator, config.get("metadata", {})
+        return generator, metadata
 
     def to_arrays(self, dtype: type | None = None) -> dict[str, np.ndarray]:
         arrays = {PARAM_PREFIX + name: (param if dtype is None else param.astype(dtype))
@@ -166,7 +173,7 @@ class Generator:
         from toolkit.nn.sampling import Decoding
 
         decoding = Decoding(self.model, [p.ids for p in prompts], sampling, max_tokens, rngs,
-                            forbidden=self.vocab.never_generated)
+                            forbidden=self.vocab.never_generated, continuous_cache=self.continuous_cache)
         texts = [""] * len(prompts)
         for produced in decoding:
             for row, _ in produced:

@@ -27,10 +27,14 @@ SAMPLING_OPTIONS: dict[str, Option] = {
 }
 
 
-def train_options(epochs: int, patience: int) -> dict[str, Option]:
+def train_options(epochs: int, patience: int, continuous_cache: bool = False) -> dict[str, Option]:
     """The train options of a language model on the shared trainer, with the engine's ``epochs`` and
-    ``patience`` defaults."""
-    return {
+    ``patience`` defaults; with ``continuous_cache`` for an engine that generates and scores text with one."""
+    cache = {"continuous_cache": Option(
+        bool, True, "After training, choose a continuous cache on the validation data (Grave et al. 2017: the"
+        " words of the recent text made more likely, beyond the context) and use it in generation and"
+        " perplexity; none without validation data, or when it does not lower validation perplexity.")}
+    return {**(cache if continuous_cache else {}),
         **trainer_options(epochs=epochs, patience=patience),
         "batch_blocks": Option(int, 16, "Blocks of --context-length tokens per batch.", minimum=1),
         "context_length": Option(int, 128, "Tokens the model reads at once (its positions).", minimum=8,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from toolkit.errors import ModelFileError, OptionError
-from toolkit.lm.corpus import encode_stream, gather, training_batches, windows
+from toolkit.lm.corpus import TextCounts, encode_stream, gather, training_batches, windows
 from toolkit.lm.generator import PARAM_PREFIX, Generator
 from toolkit.records import check_records
 from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
@@ -119,7 +119,8 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
                          settings: dict[str, Any], output: str, seed: int, progress: bool | None) -> dict:
     """Train the language model of ``engine_class`` (an engine with :func:`toolkit.lm.options.train_options`)
     on ``texts`` with :func:`fit_generator` and write its model file: the weights as float16, the vocabulary,
-    and the model header with the best epoch's validation perplexities as its metrics. Return the report."""
+    and the model header with the best epoch's validation perplexities as its metrics, and the continuous
+    cache chosen on ``valid`` when the settings ask for one. Return the report."""
     import numpy as np
 
     from toolkit.nn import save_arrays
@@ -137,6 +138,10 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
     metrics = best_scores(history)
     if metrics is not None:
         metadata["metrics"] = metrics
+    if valid is not None and settings.get("continuous_cache"):
+        chosen = choose_continuous_cache(generator, valid)
+        metadata["continuous_cache"] = chosen.pop("continuous_cache")
+        metadata["metrics"].update(chosen)
     save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
     report = {"engine": f"{engine_class.task}:{engine_class.name}", "model": str(output), "name": metadata["name"],
               "records": len(texts), "seconds": round(seconds, 2), **history_report(history), **figures}
@@ -145,31 +150,76 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
     return report
 
 
-def perplexities(generator: Generator, texts: Sequence[str], stride: int | None = None) -> dict[str, Any]:
-    """The model's negative log-likelihood of ``texts`` (each ending with the end-of-text token, as in
-    training) as perplexity per token, per word (whitespace words plus one per text for its end) and bits
-    per byte (UTF-8 bytes plus one per text for its newline). Windows of the model's context advance by
-    ``stride`` (default: half the context), so each token is predicted from a context of at least
-    context - stride tokens."""
+def scored_stream(generator: Generator, texts: Sequence[str], stride: int | None = None
+                  ) -> tuple[TextCounts, int, Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """``texts`` (each ending with the end-of-text token, as in training) as one stream scored by the model in
+    windows of its context that advance by ``stride`` (default: half the context), so that each token is
+    predicted from at least context - stride tokens: the stream's counts, the stride, and the consecutive
+    stretches of the stream in order, each as (final states (k, dim), the next ids they predicted (k,), their
+    negative log-likelihoods (k,))."""
     import numpy as np
 
-    from toolkit.nn.language_model import token_losses
+    from toolkit.nn.language_model import scored_states
 
     model = generator.model
     context = model.max_len
     stride = stride or max(context // STRIDE_FRACTION, 1)
     stream, counts = encode_stream(generator.vocab, texts, generator.vocab.eos_id)
-    total = 0.0
     spans = list(windows(len(stream), context, stride))
-    full = [span for span in spans if span[1] - span[0] == context + 1]
-    for i in range(0, len(full), EVAL_BATCH):
-        batch = full[i:i + EVAL_BATCH]
-        losses = token_losses(model, np.stack([stream[start:end] for start, end, _ in batch]))
-        total += sum(float(row[first:].sum()) for row, (_, _, first) in zip(losses, batch))
-    for start, end, first in spans:
-        if end - start != context + 1:
-            total += float(token_losses(model, stream[None, start:end])[0, first:].sum())
-    return {"tokens": counts.tokens, "words": counts.words, "bytes": counts.bytes, "nll": round(total, 3),
-            "token_perplexity": round(math.exp(total / counts.tokens), 3),
-            "word_perplexity": round(math.exp(total / counts.words), 3),
-            "bits_per_byte": round(total / math.log(2) / counts.bytes, 4), "stride": stride}
+
+    def stretches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # Every window is a full one unless the stream is shorter than a context: batches of them keep order.
+        full = spans[0][1] - spans[0][0] == context + 1
+        for i in range(0, len(spans), EVAL_BATCH if full else 1):
+            batch = spans[i:i + EVAL_BATCH] if full else spans[i:i + 1]
+            losses, states = scored_states(model, np.stack([stream[start:end] for start, end, _ in batch]))
+            for row, (start, end, first) in enumerate(batch):
+                yield states[row, first:], stream[start + first + 1:end], losses[row, first:]
+
+    return counts, stride, stretches()
+
+
+def _rates(nll: float, counts: TextCounts) -> dict[str, float]:
+    return {"nll": round(nll, 3), "token_perplexity": round(math.exp(nll / counts.tokens), 3),
+            "word_perplexity": round(math.exp(nll / counts.words), 3),
+            "bits_per_byte": round(nll / math.log(2) / counts.bytes, 4)}
+
+
+def perplexities(generator: Generator, texts: Sequence[str], stride: int | None = None) -> dict[str, Any]:
+    """The model's negative log-likelihood of ``texts`` (scored as :func:`scored_stream` says) as perplexity
+    per token, per word (whitespace words plus one per text for its end) and bits per byte (UTF-8 bytes plus
+    one per text for its newline). With a continuous cache, the probabilities are the mixed ones, and
+    ``without_cache`` holds the model's own."""
+    import numpy as np
+
+    cache = generator.continuous_cache
+    counts, stride, stretches = scored_stream(generator, texts, stride)
+    total = mixed = 0.0
+    recent_states, recent_ids = np.zeros((0, generator.model.dim), np.float32), np.zeros(0, np.int64)
+    for states, next_ids, nll in stretches:
+        total += float(nll.sum())
+        if cache is not None:
+            recent_states, recent_ids = np.concatenate([recent_states, states]), np.concatenate([recent_ids, next_ids])
+            p_cache = cache.probabilities(recent_states, recent_ids, start=len(recent_ids) - len(next_ids))
+            mixed -= float(np.log(cache.mix(np.exp(-nll), p_cache)).sum())
+            recent_states, recent_ids = recent_states[-cache.size:], recent_ids[-cache.size:]
+    scores = {"tokens": counts.tokens, "words": counts.words, "bytes": counts.bytes}
+    if cache is None:
+        return {**scores, **_rates(total, counts), "stride": stride}
+    return {**scores, **_rates(mixed, counts), "stride": stride, "continuous_cache": cache.to_dict(),
+            "without_cache": _rates(total, counts)}
+
+
+def choose_continuous_cache(generator: Generator, texts: Sequence[str]) -> dict[str, Any]:
+    """Choose the generator's continuous cache on validation ``texts`` (:func:`toolkit.nn.continuous_cache.
+    choose_cache`; none when no cache lowers their word perplexity) and set it; return what it scored."""
+    import numpy as np
+
+    from toolkit.nn.continuous_cache import choose_cache
+
+    counts, _, stretches = scored_stream(generator, texts)
+    states, next_ids, nll = (np.concatenate(parts) for parts in zip(*stretches))
+    generator.continuous_cache, perplexity = choose_cache(states, next_ids, nll, counts.words)
+    return {"continuous_cache": None if generator.continuous_cache is None else generator.continuous_cache.to_dict(),
+            "word_ppl_with_cache": round(perplexity, 3),
+            "word_ppl_without_cache": round(math.exp(float(nll.sum()) / counts.words), 3)}

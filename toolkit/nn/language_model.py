@@ -38,6 +38,8 @@ class KVCache:
     filled. ``starts[b]``: row b's first real column (its left padding
     before it is masked). ``qkv[i]``: block i's fused query/key/value
     weights, concatenated once per decoding rather than once per token.
+    ``states``: the final states (B, T, dim) of the T columns the last
+    start or step fed, which a continuous cache remembers.
     """
 
     k: list[Array]
@@ -45,6 +47,7 @@ class KVCache:
     starts: Array
     qkv: list[tuple[Array, Array]]
     length: int = 0
+    states: Array | None = None
 
     @property
     def capacity(self) -> int:
@@ -57,7 +60,8 @@ class KVCache:
     def select(self, rows: Array) -> "KVCache":
         """The cache of batch rows ``rows`` only (finished rows leave the batch)."""
         take = lambda arrays: [np.ascontiguousarray(a[rows]) for a in arrays]  # noqa: E731
-        return KVCache(take(self.k), take(self.v), self.starts[rows], self.qkv, self.length)
+        return KVCache(take(self.k), take(self.v), self.starts[rows], self.qkv, self.length,
+                       None if self.states is None else self.states[rows])
 
 
 @register_layer
@@ -208,8 +212,8 @@ class DecoderLM(Layer):
         for i, block in enumerate(self.blocks):
             x = self._block_step(block, x, cache, i, first, end, mask)
         cache.length = end
-        h, _ = self.ln_f.forward(x[:, -1])
-        return log_softmax(h @ self.wte.params["table"].T)
+        cache.states, _ = self.ln_f.forward(x)
+        return log_softmax(cache.states[:, -1] @ self.wte.params["table"].T)
 
     @staticmethod
     def _block_step(block: EncoderLayer, x: Array, cache: KVCache, i: int, first: int, end: int,
@@ -252,10 +256,15 @@ def train_step(model: DecoderLM, ids: Array) -> float:
 
 def token_losses(model: DecoderLM, ids: Array) -> Array:
     """Negative log-likelihood (nats, float64) of each of ``ids[:, 1:]`` given what precedes it: (B, T)."""
+    return scored_states(model, ids)[0]
+
+
+def scored_states(model: DecoderLM, ids: Array) -> tuple[Array, Array]:
+    """:func:`token_losses` of ``ids`` (B, T + 1), and the final states (B, T, dim) that predicted them."""
     ids = np.asarray(ids, dtype=np.int64)
     h, _ = model.hidden(ids[:, :-1])
     logits, _ = model.project_rows(h)
     z = logits.astype(np.float64)
     top = z.max(axis=-1, keepdims=True)
     log_total = np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]
-    return log_total - np.take_along_axis(z, ids[:, 1:, None], axis=-1)[..., 0]
+    return log_total - np.take_along_axis(z, ids[:, 1:, None], axis=-1)[..., 0], h

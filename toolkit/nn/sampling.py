@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from toolkit.nn.continuous_cache import ContinuousCache, Remembered
 from toolkit.nn.language_model import DecoderLM, KVCache
 
 Array = np.ndarray
@@ -95,11 +96,14 @@ class Decoding:
     with :meth:`stop` (a stop string was found). Finished rows leave the
     batch, so later steps cost only the rows still going. When the text
     reaches the model's context, the last half of it is run again as the
-    new context and decoding goes on.
+    new context and decoding goes on. With a ``continuous_cache``, each
+    row's next token is drawn from the model's probabilities mixed with the
+    cache's over all the row's text so far (the slid-out part included).
     """
 
     def __init__(self, model: DecoderLM, prompts: Sequence[Sequence[int]], sampling: Sampling, max_tokens: int,
-                 rngs: Sequence[np.random.Generator], forbidden: Sequence[int] = ()) -> None:
+                 rngs: Sequence[np.random.Generator], forbidden: Sequence[int] = (),
+                 continuous_cache: ContinuousCache | None = None) -> None:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
         if len(rngs) != len(prompts):
@@ -116,10 +120,15 @@ class Decoding:
         self.context = [list(prompt) for prompt in prompts]
         self._logp: Array | None = None
         self._cache: KVCache | None = None
+        self.continuous_cache = continuous_cache
+        # Per row: the continuous cache's memory, and the final state of its last position (whose next token
+        # is the one to choose).
+        self._remembered = [Remembered(model.dim, continuous_cache.size) for _ in prompts] if continuous_cache else []
+        self._query: dict[int, Array] = {}
         if len(prompts):
-            self._start()
+            self._start(first=True)
 
-    def _start(self) -> None:
+    def _start(self, first: bool = False) -> None:
         """Run the rows' contexts as left-padded prompts, with room for every row to reach the model's context
         before the cache is full (when a row must slide depends on its own length, not its neighbours'), or
         to finish, when that comes first: the cache holds what the rows can still generate, not a whole
@@ -133,6 +142,17 @@ class Decoding:
         to_go = max(self.max_tokens - len(self.results[row].ids) for row in self.rows)
         capacity = min(self.model.max_len + int(starts.max()), width + to_go)
         self._logp, self._cache = self.model.start(columns, starts, capacity)
+        if self.continuous_cache is not None:
+            for j, row in enumerate(self.rows):
+                states = self._cache.states[j, starts[j]:]
+                if first:
+                    self._remembered[row].add(states[:-1], columns[j, starts[j] + 1:])
+                self._query[row] = states[-1]
+
+    def _mixed(self, logp: Array) -> Array:
+        """The rows' log-probabilities ``logp`` mixed with their continuous cache's."""
+        return np.stack([self.continuous_cache.next_logp(logp[j], self._query[row], *self._remembered[row].view())
+                         for j, row in enumerate(self.rows)])
 
     def stop(self, row: int, reason: str = "stop") -> None:
         """End ``row`` after this step."""
@@ -141,7 +161,7 @@ class Decoding:
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         while len(self.rows):
-            logp = self._logp
+            logp = self._logp if self.continuous_cache is None else self._mixed(self._logp)
             if len(self.forbidden):
                 allowed = logp.copy()
                 allowed[:, self.forbidden] = -np.inf
@@ -153,6 +173,8 @@ class Decoding:
             for j, (row, token) in enumerate(zip(self.rows, tokens)):
                 result = self.results[row]
                 produced.append((int(row), int(token)))
+                if self.continuous_cache is not None:
+                    self._remembered[row].add(self._query[row][None], [token])
                 if token == self.model.eos_id:
                     result.finish = "end"
                     continue
@@ -178,3 +200,5 @@ class Decoding:
                 self._start()
             else:
                 self._logp = self.model.step(tokens, self._cache)
+                for j, row in enumerate(self.rows if self.continuous_cache is not None else ()):
+                    self._query[row] = self._cache.states[j, -1]
