@@ -85,7 +85,8 @@ def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
   the final states of the last {cache['size']:,} positions and the token after each; the next token's
   probability is 1 - {cache['weight']} of the model's plus {cache['weight']} of softmax({cache['theta']} x state . remembered
   state) over the remembered tokens. Chosen on valid (the grid of `toolkit.nn.continuous_cache`), where it
-  takes the word perplexity from {metrics['word_ppl_without_cache']} to {metrics['word_ppl_with_cache']}; used in
+  takes the word perplexity from {metrics['word_ppl_without_cache']} to {metrics['word_ppl_with_cache']} (sliding windows
+  as for test below; the table's figures are scored in windows that do not overlap); used in
   generation and in every perplexity the model reports{f" (chosen by `{training['cache_command']}`)"
                                                         if 'cache_command' in training else ""}."""
         alone = (f"; the model alone, without the cache: {test['without_cache']['word_perplexity']:.2f}"

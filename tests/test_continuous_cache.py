@@ -187,7 +187,7 @@ def test_training_chooses_a_cache_on_validation_text_and_evaluation_reports_both
     assert "continuous_cache" not in read_model_file(tmp_path / "off.nlpt")[0]["metadata"]
 
 
-def test_a_model_file_with_a_cache_generates_with_it_and_a_bad_one_is_refused(tmp_path):
+def test_a_model_file_with_a_cache_generates_with_it_when_asked_and_a_bad_one_is_refused(tmp_path):
     from toolkit.nn import rewrite_metadata
 
     records = [{"text": line} for line in STORY * 6]
@@ -196,9 +196,11 @@ def test_a_model_file_with_a_cache_generates_with_it_and_a_bad_one_is_refused(tm
     rewrite_metadata(tmp_path / "lm.nlpt", lambda m: m.update(continuous_cache={"size": 50, "theta": 0.5,
                                                                                 "weight": 0.6}),
                      tmp_path / "cached.nlpt")
-    cached = toolkit.pipeline("generate", model=str(tmp_path / "cached.nlpt"), temperature=0, max_tokens=12,
-                              logprobs=True)
-    assert [t["logprob"] for t in plain("the cat")["logprobs"]] != [t["logprob"] for t in cached("the cat")["logprobs"]]
+    logprobs = {use: [t["logprob"] for t in toolkit.pipeline(
+        "generate", model=str(tmp_path / "cached.nlpt"), temperature=0, max_tokens=12, logprobs=True,
+        continuous_cache=use)("the cat")["logprobs"]] for use in (False, True)}
+    # Generation draws from the model alone unless asked; the file's cache is there either way.
+    assert logprobs[False] == [t["logprob"] for t in plain("the cat")["logprobs"]] != logprobs[True]
     rewrite_metadata(tmp_path / "lm.nlpt", lambda m: m.update(continuous_cache={"size": -1, "theta": 0.5,
                                                                                 "weight": 0.6}),
                      tmp_path / "bad.nlpt")

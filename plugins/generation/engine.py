@@ -56,7 +56,13 @@ class TransformerGenerator(LoadsModel, Engine):
     version = "1.0"
     inputs = "text"
     contract = CONTRACT
-    options = dict(CONTRACT.options)
+    options = {
+        **CONTRACT.options,
+        "continuous_cache": Option(
+            bool, False, "Draw tokens from the model mixed with its continuous cache (a model trained with one), the"
+            " probabilities `evaluate` scores. Off by default: fed its own samples, the cache makes them repeat"
+            " themselves (benchmarks/cache_repetition.py)."),
+    }
     record_fields: ClassVar[tuple[str, ...]] = ("text",)
     train_options: ClassVar[dict[str, Option]] = train_options(epochs=10, patience=2, continuous_cache=True)
     default_model = str(MODEL_DIR / "wikitext2.nlpt")
@@ -102,7 +108,8 @@ class TransformerGenerator(LoadsModel, Engine):
         n = s["samples"]
         rows = [p for p in prompts for _ in range(n)]
         samples = generator.generate(rows, sampling(s), s["max_tokens"],
-                                     [sample_rng(s, k) for _ in prompts for k in range(n)], s["stop"])
+                                     [sample_rng(s, k) for _ in prompts for k in range(n)], s["stop"],
+                                     s["continuous_cache"])
         results = []
         for i, prompt in enumerate(prompts):
             own = [self._sample_result(sample) for sample in samples[i * n:(i + 1) * n]]
@@ -127,7 +134,8 @@ class TransformerGenerator(LoadsModel, Engine):
         """The first sample's text for the prompt ``text``, in pieces as they are generated."""
         s = self.settings
         prompt = self.generator.prompts([text], s["max_tokens"])[0]
-        yield from self.generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), s["stop"])
+        yield from self.generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), s["stop"],
+                                         s["continuous_cache"])
 
     def format_text(self, result: dict) -> str:
         if "samples" in result:

@@ -56,7 +56,8 @@ class Sample:
 
 class Generator:
     """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces (a vocabulary learnt here, or a
-    pretrained checkpoint's tokenizer), its probabilities mixed with a ``continuous_cache``'s when it has one."""
+    pretrained checkpoint's tokenizer). A ``continuous_cache`` mixes its probabilities into the model's in every
+    perplexity, and in generation when asked (``use_cache``)."""
 
     def __init__(self, model: DecoderLM, vocab: SubwordVocab | PretrainedTokenizer,
                  continuous_cache: ContinuousCache | None = None) -> None:
@@ -140,12 +141,13 @@ class Generator:
         return both[len(before):] if both.startswith(before) else self.vocab.decode([ids])[0]
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling, max_tokens: int,
-                 rngs: Sequence[np.random.Generator], stops: Sequence[str] = ()) -> list[Sample]:
+                 rngs: Sequence[np.random.Generator], stops: Sequence[str] = (), use_cache: bool = False
+                 ) -> list[Sample]:
         """One sample per prompt (batched; ``rngs[i]`` draws prompt i's tokens)."""
         samples: list[Sample | None] = [None] * len(prompts)
         for rows in self._batches(prompts, max_tokens):
             batch = list(self._run([prompts[i] for i in rows], sampling, max_tokens, [rngs[i] for i in rows], stops,
-                                   stream=False))[-1]
+                                   stream=False, use_cache=use_cache))[-1]
             for i, sample in zip(rows, batch):
                 samples[i] = sample
         return samples
@@ -158,10 +160,10 @@ class Generator:
         return length_batches([len(p.ids) + min(max_tokens, self.model.max_len) for p in prompts], BATCH_COLUMNS)
 
     def stream(self, prompt: Prompt, sampling: Sampling, max_tokens: int, rng: np.random.Generator,
-               stops: Sequence[str] = ()) -> Iterator[str]:
+               stops: Sequence[str] = (), use_cache: bool = False) -> Iterator[str]:
         """The text of one sample, in pieces as it is generated; joined, they are its full text."""
         sent = 0
-        for samples in self._run([prompt], sampling, max_tokens, [rng], stops, stream=True):
+        for samples in self._run([prompt], sampling, max_tokens, [rng], stops, stream=True, use_cache=use_cache):
             sample = samples[0]
             safe = len(sample.text) if sample.finish else _safe_length(sample.text, stops)
             if safe > sent:
@@ -169,11 +171,13 @@ class Generator:
                 sent = safe
 
     def _run(self, prompts: Sequence[Prompt], sampling: Sampling, max_tokens: int,
-             rngs: Sequence[np.random.Generator], stops: Sequence[str], stream: bool) -> Iterator[list[Sample]]:
+             rngs: Sequence[np.random.Generator], stops: Sequence[str], stream: bool, use_cache: bool
+             ) -> Iterator[list[Sample]]:
         from toolkit.nn.sampling import Decoding
 
         decoding = Decoding(self.model, [p.ids for p in prompts], sampling, max_tokens, rngs,
-                            forbidden=self.vocab.never_generated, continuous_cache=self.continuous_cache)
+                            forbidden=self.vocab.never_generated,
+                            continuous_cache=self.continuous_cache if use_cache else None)
         texts = [""] * len(prompts)
         for produced in decoding:
             for row, _ in produced:
