@@ -206,3 +206,25 @@ def test_a_model_file_with_a_cache_generates_with_it_when_asked_and_a_bad_one_is
                      tmp_path / "bad.nlpt")
     with pytest.raises(ModelFileError, match="continuous cache"):
         toolkit.pipeline("generate", model=str(tmp_path / "bad.nlpt"))("the cat")
+
+
+def test_perplexity_scores_the_cache_chunk_by_chunk_as_all_at_once(monkeypatch):
+    from toolkit.lm import training
+    from toolkit.lm.generator import Generator
+    from toolkit.nn.language_model import DecoderLM
+    from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
+
+    texts = [line for line in STORY * 12 if line]
+    vocab = SubwordVocab.train(texts, 40, "unigram")
+    model = DecoderLM(len(vocab), dim=16, heads=2, layers=1, ffn=16, dropout=0.0, max_len=16, pad_id=PAD_ID,
+                      eos_id=EOS_ID, seed=1)
+    generator = Generator(model, vocab, ContinuousCache(40, 0.5, 0.3))
+    counts, _, stretches = training.scored_stream(generator, texts)
+    states, next_ids, nll = (np.concatenate(parts) for parts in zip(*stretches))
+    expected = -np.log(generator.continuous_cache.mix(np.exp(-nll),
+                                                      generator.continuous_cache.probabilities(states, next_ids))).sum()
+    for chunk in (1, 7, 100_000):
+        monkeypatch.setattr(training, "CACHE_CHUNK", chunk)
+        scores = training.perplexities(generator, texts)
+        assert scores["nll"] == pytest.approx(expected, rel=1e-6) and scores["tokens"] == len(next_ids) > 3 * 40
+        assert scores["without_cache"]["nll"] == pytest.approx(nll.sum(), rel=1e-6) != pytest.approx(expected)

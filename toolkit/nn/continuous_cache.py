@@ -71,16 +71,19 @@ class ContinuousCache:
         if not 0 <= start <= n:
             raise ValueError(f"start {start} is outside the stream of {n} positions")
         found = np.full(n, np.nan)
+        band: Array | None = None  # outside the band, where the last full block's lags are (the same in each)
         for j0 in range(max(start, 1), n, BLOCK):
             j1, i0 = min(n, j0 + BLOCK), max(0, j0 - self.size)
-            lag = np.arange(j0, j1)[:, None] - np.arange(i0, j1)[None, :]
+            if band is None or band.shape != (j1 - j0, j1 - i0):
+                lag = np.arange(j0, j1)[:, None] - np.arange(i0, j1)[None, :]
+                band = (lag < 1) | (lag > self.size)
             z = states[j0:j1] @ states[i0:j1].T
             z *= np.float32(self.theta)
-            z[(lag < 1) | (lag > self.size)] = -np.inf
+            np.copyto(z, np.float32(-np.inf), where=band)
             z -= z.max(axis=1, keepdims=True)
             e = np.exp(z, out=z)
             same = next_ids[i0:j1][None, :] == next_ids[j0:j1][:, None]
-            found[j0:j1] = (e * same).sum(axis=1, dtype=np.float64) / e.sum(axis=1, dtype=np.float64)
+            found[j0:j1] = e.sum(axis=1, where=same, dtype=np.float64) / e.sum(axis=1, dtype=np.float64)
         return found[start:]
 
     def mix(self, p_model: Array, p_cache: Array) -> Array:
