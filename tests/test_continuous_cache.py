@@ -228,3 +228,21 @@ def test_perplexity_scores_the_cache_chunk_by_chunk_as_all_at_once(monkeypatch):
         scores = training.perplexities(generator, texts)
         assert scores["nll"] == pytest.approx(expected, rel=1e-6) and scores["tokens"] == len(next_ids) > 3 * 40
         assert scores["without_cache"]["nll"] == pytest.approx(nll.sum(), rel=1e-6) != pytest.approx(expected)
+
+
+def test_the_cache_is_chosen_on_the_first_words_of_a_long_validation_text(monkeypatch):
+    from toolkit.lm import training
+    from toolkit.lm.generator import Generator
+    from toolkit.nn.language_model import DecoderLM
+    from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
+
+    texts = [line for line in STORY * 12 if line]
+    vocab = SubwordVocab.train(texts, 40, "unigram")
+    generator = Generator(DecoderLM(len(vocab), dim=16, heads=2, layers=1, ffn=16, dropout=0.0, max_len=16,
+                                    pad_id=PAD_ID, eos_id=EOS_ID, seed=1), vocab)
+    monkeypatch.setattr(training, "CACHE_CHOICE_WORDS", 30)
+    first = training.choose_continuous_cache(generator, texts)
+    monkeypatch.setattr(training, "CACHE_CHOICE_WORDS", 10**9)
+    # 30 words: the first two texts (12 and 11 words, each with its end); the rest is not read.
+    assert first == training.choose_continuous_cache(generator, texts[:2])
+    assert first != training.choose_continuous_cache(generator, texts)

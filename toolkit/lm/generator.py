@@ -94,7 +94,6 @@ class Generator:
         """The generator of a model file (as :func:`toolkit.lm.training.train_language_model` writes), and the
         file's metadata; ModelFileError for a file that holds no usable language model."""
         from toolkit.nn import ModelFileError, read_model_file
-
         from toolkit.nn.continuous_cache import ContinuousCache
 
         config, arrays = read_model_file(path)

@@ -32,8 +32,9 @@ def train_options(epochs: int, patience: int, continuous_cache: bool = False) ->
     ``patience`` defaults; with ``continuous_cache`` for an engine that generates and scores text with one."""
     cache = {"continuous_cache": Option(
         bool, True, "After training, choose a continuous cache on the validation data (Grave et al. 2017: the"
-        " words of the recent text made more likely, beyond the context) and use it in generation and"
-        " perplexity; none without validation data, or when it does not lower validation perplexity.")}
+        " words of the recent text made more likely, beyond the context), stored with the model: `evaluate`"
+        " scores with it, `generate --continuous-cache` samples with it. None without validation data, or when"
+        " it does not lower validation perplexity.")}
     return {**(cache if continuous_cache else {}),
         **trainer_options(epochs=epochs, patience=patience),
         "batch_blocks": Option(int, 16, "Blocks of --context-length tokens per batch.", minimum=1),

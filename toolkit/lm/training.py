@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 STRIDE_FRACTION = 2
 EVAL_BATCH = 16
 CACHE_CHUNK = 4096
+# WikiText-2's valid split holds 217,646 words.
+CACHE_CHOICE_WORDS = 250_000
 
 
 def texts_of(records: Sequence[dict], what: str) -> list[str]:
@@ -229,12 +231,16 @@ def perplexities(generator: Generator, texts: Sequence[str], stride: int | None 
 
 def choose_continuous_cache(generator: Generator, texts: Sequence[str]) -> dict[str, Any]:
     """Choose the generator's continuous cache on validation ``texts`` (:func:`toolkit.nn.continuous_cache.
-    choose_cache`; none when no cache lowers their word perplexity) and set it; return what it scored."""
+    choose_cache`; none when no cache lowers their word perplexity) and set it; return what it scored. Only
+    the texts within the first :data:`CACHE_CHOICE_WORDS` words are read: the search holds every state they
+    give in memory (a KB a token at width 256) and passes over them some hundred times."""
     import numpy as np
 
     from toolkit.nn.continuous_cache import choose_cache
 
-    counts, _, stretches = scored_stream(generator, texts)
+    words = np.cumsum([len(text.split()) + 1 for text in texts])
+    kept = texts[:max(int(np.searchsorted(words, CACHE_CHOICE_WORDS, side="right")), 1)]
+    counts, _, stretches = scored_stream(generator, kept)
     states, next_ids, nll = (np.concatenate(parts) for parts in zip(*stretches))
     generator.continuous_cache, perplexity = choose_cache(states, next_ids, nll, counts.words)
     return {"continuous_cache": None if generator.continuous_cache is None else generator.continuous_cache.to_dict(),
