@@ -40,6 +40,19 @@ def test_probabilities_equal_a_plain_loop(n, size, theta):
         assert np.allclose(cache.probabilities(states, next_ids, start=start), found[start:], equal_nan=True)
 
 
+def test_several_settings_at_once_equal_each_alone():
+    from toolkit.nn.continuous_cache import cache_probabilities
+
+    rng = np.random.default_rng(7)
+    states, next_ids = rng.normal(size=(1300, 8)).astype(np.float32), rng.integers(0, 9, 1300)
+    settings = [(50, 0.3), (700, 0.3), (700, 1.0), (2000, 0.1), (1, 2.0)]
+    for start in (0, 600):
+        together = cache_probabilities(states, next_ids, settings, start)
+        for (size, theta), found in zip(settings, together):
+            expected = loop_probabilities(states, next_ids, size, theta)[start:]
+            assert np.allclose(found, expected, rtol=1e-5, atol=1e-9, equal_nan=True)
+
+
 def test_probabilities_refuse_mismatched_input():
     cache = ContinuousCache(10, 0.1, 0.2)
     with pytest.raises(ValueError, match="do not match"):

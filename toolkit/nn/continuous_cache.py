@@ -59,32 +59,8 @@ class ContinuousCache:
         return cls(**saved)
 
     def probabilities(self, states: Array, next_ids: Array, start: int = 0) -> Array:
-        """For a stream: ``states`` (n, dim), the model's final state at each position, and ``next_ids`` (n,),
-        the token that followed it. The cache's probability (float64) of ``next_ids[j]`` from the positions
-        j - size .. j - 1, for each position j from ``start`` on (the ones before are only remembered); NaN at
-        position 0, where it remembers nothing."""
-        states = np.ascontiguousarray(states, dtype=np.float32)
-        next_ids = np.asarray(next_ids)
-        n = len(next_ids)
-        if states.ndim != 2 or len(states) != n:
-            raise ValueError(f"states {states.shape} do not match {n} next ids")
-        if not 0 <= start <= n:
-            raise ValueError(f"start {start} is outside the stream of {n} positions")
-        found = np.full(n, np.nan)
-        band: Array | None = None  # outside the band, where the last full block's lags are (the same in each)
-        for j0 in range(max(start, 1), n, BLOCK):
-            j1, i0 = min(n, j0 + BLOCK), max(0, j0 - self.size)
-            if band is None or band.shape != (j1 - j0, j1 - i0):
-                lag = np.arange(j0, j1)[:, None] - np.arange(i0, j1)[None, :]
-                band = (lag < 1) | (lag > self.size)
-            z = states[j0:j1] @ states[i0:j1].T
-            z *= np.float32(self.theta)
-            np.copyto(z, np.float32(-np.inf), where=band)
-            z -= z.max(axis=1, keepdims=True)
-            e = np.exp(z, out=z)
-            same = next_ids[i0:j1][None, :] == next_ids[j0:j1][:, None]
-            found[j0:j1] = e.sum(axis=1, where=same, dtype=np.float64) / e.sum(axis=1, dtype=np.float64)
-        return found[start:]
+        """:func:`cache_probabilities` of this cache's size and theta."""
+        return cache_probabilities(states, next_ids, [(self.size, self.theta)], start)[0]
 
     def mix(self, p_model: Array, p_cache: Array) -> Array:
         """(1 - weight) · p_model + weight · p_cache, and p_model where the cache is empty (NaN)."""
@@ -104,6 +80,41 @@ class ContinuousCache:
             return np.log((1 - self.weight) * np.exp(logp.astype(np.float64)) + self.weight * p_cache)
 
 
+def cache_probabilities(states: Array, next_ids: Array, settings: Sequence[tuple[int, float]], start: int = 0
+                        ) -> list[Array]:
+    """For a stream: ``states`` (n, dim), the model's final state at each position, and ``next_ids`` (n,), the
+    token that followed it. For each (size, theta) of ``settings``, the cache's probability (float64) of
+    ``next_ids[j]`` from the positions j - size .. j - 1, for each position j from ``start`` on (the ones before
+    are only remembered); NaN at position 0, where it remembers nothing. One product per block of positions
+    serves every setting: the search of :func:`choose_cache` reads sixteen at once."""
+    states = np.ascontiguousarray(states, dtype=np.float32)
+    next_ids = np.asarray(next_ids)
+    n = len(next_ids)
+    if states.ndim != 2 or len(states) != n:
+        raise ValueError(f"states {states.shape} do not match {n} next ids")
+    if not 0 <= start <= n:
+        raise ValueError(f"start {start} is outside the stream of {n} positions")
+    found = [np.full(n, np.nan) for _ in settings]
+    widest = max(size for size, _ in settings)
+    outside: dict[tuple[int, int, int], Array] = {}  # a block's columns out of each size's reach, by block shape
+    for j0 in range(max(start, 1), n, BLOCK):
+        j1, base = min(n, j0 + BLOCK), max(0, j0 - widest)
+        scores = states[j0:j1] @ states[base:j1].T
+        same = next_ids[base:j1][None, :] == next_ids[j0:j1][:, None]
+        for k, (size, theta) in enumerate(settings):
+            first = max(0, j0 - size) - base  # the first column within this size's reach
+            key = (j1 - j0, j1 - base - first, size)
+            if key not in outside:
+                lag = np.arange(j0, j1)[:, None] - np.arange(base + first, j1)[None, :]
+                outside[key] = (lag < 1) | (lag > size)
+            z = scores[:, first:] * np.float32(theta)
+            np.copyto(z, np.float32(-np.inf), where=outside[key])
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z, out=z)
+            found[k][j0:j1] = e.sum(axis=1, where=same[:, first:], dtype=np.float64) / e.sum(axis=1, dtype=np.float64)
+    return [probabilities[start:] for probabilities in found]
+
+
 def choose_cache(states: Array, next_ids: Array, nll: Array, words: int, sizes: Sequence[int] = SIZES,
                  theta_scales: Sequence[float] = THETA_SCALES, weights: Sequence[float] = WEIGHTS
                  ) -> tuple[ContinuousCache | None, float]:
@@ -114,14 +125,13 @@ def choose_cache(states: Array, next_ids: Array, nll: Array, words: int, sizes: 
     p_model = np.exp(-np.asarray(nll, dtype=np.float64))
     best: tuple[ContinuousCache | None, float] = (None, math.exp(float(np.sum(nll)) / words))
     unit = 1.0 / float(np.mean(np.square(states, dtype=np.float64).sum(axis=1)))
-    for size in sizes:
-        for scale in theta_scales:
-            p_cache = ContinuousCache(size, scale * unit, weights[0]).probabilities(states, next_ids)
-            for weight in weights:
-                cache = ContinuousCache(size, round(scale * unit, 8), weight)
-                perplexity = math.exp(-float(np.log(cache.mix(p_model, p_cache)).sum()) / words)
-                if perplexity < best[1]:
-                    best = (cache, perplexity)
+    settings = [(size, round(scale * unit, 8)) for size in sizes for scale in theta_scales]
+    for (size, theta), p_cache in zip(settings, cache_probabilities(states, next_ids, settings)):
+        for weight in weights:
+            cache = ContinuousCache(size, theta, weight)
+            perplexity = math.exp(-float(np.log(cache.mix(p_model, p_cache)).sum()) / words)
+            if perplexity < best[1]:
+                best = (cache, perplexity)
     return best
 
 
