@@ -62,6 +62,8 @@ def test_probabilities_refuse_mismatched_input():
 
 
 @pytest.mark.parametrize("settings", [dict(size=0, theta=0.1, weight=0.2), dict(size=2.5, theta=0.1, weight=0.2),
+                                      dict(size=True, theta=0.1, weight=0.2), dict(size=10**9, theta=0.1, weight=0.2),
+                                      dict(size=5, theta=True, weight=0.2),
                                       dict(size=5, theta=-1, weight=0.2), dict(size=5, theta=float("nan"), weight=0.2),
                                       dict(size=5, theta=0.1, weight=0.0), dict(size=5, theta=0.1, weight=1.0)])
 def test_bad_settings_are_refused(settings):

@@ -29,6 +29,13 @@ BLOCK = 512
 SIZES = (1000, 2000, 4000, 8000)
 THETA_SCALES = (8.0, 12.0, 16.0, 24.0)
 WEIGHTS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4)
+# A block of scores is BLOCK x (size + BLOCK) floats: 134 MB at this size, which a model file may not exceed.
+MAX_SIZE = 65536
+
+
+def _number(value: object, kinds: type | tuple[type, ...]) -> bool:
+    """``value`` is one of ``kinds``, and not a bool (JSON's true would pass as the number 1)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -41,11 +48,12 @@ class ContinuousCache:
     weight: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.size, int) and self.size >= 1):
-            raise ValueError(f"a continuous cache's size must be a whole number of at least 1, not {self.size!r}")
-        if not (isinstance(self.theta, (int, float)) and math.isfinite(self.theta) and self.theta >= 0):
+        if not (_number(self.size, int) and 1 <= self.size <= MAX_SIZE):
+            raise ValueError(f"a continuous cache's size must be a whole number from 1 to {MAX_SIZE}, not"
+                             f" {self.size!r}")
+        if not (_number(self.theta, (int, float)) and math.isfinite(self.theta) and self.theta >= 0):
             raise ValueError(f"a continuous cache's theta must be a number of at least 0, not {self.theta!r}")
-        if not (isinstance(self.weight, (int, float)) and 0 < self.weight < 1):
+        if not (_number(self.weight, (int, float)) and 0 < self.weight < 1):
             raise ValueError(f"a continuous cache's weight must be between 0 and 1, not {self.weight!r}")
 
     def to_dict(self) -> dict:
