@@ -142,7 +142,11 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
     if metrics is not None:
         metadata["metrics"] = metrics
     if valid is not None and settings.get("continuous_cache"):
-        chosen = choose_continuous_cache(generator, valid)
+        from toolkit.progress import ElapsedTicker
+
+        # Minutes on a large validation text, after the progress bar of training has ended.
+        with ElapsedTicker("choosing a continuous cache on the validation text", enabled=progress):
+            chosen = choose_continuous_cache(generator, valid)
         metadata["continuous_cache"] = chosen.pop("continuous_cache")
         metadata["metrics"].update(chosen)
     save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
