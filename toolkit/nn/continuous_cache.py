@@ -7,9 +7,9 @@ model's and the cache's: the cache gives each remembered token the weight
 softmax(``theta`` · state · remembered state) of its position, so words of
 the recent text, beyond what the model's context window reads, become more
 likely where the text is like the place they were seen. Nothing is
-trained: three numbers, chosen on validation text (:func:`choose_cache`),
-stored with the model and used wherever it predicts — in perplexity and in
-generation alike.
+trained: three numbers, chosen on validation text (:func:`choose_cache`)
+and stored with the model. Perplexity always scores the mixture; decoding
+draws from it only when asked, as it makes sampled text repeat itself.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def choose_cache(states: Array, next_ids: Array, nll: Array, words: int, sizes: 
     p_model = np.exp(-np.asarray(nll, dtype=np.float64))
     best: tuple[ContinuousCache | None, float] = (None, math.exp(float(np.sum(nll)) / words))
     unit = 1.0 / float(np.mean(np.square(states, dtype=np.float64).sum(axis=1)))
-    settings = [(size, round(scale * unit, 8)) for size in sizes for scale in theta_scales]
+    # Seven significant digits: what the model file stores is what was searched.
+    settings = [(size, float(f"{scale * unit:.7g}")) for size in sizes for scale in theta_scales]
     for (size, theta), p_cache in zip(settings, cache_probabilities(states, next_ids, settings)):
         for weight in weights:
             cache = ContinuousCache(size, theta, weight)
