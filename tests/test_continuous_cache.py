@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import toolkit
-from toolkit.errors import ModelFileError
+from toolkit.errors import ModelFileError, OptionError
 from toolkit.nn.continuous_cache import ContinuousCache, Remembered, choose_cache
 
 
@@ -216,6 +216,9 @@ def test_a_model_file_with_a_cache_generates_with_it_when_asked_and_a_bad_one_is
         continuous_cache=use)("the cat")["logprobs"]] for use in (False, True)}
     # Generation draws from the model alone unless asked; the file's cache is there either way.
     assert logprobs[False] == [t["logprob"] for t in plain("the cat")["logprobs"]] != logprobs[True]
+    # Asked of a model without one: said at once, before any input.
+    with pytest.raises(OptionError, match="has no continuous cache"):
+        toolkit.pipeline("generate", model=str(tmp_path / "lm.nlpt"), continuous_cache=True)
     rewrite_metadata(tmp_path / "lm.nlpt", lambda m: m.update(continuous_cache={"size": -1, "theta": 0.5,
                                                                                 "weight": 0.6}),
                      tmp_path / "bad.nlpt")

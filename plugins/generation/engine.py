@@ -76,8 +76,14 @@ class TransformerGenerator(LoadsModel, Engine):
         if self.settings["samples"] > 1 and self.settings["temperature"] == 0:
             raise OptionError("several samples of greedy decoding (temperature 0) would all be the same text;"
                               " give a temperature above 0")
-        if self.checkpoint_folder() is None and self.model is not None and Path(self.model).is_file():
-            self.model_metadata()  # refuses a model of another task now, not at the first input
+        folder = self.checkpoint_folder()
+        if folder is None and self.model is not None and Path(self.model).is_file():
+            metadata = self.model_metadata()  # refuses a model of another task now, not at the first input
+            if self.settings["continuous_cache"] and metadata.get("continuous_cache") is None:
+                raise OptionError(f"--continuous-cache: the model {self.model} has no continuous cache (one is"
+                                  " chosen when a model is trained with validation data); drop the option")
+        elif folder is not None and self.settings["continuous_cache"]:
+            raise OptionError("--continuous-cache: a GPT-2 checkpoint has no continuous cache; drop the option")
 
     def _load(self) -> tuple[Any, dict]:
         from toolkit.lm.generator import Generator
@@ -133,9 +139,10 @@ class TransformerGenerator(LoadsModel, Engine):
     def stream(self, text: str) -> Iterator[str]:
         """The first sample's text for the prompt ``text``, in pieces as they are generated."""
         s = self.settings
-        prompt = self.generator.prompts([text], s["max_tokens"])[0]
-        yield from self.generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), s["stop"],
-                                         s["continuous_cache"])
+        generator = self.generator
+        prompt = generator.prompts([text], s["max_tokens"])[0]
+        yield from generator.stream(prompt, sampling(s), s["max_tokens"], sample_rng(s, 0), s["stop"],
+                                    s["continuous_cache"])
 
     def format_text(self, result: dict) -> str:
         if "samples" in result:
