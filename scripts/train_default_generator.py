@@ -86,9 +86,10 @@ def model_card(args: argparse.Namespace, meta: dict, size: int) -> str:
   probability is 1 - {cache['weight']} of the model's plus {cache['weight']} of softmax({cache['theta']} x state . remembered
   state) over the remembered tokens. Chosen on valid (the grid of `toolkit.nn.continuous_cache`), where it
   takes the word perplexity from {metrics['word_ppl_without_cache']} to {metrics['word_ppl_with_cache']} (sliding windows
-  as for test below; the table's figures are scored in windows that do not overlap); used in
-  generation and in every perplexity the model reports{f" (chosen by `{training['cache_command']}`)"
-                                                        if 'cache_command' in training else ""}."""
+  as for test below; the table's figures are scored in windows that do not overlap){f", by `{training['cache_command']}`"
+                                                                                    if 'cache_command' in training else ""}.
+  Every perplexity the model reports is the mixture's; `generate` samples from the network alone unless
+  `--continuous-cache` asks, as the cache makes sampled text repeat itself (docs/generation.md)."""
         alone = (f"; the model alone, without the cache: {test['without_cache']['word_perplexity']:.2f}"
                  f" (token perplexity {test['without_cache']['token_perplexity']:.2f})")
     return f"""# Model card: wikitext2 (default model of `nlp-tool generate`)
