@@ -14,7 +14,8 @@
     same batch: they must agree) and after the last step, and the median
     timed step's tokens/s (batch x context target tokens per step). Ours trains in a
     process set up as `nlp-tool train` sets up its own (OpenBLAS's threads
-    sleep after a product: toolkit.threads.short_blas_spin).
+    sleep after a product, the allocator keeps what a step frees:
+    toolkit.training_process).
 (b) Generation tokens/s, greedy, --prompt-tokens random prompts and exactly
     --new-tokens new tokens at batch 1 and 8: ours (Decoding with
     Sampling(temperature=0)) against transformers' GPT2LMHeadModel.generate
@@ -177,12 +178,12 @@ class Ours:
 
 
 class OursTraining(Ours):
-    """Ours, in a process set up as `nlp-tool train` sets up its own (toolkit.threads.short_blas_spin)."""
+    """Ours, in a process set up as `nlp-tool train` sets up its own (toolkit.training_process)."""
 
     def __init__(self, threads: int) -> None:
-        from toolkit.threads import short_blas_spin
+        from toolkit.training_process import set_up_training_process
 
-        short_blas_spin()
+        set_up_training_process()
         super().__init__(threads)
 
 

@@ -168,9 +168,10 @@ def cache_only(args: argparse.Namespace) -> tuple[Path, str]:
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import short_blas_spin, use_threads
+    from toolkit.threads import use_threads
+    from toolkit.training_process import set_up_training_process
     use_threads(args.threads)
-    short_blas_spin()  # as `nlp-tool train` does
+    set_up_training_process()  # as `nlp-tool train` does
     from recipe import ship, stamp_test, train_staged
     from toolkit_plugins.generation.engine import TransformerGenerator
 

@@ -195,8 +195,8 @@ TRAIN_SPY = """
 import os, sys
 import toolkit.cli.train_evaluate as commands
 seen = []
-original = commands.short_blas_spin
-commands.short_blas_spin = lambda: seen.append("numpy" in sys.modules) or original()
+original = commands.set_up_training_process
+commands.set_up_training_process = lambda: seen.append("numpy" in sys.modules) or original()
 def train(*args, **kwargs):
     print(seen, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
     raise SystemExit(0)

@@ -30,7 +30,7 @@ TRIM_THRESHOLD = 128 << 20
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Have glibc keep freed memory for reuse (see the module's docstring); whether it did. Nothing is changed
     off Linux, under another C library, or when the environment sets glibc's allocator options."""
     if not sys.platform.startswith("linux") or any(name in os.environ for name in USER_SETTINGS):
@@ -42,4 +42,4 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))

@@ -19,7 +19,7 @@ from toolkit.datasets import DATA_FORMATS
 from toolkit.engine import can_evaluate, can_train
 from toolkit.plugins import EngineEntry, Registry
 from toolkit.progress import ElapsedTicker
-from toolkit.threads import short_blas_spin
+from toolkit.training_process import set_up_training_process
 
 
 class TaskGroup(click.Group):
@@ -238,7 +238,7 @@ def run_train(
         raise click.UsageError("give --valid or --valid-split, not both")
 
     # Before the engine imports numpy, whose OpenBLAS reads it.
-    short_blas_spin()
+    set_up_training_process()
     # The engine writes its model file atomically, so an interrupted run leaves none behind.
     _report(
         lambda: api.train(
