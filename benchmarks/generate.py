@@ -72,7 +72,8 @@ def parse_args() -> argparse.Namespace:
         shape.add_argument(f"--{name}", type=int, default=value)
     train = p.add_argument_group("(a) training")
     train.add_argument("--batch", type=int, default=16, help="sequences per training step (default 16)")
-    train.add_argument("--steps", type=int, default=10, help="timed training steps per framework (default 10)")
+    train.add_argument("--steps", type=int, default=10, help="timed training steps per framework, at least (whole"
+                       " turns of TRAIN_BLOCK steps, the first of each untimed; default 10)")
     train.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     train.add_argument("--lr", type=float, default=3e-4)
     gen = p.add_argument_group("(b) generation")
