@@ -193,7 +193,6 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
             "sentence_correct": sentences and correct(sentences),
             "score": (reviews["accuracy"] + sentences["accuracy"]) / 2 if sentences else reviews["accuracy"],
             "ngram_weight": read_metadata(path)["ngram_weight"],
-            "cnn_best_epoch": report["best_epoch"],
             # With several CNN members (the ensemble's cnn_members), each kept its own best epoch.
             "cnn_best_epochs": ([member["best_epoch"] for member in report.get("cnn_members", [])]
                                 or [report["best_epoch"]]),
