@@ -175,10 +175,10 @@ def scored_stream(generator: Generator, texts: Sequence[str], stride: int | None
     spans = list(windows(len(stream), context, stride))
 
     def stretches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        # Every window is a full one unless the stream is shorter than a context: batches of them keep order.
-        full = spans[0][1] - spans[0][0] == context + 1
-        for i in range(0, len(spans), EVAL_BATCH if full else 1):
-            batch = spans[i:i + EVAL_BATCH] if full else spans[i:i + 1]
+        # Every window holds context + 1 ids, unless the stream is shorter than that and one window holds it all:
+        # a batch's windows stack, and batches keep the stream's order.
+        for i in range(0, len(spans), EVAL_BATCH):
+            batch = spans[i:i + EVAL_BATCH]
             losses, states = scored_states(model, np.stack([stream[start:end] for start, end, _ in batch]))
             for row, (start, end, first) in enumerate(batch):
                 yield states[row, first:], stream[start + first + 1:end], losses[row, first:]
