@@ -200,5 +200,6 @@ class Decoding:
                 self._start()
             else:
                 self._logp = self.model.step(tokens, self._cache)
-                for j, row in enumerate(self.rows if self.continuous_cache is not None else ()):
-                    self._query[row] = self._cache.states[j, -1]
+                if self.continuous_cache is not None:
+                    for j, row in enumerate(self.rows):
+                        self._query[row] = self._cache.states[j, -1]
