@@ -147,6 +147,14 @@ void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y);
 void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
                         float *dx);
 
+/* ---- Adam, one step over n parameters, in place -------------------------
+ * g = grad + l2 param; m, v updated; param = decay param - step m / (sqrt(v)
+ * inv_sqrt_bc2 + eps); grad set to zero. All four arrays hold n floats and
+ * do not overlap. */
+void nlpk_adam_step(float *param, float *grad, float *m, float *v, int64_t n, float beta1,
+                    float one_minus_beta1, float beta2, float one_minus_beta2, float step,
+                    float inv_sqrt_bc2, float eps, float l2, float decay);
+
 /* ---- softmax cross-entropy fused with the output projection -----------
  * h (N, D); w (V, D); bias (V,) or NULL; logits = h w^T + bias, computed
  * `block` vocabulary columns at a time and never stored whole.

@@ -173,7 +173,7 @@ def test_one_call_accumulates_and_matches_reference(backend, rng, h):
 
 
 def test_one_call_many_chunks_of_rows(rng, h):
-    """V large enough that a chunk holds fewer rows than N (8 Mi floats of logits / V rows, at least 16)."""
+    """V large enough that a chunk holds fewer rows than N (16 Mi floats of logits / V rows, at least 16)."""
     x, w, t, b = ce_inputs(rng, h, 70, 4, 300_000, True, ignore=0.1)
     two = K.linear_cross_entropy(x, w, t, b, block=4096)
     grads = K.linear_cross_entropy_backward(x, w, t, two[1], b, block=4096)

@@ -9,6 +9,7 @@ same way.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -397,3 +398,32 @@ def linear_cross_entropy_backward_inputs(h: np.ndarray, w: np.ndarray, bias: obj
     for name, a in (("h", h), ("w", w), ("bias", bias), ("lse", lse)):
         if a is not None and np.may_share_memory(dw_out, a):
             raise ValueError(f"dw_out shares memory with {name}; the gradient would overwrite what it reads")
+
+
+# ---- Adam ----------------------------------------------------------------------------------
+
+
+def _real(value: object, name: str, rule: str, ok: Callable[[float], bool]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not (math.isfinite(float(value)) and ok(float(value))):
+        raise ValueError(f"{name} must be a finite number {rule}, got {value!r:.40}")
+    return float(value)
+
+
+def adam_inputs(param: object, grad: object, m: object, v: object, lr: object, beta1: object, beta2: object,
+                eps: object, t: object, weight_decay: object) -> tuple[float, ...]:
+    """Check one Adam step; return (lr, beta1, beta2, eps, t, weight_decay) as Python numbers."""
+    arrays = {"param": param, "grad": grad, "m": m, "v": v}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+        writable(float_array(a, name, a.ndim), name)
+        same_shape(name, a.shape, "param", param.shape)
+    names = list(arrays)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if np.may_share_memory(arrays[a], arrays[b]):
+                raise ValueError(f"{a} and {b} must not share memory: each is written in place")
+    return (_real(lr, "lr", ">= 0", lambda x: x >= 0), _real(beta1, "beta1", "in [0, 1)", lambda x: 0 <= x < 1),
+            _real(beta2, "beta2", "in [0, 1)", lambda x: 0 <= x < 1), _real(eps, "eps", "> 0", lambda x: x > 0),
+            _int_option(t, "t", 1, 2**62), _real(weight_decay, "weight_decay", ">= 0", lambda x: x >= 0))

@@ -68,6 +68,9 @@ cdef extern from "nlpk.h" nogil:
     void nlpk_gelu_forward(const float *x, int64_t n, int approximate, float *y)
     void nlpk_gelu_backward(const float *dy, const float *x, int64_t n, int approximate,
                             float *dx)
+    void nlpk_adam_step(float *param, float *grad, float *m, float *v, int64_t n, float beta1,
+                        float one_minus_beta1, float beta2, float one_minus_beta2, float step,
+                        float inv_sqrt_bc2, float eps, float l2, float decay)
     int nlpk_linear_cross_entropy_forward(const float *h, int N, int D, const float *w, int V,
                                           const float *bias, const int64_t *targets, int block,
                                           float *lse, float *row_loss, nlpk_sgemm_fn sgemm)
@@ -571,3 +574,23 @@ def linear_cross_entropy_with_grad(h, w, targets, bias, ignore_index, block, dlo
     check_status(status)
     loss = float(row_loss.sum(dtype=np.float64) / count) if count else float("nan")
     return loss, lse, dh, dw, dbias
+
+
+def adam_step(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
+    lr, beta1, beta2, eps, t, weight_decay = _checks.adam_inputs(param, grad, m, v, lr, beta1, beta2, eps, t,
+                                                                weight_decay)
+    cdef int64_t n = param.size
+    if n == 0:
+        return None
+    cdef float step = lr / (1.0 - beta1 ** t)
+    cdef float inv_sqrt_bc2 = 1.0 / (1.0 - beta2 ** t) ** 0.5
+    cdef float l2 = 0.0 if decoupled else weight_decay
+    cdef float decay = 1.0 - lr * weight_decay if decoupled else 1.0
+    cdef float b1 = beta1, b2 = beta2, a1 = 1.0 - beta1, a2 = 1.0 - beta2, e = eps
+    cdef float *pp = fptr(param)
+    cdef float *pg = fptr(grad)
+    cdef float *pm = fptr(m)
+    cdef float *pv = fptr(v)
+    with nogil:
+        nlpk_adam_step(pp, pg, pm, pv, n, b1, a1, b2, a2, step, inv_sqrt_bc2, e, l2, decay)
+    return None

@@ -299,6 +299,20 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
     return _kernels.gelu_backward(dy, x, approximate)
 
 
+def adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, beta1: float,
+              beta2: float, eps: float, t: int, weight_decay: float = 0.0, decoupled: bool = False) -> None:
+    """Adam's step ``t`` (from 1) on one parameter array, in place, in one pass; the gradient is left zeroed.
+
+    PyTorch's formula: g = grad (+ weight_decay * param unless decoupled);
+    m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+    param -= lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps).
+    With ``decoupled`` (AdamW), param is first scaled by 1 - lr * weight_decay.
+    All four arrays: float32, C-contiguous, writable, the same shape, no
+    two sharing memory. Returns None.
+    """
+    return _kernels.adam_step(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled)
+
+
 CE_BLOCK = 512  # vocabulary columns per block of linear_cross_entropy (measured best at V=8000 and 50257)
 IGNORE_INDEX = -100  # as torch.nn.functional.cross_entropy
 
@@ -360,7 +374,7 @@ def linear_cross_entropy_with_grad(
 
     The same results as linear_cross_entropy followed by its backward (with
     ``dloss`` given up front), but each chunk of rows keeps its logits over
-    the whole vocabulary (at most about 32 MB) between its log-sum-exp and
+    the whole vocabulary (at most about 64 MB) between its log-sum-exp and
     its gradient, so they are computed once instead of twice.
     """
     return _kernels.linear_cross_entropy_with_grad(h, w, targets, bias, ignore_index, block, dloss, dw_out)

@@ -427,3 +427,20 @@ def linear_cross_entropy_with_grad(
     _checks.loss_gradient(dloss)
     loss, lse = linear_cross_entropy(h, w, targets, bias, ignore_index, block)
     return (loss, lse, *linear_cross_entropy_backward(h, w, targets, lse, bias, ignore_index, block, dloss, dw_out))
+
+
+def adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, beta1: float,
+              beta2: float, eps: float, t: int, weight_decay: float = 0.0, decoupled: bool = False) -> None:
+    """Reference of kernels.adam_step, in float64."""
+    lr, beta1, beta2, eps, t, weight_decay = _checks.adam_inputs(param, grad, m, v, lr, beta1, beta2, eps, t,
+                                                                weight_decay)
+    p, g = param.astype(np.float64), grad.astype(np.float64)
+    if not decoupled:
+        g = g + weight_decay * p
+    m64 = beta1 * m + (1.0 - beta1) * g
+    v64 = beta2 * v + (1.0 - beta2) * g * g
+    if decoupled:
+        p = p * (1.0 - lr * weight_decay)
+    param[...] = p - lr / (1.0 - beta1**t) * m64 / (np.sqrt(v64 / (1.0 - beta2**t)) + eps)
+    m[...], v[...] = m64, v64
+    grad[...] = 0.0

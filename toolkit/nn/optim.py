@@ -1,9 +1,10 @@
 """Optimizers, gradient clipping and learning-rate schedules.
 
 An optimizer updates the parameters of a layer tree in place from the
-gradients the backward pass accumulated in ``layer.grads``. Updates are
-deterministic numpy arithmetic, so the same seed and data give the same
-weights bit for bit on the same machine.
+gradients the backward pass accumulated in ``layer.grads``, and zeroes them.
+Updates are elementwise and deterministic (Adam's in one compiled pass,
+``kernels.adam_step``; SGD's in numpy), so the same seed and data give the
+same weights bit for bit on the same machine, whatever the thread count.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from toolkit import kernels
 from toolkit.nn.layers import Layer
 
 Schedule = Callable[[int], float]
@@ -73,9 +75,9 @@ class Optimizer:
         self.steps += 1
         for name, param, grad in self.model.named_parameters():
             self.update(name, param, grad, lr)
-            grad.fill(0.0)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+        """Update ``param`` in place from ``grad``, and leave ``grad`` zeroed."""
         raise NotImplementedError
 
     def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
@@ -101,6 +103,7 @@ class SGD(Optimizer):
             buf += g
             g = g + self.momentum * buf if self.nesterov else buf
         param -= np.float32(lr) * g
+        grad.fill(0.0)
 
 
 class Adam(Optimizer):
@@ -114,23 +117,10 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        t = self.steps
-        if self.weight_decay and not self.decoupled:
-            grad = grad + np.float32(self.weight_decay) * param
-        m = self.slot(name, "m", param)
-        v = self.slot(name, "v", param)
-        m *= np.float32(self.beta1)
-        m += np.float32(1.0 - self.beta1) * grad
-        v *= np.float32(self.beta2)
-        v += np.float32(1.0 - self.beta2) * (grad * grad)
-        bc1 = 1.0 - self.beta1**t
-        bc2 = 1.0 - self.beta2**t
-        denom = np.sqrt(v)
-        denom *= np.float32(1.0 / math.sqrt(bc2))
-        denom += np.float32(self.eps)
-        if self.weight_decay and self.decoupled and param.ndim > 1:
-            param *= np.float32(1.0 - lr * self.weight_decay)
-        param -= np.float32(lr / bc1) * (m / denom)
+        # AdamW decays matrices only (see AdamW); Adam's L2 acts on every gradient.
+        decay = self.weight_decay if not self.decoupled or param.ndim > 1 else 0.0
+        kernels.adam_step(param, grad, self.slot(name, "m", param), self.slot(name, "v", param), lr, self.beta1,
+                          self.beta2, self.eps, self.steps, decay, self.decoupled)
 
 
 class AdamW(Adam):
