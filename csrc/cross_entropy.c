@@ -16,7 +16,8 @@
  * the slice's own (N x D) accumulator (slice 0 writes dh itself); the
  * accumulators are added in slice order at the end.
  * The fused entry point (at the end) does both for a chunk of rows at a
- * time, keeping the chunk's logits instead of recomputing them.
+ * time, keeping the chunk's logits instead of recomputing them, as
+ * exponentials: the forward's exp serves the gradient too.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -66,12 +67,29 @@ static float ce_exp_sum(const float *s, int n, float m) {
     return sum;
 }
 
+/* ce_exp_sum that also leaves exp(s - m) in s, for the gradient to scale. */
+NLPK_CLONES
+static float ce_exp_sum_kept(float *s, int n, float m) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        float e = nlpk_expf(s[j] - m);
+        s[j] = e;
+        sum += e;
+    }
+    return sum;
+}
+
 /* Fold one tile into the running (m, l) of its rows: m, l, picked indexed
- * from row r0. */
-static void forward_tile(const ce_shape *c, const float *S, int ld, int r0, int nr, int v0,
-                         int nv, float *m, float *l, float *picked) {
+ * from row r0. With `shift` (the fused entry point), a row whose sum is
+ * taken keeps exp(logit - shift[i]) in place of its logits, so that its
+ * gradient costs a product instead of a second exp; shift[i] is NaN for a
+ * row left as logits (nothing finite seen yet, or NaN/inf). */
+static void forward_tile(const ce_shape *c, float *S, int ld, int r0, int nr, int v0, int nv,
+                         float *m, float *l, float *picked, float *shift) {
     for (int i = 0; i < nr; i++) {
-        const float *s = S + (size_t)i * ld;
+        float *s = S + (size_t)i * ld;
+        if (shift) shift[i] = NAN;
         int64_t t = c->targets[r0 + i];
         if (t >= v0 && t < v0 + nv) picked[i] = s[t - v0];
         if (l[i] != l[i]) continue; /* a NaN came earlier: the row stays NaN */
@@ -91,7 +109,12 @@ static void forward_tile(const ce_shape *c, const float *S, int ld, int r0, int 
         }
         float scaled = mold == -INFINITY ? 0.0f : l[i] * nlpk_expf(mold - mnew);
         m[i] = mnew;
-        l[i] = scaled + ce_exp_sum(s, nv, mnew);
+        if (shift) {
+            shift[i] = mnew;
+            l[i] = scaled + ce_exp_sum_kept(s, nv, mnew);
+        } else {
+            l[i] = scaled + ce_exp_sum(s, nv, mnew);
+        }
     }
 }
 
@@ -151,7 +174,7 @@ int nlpk_linear_cross_entropy_forward(const float *h, int N, int D, const float 
                 for (int r0 = 0; r0 < N; r0 += br) {
                     int nr = N - r0 < br ? N - r0 : br;
                     block_logits(&c, r0, nr, v0, nv, S, nv, sgemm);
-                    forward_tile(&c, S, nv, r0, nr, v0, nv, m + r0, l + r0, picked + r0);
+                    forward_tile(&c, S, nv, r0, nr, v0, nv, m + r0, l + r0, picked + r0, NULL);
                 }
             }
         }
@@ -168,10 +191,12 @@ int nlpk_linear_cross_entropy_forward(const float *h, int N, int D, const float 
 }
 
 /* G = coef * (exp(S - lse) - onehot(target)) in place; ignored rows zero.
+ * With `shift` (from forward_tile), a row with a number there holds
+ * exp(logit - shift[i]) already and is scaled by exp(shift[i] - lse).
  * Column sums of G are added to db (the slice's own entries of dbias). */
 NLPK_CLONES
 static void grad_tile(const ce_shape *c, float *S, int ld, int r0, int nr, int v0, int nv,
-                      const float *lse, float coef, float *db) {
+                      const float *lse, const float *shift, float coef, float *db) {
     for (int i = 0; i < nr; i++) {
         float *s = S + (size_t)i * ld;
         int r = r0 + i;
@@ -181,8 +206,14 @@ static void grad_tile(const ce_shape *c, float *S, int ld, int r0, int nr, int v
             continue;
         }
         float L = lse[r];
+        if (shift && shift[i] == shift[i]) {
+            float f = coef * expf(shift[i] - L);
 #pragma omp simd
-        for (int j = 0; j < nv; j++) s[j] = coef * nlpk_expf(s[j] - L);
+            for (int j = 0; j < nv; j++) s[j] *= f;
+        } else {
+#pragma omp simd
+            for (int j = 0; j < nv; j++) s[j] = coef * nlpk_expf(s[j] - L);
+        }
         if (t >= v0 && t < v0 + nv) s[t - v0] -= coef;
         if (db) {
 #pragma omp simd
@@ -229,7 +260,8 @@ int nlpk_linear_cross_entropy_backward(const float *h, int N, int D, const float
                     int nr = N - r0 < br ? N - r0 : br;
                     const float *hc = h + (size_t)r0 * D;
                     block_logits(&c, r0, nr, v0, nv, S, nv, sgemm);
-                    grad_tile(&c, S, nv, r0, nr, v0, nv, lse, coef, dbias ? dbias + v0 : NULL);
+                    grad_tile(&c, S, nv, r0, nr, v0, nv, lse, NULL, coef,
+                              dbias ? dbias + v0 : NULL);
                     /* dw[block] (+)= G^T h[rows]; dh[rows] (+)= G w[block]. */
                     gemm_rm(sgemm, 1, 0, nv, D, nr, 1.0f, S, nv, hc, D,
                             (r0 == 0 && !accumulate_dw) ? 0.0f : 1.0f, dwb, D);
@@ -276,10 +308,12 @@ int nlpk_linear_cross_entropy_fused(const float *h, int N, int D, const float *w
     const int R = (int)(r64 < N ? r64 : N);
     ce_shape c = {h, w, bias, targets, N, D, V, block};
     const size_t zsize = (size_t)R * V;
-    float *Z = malloc((zsize + (size_t)2 * nslice * R + (size_t)nslice * R * D + R) * sizeof(float));
+    float *Z = malloc((zsize + (size_t)2 * nslice * R + (size_t)nslice * R * D + R +
+                       (size_t)nblocks * R) * sizeof(float));
     if (!Z) return NLPK_ENOMEM;
     float *stats = Z + zsize, *part = stats + (size_t)2 * nslice * R;
     float *picked = part + (size_t)nslice * R * D;
+    float *shifts = picked + R; /* forward_tile's shift, R per block */
     for (int i = 0; i < R; i++) picked[i] = 0.0f;
     if (dbias) memset(dbias, 0, (size_t)V * sizeof(float));
 #pragma omp parallel
@@ -298,7 +332,7 @@ int nlpk_linear_cross_entropy_fused(const float *h, int N, int D, const float *w
                 int v0 = (int)((int64_t)b * block);
                 int nv = V - v0 < block ? V - v0 : block;
                 block_logits(&c, r0, nr, v0, nv, Z + v0, V, sgemm);
-                forward_tile(&c, Z + v0, V, r0, nr, v0, nv, m, l, picked);
+                forward_tile(&c, Z + v0, V, r0, nr, v0, nv, m, l, picked, shifts + (size_t)b * R);
             }
         }
 #pragma omp for schedule(static)
@@ -317,7 +351,8 @@ int nlpk_linear_cross_entropy_fused(const float *h, int N, int D, const float *w
                 int v0 = (int)((int64_t)b * block);
                 int nv = V - v0 < block ? V - v0 : block;
                 float *G = Z + v0;
-                grad_tile(&c, G, V, r0, nr, v0, nv, lse, coef, dbias ? dbias + v0 : NULL);
+                grad_tile(&c, G, V, r0, nr, v0, nv, lse, shifts + (size_t)b * R, coef,
+                          dbias ? dbias + v0 : NULL);
                 gemm_rm(sgemm, 1, 0, nv, D, nr, 1.0f, G, V, h + (size_t)r0 * D, D,
                         (r0 == 0 && !accumulate_dw) ? 0.0f : 1.0f, dw + (size_t)v0 * D, D);
                 gemm_rm(sgemm, 0, 0, nr, D, nv, 1.0f, G, V, w + (size_t)v0 * D, D,

@@ -183,6 +183,29 @@ def test_one_call_many_chunks_of_rows(rng, h):
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("case", ["first-block-minus-inf", "plus-inf-column", "nan-row"])
+def test_one_call_non_finite_logits_as_two_calls(case, rng, h):
+    """The one-call form keeps a tile's exponentials for its gradient; tiles left as logits (nothing finite
+    seen yet, an inf, a NaN) take the two-call form's path: same NaN pattern, same values elsewhere."""
+    x, w, t, b = ce_inputs(rng, h, 40, 8, 300, True)
+    if case == "first-block-minus-inf":
+        b[:64] = -np.inf  # every row's first block: -inf logits only
+        t[t < 64] = 100
+    elif case == "plus-inf-column":
+        b[200] = np.inf
+    else:
+        x[3, 2] = np.nan
+    loss, lse = K.linear_cross_entropy(x, w, t, b, block=64)
+    two = K.linear_cross_entropy_backward(x, w, t, lse, b, block=64)
+    one = K.linear_cross_entropy_with_grad(x, w, t, b, block=64)
+    np.testing.assert_array_equal(np.isnan(one[1]), np.isnan(lse))
+    for g1, g2 in zip(one[2:], two):
+        np.testing.assert_array_equal(np.isnan(g1), np.isnan(g2))
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-7)
+    if case == "first-block-minus-inf":
+        assert np.isfinite(one[2]).all() and np.isfinite(one[0])
+
+
 def test_int32_targets_as_int64(rng, h):
     x, w, t, _ = ce_inputs(rng, h, 10, 4, 20)
     assert K.linear_cross_entropy(x, w, t.astype(np.int32))[0] == K.linear_cross_entropy(x, w, t)[0]
