@@ -128,6 +128,29 @@ def test_layer_norm_gradient_and_statistics(rng, h):
     np.testing.assert_allclose(z.std(-1), 1.0, rtol=1e-3)
 
 
+def test_layer_norm_of_a_residual_sum_and_its_gradient(rng, h):
+    """add_forward gives LN(x + r) and x + r; its backprop, given the gradient reaching the sum from elsewhere
+    (ds), gives the whole gradient of x and of r: checked on loss = <LN(x + r), R1> + <x + r, R2>."""
+    layer = nn.LayerNorm(8)
+    layer.params["gamma"][...] = h.randn(rng, 8)
+    layer.params["beta"][...] = h.randn(rng, 8)
+    x, r = h.randn(rng, 3, 4, 8, scale=3.0), h.randn(rng, 3, 4, 8)
+    y, s, backprop = layer.add_forward(x, r, train=True)
+    plain, _ = layer.forward(x + r)
+    assert np.array_equal(s, x + r) and np.array_equal(y, plain)
+    R1, R2 = h.randn(rng, 3, 4, 8), h.randn(rng, 3, 4, 8)
+    layer.zero_grad()
+    dsum = backprop(R1, R2)
+
+    def loss(x, r, gamma):
+        layer.params["gamma"][...] = gamma
+        out, total, _ = layer.add_forward(x, r)
+        return h.weighted_sum(out, R1) + h.weighted_sum(total, R2)
+
+    h.check_grads(loss, {"x": x, "r": r, "gamma": layer.params["gamma"].copy()},
+                  {"x": dsum, "r": dsum, "gamma": layer.grads["gamma"].copy()}, rng)
+
+
 def test_positional_embedding_gradient_and_limit(rng, h):
     layer = nn.PositionalEmbedding(10, 4, seed=5)
     layer_grad_check(layer, h.randn(rng, 2, 6, 4), rng, h)

@@ -65,7 +65,13 @@ class MultiHeadAttention(Layer):
         """Accumulate the three projections' gradients from one product; return the gradient of x."""
         d = self.dim
         rows = x.reshape(-1, d)
-        dqkv = np.concatenate([self._merge(dq), self._merge(dk), self._merge(dv)], axis=-1).reshape(-1, 3 * d)
+        # Each of dq, dk, dv (B, H, T, Dh) goes straight to its place in the (B, T, q|k|v, H, Dh) rows: one copy
+        # each, where merging and then concatenating made two.
+        B, H, T, Dh = dq.shape
+        dqkv = np.empty((B, T, 3, H, Dh), dtype=np.float32)
+        for i, grad in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = grad.transpose(0, 2, 1, 3)
+        dqkv = dqkv.reshape(-1, 3 * d)
         dw, db = rows.T @ dqkv, dqkv.sum(axis=0)
         for i, name in enumerate("qkv"):
             self.grads["w" + name] += dw[:, i * d:(i + 1) * d]

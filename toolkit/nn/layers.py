@@ -433,17 +433,28 @@ class LayerNorm(Layer):
         self.add_param("beta", np.zeros(dim))
 
     def forward(self, x: Array, train: bool = False) -> tuple[Array, Backprop]:
+        """LN(x), and backprop(dy, ds=None): the gradient of x, plus ``ds`` when x also feeds a residual path
+        (added in the kernel's pass instead of one of its own)."""
         x = f32(x)
-        gamma = self.params["gamma"]
-        y, mean, rstd = kernels.layer_norm_forward(x, gamma, self.params["beta"], self.eps)
+        y, mean, rstd = kernels.layer_norm_forward(x, self.params["gamma"], self.params["beta"], self.eps)
+        return y, self._backprop(x, mean, rstd)
 
-        def backprop(dy: Array) -> Array:
-            dx, dgamma, dbeta = kernels.layer_norm_backward(f32(dy), x, gamma, mean, rstd)
+    def add_forward(self, x: Array, residual: Array, train: bool = False) -> tuple[Array, Array, Backprop]:
+        """LN(x + residual) and the sum itself, in one pass (a pre-norm block's residual add and its next
+        norm); backprop as :meth:`forward`'s, for the sum."""
+        y, s, mean, rstd = kernels.add_layer_norm_forward(f32(x), f32(residual), self.params["gamma"],
+                                                          self.params["beta"], self.eps)
+        return y, s, self._backprop(s, mean, rstd)
+
+    def _backprop(self, x: Array, mean: Array, rstd: Array) -> Backprop:
+        def backprop(dy: Array, ds: Array | None = None) -> Array:
+            dx, dgamma, dbeta = kernels.layer_norm_backward(f32(dy), x, self.params["gamma"], mean, rstd,
+                                                            None if ds is None else f32(ds))
             self.grads["gamma"] += dgamma
             self.grads["beta"] += dbeta
             return dx
 
-        return y, backprop
+        return backprop
 
     def get_config(self) -> dict:
         return {"dim": self.dim, "eps": self.eps}

@@ -69,12 +69,11 @@ class EncoderLayer(Layer):
         h, back_ln1 = self.ln1.forward(x, train)
         a, back_attn = self.attn.forward(h, train, key_padding_mask=mask)
         a, back_drop1 = self.drop.forward(a, train)
-        x1 = x + a
-        y, back_ffn = _ffn(self, x1, train)
+        y, back_ffn = _ffn(self, x, a, train)
 
         def backprop(dy: Array) -> Array:
-            dx1 = dy + back_ffn(dy)
-            return dx1 + back_ln1(back_attn(back_drop1(dx1)))
+            dx1 = back_ffn(dy)
+            return back_ln1(back_attn(back_drop1(dx1)), dx1)
 
         return y, backprop
 
@@ -106,36 +105,40 @@ class DecoderLayer(Layer):
         h, back_ln1 = self.ln1.forward(x, train)
         a, back_self = self.self_attn.forward(h, train)
         a, back_drop1 = self.drop.forward(a, train)
-        x1 = x + a
-        h, back_ln2 = self.ln2.forward(x1, train)
+        h, x1, back_ln2 = self.ln2.add_forward(x, a, train)
         c, back_cross = self.cross_attn.forward(h, train, context=memory, key_padding_mask=memory_mask)
         c, back_drop2 = self.drop.forward(c, train)
-        x2 = x1 + c
-        y, back_ffn = _ffn(self, x2, train, self.ln3)
+        y, back_ffn = _ffn(self, x1, c, train, self.ln3)
 
         def backprop(dy: Array) -> tuple[Array, Array]:
-            dx2 = dy + back_ffn(dy)
+            dx2 = back_ffn(dy)
             dh, dmemory = back_cross(back_drop2(dx2))
-            dx1 = dx2 + back_ln2(dh)
-            return dx1 + back_ln1(back_self(back_drop1(dx1))), dmemory
+            dx1 = back_ln2(dh, dx2)
+            return back_ln1(back_self(back_drop1(dx1)), dx1), dmemory
 
         return y, backprop
 
 
-def _ffn(layer: Any, x: Array, train: bool, norm: LayerNorm | None = None) -> tuple[Array, Backprop]:
-    """x + Dropout(ff2(act(ff1(LN(x))))) and its backprop *without* the residual's identity term.
+def _ffn(layer: Any, x: Array, residual: Array, train: bool, norm: LayerNorm | None = None
+         ) -> tuple[Array, Backprop]:
+    """s + Dropout(ff2(act(ff1(LN(s))))) with s = x + residual (the sum and its norm in one kernel pass), and
+    its backprop, which gives the gradient of s (the identity path included).
 
     Runs on (B*T, dim) rows: numpy multiplies a 2-D matrix in one BLAS call,
     a 3-D stack by a matrix slice by slice, several times slower.
     """
     shape = x.shape
-    rows = x.reshape(-1, shape[-1])
-    h, back_ln = (norm or layer.ln2).forward(rows, train)
+    h, s, back_ln = (norm or layer.ln2).add_forward(x.reshape(-1, shape[-1]), residual.reshape(-1, shape[-1]),
+                                                    train)
     f, back_f1 = layer.ff1.forward(h, train)
     f, back_f2 = layer.ff2.forward(f, train)
     f, back_drop = layer.drop.forward(f, train)
-    return (rows + f).reshape(shape), lambda dy: back_ln(back_f1(back_f2(back_drop(dy.reshape(rows.shape))))
-                                                         ).reshape(shape)
+
+    def backprop(dy: Array) -> Array:
+        rows = dy.reshape(s.shape)
+        return back_ln(back_f1(back_f2(back_drop(rows))), rows).reshape(shape)
+
+    return (s + f).reshape(shape), backprop
 
 
 def _heads(mha: MultiHeadAttention, x: Array, name: str) -> Array:
