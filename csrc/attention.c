@@ -5,7 +5,9 @@
  * tile live in per-thread scratch and an online softmax (running max and sum
  * per row) merges the key blocks. Forward keeps only the row log-sum-exp;
  * backward recomputes each tile's probabilities from it. All products are
- * BLAS calls on tiles.
+ * BLAS calls on tiles. Every tensor but lse comes with its layout: a (b, h)
+ * unit's rows need not be contiguous, so (B, T, H, D) arrays (the heads of a
+ * fused q/k/v projection, say) are read and written where they are.
  *
  * Tile sizes: the BLAS packs both operands of every product, and the
  * probabilities P are packed again for P V with only Dv columns to spread
@@ -33,12 +35,30 @@ typedef struct {
     int Tq, Tk, D, Dv, causal;
     float scale;
     const uint8_t *keep; /* (Tk,) for this batch row, or NULL */
+    /* Floats between consecutive rows (time steps) of q, k, v, out and, in
+     * the backward, of dout, dq, dk, dv: D or Dv for (B, H, T, D) arrays,
+     * H * D for (B, T, H, D) ones. */
+    int64_t ldq, ldk, ldv, ldo, lddo, lddq, lddk, lddv;
 } attn_shape;
+
+/* The (b, h) unit's first row of a tensor laid out as `l`. */
+static inline const float *unit_of(const float *x, nlpk_layout l, int b, int h) {
+    return x + b * l.b + h * l.h;
+}
+
+static inline float *unit_of_w(float *x, nlpk_layout l, int b, int h) {
+    return x + b * l.b + h * l.h;
+}
+
+/* Zero n rows of width w, ld floats apart. */
+static void zero_rows(float *x, int n, int w, int64_t ld) {
+    for (int i = 0; i < n; i++) memset(x + i * ld, 0, (size_t)w * sizeof(float));
+}
 
 /* Scaled logits of a tile, with masked entries set to -inf. */
 static void masked_logits(const attn_shape *a, const float *qb, const float *kb, int q0,
                           int nq, int k0, int nk, float *S, nlpk_sgemm_fn sgemm) {
-    gemm_rm(sgemm, 0, 1, nq, nk, a->D, a->scale, qb, a->D, kb, a->D, 0.0f, S, nk);
+    gemm_rm(sgemm, 0, 1, nq, nk, a->D, a->scale, qb, (int)a->ldq, kb, (int)a->ldk, 0.0f, S, nk);
     if (a->keep) {
         for (int i = 0; i < nq; i++)
             for (int j = 0; j < nk; j++)
@@ -92,9 +112,9 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
     for (int q0 = 0; q0 < a->Tq; q0 += bq) {
         int nq = a->Tq - q0 < bq ? a->Tq - q0 : bq;
         int kend = visible_keys(a, q0, nq);
-        const float *qb = q + (size_t)q0 * a->D;
-        float *ob = out + (size_t)q0 * a->Dv;
-        memset(ob, 0, (size_t)nq * a->Dv * sizeof(float));
+        const float *qb = q + q0 * a->ldq;
+        float *ob = out + q0 * a->ldo;
+        zero_rows(ob, nq, a->Dv, a->ldo);
         for (int i = 0; i < nq; i++) {
             m[i] = -INFINITY;
             l[i] = 0.0f;
@@ -102,7 +122,7 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
         }
         for (int k0 = 0; k0 < kend; k0 += BK) {
             int nk = kend - k0 < BK ? kend - k0 : BK;
-            masked_logits(a, qb, k + (size_t)k0 * a->D, q0, nq, k0, nk, S, sgemm);
+            masked_logits(a, qb, k + k0 * a->ldk, q0, nq, k0, nk, S, sgemm);
             for (int i = 0; i < nq; i++) {
                 float *s = S + (size_t)i * nk;
                 float mt = nlpk_row_max(s, nk);
@@ -120,16 +140,16 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
                     /* A larger maximum arrived: rescale what was summed so far. */
                     float c = nlpk_expf(m[i] - mnew);
                     l[i] *= c;
-                    scale_row(ob + (size_t)i * a->Dv, a->Dv, c);
+                    scale_row(ob + i * a->ldo, a->Dv, c);
                 }
                 m[i] = mnew;
                 l[i] += nlpk_exp_shifted(s, nk, mnew);
             }
-            gemm_rm(sgemm, 0, 0, nq, a->Dv, nk, 1.0f, S, nk, v + (size_t)k0 * a->Dv, a->Dv,
-                    1.0f, ob, a->Dv);
+            gemm_rm(sgemm, 0, 0, nq, a->Dv, nk, 1.0f, S, nk, v + k0 * a->ldv, (int)a->ldv,
+                    1.0f, ob, (int)a->ldo);
         }
         for (int i = 0; i < nq; i++) {
-            float *o = ob + (size_t)i * a->Dv;
+            float *o = ob + i * a->ldo;
             if (l[i] > 0.0f) {
                 scale_row(o, a->Dv, 1.0f / l[i]);
                 lse[q0 + i] = m[i] + logf(l[i]);
@@ -145,10 +165,10 @@ static void forward_unit(const attn_shape *a, const float *q, const float *k, co
     }
 }
 
-int nlpk_attention_forward(const float *q, const float *k, const float *v, int B, int H,
-                           int Tq, int Tk, int D, int Dv, float scale,
-                           const uint8_t *key_keep, int causal, float *out, float *lse,
-                           nlpk_sgemm_fn sgemm) {
+int nlpk_attention_forward(const float *q, nlpk_layout lq, const float *k, nlpk_layout lk,
+                           const float *v, nlpk_layout lv, int B, int H, int Tq, int Tk,
+                           int D, int Dv, float scale, const uint8_t *key_keep, int causal,
+                           float *out, nlpk_layout lo, float *lse, nlpk_sgemm_fn sgemm) {
     const int bq = Tq < query_block(causal) ? Tq : query_block(causal), bk = Tk < BK ? Tk : BK;
     int failed = 0;
 #pragma omp parallel
@@ -161,12 +181,12 @@ int nlpk_attention_forward(const float *q, const float *k, const float *v, int B
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < B * H; u++) {
             if (!S) continue;
-            int b = u / H;
+            int b = u / H, h = u % H;
             attn_shape a = {Tq, Tk, D, Dv, causal, scale,
-                            key_keep ? key_keep + (size_t)b * Tk : NULL};
-            forward_unit(&a, q + (size_t)u * Tq * D, k + (size_t)u * Tk * D,
-                         v + (size_t)u * Tk * Dv, out + (size_t)u * Tq * Dv,
-                         lse + (size_t)u * Tq, S, S + (size_t)bq * bk,
+                            key_keep ? key_keep + (size_t)b * Tk : NULL,
+                            lq.t, lk.t, lv.t, lo.t, 0, 0, 0, 0};
+            forward_unit(&a, unit_of(q, lq, b, h), unit_of(k, lk, b, h), unit_of(v, lv, b, h),
+                         unit_of_w(out, lo, b, h), lse + (size_t)u * Tq, S, S + (size_t)bq * bk,
                          S + (size_t)bq * bk + bq, S + (size_t)bq * bk + 2 * bq, sgemm);
         }
         free(S);
@@ -213,40 +233,44 @@ static void backward_unit(const attn_shape *a, const float *dout, const float *q
                           const float *k, const float *v, const float *out, const float *lse,
                           float *dq, float *dk, float *dv, float *S, float *dP, float *delta,
                           nlpk_sgemm_fn sgemm) {
-    memset(dk, 0, (size_t)a->Tk * a->D * sizeof(float));
-    memset(dv, 0, (size_t)a->Tk * a->Dv * sizeof(float));
-    memset(dq, 0, (size_t)a->Tq * a->D * sizeof(float));
+    zero_rows(dk, a->Tk, a->D, a->lddk);
+    zero_rows(dv, a->Tk, a->Dv, a->lddv);
+    zero_rows(dq, a->Tq, a->D, a->lddq);
     const int bq = query_block(a->causal);
     for (int q0 = 0; q0 < a->Tq; q0 += bq) {
         int nq = a->Tq - q0 < bq ? a->Tq - q0 : bq;
         int kend = visible_keys(a, q0, nq);
-        const float *qb = q + (size_t)q0 * a->D;
-        const float *dob = dout + (size_t)q0 * a->Dv;
-        float *dqb = dq + (size_t)q0 * a->D;
+        const float *qb = q + q0 * a->ldq;
+        const float *dob = dout + q0 * a->lddo;
+        float *dqb = dq + q0 * a->lddq;
         /* delta_i = sum_j P_ij dP_ij = dout_i . out_i */
         for (int i = 0; i < nq; i++)
-            delta[i] = dot(dob + (size_t)i * a->Dv, out + (size_t)(q0 + i) * a->Dv, a->Dv);
+            delta[i] = dot(dob + i * a->lddo, out + (q0 + i) * a->ldo, a->Dv);
         for (int k0 = 0; k0 < kend; k0 += BK) {
             int nk = kend - k0 < BK ? kend - k0 : BK;
-            const float *kb = k + (size_t)k0 * a->D, *vb = v + (size_t)k0 * a->Dv;
+            const float *kb = k + k0 * a->ldk, *vb = v + k0 * a->ldv;
             masked_logits(a, qb, kb, q0, nq, k0, nk, S, sgemm);
             probs_from_lse(S, nq, nk, lse + q0);
-            gemm_rm(sgemm, 1, 0, nk, a->Dv, nq, 1.0f, S, nk, dob, a->Dv, 1.0f,
-                    dv + (size_t)k0 * a->Dv, a->Dv);
-            gemm_rm(sgemm, 0, 1, nq, nk, a->Dv, 1.0f, dob, a->Dv, vb, a->Dv, 0.0f, dP, nk);
+            gemm_rm(sgemm, 1, 0, nk, a->Dv, nq, 1.0f, S, nk, dob, (int)a->lddo, 1.0f,
+                    dv + k0 * a->lddv, (int)a->lddv);
+            gemm_rm(sgemm, 0, 1, nq, nk, a->Dv, 1.0f, dob, (int)a->lddo, vb, (int)a->ldv, 0.0f,
+                    dP, nk);
             softmax_grad(S, dP, nq, nk, delta);
-            gemm_rm(sgemm, 0, 0, nq, a->D, nk, a->scale, dP, nk, kb, a->D, 1.0f, dqb, a->D);
-            gemm_rm(sgemm, 1, 0, nk, a->D, nq, a->scale, dP, nk, qb, a->D, 1.0f,
-                    dk + (size_t)k0 * a->D, a->D);
+            gemm_rm(sgemm, 0, 0, nq, a->D, nk, a->scale, dP, nk, kb, (int)a->ldk, 1.0f, dqb,
+                    (int)a->lddq);
+            gemm_rm(sgemm, 1, 0, nk, a->D, nq, a->scale, dP, nk, qb, (int)a->ldq, 1.0f,
+                    dk + k0 * a->lddk, (int)a->lddk);
         }
     }
 }
 
-int nlpk_attention_backward(const float *dout, const float *q, const float *k,
-                            const float *v, const float *out, const float *lse, int B,
-                            int H, int Tq, int Tk, int D, int Dv, float scale,
-                            const uint8_t *key_keep, int causal, float *dq, float *dk,
-                            float *dv, nlpk_sgemm_fn sgemm) {
+int nlpk_attention_backward(const float *dout, nlpk_layout ldo_, const float *q,
+                            nlpk_layout lq, const float *k, nlpk_layout lk, const float *v,
+                            nlpk_layout lv, const float *out, nlpk_layout lo,
+                            const float *lse, int B, int H, int Tq, int Tk, int D, int Dv,
+                            float scale, const uint8_t *key_keep, int causal, float *dq,
+                            nlpk_layout ldq, float *dk, nlpk_layout ldk, float *dv,
+                            nlpk_layout ldv, nlpk_sgemm_fn sgemm) {
     const int bq = Tq < query_block(causal) ? Tq : query_block(causal), bk = Tk < BK ? Tk : BK;
     int failed = 0;
 #pragma omp parallel
@@ -259,14 +283,15 @@ int nlpk_attention_backward(const float *dout, const float *q, const float *k,
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < B * H; u++) {
             if (!S) continue;
-            int b = u / H;
+            int b = u / H, h = u % H;
             attn_shape a = {Tq, Tk, D, Dv, causal, scale,
-                            key_keep ? key_keep + (size_t)b * Tk : NULL};
-            backward_unit(&a, dout + (size_t)u * Tq * Dv, q + (size_t)u * Tq * D,
-                          k + (size_t)u * Tk * D, v + (size_t)u * Tk * Dv,
-                          out + (size_t)u * Tq * Dv, lse + (size_t)u * Tq,
-                          dq + (size_t)u * Tq * D, dk + (size_t)u * Tk * D,
-                          dv + (size_t)u * Tk * Dv, S, S + (size_t)bq * bk,
+                            key_keep ? key_keep + (size_t)b * Tk : NULL,
+                            lq.t, lk.t, lv.t, lo.t, ldo_.t, ldq.t, ldk.t, ldv.t};
+            backward_unit(&a, unit_of(dout, ldo_, b, h), unit_of(q, lq, b, h),
+                          unit_of(k, lk, b, h), unit_of(v, lv, b, h), unit_of(out, lo, b, h),
+                          lse + (size_t)u * Tq, unit_of_w(dq, ldq, b, h),
+                          unit_of_w(dk, ldk, b, h), unit_of_w(dv, ldv, b, h), S,
+                          S + (size_t)bq * bk,
                           S + 2 * (size_t)bq * bk, sgemm);
         }
         free(S);

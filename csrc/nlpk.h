@@ -84,17 +84,26 @@ int nlpk_conv1d_relu_maxpool_backward(const float *dpooled, const float *pooled,
  * Backward recomputes the probabilities tile by tile from lse: nothing of
  * size Tq x Tk is kept between forward and backward.
  */
-int nlpk_attention_forward(const float *q, const float *k, const float *v, int B, int H,
-                           int Tq, int Tk, int D, int Dv, float scale,
-                           const uint8_t *key_keep, int causal, float *out, float *lse,
-                           nlpk_sgemm_fn sgemm);
+typedef struct {
+    int64_t b, h, t; /* floats between consecutive batch rows, heads and time steps */
+} nlpk_layout;
+
+/* Each tensor's element (b, h, t, j) is at x[b * l.b + h * l.h + t * l.t + j]:
+ * (B, H, T, D) arrays, or (B, T, H, D) ones read in place. lse is always
+ * (B, H, Tq), contiguous. */
+int nlpk_attention_forward(const float *q, nlpk_layout lq, const float *k, nlpk_layout lk,
+                           const float *v, nlpk_layout lv, int B, int H, int Tq, int Tk,
+                           int D, int Dv, float scale, const uint8_t *key_keep, int causal,
+                           float *out, nlpk_layout lo, float *lse, nlpk_sgemm_fn sgemm);
 
 /* dq, dk, dv are overwritten. */
-int nlpk_attention_backward(const float *dout, const float *q, const float *k,
-                            const float *v, const float *out, const float *lse, int B,
-                            int H, int Tq, int Tk, int D, int Dv, float scale,
-                            const uint8_t *key_keep, int causal, float *dq, float *dk,
-                            float *dv, nlpk_sgemm_fn sgemm);
+int nlpk_attention_backward(const float *dout, nlpk_layout ldo_, const float *q,
+                            nlpk_layout lq, const float *k, nlpk_layout lk, const float *v,
+                            nlpk_layout lv, const float *out, nlpk_layout lo,
+                            const float *lse, int B, int H, int Tq, int Tk, int D, int Dv,
+                            float scale, const uint8_t *key_keep, int causal, float *dq,
+                            nlpk_layout ldq, float *dk, nlpk_layout ldk, float *dv,
+                            nlpk_layout ldv, nlpk_sgemm_fn sgemm);
 
 /* ---- decode-step attention against a key/value cache -------------------
  * q (B, H, 1, D); k (B, H, L, D); v (B, H, L, Dv): caches preallocated to L

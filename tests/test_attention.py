@@ -351,3 +351,73 @@ def test_gradient_finite_differences(backend, B, H, Tq, Tk, D, Dv, use_mask, cau
     out, lse = backend.attention_forward(q, k, v, mask, causal, scale)
     dq, dk, dv = backend.attention_backward(R, q, k, v, out, lse, mask, causal, scale)
     h.check_grads(loss, {"q": q, "k": k, "v": v}, {"q": dq, "k": dk, "v": dv}, rng, eps=3e-3)
+
+
+# ---- layouts: (B, T, H, D) arrays read and written in place -----------------------------------------------------
+
+
+def heads_of(x):
+    """x (B, H, T, D) as a (B, H, T, D)-shaped view of a C-contiguous (B, T, H, D) array."""
+    return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("B,H,Tq,Tk,D,Dv,use_mask,causal", [
+    (2, 3, 7, 7, 5, 5, False, True),
+    (2, 4, 130, 130, 16, 16, True, True),
+    (1, 2, 9, 600, 8, 3, True, False),
+    (3, 1, 600, 20, 4, 4, False, False),
+])
+def test_views_of_heads_give_the_same_bits_as_contiguous_arrays(B, H, Tq, Tk, D, Dv, use_mask, causal, rng, h):
+    """q, k, v as views of one fused (B, T, 3, H, D) projection when self-attention, of (B, T, H, D) arrays
+    otherwise; out and the gradients in both layouts. The products read the same numbers, so the bits agree."""
+    mask = random_mask(rng, B, Tk) if use_mask else None
+    if Tq == Tk and D == Dv:
+        fused = h.randn(rng, B, Tq, 3, H, D).transpose(2, 0, 3, 1, 4)
+        views = fused[0], fused[1], fused[2]
+    else:
+        views = tuple(heads_of(x) for x in make_inputs(rng, h, B, H, Tq, Tk, D, Dv))
+    dense = tuple(np.ascontiguousarray(x) for x in views)
+    out, lse = K.attention_forward(*dense, mask, causal)
+    for layout in ("bhtd", "bthd"):
+        got, got_lse = K.attention_forward(*views, mask, causal, layout=layout)
+        assert np.array_equal(got, out) and np.array_equal(got_lse, lse)
+        assert (got.transpose(0, 2, 1, 3) if layout == "bthd" else got).flags.c_contiguous
+    dout = h.randn(rng, *out.shape)
+    grads = K.attention_backward(dout, *dense, out, lse, mask, causal)
+    for layout in ("bhtd", "bthd"):
+        got = K.attention_backward(heads_of(dout), *views, heads_of(out), lse, mask, causal, layout=layout)
+        for g, want in zip(got, grads):
+            assert np.array_equal(g, want)
+            assert (g.transpose(0, 2, 1, 3) if layout == "bthd" else g).flags.c_contiguous
+    ref = N.attention_backward(heads_of(dout), *views, heads_of(out), lse, mask, causal, layout="bthd")
+    for g, want in zip(ref, grads):
+        assert g.transpose(0, 2, 1, 3).flags.c_contiguous
+        np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4)
+
+
+def test_keys_shared_by_every_head_through_a_zero_stride(rng, h):
+    q, k, v = make_inputs(rng, h, 2, 4, 6, 9, 8, 8)
+    k1, v1 = k[:, :1], v[:, :1]
+    shared = np.broadcast_to(k1, k.shape), np.broadcast_to(v1, v.shape)
+    repeated = np.repeat(k1, 4, axis=1), np.repeat(v1, 4, axis=1)
+    for backend in (K, N):
+        got, _ = backend.attention_forward(q, *shared)
+        want, _ = backend.attention_forward(q, *repeated)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", [K, N], ids=["compiled", "reference"])
+def test_layouts_that_cannot_be_read_in_place_are_refused(backend, rng, h):
+    q, k, v = make_inputs(rng, h, 1, 2, 4, 4, 6, 6)
+    out, lse = K.attention_forward(q, k, v)
+    with pytest.raises(ValueError, match="non-negative strides"):
+        backend.attention_forward(q[:, :, ::-1], k, v)
+    with pytest.raises(ValueError, match="contiguous last axis"):
+        backend.attention_forward(q, k[..., ::2].repeat(2, axis=-1)[..., ::2], v)
+    with pytest.raises(ValueError, match="contiguous last axis"):
+        backend.attention_backward(np.asfortranarray(out), q, k, v, out, lse)
+    for layout in ("BTHD", None, "bhdt"):
+        with pytest.raises(ValueError, match="layout"):
+            backend.attention_forward(q, k, v, layout=layout)
+        with pytest.raises(ValueError, match="layout"):
+            backend.attention_backward(out, q, k, v, out, lse, layout=layout)

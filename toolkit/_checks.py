@@ -142,13 +142,51 @@ def bias_vector(b: object, F: int) -> np.ndarray | None:
     return b
 
 
+def rows_array(x: object, name: str, ndim: int) -> np.ndarray:
+    """Return ``x`` if it is a float32 array of rank ``ndim`` whose last axis is contiguous, else raise.
+
+    The other axes may have any non-negative strides: attention reads the
+    heads of a (B, T, H, D) array, a view of a fused projection, say, in
+    place.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name} must have dtype float32, got {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    if x.strides[-1] != x.itemsize or any(s < 0 or s % x.itemsize for s in x.strides):
+        raise ValueError(f"{name} must have a contiguous last axis and non-negative strides, got strides"
+                         f" {x.strides}; pass np.ascontiguousarray({name})")
+    if any(d > MAX_DIM for d in x.shape) or x.size > 2**62:
+        raise ValueError(f"{name} is too large: shape {x.shape}")
+    return x
+
+
+ATTENTION_LAYOUTS = ("bhtd", "bthd")
+
+
+def attention_layout(layout: object) -> str:
+    if not isinstance(layout, str) or layout not in ATTENTION_LAYOUTS:
+        raise ValueError(f"layout must be one of {ATTENTION_LAYOUTS}, got {layout!r:.40}")
+    return layout
+
+
+def attention_result(shape: tuple[int, int, int, int], layout: str) -> np.ndarray:
+    """A new (B, H, T, D) float32 array; with layout "bthd", a view of a C-contiguous (B, T, H, D) one."""
+    B, H, T, D = shape
+    if layout == "bthd":
+        return np.empty((B, T, H, D), dtype=np.float32).transpose(0, 2, 1, 3)
+    return np.empty(shape, dtype=np.float32)
+
+
 def attention_inputs(
     q: object, k: object, v: object, key_padding_mask: object, scale: float | None
 ) -> tuple[np.ndarray | None, float]:
     """Check q, k, v of an attention call; return the keep-mask (uint8) and the scale."""
-    q = float_array(q, "q", 4)
-    k = float_array(k, "k", 4)
-    v = float_array(v, "v", 4)
+    q = rows_array(q, "q", 4)
+    k = rows_array(k, "k", 4)
+    v = rows_array(v, "v", 4)
     for name, x in (("q", q), ("k", k), ("v", v)):
         nonempty(x, name)
     B, H, _, D = q.shape
@@ -180,6 +218,15 @@ def attention_inputs(
             )
         keep = np.ascontiguousarray(key_padding_mask == 0, dtype=np.uint8)
     return keep, float(scale)
+
+
+def attention_backward_inputs(dout: object, out: object, lse: object, q: np.ndarray, v: np.ndarray) -> None:
+    """Check the backward's dout and out (B, H, Tq, Dv), any layout as the inputs, and lse (B, H, Tq)."""
+    B, H, Tq, _ = q.shape
+    expected = (B, H, Tq, v.shape[3])
+    for name, x in (("dout", dout), ("out", out)):
+        same_shape(name, rows_array(x, name, 4).shape, "the attention output", expected)
+    same_shape("lse", float_array(lse, "lse", 3).shape, "(B, H, Tq)", expected[:3])
 
 
 def argmax_array(argmax: object, shape: tuple, length: int) -> np.ndarray:

@@ -43,15 +43,21 @@ cdef extern from "nlpk.h" nogil:
                                           const int32_t *argmax, const float *x, int B, int T,
                                           int C, const float *w, int K, int F, int pad_left,
                                           float *dx, float *dw, float *db)
-    int nlpk_attention_forward(const float *q, const float *k, const float *v, int B, int H,
-                               int Tq, int Tk, int D, int Dv, float scale,
-                               const uint8_t *key_keep, int causal, float *out, float *lse,
-                               nlpk_sgemm_fn sgemm)
-    int nlpk_attention_backward(const float *dout, const float *q, const float *k,
-                                const float *v, const float *out, const float *lse, int B,
-                                int H, int Tq, int Tk, int D, int Dv, float scale,
-                                const uint8_t *key_keep, int causal, float *dq, float *dk,
-                                float *dv, nlpk_sgemm_fn sgemm)
+    ctypedef struct nlpk_layout:
+        int64_t b
+        int64_t h
+        int64_t t
+    int nlpk_attention_forward(const float *q, nlpk_layout lq, const float *k, nlpk_layout lk,
+                               const float *v, nlpk_layout lv, int B, int H, int Tq, int Tk,
+                               int D, int Dv, float scale, const uint8_t *key_keep, int causal,
+                               float *out, nlpk_layout lo, float *lse, nlpk_sgemm_fn sgemm)
+    int nlpk_attention_backward(const float *dout, nlpk_layout ldo_, const float *q,
+                                nlpk_layout lq, const float *k, nlpk_layout lk, const float *v,
+                                nlpk_layout lv, const float *out, nlpk_layout lo,
+                                const float *lse, int B, int H, int Tq, int Tk, int D, int Dv,
+                                float scale, const uint8_t *key_keep, int causal, float *dq,
+                                nlpk_layout ldq, float *dk, nlpk_layout ldk, float *dv,
+                                nlpk_layout ldv, nlpk_sgemm_fn sgemm)
     void nlpk_attention_decode(const float *q, const float *k, const float *v, int B, int H,
                                int L, int D, int Dv, float scale, const int64_t *lengths,
                                const int64_t *starts, float *out)
@@ -99,6 +105,26 @@ cdef inline const float *cfptr(a) except NULL:
 cdef inline float *fptr(a) except NULL:
     cdef float[::1] view = a.reshape(-1)
     return &view[0]
+
+
+# Attention's tensors: (B, H, T, D) with a contiguous last axis, other strides as they come (checked by
+# _checks.rows_array; non-empty).
+cdef inline const float *rows_ptr(a) except NULL:
+    cdef const float[:, :, :, :] view = a  # strided (Cython's ::1 would demand the whole array contiguous)
+    return &view[0, 0, 0, 0]
+
+
+cdef inline float *rows_wptr(a) except NULL:
+    cdef float[:, :, :, :] view = a
+    return &view[0, 0, 0, 0]
+
+
+cdef inline nlpk_layout layout_of(a):
+    cdef nlpk_layout l
+    l.b = a.strides[0] // 4
+    l.h = a.strides[1] // 4
+    l.t = a.strides[2] // 4
+    return l
 
 
 cdef inline const int64_t *lptr(a) except NULL:
@@ -316,57 +342,56 @@ def conv1d_relu_maxpool_backward(dpooled, x, w, pooled, argmax, padding="valid")
     return dx, dw, db
 
 
-def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None):
+def attention_forward(q, k, v, key_padding_mask=None, causal=False, scale=None, layout="bhtd"):
     keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    _checks.attention_layout(layout)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
-    out = np.empty((B, H, Tq, Dv), dtype=np.float32)
+    out = _checks.attention_result((B, H, Tq, Dv), layout)
     lse = np.empty((B, H, Tq), dtype=np.float32)
-    cdef const float *pq = cfptr(q)
-    cdef const float *pk = cfptr(k)
-    cdef const float *pv = cfptr(v)
+    cdef const float *pq = rows_ptr(q)
+    cdef const float *pk = rows_ptr(k)
+    cdef const float *pv = rows_ptr(v)
     cdef const uint8_t *pm = bptr(keep)
-    cdef float *po = fptr(out)
+    cdef float *po = rows_wptr(out)
     cdef float *pl = fptr(lse)
+    cdef nlpk_layout lq = layout_of(q), lk = layout_of(k), lv = layout_of(v), lo = layout_of(out)
     cdef float s = scale
     cdef int c = bool(causal)
     cdef int status
     with serial_blas, nogil:
-        status = nlpk_attention_forward(pq, pk, pv, B, H, Tq, Tk, D, Dv, s, pm, c, po, pl, BLAS)
+        status = nlpk_attention_forward(pq, lq, pk, lk, pv, lv, B, H, Tq, Tk, D, Dv, s, pm, c, po, lo, pl, BLAS)
     check_status(status)
     return out, lse
 
 
-def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=False, scale=None):
+def attention_backward(dout, q, k, v, out, lse, key_padding_mask=None, causal=False, scale=None, layout="bhtd"):
     keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    _checks.attention_backward_inputs(dout, out, lse, q, v)
+    _checks.attention_layout(layout)
     cdef int B = q.shape[0], H = q.shape[1], Tq = q.shape[2], D = q.shape[3]
     cdef int Tk = k.shape[2], Dv = v.shape[3]
-    # Each array whole before the next, as in the reference.
-    dout = _checks.float_array(dout, "dout", 4)
-    _checks.same_shape("dout", dout.shape, "the attention output", (B, H, Tq, Dv))
-    out = _checks.float_array(out, "out", 4)
-    _checks.same_shape("out", out.shape, "the attention output", (B, H, Tq, Dv))
-    lse = _checks.float_array(lse, "lse", 3)
-    _checks.same_shape("lse", lse.shape, "(B, H, Tq)", (B, H, Tq))
-    dq = np.empty_like(q)
-    dk = np.empty_like(k)
-    dv = np.empty_like(v)
-    cdef const float *pdo = cfptr(dout)
-    cdef const float *pq = cfptr(q)
-    cdef const float *pk = cfptr(k)
-    cdef const float *pv = cfptr(v)
-    cdef const float *po = cfptr(out)
+    dq = _checks.attention_result(q.shape, layout)
+    dk = _checks.attention_result(k.shape, layout)
+    dv = _checks.attention_result(v.shape, layout)
+    cdef const float *pdo = rows_ptr(dout)
+    cdef const float *pq = rows_ptr(q)
+    cdef const float *pk = rows_ptr(k)
+    cdef const float *pv = rows_ptr(v)
+    cdef const float *po = rows_ptr(out)
     cdef const float *pl = cfptr(lse)
     cdef const uint8_t *pm = bptr(keep)
-    cdef float *pdq = fptr(dq)
-    cdef float *pdk = fptr(dk)
-    cdef float *pdv = fptr(dv)
+    cdef float *pdq = rows_wptr(dq)
+    cdef float *pdk = rows_wptr(dk)
+    cdef float *pdv = rows_wptr(dv)
+    cdef nlpk_layout ldo_ = layout_of(dout), lq = layout_of(q), lk = layout_of(k), lv = layout_of(v)
+    cdef nlpk_layout lo = layout_of(out), ldq = layout_of(dq), ldk = layout_of(dk), ldv = layout_of(dv)
     cdef float s = scale
     cdef int c = bool(causal)
     cdef int status
     with serial_blas, nogil:
-        status = nlpk_attention_backward(pdo, pq, pk, pv, po, pl, B, H, Tq, Tk, D, Dv, s, pm, c,
-                                         pdq, pdk, pdv, BLAS)
+        status = nlpk_attention_backward(pdo, ldo_, pq, lq, pk, lk, pv, lv, po, lo, pl, B, H, Tq, Tk, D, Dv, s,
+                                         pm, c, pdq, ldq, pdk, ldk, pdv, ldv, BLAS)
     check_status(status)
     return dq, dk, dv
 

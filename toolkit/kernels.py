@@ -150,6 +150,7 @@ def attention_forward(
     key_padding_mask: np.ndarray | None = None,
     causal: bool = False,
     scale: float | None = None,
+    layout: str = "bhtd",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled dot-product attention: softmax(scale * q k^T + mask) v.
 
@@ -162,8 +163,14 @@ def attention_forward(
     Returns (out (B, H, Tq, Dv), lse (B, H, Tq)): lse is the log-sum-exp of
     each row's logits, all the backward needs besides the inputs and out.
     A query that sees no key gets zeros and lse = -inf.
+
+    q, k, v need a contiguous last axis only: (B, H, T, D)-shaped views of
+    (B, T, H, D) arrays (the heads of a projection, without a copy) are read
+    in place. ``layout`` is out's memory layout: "bhtd", C-contiguous, or
+    "bthd", a (B, H, T, Dv)-shaped view of a C-contiguous (B, T, H, Dv)
+    array, whose heads merge back into (B, T, H * Dv) with a free reshape.
     """
-    return _kernels.attention_forward(q, k, v, key_padding_mask, causal, scale)
+    return _kernels.attention_forward(q, k, v, key_padding_mask, causal, scale, layout)
 
 
 def attention_backward(
@@ -176,13 +183,16 @@ def attention_backward(
     key_padding_mask: np.ndarray | None = None,
     causal: bool = False,
     scale: float | None = None,
+    layout: str = "bhtd",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of attention_forward: returns (dq, dk, dv).
 
     Takes the forward's inputs, its out and lse, and the same mask options;
-    the attention probabilities are recomputed tile by tile from lse.
+    the attention probabilities are recomputed tile by tile from lse. dout
+    and out, like q, k, v, need a contiguous last axis only; ``layout`` is
+    that of dq, dk, dv, as attention_forward's of out.
     """
-    return _kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, causal, scale)
+    return _kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, causal, scale, layout)
 
 
 def attention_decode(

@@ -190,11 +190,20 @@ def attention_forward(
     key_padding_mask: np.ndarray | None = None,
     causal: bool = False,
     scale: float | None = None,
+    layout: str = "bhtd",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference of kernels.attention_forward: the full probability matrix, in float64."""
     keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
+    _checks.attention_layout(layout)
     p, lse = _probabilities(q, k, keep, causal, scale)
-    return (p @ v.astype(np.float64)).astype(np.float32), lse.astype(np.float32)
+    return _laid_out(p @ v.astype(np.float64), layout), lse.astype(np.float32)
+
+
+def _laid_out(x: np.ndarray, layout: str) -> np.ndarray:
+    """x as float32 in the memory layout the kernels give for ``layout``."""
+    out = _checks.attention_result(x.shape, layout)
+    out[...] = x
+    return out
 
 
 def attention_backward(
@@ -207,14 +216,12 @@ def attention_backward(
     key_padding_mask: np.ndarray | None = None,
     causal: bool = False,
     scale: float | None = None,
+    layout: str = "bhtd",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference of kernels.attention_backward (recomputes the probabilities from q and k)."""
     keep, scale = _checks.attention_inputs(q, k, v, key_padding_mask, scale)
-    B, H, Tq, _ = q.shape
-    expected = (B, H, Tq, v.shape[3])
-    for name, x, ndim, shape in (("dout", dout, 4, expected), ("out", out, 4, expected), ("lse", lse, 3, expected[:3])):
-        _checks.float_array(x, name, ndim)
-        _checks.same_shape(name, x.shape, "the attention output", shape)
+    _checks.attention_backward_inputs(dout, out, lse, q, v)
+    _checks.attention_layout(layout)
     p, _ = _probabilities(q, k, keep, causal, scale)
     do = dout.astype(np.float64)
     dv = np.swapaxes(p, -1, -2) @ do
@@ -222,7 +229,7 @@ def attention_backward(
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
     dq = scale * ds @ k.astype(np.float64)
     dk = scale * np.swapaxes(ds, -1, -2) @ q.astype(np.float64)
-    return dq.astype(np.float32), dk.astype(np.float32), dv.astype(np.float32)
+    return _laid_out(dq, layout), _laid_out(dk, layout), _laid_out(dv, layout)
 
 
 def attention_decode(

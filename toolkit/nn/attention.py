@@ -55,23 +55,20 @@ class MultiHeadAttention(Layer):
                 np.concatenate([p["bq"], p["bk"], p["bv"]]))
 
     def qkv(self, x: Array, w_qkv: Array, b_qkv: Array) -> tuple[Array, Array, Array]:
-        """Queries, keys and values (B, H, T, Dh) of x (B, T, dim) through :meth:`fused_qkv`'s weights."""
+        """Queries, keys and values (B, H, T, Dh) of x (B, T, dim) through :meth:`fused_qkv`'s weights: views
+        of the one projection (B, T, 3 * dim), which the attention kernels read in place."""
         qkv = matmul_last(x, w_qkv)
         qkv += b_qkv
-        d = self.dim
-        return self._split(qkv[..., :d]), self._split(qkv[..., d:2 * d]), self._split(qkv[..., 2 * d:])
+        B, T, _ = qkv.shape
+        heads = qkv.reshape(B, T, 3, self.heads, self.dim // self.heads).transpose(2, 0, 3, 1, 4)
+        return heads[0], heads[1], heads[2]
 
     def _qkv_back(self, x: Array, w_qkv: Array, dq: Array, dk: Array, dv: Array) -> Array:
         """Accumulate the three projections' gradients from one product; return the gradient of x."""
         d = self.dim
         rows = x.reshape(-1, d)
-        # Each of dq, dk, dv (B, H, T, Dh) goes straight to its place in the (B, T, q|k|v, H, Dh) rows: one copy
-        # each, where merging and then concatenating made two.
-        B, H, T, Dh = dq.shape
-        dqkv = np.empty((B, T, 3, H, Dh), dtype=np.float32)
-        for i, grad in enumerate((dq, dk, dv)):
-            dqkv[:, :, i] = grad.transpose(0, 2, 1, 3)
-        dqkv = dqkv.reshape(-1, 3 * d)
+        # dq, dk, dv come in the "bthd" layout: merging their heads is free, and the concatenation is one copy.
+        dqkv = np.concatenate([self._merge(dq), self._merge(dk), self._merge(dv)], axis=-1).reshape(-1, 3 * d)
         dw, db = rows.T @ dqkv, dqkv.sum(axis=0)
         for i, name in enumerate("qkv"):
             self.grads["w" + name] += dw[:, i * d:(i + 1) * d]
@@ -83,6 +80,7 @@ class MultiHeadAttention(Layer):
         return f32(x.reshape(B, T, self.heads, self.dim // self.heads).transpose(0, 2, 1, 3))
 
     def _merge(self, x: Array) -> Array:
+        """(B, H, T, Dh) -> (B, T, H * Dh): a free reshape for the kernels' "bthd" layout, else a copy."""
         B, H, T, Dh = x.shape
         return x.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
 
@@ -97,14 +95,16 @@ class MultiHeadAttention(Layer):
             q = self._split(self._project(x, "q"))
             k = self._split(self._project(ctx, "k"))
             v = self._split(self._project(ctx, "v"))
-        out, lse = kernels.attention_forward(q, k, v, key_padding_mask, self.causal)
+        out, lse = kernels.attention_forward(q, k, v, key_padding_mask, self.causal, layout="bthd")
         merged = self._merge(out)
         y = self._project(merged, "o")
 
         def backprop(dy: Array) -> Any:
             dmerged = self._project_back(merged, f32(dy), "o")
-            dout = self._split(dmerged)
-            dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, self.causal)
+            B, T, _ = dmerged.shape
+            dout = dmerged.reshape(B, T, self.heads, -1).transpose(0, 2, 1, 3)  # read in place
+            dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, key_padding_mask, self.causal,
+                                                    layout="bthd")
             if context is None:
                 return self._qkv_back(x, w_qkv, dq, dk, dv)
             dx = self._project_back(x, self._merge(dq), "q")

@@ -225,14 +225,13 @@ class DecoderLM(Layer):
         cache.v[i][:, :, first:end] = v
         if x.shape[1] == 1:
             # One new token: the decode kernel reads the cache in place, up to each row's length.
-            out = kernels.attention_decode(q, cache.k[i], cache.v[i], np.full(len(x), end, dtype=np.int64),
+            out = kernels.attention_decode(f32(q), cache.k[i], cache.v[i], np.full(len(x), end, dtype=np.int64),
                                            cache.starts)
         else:
-            k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
-            if end < cache.capacity:
-                k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
-            # Causal aligned at the end: new position j sees every earlier column and itself.
-            out, _ = kernels.attention_forward(q, k, v, mask, True)
+            # Causal aligned at the end: new position j sees every earlier column and itself. The kernel reads
+            # the cache's first columns in place.
+            out, _ = kernels.attention_forward(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask, True,
+                                               layout="bthd")
         x = x + attn._project(attn._merge(out), "o")
         rows = x.reshape(-1, x.shape[-1])
         h, _ = block.ln2.forward(rows)
