@@ -12,13 +12,12 @@ from toolkit.nn.layers import (
     GlobalMaxPool1D,
     Layer,
     LayerNorm,
-    PositionalEmbedding,
     ReLU,
     Sigmoid,
     SiLU,
     Tanh,
-    sinusoidal_positions,
 )
+from toolkit.nn.positions import PositionalEmbedding, sinusoidal_positions
 from toolkit.nn.losses import binary_cross_entropy_with_logits, mean_squared_error, softmax_cross_entropy
 from toolkit.nn.model_file import (
     ModelFileError,

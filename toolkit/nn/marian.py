@@ -24,7 +24,8 @@ from toolkit.errors import CheckpointError
 from toolkit.nn.attention import MultiHeadAttention
 from toolkit.nn.bert import PostNormBlock
 from toolkit.nn.layer_configs import MAX_DIM, MAX_HEADS, MAX_LAYERS, MAX_LEN, MAX_VOCAB, check_size
-from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, sinusoidal_positions, weights_to_come
+from toolkit.nn.layers import Array, Dense, Embedding, LayerNorm, weights_to_come
+from toolkit.nn.positions import sinusoidal_positions
 from toolkit.nn.pretrained import Checkpoint, Tensors, copy_attention, copy_layer_norm, copy_linear
 from toolkit.nn.transformer import DecoderCache, Seq2SeqTransformer, cross_attention, start_cache
 

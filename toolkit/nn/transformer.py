@@ -39,8 +39,8 @@ from toolkit.nn.layers import (
     LayerNorm,
     as_rng,
     f32,
-    sinusoidal_positions,
 )
+from toolkit.nn.positions import sinusoidal_positions
 
 
 class EncoderLayer(Layer):
