@@ -20,18 +20,23 @@ MAX_DIM = 2**31 - 1
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def float_array(x: object, name: str, ndim: int) -> np.ndarray:
-    """Return ``x`` if it is a C-contiguous float32 array of rank ``ndim``, else raise."""
+def _float32_of_rank(x: object, name: str, ndim: int) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if x.dtype != np.float32:
         raise TypeError(f"{name} must have dtype float32, got {x.dtype}")
     if x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
-    if not x.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
     if any(d > MAX_DIM for d in x.shape) or x.size > 2**62:
         raise ValueError(f"{name} is too large: shape {x.shape}")
+    return x
+
+
+def float_array(x: object, name: str, ndim: int) -> np.ndarray:
+    """Return ``x`` if it is a C-contiguous float32 array of rank ``ndim``, else raise."""
+    x = _float32_of_rank(x, name, ndim)
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
     return x
 
 
@@ -149,17 +154,10 @@ def rows_array(x: object, name: str, ndim: int) -> np.ndarray:
     heads of a (B, T, H, D) array, a view of a fused projection, say, in
     place.
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
-    if x.dtype != np.float32:
-        raise TypeError(f"{name} must have dtype float32, got {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    x = _float32_of_rank(x, name, ndim)
     if x.strides[-1] != x.itemsize or any(s < 0 or s % x.itemsize for s in x.strides):
         raise ValueError(f"{name} must have a contiguous last axis and non-negative strides, got strides"
                          f" {x.strides}; pass np.ascontiguousarray({name})")
-    if any(d > MAX_DIM for d in x.shape) or x.size > 2**62:
-        raise ValueError(f"{name} is too large: shape {x.shape}")
     return x
 
 
