@@ -395,6 +395,16 @@ def test_views_of_heads_give_the_same_bits_as_contiguous_arrays(B, H, Tq, Tk, D,
         np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4)
 
 
+def test_one_query_row_with_any_stride(rng, h):
+    """A single time step's stride is never followed (a query of one position cut from a wider array)."""
+    q, k, v = make_inputs(rng, h, 2, 3, 1, 9, 8, 8)
+    odd = np.lib.stride_tricks.as_strided(q, shape=q.shape, strides=(*q.strides[:2], 0, 4))
+    want, _ = K.attention_forward(q, k, v)
+    for backend in (K, N):
+        got, _ = backend.attention_forward(odd, k, v)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
 def test_keys_shared_by_every_head_through_a_zero_stride(rng, h):
     q, k, v = make_inputs(rng, h, 2, 4, 6, 9, 8, 8)
     k1, v1 = k[:, :1], v[:, :1]
@@ -416,6 +426,12 @@ def test_layouts_that_cannot_be_read_in_place_are_refused(backend, rng, h):
         backend.attention_forward(q, k[..., ::2].repeat(2, axis=-1)[..., ::2], v)
     with pytest.raises(ValueError, match="contiguous last axis"):
         backend.attention_backward(np.asfortranarray(out), q, k, v, out, lse)
+    # One key broadcast over the time steps, and rows that overlap: BLAS cannot take such a leading dimension.
+    with pytest.raises(ValueError, match="rows must not overlap"):
+        backend.attention_forward(q, np.broadcast_to(k[:, :, :1], k.shape), v)
+    overlapping = np.lib.stride_tricks.as_strided(v, shape=v.shape, strides=(*v.strides[:2], 4 * 3, 4))
+    with pytest.raises(ValueError, match="rows must not overlap"):
+        backend.attention_forward(q, k, overlapping)
     for layout in ("BTHD", None, "bhdt"):
         with pytest.raises(ValueError, match="layout"):
             backend.attention_forward(q, k, v, layout=layout)

@@ -158,6 +158,12 @@ def rows_array(x: object, name: str, ndim: int) -> np.ndarray:
     if x.strides[-1] != x.itemsize or any(s < 0 or s % x.itemsize for s in x.strides):
         raise ValueError(f"{name} must have a contiguous last axis and non-negative strides, got strides"
                          f" {x.strides}; pass np.ascontiguousarray({name})")
+    # Rows (the next-to-last axis) go to BLAS with their stride as the leading dimension, which must hold a
+    # whole row and fit an int: rows that overlap (a zero stride, say) are refused, not read wrongly.
+    row = x.strides[-2] // x.itemsize
+    if x.shape[-2] > 1 and not x.shape[-1] <= row <= MAX_DIM:
+        raise ValueError(f"{name}'s rows must not overlap and be at most {MAX_DIM} floats apart, got strides"
+                         f" {x.strides}; pass np.ascontiguousarray({name})")
     return x
 
 

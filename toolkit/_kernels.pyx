@@ -123,7 +123,8 @@ cdef inline nlpk_layout layout_of(a):
     cdef nlpk_layout l
     l.b = a.strides[0] // 4
     l.h = a.strides[1] // 4
-    l.t = a.strides[2] // 4
+    # One time step: its stride is never followed, but BLAS wants a leading dimension of at least a row.
+    l.t = a.strides[2] // 4 if a.shape[2] > 1 else a.shape[3]
     return l
 
 
