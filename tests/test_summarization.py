@@ -164,9 +164,11 @@ def test_one_megabyte_document_in_under_two_seconds(engine):
     text = " ".join(sentences)
     engine = toolkit.pipeline("summarize", engine=engine, sentences=5).engine
     engine.run(["Warm up the imports. Then time the run."])
-    start = time.perf_counter()
+    # CPU time (some 0.5 s here), not the wall clock: a stalled machine once took 2.8 s of wall time in CI. A
+    # summarizer quadratic in the sentences would take far longer either way.
+    start = time.process_time()
     result = engine.run([text])[0]
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     check_result(text, result)
     assert len(result["sentences"]) == 5
 
