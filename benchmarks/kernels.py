@@ -21,7 +21,13 @@ GFLOP/s against the GEMM peak (a 2048 x 2048 float32 product through
 scipy's sgemm, the BLAS the kernels call) for the compute-bound kernels
 (attention, conv1d, cross-entropy), GB/s against a 64 MB copy (bytes read +
 written) for the memory-bound ones (embedding, layer norm, GELU, and the
-decode step, counted as the bytes of cache it reads). All contenders run interleaved in one process
+decode step, counted as the bytes of cache it reads). A row with a target of
+issue 23 (attention: 1.3x PyTorch forward, 1.5x forward + backward; the
+decode step: 2x) gets a "limit" line: the limit that bounds it (the GEMM
+peak; for the decode step, which only reads its cache, a 64 MB read through
+BLAS sgemv), our rate and PyTorch's as fractions of it, and the fraction the
+target needs, target x PyTorch's, which above 1.00 no code reaches
+(benchmarks/shared/machine.py). All contenders run interleaved in one process
 (ours, torch, numpy, ours, ...) so that the machine's background noise hits
 them alike; the table reports medians after warm-up and the ratios
 peer time / our time (above 1.0: we are faster).
@@ -38,6 +44,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from toolkit.threads import use_threads
@@ -65,6 +72,9 @@ import numpy as np  # noqa: E402
 
 import toolkit.kernels as ours  # noqa: E402
 import toolkit.numpy_kernels as ref  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent / "shared"))
+import machine  # noqa: E402
 
 try:
     import torch
@@ -150,11 +160,8 @@ def conv_cases() -> dict[str, Case]:
             zero()
             torch.relu(TF.conv1d(xt, wt, bt)).amax(dim=2).backward(dpt)
 
-        with torch.no_grad():
-            plain_fwd = lambda: TF.conv1d(xt, wt, bt)  # noqa: E731
         plain["torch"] = (lambda: TF.conv1d(xt.detach(), wt.detach(), bt.detach()), conv_fb)
         fused["torch"] = (fused_fwd, fused_fb_t)
-        del plain_fwd
     return {
         f"conv1d valid {B}x{T}x{C} K={K} F={F}": plain,
         f"fused conv+relu+maxpool {B}x{T}x{C} K={K} F={F}": fused,
@@ -288,35 +295,19 @@ def decode_bytes(ragged: bool) -> int:
     return int(read.sum()) * H * D * 4 * 2  # keys and values, float32
 
 
-# The two physical references, timed interleaved with the contenders of each row so that
-# the same background load hits them. GEMM: a 2048 x 2048 float32 product through
-# scipy's sgemm, the very BLAS the kernels call (scipy.linalg.cython_blas); numpy's matmul
-# uses a BLAS of its own (another OpenBLAS build), shown once at the start for comparison.
-# Copy: 64 MB, counted as bytes read + bytes written.
-GEMM_N = 2048
-_gemm_a = np.asfortranarray(np.ones((GEMM_N, GEMM_N), np.float32))
-_gemm_c = np.asfortranarray(np.empty((GEMM_N, GEMM_N), np.float32))
-_copy_src = np.ones(16 * 2**20, np.float32)
-_copy_dst = np.empty_like(_copy_src)
-
-
-def gemm_reference() -> None:
-    from scipy.linalg.blas import sgemm
-
-    sgemm(1.0, _gemm_a, _gemm_a, c=_gemm_c, overwrite_c=True)
-
-
-REFERENCES = {
-    "GFLOP": ("gemm", gemm_reference, 2.0 * GEMM_N**3, "GEMM peak"),
-    "GB": ("copy", lambda: np.copyto(_copy_dst, _copy_src), 2.0 * _copy_src.nbytes, "copy"),
-}
+# The physical references (benchmarks/shared/machine.py), timed interleaved with the
+# contenders of each row so that the same background load hits them: each unit of work is
+# set against one (GFLOP against the GEMM peak, GB against the copy), and a row with a
+# target of issue 23 also against the limit that decides whether the target can be reached
+# (attention: the GEMM peak; the decode step, which only reads its cache: the read).
+UNIT_REFERENCE = {"GFLOP": "gemm", "GB": "copy"}
 
 
 def numpy_gemm_rate(repeats: int) -> float:
-    a = np.ones((GEMM_N, GEMM_N), np.float32)
+    a = np.ones((machine.GEMM_N, machine.GEMM_N), np.float32)
     c = np.empty_like(a)
     med = time_interleaved({"numpy": lambda: np.matmul(a, a, out=c)}, repeats, 1)["numpy"]
-    return 2.0 * GEMM_N**3 / med / 1e9
+    return 2.0 * machine.GEMM_N**3 / med / 1e9
 
 
 CROSS_ENTROPY = ((2048, 256, 8000), (2048, 768, 50257))
@@ -442,6 +433,12 @@ def decode_label(ragged: bool) -> str:
     return "decode B=8 H=12 L=1024 D=64" + (" ragged" if ragged else "")
 
 
+# Issue 23's targets over PyTorch, (label, pass) -> (target, the limit that bounds it).
+TARGETS = {(attention_label(*shape), pass_name): (target, "gemm")
+           for shape in ATTENTION for pass_name, target in (("fwd", 1.3), ("fwd+bwd", 1.5))}
+TARGETS.update({(decode_label(ragged), "fwd"): (2.0, "read") for ragged in (False, True)})
+
+
 def all_cases() -> dict[str, Case]:
     cases = {"embedding V=20000 D=128 ids 64x400": embedding_case()}
     cases.update(conv_cases())
@@ -477,9 +474,9 @@ def main() -> int:
         print("torch is not installed: the torch column is n/a (pip install torch==2.13.0, benchmark-only)")
     else:
         print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
-    print(f"references, timed beside each row: {GEMM_N}x{GEMM_N} float32 GEMM through scipy's sgemm (the "
-          f"kernels' BLAS; numpy's matmul here: {numpy_gemm_rate(max(3, args.repeats // 4)):.0f} GFLOP/s), "
-          "and a 64 MB copy (read + write)")
+    print(f"references, timed beside each row: {machine.GEMM_N}x{machine.GEMM_N} float32 GEMM through scipy's "
+          f"sgemm (the kernels' BLAS; numpy's matmul here: {numpy_gemm_rate(max(3, args.repeats // 4)):.0f} "
+          "GFLOP/s), a 64 MB copy (read + write) and, beside the decode step, a 64 MB read (sgemv)")
     print("attention FLOPs: 4*B*H*T*T*D forward, 3.5x that forward+backward (backward 2.5x); "
           "causal counts the visible T*(T+1)/2 logits only")
     header = (f"{'case':<48} {'pass':<8} {'ours ms':>9} {'torch ms':>9} {'numpy ms':>9} {'torch/ours':>10} "
@@ -497,17 +494,26 @@ def main() -> int:
             # The numpy reference is slow; fewer repeats keep the run short
             # without touching the ours-vs-torch medians.
             unit, amount = work[label][which]
-            ref_name, ref_fn, ref_amount, ref_label = REFERENCES[unit]
+            ref_name = UNIT_REFERENCE[unit]
+            ref_fn, ref_amount, _, ref_label = machine.REFERENCES[ref_name]
+            target, bound = TARGETS.get((label, pass_name), (None, None))
             timed = {c: f for c, f in fns.items() if c != "numpy"}
             timed[ref_name] = ref_fn
+            if bound is not None:
+                timed[bound] = machine.REFERENCES[bound][0]
             med = time_interleaved(timed, args.repeats, args.warmup)
             if "numpy" in fns:
                 med.update(time_interleaved({"numpy": fns["numpy"]}, max(3, args.repeats // 5), 1))
             cell = lambda c: f"{med[c] * 1e3:9.2f}" if c in med else f"{'n/a':>9}"  # noqa: E731
             ratio = lambda c: f"{med[c] / med['ours']:10.2f}" if c in med else f"{'n/a':>10}"  # noqa: E731
-            rate, ref_rate = amount / med["ours"] / 1e9, ref_amount / med[ref_name] / 1e9
+            rate, ref_rate = amount / med["ours"] / 1e9, ref_amount / med[ref_name]
             print(f"{label:<48} {pass_name:<8} {cell('ours')} {cell('torch')} {cell('numpy')} {ratio('torch')} "
                   f"{ratio('numpy')}  {rate:6.1f} {unit}/s, {ref_label} {ref_rate:.1f}, {rate / ref_rate:.2f}")
+            if target is not None and "torch" in med:
+                _, bound_amount, bound_unit, bound_label = machine.REFERENCES[bound]
+                limit = bound_amount / med[bound]
+                print(f"{'':<48} {'':<8} limit: {bound_label} {limit:.1f} {bound_unit}/s; ours at {rate / limit:.2f};"
+                      f" {machine.needed(target, amount / med['torch'] / 1e9, limit)}")
             if label.startswith("linear+cross_entropy") and pass_name == "fwd+bwd":
                 cross_entropy_report(label, case, args.repeats, args.warmup)
             sys.stdout.flush()
