@@ -141,10 +141,10 @@ class PostNormBlock:
 
     def __call__(self, x: Array, padding: Array | None) -> Array:
         a, _ = self.attn.forward(x, key_padding_mask=padding)
-        x, _ = self.ln1.forward(x + a)
+        x, _, _ = self.ln1.add_forward(x, a)  # post-norm: the add and the norm in one pass
         h, _ = self.ff1.forward(x)
         y, _ = self.ff2.forward(h)
-        out, _ = self.ln2.forward(x + y)
+        out, _, _ = self.ln2.add_forward(x, y)
         return out
 
 

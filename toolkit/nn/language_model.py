@@ -232,9 +232,9 @@ class DecoderLM(Layer):
             # the cache's first columns in place.
             out, _ = kernels.attention_forward(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask, True,
                                                layout="bthd")
-        x = x + attn._project(attn._merge(out), "o")
-        rows = x.reshape(-1, x.shape[-1])
-        h, _ = block.ln2.forward(rows)
+        a = attn._project(attn._merge(out), "o")
+        # The residual add and ln2 in one pass, as in training (the same sums, bit for bit).
+        h, rows, _ = block.ln2.add_forward(x.reshape(-1, x.shape[-1]), a.reshape(-1, a.shape[-1]))
         return (rows + block.ff2(block.ff1(h))).reshape(x.shape)
 
 def train_step(model: DecoderLM, ids: Array) -> float:

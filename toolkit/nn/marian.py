@@ -171,9 +171,10 @@ class MarianMT:
         """The decoder's states (B, t, dim) of ``tokens`` (B, t) after the cached positions, which they join."""
         x = self._embed(self.tgt_embed, np.asarray(tokens), cache.length)
         for i, layer in enumerate(self.decoder):
-            x, _ = layer.ln1.forward(x + Seq2SeqTransformer._cached_self_attention(layer.self_attn, x, cache, i))
-            x, _ = layer.ln2.forward(x + cross_attention(layer.cross_attn, x, cache, i))
-            x, _ = layer.ln3.forward(x + layer.ff2(layer.ff1(x)))
+            # Post-norm: each residual add and its norm in one pass.
+            x, _, _ = layer.ln1.add_forward(x, Seq2SeqTransformer._cached_self_attention(layer.self_attn, x, cache, i))
+            x, _, _ = layer.ln2.add_forward(x, cross_attention(layer.cross_attn, x, cache, i))
+            x, _, _ = layer.ln3.add_forward(x, layer.ff2(layer.ff1(x)))
         cache.length += tokens.shape[1]
         cache.order = None
         return x

@@ -397,10 +397,9 @@ class Seq2SeqTransformer(Layer):
         x, _ = self._embed(self.tgt_embed, tokens, False, offset=cache.length)
         for i, layer in enumerate(self.decoder):
             h, _ = layer.ln1.forward(x)
-            x = x + self._cached_self_attention(layer.self_attn, h, cache, i)
-            h, _ = layer.ln2.forward(x)
-            x = x + cross_attention(layer.cross_attn, h, cache, i)
-            h, _ = layer.ln3.forward(x)
+            # Each residual add and the next norm in one pass, as in training (the same sums, bit for bit).
+            h, x, _ = layer.ln2.add_forward(x, self._cached_self_attention(layer.self_attn, h, cache, i))
+            h, x, _ = layer.ln3.add_forward(x, cross_attention(layer.cross_attn, h, cache, i))
             x = x + layer.ff2(layer.ff1(h))
         cache.length += tokens.shape[1]
         cache.order = None
