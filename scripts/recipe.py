@@ -16,6 +16,17 @@ UNFINISHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 
+def set_up_process(threads: int) -> None:
+    """A training script's first step, before numpy loads: its thread count, and the process set up as
+    `nlp-tool train` sets up its own (BLAS threads that sleep after a product, freed memory kept for the next
+    step: toolkit.training_process), so that a script trains at the command's speed."""
+    from toolkit.threads import use_threads
+    from toolkit.training_process import set_up_training_process
+
+    use_threads(threads)
+    set_up_training_process()
+
+
 def script_parser(doc: str, output: Path, set_help: str, data: tuple[Path, str] | None = None,
                   threads: int = 2, seed_help: str | None = None) -> argparse.ArgumentParser:
     """The arguments of every default-model script: ``--data`` (``data``: its default folder and what it

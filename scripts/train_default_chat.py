@@ -124,9 +124,8 @@ and knows nothing of facts, of other languages or of your documents.
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-    use_threads(args.threads)
-    from recipe import read_dialogues, ship, stamp_test, train_staged
+    from recipe import read_dialogues, set_up_process, ship, stamp_test, train_staged
+    set_up_process(args.threads)
     from toolkit_plugins.chat.transformer import TransformerChat
 
     dialogues = read_dialogues(args.data, "train")

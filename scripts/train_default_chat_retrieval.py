@@ -124,9 +124,8 @@ users ask, `--scorer bm25` may match them better.
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-    use_threads(args.threads)
-    from recipe import read_dialogues, ship, stamp_test, train_staged
+    from recipe import read_dialogues, set_up_process, ship, stamp_test, train_staged
+    set_up_process(args.threads)
     from toolkit_plugins.chat.retrieval import RetrievalEngine
 
     dialogues = read_dialogues(args.data, "train")

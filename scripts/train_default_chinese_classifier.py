@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The default-model scripts' shared modules (recipe.py, the English classifier's script) are beside this one.
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from recipe import classification_tables  # noqa: E402
+from recipe import classification_tables, set_up_process  # noqa: E402
 from train_default_classifier import (  # noqa: E402
     Candidate, Split, choose, clean_split, evaluate_once, read, selection_table, train_candidates,
 )
@@ -277,9 +277,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-
-    use_threads(args.threads)
+    set_up_process(args.threads)
     return run(args, shlex.join(["python", "scripts/train_default_chinese_classifier.py", *sys.argv[1:]]))
 
 

@@ -59,7 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The default-model scripts' shared module, recipe.py, is beside them: importable however a script is loaded.
 sys.path.insert(0, str(ROOT / "scripts"))
-from recipe import classification_tables  # noqa: E402
+from recipe import classification_tables, set_up_process  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "imdb"
 MODEL_NAME = "imdb-sentiment"
@@ -483,9 +483,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-
-    use_threads(args.threads)
+    set_up_process(args.threads)
     return run(args, shlex.join(["python", "scripts/train_default_classifier.py", *sys.argv[1:]]))
 
 

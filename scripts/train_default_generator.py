@@ -168,11 +168,8 @@ def cache_only(args: argparse.Namespace) -> tuple[Path, str]:
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-    from toolkit.training_process import set_up_training_process
-    use_threads(args.threads)
-    set_up_training_process()  # as `nlp-tool train` does
-    from recipe import ship, stamp_test, train_staged
+    from recipe import set_up_process, ship, stamp_test, train_staged
+    set_up_process(args.threads)
     from toolkit_plugins.generation.engine import TransformerGenerator
 
     if args.cache_only:

@@ -200,9 +200,8 @@ def main() -> int:
     args = parse_args()
     if args.card_only:
         return card_from_metadata(args.output)
-    from toolkit.threads import use_threads
-    use_threads(args.threads)
-    from recipe import USAGE, recipe_settings, train
+    from recipe import USAGE, recipe_settings, set_up_process, train
+    set_up_process(args.threads)
     from toolkit_plugins.qa.neural import ReaderEngine
     from toolkit_plugins.qa.squad import read_squad
     from toolkit.files import TooLarge, move_within

@@ -132,8 +132,8 @@ def rounded(scores: dict) -> dict:
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-    use_threads(args.threads)
+    from recipe import set_up_process
+    set_up_process(args.threads)
     from toolkit_plugins.summarization.centrality import CentralitySummarizer
     from toolkit_plugins.summarization.corpora import SOURCE_NAMES, bbc_split, carve_validation, cnndm_split
     from toolkit_plugins.summarization.lead import LeadSummarizer

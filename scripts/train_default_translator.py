@@ -125,9 +125,8 @@ never seen in training come out as "⁇".
 
 def main() -> int:
     args = parse_args()
-    from toolkit.threads import use_threads
-    use_threads(args.threads)
-    from recipe import ship, stamp_test, train_staged
+    from recipe import set_up_process, ship, stamp_test, train_staged
+    set_up_process(args.threads)
     from toolkit_plugins.translation.engine import TransformerTranslator
 
     staged, _, command = train_staged(args, TransformerTranslator, read_pairs(args.data, "train"),
