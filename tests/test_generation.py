@@ -197,6 +197,14 @@ def test_sliding_windows_score_every_token_once():
         assert scored == list(range(1, n))
 
 
+@pytest.mark.parametrize("stride", [0, -1, 5])
+def test_a_stride_outside_the_context_is_refused_not_scored_with_gaps(stride):
+    from toolkit.lm.corpus import windows
+
+    with pytest.raises(ValueError, match="between 1 and the context"):
+        list(windows(100, 4, stride))
+
+
 def test_plain_text_training_files_are_read_line_by_line(tmp_path):
     from toolkit_plugins.generation.engine import TransformerGenerator
 

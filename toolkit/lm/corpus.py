@@ -86,7 +86,10 @@ def windows(n_tokens: int, context: int, stride: int) -> Iterator[tuple[int, int
     """Sliding windows that score every id of a stream of ``n_tokens`` but the first, once each:
     (start, end, first scored column). A window holds at most ``context + 1`` ids; after the first, each
     scores only its last ``stride`` targets, so every one is predicted from at least ``context - stride``
-    tokens (the first window's from fewer)."""
+    tokens (the first window's from fewer). ``stride`` must be 1 .. ``context``: a longer one would leave
+    targets between windows unscored, which flatters the perplexity they are averaged into."""
+    if not 1 <= stride <= context:
+        raise ValueError(f"the scoring stride must be between 1 and the context ({context}), not {stride}")
     done = 0  # the last target scored (targets are the stream's positions 1 .. n_tokens - 1)
     while done < n_tokens - 1:
         end = min(done + (stride if done else context) + 1, n_tokens)
