@@ -174,6 +174,20 @@ def test_the_command_line_takes_prompts_files_and_stdin(model, tmp_path):
     assert all(len(line["result"]["samples"]) == 2 for line in lines)
     done = run(["generate", "-m", model, "-f", "json", "--temperature", "0"], stdin="the old man")
     assert json.loads(done.stdout)[0]["result"]["text"].startswith(" sold fish")
+    assert "warning" not in done.stderr
+
+
+def test_a_prompt_that_names_a_file_is_generated_from_with_a_warning(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("the cat sat\n")
+    done = run(["generate", "-m", model, "notes.txt", "--temperature", "0", "--max-tokens", "3", "-f", "json"])
+    explicit = run(["generate", "-m", model, "--text", "notes.txt", "--temperature", "0", "--max-tokens", "3", "-f",
+                    "json"])
+    assert done.returncode == 0 and done.stdout == explicit.stdout and explicit.stderr == ""
+    assert done.stderr.strip() == ("nlp-tool: warning: 'notes.txt' is read as a text, not as the file of that name;"
+                                   " to read the file, use --file notes.txt")
+    done = run(["generate", "-m", model, "no such file.txt", "--temperature", "0", "--max-tokens", "3"])
+    assert done.returncode == 0 and done.stderr == ""
 
 
 def test_evaluate_gives_perplexities_per_token_word_and_byte(model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
+import shlex
 import sys
 from typing import Any, Iterator
 
@@ -127,6 +129,11 @@ def make_task_command(task: str, engines: dict[str, EngineEntry], registry: Regi
         if texts:
             # The arguments are inputs' texts, "-" standard input; files come with --file.
             arguments = kwargs.pop("inputs")
+            for argument in arguments:
+                # `nlp-tool generate notes.txt` runs on the words "notes.txt": say so where it names a file.
+                if argument != "-" and not any(c.isspace() for c in argument) and os.path.isfile(argument):
+                    click.echo(f"nlp-tool: warning: {argument!r} is read as a text, not as the file of that name;"
+                               f" to read the file, use --file {shlex.quote(argument)}", err=True)
             kwargs["inputs"] = kwargs.pop("files") + (("-",) if "-" in arguments else ())
             kwargs["text"] = tuple(argument for argument in arguments if argument != "-") + kwargs["text"]
         run_task(task, registry, engine_options, owners, **kwargs)
