@@ -273,6 +273,40 @@ def test_an_engine_with_only_the_engine_contract_talks_too():
     assert (reply.route, list(reply.pieces), reply.details) == ("echo", ["AGAIN"], {"turns": 5})
 
 
+class EnglishEcho(Engine):
+    """Says the turn back; reads English (its class says so, as a model's metadata would)."""
+    task, name, description, version, inputs, languages = "chat", "echo", "Says the turn back.", "1", "dialogue", ("en",)
+
+    def run(self, inputs):
+        return [{"text": item["turns"][-1], "route": "echo"} for item in inputs]
+
+
+CHINESE = "你好，请问火车站在哪里？我找不到路了。"
+FRENCH = "Bonjour, pouvez-vous me dire où se trouve la gare, s'il vous plaît ?"
+ENGLISH = "Hello, could you tell me where the railway station is, please?"
+
+
+def test_a_turn_in_a_language_the_model_does_not_read_is_said_in_the_result_and_counted():
+    chat = Session(EnglishEcho(), None)
+    english, chinese = chat.exchange(ENGLISH), chat.exchange(CHINESE)
+    assert english == {"text": ENGLISH, "route": "echo", "language": "en"}
+    assert chinese["language"] == "zh" and chinese["warning"].startswith("the input looks like zh")
+    piped(chat, [FRENCH, CHINESE], io.StringIO())
+    assert chat.unread == {"zh": 2, "fr": 1}
+
+
+def test_the_terminal_notes_each_unread_language_once():
+    out = io.StringIO()
+    chat = Session(EnglishEcho(), None)
+    interactive(chat, out, _scripted([CHINESE, ENGLISH, CHINESE, FRENCH]))
+    notes = [line for line in out.getvalue().splitlines() if line.startswith("[the input looks like")]
+    assert notes == ["[the input looks like zh, which the model does not read (it reads en): replies are"
+                     " unreliable; --model takes a chat model for that language]",
+                     "[the input looks like fr, which the model does not read (it reads en): replies are"
+                     " unreliable; --model takes a chat model for that language]"]
+    assert chat.turns == [CHINESE, CHINESE, ENGLISH, ENGLISH, CHINESE, CHINESE, FRENCH, FRENCH]
+
+
 ACME = ("Acme was founded in 1921 by Jane Doe in Leeds. The company sells rockets and garden tools.\n"
         "Its head office moved to York in 1960.\n")
 

@@ -63,6 +63,19 @@ def test_piped_lines_are_one_conversation(corpus, home):
     assert logs(conversation["id"])["turns"] == ["where is the station", STATION, "what time is it", TIME]
 
 
+def test_turns_in_a_language_the_shipped_model_does_not_read_get_one_warning_line_per_run(home):
+    chinese = "你好，请问火车站在哪里？我找不到路了。"
+    result = run("chat", "--no-log", "-f", "json", chinese)
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["result"]["language"] == "zh"
+    assert result.stderr == ("nlp-tool: warning: 1 of 1 inputs are in a language the model does not read (1 in zh):"
+                             " their results are unreliable; pass --model with a chat model for that language\n")
+    result = run("chat", "--no-log", input=f"Hello, how are you today?\n{chinese}\n\n{chinese}\n")
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 4
+    assert result.stderr.startswith("nlp-tool: warning: 2 of 3 inputs are in a language the model does not read"
+                                    " (2 in zh)")
+    assert run("chat", "--no-log", "Hello, how are you today?").stderr == ""
+
+
 def test_jsonl_batch_writes_the_next_turn_of_each_record(corpus, home):
     records = '{"id": "a", "turns": ["where is the station"]}\n{"id": "b", "turns": "oops"}\n' \
               '{"turns": ["Hi", "Hello", "what time is it"]}\n'

@@ -153,6 +153,10 @@ def _reply(session: Session, line: str, out: IO[str]) -> None:
             pieces.append(piece)
         out.write("\n")
         session.record(line, "".join(pieces), reply.route)
+        seen = set(session.unread)
+        said = session.language(line)
+        if "warning" in said and said["language"] not in seen:  # once per language and conversation
+            out.write(f"[{said['warning']}: replies are unreliable; --model takes a chat model for that language]\n")
     except KeyboardInterrupt:
         out.write("\n[reply stopped; not saved]\n")
     except NlpToolError as error:

@@ -41,6 +41,7 @@ def _write(output: str | None, write: Any) -> None:
 def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | None) -> None:
     """Reply to ``message`` (after the turns of a continued conversation) and record the exchange."""
     result = chat.exchange(message)
+    _language_summary(chat, 1)
 
     def write(stream: Any) -> None:
         writer = io.Writer(stream, fmt, {**stamp, "conversation": chat.id}, chat.engine.format_text, False)
@@ -90,11 +91,23 @@ def piped_run(chat: Session) -> None:
 
     lines = (line.rstrip("\r\n") for line in textio.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig",
                                                                   newline=""))
+    before = len(chat.turns)  # a continued conversation's earlier turns are not this run's
     try:
         piped(chat, lines, sys.stdout)
     except UnicodeDecodeError as error:
         raise UsageError(f"standard input is not UTF-8 text ({error.reason} at byte {error.start} of a chunk)"
                          ) from None
+    finally:
+        _language_summary(chat, (len(chat.turns) - before) // 2)
+
+
+def _language_summary(chat: Session, total: int) -> None:
+    """The task verbs' one line on stderr per run when turns were in languages the model does not read."""
+    from toolkit.languages import summary
+
+    said = summary(chat.unread, total, "chat")
+    if said is not None:
+        sys.stderr.write(f"nlp-tool: warning: {said}\n")
 
 
 def show_logs(cid: str | None, as_json: bool, count: int) -> None:

@@ -9,10 +9,12 @@ Ctrl-C, or one that failed, leaves the conversation as it was before.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import TYPE_CHECKING, Iterator
 
 from toolkit.engine import Engine
 from toolkit.errors import InputError, UsageError
+from toolkit.languages import annotate
 
 from toolkit_plugins.chat.contract import DialogueEngine, Reply, user_turns
 
@@ -32,6 +34,8 @@ class Session:
         self.store = store
         self.id = conversation_id or new_id()
         self.turns: list[str] = list(turns or [])
+        # Languages whose turns the model does not read, how many turns each (toolkit.languages.unread's form).
+        self.unread: Counter = Counter()
 
     @classmethod
     def resumed(cls, engine: Engine, store: Store, conversation_id: str | None, save: bool) -> "Session":
@@ -68,9 +72,19 @@ class Session:
     def exchange(self, user: str) -> dict:
         """Reply to ``user`` whole and record the exchange; the result (``text``, ``route``, details)."""
         reply = self.respond(user)
-        result = {"text": "".join(reply.pieces), "route": reply.route, **reply.details}
+        result = {"text": "".join(reply.pieces), "route": reply.route, **reply.details, **self.language(user)}
         self.record(user, result["text"], result["route"])
         return result
+
+    def language(self, user: str) -> dict:
+        """The turn's ``language``, and a ``warning`` where the model does not read it (counted in
+        :attr:`unread`), as the task verbs' results say them (toolkit.languages); empty for a model that reads
+        any language or does not say which."""
+        said: dict = {}
+        annotate(self.engine, [{"turns": [user]}], [said])
+        if "warning" in said:
+            self.unread[said["language"]] += 1
+        return said
 
     def reset(self) -> None:
         """Start a new conversation (the one before stays saved)."""
