@@ -309,6 +309,29 @@ def test_too_small_vocab_size_is_one_clear_sentence(tmp_path):
     assert len(report["epochs"]) == 1
 
 
+ENGLISH_GERMAN = [
+    ("The weather is very nice today.", "Das Wetter ist heute sehr schön."),
+    ("My brother works in a large hospital.", "Mein Bruder arbeitet in einem großen Krankenhaus."),
+    ("We are going to the market tomorrow morning.", "Wir gehen morgen früh auf den Markt."),
+    ("The children are playing in the garden.", "Die Kinder spielen im Garten."),
+    ("She reads a book every evening.", "Sie liest jeden Abend ein Buch."),
+    ("Where is the nearest train station?", "Wo ist der nächste Bahnhof?"),
+]
+
+
+def test_the_pair_is_found_in_the_data_when_it_is_not_given(tmp_path):
+    data = [{"source": s, "target": t} for s, t in ENGLISH_GERMAN] * 4
+    report = TransformerTranslator.train(data, str(tmp_path / "t.nlpt"), progress=False,
+                                         **{**TINY, "epochs": 1, "dim": 16, "ffn": 16, "vocab_size": 80})
+    assert (report["source"], report["target"]) == ("en", "de")
+    assert read_model_file(tmp_path / "t.nlpt")[0]["metadata"]["source"] == "en"
+    # A side the identifier cannot tell (made-up words) is asked for, before any training.
+    made_up = [{"source": s, "target": "zorb blik."} for s, _ in ENGLISH_GERMAN] * 4
+    with pytest.raises(OptionError, match="cannot tell the target language of the pairs from their texts"):
+        TransformerTranslator.train(made_up, str(tmp_path / "u.nlpt"), progress=False, **TINY)
+    assert not (tmp_path / "u.nlpt").exists()
+
+
 def train_small(tmp_path: Path, output: str, data: list[dict], valid: list[dict] | None = None, **options) -> dict:
     """Train a two-epoch model of 16 dimensions into tmp_path / output (its checkpoint: output + ".ckpt")."""
     return TransformerTranslator.train(data, str(tmp_path / output), valid=valid, progress=False, source="en",
