@@ -275,7 +275,8 @@ def test_an_engine_with_only_the_engine_contract_talks_too():
 
 class EnglishEcho(Engine):
     """Says the turn back; reads English (its class says so, as a model's metadata would)."""
-    task, name, description, version, inputs, languages = "chat", "echo", "Says the turn back.", "1", "dialogue", ("en",)
+    task, name, description, version, inputs = "chat", "echo", "Says the turn back.", "1", "dialogue"
+    languages = ("en",)
 
     def run(self, inputs):
         return [{"text": item["turns"][-1], "route": "echo"} for item in inputs]

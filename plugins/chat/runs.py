@@ -41,13 +41,13 @@ def _write(output: str | None, write: Any) -> None:
 def one_shot(chat: Session, stamp: dict, message: str, fmt: str, output: str | None) -> None:
     """Reply to ``message`` (after the turns of a continued conversation) and record the exchange."""
     result = chat.exchange(message)
-    _language_summary(chat, 1)
 
     def write(stream: Any) -> None:
         writer = io.Writer(stream, fmt, {**stamp, "conversation": chat.id}, chat.engine.format_text, False)
         writer.result(chat.id, result)
         writer.close()
     _write(output, write)
+    _language_summary(chat, 1)  # after the result, as the task verbs say it
 
 
 def batch(pipe: Any, sources: tuple[str, ...], run: dict, *, output: str | None, fmt: str, on_error: str,
