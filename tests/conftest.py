@@ -8,9 +8,12 @@ later. Session scope keeps them usable inside hypothesis tests.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
+import sys
 import zlib
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -185,6 +188,17 @@ def run_checked(cmd: list, *, cwd, env: dict | None = None, timeout: float = 120
     return proc.stdout
 
 
+def outside_checkout(env: dict) -> dict:
+    """``env`` minus anything that could point Python at this checkout or choose plugins (NLP_TOOL_*): for
+    commands run in a virtual environment of their own."""
+    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    env = {k: v for k, v in env.items() if k not in drop and not k.startswith("NLP_TOOL_")}
+    env["PYTHONNOUSERSITE"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
 # Two topics whose words never meet: word vectors learned from topic_texts
 # must put each topic's words near each other.
 ANIMALS = "cat dog horse cow sheep goat pig duck goose hen mouse rat fox wolf bear deer".split()
@@ -234,6 +248,7 @@ class Helpers:
     check_grads = staticmethod(check_grads)
     weighted_sum = staticmethod(weighted_sum)
     run_checked = staticmethod(run_checked)
+    outside_checkout = staticmethod(outside_checkout)
     ANIMALS = ANIMALS
     VEHICLES = VEHICLES
     topic_texts = staticmethod(topic_texts)
@@ -244,6 +259,33 @@ class Helpers:
 @pytest.fixture(scope="session")
 def h() -> type[Helpers]:
     return Helpers
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(sdist, wheel) built from the repository with ``python -m build`` (the wheel from the sdist), once per
+    session: the packaging test inspects and installs them, the third-party plugin test installs the wheel."""
+    pytest.importorskip("build", reason="building the sdist and wheel needs `pip install build`")
+    repo = Path(__file__).resolve().parents[1]
+    outdir = tmp_path_factory.mktemp("dist")
+    run_checked([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", outdir, repo], cwd=repo)
+    sdists = sorted(outdir.glob("*.tar.gz"))
+    wheels = sorted(outdir.glob("*.whl"))
+    assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in outdir.iterdir())
+    return sdists[0], wheels[0]
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(dists: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment (no system site-packages) with the wheel of :func:`dists` installed, as a
+    user installs it: the packaging test runs the kernels there, the third-party plugin test installs and
+    uninstalls plugins in it (its dependencies are installed once, for both)."""
+    root = tmp_path_factory.mktemp("wheel_venv")
+    env = outside_checkout(dict(os.environ))
+    run_checked([sys.executable, "-m", "venv", root / "venv"], cwd=root, env=env)
+    python = root / "venv" / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    run_checked([python, "-m", "pip", "install", dists[1]], cwd=root, env=env)
+    return root / "venv"
 
 
 # The chat tests' dialogues: a greeting and a question about the time, and one exchange about the way.

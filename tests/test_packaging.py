@@ -32,25 +32,6 @@ BUILD_TIMEOUT = 1200  # seconds, per step; a hung index should fail the test, no
 RUN_TIMEOUT = 300
 
 
-def clean_env() -> dict:
-    """The environment minus anything that could point Python at this checkout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_NO_INPUT"] = "1"
-    return env
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory, h) -> tuple[Path, Path]:
-    """(sdist, wheel) built from the repository."""
-    outdir = tmp_path_factory.mktemp("dist")
-    h.run_checked([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", outdir, REPO], cwd=REPO)
-    sdists = sorted(outdir.glob("*.tar.gz"))
-    wheels = sorted(outdir.glob("*.whl"))
-    assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in outdir.iterdir())
-    return sdists[0], wheels[0]
-
-
 def test_sdist_has_all_sources(dists):
     sdist, _ = dists
     with tarfile.open(sdist) as tar:
@@ -124,15 +105,10 @@ CHECK_SCRIPT = textwrap.dedent(
 )
 
 
-def test_wheel_installs_and_runs_in_fresh_venv(dists, tmp_path, h):
-    _, wheel = dists
-    env = clean_env()
-    venv = tmp_path / "venv"
-    h.run_checked([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
-    bindir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+def test_wheel_installs_and_runs_in_fresh_venv(wheel_venv, tmp_path, h):
+    env = h.outside_checkout(dict(os.environ))
+    bindir = wheel_venv / ("Scripts" if sys.platform == "win32" else "bin")
     python = bindir / ("python.exe" if sys.platform == "win32" else "python")
-    h.run_checked([python, "-m", "pip", "install", "--no-input", wheel], cwd=tmp_path, env=env)
-
     work = tmp_path / "elsewhere"
     work.mkdir()
     script = work / "check_kernels.py"

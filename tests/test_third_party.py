@@ -1,9 +1,10 @@
 """Third-party plugins installed with pip, in a fresh virtual environment.
 
-One virtual environment per test session (no system site-packages) gets
-nlp-tool installed from this checkout the way a user installs it (a real,
-non-editable ``pip install``, which compiles the C extension), then the two
-example plugins under ``examples/``:
+One virtual environment per test session (no system site-packages), with
+nlp-tool installed the way a user installs it (a real, non-editable ``pip
+install`` of the wheel built from this checkout: ``wheel_venv`` in
+tests/conftest.py, shared with the packaging test), gets the two example
+plugins under ``examples/``:
 
 - ``nlp-tool-keywords`` adds a ``keywords`` task: ``nlp-tool plugins`` lists
   it, its verb runs, ``toolkit.pipeline("keywords")`` finds it, and after
@@ -115,23 +116,13 @@ class Venv:
         return {p["name"]: p for p in json.loads(proc.stdout)}
 
 
-def without_checkout(env: dict) -> dict:
-    """``env`` minus anything that could point Python at this checkout or choose plugins (NLP_TOOL_*)."""
-    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-    env = {k: v for k, v in env.items() if k not in drop and not k.startswith("NLP_TOOL_")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_NO_INPUT"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
-
-
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory, h) -> Venv:
+def venv(tmp_path_factory: pytest.TempPathFactory, h, wheel_venv: Path) -> Venv:
     root = tmp_path_factory.mktemp("third_party")
     work, home = root / "work", root / "home"
     work.mkdir()
     home.mkdir()
-    pip_env = without_checkout(dict(os.environ))
+    pip_env = h.outside_checkout(dict(os.environ))
     # nlp-tool keeps its settings (disabled plugins) in $NLP_TOOL_HOME, else
     # the user's config directory; scratch ones keep the developer's out.
     run_env = dict(
@@ -143,14 +134,11 @@ def venv(tmp_path_factory: pytest.TempPathFactory, h) -> Venv:
         APPDATA=str(home / "AppData"),
     )
 
-    path = root / "venv"
-    h.run_checked([sys.executable, "-m", "venv", path], cwd=work, env=pip_env, timeout=PIP_TIMEOUT)
-    bindir = path / ("Scripts" if sys.platform == "win32" else "bin")
+    bindir = wheel_venv / ("Scripts" if sys.platform == "win32" else "bin")
     exe = ".exe" if sys.platform == "win32" else ""
     env = Venv(bindir / f"python{exe}", bindir / f"nlp-tool{exe}", root / "wheels", work, pip_env, run_env,
                h.run_checked)
 
-    env.pip("install", str(REPO))
     # Build the example plugins once; tests then install and uninstall the
     # wheels without touching the index. pip builds a local folder in place,
     # so build copies: no build/ or egg-info left in the checkout, and no
