@@ -276,16 +276,18 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def wheel_venv(dists: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment (no system site-packages) with the wheel of :func:`dists` installed, as a
-    user installs it: the packaging test runs the kernels there, the third-party plugin test installs and
-    uninstalls plugins in it (its dependencies are installed once, for both)."""
+def wheel_venv_bin(dists: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripts folder (python, nlp-tool) of a fresh virtual environment (no system site-packages) with the
+    wheel of :func:`dists` installed, as a user installs it: the packaging test runs the kernels there, the
+    third-party plugin test installs and uninstalls plugins in it (its dependencies are installed once, for
+    both)."""
     root = tmp_path_factory.mktemp("wheel_venv")
     env = outside_checkout(dict(os.environ))
     run_checked([sys.executable, "-m", "venv", root / "venv"], cwd=root, env=env)
-    python = root / "venv" / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-    run_checked([python, "-m", "pip", "install", dists[1]], cwd=root, env=env)
-    return root / "venv"
+    bindir = root / "venv" / ("Scripts" if sys.platform == "win32" else "bin")
+    run_checked([bindir / ("python.exe" if sys.platform == "win32" else "python"), "-m", "pip", "install",
+                 dists[1]], cwd=root, env=env)
+    return bindir
 
 
 # The chat tests' dialogues: a greeting and a question about the time, and one exchange about the way.

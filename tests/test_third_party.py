@@ -2,7 +2,7 @@
 
 One virtual environment per test session (no system site-packages), with
 nlp-tool installed the way a user installs it (a real, non-editable ``pip
-install`` of the wheel built from this checkout: ``wheel_venv`` in
+install`` of the wheel built from this checkout: ``wheel_venv_bin`` in
 tests/conftest.py, shared with the packaging test), gets the two example
 plugins under ``examples/``:
 
@@ -117,7 +117,7 @@ class Venv:
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory, h, wheel_venv: Path) -> Venv:
+def venv(tmp_path_factory: pytest.TempPathFactory, h, wheel_venv_bin: Path) -> Venv:
     root = tmp_path_factory.mktemp("third_party")
     work, home = root / "work", root / "home"
     work.mkdir()
@@ -134,9 +134,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory, h, wheel_venv: Path) -> Venv:
         APPDATA=str(home / "AppData"),
     )
 
-    bindir = wheel_venv / ("Scripts" if sys.platform == "win32" else "bin")
     exe = ".exe" if sys.platform == "win32" else ""
-    env = Venv(bindir / f"python{exe}", bindir / f"nlp-tool{exe}", root / "wheels", work, pip_env, run_env,
+    env = Venv(wheel_venv_bin / f"python{exe}", wheel_venv_bin / f"nlp-tool{exe}", root / "wheels", work, pip_env, run_env,
                h.run_checked)
 
     # Build the example plugins once; tests then install and uninstall the
