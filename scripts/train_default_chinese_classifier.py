@@ -11,12 +11,16 @@ whose pieces this script uses) on ChnSentiCorp's own split:
 
 1. Validation is the dev file minus its reviews that near-duplicate a
    training review (338 of its 1,200 repeat one word for word: they would
-   score memory, not skill), counted.
+   score memory, not skill), counted, and the sentences of those reviews,
+   each labelled with its review's label (ChnSentiCorp has no ratings to
+   keep only the clearest reviews' sentences, as the English script does).
 2. Every candidate of CANDIDATES is trained by ``toolkit.train`` on the whole
-   training file, the validation reviews passed as ``valid=`` (so they also
+   training file (and its sentences, if the candidate says so), the
+   validation reviews and sentences passed as ``valid=`` (so they also
    choose a CNN's epoch and an ensemble's averaging weight).
-3. The best validation accuracy wins (ties: the earlier, cheaper candidate);
-   a file over 10 MB cannot ship, so it cannot win.
+3. The best mean of the validation review and sentence accuracies wins
+   (ties: the earlier, cheaper candidate); a file over 10 MB cannot ship, so
+   it cannot win.
 4. Only then is the test file read, once: the chosen file is evaluated on it,
    nothing is refitted or changed after.
 5. The languages (["zh"]), the selection table, the test metrics and the
@@ -42,7 +46,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from recipe import classification_tables, set_up_process  # noqa: E402
 from train_default_classifier import (  # noqa: E402
-    Candidate, Split, choose, clean_split, evaluate_once, read, selection_table, train_candidates,
+    SENTENCE_MIN_WORDS, Candidate, Split, choose, clean_split, evaluate_once, read, selection_table, train_candidates,
 )
 
 DATA = ROOT.parent / "shared" / "data" / "chnsenticorp"
@@ -80,9 +84,23 @@ CANDIDATES = (
               {**CHARS, **CNN, **MEMBERS}),
     Candidate("ensemble-words-3cnn", "jieba word 1-2-gram model + mean of 3 CNNs on jieba words (8,000 words;"
               " seeds s, s+5, s+10)", {**WORDS, **CNN_WORDS_SMALL, **MEMBERS}),
+    # Reviews are what these models were fitted on, and a short text gets its few clues weighed as in a review:
+    # the issue's film review, 这部电影太好看了, came out `neg` 0.84, 太…了 mostly complaining in these reviews.
+    # Fitted on the reviews' sentences too, as the English default is.
+    Candidate("ensemble-chars+sentences", "as ensemble-chars, fitted on the reviews and their sentences",
+              {**CHARS, **CNN}, sentences=True),
+    Candidate("ensemble-words+sentences", "as ensemble-words, fitted on the reviews and their sentences",
+              {**WORDS, **CNN_WORDS}, sentences=True),
 )
-CRITERION = ("validation accuracy; ties go to the earlier candidate of the list (the cheaper one);"
+CRITERION = ("the mean of the validation review accuracy and the validation sentence accuracy; ties go to the"
+             " earlier candidate of the list (the cheaper one);"
              f" a file over {MAX_BYTES // 2**20} MB cannot ship and is not eligible")
+# The selection before this one, whose test accuracy was read then: the history of the test file's readings.
+FIRST_SELECTION = ("The first selection (2026-12-03) had the eight candidates before the `+sentences` ones and"
+                   " chose by validation review accuracy alone: `ensemble-words`, test accuracy 0.9267, which"
+                   " answered `neg` 0.84 to the issue's film review. This selection added the validation"
+                   " sentences to the criterion and the `+sentences` candidates, for short texts, without a"
+                   " look at the test file; the test file has now been read twice, once for each chosen model.")
 # Measured while the candidates above were drawn up, by the same protocol (trained on the training file, scored
 # on the same validation reviews; test never read) but outside this script: what was tried and left out.
 EXPLORED = """\
@@ -127,6 +145,10 @@ def model_card(args: argparse.Namespace, command: str, split: Split, rows: Seque
     seeds = [member["seed"] for member in meta["training"].get("cnn_members", [])]
     members = (f" The CNN side is the mean of {len(seeds)} CNNs of that recipe, trained with seeds"
                f" {', '.join(map(str, seeds))}." if seeds else "")
+    fitted = meta["training"]["records"]
+    fitted = (f"the {len(split.fit):,} reviews of `train.jsonl.gz` and their {fitted - len(split.fit):,}"
+              f" sentences of at least {SENTENCE_MIN_WORDS} characters, each labelled with its review's label"
+              f" ({fitted:,} records)" if row["sentences"] else f"the {len(split.fit):,} reviews of `train.jsonl.gz`")
     return f"""# Model card: {MODEL_NAME} (Chinese sentiment for `nlp-tool classify`)
 
 Chinese sentiment (labels `neg`, `pos`) of reviews; engine `classify:{meta['engine']}`, candidate
@@ -145,11 +167,15 @@ Chinese sentiment (labels `neg`, `pos`) of reviews; engine `classify:{meta['engi
 - Data: {args.data}: `train.jsonl.gz` ({len(split.fit):,} reviews: the only ones fitted on),
   `dev.jsonl.gz` and `test.jsonl.gz`. Reviews of hotels, with some of laptops and books; mostly
   simplified characters.
+- Fitted on: {fitted}.
 - Validation: the dev file's {split.drawn:,} reviews less the {len(split.removed)} that near-duplicate a
   training review (word 8-gram Jaccard >= 0.9; for Chinese a "word" is a run of characters between
-  punctuation, so these are repeats): {len(split.valid):,} reviews. They chose each candidate's CNN epoch
-  and averaging weight and, by validation accuracy, the candidate; they were not fitted on.
-- Test: {test['records']:,} reviews, read once, after the choice; nothing was changed after.
+  punctuation, so these are repeats): {len(split.valid):,} reviews, and their {len(split.valid_sentences):,}
+  sentences of at least {SENTENCE_MIN_WORDS} characters, each labelled with its review's label (some do not
+  say what their review says: the sentence accuracy of a perfect model is below 1). They chose each
+  candidate's CNN epoch and averaging weight and, by the criterion below, the candidate; they were not
+  fitted on.
+- Test: {test['records']:,} reviews, read once for this model, after the choice; nothing was changed after.
 - Training time of the chosen candidate: {row['seconds']:.0f} s wall time on {args.threads} threads
   ({platform.machine()}, {os.cpu_count()} CPUs visible, shared with other jobs); all {len(rows)} candidates:
   {sum(r['seconds'] for r in rows):.0f} s.
@@ -162,8 +188,8 @@ on the training file. Criterion: {CRITERION}.
 
 {selection_table(rows, chosen)}
 
-The validation reviews also chose each ensemble's CNN epoch and averaging weight, so its scores of
-the ensembles are slightly optimistic; the test number below is not.
+The validation reviews and sentences also chose each ensemble's CNN epoch and averaging weight, so its
+scores of the ensembles are slightly optimistic; the test number below is not. {FIRST_SELECTION}
 
 Tried while the candidates were drawn up, by the same protocol (fitted on the training file, scored on
 the same {len(split.valid):,} validation reviews, test never read) but outside this script, and left out:
@@ -202,7 +228,7 @@ Trained on reviews of hotels, laptops and books: other domains are less sure, an
 text still gets one of the two labels. Short texts about other things can come out wrong with
 confidence: in these reviews 太…了 mostly complains (太贵了, 太差了) and words of films weigh little; the
 issue's film review {FILM_REVIEW} gets `{film['label']}` {film['score']:.2f} from this model (looked at after
-the test evaluation, and left as it is; the model shipped before got `neg` 0.84). Chinese only;
+the test evaluation, and left as it is; the first model shipped got `neg` 0.84). Chinese only;
 traditional characters are read as they are (few training reviews use them). Some labels of the data
 are debatable (its README gives one); no label was changed.
 """
@@ -229,9 +255,10 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
 
     settings = recipe_settings(EnsembleClassifier, args.set)
     train = read(args.data / "train.jsonl.gz")
-    split = clean_split(train, read(args.data / "dev.jsonl.gz"))
+    split = clean_split(train, read(args.data / "dev.jsonl.gz"), ratings=None)
     log(f"{len(train):,} training reviews; validation: {split.drawn:,} dev reviews, {len(split.removed)}"
-        f" near-duplicates of training reviews dropped, {len(split.valid):,} kept")
+        f" near-duplicates of training reviews dropped, {len(split.valid):,} kept, and their"
+        f" {len(split.valid_sentences):,} sentences")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".select-", dir=args.output.parent) as folder:
         rows = train_candidates(candidates, split, Path(folder), args.seed, log, settings, model_name=MODEL_NAME)
@@ -241,7 +268,8 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
             log(f"error: {err}; nothing written")
             return 1
         row = rows[chosen]
-        log(f"chosen: {row['name']} (validation accuracy {row['validation_accuracy']:.4f})")
+        log(f"chosen: {row['name']} (validation reviews {row['validation_accuracy']:.4f}, sentences"
+            f" {row['sentence_accuracy']:.4f})")
         test = evaluate_once(row["file"], read(args.data / "test.jsonl.gz"), train)
 
         def stamp(meta: dict) -> None:
@@ -252,6 +280,7 @@ def run(args: argparse.Namespace, command: str, candidates: Sequence[Candidate] 
             meta["selection"] = {
                 "validation": {"data": "ChnSentiCorp dev.jsonl.gz", "drawn": split.drawn,
                                "near_duplicates_removed": len(split.removed), "records": len(split.valid),
+                               "sentences": len(split.valid_sentences),
                                "near_duplicate_rule": "word 8-gram Jaccard >= 0.9"},
                 "criterion": CRITERION,
                 "candidates": [{k: v for k, v in r.items() if k != "file"} for r in rows],

@@ -115,7 +115,7 @@ class Split:
     valid: list[dict]
     drawn: int  # validation records drawn before near-duplicates were dropped
     removed: list[tuple[int, int, float]]  # (validation index, fitting index, Jaccard) of the dropped ones
-    valid_sentences: list[dict]  # review_sentences of the validation records rated VALID_SENTENCE_RATINGS
+    valid_sentences: list[dict]  # review_sentences of the validation records (of those rated as clean_split says)
 
 
 def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRACTION) -> Split:
@@ -127,8 +127,10 @@ def validation_split(records: list[dict], seed: int, fraction: float = VALID_FRA
     return clean_split([records[i] for i in fit_rows], [records[i] for i in valid_rows])
 
 
-def clean_split(fit: list[dict], drawn: list[dict]) -> Split:
-    """``fit`` and, for validation, the records of ``drawn`` that near-duplicate no record of ``fit``."""
+def clean_split(fit: list[dict], drawn: list[dict], ratings: Collection[int] | None = VALID_SENTENCE_RATINGS
+                ) -> Split:
+    """``fit`` and, for validation, the records of ``drawn`` that near-duplicate no record of ``fit``, and the
+    sentences of those rated one of ``ratings`` (None: of all of them)."""
     from toolkit.text.duplicates import near_duplicates
 
     pairs = near_duplicates([r["text"] for r in drawn], [r["text"] for r in fit])
@@ -137,7 +139,7 @@ def clean_split(fit: list[dict], drawn: list[dict]) -> Split:
     for pair in pairs:
         first.setdefault(pair[0], pair)
     valid = [r for i, r in enumerate(drawn) if i not in first]
-    return Split(fit, valid, len(drawn), list(first.values()), review_sentences(valid, VALID_SENTENCE_RATINGS))
+    return Split(fit, valid, len(drawn), list(first.values()), review_sentences(valid, ratings))
 
 
 def review_sentences(records: Sequence[dict], ratings: Collection[int] | None = None) -> list[dict]:
@@ -180,7 +182,7 @@ def train_candidates(candidates: Sequence[Candidate], split: Split, folder: Path
                        seed=seed, again=None, **{"name": model_name, **options})
         engine = EnsembleClassifier(model=str(path))
         reviews = engine.evaluate(split.valid)
-        # Data without ratings (the Chinese script's) has no validation sentences: its reviews alone choose.
+        # A split without validation sentences has its reviews alone choose.
         sentences = engine.evaluate(split.valid_sentences) if split.valid_sentences else None
         rows.append({
             "name": candidate.name,

@@ -190,6 +190,29 @@ def test_the_script_selects_on_dev_without_its_repeats_and_ships_a_model_that_sa
     assert "non-commercial research or teaching" in card and f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card
 
 
+def test_the_script_validates_on_the_dev_reviews_sentences_and_fits_a_sentences_candidate_on_them_too(
+        script, tmp_path):
+    rng = random.Random(2)
+    # Reviews of two sentences (。 ends one), each sentence of at least 3 characters.
+    rows = [{"text": rng.choice(texts) + "。" + rng.choice(texts) + "！", "label": label}
+            for _ in range(40) for label, texts in (("pos", POSITIVE), ("neg", NEGATIVE))]
+    for name, part in (("train", rows[:50]), ("dev", rows[50:65]), ("test", rows[65:])):
+        write_jsonl_gz(tmp_path / f"{name}.jsonl.gz", part)
+    candidates = (script.Candidate("s", "with sentences", {**SMALL, "epochs": 2, "cjk": "jieba"}, sentences=True),)
+    output = tmp_path / "models" / "zh.nlpt"
+    assert script.run(script.parse_args(["--data", str(tmp_path), "--output", str(output)]), "the command",
+                      candidates) == 0
+    meta = read_model_file(output)[0]["metadata"]
+    assert meta["training"]["records"] == 50 + 2 * 50  # the reviews and their two sentences each
+    validation = meta["selection"]["validation"]
+    assert validation["sentences"] == 2 * validation["records"]
+    row = meta["selection"]["candidates"][0]
+    assert row["score"] == pytest.approx((row["validation_accuracy"] + row["sentence_accuracy"]) / 2)
+    card = output.with_suffix(".md").read_text()
+    assert "the 50 reviews of `train.jsonl.gz` and their 100 sentences of at least 3 characters" in card
+    assert f"and their {validation['sentences']}\n  sentences of at least 3 characters" in card
+
+
 def test_the_script_card_names_the_cnn_members_of_the_chosen_candidate_and_their_epochs(script, tmp_path):
     rng = random.Random(1)
     rows = [{"text": rng.choice(texts) + "，" + rng.choice(texts), "label": label}
