@@ -177,7 +177,7 @@ Chinese sentiment (labels `neg`, `pos`) of reviews; engine `classify:{meta['engi
   fitted on.
 - Test: {test['records']:,} reviews, read once for this model, after the choice; nothing was changed after.
 - Training time of the chosen candidate: {row['seconds']:.0f} s wall time on {args.threads} threads
-  ({platform.machine()}, {os.cpu_count()} CPUs visible, shared with other jobs); all {len(rows)} candidates:
+  ({platform.machine()}, {os.cpu_count()} CPUs visible); all {len(rows)} candidates:
   {sum(r['seconds'] for r in rows):.0f} s.
 - Model file: `{args.output.name}`, {size / 2**20:.1f} MB.
 
@@ -217,8 +217,7 @@ Latin words and numbers as words.
 - Macro precision / recall / F1: {test['macro']['precision']:.4f} / {test['macro']['recall']:.4f} / {test['macro']['f1']:.4f}
 - {test['near_duplicates_of_train']} test reviews near-duplicate a training review; on the other
   {test['records'] - test['near_duplicates_of_train']:,} the accuracy is {test['accuracy_without_them']:.4f}.
-- Prediction speed, tokenization included: {test['reviews_per_s']:,} reviews/s ({args.threads} threads,
-  shared machine)
+- Prediction speed, tokenization included: {test['reviews_per_s']:,} reviews/s ({args.threads} threads)
 
 {classification_tables(test)}
 

