@@ -1,8 +1,8 @@
 """Text classification, our engines vs the usual peers: IMDb test accuracy and speed, the same models on
-out-of-domain sentences, AG News cross-validated.
+out-of-domain sentences, ChnSentiCorp (Chinese), AG News cross-validated.
 
-    python benchmarks/classify.py [--threads 2] [--limit N] [--skip-fasttext] [--skip-agnews] [--only NAME]
-        [--cnn-epochs N]
+    python benchmarks/classify.py [--threads 2] [--limit N] [--skip-fasttext] [--skip-chinese] [--skip-agnews]
+        [--only NAME] [--cnn-epochs N]
 
 Contenders, all trained and scored in one process, one after the other:
 
@@ -16,8 +16,8 @@ Contenders, all trained and scored in one process, one after the other:
 - fasttext: fastText supervised (`pip install fasttext`), wordNgrams 2,
   dim 100, epoch 10, lr 0.5, on lower-cased text with punctuation split off;
   its row is skipped, with the reason, when the module does not import;
-- ours:shipped (IMDb and UCI only): the default model shipped in the package, as
-  ``nlp-tool classify`` uses it (nothing trained; "train s" is 0);
+- ours:shipped (IMDb and UCI; and ChnSentiCorp, the Chinese model shipped beside it): the model shipped in
+  the package that ``nlp-tool classify`` gives the language (nothing trained; "train s" is 0);
 - ours: every engine registered for the task "classify" (found through the
   registry at run time), trained with ``EngineClass.train(records,
   output=FILE, seed=...)`` on its default options, then run through
@@ -25,15 +25,18 @@ Contenders, all trained and scored in one process, one after the other:
   in batches of 256.
 
 The peers see the text with IMDb's ``<br />`` tags replaced by spaces; our
-engines get the raw text (they must cope with it themselves).
+engines get the raw text (they must cope with it themselves). Chinese has no
+spaces between words: there the peers' features are character 1-3-grams (our
+engines' default, ``cjk="char"``), and fastText, which reads words, sits out.
 
 Data: ../shared/data/imdb (25,000 train / 25,000 test reviews; the files are
 sorted by label, so they are shuffled with --seed); ../shared/data/uci_sentiment_sentences
 (UCI Sentiment Labelled Sentences: 1,000 amazon, yelp and imdb sentences each,
 scored by the models trained on IMDb train, zero-shot: amazon and yelp are the
-out-of-domain measure, the imdb sentences overlap IMDb test) and ../shared/data/agnews
+out-of-domain measure, the imdb sentences overlap IMDb test), ../shared/data/chnsenticorp (9,600 train /
+1,200 test hotel, laptop and book reviews; non-commercial terms) and ../shared/data/agnews
 (only the official test split exists: 7,600 headlines + descriptions, 4
-classes). IMDb: train on train, score on test. AG News: 5-fold stratified
+classes). IMDb and ChnSentiCorp: train on train, score on test. AG News: 5-fold stratified
 cross-validation (folds fixed by --seed), each contender trained per fold.
 
 Reported per contender: accuracy (IMDb test, then each UCI file); training wall time (s), vectorization
@@ -63,13 +66,14 @@ DATA = ROOT.parent / "shared" / "data"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/, uci_sentiment_sentences/ and agnews/")
+    p.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/, uci_sentiment_sentences/, chnsenticorp/ and agnews/")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None,
-                   help="use only this many IMDb train and test reviews and AG News examples (smoke runs)")
+                   help="use only this many train and test reviews of each set, and AG News examples (smoke runs)")
     p.add_argument("--skip-fasttext", action="store_true")
-    p.add_argument("--skip-agnews", action="store_true", help="run the IMDb and UCI part only")
+    p.add_argument("--skip-chinese", action="store_true", help="leave out the ChnSentiCorp part")
+    p.add_argument("--skip-agnews", action="store_true", help="leave out the AG News part")
     p.add_argument("--only", metavar="NAME[,NAME...]", default=None,
                    help="run only the contenders whose name contains one of the NAMEs, e.g. --only ngram,shipped")
     p.add_argument("--cnn-epochs", type=int, default=None,
@@ -102,11 +106,18 @@ def clean(text: str) -> str:
 # -- peers --------------------------------------------------------------------
 
 
+# Chinese: character 1-3-grams where the peers read word 1-2-grams elsewhere.
+CHARACTERS = {"analyzer": "char", "ngram_range": (1, 3)}
+
+
 class TfidfLR:
     name = "tfidf-lr"
 
+    def __init__(self, features: dict | None = None) -> None:
+        self.features = features or {"ngram_range": (1, 2)}
+
     def fit(self, texts: list[str], labels: np.ndarray) -> None:
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, preprocessor=self.prep)
+        self.vectorizer = TfidfVectorizer(min_df=2, sublinear_tf=True, preprocessor=self.prep, **self.features)
         self.model = LogisticRegression(C=10, max_iter=1000)
         self.model.fit(self.vectorizer.fit_transform(texts), labels)
 
@@ -123,9 +134,11 @@ class NBLR:
 
     name = "nb-lr"
 
+    def __init__(self, features: dict | None = None) -> None:
+        self.features = features or {"ngram_range": (1, 2), "token_pattern": r"\w+|[!?]"}
+
     def fit(self, texts: list[str], labels: np.ndarray) -> None:
-        self.vectorizer = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=r"\w+|[!?]",
-                                          preprocessor=TfidfLR.prep)
+        self.vectorizer = CountVectorizer(binary=True, preprocessor=TfidfLR.prep, **self.features)
         x = self.vectorizer.fit_transform(texts)
         self.classes = np.unique(labels)
         # Two classes: one model, "classes[1] vs classes[0]".
@@ -196,21 +209,26 @@ class Ours:
 
 
 class Shipped:
-    """The shipped default model, as ``nlp-tool classify`` uses it: nothing to train (IMDb only)."""
+    """The model shipped for ``language``, as ``nlp-tool classify --language`` uses it: nothing to train."""
 
     name = "ours:shipped"
+
+    def __init__(self, language: str) -> None:
+        self.language = language
 
     def fit(self, texts: list[str], labels: np.ndarray) -> None:
         pass
 
     def predict(self, texts: list[str]) -> np.ndarray:
-        classify = toolkit.pipeline(TASK, batch_size=PREDICT_BATCH)
+        classify = toolkit.pipeline(TASK, language=self.language, batch_size=PREDICT_BATCH)
         return np.array([r["label"] for r in classify(texts)])
 
 
-def contenders(workdir: str) -> list:
-    found = [TfidfLR(), NBLR()]
-    if args.skip_fasttext:
+def contenders(workdir: str, chinese: bool = False) -> list:
+    found = [TfidfLR(CHARACTERS), NBLR(CHARACTERS)] if chinese else [TfidfLR(), NBLR()]
+    if chinese:
+        print("fasttext: sits out (it reads words, and Chinese has no spaces between them)")
+    elif args.skip_fasttext:
         print("fasttext: skipped (--skip-fasttext)")
     else:
         try:
@@ -237,7 +255,7 @@ def selected(name: str) -> bool:
 
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
-        sys.exit(f"error: {path} not found (pass --data DIR with imdb/ and agnews/)")
+        sys.exit(f"error: {path} not found (pass --data DIR with imdb/, chnsenticorp/ and agnews/)")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
@@ -251,6 +269,13 @@ def read_imdb(split: str) -> tuple[list[str], np.ndarray]:
 
 def read_uci(name: str) -> tuple[list[str], np.ndarray]:
     rows = read_jsonl(args.data / "uci_sentiment_sentences" / f"{name}.jsonl.gz")
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+
+
+def read_chnsenticorp(split: str) -> tuple[list[str], np.ndarray]:
+    rows = read_jsonl(args.data / "chnsenticorp" / f"{split}.jsonl.gz")
+    if args.limit:
+        rows = [rows[i] for i in np.random.default_rng(args.seed).permutation(len(rows))[: args.limit]]
     return [r["text"] for r in rows], np.array([r["label"] for r in rows])
 
 
@@ -280,7 +305,7 @@ def run_imdb(workdir: str) -> None:
     rows = []
     from toolkit_plugins.classification.common import DEFAULT_MODEL_FILE
 
-    shipped = [Shipped()] if DEFAULT_MODEL_FILE.is_file() and selected(Shipped.name) else []
+    shipped = [Shipped("en")] if DEFAULT_MODEL_FILE.is_file() and selected(Shipped.name) else []
     for contender in contenders(workdir) + shipped:
         result = timed_fit_predict(contender, train_texts, train_y, test_texts, test_y)
         # The same fitted model, zero-shot on the sentences (its test reviews' speed is the one reported).
@@ -296,6 +321,22 @@ def run_imdb(workdir: str) -> None:
     for name, r in rows:
         print(f"{name:<16}{100 * r['accuracy']:9.2f}%" + "".join(f"{100 * r['uci'][n]:11.2f}%" for n in UCI_SETS)
               + f"{r['train_s']:10.1f}{r['per_s']:12,.0f}")
+
+
+def run_chnsenticorp(workdir: str) -> None:
+    train_texts, train_y = read_chnsenticorp("train")
+    test_texts, test_y = read_chnsenticorp("test")
+    print(f"\nChnSentiCorp: {len(train_texts)} train / {len(test_texts)} test reviews")
+    shipped = [Shipped("zh")] if selected(Shipped.name) else []
+    rows = []
+    for contender in contenders(workdir, chinese=True) + shipped:
+        rows.append((contender.name, timed_fit_predict(contender, train_texts, train_y, test_texts, test_y)))
+        print(f"  {contender.name:<14} accuracy {rows[-1][1]['accuracy']:.4f}", flush=True)
+    print(f"\nChnSentiCorp test ({len(test_texts)} reviews), threads={args.threads}")
+    print(f"{'contender':<16}{'test':>10}{'train s':>10}{'reviews/s':>12}")
+    print("-" * 48)
+    for name, r in rows:
+        print(f"{name:<16}{100 * r['accuracy']:9.2f}%{r['train_s']:10.1f}{r['per_s']:12,.0f}")
 
 
 def run_agnews(workdir: str) -> None:
@@ -325,6 +366,8 @@ def main() -> int:
     print(f"threads={args.threads} seed={args.seed} limit={args.limit} numpy {np.__version__}")
     with tempfile.TemporaryDirectory(prefix="nlp-tool-bench-") as workdir:
         run_imdb(workdir)
+        if not args.skip_chinese:
+            run_chnsenticorp(workdir)
         if not args.skip_agnews:
             run_agnews(workdir)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
