@@ -104,6 +104,29 @@ def test_map_on_a_cluster_gives_the_pipelines_results_in_order_with_failures_in_
     assert all(len({r["loads"] for r in ran if r["pid"] == pid}) == 1 for pid in pids)
 
 
+def test_the_chunks_run_without_a_blocking_dask_call_in_the_thread_that_takes_ctrl_c(registry, client, monkeypatch):
+    # A Ctrl-C that came as one of Dask's blocking calls (distributed.utils.sync) started ended the run with a
+    # traceback of Dask's own: its cleanup fails on a variable not yet set. Once the pool is up, the main thread
+    # (where Python raises KeyboardInterrupt) waits on its own conditions, and Dask's calls run beside it.
+    import distributed.utils
+
+    real, main_thread = distributed.utils.sync, []
+
+    def sync(*args, **kwargs):
+        main_thread.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed.utils, "sync", sync)
+    pipe = Pipeline("tag", registry=registry)
+    with td.ClusterPool(pipe, client) as pool:
+        main_thread.clear()  # entering it waited for the workers in this thread
+        stamp = pool.stamp()
+        found = [r["text"] for _, results in pool.map((None, [f"x{i}", f"y{i}"]) for i in range(12))
+                 for r in results]
+    assert stamp == pipe.stamp() and found == [x for i in range(12) for x in (f"X{i}", f"Y{i}")]
+    assert main_thread.count(False) >= 12 and not any(main_thread)  # every result fetched beside it
+
+
 def test_map_runs_on_the_default_client_or_else_here(registry, client):
     pipe = Pipeline("tag", registry=registry)
     with client.as_current():

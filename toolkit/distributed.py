@@ -22,7 +22,8 @@ import pickle
 import signal
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from toolkit.api import ErrorRecord, Pipeline
@@ -157,6 +158,7 @@ class ClusterPool(ChunkPool):
         self._in_flight = in_flight
         self._client: Any = None
         self._owned: list = []
+        self._finished = threading.Condition()  # notified as each chunk's future is done
 
     def __enter__(self) -> ClusterPool:
         distributed = _distributed()
@@ -194,29 +196,54 @@ class ClusterPool(ChunkPool):
         if client is None:
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
         calls = [client.submit(_stamp_in_worker, self._pickled, workers=[address], pure=False)
-                 for address in client.scheduler_info()["workers"]]
+                 for address in _in_thread(client.scheduler_info)["workers"]]
         stamps = [self._outcome(call) for call in calls]  # all of them: every worker has loaded the model
         return stamps[0]
 
     def _submit(self, values: list) -> Any:
         if self._client is None:
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
-        return self._client.submit(_run_in_worker, self._pickled, values, pure=False)
+        future = self._client.submit(_run_in_worker, self._pickled, values, pure=False)
+        future.add_done_callback(self._notify)
+        return future
+
+    def _notify(self, _: Any) -> None:
+        with self._finished:
+            self._finished.notify_all()
 
     def _first_done(self, futures: list) -> set:
-        # distributed.wait waits through the current client, which ours need not be.
-        with self._client.as_current():
-            return _distributed().wait(futures, return_when="FIRST_COMPLETED").done
+        # Not distributed.wait: a Dask client's blocking calls run in its sync(), and a Ctrl-C that came as one
+        # started ended the run with a traceback of Dask's own (its cleanup, distributed.utils.sync's cancel,
+        # fails on a variable not yet set). A wait on the futures' done-callbacks takes a Ctrl-C at any time.
+        with self._finished:
+            self._finished.wait_for(lambda: any(future.done() for future in futures))
+        return {future for future in futures if future.done()}
 
     def _outcome(self, future: Any) -> Any:
         distributed = _distributed()
         try:
-            return future.result()
+            # Fetched in a thread of its own, for the same reason: a Ctrl-C finds this thread in a plain wait.
+            return _in_thread(future.result)
         except distributed.scheduler.KilledWorker as error:
             raise WorkerError("Dask workers died running the same chunk of inputs again and again (killed, or"
                               " out of memory?); the run stops there") from error
         except distributed.client.FutureCancelledError as error:
             raise WorkerError(f"the Dask cluster dropped a chunk of inputs: {error}") from error
+
+
+def _in_thread(call: Callable[[], Any]) -> Any:
+    """``call()``, run in a daemon thread while this one waits: a call still blocked in Dask (a run interrupted,
+    its client closed) does not hold up the interpreter's exit."""
+    outcome: Future = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as error:  # given to the waiting thread, which raises it
+            outcome.set_exception(error)
+
+    threading.Thread(target=run, daemon=True, name="nlp-tool dask call").start()
+    return outcome.result()
 
 
 def _connect_timeout() -> float:
