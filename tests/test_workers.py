@@ -216,9 +216,9 @@ def test_a_worker_that_dies_ends_the_run_and_is_not_run_again(run, tmp_path):
 TWO_WORKERS = [["--workers", "2"], ["--cluster", "local:2"]]
 
 
-def start_slow_run(tmp_path: Path, where: list[str]) -> subprocess.Popen:
+def start_slow_run(tmp_path: Path, where: list[str], started: bool = True) -> subprocess.Popen:
     """``echo`` on 400 lines in 2 workers (``where``: --workers 2 or --cluster local:2), in a process group of its
-    own, once its first result is out."""
+    own, once its first result is out (``started``) or at once."""
     (tmp_path / "in.txt").write_text("".join(f"line {i}\n" for i in range(400)))
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_workers; test_workers.main()"
     env = {**os.environ, "NLP_TOOL_HOME": str(tmp_path / "home")}
@@ -226,7 +226,8 @@ def start_slow_run(tmp_path: Path, where: list[str]) -> subprocess.Popen:
                                 "--chunk-size", "10", "--delay", "0.02"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
-    assert process.stdout.readline() == b"LINE 0\n"  # the workers are at work
+    if started:
+        assert process.stdout.readline() == b"LINE 0\n"  # the workers are at work
     return process
 
 
@@ -261,6 +262,23 @@ def test_ctrl_c_ends_the_workers_with_the_run(tmp_path, where):
     os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to every process of the group
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and stderr == b"nlp-tool: interrupted\n"
+    assert_group_ends(process)
+
+
+@pytest.mark.parametrize("delay", [0.6, 1.4])
+def test_ctrl_c_while_a_local_cluster_starts_ends_the_run_in_one_line(tmp_path, delay):
+    # Closed half-started, a LocalCluster failed with Dask's tracebacks and left its processes; and its workers,
+    # hit as they imported, printed theirs (here: the command importing at 0.6 s, the cluster starting at 1.4 s).
+    process = start_slow_run(tmp_path, ["--cluster", "local:2"], started=False)
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and stderr == b"nlp-tool: interrupted\n"
+    assert_group_ends(process)
+
+
+def assert_group_ends(process: subprocess.Popen) -> None:
+    """No process of ``process``'s group is left within 10 s."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -100,10 +100,15 @@ def dask_setup(worker: Any) -> None:
     A Ctrl-C at a terminal reaches every process of the group, and each
     Dask worker would end with a traceback: they ignore it, and the process
     that started them alone decides what stops (then closes the cluster),
-    as with WorkerPool's workers. The worker process is the run's own, so its
+    as with WorkerPool's workers. A worker of a cluster that ClusterPool
+    starts was started with SIGINT blocked (see _thread), so that a
+    Ctrl-C could not end it half-way; it takes signals again once it
+    ignores this one. The worker process is the run's own, so its
     allocator keeps freed memory for the next chunk (toolkit.memory).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     keep_freed_memory()
 
 
@@ -161,27 +166,40 @@ class ClusterPool(ChunkPool):
         self._finished = threading.Condition()  # notified as each chunk's future is done
 
     def __enter__(self) -> ClusterPool:
-        distributed = _distributed()
+        _distributed()
+        connecting = _thread(self._connect)
         try:
-            if isinstance(self.cluster, distributed.Client):
-                client = self.cluster
-            else:
-                workers = local_workers(self.cluster)
-                if workers is not None:
-                    self._owned.append(local_cluster(workers))
-                client = distributed.Client(self._owned[0] if self._owned else self.cluster, set_as_default=False)
-                self._owned.insert(0, client)
-            # A scheduler may have no worker yet (they are starting, or being replaced).
-            client.wait_for_workers(1, timeout=_connect_timeout())
+            client = connecting.result()
         except (OSError, TimeoutError) as error:
             self.__exit__()
             raise WorkerError(f"cannot reach a Dask cluster with workers at {self.cluster}: {error}") from error
         except BaseException:
+            # A Ctrl-C while the cluster starts: closed half-started, a local cluster failed with Dask's
+            # tracebacks and left worker processes behind; the start ends first (a second Ctrl-C does not wait).
+            if not connecting.done():
+                connecting.exception()
             self.__exit__()
             raise
         self._client = client
-        self.in_flight = self._in_flight or 2 * max(1, sum(client.nthreads().values()))
+        self.in_flight = self._in_flight or 2 * max(1, sum(_thread(client.nthreads).result().values()))
         return self
+
+    def _connect(self) -> Any:
+        """The client, connected to a cluster with workers (starting the local cluster); what it opens is kept
+        in ``_owned`` as it opens it."""
+        distributed = _distributed()
+        if isinstance(self.cluster, distributed.Client):
+            client = self.cluster
+        else:
+            workers = local_workers(self.cluster)
+            if workers is not None:
+                _start_resource_tracker()
+                self._owned.append(local_cluster(workers))
+            client = distributed.Client(self._owned[0] if self._owned else self.cluster, set_as_default=False)
+            self._owned.insert(0, client)
+        # A scheduler may have no worker yet (they are starting, or being replaced).
+        client.wait_for_workers(1, timeout=_connect_timeout())
+        return client
 
     def __exit__(self, *_: object) -> None:
         self._client = None
@@ -196,7 +214,7 @@ class ClusterPool(ChunkPool):
         if client is None:
             raise RuntimeError("ClusterPool needs to be entered first (with ClusterPool(...) as pool)")
         calls = [client.submit(_stamp_in_worker, self._pickled, workers=[address], pure=False)
-                 for address in _in_thread(client.scheduler_info)["workers"]]
+                 for address in _thread(client.scheduler_info).result()["workers"]]
         stamps = [self._outcome(call) for call in calls]  # all of them: every worker has loaded the model
         return stamps[0]
 
@@ -223,7 +241,7 @@ class ClusterPool(ChunkPool):
         distributed = _distributed()
         try:
             # Fetched in a thread of its own, for the same reason: a Ctrl-C finds this thread in a plain wait.
-            return _in_thread(future.result)
+            return _thread(future.result).result()
         except distributed.scheduler.KilledWorker as error:
             raise WorkerError("Dask workers died running the same chunk of inputs again and again (killed, or"
                               " out of memory?); the run stops there") from error
@@ -231,19 +249,42 @@ class ClusterPool(ChunkPool):
             raise WorkerError(f"the Dask cluster dropped a chunk of inputs: {error}") from error
 
 
-def _in_thread(call: Callable[[], Any]) -> Any:
-    """``call()``, run in a daemon thread while this one waits: a call still blocked in Dask (a run interrupted,
-    its client closed) does not hold up the interpreter's exit."""
+def _thread(call: Callable[[], Any]) -> Future:
+    """A future of ``call()``, run in a daemon thread: the caller waits on it plainly, where a Ctrl-C is taken at
+    any time (never inside Dask's sync()), and a call still blocked in Dask (a run interrupted, its client closed)
+    does not hold up the interpreter's exit.
+
+    The thread blocks SIGINT, and so do the threads it starts (Dask's event loop, when it starts the first
+    cluster of the process) and the processes they start (a local cluster's workers, until dask_setup):
+    a Ctrl-C goes to the main thread alone.
+    """
     outcome: Future = Future()
 
     def run() -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             outcome.set_result(call())
         except BaseException as error:  # given to the waiting thread, which raises it
             outcome.set_exception(error)
 
     threading.Thread(target=run, daemon=True, name="nlp-tool dask call").start()
-    return outcome.result()
+    return outcome
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, SIGINT blocked again after it in this thread.
+
+    Started with the first worker process, it unblocks SIGINT in the thread
+    that starts it, Dask's event loop, whose workers would then start
+    open to a Ctrl-C (and end with tracebacks); started here first, the
+    event loop keeps the mask it inherits from this thread (_thread's).
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is not threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def _connect_timeout() -> float:
