@@ -145,10 +145,10 @@ def model_card(args: argparse.Namespace, command: str, split: Split, rows: Seque
     seeds = [member["seed"] for member in meta["training"].get("cnn_members", [])]
     members = (f" The CNN side is the mean of {len(seeds)} CNNs of that recipe, trained with seeds"
                f" {', '.join(map(str, seeds))}." if seeds else "")
-    fitted = meta["training"]["records"]
-    fitted = (f"the {len(split.fit):,} reviews of `train.jsonl.gz` and their {fitted - len(split.fit):,}"
+    records = meta["training"]["records"]
+    fitted = (f"the {len(split.fit):,} reviews of `train.jsonl.gz` and their {records - len(split.fit):,}"
               f" sentences of at least {SENTENCE_MIN_WORDS} characters, each labelled with its review's label"
-              f" ({fitted:,} records)" if row["sentences"] else f"the {len(split.fit):,} reviews of `train.jsonl.gz`")
+              f" ({records:,} records)" if row["sentences"] else f"the {len(split.fit):,} reviews of `train.jsonl.gz`")
     return f"""# Model card: {MODEL_NAME} (Chinese sentiment for `nlp-tool classify`)
 
 Chinese sentiment (labels `neg`, `pos`) of reviews; engine `classify:{meta['engine']}`, candidate

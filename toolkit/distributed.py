@@ -30,7 +30,9 @@ from toolkit.api import ErrorRecord, Pipeline
 from toolkit.errors import OptionError, UnsupportedError, WorkerError
 from toolkit.memory import keep_freed_memory
 from toolkit.threads import THREAD_VARIABLES
-from toolkit.workers import DEFAULT_CHUNK_SIZE, ChunkPool, WorkerPool, chunked, run_chunk, worker_threads
+from toolkit.workers import (
+    DEFAULT_CHUNK_SIZE, ChunkPool, WorkerPool, chunked, ignore_ctrl_c, run_chunk, worker_threads,
+)
 
 __all__ = ["ClusterPool", "bag", "local_cluster", "map", "pool", "result_column"]
 
@@ -106,9 +108,7 @@ def dask_setup(worker: Any) -> None:
     ignores this one. The worker process is the run's own, so its
     allocator keeps freed memory for the next chunk (toolkit.memory).
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    ignore_ctrl_c()
     keep_freed_memory()
 
 
@@ -166,7 +166,6 @@ class ClusterPool(ChunkPool):
         self._finished = threading.Condition()  # notified as each chunk's future is done
 
     def __enter__(self) -> ClusterPool:
-        _distributed()
         connecting = _thread(self._connect)
         try:
             client = connecting.result()

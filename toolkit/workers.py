@@ -124,12 +124,18 @@ _PIPE: Pipeline | None = None
 _STARTED: dict | Exception | None = None
 
 
-def _start_worker(pipe: bytes, threads: int | None) -> None:
-    # Ctrl-C at a terminal reaches every process of the group; the parent alone decides what stops, and
-    # ends its workers itself. SIGINT was blocked while this process started (see WorkerPool._submit).
+def ignore_ctrl_c() -> None:
+    """In a worker process: ignore SIGINT, and take signals again if it was started with SIGINT blocked (so that a
+    Ctrl-C could not end it half-way). Ctrl-C at a terminal reaches every process of the group; the parent alone
+    decides what stops, and ends its workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start_worker(pipe: bytes, threads: int | None) -> None:
+    # SIGINT was blocked while this process started (see WorkerPool._submit).
+    ignore_ctrl_c()
     # A parent killed outright (SIGKILL, the OOM killer) cannot end its workers, and they would wait for chunks
     # forever: each watches its parent and ends with it.
     threading.Thread(target=_end_with_parent, daemon=True, name="nlp-tool parent watch").start()
