@@ -240,20 +240,33 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children in /proc")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups in /proc")
 @pytest.mark.parametrize("where", TWO_WORKERS)
 def test_workers_end_when_their_parent_is_killed(tmp_path, where):
     process = start_slow_run(tmp_path, where)
-    # Started by any thread of the run (Dask starts its workers from one of its own).
-    children = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir()
-                for pid in (task / "children").read_text().split()]
-    assert len(children) >= 2
+    # Found by process group, not by /proc's children files: Dask starts its workers from threads of its own,
+    # which may end (and hand their children to another thread) while the files are read.
+    workers = [pid for pid in group_members(process.pid) if pid != process.pid]
+    assert len(workers) >= 2
     process.kill()  # SIGKILL: the parent cannot end its workers itself
     process.communicate(timeout=30)
     deadline = time.monotonic() + 10
-    while any(map(running, children)) and time.monotonic() < deadline:
+    while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(map(running, children)), "worker processes outlived their parent"
+    assert not any(map(running, workers)), "worker processes outlived their parent"
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of process group ``group`` that run now."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended while /proc was read
+        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
 
 
 @pytest.mark.parametrize("where", TWO_WORKERS)
