@@ -38,7 +38,10 @@ def thread_cpu() -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     seconds = {}
     for tid in os.listdir("/proc/self/task"):
-        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # the thread ended while the list was read
+            continue
         fields = stat[stat.rindex(")") + 2:].split()
         seconds[tid] = (int(fields[11]) + int(fields[12])) / tick
     return seconds
