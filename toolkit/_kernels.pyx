@@ -3,17 +3,18 @@
 Every function checks its arguments (toolkit._checks) before a pointer reaches
 C, releases the GIL while the kernel runs, and returns new numpy arrays. BLAS
 comes from scipy.linalg.cython_blas, as in scikit-learn, and is handed to the
-kernels as a function pointer so that csrc/ links to no BLAS of its own.
+kernels as a function pointer so that csrc/ links to no BLAS of its own; the
+pointer is taken from the module's C API table at import (toolkit.blas says
+why not through a cimport).
 """
 
 import numpy as np
 
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from scipy.linalg.cython_blas cimport sgemm
 
 from toolkit import _checks
-# The checks of the second-round kernels sit beside their reference for now.
-from toolkit import numpy_kernels as _ref
+from toolkit.blas import scipy_cython_blas
 from toolkit.threads import serial_blas
 
 cdef extern from "nlpk.h" nogil:
@@ -90,7 +91,19 @@ cdef extern from "nlpk.h" nogil:
                                         float *dw, int accumulate_dw, float *dbias,
                                         nlpk_sgemm_fn sgemm)
 
-cdef nlpk_sgemm_fn BLAS = <nlpk_sgemm_fn>sgemm
+# The C signature Cython gives scipy's sgemm (``s`` is scipy's float): what a cimport would check. A SciPy whose
+# sgemm differs fails here, with a ValueError naming the capsule, instead of handing the kernels a wrong pointer.
+cdef const char *SGEMM_SIGNATURE = (
+    b"void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *,"
+    b" __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *,"
+    b" __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)")
+
+
+cdef nlpk_sgemm_fn scipy_sgemm() except NULL:
+    return <nlpk_sgemm_fn>PyCapsule_GetPointer(scipy_cython_blas().__pyx_capi__["sgemm"], SGEMM_SIGNATURE)
+
+
+cdef nlpk_sgemm_fn BLAS = scipy_sgemm()
 
 
 # Typed views of checked, non-empty, C-contiguous arrays. The checks in

@@ -171,7 +171,6 @@ class _Model:
     def probabilities(self, texts: list[bytes]) -> Any:
         """(len(texts), len(self.codes)) probabilities."""
         import numpy as np
-        from scipy.sparse import csr_matrix
 
         taken: list[int] = []
         lengths = []
@@ -190,6 +189,8 @@ class _Model:
         if len(texts) == 1:  # building a sparse matrix costs more than this
             scores = (self.ptc[feats] * np.log1p(counts.astype(np.float32))[:, None]).sum(axis=0, keepdims=True)
         else:
+            from scipy.sparse import csr_matrix  # 0.1 s to import: not for one text
+
             x = csr_matrix((np.log1p(counts.astype(np.float32)), feats,
                             np.searchsorted(rows, np.arange(len(texts) + 1))), shape=(len(texts), self.n_features))
             scores = np.asarray(x @ self.ptc)
