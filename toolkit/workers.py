@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from toolkit.api import ErrorRecord, Pipeline
 from toolkit.errors import RUNTIME_FAILURE, NlpToolError, WorkerError
+from toolkit.interrupts import raise_swallowed
 from toolkit.io import Record
 from toolkit.threads import THREAD_VARIABLES, use_threads
 
@@ -245,6 +246,7 @@ class ChunkPool(ABC):
             if not pending:
                 return
             key, size, head = pending[0]
+            raise_swallowed()  # a Ctrl-C raised in a __del__ (a Dask future's, dropped here or below) is not lost
             while head is not None and head not in counted:
                 # Waiting for the oldest chunk, count the others as they finish: progress across workers.
                 sizes = {future: n for _, n, future in pending if future is not None and future not in counted}
@@ -252,6 +254,7 @@ class ChunkPool(ABC):
                     counted.add(future)
                     if done is not None:
                         done(sizes[future])
+                raise_swallowed()
             pending.popleft()
             counted.discard(head)
             yield key, [] if head is None else self._outcome(head)

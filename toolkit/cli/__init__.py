@@ -24,7 +24,7 @@ try:
     import click
 
     from toolkit import __version__
-    from toolkit.cli.group import NlpToolGroup, handle_sigterm
+    from toolkit.cli.group import NlpToolGroup, handle_signals
     from toolkit.cli.plugin_commands import install_command, plugins_command, tasks_command, uninstall_command
     from toolkit.cli.train_evaluate import TaskGroup, make_evaluate_command, make_train_command
     from toolkit.engine import can_evaluate, can_train
@@ -49,7 +49,7 @@ def make_cli(registry_factory: Callable[[], Registry] = get_registry) -> NlpTool
         Each task is a command; `nlp-tool tasks` lists the tasks and their
         engines, `nlp-tool plugins` the plugins that provide them.
         """
-        handle_sigterm()
+        handle_signals()
 
     for command in (tasks_command, plugins_command, install_command, uninstall_command):
         group.add_command(command)

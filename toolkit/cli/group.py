@@ -14,6 +14,7 @@ import click
 from toolkit import io
 from toolkit.cli.errors import BROKEN_PIPE, interrupted
 from toolkit.cli.task_verb import make_task_command
+from toolkit.interrupts import keep_swallowed, raise_swallowed
 from toolkit.plugins import PluginWarning, Registry, get_registry
 
 
@@ -77,7 +78,9 @@ class NlpToolGroup(click.Group):
         """Run the command; Ctrl-C (and SIGTERM) anywhere in it, loading the plugins included, ends it with
         one line and 130, and a reader of stdout that went away (``| head``) ends it quietly with 141."""
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            raise_swallowed()  # a Ctrl-C Python could not raise where it came (toolkit.interrupts)
+            return result
         except KeyboardInterrupt:
             raise interrupted() from None
         except BrokenPipeError:
@@ -90,8 +93,8 @@ def registry_of(ctx: click.Context) -> Registry:
     return ctx.find_root().command.registry
 
 
-def handle_sigterm() -> None:
-    """Handle SIGTERM as Ctrl-C from now on.
+def handle_signals() -> None:
+    """Handle SIGTERM as Ctrl-C from now on, and keep a Ctrl-C Python swallowed (toolkit.interrupts).
 
     By default SIGTERM (`kill`, `timeout`) ends the process on the spot,
     leaving the temporary file of an --output or a model behind and a
@@ -101,6 +104,7 @@ def handle_sigterm() -> None:
     # Only the main thread may set a signal handler (tests invoke the group from others).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        keep_swallowed()
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
