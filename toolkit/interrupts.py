@@ -3,8 +3,8 @@
 Python raises a Ctrl-C's KeyboardInterrupt in whatever the main thread runs
 at that moment. In a ``__del__`` or a weakref callback (a Dask future's, as
 a --cluster run drops the chunks it has read) it only prints the traceback
-and goes on: the run ended as if no Ctrl-C had come, exit 0 (CI saw it
-once). The command line keeps such a Ctrl-C (:func:`keep_swallowed`), and
+and goes on: the run ends as if no Ctrl-C had come, exit 0 (as a cluster
+run once did in CI). The command line keeps such a Ctrl-C (:func:`keep_swallowed`), and
 the loops that wait on chunks raise it again (:func:`raise_swallowed`), as
 does the command when it ends.
 """
