@@ -9,6 +9,7 @@ import json
 import pickle
 import random
 import re
+import subprocess
 import sys
 import time
 import zlib
@@ -140,6 +141,30 @@ def test_ngram_features_equal_the_one_at_a_time_reference(n):
     for i in range(0, 1100, 7):
         assert set(x[i].indices) == reference_features(docs[i], n, 12), docs[i]
     assert featurize_tokens([], n, 12).shape == (0, 2**12)
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_ngram_scores_without_scipy_equal_the_sparse_product(classes):
+    from toolkit_plugins.classification.ngram import NgramModel, probabilities, select_buckets
+
+    rng = np.random.default_rng(classes)
+    vocabulary = ["good", "bad", "film", "not", "好"] + [f"w{i}" for i in range(60)]
+    docs = [[str(w) for w in rng.choice(vocabulary, size=rng.choice([0, 1, 5, 30]))] for _ in range(700)]
+    buckets = np.sort(rng.choice(2**12, size=900, replace=False))
+    weights = rng.standard_normal((900, classes)).astype(np.float32)
+    bias = rng.standard_normal(classes)
+    model = NgramModel(buckets, weights, bias, 2, 12)
+    x = select_buckets(featurize_tokens(docs, 2, 12), buckets)
+    expected = probabilities(x.toarray().astype(np.float64) @ weights + bias)
+    np.testing.assert_allclose(model.predict_proba_tokens(docs), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_classifying_one_text_imports_neither_scipy_sparse_nor_scipy_linalg():
+    # Each costs 0.15-0.3 s, most of a one-shot `nlp-tool classify` (toolkit.blas, ngram_buckets).
+    code = ("import sys; from toolkit import pipeline; r = pipeline('classify')('A fine film, not bad at all.');"
+            " print(r['label'], sorted(m for m in ('scipy.sparse', 'scipy.linalg') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "pos []"
 
 
 def test_ngram_model_hashed_another_way_is_refused(tmp_path):

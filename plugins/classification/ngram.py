@@ -4,7 +4,7 @@ Texts are tokenized with ``toolkit.text.tokenize`` (HTML tags stripped,
 lower-cased, Chinese and Japanese by character, or as the ``cjk`` option
 says: the model file keeps it), then every token n-gram up to ``ngram`` is
 hashed into ``2**hash_bits`` binary features (CRC-32 of each word,
-mixed per n-gram in numpy: see :func:`featurize_tokens`; the same on every
+mixed per n-gram in numpy: see :func:`ngram_buckets`; the same on every
 machine and Python). Per class
 (one-vs-rest), each feature is scaled by its naive-Bayes log-count ratio
 r = log((p / |p|_1) / (q / |q|_1)) — p and q the smoothed feature counts in
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
     import scipy.sparse as sp
 
-HASH = "crc32-words-v2"  # see featurize_tokens; a model hashed any other way is refused when loaded
+HASH = "crc32-words-v2"  # see ngram_buckets; a model hashed any other way is refused when loaded
 
 # Odd 64-bit multipliers (from xxHash and splitmix64): one per word position of an n-gram, then its bucket.
 _MIX = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
@@ -91,7 +91,22 @@ def featurize(texts: list[str], n: int, hash_bits: int, cjk: str = "char", negat
 
 
 def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
-    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``.
+    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``: :func:`ngram_buckets` as a
+    binary (texts, 2**hash_bits) matrix."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rows, columns, count = ngram_buckets(token_lists, n, hash_bits)
+    indptr = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=count), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(columns), np.float32), columns.astype(np.int32), indptr),
+                         shape=(count, 2**hash_bits))
+
+
+def ngram_buckets(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The hashed n-gram buckets of each text, each once: (text number, bucket) pairs in that order, and the
+    number of texts. Numpy alone: predicting needs no scipy.sparse, whose import is a sixth of a one-shot
+    ``nlp-tool classify``.
 
     Each distinct word of a chunk of texts is hashed once (CRC-32 of its
     UTF-8: the same on every machine, and no scikit-learn import to
@@ -102,20 +117,25 @@ def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -
     """
     import itertools
 
-    import scipy.sparse as sp
+    import numpy as np
 
     token_lists = iter(token_lists)
     # In chunks: the sort that drops repeated n-grams is faster on many small arrays than on one big one.
     chunks = iter(lambda: list(itertools.islice(token_lists, 512)), [])
-    parts = [_featurize_chunk(chunk, n, hash_bits) for chunk in chunks] or [_featurize_chunk([], n, hash_bits)]
-    return sp.vstack(parts, format="csr")
+    rows, columns, count = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
+    for chunk in chunks:
+        key = _chunk_keys(chunk, n, hash_bits)
+        rows.append((key >> hash_bits) + count)
+        columns.append(key & ((1 << hash_bits) - 1))
+        count += len(chunk)
+    return np.concatenate(rows), np.concatenate(columns), count
 
 
-def _featurize_chunk(token_lists: list[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
+def _chunk_keys(token_lists: list[list[str]], n: int, hash_bits: int) -> np.ndarray:
+    """The chunk's distinct (text number << hash_bits | bucket) keys, sorted."""
     import zlib
 
     import numpy as np
-    import scipy.sparse as sp
 
     index: dict[str, int] = {}
     ids: list[int] = []
@@ -140,11 +160,18 @@ def _featurize_chunk(token_lists: list[list[str]], n: int, hash_bits: int) -> sp
         keys.append((row[:count][inside] << hash_bits) | bucket[inside])
     # Presence, not counts (what NBSVM's ratios are defined on): each (document, bucket) once.
     key = np.sort(np.concatenate(keys))  # np.unique's hash table is many times slower on these keys
-    key = key[np.concatenate(([True], key[1:] != key[:-1]))[: len(key)]]
-    indptr = np.zeros(len(size) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key >> hash_bits, minlength=len(size)), out=indptr[1:])
-    columns = (key & ((1 << hash_bits) - 1)).astype(np.int32)
-    return sp.csr_matrix((np.ones(len(key), np.float32), columns, indptr), shape=(len(size), 2**hash_bits))
+    return key[np.concatenate(([True], key[1:] != key[:-1]))[: len(key)]]
+
+
+def kept_positions(buckets: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``columns``, its position in ``buckets`` (increasing), and whether it is there at all."""
+    import numpy as np
+
+    position = np.searchsorted(buckets, columns)
+    hit = np.zeros(len(position), bool)
+    inside = position < len(buckets)
+    hit[inside] = buckets[position[inside]] == columns[inside]
+    return position, hit
 
 
 def select_buckets(x: sp.csr_matrix, buckets: np.ndarray) -> sp.csr_matrix:
@@ -152,10 +179,7 @@ def select_buckets(x: sp.csr_matrix, buckets: np.ndarray) -> sp.csr_matrix:
     import numpy as np
     import scipy.sparse as sp
 
-    position = np.searchsorted(buckets, x.indices)
-    hit = np.zeros(len(position), bool)
-    inside = position < len(buckets)
-    hit[inside] = buckets[position[inside]] == x.indices[inside]
+    position, hit = kept_positions(buckets, x.indices)
     rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rows[hit], minlength=x.shape[0]))))
     return sp.csr_matrix((x.data[hit], position[hit].astype(np.int32), indptr), shape=(x.shape[0], len(buckets)))
@@ -251,8 +275,13 @@ class NgramModel:
         """:meth:`predict_proba` of texts already split by ``text_tokens(text, self.cjk, self.negation)``."""
         import numpy as np
 
-        x = select_buckets(featurize_tokens(token_lists, self.ngram, self.hash_bits), self.buckets)
-        return probabilities((x @ self.weights).astype(np.float64) + self.bias)
+        rows, columns, count = ngram_buckets(token_lists, self.ngram, self.hash_bits)
+        position, hit = kept_positions(self.buckets, columns)
+        rows, weights = rows[hit], self.weights[position[hit]]
+        # A text's score is the sum of its buckets' weights (binary features): one bincount per class.
+        scores = np.stack([np.bincount(rows, weights=weights[:, k], minlength=count)
+                           for k in range(weights.shape[1])], axis=1)
+        return probabilities(scores + self.bias)
 
 
 def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[str, Any],
