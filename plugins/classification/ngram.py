@@ -4,7 +4,7 @@ Texts are tokenized with ``toolkit.text.tokenize`` (HTML tags stripped,
 lower-cased, Chinese and Japanese by character, or as the ``cjk`` option
 says: the model file keeps it), then every token n-gram up to ``ngram`` is
 hashed into ``2**hash_bits`` binary features (CRC-32 of each word,
-mixed per n-gram in numpy: see :func:`ngram_buckets`; the same on every
+mixed per n-gram in numpy: see :func:`ngram_keys`; the same on every
 machine and Python). Per class
 (one-vs-rest), each feature is scaled by its naive-Bayes log-count ratio
 r = log((p / |p|_1) / (q / |q|_1)) — p and q the smoothed feature counts in
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from toolkit_plugins.classification.common import CJK_OPTION, ClassifierEngine
 from toolkit.engine import Option
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
     import scipy.sparse as sp
 
-HASH = "crc32-words-v2"  # see ngram_buckets; a model hashed any other way is refused when loaded
+HASH = "crc32-words-v2"  # see ngram_keys; a model hashed any other way is refused when loaded
 
 # Odd 64-bit multipliers (from xxHash and splitmix64): one per word position of an n-gram, then its bucket.
 _MIX = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
@@ -91,22 +91,26 @@ def featurize(texts: list[str], n: int, hash_bits: int, cjk: str = "char", negat
 
 
 def featurize_tokens(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> sp.csr_matrix:
-    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``: :func:`ngram_buckets` as a
-    binary (texts, 2**hash_bits) matrix."""
+    """:func:`featurize` of texts already split by ``toolkit.text.tokenize``: the buckets of
+    :func:`ngram_keys` as a binary (texts, 2**hash_bits) matrix."""
     import numpy as np
     import scipy.sparse as sp
 
-    rows, columns, count = ngram_buckets(token_lists, n, hash_bits)
-    indptr = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=count), out=indptr[1:])
-    return sp.csr_matrix((np.ones(len(columns), np.float32), columns.astype(np.int32), indptr),
-                         shape=(count, 2**hash_bits))
+    counts, columns = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
+    for size, key in ngram_keys(token_lists, n, hash_bits):
+        counts.append(np.bincount(key >> hash_bits, minlength=size))
+        columns.append((key & ((1 << hash_bits) - 1)).astype(np.int32))
+    counts = np.concatenate(counts)
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    columns = np.concatenate(columns)
+    return sp.csr_matrix((np.ones(len(columns), np.float32), columns, indptr), shape=(len(counts), 2**hash_bits))
 
 
-def ngram_buckets(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The hashed n-gram buckets of each text, each once: (text number, bucket) pairs in that order, and the
-    number of texts. Numpy alone: predicting needs no scipy.sparse, whose import is a sixth of a one-shot
-    ``nlp-tool classify``.
+def ngram_keys(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The hashed n-gram buckets of the texts, each once per text, a chunk of texts at a time: the chunk's
+    number of texts and its keys ``text << hash_bits | bucket`` (text counted in the chunk), sorted. Numpy
+    alone: predicting needs no scipy.sparse, whose import is a sixth of a one-shot ``nlp-tool classify``.
 
     Each distinct word of a chunk of texts is hashed once (CRC-32 of its
     UTF-8: the same on every machine, and no scikit-learn import to
@@ -117,18 +121,10 @@ def ngram_buckets(token_lists: Iterable[list[str]], n: int, hash_bits: int) -> t
     """
     import itertools
 
-    import numpy as np
-
     token_lists = iter(token_lists)
     # In chunks: the sort that drops repeated n-grams is faster on many small arrays than on one big one.
-    chunks = iter(lambda: list(itertools.islice(token_lists, 512)), [])
-    rows, columns, count = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
-    for chunk in chunks:
-        key = _chunk_keys(chunk, n, hash_bits)
-        rows.append((key >> hash_bits) + count)
-        columns.append(key & ((1 << hash_bits) - 1))
-        count += len(chunk)
-    return np.concatenate(rows), np.concatenate(columns), count
+    for chunk in iter(lambda: list(itertools.islice(token_lists, 512)), []):
+        yield len(chunk), _chunk_keys(chunk, n, hash_bits)
 
 
 def _chunk_keys(token_lists: list[list[str]], n: int, hash_bits: int) -> np.ndarray:
@@ -275,13 +271,15 @@ class NgramModel:
         """:meth:`predict_proba` of texts already split by ``text_tokens(text, self.cjk, self.negation)``."""
         import numpy as np
 
-        rows, columns, count = ngram_buckets(token_lists, self.ngram, self.hash_bits)
-        position, hit = kept_positions(self.buckets, columns)
-        rows, weights = rows[hit], self.weights[position[hit]]
-        # A text's score is the sum of its buckets' weights (binary features): one bincount per class.
-        scores = np.stack([np.bincount(rows, weights=weights[:, k], minlength=count)
-                           for k in range(weights.shape[1])], axis=1)
-        return probabilities(scores + self.bias)
+        scores = [np.zeros((0, self.weights.shape[1]))]
+        mask = (1 << self.hash_bits) - 1
+        for size, key in ngram_keys(token_lists, self.ngram, self.hash_bits):
+            position, hit = kept_positions(self.buckets, key & mask)
+            rows, weights = key[hit] >> self.hash_bits, self.weights[position[hit]]
+            # A text's score is the sum of its buckets' weights (binary features): one bincount per class.
+            scores.append(np.stack([np.bincount(rows, weights=weights[:, k], minlength=size)
+                                    for k in range(weights.shape[1])], axis=1))
+        return probabilities(np.concatenate(scores) + self.bias)
 
 
 def fit_arrays(texts: list[str], y: np.ndarray, n_classes: int, settings: dict[str, Any],
