@@ -1,6 +1,6 @@
 """Start-up time of the `nlp-tool` command line, against the target of issue 4.
 
-    python benchmarks/startup.py [--runs 20] [--target 0.25] [--exe PATH]
+    python benchmarks/startup.py [--runs 20] [--target 0.25] [--exe PATH] [--one-shot]
 
 Times the wall clock of ``nlp-tool --help`` as a user sees it (a new process
 each time: interpreter start, entry-point discovery, plugin loading, Click),
@@ -10,6 +10,12 @@ process, that neither ``--help`` nor ``plugins`` imports numpy (or scipy,
 scikit-learn, the compiled kernels): those cost more than the whole budget.
 Lists the slowest imports of ``--help`` (from ``python -X importtime``) so a
 regression says where the time went.
+
+With ``--one-shot``, also the median wall time of one-shot task commands
+(one short input each, the default models), and, side by side in fresh
+interpreters that have imported numpy, the two ways to reach the kernels'
+BLAS: ``import scipy.linalg.cython_blas`` (scipy.linalg first) and
+``toolkit.blas`` (the extension module from its file, what the kernels do).
 
 Exit code 0 when the median is within the target and nothing heavy is
 imported, 1 otherwise.
@@ -111,11 +117,34 @@ def slowest_imports(python: str, exe: str, n: int = 8) -> list[tuple[int, str]]:
     return sorted(rows, reverse=True)[:n]
 
 
+ONE_SHOT = (["classify", "--text", "A fine film."], ["classify", "--text", "这部电影很好看"],
+            ["translate", "--text", "Hello there."], ["generate", "--max-tokens", "3", "Once"],
+            ["qa", "--question", "Who is here?", "--text", "Bob is here."])
+BLAS_WAYS = {"import scipy.linalg.cython_blas": "import numpy, scipy.linalg.cython_blas",
+             "toolkit.blas": "import numpy; from toolkit.blas import scipy_cython_blas; scipy_cython_blas()"}
+
+
+def one_shot(python: str, exe: str, runs: int) -> None:
+    """Print the one-shot commands' median wall times, and the two ways to the BLAS side by side."""
+    print(f"one-shot task commands ({runs} runs each after 1 warm-up, median)")
+    for cmd, times in zip(ONE_SHOT, time_commands([[exe, *cmd] for cmd in ONE_SHOT], runs)):
+        print(f"  {statistics.median(times):.3f} s  nlp-tool {' '.join(cmd)}")
+    baseline = [python, "-c", "import numpy"]
+    times = time_commands([baseline] + [[python, "-c", code] for code in BLAS_WAYS.values()], runs)
+    extra = [statistics.median(t) - statistics.median(times[0]) for t in times[1:]]
+    print("the kernels' BLAS, beyond `import numpy` (median of fresh interpreters):")
+    for way, seconds in zip(BLAS_WAYS, extra):
+        print(f"  {seconds:.3f} s  {way}")
+    print(f"  ratio: {extra[0] / max(extra[1], 1e-3):.1f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="timed runs (at least 10)")
     parser.add_argument("--target", type=float, default=0.25, help="median wall time target, seconds")
     parser.add_argument("--exe", help="path of the nlp-tool script (default: this environment's)")
+    parser.add_argument("--one-shot", action="store_true", help="also time one-shot task commands and the"
+                        " two ways to load the kernels' BLAS")
     args = parser.parse_args()
     if args.runs < 10:
         parser.error("--runs must be at least 10")
@@ -143,6 +172,8 @@ def main() -> int:
     print("slowest top-level imports of `nlp-tool --help` (cumulative):")
     for micros, name in slowest_imports(python, exe):
         print(f"  {micros / 1000:7.1f} ms  {name}")
+    if args.one_shot:
+        one_shot(python, exe, args.runs)
     return 0 if time_ok and imports_ok else 1
 
 
