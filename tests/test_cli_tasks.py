@@ -682,6 +682,7 @@ def test_startup_commands_do_not_import_numpy(site, args):
         "    assert not e.code, e.code\n"
         "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
         "assert 'toolkit.kernels' not in sys.modules\n"
+        "assert 'toolkit.distributed' not in sys.modules\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=site, timeout=60)
     assert proc.returncode == 0, proc.stderr

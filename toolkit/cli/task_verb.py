@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import os
 import shlex
@@ -16,7 +15,6 @@ from toolkit import api, io
 from toolkit.cli.errors import Failure, ReportingCommand, reported
 from toolkit.cli.options import click_type, engine_defaults, engine_option, given_options, option_params
 from toolkit.cli.task_output import stream_results, write_parts, write_results
-from toolkit.distributed import local_workers, pool as chunk_pool
 from toolkit.engine import can_stream, can_train, takes_model
 from toolkit.errors import OptionError
 from toolkit.languages import covered
@@ -217,6 +215,8 @@ def run_task(
         if debug:
             raise
         raise reported(error, f"cannot start engine {task}:{engine}") from error
+    import hashlib
+
     run = {"task": task, "engine": engine, "model": model, "options": options,
            "input_format": input_format, "text_field": text_field, "id_field": id_field,
            "encoding": encoding, "question": question, "format": fmt,
@@ -231,6 +231,10 @@ def check_pool_options(workers: int, cluster: str | None) -> None:
     """``--workers`` and ``--cluster`` as usage errors before anything starts: both given, or a bad local:N."""
     if cluster is None:
         return
+    # Here and below, not at the top: the pools (and their threads' and processes' modules) are no part of
+    # the command line's start-up.
+    from toolkit.distributed import local_workers
+
     if workers > 1:
         raise click.UsageError("give --workers N (processes here) or --cluster (a Dask cluster), not both")
     try:
@@ -253,6 +257,8 @@ def write_run(pipe: api.Pipeline, records: Iterator[io.Record], run: dict, files
         if "-" in files:
             raise click.UsageError(_SHARDS_NEED_FILES)
         run = {**run, "inputs": input_files(files)}
+    from toolkit.distributed import pool as chunk_pool
+
     with chunk_pool(pipe, workers, cluster) as pool:
         try:
             # Engines load their model when first asked, and the stamp asks: both are the engine starting, so a
