@@ -4,8 +4,10 @@
 
 Times the wall clock of ``nlp-tool --help`` as a user sees it (a new process
 each time: interpreter start, entry-point discovery, plugin loading, Click),
-after one warm-up run so the OS file cache is hot, and the bare
-interpreter's start-up beside it for scale. Then checks, in a separate
+after one warm-up run so the OS file cache is hot (and the modules'
+bytecode written, as an installed package has it: PYTHONDONTWRITEBYTECODE
+is dropped for the timed commands), and the bare interpreter's start-up
+beside it for scale. Then checks, in a separate
 process, that neither ``--help`` nor ``plugins`` imports numpy (or scipy,
 scikit-learn, the compiled kernels): those cost more than the whole budget.
 Lists the slowest imports of ``--help`` (from ``python -X importtime``) so a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -72,6 +75,12 @@ def find_exe(explicit: str | None) -> str:
     return found
 
 
+# An installed package's modules are compiled once (pip writes their bytecode); with PYTHONDONTWRITEBYTECODE set
+# (some images set it) every process compiles nlp-tool's modules from source again: some 0.1 s of `--help`
+# measured 2026-12-04. The timed commands run without it, so the warm-up run leaves the bytecode a user has.
+TIMED_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def time_commands(cmds: list[list[str]], runs: int) -> list[list[float]]:
     """Wall times in seconds of each command, one fresh process per run.
 
@@ -79,12 +88,12 @@ def time_commands(cmds: list[list[str]], runs: int) -> list[list[float]]:
     machine load during the measurement hits them alike.
     """
     for cmd in cmds:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=TIMED_ENV)
     times: list[list[float]] = [[] for _ in cmds]
     for _ in range(runs):
         for cmd, out in zip(cmds, times):
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=TIMED_ENV)
             out.append(time.perf_counter() - t0)
     return times
 
@@ -103,7 +112,7 @@ def slowest_imports(python: str, exe: str, n: int = 8) -> list[tuple[int, str]]:
     Runs the console script itself under ``-X importtime``, so the list is
     what a user's start-up imports, nothing added by a probe.
     """
-    proc = subprocess.run([python, "-X", "importtime", exe, "--help"], capture_output=True, text=True)
+    proc = subprocess.run([python, "-X", "importtime", exe, "--help"], capture_output=True, text=True, env=TIMED_ENV)
     rows = []
     for line in proc.stderr.splitlines():
         # "import time:   self [us] | cumulative | imported package"

@@ -160,7 +160,7 @@ def test_ngram_scores_without_scipy_equal_the_sparse_product(classes):
 
 
 def test_classifying_one_text_imports_neither_scipy_sparse_nor_scipy_linalg():
-    # Each costs 0.15-0.3 s, most of a one-shot `nlp-tool classify` (toolkit.blas, ngram_keys).
+    # Each cost 0.15-0.3 s, together half of a one-shot `nlp-tool classify` (toolkit.blas, ngram_keys).
     code = ("import sys; from toolkit import pipeline; r = pipeline('classify')('A fine film, not bad at all.');"
             " print(r['label'], sorted(m for m in ('scipy.sparse', 'scipy.linalg') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
