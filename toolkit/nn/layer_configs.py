@@ -91,7 +91,10 @@ def layer_from_arrays(config: dict, arrays: dict[str, Array], prefix: str = "",
         if stored.shape != shape or stored.dtype.kind != "f":
             raise ValueError(f"array {prefix + name!r} is {stored.dtype} {stored.shape}, the architecture needs"
                              f" floats {shape}")
-    layer = layer_from_config(config)
+    from toolkit.nn.layers import weights_to_come  # layers imports this module
+
+    with weights_to_come():  # every parameter is set below: drawing them first cost 0.1-0.2 s of a load
+        layer = layer_from_config(config)
     for name, value, _ in layer.named_parameters():
         value[...] = arrays[prefix + name]
     return layer

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.nn.layer_configs import MAX_DIM, MAX_LEN, register_layer
-from toolkit.nn.layers import Array, Backprop, Layer, as_rng
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, drawing_weights
 
 
 @register_layer
@@ -20,7 +20,8 @@ class PositionalEmbedding(Layer):
     def __init__(self, max_len: int, dim: int, seed: Any = None):
         super().__init__()
         self.max_len, self.dim = max_len, dim
-        self.add_param("table", as_rng(seed).normal(0.0, 0.02, size=(max_len, dim)))
+        self.add_param("table", as_rng(seed).normal(0.0, 0.02, size=(max_len, dim)) if drawing_weights() else
+                       np.zeros((max_len, dim), np.float32))
 
     def forward(self, x: Array, train: bool = False, offset: int = 0) -> tuple[Array, Backprop]:
         T = x.shape[1]

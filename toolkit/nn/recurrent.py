@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.nn.layer_configs import MAX_DIM, nested, register_layer
-from toolkit.nn.layers import Array, Backprop, Layer, as_rng, f32, glorot_uniform, matmul_last
+from toolkit.nn.layers import Array, Backprop, Layer, as_rng, drawing_weights, f32, glorot_uniform, matmul_last
 
 
 @register_layer
@@ -44,7 +44,8 @@ class GRU(Layer):
         self.add_param("w", glorot_uniform(rng, input_dim, 3 * hidden, (input_dim, 3 * hidden)))
         # Orthogonal recurrent weights per gate keep the state's scale over long sequences.
         self.add_param("u", np.concatenate([np.linalg.qr(rng.standard_normal((hidden, hidden)))[0]
-                                            for _ in range(3)], axis=1))
+                                            for _ in range(3)], axis=1) if drawing_weights() else
+                       np.zeros((hidden, 3 * hidden), np.float32))
         self.add_param("b", np.zeros(3 * hidden))
 
     def forward(self, x: Array, train: bool = False, key_padding_mask: Array | None = None) -> tuple[Array, Backprop]:

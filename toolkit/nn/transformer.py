@@ -38,6 +38,7 @@ from toolkit.nn.layers import (
     Layer,
     LayerNorm,
     as_rng,
+    drawing_weights,
     f32,
 )
 from toolkit.nn.positions import sinusoidal_positions
@@ -265,14 +266,17 @@ class Seq2SeqTransformer(Layer):
         self.max_len, self.shared_vocab = max_len, shared_vocab
         self.pad_id, self.bos_id, self.eos_id, self.activation = pad_id, bos_id, eos_id, activation
         rng = as_rng(seed)
+        # Tied with the output projection: N(0, dim^-1/2) keeps logits O(1) at the start (drawn in this order,
+        # so that a seed gives the models it gave).
         self.tgt_embed = Embedding(tgt_vocab, dim, seed=rng)
-        # Tied with the output projection: N(0, dim^-1/2) keeps logits O(1) at the start.
-        self.tgt_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(tgt_vocab, dim))
+        if drawing_weights():
+            self.tgt_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(tgt_vocab, dim))
         if shared_vocab:
             self.src_embed = self.tgt_embed
         else:
             self.src_embed = Embedding(src_vocab, dim, seed=rng)
-            self.src_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(src_vocab, dim))
+            if drawing_weights():
+                self.src_embed.params["table"][...] = rng.normal(0.0, dim**-0.5, size=(src_vocab, dim))
         self.encoder = [EncoderLayer(dim, heads, ffn, dropout, activation, rng) for _ in range(encoder_layers)]
         self.decoder = [DecoderLayer(dim, heads, ffn, dropout, activation, rng) for _ in range(decoder_layers)]
         self.encoder_norm, self.decoder_norm = LayerNorm(dim), LayerNorm(dim)
