@@ -91,8 +91,9 @@ cdef extern from "nlpk.h" nogil:
                                         float *dw, int accumulate_dw, float *dbias,
                                         nlpk_sgemm_fn sgemm)
 
-# The C signature Cython gives scipy's sgemm (``s`` is scipy's float): what a cimport would check. A SciPy whose
-# sgemm differs fails here, with a ValueError naming the capsule, instead of handing the kernels a wrong pointer.
+# The C signature Cython gives scipy's sgemm (``s`` is scipy's float): what a cimport would check. With a SciPy
+# whose sgemm differs, importing the kernels fails here (ValueError: "PyCapsule_GetPointer called with incorrect
+# name") instead of handing them a wrong pointer.
 cdef const char *SGEMM_SIGNATURE = (
     b"void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *,"
     b" __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *,"
