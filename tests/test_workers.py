@@ -281,8 +281,8 @@ def test_ctrl_c_ends_the_workers_with_the_run(tmp_path, where):
 
 def test_a_ctrl_c_python_swallows_in_a_del_still_ends_the_run(tmp_path):
     # Python raises a Ctrl-C in whatever the main thread runs; in a __del__ (a Dask future's, dropped as a
-    # --cluster run reads its chunks: CI once saw such a run end with exit 0) it only prints it. Here the
-    # signal comes, deterministically, in a __del__ as the pool waits for its first chunk.
+    # --cluster run reads its chunks) it only prints it: the likely way a --cluster run in CI ended with exit 0
+    # after its Ctrl-C. Here the signal comes, deterministically, in a __del__ as the pool waits for a chunk.
     (tmp_path / "in.txt").write_text("".join(f"line {i}\n" for i in range(400)))
     code = textwrap.dedent(f"""
         import signal, sys
