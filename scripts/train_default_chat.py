@@ -118,7 +118,11 @@ same terms. For commercial use, train your own model on your own dialogues
 
 A small model trained on 11,000 short dialogues written for learners of
 English about daily life: it replies in that register, often generically,
-and knows nothing of facts, of other languages or of your documents.
+and knows nothing of facts, of other languages or of your documents. Its
+text style is `spaced`, DailyDialog's punctuation set apart (`Hi , Jim .`;
+metadata `text_style`, found from the training text): the turns are put in
+that form before it reads them, and its replies are given back as plain text
+(docs/generation.md, "Text style").
 """
 
 

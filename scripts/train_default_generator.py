@@ -139,8 +139,12 @@ An English language model for `nlp-tool generate "Once upon a time"` and
 
 A small model trained on 2 million words of Wikipedia articles, in
 WikiText's tokenized form (`@-@`, ` , `, `<unk>` for rare words): it writes
-encyclopedic English in that style, often without sense, and knows nothing
-of other languages (characters it never saw are refused in prompts).
+encyclopedic English, often without sense, and knows nothing of other
+languages (characters it never saw are refused in prompts). Its text style
+is `wikitext` (metadata `text_style`, found from the training text): prompts
+are put in WikiText's form before it reads them, and what it writes is given
+back as plain text, without `<unk>`, which it may not write
+(docs/generation.md, "Text style").
 """
 
 

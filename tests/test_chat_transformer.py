@@ -45,13 +45,13 @@ def test_turns_are_marked_by_speaker_and_cannot_carry_a_marker():
 def test_a_tiny_model_replies_with_what_it_learnt(model):
     chat = toolkit.pipeline("chat", engine="transformer", model=model, temperature=0)
     result = chat({"turns": ["where is the station ?"]})
-    assert result["text"] == "go straight on and turn left ."
+    assert result["text"] == "go straight on and turn left."
     assert result["route"] == "model" and result["finish"] == "stop" and result["context_turns"] == 1
     # The model reads the turns before the last as far as they fit beside the reply's max_tokens.
     later = toolkit.pipeline("chat", engine="transformer", model=model, temperature=0, max_tokens=12)(
         {"turns": ["what time is it ?", "it is five o'clock .", "so late ?"]})
     assert later["context_turns"] >= 2 and later["finish"] == "length" and later["tokens"] == 12
-    assert "yes , time to go home .".startswith(later["text"]) and len(later["text"]) > 5
+    assert "yes, time to go home.".startswith(later["text"]) and len(later["text"]) > 5
 
 
 def test_a_batch_and_a_stream_give_the_replies_of_one_conversation_alone(model):
@@ -67,7 +67,7 @@ def test_the_context_keeps_the_last_turns_that_fit(model):
     long = [turn for turns in DIALOGUES for turn in turns] * 3 + ["where is the station ?"]
     result = chat({"turns": long})
     assert 1 <= result["context_turns"] < len(long) and "context_cut" not in result
-    assert result["text"] == "go straight on and turn left ."
+    assert result["text"] == "go straight on and turn left."
 
 
 def test_training_data_must_be_dialogues(tmp_path):
@@ -113,13 +113,13 @@ def test_nlp_tool_chat_replies_with_the_transformer(model):
 
     one = chat("where is the station ?")
     assert one.returncode == 0, one.stderr
-    assert one.stdout == "go straight on and turn left .\n"
+    assert one.stdout == "go straight on and turn left.\n"
     piped = chat(stdin="what time is it ?\nso late ?\n")
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.splitlines() == ["it is five o'clock .", "yes , time to go home ."]
+    assert piped.stdout.splitlines() == ["it is five o'clock.", "yes, time to go home."]
     as_json = chat("-f", "json", "do you like tea ?")
     [record] = json.loads(as_json.stdout)
-    assert record["result"]["text"] == "i prefer coffee with milk ." and record["result"]["route"] == "model"
+    assert record["result"]["text"] == "i prefer coffee with milk." and record["result"]["route"] == "model"
     wrong = chat("--corpus", "faq.csv", "hello")
     assert wrong.returncode == 2 and "corpus" in wrong.stderr
 
@@ -132,7 +132,7 @@ def test_a_batch_quotes_the_documents_where_they_answer_and_writes_the_rest(mode
     quoted, written = chat([{"turns": ["When did the head office move to York?"]},
                             {"turns": ["where is the station ?"]}])
     assert quoted["route"] == "docs" and quoted["answer"] == "1960"
-    assert written["route"] == "model" and written["text"] == "go straight on and turn left ."
+    assert written["route"] == "model" and written["text"] == "go straight on and turn left."
     assert written["docs_score"] < 0.3  # asked of the documents, which had no good answer
     assert "".join(chat.stream({"turns": ["When did the head office move to York?"]})) == quoted["text"]
 

@@ -12,6 +12,7 @@ import pytest
 
 import toolkit
 from toolkit.errors import InputError
+from toolkit.nn import ModelFileError, rewrite_metadata
 
 STORY = ["the cat sat on the mat and looked at the moon .",
          "a dog ran in the fog and barked at the sea .",
@@ -30,6 +31,7 @@ def model(tmp_path_factory) -> str:
                            epochs=25, vocab_size=60, dim=32, heads=2, layers=2, ffn=64, dropout=0.0,
                            context_length=32, batch_blocks=8, warmup=20, learning_rate=3e-3, patience=0)
     assert report["metrics"]["ppl"] < 2.0, report
+    assert report["text_style"] == "spaced"  # the story's punctuation stands apart
     return str(path)
 
 
@@ -40,8 +42,46 @@ def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProces
 
 def test_a_tiny_model_regenerates_its_text_greedily(model):
     result = toolkit.pipeline("generate", model=model, temperature=0, max_tokens=40)("the cat sat")
-    assert result["text"] == " on the mat and looked at the moon ."
+    assert result["text"] == " on the mat and looked at the moon."
     assert result["finish"] == "end" and result["prompt_tokens"] >= 3 and result["tokens"] > 5
+
+
+def test_the_corpus_style_is_the_model_files_to_choose(model, tmp_path):
+    as_written = tmp_path / "plain.nlpt"
+    rewrite_metadata(model, lambda metadata: metadata.update(text_style="plain"), as_written)
+    result = toolkit.pipeline("generate", model=str(as_written), temperature=0, max_tokens=40)("the cat sat")
+    assert result["text"] == " on the mat and looked at the moon ."
+    unknown = tmp_path / "unknown.nlpt"
+    rewrite_metadata(model, lambda metadata: metadata.update(text_style="moses"), unknown)
+    with pytest.raises(ModelFileError, match="text style 'moses' is not one of plain, spaced, wikitext"):
+        toolkit.pipeline("generate", model=str(unknown))("the cat")
+
+
+def test_the_model_does_not_end_the_text_before_min_tokens(model):
+    whole_line = STORY[0]  # the model ends the text after it
+    ended = toolkit.pipeline("generate", model=model, temperature=0, min_tokens=0)(whole_line)
+    assert (ended["text"], ended["tokens"], ended["finish"]) == ("", 0, "end")
+    for least in (1, 3):
+        result = toolkit.pipeline("generate", model=model, temperature=0, min_tokens=least, max_tokens=20)(whole_line)
+        assert result["tokens"] >= least and result["text"].strip()
+
+
+def test_a_wikitext_model_reads_plain_prompts_and_never_writes_its_unknown_word(tmp_path):
+    lines = [" the <unk> sat on the mat , and the <unk> looked at the moon . ",
+             " a <unk> ran in the fog @-@ bank , then it barked at the sea . "]
+    path = tmp_path / "wiki.nlpt"
+    report = toolkit.train("generate", [{"text": line} for line in lines * 30], output=path, progress=False,
+                           symbols=["<unk>"], epochs=20, vocab_size=60, dim=32, heads=2, layers=2, ffn=64,
+                           dropout=0.0, context_length=32, batch_blocks=8, warmup=20, learning_rate=3e-3, patience=0)
+    assert report["text_style"] == "wikitext"
+    # Read as " a dog ran in the fog @-@ bank ,": the model goes on with its line.
+    greedy = toolkit.pipeline("generate", model=str(path), temperature=0, max_tokens=12)("a dog ran in the fog-bank,")
+    assert greedy["text"].startswith(" then it barked at the"), greedy
+    for seed in range(4):
+        result = toolkit.pipeline("generate", model=str(path), temperature=1.5, seed=seed, max_tokens=24,
+                                  logprobs=True)("the cat sat on the mat, and the")
+        assert "<unk>" not in result["text"] and all(lp["token"] != "<unk>" for lp in result["logprobs"])
+        assert " ," not in result["text"] and " @" not in result["text"]
 
 
 def test_a_seed_reproduces_a_sample_and_another_seed_draws_another(model):
@@ -287,3 +327,12 @@ def test_the_shipped_model_scores_near_its_card_on_a_test_sample():
     greedy = toolkit.pipeline("generate", temperature=0, max_tokens=20)("The game was released in")
     assert greedy["tokens"] == 20 or greedy["finish"] in ("end", "stop")
     assert greedy["text"].strip() and greedy["prompt_tokens"] >= 5
+
+
+def test_the_default_model_reads_and_writes_plain_english():
+    generate = toolkit.pipeline("generate", temperature=1.0, seed=0, max_tokens=60, logprobs=True, samples=4)
+    for prompt in ("The city's history began in 1850, when", "Robert Boulter is an English actor."):
+        for sample in generate(prompt)["samples"]:
+            text = sample["text"]
+            assert sample["tokens"] >= 1 and all(lp["token"] != "<unk>" for lp in sample["logprobs"])
+            assert not any(mark in text for mark in ("<unk>", " ,", " .", " 's", " @", "( ")), text

@@ -104,7 +104,8 @@ class TransformerChat(LoadsModel, DialogueEngine):
         generator = self._loaded()[0]
         max_tokens = max_tokens or self.settings["max_tokens"]
         context = generator.model.max_len
-        marked = marked_turns(turns)
+        # Each turn in the style of the model's dialogues, before the markers are put between them.
+        marked = marked_turns([generator.model_text(turn) for turn in turns])
         room = context - 2 - min(max_tokens, context // 2)  # the end-of-text id and the reply's marker
         lengths = [len(ids) for ids in generator.vocab.encode(marked)]
         kept, used = 1, lengths[-1]
@@ -201,12 +202,15 @@ class TransformerChat(LoadsModel, DialogueEngine):
         for history, response, last in pairs:
             loss, count = self._response_loss(history, response, last)
             nll, tokens, words = nll + loss, tokens + count, words + len(response.split()) + 1
-        replies = [result["text"] for i in range(0, len(pairs), EVAL_BATCH)
+        # The replies in the style of the model's dialogues, the references' (DailyDialog's "Hi , Jim ."), so
+        # that words and n-grams are counted alike in both.
+        generator = self._loaded()[0]
+        replies = [generator.model_text(result["text"]) for i in range(0, len(pairs), EVAL_BATCH)
                    for result in self.run([{"turns": history} for history, _, _ in pairs[i:i + EVAL_BATCH]])]
         seconds = time.perf_counter() - start
         references = [[response for _, response, _ in pairs]]
-        # force: tokenized dialogues (DailyDialog's "Hi , Jim .") are scored as they are, replies and references
-        # alike, without sacreBLEU's warning that they look tokenized.
+        # force: tokenized dialogues are scored as they are, replies and references alike, without sacreBLEU's
+        # warning that they look tokenized.
         bleu = {n: BLEU(max_ngram_order=n, effective_order=True, force=True).corpus_score(replies, references).score
                 for n in (1, 2)}
         return {"engine": f"{self.task}:{self.name}", "model": self.model, "records": len(dialogues),

@@ -1,10 +1,14 @@
 """A loaded language model: the network and its subword vocabulary; prompts in, continuations out.
 
 Text is decoded with the token before it (the prompt's last), so that the
-continuation's first word keeps its leading space. Stop strings are looked
-for in the decoded text after every step; a streamed text holds back its
-tail while it could still be the start of a stop string, so that what is
-streamed is exactly the text of the result.
+continuation's first word keeps its leading space. A model trained on a
+tokenized corpus (WikiText's ``city 's``, DailyDialog's ``Hi , Jim .``) has
+its corpus's style (:mod:`toolkit.text.corpus_style`) in its model file:
+prompts are put in that style and continuations written back as plain text.
+Stop strings are looked for in the plain text after every step; a streamed
+text holds back its tail while it could still be the start of a stop string
+or change with the next token, so that what is streamed is exactly the text
+of the result.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from toolkit.errors import InputError
+from toolkit.text.corpus_style import NEVER_WRITTEN, STYLES, PlainText, to_style
 from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
 
 if TYPE_CHECKING:
@@ -36,32 +41,45 @@ BATCH_COLUMNS = 2048
 @dataclass
 class Prompt:
     """A prompt as the model reads it: the end-of-text id, then its last ids that fit; ``cut``: ids dropped
-    from its left to fit the context; ``tokens``: its length in ids before the cut."""
+    from its left to fit the context; ``tokens``: its length in ids before the cut; ``text``: the prompt in the
+    model's style."""
 
     ids: list[int]
     tokens: int
     cut: int
+    text: str = ""
 
 
 @dataclass
 class Sample:
     """One continuation: its text (cut at a stop string), token ids, their log-probabilities, and why it ended
-    (None while it is being generated)."""
+    (None while it is being generated); ``settled``: how much of the text the next tokens cannot change."""
 
     text: str
     ids: list[int]
     logprobs: list[float]
     finish: str | None
+    settled: int = 0
 
 
 class Generator:
     """Continue prompts with ``model``, whose tokens are ``vocab``'s pieces (a vocabulary learnt here, or a
     pretrained checkpoint's tokenizer). A ``continuous_cache`` mixes its probabilities into the model's in every
-    perplexity, and in generation when asked (``use_cache``)."""
+    perplexity, and in generation when asked (``use_cache``). ``style`` is how the model's training corpus
+    writes text (:data:`toolkit.text.corpus_style.STYLES`)."""
 
     def __init__(self, model: DecoderLM, vocab: SubwordVocab | PretrainedTokenizer,
-                 continuous_cache: ContinuousCache | None = None) -> None:
-        self.model, self.vocab, self.continuous_cache = model, vocab, continuous_cache
+                 continuous_cache: ContinuousCache | None = None, style: str = "plain") -> None:
+        if style not in STYLES:
+            raise ValueError(f"text style {style!r} is not one of {', '.join(STYLES)}")
+        self.model, self.vocab, self.continuous_cache, self.style = model, vocab, continuous_cache, style
+        self.forbidden = (*vocab.never_generated, *self._piece_ids(NEVER_WRITTEN.get(style, ())))
+
+    def _piece_ids(self, pieces: Sequence[str]) -> list[int]:
+        """The ids of those of ``pieces`` that are a piece of the vocabulary (its encoding of the piece alone
+        ends with it, after the word-start piece a subword tokenizer may put first)."""
+        ends = [found[-1] for found in self.vocab.encode(list(pieces)) if found]
+        return [i for i, piece in zip(ends, self.vocab.pieces(ends)) if piece in pieces]
 
     @classmethod
     def from_pretrained(cls, folder: Path) -> "Generator":
@@ -74,7 +92,7 @@ class Generator:
         return cls(model, PretrainedTokenizer(folder, model.eos_id))
 
     @classmethod
-    def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray]) -> "Generator":
+    def from_arrays(cls, architecture: dict, arrays: dict[str, np.ndarray], style: str = "plain") -> "Generator":
         """Rebuild from a model file's architecture and arrays; ValueError, TypeError or KeyError for numbers
         the arrays do not back, before the network is built."""
         from toolkit.nn.language_model import DecoderLM
@@ -87,7 +105,7 @@ class Generator:
         if model.eos_id != EOS_ID or model.pad_id != PAD_ID:
             raise ValueError(f"the network's end and padding ids ({model.eos_id}, {model.pad_id}) are not the"
                              f" vocabulary's ({EOS_ID}, {PAD_ID})")
-        return cls(model, vocab)
+        return cls(model, vocab, style=style)
 
     @classmethod
     def from_model_file(cls, path: str) -> tuple["Generator", dict]:
@@ -99,7 +117,7 @@ class Generator:
         config, arrays = read_model_file(path)
         metadata = config.get("metadata", {})
         try:
-            generator = cls.from_arrays(config["architecture"], arrays)
+            generator = cls.from_arrays(config["architecture"], arrays, metadata.get("text_style", "plain"))
             if metadata.get("continuous_cache") is not None:
                 generator.continuous_cache = ContinuousCache.from_dict(metadata["continuous_cache"])
         except (KeyError, TypeError, ValueError) as error:
@@ -114,20 +132,25 @@ class Generator:
 
     # -- prompts ----------------------------------------------------------------
 
+    def model_text(self, text: str) -> str:
+        """Plain ``text`` in the style of the model's corpus (as it is, for a model of plain text)."""
+        return to_style(text, self.style)
+
     def prompts(self, texts: Sequence[str], max_tokens: int) -> list[Prompt]:
-        """The prompts of ``texts``, each cut from the left to leave room for ``max_tokens`` (or half the
-        context, when that is less) before the context fills; InputError for an empty prompt or one the
-        vocabulary cannot read."""
+        """The prompts of plain ``texts`` (put in the model's style), each cut from the left to leave room for
+        ``max_tokens`` (or half the context, when that is less) before the context fills; InputError for an
+        empty prompt or one the vocabulary cannot read."""
         room = self.model.max_len - 1 - min(max_tokens, self.model.max_len // 2)
+        styled = [self.model_text(text) for text in texts]
         prompts = []
-        for text, ids in zip(texts, self.vocab.encode(list(texts))):
+        for text, model_text, ids in zip(texts, styled, self.vocab.encode(styled)):
             if not text.strip():
                 raise InputError("the prompt is empty")
             if self.vocab.unreadable(ids):
                 raise InputError("the prompt holds only characters this model never saw in training"
                                  f" ({text.strip()[:40]!r}): it cannot continue it")
             kept = ids[-room:] if room > 0 else ids[-1:]
-            prompts.append(Prompt([self.vocab.eos_id, *kept], len(ids), len(ids) - len(kept)))
+            prompts.append(Prompt([self.vocab.eos_id, *kept], len(ids), len(ids) - len(kept), model_text))
         return prompts
 
     # -- decoding -------------------------------------------------------------
@@ -164,7 +187,7 @@ class Generator:
         sent = 0
         for samples in self._run([prompt], sampling, max_tokens, [rng], stops, stream=True, use_cache=use_cache):
             sample = samples[0]
-            safe = len(sample.text) if sample.finish else _safe_length(sample.text, stops)
+            safe = len(sample.text) if sample.finish else min(_safe_length(sample.text, stops), sample.settled)
             if safe > sent:
                 yield sample.text[sent:safe]
                 sent = safe
@@ -175,24 +198,34 @@ class Generator:
         from toolkit.nn.sampling import Decoding
 
         decoding = Decoding(self.model, [p.ids for p in prompts], sampling, max_tokens, rngs,
-                            forbidden=self.vocab.never_generated,
+                            forbidden=self.forbidden,
                             continuous_cache=self.continuous_cache if use_cache else None)
+        plain = [PlainText(self.style, p.text) for p in prompts]
         texts = [""] * len(prompts)
         for produced in decoding:
             for row, _ in produced:
                 result = decoding.results[row]
-                texts[row] = self._text(prompts[row], result.ids)
+                model_text = self._text(prompts[row], result.ids)
+                texts[row] = plain[row](model_text)
                 cut = _first_stop(texts[row], stops)
+                # A stop string glued to a token in the model's style (chat's speaker marker after "I am .")
+                # is a token of its own in the plain text's spacing: it is looked for in the model's text too.
+                in_model = _first_stop(model_text, stops) if self.style != "plain" else None
+                if in_model is not None:
+                    before_stop = PlainText(self.style, prompts[row].text)(model_text[:in_model])
+                    if cut is None or len(before_stop) < cut:
+                        cut = len(before_stop)
+                        texts[row] = before_stop
                 if cut is not None:
                     texts[row] = texts[row][:cut]
                     decoding.stop(row)
             if stream:
-                yield [_sample(texts[row], decoding.results[row]) for row in range(len(prompts))]
-        yield [_sample(texts[row], decoding.results[row]) for row in range(len(prompts))]
+                yield [_sample(texts[row], decoding.results[row], plain[row].settled) for row in range(len(prompts))]
+        yield [_sample(texts[row], decoding.results[row], len(texts[row])) for row in range(len(prompts))]
 
 
-def _sample(text: str, result: Any) -> Sample:
-    return Sample(text, list(result.ids), list(result.logprobs), result.finish)
+def _sample(text: str, result: Any, settled: int) -> Sample:
+    return Sample(text, list(result.ids), list(result.logprobs), result.finish, settled)
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:

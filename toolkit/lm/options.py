@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 SAMPLING_OPTIONS: dict[str, Option] = {
     "max_tokens": Option(int, 64, "Tokens to generate at most.", minimum=1, maximum=4096),
+    "min_tokens": Option(int, 1, "Tokens to generate at least before the model may end the text (0: it may end"
+                         " at once, leaving no text).", minimum=0, maximum=4096),
     "temperature": Option(float, 0.8, "Sampling temperature (0: greedy, the most probable token each time).",
                           minimum=0),
     "top_k": Option(int, 0, "Sample among the k most probable tokens only (0: all; 1: greedy).", minimum=0),
@@ -49,6 +51,12 @@ def train_options(epochs: int, patience: int, continuous_cache: bool = False) ->
         "subword_model": Option(str, "unigram", "sentencepiece algorithm.", choices=("unigram", "bpe")),
         "symbols": Option(str, (), "A string kept as one token wherever it occurs (repeatable), e.g. <unk>.",
                           multiple=True),
+        # The styles of toolkit.text.corpus_style, spelled out: importing it would compile its patterns at every
+        # start of the command line.
+        "text_style": Option(str, "auto", "How the training texts are written: plain, spaced (punctuation set"
+                             " apart: Hi , Jim .) or wikitext (also city 's, role @-@ playing); the model reads"
+                             " prompts in that style and writes plain text. auto: found from the texts.",
+                             choices=("auto", "plain", "spaced", "wikitext")),
         "dim": Option(int, 256, "Model width.", minimum=1),
         "heads": Option(int, 4, "Attention heads.", minimum=1),
         "layers": Option(int, 4, "Transformer blocks.", minimum=1),
@@ -61,7 +69,8 @@ def sampling(settings: dict[str, Any]) -> Sampling:
     """The sampler of an engine's ``settings`` (its sampling options)."""
     from toolkit.nn.sampling import Sampling
 
-    return Sampling(settings["temperature"], settings["top_k"], settings["top_p"], settings["repetition_penalty"])
+    return Sampling(settings["temperature"], settings["top_k"], settings["top_p"], settings["repetition_penalty"],
+                    settings["min_tokens"])
 
 
 def sample_rng(settings: dict[str, Any], sample: int) -> np.random.Generator:

@@ -19,6 +19,7 @@ from toolkit.errors import ModelFileError, OptionError
 from toolkit.lm.corpus import TextCounts, encode_stream, gather, training_batches, windows
 from toolkit.lm.generator import PARAM_PREFIX, Generator
 from toolkit.records import check_records
+from toolkit.text.corpus_style import detect_style
 from toolkit.text.subwords import EOS_ID, PAD_ID, SubwordVocab
 from toolkit.training import best_scores, checkpoint_path, history_report, make_trainer, model_header, resumed
 
@@ -138,6 +139,7 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
                             valid_records=len(valid) if valid else None, seconds=seconds,
                             **history_report(history), **figures)
     metadata["vocab"] = {"pieces": len(generator.vocab), "model": settings["subword_model"]}
+    metadata["text_style"] = detect_style(texts) if settings["text_style"] == "auto" else settings["text_style"]
     metrics = best_scores(history)
     if metrics is not None:
         metadata["metrics"] = metrics
@@ -151,7 +153,8 @@ def train_language_model(engine_class: type[Engine], texts: list[str], valid: li
         metadata["metrics"].update(chosen)
     save_arrays(output, generator.to_arrays(np.float16), metadata, architecture=generator.model.to_config())
     report = {"engine": f"{engine_class.task}:{engine_class.name}", "model": str(output), "name": metadata["name"],
-              "records": len(texts), "seconds": round(seconds, 2), **history_report(history), **figures}
+              "records": len(texts), "text_style": metadata["text_style"], "seconds": round(seconds, 2),
+              **history_report(history), **figures}
     if "metrics" in metadata:
         report["metrics"] = metadata["metrics"]
     return report

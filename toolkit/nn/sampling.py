@@ -28,13 +28,15 @@ class Sampling:
     set whose probability reaches ``top_p``, and a token is drawn.
     ``repetition_penalty`` p > 1 multiplies the (negative) log-probability
     of every token already in the prompt or the text by p, making repeats
-    less likely (1: off).
+    less likely (1: off). The model's end of text is not chosen before
+    ``min_tokens`` tokens (:class:`Decoding` sees to it).
     """
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
@@ -45,6 +47,8 @@ class Sampling:
             raise ValueError(f"top_p must be greater than 0 and at most 1, not {self.top_p}")
         if not self.repetition_penalty >= 1:
             raise ValueError(f"repetition_penalty must be at least 1, not {self.repetition_penalty}")
+        if self.min_tokens < 0:
+            raise ValueError(f"min_tokens must be at least 0, not {self.min_tokens}")
 
     @property
     def greedy(self) -> bool:
@@ -162,9 +166,11 @@ class Decoding:
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         while len(self.rows):
             logp = self._logp if self.continuous_cache is None else self._mixed(self._logp)
-            if len(self.forbidden):
+            early = [j for j, row in enumerate(self.rows) if len(self.results[row].ids) < self.sampling.min_tokens]
+            if len(self.forbidden) or early:
                 allowed = logp.copy()
                 allowed[:, self.forbidden] = -np.inf
+                allowed[early, self.model.eos_id] = -np.inf
             else:
                 allowed = logp
             tokens = np.array([self.sampling.choose(allowed[j], self.rngs[row], self.seen[row])
