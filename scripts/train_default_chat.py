@@ -106,9 +106,9 @@ same terms. For commercial use, train your own model on your own dialogues
   response's closing marker included), **{test['word_perplexity']:.2f}** per word ({test['words']:,} whitespace
   words, one close per response included)
 - Replies written with the engine's default sampling (temperature {test['sampling']['temperature']}, top-p
-  {test['sampling']['top_p']}, seed {test['sampling']['seed']}): BLEU-1 {test['bleu1']:.2f}, BLEU-2
-  {test['bleu2']:.2f} (sacreBLEU, corpus level); distinct-1 {test['distinct1']:.4f}, distinct-2
-  {test['distinct2']:.4f}
+  {test['sampling']['top_p']}, seed {test['sampling']['seed']}, at least {test['sampling']['min_tokens']} token):
+  BLEU-1 {test['bleu1']:.2f}, BLEU-2 {test['bleu2']:.2f} (sacreBLEU, corpus level, replies and true responses
+  as plain text); distinct-1 {test['distinct1']:.4f}, distinct-2 {test['distinct2']:.4f}
 
 | epoch | train loss | val token perplexity | val word perplexity (whole dialogues) |
 |---|---|---|---|
@@ -140,7 +140,8 @@ def main() -> int:
     metrics = engine.evaluate(test)
     meta = stamp_test(staged, command, f"DailyDialog train (official split), {len(dialogues):,} dialogues",
                       f"DailyDialog test (official split), {len(test):,} dialogues", metrics, TEST_KEYS,
-                      sampling={k: engine.settings[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")})
+                      sampling={k: engine.settings[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens",
+                                                                "min_tokens")})
     print(f"test perplexity {metrics['token_perplexity']:.2f} per token, {metrics['word_perplexity']:.2f} per word;"
           f" BLEU-1 {metrics['bleu1']:.2f}, distinct-2 {metrics['distinct2']:.4f};"
           f" {staged.stat().st_size / 2**20:.1f} MB")

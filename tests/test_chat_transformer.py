@@ -13,7 +13,7 @@ import pytest
 import toolkit
 from toolkit.errors import DataError, ModelMismatchError
 
-from toolkit_plugins.chat.transformer import SPEAKERS, TransformerChat, dialogue_text, marked_turns
+from toolkit_plugins.chat.transformer import SPEAKERS, TransformerChat, dialogue_text, distinct, marked_turns
 
 SHIPPED = Path(__file__).resolve().parents[1] / "plugins" / "chat" / "models" / "dailydialog.nlpt"
 DAILYDIALOG_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "dailydialog" / "test.jsonl.gz"
@@ -88,9 +88,11 @@ def test_evaluation_scores_each_response_given_its_history(model):
     assert 1.0 <= report["token_perplexity"] < 1.5 and report["words"] == sum(
         len(t.split()) + 1 for turns in DIALOGUES for t in turns[1:])
     assert report["bleu1"] > 90 and report["bleu2"] > 90
+    # Distinct words of the replies as plain text, split as BLEU splits them ("o'clock" one word, "." another).
     replies = [t for turns in DIALOGUES for t in turns[1:]]
     assert report["distinct1"] == pytest.approx(len({w for r in replies for w in r.split()})
                                                 / sum(len(r.split()) for r in replies), abs=1e-4)
+    assert distinct([["a", "b", "a", "b"], ["a"]], 2) == round(2 / 3, 4) and distinct([["a"]], 2) == 0.0
     # An untrained reply scores worse than the true one would: the perplexity is of the true responses.
     shuffled = TransformerChat(model=model, temperature=0).evaluate(
         [{"turns": [turns[0], *reversed(turns[1:])]} for turns in DIALOGUES[:2]])

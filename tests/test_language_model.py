@@ -131,7 +131,7 @@ def test_repetition_penalty_moves_choice_away_from_seen_tokens():
 
 
 @pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=-1), dict(top_p=0), dict(top_p=1.5),
-                                 dict(repetition_penalty=0.5)])
+                                 dict(repetition_penalty=0.5), dict(min_tokens=-1)])
 def test_bad_sampling_settings_are_refused(bad):
     with pytest.raises(ValueError):
         Sampling(**bad)

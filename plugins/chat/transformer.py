@@ -194,6 +194,9 @@ class TransformerChat(LoadsModel, DialogueEngine):
         import math
 
         from sacrebleu.metrics import BLEU
+        from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+        from toolkit.text.corpus_style import from_style
 
         dialogues = dialogues_of(records, "evaluation data")
         pairs = [(turns[:i], turns[i], i + 1 == len(turns)) for turns in dialogues for i in range(1, len(turns))]
@@ -202,26 +205,27 @@ class TransformerChat(LoadsModel, DialogueEngine):
         for history, response, last in pairs:
             loss, count = self._response_loss(history, response, last)
             nll, tokens, words = nll + loss, tokens + count, words + len(response.split()) + 1
-        # The replies in the style of the model's dialogues, the references' (DailyDialog's "Hi , Jim ."), so
-        # that words and n-grams are counted alike in both.
-        generator = self._loaded()[0]
-        replies = [generator.model_text(result["text"]) for i in range(0, len(pairs), EVAL_BATCH)
+        replies = [result["text"] for i in range(0, len(pairs), EVAL_BATCH)
                    for result in self.run([{"turns": history} for history, _, _ in pairs[i:i + EVAL_BATCH]])]
         seconds = time.perf_counter() - start
-        references = [[response for _, response, _ in pairs]]
-        # force: tokenized dialogues are scored as they are, replies and references alike, without sacreBLEU's
-        # warning that they look tokenized.
-        bleu = {n: BLEU(max_ngram_order=n, effective_order=True, force=True).corpus_score(replies, references).score
+        # Replies and references are compared as plain text, the references written back from the style of the
+        # model's dialogues (DailyDialog's "I ’ m fine , Jim ." is "I’m fine, Jim."), as sacreBLEU expects
+        # them; its 13a tokenization splits both alike, and gives distinct-n its words.
+        style = self._loaded()[0].style
+        references = [[from_style(response, style) for _, response, _ in pairs]]
+        bleu = {n: BLEU(max_ngram_order=n, effective_order=True).corpus_score(replies, references).score
                 for n in (1, 2)}
+        reply_words = [Tokenizer13a()(reply).split() for reply in replies]
         return {"engine": f"{self.task}:{self.name}", "model": self.model, "records": len(dialogues),
                 "responses": len(pairs), "tokens": tokens, "words": words,
                 "token_perplexity": round(math.exp(nll / tokens), 3),
                 "word_perplexity": round(math.exp(nll / words), 3),
                 "bleu1": round(bleu[1], 2), "bleu2": round(bleu[2], 2),
-                "distinct1": distinct(replies, 1), "distinct2": distinct(replies, 2), "seconds": round(seconds, 1)}
+                "distinct1": distinct(reply_words, 1), "distinct2": distinct(reply_words, 2), "seconds": round(seconds, 1)}
 
 
-def distinct(texts: Sequence[str], n: int) -> float:
-    """Distinct-n: the distinct word n-grams of ``texts`` over all their n-grams (0 when there are none)."""
-    grams = [tuple(words[i:i + n]) for words in (text.split() for text in texts) for i in range(len(words) - n + 1)]
+def distinct(texts: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct-n: the distinct word n-grams of ``texts`` (each a list of words) over all their n-grams (0 when
+    there are none)."""
+    grams = [tuple(words[i:i + n]) for words in texts for i in range(len(words) - n + 1)]
     return round(len(set(grams)) / len(grams), 4) if grams else 0.0
