@@ -24,6 +24,7 @@ grows.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Sequence
 
@@ -113,6 +114,9 @@ class _State:
     """What the spacing of the next token depends on: the token before it and whether a quote is open."""
 
     def __init__(self) -> None:
+        self.new_line()
+
+    def new_line(self) -> None:
         self.previous = ""
         self.glue_next = True  # no space before the next token (start of a line, after an opening mark)
         self.quote_open = False
@@ -176,9 +180,8 @@ class PlainText:
             self._written += written
             self._read = whole
             self.settled = len(self._written)
-        state = _State()
-        state.__dict__.update(self._state.__dict__)
-        return self._written + self._write(text[self._read:], state, self._space)[0]
+        # The last token is written on a copy of the state: the next call may find it grown.
+        return self._written + self._write(text[self._read:], copy.copy(self._state), self._space)[0]
 
     def _write(self, text: str, state: _State, space: str) -> tuple[str, str]:
         """The plain text of ``text`` after white space ``space``, and the white space it ends with."""
@@ -188,7 +191,7 @@ class PlainText:
                 space += part
                 if "\n" in part:
                     out.append("\n" * part.count("\n"))
-                    state.previous, state.glue_next, state.quote_open, state.apostrophe = "", True, False, False
+                    state.new_line()
                     space = ""
                 continue
             separator, written = state.spacing(part, self.style)
